@@ -1,0 +1,74 @@
+# tconv: one entry point for readers, students, instructors and CI.
+#   make book   build the Jupyter Book (creates .venv and installs on first use)
+#   make test   run every test (library, book build + browser, exercises, grader)
+# Both are idempotent: installs are keyed on pyproject.toml, the book on jupyter-cache.
+
+PYTHON ?= python3
+VENV   := .venv
+PY     := $(VENV)/bin/python
+STAMPS := .stamps
+BOOK_HTML := _build/html
+
+.PHONY: help venv sysdeps book book-clean test test-fast lint bench bench-grader release validate lab clean
+
+help:
+	@echo "make book        build the book into $(BOOK_HTML)/ (first run installs everything)"
+	@echo "make book-clean  rebuild the book from scratch, re-executing every notebook"
+	@echo "make test        run the whole test suite (what CI runs)"
+	@echo "make lint        ruff over the library, grader and tests"
+	@echo "make bench       full performance benchmark of tconv_lib against PyTorch"
+	@echo "make bench-grader  sandboxed parallel autograding vs plain nbgrader"
+	@echo "make release     regenerate exercises/ from solutions/"
+	@echo "make lab         open the exercises in JupyterLab"
+
+$(PY):
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "tconv needs Python 3.10+, found " + sys.version' 
+	$(PYTHON) -m venv $(VENV)
+	$(PY) -m pip install -q --upgrade pip
+
+# Re-install only when the project's dependencies change.
+$(STAMPS)/install: pyproject.toml | $(PY)
+	@mkdir -p $(STAMPS)
+	$(PY) -m pip install -q -e '.[book,test,jax]'
+	@touch $@
+
+venv: $(STAMPS)/install
+
+# Debian packages (chromium for the browser test, bubblewrap for the grading sandbox).
+sysdeps:
+	@bash scripts/sysdeps.sh
+
+book: venv
+	@bash scripts/build_book.sh
+
+book-clean: venv
+	rm -rf _build .jupyter_cache
+	@bash scripts/build_book.sh
+
+test: venv sysdeps
+	@bash scripts/build_book.sh
+	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
+
+test-fast: venv
+	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+
+lint: venv
+	$(PY) -m ruff check tconv_lib grader tests
+
+bench: venv
+	$(PY) -m tconv_lib.bench
+
+bench-grader: venv sysdeps
+	$(PY) -m grader.bench
+
+release: venv
+	$(PY) -m grader release
+
+validate: venv sysdeps
+	$(PY) -m grader validate
+
+lab: venv
+	$(VENV)/bin/jupyter lab exercises/
+
+clean:
+	rm -rf _build .jupyter_cache $(STAMPS) .pytest_cache test-artifacts

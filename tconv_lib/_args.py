@@ -1,0 +1,171 @@
+"""Argument checking shared by every operation.
+
+Every public operation calls :func:`check_transpose` or :func:`check_conv` before it touches the
+data. They turn ints into per-dimension tuples, add a batch axis to unbatched input, and raise a
+``ValueError``/``TypeError`` that names the argument, the rule and the value.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from . import backend
+
+IntOrTuple = int | Sequence[int]
+
+
+@dataclass(frozen=True)
+class Geometry:
+    """The geometric arguments of one (transposed) convolution, one entry per spatial dim."""
+
+    stride: tuple[int, ...]
+    padding: tuple[int, ...]
+    output_padding: tuple[int, ...]
+    dilation: tuple[int, ...]
+    groups: int
+    kernel: tuple[int, ...]
+
+    @property
+    def ndim(self) -> int:
+        return len(self.kernel)
+
+
+def as_tuple(name: str, value: Any, ndim: int) -> tuple[int, ...]:
+    """``3 -> (3, 3)``; a tuple must have one entry per spatial dimension."""
+    if isinstance(value, bool):
+        raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}")
+    if isinstance(value, int):
+        return (value,) * ndim
+    try:
+        values = tuple(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}") from None
+    if len(values) == 1:
+        values = values * ndim
+    if len(values) != ndim or not all(isinstance(v, int) and not isinstance(v, bool)
+                                      for v in values):
+        raise ValueError(
+            f"{name} must be an int or a tuple of {ndim} ints (one per spatial dimension), "
+            f"got {value!r}")
+    return values
+
+
+def _require(cond: bool, msg: str) -> None:
+    if not cond:
+        raise ValueError(msg)
+
+
+def _check_arrays(input: Any, weight: Any, bias: Any, op: str) -> None:
+    backend.check_same_kind(input=input, weight=weight, bias=bias)
+    backend.check_float_dtypes(input=input, weight=weight, bias=bias)
+    _require(weight.ndim >= 3,
+             f"weight must have shape (C_in, C_out/groups, *kernel) with at least one spatial "
+             f"dimension for {op}, got weight.shape={tuple(weight.shape)}")
+    nsp = weight.ndim - 2
+    _require(input.ndim in (nsp + 1, nsp + 2),
+             f"input must have {nsp + 2} dims (N, C, *spatial) or {nsp + 1} dims (C, *spatial) to "
+             f"match a weight with {nsp} spatial dims, got input.shape={tuple(input.shape)} and "
+             f"weight.shape={tuple(weight.shape)}")
+
+
+def _geometry(weight: Any, stride: IntOrTuple, padding: IntOrTuple, output_padding: IntOrTuple,
+              groups: int, dilation: IntOrTuple) -> Geometry:
+    nsp = weight.ndim - 2
+    geo = Geometry(
+        stride=as_tuple("stride", stride, nsp),
+        padding=as_tuple("padding", padding, nsp),
+        output_padding=as_tuple("output_padding", output_padding, nsp),
+        dilation=as_tuple("dilation", dilation, nsp),
+        groups=groups,
+        kernel=tuple(int(k) for k in weight.shape[2:]),
+    )
+    if isinstance(groups, bool) or not isinstance(groups, int):
+        raise TypeError(f"groups must be an int, got {groups!r}")
+    _require(groups >= 1, f"groups must be positive, got groups={groups}")
+    _require(all(s >= 1 for s in geo.stride), f"stride must be positive, got stride={stride!r}")
+    _require(all(d >= 1 for d in geo.dilation),
+             f"dilation must be positive, got dilation={dilation!r}")
+    _require(all(p >= 0 for p in geo.padding),
+             f"padding must be non-negative, got padding={padding!r}")
+    _require(all(o >= 0 for o in geo.output_padding),
+             f"output_padding must be non-negative, got output_padding={output_padding!r}")
+    _require(all(k >= 1 for k in geo.kernel),
+             f"every kernel size must be positive, got kernel size {geo.kernel}")
+    return geo
+
+
+def _batched(input: Any, nsp: int) -> tuple[Any, bool]:
+    if input.ndim == nsp + 1:
+        return input[None, ...], False
+    return input, True
+
+
+def check_transpose(input: Any, weight: Any, bias: Any, stride: IntOrTuple, padding: IntOrTuple,
+                    output_padding: IntOrTuple, groups: int, dilation: IntOrTuple
+                    ) -> tuple[Any, Geometry, bool]:
+    """Validate a ``conv_transpose`` call. Returns (batched input, geometry, was_batched)."""
+    _check_arrays(input, weight, bias, "conv_transpose")
+    geo = _geometry(weight, stride, padding, output_padding, groups, dilation)
+    for o, s, d in zip(geo.output_padding, geo.stride, geo.dilation, strict=True):
+        _require(o < max(s, d),
+                 f"output_padding must be smaller than max(stride, dilation) in every dimension, "
+                 f"got output_padding={geo.output_padding}, stride={geo.stride}, "
+                 f"dilation={geo.dilation}")
+    x, batched = _batched(input, geo.ndim)
+    c_in, c_out_g = int(weight.shape[0]), int(weight.shape[1])
+    _require(c_in % groups == 0,
+             f"groups must divide the input channels: weight.shape[0]={c_in} (C_in) is not "
+             f"divisible by groups={groups}")
+    _require(int(x.shape[1]) == c_in,
+             f"input has {int(x.shape[1])} channels but weight.shape[0] (C_in) is {c_in}; "
+             f"conv_transpose weights are laid out (C_in, C_out/groups, *kernel)")
+    _check_bias(bias, c_out_g * groups)
+    _check_spatial(x, geo, transposed=True)
+    return x, geo, batched
+
+
+def check_conv(input: Any, weight: Any, bias: Any, stride: IntOrTuple, padding: IntOrTuple,
+               dilation: IntOrTuple, groups: int) -> tuple[Any, Geometry, bool]:
+    """Validate a forward ``conv`` call. Returns (batched input, geometry, was_batched)."""
+    _check_arrays(input, weight, bias, "conv")
+    geo = _geometry(weight, stride, padding, 0, groups, dilation)
+    x, batched = _batched(input, geo.ndim)
+    c_out, c_in_g = int(weight.shape[0]), int(weight.shape[1])
+    _require(c_out % groups == 0,
+             f"groups must divide the output channels: weight.shape[0]={c_out} (C_out) is not "
+             f"divisible by groups={groups}")
+    _require(int(x.shape[1]) == c_in_g * groups,
+             f"input has {int(x.shape[1])} channels but weight expects C_in = "
+             f"weight.shape[1] * groups = {c_in_g} * {groups} = {c_in_g * groups}; "
+             f"conv weights are laid out (C_out, C_in/groups, *kernel)")
+    _check_bias(bias, c_out)
+    _check_spatial(x, geo, transposed=False)
+    return x, geo, batched
+
+
+def _check_bias(bias: Any, c_out: int) -> None:
+    if bias is None:
+        return
+    _require(tuple(bias.shape) == (c_out,),
+             f"bias must have shape (C_out,) = ({c_out},), got bias.shape={tuple(bias.shape)}")
+
+
+def _check_spatial(x: Any, geo: Geometry, transposed: bool) -> None:
+    from . import shapes  # shapes imports nothing from here; local import keeps modules flat
+
+    spatial = tuple(int(v) for v in x.shape[2:])
+    _require(all(v >= 1 for v in spatial) and int(x.shape[0]) >= 1 and int(x.shape[1]) >= 1,
+             f"input must not be empty, got input.shape={tuple(x.shape)}")
+    if transposed:
+        out = shapes.conv_transpose_output_shape(spatial, geo.kernel, geo.stride, geo.padding,
+                                                 geo.output_padding, geo.dilation)
+    else:
+        out = shapes.conv_output_shape(spatial, geo.kernel, geo.stride, geo.padding, geo.dilation)
+    _require(all(o >= 1 for o in out),
+             f"the output size must be positive, but input spatial size {spatial} with "
+             f"kernel={geo.kernel}, stride={geo.stride}, padding={geo.padding}, "
+             f"dilation={geo.dilation}"
+             + (f", output_padding={geo.output_padding}" if transposed else "")
+             + f" gives output size {out}")

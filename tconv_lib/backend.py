@@ -1,0 +1,99 @@
+"""One algorithm, two backends.
+
+Every method in :mod:`tconv_lib.methods` is written once against the array API (through
+``array_api_compat``): NumPy arrays give NumPy results (the CPU path) and torch tensors give torch
+tensors on the same device (the GPU path when that device is CUDA). Nothing is ever moved between
+libraries or devices behind the caller's back: mixing them is an error.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import array_api_compat
+import numpy as np
+
+_NUMPY_FLOATS = ("float32", "float64")
+_TORCH_FLOATS = ("float16", "bfloat16", "float32", "float64")
+
+
+def is_torch(x: Any) -> bool:
+    return array_api_compat.is_torch_array(x)
+
+
+def namespace(*arrays: Any) -> Any:
+    """The array-API namespace shared by ``arrays`` (``None`` entries are ignored)."""
+    return array_api_compat.array_namespace(*(a for a in arrays if a is not None))
+
+
+def _kind(x: Any) -> str:
+    if is_torch(x):
+        return f"torch tensor on {x.device}"
+    if isinstance(x, np.ndarray):
+        return "NumPy array"
+    return type(x).__name__
+
+
+def check_same_kind(**arrays: Any) -> None:
+    """All arrays are NumPy, or all are torch tensors on one device."""
+    named = {k: v for k, v in arrays.items() if v is not None}
+    for name, a in named.items():
+        if not (isinstance(a, np.ndarray) or is_torch(a)):
+            raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {_kind(a)}")
+    kinds = {name: _kind(a) for name, a in named.items()}
+    if len(set(kinds.values())) > 1:
+        listing = ", ".join(f"{k} is a {v}" for k, v in kinds.items())
+        raise TypeError(f"all arrays must be of one kind and on one device, but {listing}; "
+                        f"convert them explicitly (tconv_lib never moves data for you)")
+
+
+def dtype_name(x: Any) -> str:
+    return str(x.dtype).removeprefix("torch.")
+
+
+def check_float_dtypes(**arrays: Any) -> None:
+    """Floating dtypes only, and the same dtype for every array."""
+    named = {k: v for k, v in arrays.items() if v is not None}
+    for name, a in named.items():
+        allowed = _TORCH_FLOATS if is_torch(a) else _NUMPY_FLOATS
+        if dtype_name(a) not in allowed:
+            raise TypeError(f"{name} must have a floating dtype ({', '.join(allowed)}), "
+                            f"got {name}.dtype={dtype_name(a)}")
+    dtypes = {name: dtype_name(a) for name, a in named.items()}
+    if len(set(dtypes.values())) > 1:
+        listing = ", ".join(f"{k}.dtype={v}" for k, v in dtypes.items())
+        raise TypeError(f"all arrays must share one dtype, got {listing}")
+
+
+def zeros(xp: Any, like: Any, shape: tuple[int, ...]) -> Any:
+    """Zeros with ``like``'s dtype and device."""
+    return xp.zeros(shape, dtype=like.dtype, device=array_api_compat.device(like))
+
+
+def group_view(x: Any, groups: int) -> Any:
+    """(N, C, *sp) -> (N, groups, C/groups, prod(sp))."""
+    n, c = int(x.shape[0]), int(x.shape[1])
+    return namespace(x).reshape(x, (n, groups, c // groups, -1))
+
+
+def tap_slices(start: tuple[int, ...], count: tuple[int, ...], step: tuple[int, ...]
+               ) -> tuple[slice, ...]:
+    """``(..., start[0] : start[0] + step[0]*count[0] : step[0], ...)`` for the spatial axes."""
+    return (Ellipsis,) + tuple(slice(a, a + s * (n - 1) + 1, s)
+                               for a, n, s in zip(start, count, step, strict=True))
+
+
+def crop_or_pad(x: Any, lo: tuple[int, ...], size: tuple[int, ...]) -> Any:
+    """Window ``[lo, lo + size)`` of each spatial axis; parts outside ``x`` read as zeros."""
+    xp = namespace(x)
+    spatial = tuple(int(v) for v in x.shape[2:])
+    if all(a >= 0 and a + n <= full for a, n, full in zip(lo, size, spatial, strict=True)):
+        return x[(Ellipsis,) + tuple(slice(a, a + n) for a, n in zip(lo, size, strict=True))]
+    out = zeros(xp, x, tuple(x.shape[:2]) + tuple(size))
+    src, dst = [], []
+    for a, n, full in zip(lo, size, spatial, strict=True):
+        s0, s1 = max(a, 0), min(a + n, full)
+        src.append(slice(s0, max(s1, s0)))
+        dst.append(slice(s0 - a, s0 - a + max(s1 - s0, 0)))
+    out[(Ellipsis,) + tuple(dst)] = x[(Ellipsis,) + tuple(src)]
+    return out

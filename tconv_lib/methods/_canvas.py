@@ -1,0 +1,28 @@
+"""The uncropped output ("canvas") that the painting-style methods accumulate into."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from .. import backend
+from .._args import Geometry
+
+
+def canvas_shape(spatial: tuple[int, ...], geo: Geometry) -> tuple[int, ...]:
+    """Full size ``(i-1)s + d(k-1) + 1`` before cropping ``padding``, plus room for ``output_padding``."""
+    return tuple((i - 1) * s + d * (k - 1) + 1 + op for i, k, s, d, op in zip(
+        spatial, geo.kernel, geo.stride, geo.dilation, geo.output_padding, strict=True))
+
+
+def output_shape(spatial: tuple[int, ...], geo: Geometry) -> tuple[int, ...]:
+    """``(i-1)s - 2p + d(k-1) + op + 1`` per axis."""
+    return tuple(c - 2 * p for c, p in zip(canvas_shape(spatial, geo), geo.padding, strict=True))
+
+
+def crop(canvas: Any, spatial: tuple[int, ...], geo: Geometry) -> Any:
+    """``padding`` removes ``p`` entries from each side of the canvas (it pads nothing)."""
+    return backend.crop_or_pad(canvas, geo.padding, output_shape(spatial, geo))
+
+
+def spatial_of(x: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in x.shape[2:])

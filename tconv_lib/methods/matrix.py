@@ -1,0 +1,113 @@
+r"""Transposed convolution as multiplication by :math:`C^{\mathsf T}`.
+
+A forward convolution is linear in its input, so on flattened tensors it is a matrix:
+:math:`\operatorname{vec}(y) = C\,\operatorname{vec}(x)`. The transposed convolution with the
+*same* weight tensor is multiplication by :math:`C^{\mathsf T}`. That is the whole reason for
+the name, and why it is the gradient of convolution with respect to its input.
+
+:func:`conv_matrix` builds :math:`C` as a sparse matrix (``scipy.sparse`` for NumPy weights, a
+``torch`` sparse tensor on the weight's device for torch weights). Row
+:math:`(c_o, \mathbf{j})`, column :math:`(c_i, \mathbf{j}s + \mathbf{t}d - p)` holds
+:math:`w[c_o, c_i, \mathbf{t}]`.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from typing import Any
+
+import numpy as np
+
+from .. import backend, shapes
+from .._args import Geometry, IntOrTuple, as_tuple
+from ._canvas import output_shape, spatial_of
+
+
+def _axis_pairs(i: int, o: int, k: int, s: int, p: int, d: int) -> tuple[np.ndarray, ...]:
+    """All (output position, tap, input position) triples along one axis that hit the input."""
+    out_pos, tap = np.meshgrid(np.arange(o), np.arange(k), indexing="ij")
+    in_pos = out_pos * s + tap * d - p
+    keep = (in_pos >= 0) & (in_pos < i)
+    return out_pos[keep], tap[keep], in_pos[keep]
+
+
+def _sparse_indices(in_size: tuple[int, ...], out_size: tuple[int, ...], geo: Geometry,
+                    c_out: int, c_in_g: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Row, column and flat weight index of every non-zero of C."""
+    axes = [_axis_pairs(*a) for a in zip(in_size, out_size, geo.kernel, geo.stride, geo.padding,
+                                         geo.dilation, strict=True)]
+    out_flat, tap_flat, in_flat = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+    for (o, t, i), n_out, k, n_in in zip(axes, out_size, geo.kernel, in_size, strict=True):
+        out_flat = (out_flat[:, None] * n_out + o[None, :]).ravel()
+        tap_flat = (tap_flat[:, None] * k + t[None, :]).ravel()
+        in_flat = (in_flat[:, None] * n_in + i[None, :]).ravel()
+    k_total, p_out, p_in = int(np.prod(geo.kernel)), int(np.prod(out_size)), int(np.prod(in_size))
+    co, ci = np.meshgrid(np.arange(c_out), np.arange(c_in_g), indexing="ij")
+    co, ci = co.ravel()[:, None], ci.ravel()[:, None]
+    group = co // (c_out // geo.groups)
+    rows = co * p_out + out_flat[None, :]
+    cols = (group * c_in_g + ci) * p_in + in_flat[None, :]
+    widx = (co * c_in_g + ci) * k_total + tap_flat[None, :]
+    return rows.ravel(), cols.ravel(), widx.ravel()
+
+
+def conv_matrix(weight: Any, input_size: IntOrTuple, stride: IntOrTuple = 1,
+                padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
+                output_size: Sequence[int] | None = None) -> Any:
+    """The matrix C of the forward convolution ``conv(x, weight, ...)`` on one sample.
+
+    Args:
+        weight: conv layout ``(C_out, C_in/groups, *kernel)``.
+        input_size: spatial size of the convolution's input (an int or one per axis).
+        output_size: keep only the first ``output_size`` output positions per axis (default:
+            the convolution's full output).
+
+    Returns:
+        C of shape ``(C_out * prod(out), C_in * prod(input_size))``, so that
+        ``C @ x.reshape(-1)`` equals ``conv(x, weight, ...).reshape(-1)``.
+    """
+    nsp = weight.ndim - 2
+    geo = Geometry(as_tuple("stride", stride, nsp), as_tuple("padding", padding, nsp),
+                   (0,) * nsp, as_tuple("dilation", dilation, nsp), groups,
+                   tuple(int(k) for k in weight.shape[2:]))
+    in_size = as_tuple("input_size", input_size, nsp)
+    full = shapes.conv_output_shape(in_size, geo.kernel, geo.stride, geo.padding, geo.dilation)
+    out_size = full if output_size is None else tuple(int(v) for v in output_size)
+    if any(o < 1 or o > f for o, f in zip(out_size, full, strict=True)):
+        raise ValueError(f"output_size must be between 1 and the convolution's output size "
+                         f"{full}, got output_size={out_size}")
+    c_out, c_in_g = int(weight.shape[0]), int(weight.shape[1])
+    rows, cols, widx = _sparse_indices(in_size, out_size, geo, c_out, c_in_g)
+    shape = (c_out * int(np.prod(out_size)), c_in_g * groups * int(np.prod(in_size)))
+    if backend.is_torch(weight):
+        import torch
+
+        idx = torch.as_tensor(np.stack([rows, cols]), device=weight.device)
+        values = weight.reshape(-1)[torch.as_tensor(widx, device=weight.device)]
+        return torch.sparse_coo_tensor(idx, values, shape, check_invariants=False).coalesce()
+    import scipy.sparse
+
+    return scipy.sparse.csr_array((np.asarray(weight).reshape(-1)[widx], (rows, cols)),
+                                  shape=shape)
+
+
+def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
+    spatial = spatial_of(x)
+    out = output_shape(spatial, geo)
+    c = conv_matrix(weight, out, geo.stride, geo.padding, geo.dilation, geo.groups,
+                    output_size=spatial)                     # the forward conv maps out -> spatial
+    n, c_out = int(x.shape[0]), int(weight.shape[1]) * geo.groups
+    if backend.is_torch(x):
+        import torch
+
+        flat = x.reshape(n, -1).T
+        if flat.dtype in (torch.float16, torch.bfloat16):     # sparse half matmul is not on CPU
+            y = torch.sparse.mm(c.t().float(), flat.float()).to(flat.dtype)
+        else:
+            y = torch.sparse.mm(c.t(), flat)
+        return y.T.reshape((n, c_out) + out)
+    y = (c.T @ np.asarray(x).reshape(n, -1).T).T
+    return np.ascontiguousarray(y).reshape((n, c_out) + out)
+
+
+__all__ = ["conv_matrix", "conv_transpose"]

@@ -1,0 +1,70 @@
+r"""Transposed convolution by its polyphase (sub-pixel) decomposition.
+
+Output positions of the uncropped canvas split into :math:`s^D` *phases* by their remainder
+:math:`r` modulo the stride. Along one axis, canvas position :math:`qs + r` only receives the
+taps :math:`t` with :math:`td \equiv r \pmod{s}`, so each phase is a **stride-1** transposed
+convolution of the low-resolution input with the sub-kernel of those taps (``w[..., r::s]``
+when :math:`d = 1`). Interleaving the phases (depth-to-space) rebuilds the output.
+
+No multiply touches an inserted zero. When :math:`k = s` (and :math:`d = 1`) every phase has a
+single tap, so the whole operation is one :math:`1\times1` convolution to :math:`s^D C_{out}`
+channels followed by a pixel shuffle (Shi et al., 2016).
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+from .. import backend
+from .._args import Geometry
+from ..conv import conv_core
+from ._canvas import canvas_shape, crop, spatial_of
+from .zero_insert import flip_swap_kernel
+
+
+def axis_phases(k: int, s: int, d: int) -> list[tuple[int, list[int], int]]:
+    """For each residue ``r`` with taps: ``(r, taps, first_offset)`` along one axis.
+
+    ``taps`` are the kernel indices ``t`` with ``t*d = r (mod s)``; consecutive taps sit
+    ``d / gcd(s, d)`` low-resolution positions apart, and the first one lands at input offset
+    ``first_offset = (taps[0]*d - r) // s``.
+    """
+    phases = []
+    for r in range(s):
+        taps = [t for t in range(k) if (t * d - r) % s == 0]
+        if taps:
+            phases.append((r, taps, (taps[0] * d - r) // s))
+    return phases
+
+
+def _sub_transpose(x: Any, sub_w: Any, sub_d: tuple[int, ...], groups: int) -> Any:
+    """Stride-1 transposed convolution (full output) with dilation ``sub_d``."""
+    kernel = tuple(int(k) for k in sub_w.shape[2:])
+    reach = tuple(d * (k - 1) for k, d in zip(kernel, sub_d, strict=True))
+    spatial = spatial_of(x)
+    padded = backend.crop_or_pad(x, tuple(-r for r in reach),
+                                 tuple(i + 2 * r for i, r in zip(spatial, reach, strict=True)))
+    geo = Geometry((1,) * len(kernel), (0,) * len(kernel), (0,) * len(kernel), sub_d, groups,
+                   kernel)
+    return conv_core(padded, flip_swap_kernel(sub_w, groups), geo)
+
+
+def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
+    xp = backend.namespace(x, weight)
+    n, g = int(x.shape[0]), geo.groups
+    spatial = spatial_of(x)
+    canvas = backend.zeros(xp, x, (n, int(weight.shape[1]) * g) + canvas_shape(spatial, geo))
+    per_axis = [axis_phases(k, s, d) for k, s, d in zip(geo.kernel, geo.stride, geo.dilation,
+                                                        strict=True)]
+    sub_d = tuple(d // math.gcd(s, d) for s, d in zip(geo.stride, geo.dilation, strict=True))
+    for combo in itertools.product(*per_axis):
+        sub_w = weight
+        for axis, (_, taps, _) in enumerate(combo):
+            idx = xp.asarray(taps, device=backend.array_api_compat.device(weight))
+            sub_w = xp.take(sub_w, idx, axis=2 + axis)
+        phase_out = _sub_transpose(x, sub_w, sub_d, g)
+        start = tuple(m * s + r for (r, _, m), s in zip(combo, geo.stride, strict=True))
+        canvas[backend.tap_slices(start, spatial_of(phase_out), geo.stride)] = phase_out
+    return crop(canvas, spatial, geo)
