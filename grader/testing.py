@@ -1,0 +1,150 @@
+"""The assertion helpers that exercise test cells use.
+
+Test cells in the exercises never use ``assert`` or ``numpy.testing`` directly. They call::
+
+    expect("scatter_1d", scatter_1d(x, w, 2), expected=[2, 4, 9, 6, 9],
+           hint="each input element adds a scaled copy of the kernel, stride apart")
+    expect_raises("bad_stride", ValueError, output_size, 4, 3, 0)
+
+Two modes:
+
+* **Student mode** (default, JupyterLab or ``tconv-grader check``): ``expect`` compares ``got``
+  with ``expected`` and raises an ``AssertionError`` saying what was expected, what came back, and
+  the hint. This is the feedback loop while working.
+* **Grading mode** (inside the autograder's sandbox): the grader rebinds ``expect`` and
+  ``expect_raises`` in the notebook's namespace, right before each test cell, to *recorders*. A
+  recorder converts ``got`` to plain data (numbers, strings, ``numpy.ndarray`` of a numeric dtype,
+  lists/tuples/dicts of these; anything else, like an object whose ``__eq__`` always says yes, is
+  recorded as "unserialisable") and sends it out of the sandbox under the key
+  ``"<grade_id>/<name>"``. ``expected`` is ignored there: the grader compares the student's records
+  with the records of the instructor's solution, in a process the student's code never ran in.
+  Monkeypatching this module or ``numpy.testing`` therefore cannot turn a failure into a pass.
+
+The comparison rule (:func:`values_match`) is the same in both modes.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Callable
+from typing import Any
+
+import numpy as np
+
+RTOL = 1e-6
+ATOL = 1e-8
+
+
+class Unserialisable:
+    """Marker for a value that is not plain data (never equal to anything)."""
+
+    def __init__(self, type_name: str) -> None:
+        self.type_name = type_name
+
+    def __repr__(self) -> str:
+        return f"<unserialisable {self.type_name}>"
+
+
+def to_plain(value: Any) -> Any:
+    """Plain-data copy of ``value``; exact types only, so subclasses cannot smuggle ``__eq__``."""
+    t = type(value)
+    if value is None or t in (bool, int, float, str):
+        return value
+    if t in (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
+             np.uint8, np.bool_):
+        return value.item()
+    if t is np.ndarray:
+        if value.dtype.kind not in "biuf":
+            return Unserialisable(f"ndarray[{value.dtype}]")
+        return np.array(value, copy=True)
+    if t.__module__ == "torch" and t.__name__ in ("Tensor", "Parameter"):
+        try:
+            arr = value.detach().cpu().to(dtype=_torch_plain_dtype(value)).numpy()
+        except Exception:  # noqa: BLE001 - anything odd is simply not plain data
+            return Unserialisable("torch.Tensor")
+        return np.array(arr, copy=True)
+    if t in (list, tuple):
+        return t(to_plain(v) for v in value)
+    if t is dict:
+        return {str(k): to_plain(v) for k, v in value.items()}
+    return Unserialisable(t.__name__)
+
+
+def _torch_plain_dtype(tensor: Any) -> Any:
+    import torch
+
+    if tensor.dtype.is_floating_point:
+        return torch.float64
+    if tensor.dtype == torch.bool:
+        return torch.bool
+    return torch.int64
+
+
+def values_match(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL) -> bool:
+    """True when two plain values agree: same structure and shape, numbers within tolerance.
+
+    NaN never matches (not even NaN), so a NaN answer cannot pass a test.
+    """
+    if isinstance(got, Unserialisable) or isinstance(expected, Unserialisable):
+        return False
+    if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray):
+        if not (isinstance(got, np.ndarray | list | tuple | int | float)):
+            return False
+        g, e = np.asarray(got), np.asarray(expected)
+        if g.shape != e.shape or g.dtype.kind not in "biuf" or e.dtype.kind not in "biuf":
+            return False
+        g, e = g.astype(np.float64), e.astype(np.float64)
+        if not (np.isfinite(g).all() and np.isfinite(e).all()):
+            return False
+        return bool(np.all(np.abs(g - e) <= atol + rtol * np.abs(e)))
+    if isinstance(expected, bool) or isinstance(got, bool):
+        return type(got) is type(expected) and got == expected
+    if isinstance(expected, int | float) and isinstance(got, int | float):
+        if not (math.isfinite(got) and math.isfinite(expected)):
+            return False
+        return abs(got - expected) <= atol + rtol * abs(expected)
+    if isinstance(expected, list | tuple) and isinstance(got, list | tuple):
+        return len(got) == len(expected) and all(
+            values_match(g, e, rtol, atol) for g, e in zip(got, expected, strict=True))
+    if isinstance(expected, dict) and isinstance(got, dict):
+        return got.keys() == expected.keys() and all(
+            values_match(got[k], expected[k], rtol, atol) for k in expected)
+    return type(got) is type(expected) and got == expected
+
+
+def describe(value: Any, limit: int = 300) -> str:
+    """A short human-readable rendering for failure messages."""
+    text = repr(value.tolist()) if isinstance(value, np.ndarray) else repr(value)
+    if isinstance(value, np.ndarray):
+        text = f"array of shape {value.shape}: {text}"
+    return text if len(text) <= limit else text[: limit - 3] + "..."
+
+
+def expect(name: str, got: Any, expected: Any, hint: str = "") -> None:
+    """Student mode: raise ``AssertionError`` unless ``got`` matches ``expected``."""
+    g, e = to_plain(got), to_plain(expected)
+    if not values_match(g, e):
+        msg = f"[{name}] expected {describe(e)}, got {describe(g)}."
+        if hint:
+            msg += f" Hint: {hint}"
+        raise AssertionError(msg)
+
+
+def outcome_of(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
+    """The name of the exception ``fn(*args, **kwargs)`` raises, or ``"no exception"``."""
+    try:
+        fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - recording which exception is the point
+        return type(exc).__name__
+    return "no exception"
+
+
+def expect_raises(name: str, exc_type: type[BaseException], fn: Callable[..., Any], *args: Any,
+                  hint: str = "", **kwargs: Any) -> None:
+    """Student mode: raise ``AssertionError`` unless ``fn(*args)`` raises ``exc_type``."""
+    got = outcome_of(fn, *args, **kwargs)
+    if got != exc_type.__name__:
+        msg = f"[{name}] expected {exc_type.__name__} to be raised, got {got}."
+        if hint:
+            msg += f" Hint: {hint}"
+        raise AssertionError(msg)
