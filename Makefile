@@ -29,7 +29,7 @@ $(PY):
 # Re-install only when the project's dependencies change.
 $(STAMPS)/install: pyproject.toml | $(PY)
 	@mkdir -p $(STAMPS)
-	$(PY) -m pip install -q -e '.[book,test,jax]'
+	$(PY) -m pip install -q -e '.[book,test,jax,cluster]'
 	@touch $@
 
 venv: $(STAMPS)/install

@@ -2,11 +2,13 @@
 # Install the Debian packages tconv needs, or say exactly what is missing.
 #   chromium + chromium-driver : the browser test of the built book
 #   bubblewrap                 : the autograder's sandbox
+#   postgresql                 : the PostgreSQL gradebook tests (a throwaway server per run)
 set -euo pipefail
 need=()
 command -v chromium >/dev/null 2>&1 || need+=(chromium)
 command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
 command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
+compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
 ((${#need[@]})) || exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
