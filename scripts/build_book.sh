@@ -1,7 +1,31 @@
 #!/usr/bin/env bash
-# Build the book strictly: warnings are errors, every cell executes (cached by jupyter-cache).
+# Build the book strictly: warnings are errors (-W -n), every cell executes (cached by
+# jupyter-cache, so a warm rebuild with nothing changed re-executes nothing), and a cell that
+# raises fails the build (allow_errors: false + nb_execution_raise_on_error in _config.yml).
+# MathJax 3 is vendored into book/_static/mathjax from the npm package mathjax@3, so the built
+# site needs no network at view time.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 start=$(date +%s)
+
+MATHJAX_VERSION=3.2.2
+mj=book/_static/mathjax
+if [ ! -f "$mj/es5/tex-chtml.js" ] || [ "$(cat "$mj/VERSION" 2>/dev/null)" != "$MATHJAX_VERSION" ]; then
+  command -v npm >/dev/null 2>&1 || {
+    echo "build_book: npm is needed once to vendor MathJax (apt-get install npm)" >&2; exit 1; }
+  tmp=$(mktemp -d)
+  trap 'rm -rf "$tmp"' EXIT
+  (cd "$tmp" && npm pack --silent "mathjax@$MATHJAX_VERSION" >/dev/null && tar xzf mathjax-*.tgz)
+  rm -rf "$mj" && mkdir -p "$mj/es5"
+  # the CHTML build, its fonts, and what it may load on demand (TeX extensions, menu, a11y)
+  cp -r "$tmp/package/es5/tex-chtml.js" "$tmp/package/es5/input" "$tmp/package/es5/output" \
+        "$tmp/package/es5/ui" "$tmp/package/es5/a11y" "$tmp/package/es5/adaptors" "$mj/es5/"
+  cp "$tmp/package/LICENSE" "$mj/LICENSE"
+  echo "$MATHJAX_VERSION" > "$mj/VERSION"
+  echo "build_book: vendored MathJax $MATHJAX_VERSION into $mj"
+fi
+
+# the chapters import tconv_lib from this checkout even before `pip install -e .` has run
+export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 .venv/bin/jupyter-book build . --path-output . -W -n --keep-going
 echo "book: built in $(( $(date +%s) - start ))s -> $(pwd)/_build/html/index.html"
