@@ -1,0 +1,513 @@
+"""The code that runs INSIDE the grading sandbox (a plain Python process, not a Jupyter kernel).
+
+This file is executed as a script by :mod:`grader.execute`, never imported by the grader itself.
+It runs as a *zygote*: it pre-imports the heavy modules (numpy, torch, tconv_lib, ...) once, then
+waits on a control socket for jobs. For each job it forks; the child isolates itself (when the
+zygote runs inside the bubblewrap sandbox as root: a fresh mount and pid namespace, private
+``/tmp`` and ``/dev/shm``, only this submission's scratch copy at ``/work``, then an unprivileged
+uid of its own), sets resource limits and executes the notebook's code cells in one namespace.
+
+Everything the recorder needs is captured before any student code runs: a *private* copy of
+``grader.testing`` (not registered in ``sys.modules``), the C-level encoders used for framing, and
+``os.write``. Records leave the process as length-prefixed JSON on a dedicated pipe; arrays as
+base64 ``.npy`` bytes built here by hand (never pickle). The harness never compares values: the
+grader compares the records with the instructor solution's, outside the sandbox.
+
+An in-process attacker can always forge *records* (they share the process with the harness), but
+forging a passing record needs the correct answer, which is exactly what the exercise asks for;
+the solution and the hidden tests' expected values are never visible inside the sandbox.
+"""
+
+import binascii
+import builtins
+import ctypes
+import gc
+import importlib.util
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+import time
+import types
+
+# ---- references captured before any student code can run ---------------------------------------
+_os_write = os.write
+_os_close = os.close
+_os_exit = os._exit
+_b2a = binascii.b2a_base64
+_json_str = json.encoder.encode_basestring_ascii  # C function
+_pack = struct.pack
+_int_repr = int.__repr__
+_float_repr = float.__repr__
+_isinstance = builtins.isinstance
+_type = builtins.type
+_len = builtins.len
+_str = builtins.str
+_setitimer = signal.setitimer
+_monotonic = time.monotonic
+_BaseException = BaseException
+_enumerate = builtins.enumerate
+_sorted = builtins.sorted
+_max = builtins.max
+_min = builtins.min
+_getattr = builtins.getattr
+_memoryview = builtins.memoryview
+
+FRAME_MAX = 32 << 20  # the parent rejects bigger frames; never produce them
+
+CLONE_NEWNS = 0x00020000
+CLONE_NEWPID = 0x20000000
+MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 4096, 16384, 1 << 18
+PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
+
+_MAGIC_OK = ("%matplotlib", "%load_ext autoreload", "%autoreload", "%config")
+
+
+class _CellTimeout(BaseException):
+    """Raised by the per-cell alarm; a BaseException so ``except Exception`` cannot swallow it."""
+
+
+def _load_private_testing(path):
+    spec = importlib.util.spec_from_file_location("_tconv_private_testing", path)
+    mod = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(mod)  # not in sys.modules: monkeypatching grader.testing misses it
+    return mod
+
+
+# ---- framing -------------------------------------------------------------------------------------
+def _enc(v, out, depth=0):
+    """A tiny JSON encoder built only from captured C-level pieces."""
+    t = _type(v)
+    if depth > 40:
+        out.append('{"$":"unser","type":"too deep"}')
+    elif v is None:
+        out.append("null")
+    elif v is True:
+        out.append("true")
+    elif v is False:
+        out.append("false")
+    elif t is int:
+        out.append(_int_repr(v) if -(10 ** 300) < v < 10 ** 300 else '{"$":"unser","type":"int"}')
+    elif t is float:
+        if v != v or v in (float("inf"), float("-inf")):
+            out.append('{"$":"float","v":' + _json_str(_float_repr(v)) + "}")
+        else:
+            out.append(_float_repr(v))
+    elif t is str:
+        out.append(_json_str(v))
+    elif t is list or t is tuple:
+        out.append('{"$":"' + ("list" if t is list else "tuple") + '","v":[')
+        for i, x in _enumerate(v):
+            if i:
+                out.append(",")
+            _enc(x, out, depth + 1)
+        out.append("]}")
+    elif t is dict:
+        out.append('{"$":"dict","v":{')
+        for i, (k, x) in _enumerate(v.items()):
+            if i:
+                out.append(",")
+            out.append(_json_str(_str(k)) + ":")
+            _enc(x, out, depth + 1)
+        out.append("}}")
+    elif t is _H.ndarray:
+        out.append('{"$":"nd","npy":"' + _npy_b64(v) + '"}')
+    elif t is _H.Unserialisable:
+        out.append('{"$":"unser","type":' + _json_str(_str(v.type_name)[:200]) + "}")
+    else:
+        out.append('{"$":"unser","type":' + _json_str(t.__name__[:200]) + "}")
+
+
+def _npy_b64(a):
+    kind = a.dtype.kind
+    dt = {"b": "|b1", "i": "<i8", "u": "<i8", "f": "<f8"}[kind]
+    a = _H.ascontiguousarray(a).astype(dt)
+    shape = a.shape
+    if _len(shape) == 1:
+        shape_s = "(" + _int_repr(shape[0]) + ",)"
+    else:
+        shape_s = "(" + ", ".join([_int_repr(n) for n in shape]) + ")"
+    header = "{'descr': '" + dt + "', 'fortran_order': False, 'shape': " + shape_s + ", }"
+    pad = 64 - (10 + _len(header) + 1) % 64
+    header = (header + " " * pad + "\n").encode("latin1")
+    raw = b"\x93NUMPY\x01\x00" + _pack("<H", _len(header)) + header + _H.tobytes(a)
+    return _b2a(raw, newline=False).decode("ascii")
+
+
+class _H:
+    """Harness state (class attributes, set once in the zygote)."""
+
+    fd = -1
+    ndarray = None
+    ascontiguousarray = None
+    tobytes = None
+    Unserialisable = None
+    to_plain = None
+    outcome_of = None
+    current = None  # (cell index, grade_id) of the running test cell
+    flags = set()
+    out = None
+
+
+def _send_raw(text):
+    data = text.encode("utf-8", "surrogatepass")
+    if _len(data) > FRAME_MAX:
+        data = (b'{"t":"flag","msg":"record too large"}')
+    buf = _pack("<I", _len(data)) + data
+    view = _memoryview(buf)
+    while view:
+        n = _os_write(_H.fd, view)
+        view = view[n:]
+
+
+def _send(kind, **fields):
+    out = ['{"t":', _json_str(kind)]
+    for k, v in fields.items():
+        out.append("," + _json_str(k) + ":")
+        _enc(v, out)
+    out.append("}")
+    _send_raw("".join(out))
+
+
+# ---- recorders -----------------------------------------------------------------------------------
+def _make_recorders(index, grade_id):
+    to_plain, outcome_of = _H.to_plain, _H.outcome_of
+
+    def _record(name, value):
+        if _H.current != (index, grade_id):
+            return  # a recorder smuggled out of its own test cell records nothing
+        try:
+            plain = to_plain(value)
+        except _BaseException:  # noqa: BLE001 - odd objects are simply not plain data
+            plain = _H.Unserialisable("error")
+        _send("record", cell=index, key=_str(grade_id) + "/" + _str(name), value=plain)
+
+    def expect(name, got, expected=None, hint=""):
+        _record(name, got)
+
+    def expect_raises(name, exc_type, fn, *args, hint="", **kwargs):
+        _record(name, outcome_of(fn, *args, **kwargs))
+
+    return expect, expect_raises
+
+
+# ---- output capture ------------------------------------------------------------------------------
+class _CappedWriter:
+    """sys.stdout/sys.stderr replacement keeping at most ``cap`` characters in total."""
+
+    def __init__(self, cap):
+        self.cap, self.used, self.parts, self.truncated = cap, 0, [], False
+
+    def write(self, s):
+        s = _str(s)
+        room = self.cap - self.used
+        if _len(s) > room:
+            self.truncated = True
+            s = s[: _max(room, 0)]
+        if s:
+            self.parts.append(s)
+            self.used += _len(s)
+        return _len(s)
+
+    def flush(self):
+        pass
+
+    def isatty(self):
+        return False
+
+    def take(self):
+        text = "".join(self.parts)
+        self.parts = []
+        return text
+
+    encoding = "utf-8"
+    errors = "replace"
+
+
+def _strip_magics(src):
+    """Drop harmless IPython magics; reject the rest (a cell error, like a syntax error)."""
+    if src.lstrip().startswith("%%"):
+        raise SyntaxError("cell magics (%%) are not supported by the autograder")
+    lines = []
+    for line in src.splitlines():
+        s = line.strip()
+        if s.startswith(("%", "!")):
+            if s.startswith(_MAGIC_OK):
+                lines.append("")
+                continue
+            raise SyntaxError(f"IPython magic or shell escape not supported: {s[:60]!r}")
+        lines.append(line)
+    return "\n".join(lines)
+
+
+def _audit(event, args):
+    if event in ("socket.connect", "socket.sendto", "socket.bind"):
+        _H.flags.add("network attempt")
+
+
+# ---- one job -------------------------------------------------------------------------------------
+def _run_cells(job):
+    lim = job["limits"]
+    cap = int(lim["max_output_bytes"])
+    writer = _CappedWriter(cap)
+    _H.out = writer
+    sys.stdout = sys.stderr = writer
+    main = types.ModuleType("__main__")
+    ns = main.__dict__
+    ns["__builtins__"] = builtins
+    ns["display"] = lambda *a, **k: print(*a)
+    sys.modules["__main__"] = main
+    cell_timeout = float(lim["cell_timeout"])
+
+    def _alarm(signum, frame):
+        raise _CellTimeout()
+
+    signal.signal(signal.SIGALRM, _alarm)
+    for cell in job["cells"]:
+        index, grade_id = cell["index"], cell.get("grade_id")
+        _send("cell_start", i=index)
+        status, error = "ok", None
+        try:
+            if cell.get("grade"):
+                ns["expect"], ns["expect_raises"] = _make_recorders(index, grade_id)
+                _H.current = (index, grade_id)
+            else:
+                _H.current = None
+            code = compile(_strip_magics(cell["source"]), f"<cell {index}>", "exec")
+            _setitimer(signal.ITIMER_REAL, cell_timeout)
+            try:
+                exec(code, ns)
+            finally:
+                _setitimer(signal.ITIMER_REAL, 0)
+        except _CellTimeout:
+            status, error = "timeout", f"cell exceeded {cell_timeout:g} s"
+            _H.flags.add("timeout")
+        except _BaseException as exc:  # noqa: BLE001 - a failing cell is data, not a crash
+            status = "error"
+            try:
+                error = (_type(exc).__name__ + ": " + _str(exc))[:2000]
+            except _BaseException:  # noqa: BLE001
+                error = _type(exc).__name__
+            if _isinstance(exc, MemoryError):
+                _H.flags.add("memory limit")
+            if _isinstance(exc, BlockingIOError) or (
+                    _isinstance(exc, OSError) and _getattr(exc, "errno", None) == 11):
+                _H.flags.add("process limit")
+        _H.current = None
+        sys.stdout = sys.stderr = writer
+        if writer.truncated:
+            _H.flags.add("output truncated")
+        _send("cell_end", i=index, status=status, error=error, output=writer.take(),
+              flags=_sorted(_H.flags))
+    _send("done")
+
+
+def _isolate(job):
+    """Child of the zygote, as root in the zygote's sandbox: namespaces, mounts, pid 1, uid drop.
+
+    Returns only in the process that is to run the cells (pid 2 of a fresh pid namespace).
+    """
+    libc = ctypes.CDLL(None, use_errno=True)
+
+    def check(r, what):
+        if r != 0:
+            raise OSError(ctypes.get_errno(), f"sandbox setup failed: {what}")
+
+    check(libc.unshare(CLONE_NEWNS | CLONE_NEWPID), "unshare")
+    check(libc.mount(None, b"/", None, MS_REC | MS_PRIVATE, None), "make / private")
+    init = os.fork()
+    if init:  # A: wait for the namespace's init, exit like it
+        for fd in job["_fds"]:
+            _os_close(fd)
+        _, st = os.waitpid(init, 0)
+        _os_exit(os.waitstatus_to_exitcode(st) % 256 if os.WIFEXITED(st)
+                 else 128 + os.WTERMSIG(st))
+    # B: pid 1 of the new pid namespace. Dies with A (pdeathsig), takes the namespace along.
+    libc.prctl(PR_SET_PDEATHSIG, signal.SIGKILL, 0, 0, 0)
+    size = b"size=" + str(int(job["limits"]["tmp_bytes"])).encode()
+    flags = MS_NOSUID | MS_NODEV
+    check(libc.mount(b"proc", b"/proc", b"proc", flags, None), "mount /proc")
+    check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", flags, size + b",mode=1777"), "mount /tmp")
+    if os.path.isdir("/dev/shm"):
+        check(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", flags, b"size=16m,mode=1777"),
+              "mount /dev/shm")
+    src = ("/stage/" + job["stage"]).encode()
+    check(libc.mount(src, b"/work", None, MS_BIND | MS_REC, None), "bind /work")
+    check(libc.mount(b"tmpfs", b"/stage", b"tmpfs", flags | MS_RDONLY, b"size=4k,mode=0"),
+          "hide /stage")
+    child = os.fork()
+    if child:  # B: reap everything; leave when the harness leaves
+        for fd in job["_fds"]:
+            _os_close(fd)
+        while True:
+            try:
+                pid, st = os.wait()
+            except ChildProcessError:
+                _os_exit(0)
+            if pid == child:
+                code = (min(os.WEXITSTATUS(st), 127) if os.WIFEXITED(st)
+                        else 128 + os.WTERMSIG(st))
+                _os_exit(code)
+    # C: the process that runs the cells
+    uid = int(job["uid"])
+    os.setgroups([])
+    os.setresgid(uid, uid, uid)
+    os.setresuid(uid, uid, uid)
+
+
+def _limit(job):
+    import resource
+
+    lim = job["limits"]
+    base = 0
+    try:
+        with open("/proc/self/status") as f:
+            for line in f:
+                if line.startswith("VmSize:"):
+                    base = int(line.split()[1]) * 1024
+    except OSError:
+        pass
+    mem = base + int(lim["memory_bytes"])
+    resource.setrlimit(resource.RLIMIT_AS, (mem, mem))
+    n = int(lim["max_processes"])
+    resource.setrlimit(resource.RLIMIT_NPROC, (n, n))
+    resource.setrlimit(resource.RLIMIT_CORE, (0, 0))
+    fs = int(lim["file_bytes"])
+    resource.setrlimit(resource.RLIMIT_FSIZE, (fs, fs))
+    ctypes.CDLL(None).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
+
+
+def _child(job, data_fd, out_fd, isolate):
+    os.setsid()
+    os.dup2(out_fd, 1)
+    os.dup2(out_fd, 2)
+    os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
+    _H.fd = data_fd
+    job["_fds"] = [data_fd, out_fd]
+    try:
+        if isolate:
+            _isolate(job)
+        os.chdir(job.get("cwd", "/work"))
+        _limit(job)
+    except BaseException as exc:  # noqa: BLE001
+        try:
+            _send("flag", msg=f"sandbox setup failed: {exc}")
+        finally:
+            _os_exit(120)
+    sys.addaudithook(_audit)
+    gc.collect()
+    try:
+        _run_cells(job)
+    finally:
+        _os_exit(0)
+
+
+# ---- the zygote ----------------------------------------------------------------------------------
+def _recv_msg(sock):
+    head = b""
+    while len(head) < 4:
+        chunk, fds, _, _ = socket.recv_fds(sock, 4 - len(head), 4)
+        if not chunk:
+            return None, []
+        head += chunk
+        got = fds
+    n = struct.unpack("<I", head)[0]
+    body = b""
+    while len(body) < n:
+        chunk = sock.recv(n - len(body))
+        if not chunk:
+            return None, []
+        body += chunk
+    return json.loads(body), got
+
+
+def _send_ctl(sock, obj):
+    data = json.dumps(obj).encode()
+    sock.sendall(struct.pack("<I", len(data)) + data)
+
+
+def zygote(ctl_fd, testing_path, preload, isolate):
+    for name in preload:
+        try:
+            __import__(name)
+        except Exception:  # noqa: BLE001 - a missing optional module is just not preloaded
+            pass
+    import numpy as np
+
+    priv = _load_private_testing(testing_path)
+    _H.ndarray = np.ndarray
+    _H.ascontiguousarray = np.ascontiguousarray
+    _H.tobytes = np.ndarray.tobytes
+    _H.Unserialisable = priv.Unserialisable
+    _H.to_plain = priv.to_plain
+    _H.outcome_of = priv.outcome_of
+    sock = socket.socket(fileno=ctl_fd)
+    gc.collect()
+    gc.freeze()  # keep copy-on-write pages shared with the children
+    _send_ctl(sock, {"t": "ready"})
+    while True:
+        job, fds = _recv_msg(sock)
+        if job is None:
+            return
+        if job.get("t") != "job" or len(fds) != 2:
+            for fd in fds:
+                os.close(fd)
+            continue
+        data_fd, out_fd = fds
+        pid = os.fork()
+        if pid == 0:
+            sock.close()
+            _child(job, data_fd, out_fd, isolate)
+        os.close(data_fd)
+        os.close(out_fd)
+        pidfd = os.pidfd_open(pid)
+        _send_ctl(sock, {"t": "started", "id": job["id"]})
+        import selectors
+
+        sel = selectors.DefaultSelector()
+        sel.register(sock, selectors.EVENT_READ, "ctl")
+        sel.register(pidfd, selectors.EVENT_READ, "child")
+        eof = False
+        while True:
+            events = sel.select()
+            kinds = {key.data for key, _ in events}
+            if "child" in kinds:
+                break
+            if "ctl" in kinds:
+                msg, extra = _recv_msg(sock)
+                for fd in extra:
+                    os.close(fd)
+                if msg is None or msg.get("t") == "kill":
+                    _kill(pid, isolate)
+                    if msg is None:
+                        eof = True
+        sel.close()
+        _, st = os.waitpid(pid, 0)
+        os.close(pidfd)
+        if not isolate:
+            _kill(pid, isolate)  # whatever it left behind in its process group
+        code = os.waitstatus_to_exitcode(st)
+        if isolate and code >= 128:
+            code = -(code - 128)  # A reports the harness's signal as 128 + N
+        if eof:
+            return
+        _send_ctl(sock, {"t": "exit", "id": job["id"], "code": code})
+        if job.get("last"):
+            return
+
+
+def _kill(pid, isolate):
+    try:
+        if isolate:
+            os.kill(pid, signal.SIGKILL)  # A; B follows by pdeathsig, the pid namespace with it
+        else:
+            os.killpg(pid, signal.SIGKILL)
+    except (ProcessLookupError, PermissionError):
+        pass
+
+
+if __name__ == "__main__":
+    _args = json.loads(sys.argv[1])
+    zygote(_args["ctl_fd"], _args["testing"], _args["preload"], _args["isolate"])

@@ -1,0 +1,576 @@
+"""Run a notebook's code cells in a sandboxed plain Python process and collect its records.
+
+``run_notebook(nb, workdir=..., limits=..., sandbox=True) -> Execution`` (the contract in
+notes/GRADER_INTERFACES.md). No Jupyter kernel, no ZMQ: a warm *zygote* interpreter per grading
+worker (see :mod:`grader.sandbox` and ``grader/_harness.py``) forks one child per notebook. The
+child sends length-prefixed JSON frames on a dedicated pipe (arrays as base64 ``.npy``, never
+pickle); this module parses them with strict size limits. A frame that does not parse, a record
+for the wrong cell, a missing record: the record is simply absent (so the test fails) and the run
+is flagged. Student faults never raise; a broken sandbox (infrastructure) raises RuntimeError.
+"""
+
+from __future__ import annotations
+
+import atexit
+import base64
+import binascii
+import io
+import json
+import os
+import selectors
+import shutil
+import signal
+import socket
+import struct
+import subprocess
+import sys
+import tempfile
+import threading
+import time
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from grader import sandbox as sb
+from grader.testing import Unserialisable
+
+FRAME_MAX = 32 << 20          # one frame from the sandbox
+DATA_MAX = 256 << 20          # all frames of one notebook together
+RECORDS_MAX = 100_000
+DEPTH_MAX = 40
+PRELOAD = ("numpy", "torch", "tconv_lib", "grader.testing", "matplotlib", "matplotlib.pyplot")
+HARNESS = Path(__file__).resolve().parent / "_harness.py"
+
+
+@dataclass
+class CellRun:
+    index: int
+    grade_id: str | None
+    status: str                 # "ok" | "error" | "timeout" | "killed" | "not_run"
+    error: str | None
+    output: str
+
+
+@dataclass
+class Execution:
+    records: dict[str, object]
+    cells: list[CellRun]
+    flags: list[str]
+    seconds: float
+
+
+@dataclass
+class Limits:
+    cell_timeout: float = 30.0
+    notebook_timeout: float = 120.0
+    memory_bytes: int = 2 << 30
+    max_processes: int = 64
+    max_output_bytes: int = 1 << 20
+    file_bytes: int = 64 << 20      # largest file the notebook may write
+    tmp_bytes: int = 64 << 20       # size of its private /tmp
+
+
+def _flag(flags: list[str], msg: str) -> None:
+    if msg not in flags:
+        flags.append(msg)
+
+
+# ---- decoding what comes out of the sandbox ------------------------------------------------------
+class _Bad(ValueError):
+    pass
+
+
+def _reject_constant(name: str) -> Any:
+    raise _Bad(f"non-JSON constant {name}")
+
+
+def decode_value(obj: Any, depth: int = 0) -> Any:
+    """Plain value from its JSON form; raises _Bad on anything unexpected."""
+    if depth > DEPTH_MAX:
+        raise _Bad("too deep")
+    t = type(obj)
+    if obj is None or t in (bool, int, float, str):
+        return obj
+    if t is not dict or not isinstance(obj.get("$"), str):
+        raise _Bad(f"unexpected {t.__name__}")
+    tag, v = obj["$"], obj.get("v")
+    if tag == "float":
+        if v not in ("nan", "inf", "-inf"):
+            raise _Bad("bad float")
+        return float(v)
+    if tag in ("list", "tuple"):
+        if type(v) is not list:
+            raise _Bad("bad sequence")
+        items = [decode_value(x, depth + 1) for x in v]
+        return items if tag == "list" else tuple(items)
+    if tag == "dict":
+        if type(v) is not dict:
+            raise _Bad("bad dict")
+        return {str(k): decode_value(x, depth + 1) for k, x in v.items()}
+    if tag == "nd":
+        npy = obj.get("npy")
+        if type(npy) is not str:
+            raise _Bad("bad array")
+        try:
+            arr = np.load(io.BytesIO(base64.b64decode(npy, validate=True)), allow_pickle=False)
+        except (ValueError, OSError, binascii.Error, EOFError) as exc:
+            raise _Bad(f"bad npy: {exc}") from None
+        if type(arr) is not np.ndarray or arr.dtype.kind not in "biuf" or arr.ndim > 32:
+            raise _Bad("bad array dtype")
+        return arr
+    if tag == "unser":
+        return Unserialisable(str(obj.get("type", "?"))[:200])
+    raise _Bad(f"unknown tag {tag!r}")
+
+
+# ---- the warm interpreter ------------------------------------------------------------------------
+class SandboxError(RuntimeError):
+    pass
+
+
+class _Zygote:
+    """One warm harness process (inside bwrap when sandboxed) serving one job at a time."""
+
+    def __init__(self, kind: str, preload: tuple[str, ...] = PRELOAD, per_run_scratch: str = ""):
+        self.kind = kind                      # "zygote" | "per-run" | "none"
+        self.owner = os.getpid()
+        self.stage = tempfile.mkdtemp(prefix="tconv-stage-") if kind != "per-run" else ""
+        if self.stage:
+            os.chmod(self.stage, 0o700)
+        self.sock, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        isolate = kind == "zygote"
+        if kind == "none":
+            pkg_root = str(sb.package_dirs()["grader"].parent)
+            tl = sb.package_dirs().get("tconv_lib")
+            pypath = [pkg_root] + ([str(tl.parent)] if tl and str(tl.parent) != pkg_root else [])
+            harness, testing = str(HARNESS), str(HARNESS.parent / "testing.py")
+            python = sys.executable
+            env_path = ":".join(pypath)
+        else:
+            harness = f"{sb.SRC_IN}/grader/_harness.py"
+            testing = f"{sb.SRC_IN}/grader/testing.py"
+            python = sb.python_in_sandbox()
+            env_path = sb.sandbox_pythonpath()
+        args = json.dumps({"ctl_fd": theirs.fileno(), "testing": testing,
+                           "preload": list(preload), "isolate": isolate})
+        argv = [python, "-s", "-B", harness, args]
+        if kind == "zygote":
+            cmd = sb.zygote_command(self.stage, argv)
+        elif kind == "per-run":
+            cmd = sb.per_run_command(per_run_scratch, argv)
+        else:
+            cmd = argv
+        env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": env_path,
+               "PYTHONNOUSERSITE": "1", "PYTHONDONTWRITEBYTECODE": "1", "HOME": "/tmp",
+               "MPLBACKEND": "Agg", "MPLCONFIGDIR": "/tmp/.mpl", "LANG": "C.UTF-8",
+               "OMP_NUM_THREADS": "1", "MKL_NUM_THREADS": "1", "OPENBLAS_NUM_THREADS": "1",
+               "TCONV_GRADING": "1"}
+        if kind == "none":
+            env["HOME"] = os.environ.get("HOME", "/tmp")
+            env["MPLCONFIGDIR"] = os.path.join(tempfile.gettempdir(), "tconv-mpl")
+        self.log = tempfile.TemporaryFile()
+        self.proc = subprocess.Popen(cmd, pass_fds=[theirs.fileno()], env=env,
+                                     stdin=subprocess.DEVNULL, stdout=self.log,
+                                     stderr=subprocess.STDOUT, start_new_session=True)
+        theirs.close()
+        self.buf = b""
+        msg = self._recv(timeout=300)
+        if msg is None or msg.get("t") != "ready":
+            raise SandboxError(f"the grading harness did not start: {self.tail()}")
+
+    def tail(self) -> str:
+        try:
+            self.log.seek(0)
+            return self.log.read()[-2000:].decode("utf-8", "replace")
+        except OSError:
+            return "(no log)"
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None and self.owner == os.getpid()
+
+    def _recv(self, timeout: float | None) -> dict | None:
+        """One control message, or None on EOF/timeout."""
+        end = None if timeout is None else time.monotonic() + timeout
+        while True:
+            if len(self.buf) >= 4:
+                n = struct.unpack("<I", self.buf[:4])[0]
+                if n > 1 << 20:
+                    raise SandboxError("bad control message from the harness")
+                if len(self.buf) >= 4 + n:
+                    body, self.buf = self.buf[4:4 + n], self.buf[4 + n:]
+                    return json.loads(body)
+            left = None if end is None else end - time.monotonic()
+            if left is not None and left <= 0:
+                return None
+            self.sock.settimeout(left)
+            try:
+                chunk = self.sock.recv(65536)
+            except TimeoutError:
+                return None
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            self.buf += chunk
+
+    def send(self, obj: dict, fds: list[int] | None = None) -> None:
+        data = json.dumps(obj).encode()
+        frame = struct.pack("<I", len(data)) + data
+        self.sock.settimeout(30)
+        if fds:
+            socket.send_fds(self.sock, [frame], fds)
+        else:
+            self.sock.sendall(frame)
+
+    def close(self) -> None:
+        try:
+            self.sock.close()
+        except OSError:
+            pass
+        if self.owner == os.getpid():
+            try:
+                self.proc.wait(timeout=5)
+            except subprocess.TimeoutExpired:
+                self._kill()
+            if self.stage:
+                shutil.rmtree(self.stage, ignore_errors=True)
+
+    def _kill(self) -> None:
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            pass
+        try:
+            self.proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            pass
+
+
+_local = threading.local()
+_all: list[_Zygote] = []
+
+
+def _zygote_for(kind: str) -> _Zygote:
+    cache = getattr(_local, "zygotes", None)
+    if cache is None or getattr(_local, "pid", None) != os.getpid():
+        cache = _local.zygotes = {}
+        _local.pid = os.getpid()
+    z = cache.get(kind)
+    if z is None or not z.alive():
+        if z is not None and z.owner == os.getpid():
+            z.close()
+        z = cache[kind] = _Zygote(kind)
+        _all.append(z)
+    return z
+
+
+@atexit.register
+def shutdown() -> None:
+    """Stop this process's warm interpreters (called at exit; safe to call any time)."""
+    while _all:
+        z = _all.pop()
+        if z.owner == os.getpid():
+            z.close()
+    if getattr(_local, "zygotes", None):
+        _local.zygotes = {}
+
+
+# ---- notebook input ------------------------------------------------------------------------------
+def _code_cells(nb: Any) -> list[dict]:
+    cells = nb.get("cells") if isinstance(nb, dict) else None
+    if not isinstance(cells, list):
+        raise ValueError("nb: expected a notebook (a mapping with a 'cells' list), "
+                         f"got {type(nb).__name__}")
+    out = []
+    for i, cell in enumerate(cells):
+        if not isinstance(cell, dict):
+            raise ValueError(f"nb: cell {i} is not a mapping")
+        if cell.get("cell_type") != "code":
+            continue
+        src = cell.get("source", "")
+        if isinstance(src, list):
+            src = "".join(str(s) for s in src)
+        if not isinstance(src, str):
+            raise ValueError(f"nb: cell {i} source must be text, got {type(src).__name__}")
+        meta = cell.get("metadata") or {}
+        nbg = meta.get("nbgrader") or {} if isinstance(meta, dict) else {}
+        nbg = nbg if isinstance(nbg, dict) else {}
+        gid = nbg.get("grade_id")
+        out.append({"index": i, "source": src, "grade": bool(nbg.get("grade")),
+                    "grade_id": str(gid) if gid is not None else None})
+    return out
+
+
+def _copy_workdir(src: Path, dst: Path, uid: int | None) -> None:
+    if src.is_dir():
+        shutil.copytree(src, dst, symlinks=True, dirs_exist_ok=True)
+    else:
+        dst.mkdir(parents=True, exist_ok=True)
+    if uid is not None:
+        for root, dirs, files in os.walk(dst):
+            os.lchown(root, uid, uid)
+            for name in dirs + files:
+                os.lchown(os.path.join(root, name), uid, uid)
+
+
+# ---- the runner ----------------------------------------------------------------------------------
+def run_notebook(nb: Any, *, workdir: Path, limits: Limits | None = None,
+                 sandbox: bool = True) -> Execution:
+    """Execute ``nb``'s code cells in a fresh sandboxed process; see the module docstring."""
+    limits = limits or Limits()
+    t0 = time.monotonic()
+    try:
+        cells = _code_cells(nb)
+    except ValueError as exc:
+        return Execution({}, [], [f"invalid notebook: {exc}"], time.monotonic() - t0)
+    if sandbox:
+        ok, why = sb.available()
+        if not ok:
+            raise SandboxError(f"sandbox unavailable: {why}")
+        kind = sb.mode()
+    else:
+        kind = "none"
+    workdir = Path(workdir)
+    job_id = uuid.uuid4().hex
+    per_run_dir = None
+    if kind == "per-run":
+        per_run_dir = tempfile.mkdtemp(prefix="tconv-run-")
+        _copy_workdir(workdir, Path(per_run_dir), None)
+        zyg = _Zygote("per-run", preload=("numpy", "grader.testing"),
+                      per_run_scratch=per_run_dir)
+        cwd, uid = "/work", None
+    else:
+        zyg = _zygote_for(kind)
+        uid = 1_000_000 + zyg.proc.pid if kind == "zygote" else None
+        scratch = Path(zyg.stage) / job_id
+        _copy_workdir(workdir, scratch, uid)
+        cwd = "/work" if kind == "zygote" else str(scratch)
+    try:
+        return _run(zyg, kind, cells, job_id, cwd, uid, limits, t0)
+    finally:
+        if per_run_dir:
+            zyg.close()
+            shutil.rmtree(per_run_dir, ignore_errors=True)
+        else:
+            shutil.rmtree(Path(zyg.stage) / job_id, ignore_errors=True)
+
+
+def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid: int | None,
+         limits: Limits, t0: float) -> Execution:
+    flags: list[str] = []
+    records: dict[str, object] = {}
+    rec_cell: dict[str, int] = {}
+    ends: dict[int, dict] = {}
+    raw_out: dict[int, list[bytes]] = {}
+    by_index = {c["index"]: c for c in cells}
+    data_r, data_w = os.pipe()
+    out_r, out_w = os.pipe()
+    job = {"t": "job", "id": job_id, "cells": cells, "cwd": cwd, "uid": uid,
+           "stage": job_id, "last": kind == "per-run",
+           "limits": {"cell_timeout": limits.cell_timeout, "memory_bytes": limits.memory_bytes,
+                      "max_processes": limits.max_processes,
+                      "max_output_bytes": limits.max_output_bytes,
+                      "file_bytes": limits.file_bytes, "tmp_bytes": limits.tmp_bytes}}
+    try:
+        zyg.send(job, [data_w, out_w])
+    except OSError as exc:
+        zyg._kill()
+        raise SandboxError(f"could not hand the notebook to the harness: {exc}") from exc
+    finally:
+        os.close(data_w)
+        os.close(out_w)
+    sel = selectors.DefaultSelector()
+    sel.register(data_r, selectors.EVENT_READ, "data")
+    sel.register(out_r, selectors.EVENT_READ, "out")
+    sel.register(zyg.sock, selectors.EVENT_READ, "ctl")
+    buf = bytearray()
+    data_total = raw_total = 0
+    current: int | None = None
+    done = False
+    exit_code: int | None = None
+    killed_for: str | None = None
+    kill_sent_at: float | None = None
+    cell_deadline = float("inf")
+    nb_deadline = t0 + limits.notebook_timeout
+    grace = min(2.0, 0.5 + 0.2 * limits.cell_timeout)
+    exit_seen_at: float | None = None
+    open_fds = {"data", "out"}
+
+    def kill(reason: str) -> None:
+        nonlocal killed_for, kill_sent_at
+        if kill_sent_at is None:
+            killed_for = reason
+            kill_sent_at = time.monotonic()
+            try:
+                zyg.send({"t": "kill", "id": job_id})
+            except OSError:
+                zyg._kill()
+
+    def handle(frame: bytes) -> None:
+        nonlocal current, done, cell_deadline
+        try:
+            msg = json.loads(frame, parse_constant=_reject_constant)
+            if type(msg) is not dict:
+                raise _Bad("frame is not an object")
+            t = msg.get("t")
+            if t == "cell_start":
+                i = msg.get("i")
+                if i not in by_index or i in ends:
+                    raise _Bad("unknown cell")
+                current = i
+                cell_deadline = time.monotonic() + limits.cell_timeout + grace
+            elif t == "cell_end":
+                i = msg.get("i")
+                if i != current:
+                    raise _Bad("cell_end for a cell that is not running")
+                status = msg.get("status")
+                if status not in ("ok", "error", "timeout"):
+                    raise _Bad("bad status")
+                err = msg.get("error")
+                out = msg.get("output")
+                ends[i] = {"status": status,
+                           "error": str(err)[:2000] if err is not None else None,
+                           "output": str(out)[: limits.max_output_bytes] if out else ""}
+                for f in decode_value(msg.get("flags")) or []:
+                    if isinstance(f, str) and len(f) < 200:
+                        _flag(flags, f)
+                current = None
+                cell_deadline = float("inf")
+            elif t == "record":
+                key, cell = msg.get("key"), msg.get("cell")
+                info = by_index.get(cell)
+                if (cell != current or info is None or not info["grade"]
+                        or not isinstance(key, str)
+                        or not key.startswith(f"{info['grade_id']}/")):
+                    raise _Bad("record outside its test cell")
+                if len(records) >= RECORDS_MAX:
+                    raise _Bad("too many records")
+                records[key] = decode_value(msg.get("value"))
+                rec_cell[key] = cell
+            elif t == "flag":
+                m = msg.get("msg")
+                if isinstance(m, str):
+                    if m.startswith("sandbox setup failed"):
+                        raise SandboxError(m)
+                    _flag(flags, m[:200])
+            elif t == "done":
+                done = True
+            else:
+                raise _Bad("unknown frame")
+        except (_Bad, ValueError, TypeError, RecursionError):
+            _flag(flags, "malformed output from the notebook process (ignored)")
+
+    try:
+        while True:
+            now = time.monotonic()
+            if kill_sent_at is None:
+                if now > nb_deadline:
+                    kill("notebook")
+                elif now > cell_deadline:
+                    kill("cell")
+            elif now - kill_sent_at > 15:
+                zyg._kill()  # the zygote does not answer: discard it
+                break
+            if exit_code is not None and (not open_fds or now - (exit_seen_at or now) > 1.0):
+                break
+            wait = min(x for x in (nb_deadline, cell_deadline, now + 0.5)) - now
+            for key, _ in sel.select(timeout=max(wait, 0.01)):
+                if key.data == "data":
+                    chunk = os.read(data_r, 1 << 20)
+                    if not chunk:
+                        sel.unregister(data_r)
+                        open_fds.discard("data")
+                        continue
+                    data_total += len(chunk)
+                    if data_total > DATA_MAX:
+                        _flag(flags, "too much data from the notebook process")
+                        sel.unregister(data_r)
+                        open_fds.discard("data")
+                        kill("data")
+                        continue
+                    buf += chunk
+                    while len(buf) >= 4:
+                        n = struct.unpack("<I", buf[:4])[0]
+                        if n > FRAME_MAX:
+                            _flag(flags, "malformed output from the notebook process (ignored)")
+                            sel.unregister(data_r)
+                            open_fds.discard("data")
+                            kill("data")
+                            buf.clear()
+                            break
+                        if len(buf) < 4 + n:
+                            break
+                        frame = bytes(buf[4:4 + n])
+                        del buf[:4 + n]
+                        handle(frame)
+                elif key.data == "out":
+                    chunk = os.read(out_r, 1 << 20)
+                    if not chunk:
+                        sel.unregister(out_r)
+                        open_fds.discard("out")
+                        continue
+                    room = limits.max_output_bytes - raw_total
+                    if len(chunk) > room:
+                        _flag(flags, "output truncated")
+                        chunk = chunk[: max(room, 0)]
+                    raw_total += len(chunk)
+                    if chunk:
+                        raw_out.setdefault(current if current is not None else -1,
+                                           []).append(chunk)
+                else:
+                    msg = zyg._recv(timeout=5)
+                    if msg is None:
+                        sel.unregister(zyg.sock)
+                        zyg._kill()
+                        exit_code = exit_code if exit_code is not None else -9
+                        exit_seen_at = time.monotonic()
+                        continue
+                    if msg.get("t") == "exit" and msg.get("id") == job_id:
+                        exit_code = int(msg.get("code", -9))
+                        exit_seen_at = time.monotonic()
+                        sel.unregister(zyg.sock)
+    finally:
+        sel.close()
+        os.close(data_r)
+        os.close(out_r)
+
+    # ---- assemble the result ----
+    if killed_for in ("cell", "notebook"):
+        _flag(flags, "timeout")
+    if killed_for == "notebook":
+        _flag(flags, "notebook timeout")
+    if not done and killed_for is None:
+        if exit_code is not None and exit_code < 0:
+            _flag(flags, f"kernel died (signal {-exit_code})")
+            if -exit_code == signal.SIGKILL:
+                _flag(flags, "memory limit")
+        else:
+            _flag(flags, f"kernel died (exit code {exit_code})")
+    elif not done and exit_code == 120:
+        raise SandboxError("sandbox setup failed")
+    runs: list[CellRun] = []
+    reached = True
+    for c in cells:
+        i = c["index"]
+        extra = b"".join(raw_out.get(i, [])).decode("utf-8", "replace")
+        if i in ends:
+            e = ends[i]
+            runs.append(CellRun(i, c["grade_id"], e["status"], e["error"], e["output"] + extra))
+        elif reached and i == current:
+            status = "timeout" if killed_for in ("cell", "notebook") else "killed"
+            why = ("cell timed out" if killed_for == "cell" else
+                   "notebook timed out" if killed_for == "notebook" else
+                   f"the notebook process died ({flags[-1] if flags else 'unknown'})")
+            runs.append(CellRun(i, c["grade_id"], status, why, extra))
+            reached = False
+        else:
+            runs.append(CellRun(i, c["grade_id"], "not_run", None, extra))
+    if killed_for is None and not done and exit_code is None:
+        _flag(flags, "kernel died (no exit status)")
+    # records of cells that did not finish ok never count; drop them so nothing half-done leaks
+    ok_cells = {r.index for r in runs if r.status == "ok"}
+    records = {k: v for k, v in records.items() if rec_cell[k] in ok_cells}
+    return Execution(records, runs, flags, time.monotonic() - t0)
