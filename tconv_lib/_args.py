@@ -156,8 +156,9 @@ def _check_spatial(x: Any, geo: Geometry, transposed: bool) -> None:
     from . import shapes  # shapes imports nothing from here; local import keeps modules flat
 
     spatial = tuple(int(v) for v in x.shape[2:])
-    _require(all(v >= 1 for v in spatial) and int(x.shape[0]) >= 1 and int(x.shape[1]) >= 1,
-             f"input must not be empty, got input.shape={tuple(x.shape)}")
+    _require(all(v >= 1 for v in spatial) and int(x.shape[1]) >= 1,
+             f"input must not be empty (an empty batch N=0 is allowed), got "
+             f"input.shape={tuple(x.shape)}")
     if transposed:
         out = shapes.conv_transpose_output_shape(spatial, geo.kernel, geo.stride, geo.padding,
                                                  geo.output_padding, geo.dilation)

@@ -26,7 +26,7 @@ from __future__ import annotations
 
 from typing import Any
 
-from . import backend
+from . import backend, shapes
 from ._args import Geometry, IntOrTuple, check_transpose
 from .methods import IMPLEMENTATIONS
 
@@ -50,7 +50,12 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     x, geo, batched = check_transpose(input, weight, bias, stride, padding, output_padding,
                                       groups, dilation)
     name = choose_method(x, weight, geo) if method == "auto" else method
-    y = IMPLEMENTATIONS[name](x, weight, geo)
+    if int(x.shape[0]) == 0:                      # an empty batch, as PyTorch allows
+        out = shapes.conv_transpose_output_shape(tuple(x.shape[2:]), geo.kernel, geo.stride,
+                                                 geo.padding, geo.output_padding, geo.dilation)
+        y = backend.zeros(backend.namespace(x), x, (0, int(weight.shape[1]) * groups) + out)
+    else:
+        y = IMPLEMENTATIONS[name](x, weight, geo)
     if bias is not None:
         y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
     return y if batched else y[0]

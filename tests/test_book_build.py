@@ -1,0 +1,98 @@
+"""Static checks of the built book (``_build/html``): offline assets, downloads, executed cells."""
+
+from __future__ import annotations
+
+import json
+import re
+from pathlib import Path
+
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+
+pytestmark = pytest.mark.xdist_group("book")
+
+CHAPTERS = ["intro", "01_matrix", "02_three_views", "03_gradient", "04_shapes_padding",
+            "05_fast", "06_checkerboard", "07_unet", "glossary", "references"]
+PART1_EXERCISES = {"01_matrix": ["ex3_matrix"], "02_three_views": ["ex2_scatter"],
+                   "03_gradient": ["ex4_gradients"],
+                   "04_shapes_padding": ["ex1_shapes", "ex5_conventions"]}
+# a tag that makes the browser load something: script/img/iframe src, stylesheet/preload href
+LOADING = re.compile(r"<(script|img|iframe|audio|video|source|embed)\b[^>]*\bsrc=[\"']([^\"']+)"
+                     r"|<link\b[^>]*\bhref=[\"']([^\"']+)", re.I)
+
+
+def _pages(html: Path) -> list[Path]:
+    return sorted(p for p in html.rglob("*.html") if "_static" not in p.parts
+                  and "_sources" not in p.parts)
+
+
+def test_every_chapter_is_built(built_book: Path) -> None:
+    missing = [c for c in CHAPTERS if not (built_book / "book" / f"{c}.html").is_file()]
+    assert not missing, f"chapters missing from the build: {missing}"
+
+
+def test_nothing_outside_the_book_is_built(built_book: Path) -> None:
+    stray = [str(p.relative_to(built_book)) for p in _pages(built_book)
+             if p.parent != built_book and p.parent != built_book / "book"]
+    assert not stray, f"pages built from outside book/: {stray}"
+
+
+def test_no_asset_is_loaded_from_the_network(built_book: Path) -> None:
+    remote = []
+    for page in _pages(built_book):
+        for m in LOADING.finditer(page.read_text(encoding="utf-8")):
+            url = m.group(2) or m.group(3)
+            if re.match(r"(https?:)?//", url):
+                remote.append(f"{page.relative_to(built_book)}: {url}")
+    assert not remote, "assets loaded from outside the site:\n" + "\n".join(remote)
+
+
+def test_mathjax_is_served_locally(built_book: Path) -> None:
+    page = (built_book / "book" / "01_matrix.html").read_text(encoding="utf-8")
+    srcs = re.findall(r"<script[^>]*src=\"([^\"]*tex-chtml[^\"]*)\"", page)
+    assert srcs, "no MathJax script tag on chapter 1"
+    local = (built_book / "book" / srcs[0].split("?")[0]).resolve()
+    assert local.is_file() and local.stat().st_size > 100_000, f"MathJax file missing: {local}"
+    fonts = list((built_book / "_static" / "mathjax" / "es5" / "output" / "chtml" / "fonts"
+                  / "woff-v2").glob("*.woff"))
+    assert fonts, "MathJax CHTML fonts are not in the site"
+
+
+@pytest.mark.parametrize("chapter", CHAPTERS)
+def test_page_offers_its_executed_notebook(built_book: Path, chapter: str) -> None:
+    page = (built_book / "book" / f"{chapter}.html").read_text(encoding="utf-8")
+    links = re.findall(r"href=\"([^\"]+\.ipynb)\"", page)
+    assert links, f"{chapter}.html has no .ipynb download link"
+    nb_path = (built_book / "book" / links[0]).resolve()
+    assert nb_path.is_file(), f"{chapter}: download link {links[0]} points to a missing file"
+    nb = json.loads(nb_path.read_text(encoding="utf-8"))
+    assert nb["metadata"]["kernelspec"]["name"] == "python3"
+    code = [c for c in nb["cells"] if c["cell_type"] == "code"]
+    errors = [o.get("ename") for c in code for o in c.get("outputs", [])
+              if o.get("output_type") == "error"]
+    assert not errors, f"{chapter}: cells raised {errors}"
+    if chapter in PART1_EXERCISES:
+        assert all(c.get("execution_count") for c in code), f"{chapter}: unexecuted cells"
+
+
+@pytest.mark.parametrize("chapter", sorted(PART1_EXERCISES))
+def test_part1_chapter_structure(built_book: Path, chapter: str) -> None:
+    src = (ROOT / "book" / f"{chapter}.md").read_text(encoding="utf-8")
+    html = (built_book / "book" / f"{chapter}.html").read_text(encoding="utf-8")
+    for ex in PART1_EXERCISES[chapter]:
+        assert f"exercises/{ex}/{ex}.ipynb" in src, f"{chapter} does not point to {ex}"
+    for part in ("Learning goals", "Pitfalls", "Summary"):
+        assert part in src, f"{chapter} has no {part!r} section"
+    assert "import tconv_lib" in src, f"{chapter} does not import tconv_lib"
+    assert "{literalinclude} /tconv_lib/" in src, f"{chapter} shows no library source"
+    assert "<img" in html, f"{chapter} has no figure"
+    assert 'class="math' in html, f"{chapter} has no math"
+
+
+def test_references_and_glossary(built_book: Path) -> None:
+    refs = (built_book / "book" / "references.html").read_text(encoding="utf-8")
+    for name in ("Dumoulin", "Odena", "Shi", "Long", "Ronneberger", "Zeiler", "Aitken"):
+        assert name in refs, f"reference by {name} missing"
+    glossary = (built_book / "book" / "glossary.html").read_text(encoding="utf-8")
+    assert glossary.count('class="glossary') >= 1 and "output_padding" in glossary

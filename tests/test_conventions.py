@@ -1,0 +1,123 @@
+"""Other frameworks' conventions: JAX checked against jax.lax, TF against its documented rules."""
+
+from __future__ import annotations
+
+import itertools
+import os
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+from tconv_lib import conventions as cv
+from tests.oracle import torch_conv_transpose
+
+R = np.random.default_rng(0)
+
+
+def _jax():
+    if os.environ.get("CI"):
+        import jax  # CI installs the [jax] extra: a missing JAX is a failure there
+    else:
+        jax = pytest.importorskip("jax")
+    jax.config.update("jax_enable_x64", True)
+    return jax
+
+
+JAX_CASES = [(k, s, d, i, pad, tk) for k, s, d, i in itertools.product(
+    [1, 2, 3, 5], [1, 2, 3], [1, 2], [1, 4])
+    for pad in ["SAME", "VALID", ((1, 0),), ((3, 1),)] for tk in [False, True]
+    if min(cv.from_jax(k, s, pad, d).output_size((i,), (k,))) >= 1]
+
+
+@pytest.mark.parametrize("k, s, d, i, pad, tk", JAX_CASES)
+def test_from_jax_matches_lax_conv_transpose_1d(k, s, d, i, pad, tk) -> None:
+    jax = _jax()
+    x = R.standard_normal((2, i, 3))
+    rhs = R.standard_normal((k, 4, 3) if tk else (k, 3, 4))
+    ref = np.asarray(jax.lax.conv_transpose(x, rhs, (s,), pad, rhs_dilation=(d,),
+                                            transpose_kernel=tk))
+    args = cv.from_jax(k, s, pad, d)
+    got = args(np.moveaxis(x, -1, 1), cv.jax_kernel_to_torch(rhs, "HIO", tk))
+    np.testing.assert_allclose(np.moveaxis(got, 1, -1), ref, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("pad", ["SAME", "VALID", ((2, 1), (0, 1)), "consistent"])
+def test_from_jax_2d_default_layout(pad) -> None:
+    jax = _jax()
+    x = R.standard_normal((2, 5, 4, 3))                     # NHWC
+    rhs = R.standard_normal((3, 2, 3, 6))                   # HWIO
+    uc = pad == "consistent"
+    p = ((1, 1), (0, 1)) if uc else pad
+    ref = np.asarray(jax.lax.conv_transpose(x, rhs, (2, 3), p, use_consistent_padding=uc))
+    args = cv.from_jax((3, 2), (2, 3), p, use_consistent_padding=uc)
+    got = args(np.moveaxis(x, -1, 1), cv.jax_kernel_to_torch(rhs, "HWIO"))
+    np.testing.assert_allclose(np.moveaxis(got, 1, -1), ref, rtol=1e-10, atol=1e-10)
+
+
+def _tf_forward_conv(z, w, stride, padding, k_dilated):
+    """TF's forward conv1d (documented rule): SAME pads P//2 before, the rest after."""
+    out = z.shape[-1]
+    if padding == "SAME":
+        i = -(-out // stride)
+        before, after = cv.tf_same_padding(out, i, k_dilated, stride)
+        z = F.pad(z, (before, after))
+    return F.conv1d(z, w, stride=stride)
+
+
+@pytest.mark.parametrize("k, s, i, padding, extra", [
+    (k, s, i, padding, extra) for k, s, i in itertools.product([1, 2, 3, 4, 5], [1, 2, 3], [1, 4])
+    for padding in ["SAME", "VALID"] for extra in (range(s) if padding == "VALID" else [0])])
+def test_from_tf_is_adjoint_of_tf_forward_conv(k, s, i, padding, extra) -> None:
+    # TF's conv1d_transpose is by definition the gradient of its conv1d: check adjointness.
+    out = (i * s if padding == "SAME" else (i - 1) * s + k) + (extra if padding == "VALID" else 0)
+    args = cv.from_tf(i, k, s, padding, output_shape=out)
+    assert args.output_size((i,), (k,)) == (out,)
+    x = torch.as_tensor(R.standard_normal((2, 3, i)))
+    kernel_tf = R.standard_normal((k, 4, 3))                # (k, C_out, C_in)
+    w = torch.as_tensor(cv.tf_kernel_to_torch(kernel_tf))   # (C_in, C_out, k)
+    y = args(x, w)
+    z = torch.as_tensor(R.standard_normal((2, 4, out)))
+    fwd = _tf_forward_conv(z, w, s, padding, k)
+    torch.testing.assert_close(torch.vdot(fwd.flatten(), x.flatten()),
+                               torch.vdot(z.flatten(), y.flatten()))
+
+
+def test_tf_same_k3_s2_is_shifted_from_torch_padding1_op1() -> None:
+    x, w = R.standard_normal((1, 1, 4)), R.standard_normal((1, 1, 3))
+    args = cv.from_tf(4, 3, 2, "SAME")
+    assert args.crop == ((0, 1),)                            # asymmetric: not expressible by p/op
+    tf_out = args(x, w)
+    pt_out = torch_conv_transpose(x, w, None, 2, 1, 1)
+    assert tf_out.shape == pt_out.shape == (1, 1, 8)
+    assert not np.allclose(tf_out, pt_out)
+    np.testing.assert_allclose(tf_out[..., 1:], pt_out[..., :-1])   # one pixel apart
+
+
+def test_from_tf_symmetric_cases_use_plain_padding() -> None:
+    args = cv.from_tf(4, 4, 2, "SAME")
+    assert args.crop is None and args.padding == (1,) and args.output_padding == (0,)
+    args = cv.from_tf(4, 3, 2, "VALID", output_shape=10)
+    assert args.crop is None and args.padding == (0,) and args.output_padding == (1,)
+
+
+@pytest.mark.parametrize("padding, output_padding, expected", [
+    ("same", None, 8), ("valid", None, 9), ("same", 1, 8), ("valid", 1, 10), ("same", 0, 7)])
+def test_keras_output_length(padding, output_padding, expected) -> None:
+    # Keras' rules for k=3, s=2, i=4 (keras.utils.conv_utils.deconv_output_length).
+    assert cv.keras_output_length(4, 3, 2, padding, output_padding) == expected
+    args = cv.from_keras(4, 3, 2, padding, output_padding)
+    assert args.output_size((4,), (3,)) == (expected,)
+
+
+def test_inconsistent_tf_output_shape_is_refused() -> None:
+    with pytest.raises(ValueError, match="output_shape 11 is inconsistent with input size 4"):
+        cv.from_tf(4, 3, 2, "SAME", output_shape=11)
+    with pytest.raises(ValueError, match="padding must be 'SAME' or 'VALID'"):
+        cv.from_tf(4, 3, 2, "FULL")
+
+
+def test_jax_kernel_spec_checked() -> None:
+    with pytest.raises(ValueError, match="rhs_spec must name every axis"):
+        cv.jax_kernel_to_torch(np.zeros((3, 3, 2, 2)), "HWI")

@@ -1,0 +1,73 @@
+"""The torch path on CUDA against cuDNN. Skipped without a CUDA device."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tconv_lib
+from tconv_lib import nn
+
+pytestmark = [pytest.mark.gpu,
+              pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a CUDA device")]
+
+CASES = [  # (input shape, weight shape, stride, padding, output_padding, groups, dilation)
+    ((2, 4, 7), (4, 3, 4), 3, 1, 2, 1, 1),
+    ((2, 4, 6, 5), (4, 2, 3, 3), 2, 1, 1, 2, 1),
+    ((2, 8, 6, 6), (8, 4, 4, 4), 2, 1, 0, 1, 1),
+    ((1, 4, 5, 6), (4, 3, 3, 2), (2, 1), (1, 0), (1, 0), 1, (2, 1)),
+    ((1, 2, 4, 4, 4), (2, 2, 2, 2, 2), 2, 0, 0, 1, 1),
+    ((3, 5, 5), (3, 2, 2, 2), 2, 0, 1, 1, 1),                   # unbatched 2-D
+]
+FN = {3: F.conv_transpose1d, 4: F.conv_transpose2d, 5: F.conv_transpose3d}
+
+
+@pytest.mark.parametrize("method", ["auto", *tconv_lib.METHODS])
+@pytest.mark.parametrize("case", CASES)
+def test_cuda_matches_cudnn_float64(method, case) -> None:
+    xs, ws, s, p, op, g, d = case
+    gen = torch.Generator(device="cuda").manual_seed(0)
+    x = torch.randn(xs, device="cuda", dtype=torch.float64, generator=gen)
+    w = torch.randn(ws, device="cuda", dtype=torch.float64, generator=gen)
+    b = torch.randn(ws[1] * g, device="cuda", dtype=torch.float64, generator=gen)
+    expected = FN[len(ws)](x, w, b, s, p, op, g, d)
+    got = tconv_lib.conv_transpose(x, w, b, s, p, op, g, d, method=method)
+    assert got.device == x.device
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
+def test_cuda_low_precision(dtype) -> None:
+    torch.backends.cudnn.allow_tf32 = False
+    torch.backends.cuda.matmul.allow_tf32 = False
+    x = torch.randn(4, 16, 8, 8, device="cuda")
+    w = torch.randn(16, 8, 4, 4, device="cuda")
+    expected = F.conv_transpose2d(x.double(), w.double(), stride=2, padding=1)
+    got = tconv_lib.conv_transpose(x.to(dtype), w.to(dtype), stride=2, padding=1)
+    assert got.dtype == dtype and got.is_cuda
+    tol = {torch.float16: 3e-2, torch.bfloat16: 2e-1, torch.float32: 1e-4}[dtype]
+    torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol * 20)
+
+
+def test_cuda_module_gradients() -> None:
+    torch.manual_seed(0)
+    theirs = torch.nn.ConvTranspose2d(4, 6, 3, 2, 1, 1, groups=2).double().cuda()
+    ours = nn.ConvTranspose2d(4, 6, 3, 2, 1, 1, groups=2).double().cuda()
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(2, 4, 5, 5, device="cuda", dtype=torch.float64, requires_grad=True)
+    x2 = x.detach().clone().requires_grad_()
+    ours(x).square().sum().backward()
+    theirs(x2).square().sum().backward()
+    torch.testing.assert_close(x.grad, x2.grad)
+    torch.testing.assert_close(ours.weight.grad, theirs.weight.grad)
+    assert torch.autograd.gradcheck(
+        lambda a: nn.conv_transpose_autograd(a, ours.weight.detach(), None, 2, 1, 1, 2),
+        (x[:1].detach().requires_grad_(),))
+
+
+def test_numpy_and_cuda_never_mix() -> None:
+    import numpy as np
+
+    with pytest.raises(TypeError, match="NumPy array"):
+        tconv_lib.conv_transpose(torch.zeros(1, 1, 3, device="cuda"), np.zeros((1, 1, 2)))

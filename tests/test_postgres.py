@@ -1,0 +1,142 @@
+"""The gradebook in PostgreSQL: migration from SQLite, concurrent writers (a real server, tests/pg.py)."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+import textwrap
+from pathlib import Path
+
+import pytest
+from pg import postgres  # noqa: F401  (session fixture: a throwaway PostgreSQL server)
+
+from grader import migrate
+from grader.dbretry import normalize_url, open_gradebook
+
+pytestmark = pytest.mark.xdist_group("cluster")
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+def _fill(gb, assignment: str, students: list[str], seed: int) -> None:
+    """A small but complete course: cells of every kind, submissions with scores and comments."""
+    gb.update_or_create_assignment(assignment)
+    for nb in ("part1", "part2"):
+        gb.update_or_create_notebook(nb, assignment)
+        for k in range(3):
+            gb.update_or_create_grade_cell(f"{nb}_test{k}", nb, assignment, max_score=k + 1,
+                                           cell_type="code")
+            gb.update_or_create_source_cell(f"{nb}_test{k}", nb, assignment, cell_type="code",
+                                            locked=True, source=f"expect('t{k}', f({k}), {k})")
+        gb.update_or_create_solution_cell(f"{nb}_sol", nb, assignment)
+        gb.update_or_create_source_cell(f"{nb}_sol", nb, assignment, cell_type="code",
+                                        source="def f(x):\n    return x")
+    for i, student in enumerate(students):
+        gb.update_or_create_student(student, first_name=f"First{i}", last_name="Ünïcode")
+        gb.update_or_create_submission(assignment, student)
+        for nb in ("part1", "part2"):
+            for k in range(3):
+                g = gb.find_grade(f"{nb}_test{k}", nb, assignment, student)
+                g.auto_score = float((i + k + seed) % (k + 2) and k + 1)
+            c = gb.find_comment(f"{nb}_sol", nb, assignment, student)
+            c.auto_comment = f"comment {i}"
+    gb.db.commit()
+
+
+def _sqlite_course(tmp_path: Path) -> str:
+    url = f"sqlite:///{tmp_path / 'gradebook.db'}"
+    with open_gradebook(url) as gb:
+        _fill(gb, "ex1_shapes", [f"s{i:02d}" for i in range(12)], seed=0)
+        _fill(gb, "ex2_scatter", [f"s{i:02d}" for i in range(0, 12, 2)], seed=1)
+    return url
+
+
+def test_normalize_url():
+    assert normalize_url("postgresql://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("postgres://u@h/db") == "postgresql+psycopg://u@h/db"
+    assert normalize_url("sqlite:///x.db") == "sqlite:///x.db"
+    assert normalize_url("/tmp/g.db") == "sqlite:////tmp/g.db"
+
+
+def test_migrate_sqlite_to_postgres(postgres, tmp_path, capsys):
+    src = _sqlite_course(tmp_path)
+    dst = postgres.create_database("migrate_ok")
+    assert migrate.main(["--from", src, "--to", dst]) == 0
+    out = capsys.readouterr().out
+    assert "check: identical" in out and "18 submissions" in out, out
+    with open_gradebook(dst) as gb:
+        sub = gb.find_submission("ex1_shapes", "s03")
+        assert sorted(s.id for s in gb.students) == [f"s{i:02d}" for i in range(12)]
+        assert gb.find_student("s03").last_name == "Ünïcode"
+        with open_gradebook(src) as ref:
+            assert sub.score == ref.find_submission("ex1_shapes", "s03").score
+            assert sub.max_score == ref.find_submission("ex1_shapes", "s03").max_score == 12
+
+    # the destination is no longer empty: a second migrate refuses and says why
+    assert migrate.main(["--from", src, "--to", dst]) == 2
+    assert "already holds a gradebook" in capsys.readouterr().err
+
+    # a changed score on one side is found by --check-only through the Gradebook API
+    with open_gradebook(dst) as gb:
+        g = gb.find_grade("part2_test1", "part2", "ex1_shapes", "s05")
+        g.manual_score = 0.5
+        gb.db.commit()
+    assert migrate.main(["--from", src, "--to", dst, "--check-only"]) == 1
+    out = capsys.readouterr().out
+    assert "2 DIFFERENCES" in out and "ex1_shapes/s05: score 8.0 != 8.5" in out, out
+    assert "ex1_shapes/s05/part2/part2_test1: grade (0.0, None," in out, out
+
+
+def test_migrate_refuses_a_missing_source(postgres, tmp_path, capsys):
+    dst = postgres.create_database("migrate_missing")
+    assert migrate.main(["--from", f"sqlite:///{tmp_path / 'nope.db'}", "--to", dst]) == 2
+    assert "no such gradebook file" in capsys.readouterr().err
+
+
+WRITER = textwrap.dedent("""
+    import sys
+    from grader.dbretry import open_gradebook, retrying
+    url, assignment, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+
+    def one(student):
+        def work(gb):
+            # what a grader does for one submission: make sure the assignment's structure
+            # exists (the same rows for every writer), then the student's own rows and scores
+            gb.update_or_create_assignment(assignment)
+            gb.update_or_create_notebook("nb", assignment)
+            for k in range(4):
+                gb.update_or_create_grade_cell(f"t{k}", "nb", assignment, max_score=1,
+                                               cell_type="code")
+            gb.update_or_create_student(student)
+            gb.update_or_create_submission(assignment, student)
+            for k in range(4):
+                gb.find_grade(f"t{k}", "nb", assignment, student).auto_score = (k + first) % 2
+            gb.db.commit()
+        return work
+
+    with open_gradebook(url) as gb:
+        for i in range(first, first + count):
+            retrying(gb, one(f"w{i:03d}"))
+    print("done", first)
+""")
+
+
+def test_concurrent_writers_lose_no_rows(postgres, tmp_path):
+    """Four processes create the same assignment rows and their own students at the same time,
+    on a brand-new database (so they also race on creating the schema)."""
+    url = postgres.create_database("concurrent_writers")
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, "ex3_matrix", str(10 * w), "10"],
+                              cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+             for w in range(4)]
+    for p in procs:
+        out, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err[-3000:]
+    with open_gradebook(url) as gb:
+        assert len(gb.assignments) == 1
+        assert sorted(s.id for s in gb.students) == [f"w{i:03d}" for i in range(40)]
+        a = gb.find_assignment("ex3_matrix")
+        assert len(a.notebooks) == 1 and len(a.notebooks[0].grade_cells) == 4
+        for i in range(40):
+            sub = gb.find_submission("ex3_matrix", f"w{i:03d}")
+            assert sub.max_score == 4
+            assert sub.score == 2  # (k + first) % 2 over k = 0..3, whatever first is
