@@ -1,0 +1,1549 @@
+"""Authoring helper: writes the instructor notebooks ``solutions/<ex>/<ex>.ipynb`` with nbformat.
+
+The notebooks are the source of truth that nbgrader and ``tconv-grader release`` read; this
+script is only a convenient way to write their cells and metadata consistently. Edit here and
+re-run (``.venv/bin/python solutions/_build_notebooks.py [ex1_shapes ...]``), or edit the
+notebooks directly and stop using this script: both are committed.
+
+Cell kinds (nbgrader schema 3 metadata, see notes/GRADER_INTERFACES.md):
+    md        plain markdown (no metadata)
+    setup     locked code cell, grade_id "setup" (imports, expect/expect_raises)
+    given     locked code cell provided to students (a model to fix, a helper)
+    solution  code cell with ### BEGIN SOLUTION / ### END SOLUTION
+    test      autograded, locked test cell with points (may hold hidden tests)
+    manual    manually graded markdown answer (the model answer is the whole cell; the release
+              replaces it by "YOUR ANSWER HERE")
+"""
+
+from __future__ import annotations
+
+import sys
+import textwrap
+from pathlib import Path
+
+import nbformat
+from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+
+HERE = Path(__file__).resolve().parent
+
+SETUP = """\
+import numpy as np
+import torch
+import torch.nn.functional as F
+from grader.testing import expect, expect_raises
+
+torch.set_default_dtype(torch.float64)  # float64 everywhere: exact comparisons with PyTorch"""
+
+
+def _src(text: str) -> str:
+    return textwrap.dedent(text).strip("\n")
+
+
+class Book:
+    def __init__(self, name: str) -> None:
+        self.name = name
+        self.cells: list = []
+        self._md = 0
+
+    def md(self, text: str) -> None:
+        self._md += 1
+        self.cells.append(new_markdown_cell(_src(text), id=f"{self.name}-md{self._md}"))
+
+    def _nbg(self, **kw) -> dict:
+        return {"nbgrader": {"schema_version": 3, **kw}}
+
+    def setup(self, extra: str = "") -> None:
+        src = SETUP + ("\n" + _src(extra) if extra else "")
+        self.cells.append(new_code_cell(src, id="setup", metadata=self._nbg(
+            grade=False, solution=False, locked=True, grade_id="setup")))
+
+    def given(self, grade_id: str, src: str) -> None:
+        self.cells.append(new_code_cell(_src(src), id=grade_id, metadata=self._nbg(
+            grade=False, solution=False, locked=True, grade_id=grade_id)))
+
+    def solution(self, grade_id: str, src: str) -> None:
+        self.cells.append(new_code_cell(_src(src), id=grade_id, metadata=self._nbg(
+            grade=False, solution=True, locked=False, grade_id=grade_id)))
+
+    def test(self, grade_id: str, points: int, src: str) -> None:
+        self.cells.append(new_code_cell(_src(src), id=grade_id, metadata=self._nbg(
+            grade=True, solution=False, locked=True, points=points, grade_id=grade_id)))
+
+    def manual(self, grade_id: str, points: int, answer: str) -> None:
+        self.cells.append(new_markdown_cell(_src(answer), id=grade_id, metadata=self._nbg(
+            grade=True, solution=True, locked=False, points=points, grade_id=grade_id,
+            task=False)))
+
+    def write(self) -> Path:
+        nb = new_notebook(cells=self.cells, metadata={
+            "kernelspec": {"display_name": "Python 3 (ipykernel)", "language": "python",
+                           "name": "python3"},
+            "language_info": {"name": "python"},
+        })
+        nbformat.validate(nb)
+        path = HERE / self.name / f"{self.name}.ipynb"
+        path.parent.mkdir(parents=True, exist_ok=True)
+        nbformat.write(nb, path)
+        return path
+
+
+# ----------------------------------------------------------------------------------------------
+def ex1_shapes() -> Book:
+    b = Book("ex1_shapes")
+    b.md("""
+    # Exercise 1: output size and its inverse
+
+    Book chapter: [Shapes, padding and `output_padding`](../../book/04_shapes_padding.md).
+
+    A transposed convolution of an input of length $i$ with kernel size $k$, stride $s$,
+    padding $p$, dilation $d$ and output padding $op$ has length
+
+    $$o = (i-1)\\,s - 2p + d\\,(k-1) + op + 1 .$$
+
+    Because a strided *forward* convolution floors, $s$ different lengths map to the same
+    forward output; `output_padding` picks one of them on the way back. You will write the
+    formula, the range of reachable sizes, and the `output_padding` that reaches a target.
+    Use plain Python arithmetic (no `tconv_lib`).
+    """)
+    b.setup()
+    b.md("""
+    ## Task 1 (3 points): the output size
+
+    Implement the formula above for one axis.
+    """)
+    b.solution("output_size", '''
+    def conv_transpose_output_size(i, k, stride=1, padding=0, output_padding=0, dilation=1):
+        """Length of F.conv_transpose1d's output along one axis.
+
+        o = (i - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+        """
+        ### BEGIN SOLUTION
+        return (i - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+        ### END SOLUTION
+    ''')
+    b.test("test_output_size", 2, '''
+    def _torch_size(i, k, stride=1, padding=0, output_padding=0, dilation=1):
+        """The oracle: ask PyTorch (a float64 transposed convolution of zeros)."""
+        y = F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), stride=stride,
+                               padding=padding, output_padding=output_padding, dilation=dilation)
+        return y.shape[-1]
+
+    cases = [dict(i=2, k=3, stride=2),
+             dict(i=5, k=4, stride=2, padding=1),
+             dict(i=4, k=3, stride=3, padding=1, output_padding=2),
+             dict(i=6, k=3, stride=2, padding=2, output_padding=1, dilation=2)]
+    for n, case in enumerate(cases):
+        expect(f"size_{n}", conv_transpose_output_size(**case), _torch_size(**case),
+               hint=f"for {case}: (i-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1")
+    ''')
+    b.test("test_output_size_edges", 1, '''
+    expect("stride_1", conv_transpose_output_size(5, 3), _torch_size(5, 3),
+           hint="with stride 1 and no padding the output grows by k - 1")
+    ### BEGIN HIDDEN TESTS
+    edge_cases = [dict(i=1, k=1), dict(i=1, k=4, stride=3), dict(i=3, k=3, dilation=3),
+                  dict(i=3, k=3, stride=1, dilation=2, output_padding=1),
+                  dict(i=7, k=5, stride=4, padding=2, output_padding=3)]
+    for n, case in enumerate(edge_cases):
+        expect(f"edge_{n}", conv_transpose_output_size(**case), _torch_size(**case),
+               hint=f"edge case {case}")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 2 (2 points): which sizes can a transposed convolution produce?
+
+    A transposed convolution should undo the *shape* of the forward convolution with the same
+    `k, stride, padding, dilation`. Return `(low, high)`: the smallest and the largest output
+    length $o$ whose forward convolution has length $i$ again. (They are the sizes reached with
+    `output_padding = 0 .. stride-1`; you may assume `low >= 1`.)
+    """)
+    b.solution("size_range", '''
+    def output_size_range(i, k, stride=1, padding=0, dilation=1):
+        """(low, high): every o in low..high satisfies conv_output_size(o) == i.
+
+        low  = (i - 1) * stride - 2 * padding + dilation * (k - 1) + 1
+        high = low + stride - 1
+        """
+        ### BEGIN SOLUTION
+        low = (i - 1) * stride - 2 * padding + dilation * (k - 1) + 1
+        return (low, low + stride - 1)
+        ### END SOLUTION
+    ''')
+    b.test("test_size_range", 2, '''
+    def _sizes_back_to(i, k, stride=1, padding=0, dilation=1):
+        """The oracle: every length whose forward F.conv1d has length i."""
+        reach = dilation * (k - 1) + 1
+        return [o for o in range(1, 64) if o + 2 * padding >= reach and F.conv1d(
+            torch.zeros(1, 1, o), torch.zeros(1, 1, k), stride=stride, padding=padding,
+            dilation=dilation).shape[-1] == i]
+
+    cases = [dict(i=4, k=3, stride=2), dict(i=3, k=3, stride=1, padding=1),
+             dict(i=5, k=4, stride=3, padding=1), dict(i=4, k=3, stride=2, dilation=2)]
+    for n, case in enumerate(cases):
+        sizes = _sizes_back_to(**case)
+        expect(f"range_{n}", output_size_range(**case), (sizes[0], sizes[-1]),
+               hint=f"for {case} the forward convolution maps exactly the lengths {sizes} to "
+                    f"i={case['i']}; return (smallest, largest)")
+    ### BEGIN HIDDEN TESTS
+    for n, case in enumerate([dict(i=1, k=1), dict(i=1, k=2, stride=4),
+                              dict(i=6, k=5, stride=3, padding=2, dilation=2)]):
+        sizes = _sizes_back_to(**case)
+        expect(f"range_edge_{n}", output_size_range(**case), (sizes[0], sizes[-1]),
+               hint=f"edge case {case}: expected sizes {sizes}")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 3 (4 points): the `output_padding` that reaches a target size
+
+    Return the `output_padding` that makes the transposed convolution of length `i` produce
+    exactly `target`. When `target` is outside the reachable range, raise a `ValueError` whose
+    message names the target and the reachable range.
+    """)
+    b.solution("output_padding", '''
+    def output_padding_for(i, target, k, stride=1, padding=0, dilation=1):
+        """output_padding = target - ((i - 1) * stride - 2 * padding + dilation * (k - 1) + 1),
+        valid only when it lies in 0 .. stride - 1 (otherwise raise ValueError)."""
+        ### BEGIN SOLUTION
+        low = (i - 1) * stride - 2 * padding + dilation * (k - 1) + 1
+        high = low + stride - 1
+        if not low <= target <= high:
+            raise ValueError(f"target size {target} is unreachable from input size {i} "
+                             f"(k={k}, stride={stride}, padding={padding}, dilation={dilation}):"
+                             f" reachable sizes are {low}..{high}")
+        return target - low
+        ### END SOLUTION
+    ''')
+    b.test("test_output_padding", 2, '''
+    from tconv_lib.shapes import output_padding_for as _reference_op
+
+    cases = [(4, 8, 3, 2, 1, 1), (4, 7, 3, 2, 1, 1), (5, 18, 4, 3, 0, 1), (3, 10, 3, 3, 1, 2)]
+    for n, (i, target, k, s, p, d) in enumerate(cases):
+        op = output_padding_for(i, target, k, stride=s, padding=p, dilation=d)
+        expect(f"op_{n}", op, _reference_op(i, target, k, s, p, d),
+               hint=f"i={i}, target={target}, k={k}, stride={s}, padding={p}, dilation={d}: "
+                    "output_padding is target minus the size reached with output_padding=0")
+        y = F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), stride=s, padding=p,
+                               output_padding=op, dilation=d)
+        expect(f"torch_length_{n}", y.shape[-1], target,
+               hint="PyTorch, given your output_padding, should produce the target length")
+    ''')
+    b.test("test_output_padding_unreachable", 1, '''
+    expect_raises("too_large", ValueError, output_padding_for, 4, 9, 3, 2, 1,
+                  hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
+    expect_raises("too_small", ValueError, output_padding_for, 4, 6, 3, 2, 1,
+                  hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
+    ''')
+    b.test("test_output_padding_edges", 1, '''
+    expect("stride_1", output_padding_for(5, 7, 3), _reference_op(5, 7, 3),
+           hint="with stride 1 exactly one size is reachable, with output_padding 0")
+    ### BEGIN HIDDEN TESTS
+    expect("size_1", output_padding_for(1, 1, 1), _reference_op(1, 1, 1),
+           hint="i=1, k=1: the only size is 1")
+    expect("stride_4", output_padding_for(2, 6, 2, stride=4, padding=1),
+           _reference_op(2, 6, 2, 4, 1), hint="stride 4: output_padding can be up to 3")
+    expect_raises("stride_1_unreachable", ValueError, output_padding_for, 5, 8, 3,
+                  hint="with stride 1 only one size is reachable")
+    expect_raises("one_past_high", ValueError, output_padding_for, 2, 8, 2, 4, 1,
+                  hint="output_padding must be smaller than the stride")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Question (2 points, graded by hand)
+
+    A stride-2 convolution with `k=3, padding=1` maps inputs of length 7 **and** 8 to length 4.
+    Explain, in two or three sentences, why a transposed convolution cannot know which one you
+    want, and what `output_padding` does about it. Is `output_padding` zero padding?
+    """)
+    b.manual("why_output_padding", 2, """
+    The forward size is floor((i + 2p - k)/s) + 1, so the floor discards the remainder
+    (i + 2p - k) mod s: 7 and 8 both give 4, and the transposed convolution, which only sees
+    the length 4, cannot recover the discarded remainder. `output_padding` supplies it: it adds
+    that many positions at the far end of each axis (0 gives 7, 1 gives 8). It is not zero
+    padding: the added positions hold computed values (the kernel copies reach them, and the
+    bias is added), it only changes how much of the full output is kept.
+    """)
+    return b
+
+
+# ----------------------------------------------------------------------------------------------
+def ex2_scatter() -> Book:
+    b = Book("ex2_scatter")
+    b.md("""
+    # Exercise 2: the scatter view and the zero-insertion view
+
+    Book chapter: [Three views of one operation](../../book/02_three_views.md).
+
+    **Scatter:** every input element paints a scaled copy of the kernel onto the output, the
+    copies `stride` apart; then `padding` positions are **cropped** from each side of that
+    full output. **Zero insertion:** put `stride - 1` zeros between input elements, pad with
+    `k - 1 - padding` zeros on each side and slide the **flipped** kernel over it.
+
+    Write both with NumPy loops or slicing (no `torch.nn.functional`, no `tconv_lib`). The tests
+    compare with `torch.nn.functional.conv_transpose1d/2d` in float64.
+    """)
+    b.setup()
+    b.md("""
+    ## Task 1 (3 points): 1-D scatter
+
+    `x` has shape `(L,)`, `w` shape `(k,)`. Output length: `(L-1)*stride + k - 2*padding`.
+    """)
+    b.solution("scatter_1d", '''
+    def scatter_1d(x, w, stride=1, padding=0):
+        """y_full[j*stride + t] += x[j] * w[t] for all j, t; return y_full[padding:len-padding]."""
+        ### BEGIN SOLUTION
+        x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
+        k = len(w)
+        full = np.zeros((len(x) - 1) * stride + k)
+        for j, v in enumerate(x):
+            full[j * stride: j * stride + k] += v * w
+        return full[padding: len(full) - padding]
+        ### END SOLUTION
+    ''')
+    b.test("test_scatter_1d", 2, '''
+    def _torch_1d(x, w, stride=1, padding=0):
+        x, w = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(w, dtype=torch.float64)
+        return F.conv_transpose1d(x[None, None], w[None, None], stride=stride,
+                                  padding=padding)[0, 0].numpy()
+
+    expect("seed", scatter_1d(np.array([2., 3.]), np.array([1., 2., 3.]), stride=2),
+           [2., 4., 9., 6., 9.],
+           hint="2*[1,2,3] at position 0 plus 3*[1,2,3] at position 2: the copies overlap at 2")
+    rng = np.random.default_rng(0)
+    x, w = rng.standard_normal(5), rng.standard_normal(4)
+    expect("stride3_padding1", scatter_1d(x, w, stride=3, padding=1), _torch_1d(x, w, 3, 1),
+           hint="paint every copy on the full output first, then crop `padding` from each side")
+    ''')
+    b.test("test_scatter_1d_edges", 1, '''
+    rng = np.random.default_rng(1)
+    x, w = rng.standard_normal(4), rng.standard_normal(3)
+    expect("stride_1", scatter_1d(x, w), _torch_1d(x, w), hint="stride 1: copies one apart")
+    ### BEGIN HIDDEN TESTS
+    expect("length_1", scatter_1d(x[:1], w, stride=2), _torch_1d(x[:1], w, 2),
+           hint="one input element paints one copy of the kernel")
+    expect("gaps", scatter_1d(x, w[:2], stride=4), _torch_1d(x, w[:2], 4),
+           hint="stride larger than the kernel leaves zeros between the copies")
+    w5 = rng.standard_normal(5)
+    expect("big_padding", scatter_1d(x, w5, stride=2, padding=3), _torch_1d(x, w5, 2, 3),
+           hint="padding crops from both sides of the full output")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 2 (5 points): 2-D, several channels
+
+    `x` has shape `(C_in, H, W)`; `w` has PyTorch's **transposed** layout
+    `(C_in, C_out, kH, kW)` (not the convolution layout `(C_out, C_in, kH, kW)`). `stride`,
+    `padding`, `output_padding` are pairs `(along H, along W)`. `output_padding` adds positions
+    at the far end (bottom/right) of the output: they belong to the full canvas, they are not
+    zeros appended afterwards. Return shape `(C_out, H_out, W_out)` with
+    `H_out = (H-1)*sH - 2*pH + kH + opH` (same for W).
+    """)
+    b.solution("scatter_2d", '''
+    def scatter_2d(x, w, stride=(1, 1), padding=(0, 0), output_padding=(0, 0)):
+        """y_full[co, i*sH + a, j*sW + b] += sum_ci x[ci, i, j] * w[ci, co, a, b];
+        canvas of (H-1)*sH + kH + opH rows (same for columns), then crop padding on each side."""
+        ### BEGIN SOLUTION
+        x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
+        c_in, h, wd = x.shape
+        _, c_out, kh, kw = w.shape
+        (sh, sw), (ph, pw), (oh, ow) = stride, padding, output_padding
+        full = np.zeros((c_out, (h - 1) * sh + kh + oh, (wd - 1) * sw + kw + ow))
+        for i in range(h):
+            for j in range(wd):
+                # (C_in,) . (C_in, C_out, kH, kW) -> (C_out, kH, kW)
+                full[:, i * sh: i * sh + kh, j * sw: j * sw + kw] += np.tensordot(
+                    x[:, i, j], w, axes=1)
+        return full[:, ph: full.shape[1] - ph, pw: full.shape[2] - pw]
+        ### END SOLUTION
+    ''')
+    b.test("test_scatter_2d_single", 1, '''
+    def _torch_2d(x, w, stride=(1, 1), padding=(0, 0), output_padding=(0, 0)):
+        x, w = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(w, dtype=torch.float64)
+        return F.conv_transpose2d(x[None], w, stride=stride, padding=padding,
+                                  output_padding=output_padding)[0].numpy()
+
+    rng = np.random.default_rng(2)
+    x, w = rng.standard_normal((1, 3, 3)), rng.standard_normal((1, 1, 2, 3))
+    expect("one_channel", scatter_2d(x, w, stride=(2, 2)), _torch_2d(x, w, (2, 2)),
+           hint="one channel, no padding: paint x[0, i, j] * w[0, 0] at (i*sH, j*sW)")
+    ''')
+    b.test("test_scatter_2d_channels", 2, '''
+    rng = np.random.default_rng(3)
+    x, w = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 3, 3, 3))
+    expect("channels_stride2_padding1", scatter_2d(x, w, stride=(2, 2), padding=(1, 1)),
+           _torch_2d(x, w, (2, 2), (1, 1)),
+           hint="w is (C_in, C_out, kH, kW): output channel co sums x[ci] * w[ci, co] over ci; "
+                "crop `padding` rows/columns from each side of the full canvas")
+    ''')
+    b.test("test_scatter_2d_edges", 2, '''
+    rng = np.random.default_rng(4)
+    x, w = rng.standard_normal((3, 2, 4)), rng.standard_normal((3, 2, 2, 3))
+    expect("non_square", scatter_2d(x, w, stride=(2, 3), padding=(1, 0)),
+           _torch_2d(x, w, (2, 3), (1, 0)),
+           hint="different stride, padding and kernel size along H and W")
+    ### BEGIN HIDDEN TESTS
+    expect("output_padding", scatter_2d(x, w, stride=(2, 3), padding=(1, 1),
+                                        output_padding=(1, 2)),
+           _torch_2d(x, w, (2, 3), (1, 1), (1, 2)),
+           hint="output_padding extends the canvas at the bottom/right before cropping")
+    expect("stride_1", scatter_2d(x, w), _torch_2d(x, w), hint="stride 1, no padding")
+    x1 = rng.standard_normal((3, 1, 1))
+    expect("one_pixel", scatter_2d(x1, w, stride=(2, 2)), _torch_2d(x1, w, (2, 2)),
+           hint="a 1x1 input paints one copy of each kernel")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 3 (3 points): 1-D zero insertion
+
+    Same result as `scatter_1d`, computed the other way: insert `stride - 1` zeros between the
+    input elements, pad `k - 1 - padding` zeros on both sides (you may assume
+    `padding <= k - 1`), then take sliding dot products (a correlation, like `np.correlate`)
+    with the **flipped** kernel.
+    """)
+    b.solution("zero_insert_1d", '''
+    def zero_insert_1d(x, w, stride=1, padding=0):
+        """z = x with stride-1 zeros between elements; z padded by k-1-padding on both sides;
+        y[o] = sum_t z[o + t] * w[k - 1 - t]."""
+        ### BEGIN SOLUTION
+        x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
+        k = len(w)
+        z = np.zeros((len(x) - 1) * stride + 1)
+        z[::stride] = x
+        z = np.pad(z, k - 1 - padding)
+        return np.correlate(z, w[::-1], mode="valid")
+        ### END SOLUTION
+    ''')
+    b.test("test_zero_insert", 2, '''
+    expect("seed", zero_insert_1d(np.array([2., 3.]), np.array([1., 2., 3.]), stride=2),
+           [2., 4., 9., 6., 9.],
+           hint="[2, 0, 3] padded by 2 zeros, correlated with the flipped kernel [3, 2, 1]")
+    rng = np.random.default_rng(5)
+    x, w = rng.standard_normal(5), rng.standard_normal(4)
+    expect("stride2_padding1", zero_insert_1d(x, w, stride=2, padding=1),
+           _torch_1d(x, w, 2, 1),
+           hint="pad with k-1-padding zeros, and flip the kernel before sliding it")
+    ''')
+    b.test("test_zero_insert_edges", 1, '''
+    rng = np.random.default_rng(6)
+    x, w = rng.standard_normal(4), rng.standard_normal(3)
+    expect("stride_1", zero_insert_1d(x, w), _torch_1d(x, w),
+           hint="stride 1: no zeros inserted, full padding k-1, flipped kernel")
+    ### BEGIN HIDDEN TESTS
+    expect("length_1", zero_insert_1d(x[:1], w, stride=3), _torch_1d(x[:1], w, 3),
+           hint="one input element: the output is x[0] times the kernel")
+    expect("max_padding", zero_insert_1d(x, w, stride=2, padding=2), _torch_1d(x, w, 2, 2),
+           hint="padding = k - 1: no zeros added around the dilated input")
+    expect("stride_3", zero_insert_1d(x, w, stride=3, padding=1), _torch_1d(x, w, 3, 1),
+           hint="two zeros between the input elements")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Question (2 points, graded by hand)
+
+    For stride $s$, kernel size $k$ and an input of length $L$ (1-D, one channel, no padding),
+    count the multiplications done by the scatter view and by the zero-insertion view. Which
+    fraction of the zero-insertion multiplications involve an inserted zero, for large $L$?
+    """)
+    b.manual("count_multiplications", 2, """
+    Scatter: every input element multiplies the whole kernel once, L*k multiplications.
+    Zero insertion: the output has (L-1)s + k positions and each is a dot product of length k,
+    about L*s*k multiplications. Only one in s of the dilated positions holds an input value, so
+    for large L a fraction (s-1)/s of them multiplies an inserted zero (1/2 for s=2): zero
+    insertion does about s times the necessary work, which the phase (sub-pixel) method avoids.
+    """)
+    return b
+
+
+# ----------------------------------------------------------------------------------------------
+def ex3_matrix() -> Book:
+    b = Book("ex3_matrix")
+    b.md("""
+    # Exercise 3: the convolution matrix
+
+    Book chapter: [The convolution as a matrix](../../book/01_matrix.md).
+
+    A convolution is linear, so on one sample it is a matrix: `y.flatten() = C @ x.flatten()`.
+    Its transpose `C.T` maps output-sized vectors back to input-sized ones: **that is** the
+    transposed convolution. Build `C` yourself with NumPy (dense is fine for these sizes; no
+    `tconv_lib`, no `torch`), then use `C.T` to compute a transposed convolution.
+
+    PyTorch's "convolution" is a cross-correlation: `y[o] = sum_t x[o*stride - padding + t] * w[t]`
+    (positions outside the input are zero).
+    """)
+    b.setup()
+    b.md("""
+    ## Task 1 (3 points): `C` of a 1-D convolution
+
+    `w` has shape `(k,)` (one channel), the input has length `n`. Return the dense matrix of
+    shape `(o, n)` with `o = (n + 2*padding - k) // stride + 1`.
+    """)
+    b.solution("matrix_1d", '''
+    def conv_matrix_1d(w, n, stride=1, padding=0):
+        """C[r, r*stride - padding + t] = w[t] wherever 0 <= r*stride - padding + t < n."""
+        ### BEGIN SOLUTION
+        w = np.asarray(w, dtype=float)
+        k = len(w)
+        o = (n + 2 * padding - k) // stride + 1
+        c = np.zeros((o, n))
+        for r in range(o):
+            for t in range(k):
+                col = r * stride - padding + t
+                if 0 <= col < n:
+                    c[r, col] = w[t]
+        return c
+        ### END SOLUTION
+    ''')
+    b.test("test_matrix_1d", 2, '''
+    import tconv_lib
+
+    rng = np.random.default_rng(0)
+    w, x = rng.standard_normal(3), rng.standard_normal(7)
+    c = conv_matrix_1d(w, 7, stride=2, padding=1)
+    expect("matrix_s2_p1", c, tconv_lib.conv_matrix(w[None, None], 7, 2, 1).toarray(),
+           hint="row r holds the kernel starting at column r*stride - padding "
+                "(taps that fall in the padding are dropped)")
+    expect("applies_conv", c @ x,
+           F.conv1d(torch.tensor(x)[None, None], torch.tensor(w)[None, None], stride=2,
+                    padding=1)[0, 0].numpy(),
+           hint="C @ x must equal F.conv1d(x, w, stride=2, padding=1)")
+    ''')
+    b.test("test_matrix_1d_edges", 1, '''
+    expect("stride_1", conv_matrix_1d(w, 5), tconv_lib.conv_matrix(w[None, None], 5).toarray(),
+           hint="stride 1: a banded (Toeplitz) matrix of n - k + 1 rows")
+    ### BEGIN HIDDEN TESTS
+    expect("one_row", conv_matrix_1d(w, 3, stride=2),
+           tconv_lib.conv_matrix(w[None, None], 3, 2).toarray(),
+           hint="n = k gives a single row")
+    expect("padding_2", conv_matrix_1d(w, 4, padding=2),
+           tconv_lib.conv_matrix(w[None, None], 4, 1, 2).toarray(),
+           hint="with padding k-1 the first and last rows hold a single tap")
+    w4 = rng.standard_normal(4)
+    expect("stride_3", conv_matrix_1d(w4, 11, stride=3, padding=1),
+           tconv_lib.conv_matrix(w4[None, None], 11, 3, 1).toarray(),
+           hint="stride 3: consecutive rows shift by 3 columns")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 2 (3 points): `C` of a 2-D multi-channel convolution
+
+    `w` has the **convolution** layout `(C_out, C_in, kH, kW)`; the input is `(C_in, H, W)`.
+    Flatten both input and output in row-major (C order) `(channel, row, column)`, so `C` has
+    shape `(C_out*H_out*W_out, C_in*H*W)`.
+    """)
+    b.solution("matrix_2d", '''
+    def conv_matrix_2d(w, in_size, stride=(1, 1), padding=(0, 0)):
+        """C[(co, r, c), (ci, r*sH - pH + a, c*sW - pW + b)] = w[co, ci, a, b]."""
+        ### BEGIN SOLUTION
+        w = np.asarray(w, dtype=float)
+        c_out, c_in, kh, kw = w.shape
+        (h, wd), (sh, sw), (ph, pw) = in_size, stride, padding
+        ho, wo = (h + 2 * ph - kh) // sh + 1, (wd + 2 * pw - kw) // sw + 1
+        c = np.zeros((c_out, ho, wo, c_in, h, wd))
+        for r in range(ho):
+            for q in range(wo):
+                for a in range(kh):
+                    for b_ in range(kw):
+                        i, j = r * sh - ph + a, q * sw - pw + b_
+                        if 0 <= i < h and 0 <= j < wd:
+                            c[:, r, q, :, i, j] = w[:, :, a, b_]
+        return c.reshape(c_out * ho * wo, c_in * h * wd)
+        ### END SOLUTION
+    ''')
+    b.test("test_matrix_2d", 2, '''
+    rng = np.random.default_rng(1)
+    w2 = rng.standard_normal((2, 3, 2, 3))
+    expect("matrix_2d", conv_matrix_2d(w2, (4, 5), stride=(2, 1), padding=(1, 0)),
+           tconv_lib.conv_matrix(w2, (4, 5), (2, 1), (1, 0)).toarray(),
+           hint="rows are (c_out, row, col) and columns (c_in, row, col), both row-major; "
+                "w is (C_out, C_in, kH, kW)")
+    ''')
+    b.test("test_matrix_2d_edges", 1, '''
+    w1 = rng.standard_normal((1, 1, 3, 3))
+    expect("one_channel", conv_matrix_2d(w1, (3, 4)),
+           tconv_lib.conv_matrix(w1, (3, 4)).toarray(), hint="one channel, stride 1")
+    ### BEGIN HIDDEN TESTS
+    w11 = rng.standard_normal((3, 2, 1, 1))
+    expect("kernel_1x1", conv_matrix_2d(w11, (2, 3)),
+           tconv_lib.conv_matrix(w11, (2, 3)).toarray(),
+           hint="a 1x1 kernel only mixes channels")
+    expect("single_row_input", conv_matrix_2d(w2, (2, 6), stride=(1, 2), padding=(0, 1)),
+           tconv_lib.conv_matrix(w2, (2, 6), (1, 2), (0, 1)).toarray(),
+           hint="non-square input, stride and padding")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 3 (3 points): the transposed convolution is `C.T`
+
+    Compute `F.conv_transpose2d(x, w, stride, padding)` for one sample `x` of shape
+    `(C_in, H, W)` and `w` in the **transposed** layout `(C_in, C_out, kH, kW)`, using only your
+    `conv_matrix_2d` and a matrix-vector product. Hint: which forward convolution maps an input
+    of the transposed convolution's *output* size back to `(C_in, H, W)`, and what is its
+    weight in the convolution layout?
+    """)
+    b.solution("via_matrix", '''
+    def conv_transpose_via_matrix(x, w, stride=(1, 1), padding=(0, 0)):
+        """y = C.T @ x.flatten(), C the matrix of conv(., w) on the transposed output size
+        H_out = (H-1)*sH - 2*pH + kH; reshape to (C_out, H_out, W_out)."""
+        ### BEGIN SOLUTION
+        x, w = np.asarray(x, dtype=float), np.asarray(w, dtype=float)
+        _, h, wd = x.shape
+        _, c_out, kh, kw = w.shape
+        (sh, sw), (ph, pw) = stride, padding
+        ho, wo = (h - 1) * sh - 2 * ph + kh, (wd - 1) * sw - 2 * pw + kw
+        # (C_in, C_out, kH, kW) read as a conv weight is a conv from C_out to C_in channels
+        c = conv_matrix_2d(w, (ho, wo), stride, padding)
+        return (c.T @ x.reshape(-1)).reshape(c_out, ho, wo)
+        ### END SOLUTION
+    ''')
+    b.test("test_via_matrix_single", 1, '''
+    def _torch_t2d(x, w, stride=(1, 1), padding=(0, 0)):
+        return F.conv_transpose2d(torch.tensor(x)[None], torch.tensor(w), stride=stride,
+                                  padding=padding)[0].numpy()
+
+    x1, wt1 = rng.standard_normal((1, 2, 2)), rng.standard_normal((1, 1, 3, 3))
+    expect("one_channel", conv_transpose_via_matrix(x1, wt1, stride=(2, 2)),
+           _torch_t2d(x1, wt1, (2, 2)),
+           hint="C of the stride-2 convolution on the 5x5 output size, then C.T @ x")
+    ''')
+    b.test("test_via_matrix_channels", 2, '''
+    x3, wt3 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2, 3, 2))
+    expect("channels", conv_transpose_via_matrix(x3, wt3, stride=(2, 2), padding=(1, 0)),
+           _torch_t2d(x3, wt3, (2, 2), (1, 0)),
+           hint="w is (C_in, C_out, kH, kW); read as a convolution weight it maps C_out "
+                "channels to C_in, which is exactly the convolution whose transpose you want")
+    ### BEGIN HIDDEN TESTS
+    expect("stride_1", conv_transpose_via_matrix(x3, wt3), _torch_t2d(x3, wt3),
+           hint="stride 1, no padding")
+    xp = rng.standard_normal((3, 1, 1))
+    expect("one_pixel", conv_transpose_via_matrix(xp, wt3, stride=(3, 2)),
+           _torch_t2d(xp, wt3, (3, 2)), hint="a 1x1 input")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Question (2 points, graded by hand)
+
+    For a stride-2 convolution with `k=3`, no padding, on a length-5 input, `C` is 2x5. Write
+    `C` with symbols `w0, w1, w2`, then explain why `C.T` is called the *transposed*
+    convolution and not the *inverse* convolution. When would `C.T @ C` be the identity?
+    """)
+    b.manual("transpose_not_inverse", 2, """
+    C = [[w0, w1, w2, 0, 0], [0, 0, w0, w1, w2]]. C.T (5x2) maps a length-2 vector to length 5
+    by painting each entry times the kernel, copies two apart: it restores the *shape* (and the
+    connectivity pattern) of the input, not its values. C is 2x5, it has no inverse at all
+    (rank at most 2); C.T @ C is a 5x5 matrix of rank <= 2, never the identity here.
+    C.T @ C = I needs orthonormal columns, e.g. non-overlapping copies (k = s) of a kernel with
+    unit norm and no lost input positions (like an orthogonal patchify/unpatchify pair).
+    """)
+    return b
+
+
+# ----------------------------------------------------------------------------------------------
+def ex4_gradients() -> Book:
+    b = Book("ex4_gradients")
+    b.md("""
+    # Exercise 4: the gradients of a convolution
+
+    Book chapter: [The gradient of a convolution](../../book/03_gradient.md).
+
+    For `y = F.conv2d(x, w, stride, padding, dilation)` and an upstream gradient
+    `g = dL/dy`, the input gradient `dL/dx = C.T g` is a **transposed convolution** of `g`
+    with the same weight, and the weight gradient is a correlation of `x` with `g`. Compute
+    both **without autograd**: you may use `F.conv_transpose2d` and `F.conv2d`. The tests call
+    your functions under `torch.no_grad()` and compare with `torch.autograd`.
+    """)
+    b.setup()
+    b.md("""
+    ## Task 1 (3 points): the input gradient
+
+    `grad_out` is `(N, C_out, H_out, W_out)`, `w` is `(C_out, C_in, kH, kW)` (conv layout),
+    `input_size` is `(H, W)`. `stride`, `padding`, `dilation` are pairs. Return `dL/dx` of shape
+    `(N, C_in, H, W)`. Careful: several input sizes give the same `H_out` when the stride is
+    larger than 1.
+    """)
+    b.solution("input_grad", '''
+    def conv2d_input_grad(grad_out, w, input_size, stride=(1, 1), padding=(0, 0),
+                          dilation=(1, 1)):
+        """dL/dx = conv_transpose2d(grad_out, w, stride, padding, output_padding, dilation) with
+        output_padding = (H + 2p - d(k-1) - 1) mod stride per axis."""
+        ### BEGIN SOLUTION
+        k = w.shape[2:]
+        op = tuple((i + 2 * p - d * (kk - 1) - 1) % s
+                   for i, kk, s, p, d in zip(input_size, k, stride, padding, dilation))
+        return F.conv_transpose2d(grad_out, w, stride=stride, padding=padding,
+                                  output_padding=op, dilation=dilation)
+        ### END SOLUTION
+    ''')
+    b.test("test_input_grad", 2, '''
+    def _autograd(x_shape, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), seed=0):
+        """x, g and the two gradients of F.conv2d, by autograd (the oracle)."""
+        gen = torch.Generator().manual_seed(seed)
+        x = torch.randn(x_shape, generator=gen).requires_grad_(True)
+        w = w.detach().clone().requires_grad_(True)
+        y = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation)
+        g = torch.randn(y.shape, generator=gen)
+        gx, gw = torch.autograd.grad(y, (x, w), g)
+        return x.detach(), g, gx, gw
+
+    gen = torch.Generator().manual_seed(1)
+    w = torch.randn(2, 3, 3, 3, generator=gen)
+    x, g, gx, gw = _autograd((2, 3, 8, 7), w, (2, 2), (1, 1))
+    with torch.no_grad():
+        got = conv2d_input_grad(g, w, (8, 7), stride=(2, 2), padding=(1, 1))
+    expect("stride2_8x7", got, gx,
+           hint="a transposed convolution of grad_out with the same w; along H the size 8 "
+                "needs output_padding 1 (7 and 8 both give H_out = 4), along W 0")
+    ''')
+    b.test("test_input_grad_edges", 1, '''
+    x, g, gx, gw = _autograd((1, 3, 5, 5), w)
+    with torch.no_grad():
+        got = conv2d_input_grad(g, w, (5, 5))
+    expect("stride_1", got, gx, hint="stride 1: a full-padding transposed convolution")
+    ### BEGIN HIDDEN TESTS
+    cases = [((1, 3, 9, 10), (2, 2), (0, 1), (2, 2)),    # dilation
+             ((2, 3, 7, 9), (3, 2), (1, 0), (1, 1)),     # non-square stride, output_padding 2
+             ((1, 3, 3, 3), (1, 1), (0, 0), (1, 1))]     # 1x1 output
+    for n, (shape, s, p, d) in enumerate(cases):
+        x, g, gx, gw = _autograd(shape, w, s, p, d, seed=n)
+        with torch.no_grad():
+            got = conv2d_input_grad(g, w, shape[2:], stride=s, padding=p, dilation=d)
+        expect(f"case_{n}", got, gx, hint=f"input {shape}, stride {s}, padding {p}, "
+                                          f"dilation {d}")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 2 (3 points): the weight gradient
+
+    Return `dL/dw` of shape `(C_out, C_in, kH, kW)` from `x` `(N, C_in, H, W)` and `grad_out`.
+    `dL/dw[co, ci, a, b] = sum_{n, r, c} g[n, co, r, c] * x_pad[n, ci, r*sH + a*dH, c*sW + b*dW]`.
+    Hint: it is a convolution in which the roles of batch and channels swap, with the stride
+    and dilation exchanged.
+    """)
+    b.solution("weight_grad", '''
+    def conv2d_weight_grad(x, grad_out, kernel_size, stride=(1, 1), padding=(0, 0),
+                           dilation=(1, 1)):
+        """dL/dw[co, ci, a, b] = sum over n, r, c of g[n, co, r, c] * x_pad[n, ci, r*s + a*d,
+        c*s + b*d]: conv2d of x (channels as batch) with g (batch as channels), stride and
+        dilation swapped, cropped to the kernel size."""
+        ### BEGIN SOLUTION
+        gw = F.conv2d(x.transpose(0, 1), grad_out.transpose(0, 1), stride=dilation,
+                      padding=padding, dilation=stride)          # (C_in, C_out, >=kH, >=kW)
+        kh, kw = kernel_size
+        return gw[:, :, :kh, :kw].transpose(0, 1)
+        ### END SOLUTION
+    ''')
+    b.test("test_weight_grad", 2, '''
+    x, g, gx, gw = _autograd((2, 3, 8, 7), w, (2, 2), (1, 1))
+    with torch.no_grad():
+        got = conv2d_weight_grad(x, g, (3, 3), stride=(2, 2), padding=(1, 1))
+    expect("stride2_8x7", got, gw,
+           hint="shape (C_out, C_in, kH, kW); sum over the batch; with stride 2 the last input "
+                "row is never read (its gradient contribution is zero)")
+    ''')
+    b.test("test_weight_grad_edges", 1, '''
+    x, g, gx, gw = _autograd((1, 3, 5, 5), w)
+    with torch.no_grad():
+        got = conv2d_weight_grad(x, g, (3, 3))
+    expect("stride_1", got, gw, hint="stride 1, no padding")
+    ### BEGIN HIDDEN TESTS
+    w23 = torch.randn(4, 3, 2, 3, generator=gen)
+    cases = [((1, 3, 9, 10), (2, 2), (0, 1), (2, 2)),
+             ((2, 3, 7, 9), (3, 2), (1, 0), (1, 1)),
+             ((3, 3, 2, 3), (1, 1), (0, 0), (1, 1))]
+    for n, (shape, s, p, d) in enumerate(cases):
+        x, g, gx, gw = _autograd(shape, w23, s, p, d, seed=10 + n)
+        with torch.no_grad():
+            got = conv2d_weight_grad(x, g, (2, 3), stride=s, padding=p, dilation=d)
+        expect(f"case_{n}", got, gw, hint=f"input {shape}, kernel (2, 3), stride {s}, "
+                                          f"padding {p}, dilation {d}")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Question (2 points, graded by hand)
+
+    In Task 1, what goes wrong if you call `F.conv_transpose2d(g, w, stride=2, padding=1)`
+    without `output_padding` for the 8x7 input? Which input rows would get no gradient, and why
+    is that not an approximation but simply the wrong shape?
+    """)
+    b.manual("why_output_padding_in_backward", 2, """
+    Without output_padding the transposed convolution returns the smallest size consistent with
+    H_out = 4, i.e. 7 rows instead of 8, so the gradient cannot even be added to x (shape
+    mismatch). The missing 8th row is a real input row: with k=3, s=2, p=1 it is read by the
+    last output position (rows 5, 6, 7 of the input), so its gradient is generally non-zero;
+    output_padding=1 makes the transposed convolution keep that row. (When the stride skips an
+    input row entirely, its correct gradient is exactly zero, which output_padding also gives.)
+    """)
+    return b
+
+
+# ----------------------------------------------------------------------------------------------
+def ex5_conventions() -> Book:
+    b = Book("ex5_conventions")
+    b.md("""
+    # Exercise 5: TensorFlow and JAX conventions in PyTorch
+
+    Book chapter: [Shapes, padding and `output_padding`](../../book/04_shapes_padding.md).
+
+    PyTorch describes a transposed convolution by `padding` (cropped from **both** sides of the
+    full output) and `output_padding` (added at the far end). TensorFlow/Keras say
+    `padding="SAME"` or `"VALID"` and JAX `lax.conv_transpose` takes `(low, high)` pairs. Your
+    conversions return three integers `(padding, output_padding, crop_end)` meaning
+
+    ```python
+    y = F.conv_transpose1d(x, w, stride=stride, padding=padding, output_padding=output_padding)
+    y = y[..., : y.shape[-1] - crop_end]        # an explicit crop at the far end
+    ```
+
+    Work it out with arithmetic (no `tconv_lib`). 1-D throughout; every axis of a 2-D layer
+    works the same way.
+    """)
+    b.setup()
+    b.given("apply_conversion", '''
+    def apply_conversion(x, w, stride, conversion, dilation=1):
+        """Run F.conv_transpose1d with a (padding, output_padding, crop_end) triple."""
+        padding, output_padding, crop_end = conversion
+        y = F.conv_transpose1d(x, w, stride=stride, padding=padding,
+                               output_padding=output_padding, dilation=dilation)
+        return y[..., : y.shape[-1] - crop_end]
+    ''')
+    b.md("""
+    ## Task 1 (4 points): TensorFlow / Keras `Conv1DTranspose(padding=...)`
+
+    Keras' output length is `i*stride` for `"SAME"` and `i*stride + max(k - stride, 0)` for
+    `"VALID"`. TensorFlow defines the layer as the gradient of its forward convolution, whose
+    `"SAME"` padding of an input of length `n` is `total = max((ceil(n/s) - 1)*s + k - n, 0)`,
+    split as `total // 2` before and the rest (one more when `total` is odd) **after**.
+    Return `(padding, output_padding, crop_end)` for input length `i`. Raise `ValueError` for a
+    padding other than `"SAME"`/`"VALID"` (accept lower case too).
+    """)
+    b.solution("tf_to_torch", '''
+    def tf_to_torch(i, k, stride, padding):
+        """SAME:  total = max(k - stride, 0); padding = total // 2; crop_end = total % 2;
+                  output_padding = max(stride - k, 0).
+        VALID: padding = 0, crop_end = 0, output_padding = max(stride - k, 0)."""
+        ### BEGIN SOLUTION
+        mode = padding.upper() if isinstance(padding, str) else padding
+        if mode not in ("SAME", "VALID"):
+            raise ValueError(f"padding must be 'SAME' or 'VALID', got padding={padding!r}")
+        op = max(stride - k, 0)
+        if mode == "VALID":
+            return (0, op, 0)
+        total = max(k - stride, 0)
+        return (total // 2, op, total % 2)
+        ### END SOLUTION
+    ''')
+    b.test("test_tf_same", 2, '''
+    import math
+
+    def _tf_reference(x, w, stride, padding):
+        """TensorFlow's conv1d_transpose: the adjoint (autograd) of its forward convolution."""
+        i, k = x.shape[-1], w.shape[-1]
+        n = i * stride + (max(k - stride, 0) if padding.upper() == "VALID" else 0)
+        total = max((math.ceil(n / stride) - 1) * stride + k - n, 0)
+        if padding.upper() == "VALID":
+            total = 0
+        z = torch.zeros(x.shape[0], w.shape[1], n, requires_grad=True)
+        y = F.conv1d(F.pad(z, (total // 2, total - total // 2)), w, stride=stride)
+        (gz,) = torch.autograd.grad(y, z, x)
+        return gz
+
+    def _check(name, i, k, stride, padding, seed):
+        gen = torch.Generator().manual_seed(seed)
+        x, w = torch.randn(2, 3, i, generator=gen), torch.randn(3, 2, k, generator=gen)
+        conversion = tf_to_torch(i, k, stride, padding)
+        expect(name, apply_conversion(x, w, stride, conversion),
+               _tf_reference(x, w, stride, padding),
+               hint=f"i={i}, k={k}, stride={stride}, padding={padding!r}: your conversion "
+                    f"{conversion}; Keras wants length "
+                    f"{i * stride if padding.upper() == 'SAME' else i * stride + max(k - stride, 0)}"
+                    " and TF puts the odd extra padding at the end")
+
+    _check("same_k3_s2", 5, 3, 2, "SAME", 0)
+    _check("same_k4_s2", 5, 4, 2, "SAME", 1)
+    _check("same_k5_s2", 4, 5, 2, "same", 2)
+    ''')
+    b.test("test_tf_valid_and_edges", 2, '''
+    _check("valid_k3_s2", 5, 3, 2, "VALID", 3)
+    _check("same_k1_s2", 4, 1, 2, "SAME", 4)
+    ### BEGIN HIDDEN TESTS
+    _check("valid_k2_s3", 4, 2, 3, "VALID", 5)
+    _check("same_k3_s1", 6, 3, 1, "SAME", 6)
+    _check("same_k2_s1", 6, 2, 1, "SAME", 7)
+    _check("same_k5_s3_i1", 1, 5, 3, "SAME", 8)
+    _check("valid_k1_s1", 3, 1, 1, "valid", 9)
+    expect_raises("bad_mode", ValueError, tf_to_torch, 4, 3, 2, "FULL",
+                  hint="only SAME and VALID exist")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 2 (3 points): JAX `lax.conv_transpose(..., padding=[(low, high)], transpose_kernel=True)`
+
+    JAX inserts `stride - 1` zeros between input elements, pads `low` zeros before and `high`
+    after (negative values crop), then slides the flipped kernel (dilated by `dilation`). PyTorch
+    does the same with `low = d(k-1) - padding` and `high = d(k-1) - padding + output_padding`.
+    Return `(padding, output_padding, crop_end)`, or raise `ValueError` when PyTorch cannot
+    express it (it would need `padding < 0`, or `output_padding >= max(stride, dilation)`).
+    """)
+    b.solution("jax_to_torch", '''
+    def jax_to_torch(k, stride, low, high, dilation=1):
+        """padding = d(k-1) - low; high >= low: output_padding = high - low, crop_end = 0;
+        high < low: output_padding = 0, crop_end = low - high."""
+        ### BEGIN SOLUTION
+        reach = dilation * (k - 1)
+        padding = reach - low
+        if padding < 0:
+            raise ValueError(f"low padding {low} exceeds dilation*(k-1)={reach}: PyTorch's "
+                             f"padding would be negative ({padding})")
+        extra = high - low
+        if extra >= max(stride, dilation):
+            raise ValueError(f"high - low = {extra} needs output_padding {extra}, but it must "
+                             f"be smaller than max(stride, dilation) = {max(stride, dilation)}")
+        if extra >= 0:
+            return (padding, extra, 0)
+        return (padding, 0, -extra)
+        ### END SOLUTION
+    ''')
+    b.test("test_jax", 2, '''
+    def _jax_reference(x, w, stride, low, high, dilation=1):
+        """lax.conv_transpose(transpose_kernel=True) spelled out with torch: zero insertion,
+        (low, high) padding, a stride-1 convolution with the flipped, transposed kernel."""
+        z = torch.zeros(x.shape[:-1] + ((x.shape[-1] - 1) * stride + 1,))
+        z[..., ::stride] = x
+        return F.conv1d(F.pad(z, (low, high)), w.transpose(0, 1).flip(-1), dilation=dilation)
+
+    def _check_jax(name, i, k, stride, low, high, dilation=1, seed=0):
+        gen = torch.Generator().manual_seed(seed)
+        x, w = torch.randn(1, 2, i, generator=gen), torch.randn(2, 3, k, generator=gen)
+        conversion = jax_to_torch(k, stride, low, high, dilation)
+        expect(name, apply_conversion(x, w, stride, conversion, dilation),
+               _jax_reference(x, w, stride, low, high, dilation),
+               hint=f"k={k}, stride={stride}, (low, high)=({low}, {high}), dilation={dilation}: "
+                    f"your conversion {conversion}")
+
+    _check_jax("lo1_hi2", 5, 3, 2, 1, 2)
+    _check_jax("lo2_hi1", 5, 3, 2, 2, 1, seed=1)
+    _check_jax("full", 4, 3, 1, 2, 2, seed=2)
+    ''')
+    b.test("test_jax_edges", 1, '''
+    _check_jax("dilated", 4, 3, 2, 3, 4, dilation=2, seed=3)
+    ### BEGIN HIDDEN TESTS
+    _check_jax("negative", 5, 3, 2, -1, -1, seed=4)
+    _check_jax("crop_two", 6, 4, 3, 3, 1, seed=5)
+    _check_jax("k1_s1", 3, 1, 1, 0, 0, seed=6)
+    expect_raises("low_too_big", ValueError, jax_to_torch, 3, 2, 3, 3,
+                  hint="low > k-1 would need negative PyTorch padding")
+    expect_raises("high_too_big", ValueError, jax_to_torch, 3, 2, 0, 2,
+                  hint="high - low = 2 needs output_padding 2 >= stride 2")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 3 (3 points): fix the decoder
+
+    The tiny encoder-decoder below downsamples with a stride-2 convolution and upsamples with
+    a stride-2 transposed convolution, then concatenates the skip connection. It works for
+    some input sizes and crashes in `torch.cat` for others. Write `decoder_output_padding`, the
+    per-axis `output_padding` that makes the upsampled map exactly `skip_size`; the test builds
+    `TinyUNet(output_padding=decoder_output_padding(...))`.
+    """)
+    b.given("tiny_unet", '''
+    class TinyUNet(torch.nn.Module):
+        def __init__(self, output_padding=(0, 0)):
+            super().__init__()
+            self.stem = torch.nn.Conv2d(1, 4, 3, padding=1)
+            self.down = torch.nn.Conv2d(4, 8, 3, stride=2, padding=1)
+            self.up = torch.nn.ConvTranspose2d(8, 4, 3, stride=2, padding=1,
+                                               output_padding=output_padding)
+            self.head = torch.nn.Conv2d(8, 1, 1)
+
+        def forward(self, x):
+            skip = self.stem(x)
+            up = self.up(torch.relu(self.down(torch.relu(skip))))
+            return self.head(torch.cat([skip, up], dim=1))   # fails if up and skip differ
+    ''')
+    b.solution("decoder_fix", '''
+    def decoder_output_padding(skip_size, k=3, stride=2, padding=1):
+        """Per axis: low = (n + 2p - k) // s + 1 (the encoder's size), then
+        output_padding = n - ((low - 1) * s - 2p + k)."""
+        ### BEGIN SOLUTION
+        result = []
+        for n in skip_size:
+            low = (n + 2 * padding - k) // stride + 1
+            result.append(n - ((low - 1) * stride - 2 * padding + k))
+        return tuple(result)
+        ### END SOLUTION
+    ''')
+    b.test("test_decoder", 3, '''
+    from tconv_lib.shapes import conv_output_size, output_padding_for
+
+    for n, size in enumerate([(8, 8), (7, 9), (8, 5), (1, 2)]):
+        op = decoder_output_padding(size)
+        expect(f"op_{n}", op, tuple(output_padding_for(conv_output_size(s, 3, 2, 1), s, 3, 2, 1)
+                                    for s in size),
+               hint=f"skip size {size}: even sizes need output_padding 1 here, odd ones 0")
+        torch.manual_seed(n)
+        out = TinyUNet(output_padding=op)(torch.randn(1, 1, *size))
+        expect(f"shape_{n}", tuple(out.shape), (1, 1) + size,
+               hint="the decoder output must have the input's size")
+    ''')
+    b.md("""
+    ## Question (2 points, graded by hand)
+
+    A Keras model uses `Conv2DTranspose(filters, 3, strides=2, padding="same")` on 8x8 maps.
+    Give the PyTorch `ConvTranspose2d` arguments that reproduce it, and explain why PyTorch's
+    `padding` alone cannot.
+    """)
+    b.manual("keras_same", 2, """
+    Keras wants 16x16. With k=3, s=2 TF's total padding is k - s = 1, odd, put at the end:
+    the full output is (8-1)*2 + 3 = 17 and TF keeps positions 0..15 (crops 0 before, 1 after).
+    PyTorch's padding crops symmetrically, so padding=0 gives 17 and padding=1 crops the first
+    position too (15, and shifted). Use padding=1, output_padding=1: 15 + 1 = 16, but that drops
+    the first position, so it is shifted by one relative to TF; the exact equivalent is
+    padding=0, output_padding=0 followed by an explicit crop y[..., :16, :16].
+    """)
+    return b
+
+
+# ----------------------------------------------------------------------------------------------
+def ex6_checkerboard() -> Book:
+    b = Book("ex6_checkerboard")
+    b.md("""
+    # Exercise 6: checkerboard artifacts
+
+    Book chapter: [Checkerboard artifacts](../../book/06_checkerboard.md).
+
+    A stride-`s` transposed convolution paints one copy of the kernel per input position. When
+    the copies overlap unevenly, some output positions sum more terms than their neighbours: a
+    periodic pattern, the checkerboard. You will compute overlap maps, predict from `(k, s)`
+    alone when the overlap is even, and build the usual fix, resize-convolution. NumPy and
+    `torch.nn.functional` are fine; no `tconv_lib`.
+    """)
+    b.setup()
+    b.md("""
+    ## Task 1 (3 points): overlap map in 1-D
+
+    Return an integer array of length `(n-1)*s + k`: entry `o` counts the kernel copies that
+    cover output position `o` when an input of length `n` (all ones) is transposed-convolved
+    with an all-ones kernel of size `k`, stride `s`, no padding.
+    """)
+    b.solution("overlap_1d", '''
+    def overlap_map_1d(k, s, n):
+        """m[o] = #{(j, t): j*s + t = o, 0 <= j < n, 0 <= t < k}."""
+        ### BEGIN SOLUTION
+        m = np.zeros((n - 1) * s + k, dtype=np.int64)
+        for j in range(n):
+            m[j * s: j * s + k] += 1
+        return m
+        ### END SOLUTION
+    ''')
+    b.test("test_overlap_1d", 2, '''
+    from tconv_lib.artifacts import is_even as _lib_is_even, overlap_map as _lib_overlap_map
+
+    for k, s, n in [(3, 2, 5), (4, 2, 5), (5, 3, 4)]:
+        expect(f"k{k}_s{s}_n{n}", overlap_map_1d(k, s, n), _lib_overlap_map(k, s, n),
+               hint=f"k={k}, s={s}, n={n}: add 1 on [j*s, j*s + k) for every input position j")
+    ''')
+    b.test("test_overlap_1d_edges", 1, '''
+    expect("stride_1", overlap_map_1d(3, 1, 4), _lib_overlap_map(3, 1, 4),
+           hint="stride 1: the interior is covered k times")
+    ### BEGIN HIDDEN TESTS
+    expect("n_1", overlap_map_1d(3, 2, 1), _lib_overlap_map(3, 2, 1), hint="one copy")
+    expect("holes", overlap_map_1d(2, 3, 4), _lib_overlap_map(2, 3, 4),
+           hint="stride larger than the kernel leaves positions with no copy at all")
+    expect("k_equals_s", overlap_map_1d(3, 3, 3), _lib_overlap_map(3, 3, 3),
+           hint="k = s: copies tile without overlap")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 2 (2 points): overlap map in 2-D
+
+    Same in 2-D with `k = (kH, kW)`, `s = (sH, sW)`, input size `(h, w)`.
+    """)
+    b.solution("overlap_2d", '''
+    def overlap_map_2d(k, s, size):
+        """m[a, b] = number of kernel copies covering (a, b); it is the outer product of the
+        1-D maps along H and W."""
+        ### BEGIN SOLUTION
+        return np.outer(overlap_map_1d(k[0], s[0], size[0]), overlap_map_1d(k[1], s[1], size[1]))
+        ### END SOLUTION
+    ''')
+    b.test("test_overlap_2d", 2, '''
+    expect("k3_s2", overlap_map_2d((3, 3), (2, 2), (4, 4)), _lib_overlap_map((3, 3), (2, 2), (4, 4)),
+           hint="the interior alternates 1, 2, 4 copies: a 2-D checkerboard")
+    ### BEGIN HIDDEN TESTS
+    expect("non_square", overlap_map_2d((4, 3), (3, 2), (2, 5)),
+           _lib_overlap_map((4, 3), (3, 2), (2, 5)), hint="different k and s along H and W")
+    expect("one_pixel", overlap_map_2d((2, 2), (2, 2), (1, 1)),
+           _lib_overlap_map((2, 2), (2, 2), (1, 1)), hint="a single copy of the kernel")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 3 (2 points): predict evenness
+
+    Without building a map, return `True` when every *interior* output position (away from
+    the borders) is covered by the same number of copies, for kernel size `k` and stride `s`
+    (1-D, no dilation).
+    """)
+    b.solution("is_even", '''
+    def is_even(k, s):
+        """Interior position o is covered by #{t < k : t = o (mod s)} copies: even iff s divides k."""
+        ### BEGIN SOLUTION
+        return k % s == 0
+        ### END SOLUTION
+    ''')
+    b.test("test_is_even", 1, '''
+    pairs = [(3, 2), (4, 2), (5, 2), (6, 3), (4, 3), (2, 2)]
+    expect("pairs", [bool(is_even(k, s)) for k, s in pairs],
+           [_lib_is_even(k, s) for k, s in pairs],
+           hint="count, for each phase r = o mod s, the taps t < k with t mod s = r")
+    ''')
+    b.test("test_is_even_edges", 1, '''
+    expect("stride_1", bool(is_even(3, 1)), _lib_is_even(3, 1), hint="stride 1 is always even")
+    ### BEGIN HIDDEN TESTS
+    edge = [(1, 2), (2, 3), (9, 3), (1, 1), (7, 4), (8, 4)]
+    expect("edge_pairs", [bool(is_even(k, s)) for k, s in edge],
+           [_lib_is_even(k, s) for k, s in edge],
+           hint="k < s leaves holes (some phases get no copy): not even")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 4 (3 points): resize-convolution
+
+    The fix of Odena et al. (2016): upsample by `scale` with nearest-neighbour interpolation,
+    then apply a stride-1 convolution with "same" padding `k // 2` (`k` odd). `x` is
+    `(N, C_in, H, W)`, `weight` `(C_out, C_in, k, k)`, `bias` `(C_out,)`; output
+    `(N, C_out, scale*H, scale*W)`.
+    """)
+    b.solution("resize_conv", '''
+    def resize_conv(x, weight, bias, scale=2):
+        """conv2d(interpolate(x, scale_factor=scale, mode="nearest"), weight, bias, padding=k//2)."""
+        ### BEGIN SOLUTION
+        up = F.interpolate(x, scale_factor=scale, mode="nearest")
+        return F.conv2d(up, weight, bias, padding=weight.shape[-1] // 2)
+        ### END SOLUTION
+    ''')
+    b.test("test_resize_conv", 2, '''
+    from tconv_lib.artifacts import ResizeConv as _ResizeConv
+
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 3, 4, 5, generator=gen)
+    ref = _ResizeConv(3, 2, scale=2, kernel_size=3)
+    with torch.no_grad():
+        expect("matches_resize_conv", resize_conv(x, ref.conv.weight, ref.conv.bias, 2), ref(x),
+               hint="nearest upsampling (each pixel repeated 2x2), then conv2d with padding 1")
+    ''')
+    b.test("test_resize_conv_no_checkerboard", 1, '''
+    ones = torch.ones(1, 1, 6, 6)
+    w_pos = torch.rand(1, 1, 3, 3, generator=gen) + 0.5
+    inner = resize_conv(ones, w_pos, torch.zeros(1), 2)[0, 0, 1:-1, 1:-1]
+    expect("constant_interior", float(inner.max() - inner.min()), 0.0,
+           hint="a constant input must give a constant interior: no structural checkerboard")
+    ### BEGIN HIDDEN TESTS
+    ref3 = _ResizeConv(2, 1, scale=3, kernel_size=5)
+    x3 = torch.randn(1, 2, 3, 2, generator=gen)
+    with torch.no_grad():
+        expect("scale_3_k5", resize_conv(x3, ref3.conv.weight, ref3.conv.bias, 3), ref3(x3),
+               hint="scale 3, kernel 5 (padding 2), non-square input")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Question (2 points, graded by hand)
+
+    `k=4, s=2` has even overlap, `k=3, s=2` does not. Does an evenly overlapping transposed
+    convolution produce no checkerboard after training? Explain, and say why
+    resize-convolution avoids the problem by construction.
+    """)
+    b.manual("even_is_not_enough", 2, """
+    No. Even overlap means every interior output sums the same *number* of terms, but the terms
+    come from different kernel taps for different phases: output phase r uses taps t with
+    t mod s = r. Unless each phase's sub-kernel has the same sum (and responds the same to the
+    input), e.g. with random or trained weights, the phases differ and a period-s pattern
+    remains (weaker than with uneven overlap). Resize-convolution first upsamples by repeating
+    (or interpolating) pixels, then applies one stride-1 kernel to every position: all output
+    positions are computed by the same kernel on the same kind of neighbourhood, so a constant
+    input gives a constant output and there is no phase structure to learn artifacts from.
+    """)
+    return b
+
+
+# ----------------------------------------------------------------------------------------------
+def ex7_subpixel() -> Book:
+    b = Book("ex7_subpixel")
+    b.md("""
+    # Exercise 7: sub-pixel convolution
+
+    Book chapter: [Fast transposed convolution](../../book/05_fast.md).
+
+    The full output of a stride-`s` transposed convolution splits into `s^2` interleaved grids
+    (phases). Phase `(r1, r2)` (output rows `= r1 mod s`, columns `= r2 mod s`) only ever uses
+    the kernel taps `w[:, :, r1::s, r2::s]`: a small **stride-1** problem. Computing the `s^2`
+    phases with ordinary convolutions and interleaving them with a pixel shuffle gives the
+    transposed convolution without multiplying any inserted zero. Use `torch` (`F.conv2d`,
+    `F.pad`, reshapes), not `F.conv_transpose2d`, not `F.pixel_shuffle`, not `tconv_lib`.
+    """)
+    b.setup()
+    b.md("""
+    ## Task 1 (2 points): pixel shuffle
+
+    `t` has shape `(N, C*s*s, H, W)`; return `(N, C, H*s, W*s)` with
+    `out[n, c, h*s + r1, w*s + r2] = t[n, c*s*s + r1*s + r2, h, w]` (what `F.pixel_shuffle` does).
+    """)
+    b.solution("pixel_shuffle", '''
+    def pixel_shuffle(t, s):
+        """(N, C*s*s, H, W) -> (N, C, H*s, W*s): view as (N, C, s, s, H, W), permute to
+        (N, C, H, s, W, s), reshape."""
+        ### BEGIN SOLUTION
+        n, cs2, h, w = t.shape
+        c = cs2 // (s * s)
+        return t.reshape(n, c, s, s, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * s, w * s)
+        ### END SOLUTION
+    ''')
+    b.test("test_pixel_shuffle", 2, '''
+    gen = torch.Generator().manual_seed(0)
+    t = torch.randn(2, 12, 3, 4, generator=gen)
+    expect("s2", pixel_shuffle(t, 2), F.pixel_shuffle(t, 2),
+           hint="channel c*s*s + r1*s + r2 goes to rows r1::s and columns r2::s of channel c")
+    ### BEGIN HIDDEN TESTS
+    t3 = torch.randn(1, 9, 2, 1, generator=gen)
+    expect("s3_one_channel", pixel_shuffle(t3, 3), F.pixel_shuffle(t3, 3), hint="s = 3")
+    expect("s1", pixel_shuffle(t, 1), t, hint="s = 1 changes nothing")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 2 (2 points): the sub-kernels
+
+    For `w` of shape `(C_in, C_out, k, k)` with `k` divisible by `s`, return a tensor of shape
+    `(s, s, C_in, C_out, k/s, k/s)` whose entry `[r1, r2]` holds the taps used by phase
+    `(r1, r2)`.
+    """)
+    b.solution("sub_kernels", '''
+    def sub_kernels(w, s):
+        """[r1, r2] = w[:, :, r1::s, r2::s]: the taps t with t = r (mod s) along each axis."""
+        ### BEGIN SOLUTION
+        return torch.stack([torch.stack([w[:, :, r1::s, r2::s] for r2 in range(s)])
+                            for r1 in range(s)])
+        ### END SOLUTION
+    ''')
+    b.test("test_sub_kernels", 2, '''
+    from tconv_lib.methods.phase import axis_phases
+
+    def _expected_sub_kernels(w, s):
+        """Taps per phase from tconv_lib's phase decomposition (k divisible by s)."""
+        taps = [t for _, t, _ in axis_phases(w.shape[-1], s, 1)]
+        return torch.stack([torch.stack([w[:, :, t1][:, :, :, t2] for t2 in taps])
+                            for t1 in taps])
+
+    w = torch.randn(2, 3, 4, 4, generator=gen)
+    expect("k4_s2", sub_kernels(w, 2), _expected_sub_kernels(w, 2),
+           hint="phase r1 uses rows r1, r1+s, ...; phase r2 columns r2, r2+s, ...")
+    ### BEGIN HIDDEN TESTS
+    w6 = torch.randn(1, 2, 6, 6, generator=gen)
+    expect("k6_s3", sub_kernels(w6, 3), _expected_sub_kernels(w6, 3), hint="s = 3")
+    expect("k6_s1", sub_kernels(w6, 1), _expected_sub_kernels(w6, 1), hint="s = 1: one phase")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 3 (4 points): transposed convolution by sub-pixel convolution
+
+    Compute `F.conv_transpose2d(x, w, stride=s)` (no padding, `k` divisible by `s`) as
+    follows. With `q = k // s`, phase `(r1, r2)` is the stride-1 transposed convolution of `x`
+    with the sub-kernel `w[:, :, r1::s, r2::s]`, i.e. a **forward** `F.conv2d` of `x` padded by
+    `q - 1` on every side with that sub-kernel **flipped** spatially and with its two channel
+    axes swapped. Stack the `s^2` phase outputs `(N, C_out, H+q-1, W+q-1)` into the channel
+    order of Task 1 and pixel-shuffle.
+    """)
+    b.solution("subpixel", '''
+    def conv_transpose_subpixel(x, w, s):
+        """y = pixel_shuffle(stack_{r1, r2} conv2d(pad(x, q-1), flip(w[:, :, r1::s, r2::s]).swap), s)."""
+        ### BEGIN SOLUTION
+        q = w.shape[-1] // s
+        subs = sub_kernels(w, s)                                  # (s, s, C_in, C_out, q, q)
+        xp = F.pad(x, (q - 1,) * 4)
+        phases = [F.conv2d(xp, subs[r1, r2].transpose(0, 1).flip(-2, -1))
+                  for r1 in range(s) for r2 in range(s)]          # each (N, C_out, H+q-1, W+q-1)
+        stacked = torch.stack(phases, dim=2)                      # (N, C_out, s*s, ., .)
+        n, c_out = stacked.shape[:2]
+        return pixel_shuffle(stacked.reshape(n, c_out * s * s, *stacked.shape[-2:]), s)
+        ### END SOLUTION
+    ''')
+    b.test("test_subpixel", 2, '''
+    x = torch.randn(2, 2, 3, 4, generator=gen)
+    w = torch.randn(2, 3, 4, 4, generator=gen)
+    expect("k4_s2", conv_transpose_subpixel(x, w, 2), F.conv_transpose2d(x, w, stride=2),
+           hint="each phase: conv2d of x padded by q-1 with the FLIPPED sub-kernel (channels "
+                "swapped to (C_out, C_in)); channel order c*s*s + r1*s + r2 before the shuffle")
+    ''')
+    b.test("test_subpixel_edges", 2, '''
+    x1 = torch.randn(1, 2, 1, 1, generator=gen)
+    expect("one_pixel", conv_transpose_subpixel(x1, w, 2), F.conv_transpose2d(x1, w, stride=2),
+           hint="a 1x1 input gives one copy of the kernel")
+    ### BEGIN HIDDEN TESTS
+    w6 = torch.randn(2, 1, 6, 6, generator=gen)
+    expect("k6_s3", conv_transpose_subpixel(x, w6, 3), F.conv_transpose2d(x, w6, stride=3),
+           hint="s = 3, q = 2")
+    w2 = torch.randn(2, 2, 2, 2, generator=gen)
+    expect("k_equals_s", conv_transpose_subpixel(x, w2, 2), F.conv_transpose2d(x, w2, stride=2),
+           hint="k = s: q = 1, no overlap, every phase is a 1x1 convolution")
+    w3 = torch.randn(2, 2, 3, 3, generator=gen)
+    expect("stride_1", conv_transpose_subpixel(x, w3, 1), F.conv_transpose2d(x, w3),
+           hint="s = 1: a single phase, the full-padding convolution with the flipped kernel")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Question (2 points, graded by hand)
+
+    When `k` is **not** divisible by `s` (say `k=3, s=2`), what are the sub-kernel sizes of the
+    phases, and how does that relate to the checkerboard artifacts of Exercise 6? Why do
+    sub-pixel layers with ICNR initialisation start without a checkerboard?
+    """)
+    b.manual("uneven_phases", 2, """
+    The phases get ceil(k/s) or floor(k/s) taps per axis: for k=3, s=2, phase 0 uses taps
+    {0, 2} (2 taps) and phase 1 tap {1} (1 tap); in 2-D the four phases have 2x2, 2x1, 1x2 and
+    1x1 sub-kernels. Phases with more taps sum more terms: that is exactly the uneven overlap of
+    Exercise 6, seen per phase. A sub-pixel layer has s^2 independent sub-kernels; ICNR
+    initialises all of them to the same kernel, so at initialisation every phase computes the
+    same value (equivalent to nearest upsampling followed by a convolution) and the output has
+    no period-s pattern; training can then move them apart only gradually.
+    """)
+    return b
+
+
+# ----------------------------------------------------------------------------------------------
+def ex8_unet() -> Book:
+    b = Book("ex8_unet")
+    b.md("""
+    # Exercise 8: a U-Net decoder block
+
+    Book chapter: [Transposed convolutions in U-Net](../../book/07_unet.md).
+
+    The original U-Net (Ronneberger et al., 2015) uses *valid* 3x3 convolutions, so every
+    convolution shrinks the map by 2 and the encoder's skip connection is **larger** than the
+    upsampled decoder map: it is center-cropped before the concatenation. The up-convolution is
+    a 2x2 transposed convolution with stride 2. Use `torch` only (no `tconv_lib`).
+    """)
+    b.setup()
+    b.md("""
+    ## Task 1 (3 points): center crop
+
+    Crop `t` of shape `(N, C, H, W)` to `(N, C, h, w)` keeping the center; when `H - h` is odd,
+    the extra row goes to the **bottom** (start at `(H - h) // 2`), likewise for columns. Raise
+    `ValueError` if the target is larger than `t`.
+    """)
+    b.solution("center_crop", '''
+    def center_crop(t, size):
+        """t[..., top:top+h, left:left+w] with top = (H - h) // 2, left = (W - w) // 2."""
+        ### BEGIN SOLUTION
+        (h, w), (big_h, big_w) = size, t.shape[-2:]
+        if h > big_h or w > big_w:
+            raise ValueError(f"cannot crop a {big_h}x{big_w} map to {h}x{w}: size must not "
+                             f"exceed the map's size")
+        top, left = (big_h - h) // 2, (big_w - w) // 2
+        return t[..., top: top + h, left: left + w]
+        ### END SOLUTION
+    ''')
+    b.test("test_center_crop", 2, '''
+    gen = torch.Generator().manual_seed(0)
+    t = torch.randn(2, 3, 9, 10, generator=gen)
+    expect("odd_even", center_crop(t, (6, 6)), t[..., 1:7, 2:8],
+           hint="9 -> 6 removes 3 rows: 1 on top, 2 at the bottom; 10 -> 6 removes 2 each side")
+    ''')
+    b.test("test_center_crop_edges", 1, '''
+    expect("same_size", center_crop(t, (9, 10)), t, hint="cropping to the same size is a no-op")
+    ### BEGIN HIDDEN TESTS
+    expect("one_pixel", center_crop(t, (1, 1)), t[..., 4:5, 4:5], hint="1x1 center")
+    expect("rows_only", center_crop(t, (4, 10)), t[..., 2:6, :], hint="crop rows only")
+    expect_raises("too_large", ValueError, center_crop, t, (10, 10),
+                  hint="a crop cannot be larger than the map")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 2 (4 points): the decoder block
+
+    `up = conv_transpose2d(low, up_w, up_b, stride=2)` (kernel 2x2); crop `skip` to `up`'s size;
+    concatenate `[cropped skip, up]` along channels (skip first); then **two** valid 3x3
+    convolutions, each followed by ReLU.
+    """)
+    b.solution("decoder_block", '''
+    def decoder_block(low, skip, up_w, up_b, w1, b1, w2, b2):
+        """relu(conv(relu(conv(cat[center_crop(skip), up(low)], w1, b1)), w2, b2))."""
+        ### BEGIN SOLUTION
+        up = F.conv_transpose2d(low, up_w, up_b, stride=2)
+        h = torch.cat([center_crop(skip, up.shape[-2:]), up], dim=1)
+        return torch.relu(F.conv2d(torch.relu(F.conv2d(h, w1, b1)), w2, b2))
+        ### END SOLUTION
+    ''')
+    b.test("test_decoder_block", 3, '''
+    def _params(c_low, c_skip, c_out, seed):
+        g = torch.Generator().manual_seed(seed)
+        c_up = c_low // 2
+        return (torch.randn(c_low, c_up, 2, 2, generator=g), torch.randn(c_up, generator=g),
+                torch.randn(c_out, c_skip + c_up, 3, 3, generator=g) / 3,
+                torch.randn(c_out, generator=g),
+                torch.randn(c_out, c_out, 3, 3, generator=g) / 3, torch.randn(c_out, generator=g))
+
+    def _reference(low, skip, up_w, up_b, w1, b1, w2, b2):
+        up = F.conv_transpose2d(low, up_w, up_b, stride=2)
+        dh, dw = skip.shape[-2] - up.shape[-2], skip.shape[-1] - up.shape[-1]
+        cropped = skip[..., dh // 2: dh // 2 + up.shape[-2], dw // 2: dw // 2 + up.shape[-1]]
+        h = F.conv2d(torch.cat([cropped, up], 1), w1, b1).relu()
+        return F.conv2d(h, w2, b2).relu()
+
+    low, skip = torch.randn(2, 4, 6, 5, generator=gen), torch.randn(2, 3, 17, 14, generator=gen)
+    ps = _params(4, 3, 2, 1)
+    expect("block", decoder_block(low, skip, *ps), _reference(low, skip, *ps),
+           hint="up is 12x10; crop the 17x14 skip to 12x10 (offsets 2 and 2), skip channels "
+                "first, then two valid 3x3 conv + ReLU: output 8x6")
+    ''')
+    b.test("test_decoder_block_edges", 1, '''
+    low2, skip2 = torch.randn(1, 2, 3, 3, generator=gen), torch.randn(1, 1, 6, 6, generator=gen)
+    ps2 = _params(2, 1, 1, 2)
+    expect("no_crop", decoder_block(low2, skip2, *ps2), _reference(low2, skip2, *ps2),
+           hint="skip already has up's size: nothing to crop")
+    ### BEGIN HIDDEN TESTS
+    low3, skip3 = torch.randn(1, 4, 3, 4, generator=gen), torch.randn(1, 2, 11, 10, generator=gen)
+    ps3 = _params(4, 2, 3, 3)
+    expect("odd_crop", decoder_block(low3, skip3, *ps3), _reference(low3, skip3, *ps3),
+           hint="11 -> 6 and 10 -> 8: odd differences put the extra row at the bottom")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Task 3 (3 points): make the toy U-Net's shapes work
+
+    `ToyUNet(depth)` below is the original architecture in miniature: at each level two valid
+    3x3 convolutions, then a 2x2 max-pool (which must see an **even** size, otherwise a row is
+    silently dropped and the skip no longer lines up); at the bottom two valid convolutions; on
+    the way up your `decoder_block`. Write `valid_input_size(min_size, depth)`: the smallest
+    square input size `n >= min_size` for which every pool sees an even size and the output
+    is at least 1x1, and the output size for it. (The original U-Net: 572 -> 388 at depth 4.)
+    """)
+    b.given("toy_unet", '''
+    class ToyUNet(torch.nn.Module):
+        """Valid-convolution U-Net, one channel per level (tiny but with the real shapes)."""
+
+        def __init__(self, depth, seed=0):
+            super().__init__()
+            g = torch.Generator().manual_seed(seed)
+            self.depth = depth
+            w = lambda *shape: torch.nn.Parameter(torch.randn(*shape, generator=g) / 3)
+            self.down = torch.nn.ParameterList(w(1, 1, 3, 3) for _ in range(2 * depth + 2))
+            self.up = torch.nn.ParameterList(w(2, 1, 2, 2) for _ in range(depth))
+            self.dec = torch.nn.ParameterList(w(1, 2, 3, 3) if i % 2 == 0 else w(1, 1, 3, 3)
+                                              for i in range(2 * depth))
+            self.bias = torch.zeros(1)
+
+        def forward(self, x):
+            skips = []
+            for level in range(self.depth + 1):
+                x = F.conv2d(F.conv2d(x, self.down[2 * level]).relu(),
+                             self.down[2 * level + 1]).relu()
+                if level < self.depth:
+                    if x.shape[-1] % 2 or x.shape[-2] % 2:
+                        raise ValueError(f"max-pool at level {level} sees odd size "
+                                         f"{tuple(x.shape[-2:])}")
+                    skips.append(x)
+                    x = F.max_pool2d(x, 2)
+            for level in reversed(range(self.depth)):
+                i = self.depth - 1 - level
+                x = torch.cat([x, x], 1)   # two channels in, one up-channel out
+                x = decoder_block(x, skips[level], self.up[i], self.bias, self.dec[2 * i],
+                                  self.bias, self.dec[2 * i + 1], self.bias)
+            return x
+    ''')
+    b.solution("valid_size", '''
+    def valid_input_size(min_size, depth):
+        """(n, out): smallest n >= min_size such that, applying "-4 then /2" depth times, every
+        pool sees an even size; out = bottom size - 4, then "*2 - 4" depth times."""
+        ### BEGIN SOLUTION
+        n = max(min_size, 1)
+        while True:
+            size, ok = n, True
+            for _ in range(depth):
+                size -= 4
+                if size < 2 or size % 2:
+                    ok = False
+                    break
+                size //= 2
+            size -= 4
+            if ok and size >= 1:
+                out = size
+                for _ in range(depth):
+                    out = out * 2 - 4
+                if out >= 1:
+                    return (n, out)
+            n += 1
+        ### END SOLUTION
+    ''')
+    b.test("test_valid_size", 2, '''
+    from tconv_lib.shapes import conv_output_size, conv_transpose_output_size
+
+    def _simulate(n, depth):
+        """Output size of ToyUNet(depth) on n x n, or None if a pool sees an odd size."""
+        size = n
+        for _ in range(depth):
+            size = conv_output_size(conv_output_size(size, 3), 3) if size >= 5 else 0
+            if size < 2 or size % 2:
+                return None
+            size //= 2
+        if size < 5:
+            return None
+        size -= 4
+        for _ in range(depth):
+            size = conv_transpose_output_size(size, 2, 2) - 4
+            if size < 1:
+                return None
+        return size
+
+    def _smallest(min_size, depth):
+        n = min_size
+        while _simulate(n, depth) is None:
+            n += 1
+        return (n, _simulate(n, depth))
+
+    got = valid_input_size(30, 2)
+    expect("depth_2", got, _smallest(30, 2),
+           hint="n - 4 must be even, (n - 4)/2 - 4 must be even, and so on; then go back up "
+                "with *2 - 4 per level")
+    out = ToyUNet(2)(torch.randn(1, 1, got[0], got[0], generator=gen))
+    expect("runs", tuple(out.shape), (1, 1, got[1], got[1]),
+           hint="ToyUNet(2) must run on your size and give your output size")
+    ''')
+    b.test("test_valid_size_edges", 1, '''
+    expect("depth_1", valid_input_size(10, 1), _smallest(10, 1), hint="depth 1")
+    ### BEGIN HIDDEN TESTS
+    expect("original_unet", valid_input_size(570, 4), _smallest(570, 4),
+           hint="the original U-Net: 572 -> 388")
+    expect("tiny", valid_input_size(1, 1), _smallest(1, 1),
+           hint="the smallest depth-1 input with a non-empty output")
+    expect("already_valid", valid_input_size(44, 2), _smallest(44, 2),
+           hint="44 already works for depth 2")
+    ### END HIDDEN TESTS
+    ''')
+    b.md("""
+    ## Question (2 points, graded by hand)
+
+    Why does the original U-Net crop the skip connection instead of padding the upsampled map,
+    and what changes if every 3x3 convolution uses `padding=1` ("same")? Where would
+    `output_padding` then be needed?
+    """)
+    b.manual("crop_or_pad", 2, """
+    With valid convolutions the border pixels of the skip map were computed from fewer real
+    neighbours deeper in the decoder's receptive field; the decoder output only covers the
+    center, so the skip is cropped to the region that corresponds to the upsampled pixels
+    (padding the decoder map would invent values and misalign features). The output is smaller
+    than the input (tiles are processed with overlap). With "same" convolutions nothing
+    shrinks, skip and up maps have equal sizes as long as every pooled size is even; with an
+    odd size the pool floors and the 2x2/stride-2 up-convolution returns one less row, so one
+    needs output_padding=1 (or a kernel-3 up-convolution with output_padding, or padding the
+    input to a multiple of 2^depth).
+    """)
+    return b
+
+
+ALL = [ex1_shapes, ex2_scatter, ex3_matrix, ex4_gradients, ex5_conventions, ex6_checkerboard,
+       ex7_subpixel, ex8_unet]
+
+
+def main(names: list[str]) -> None:
+    for make in ALL:
+        if not names or make.__name__ in names:
+            print(make().write())
+
+
+if __name__ == "__main__":
+    main(sys.argv[1:])
