@@ -85,7 +85,7 @@ class TransposeArgs:
 
 
 def from_crop(crop: Crop, stride: Sequence[int], dilation: Sequence[int]) -> TransposeArgs:
-    """The PyTorch arguments for a crop, using ``padding``/``output_padding`` when they can express it.
+    """PyTorch arguments for a crop: ``padding``/``output_padding`` when they can express it.
 
     They can when ``lo >= 0``, ``hi <= lo`` and ``lo - hi < max(stride, dilation)`` on every axis.
     """

@@ -7,7 +7,8 @@ For a convolution :math:`y = \operatorname{conv}(x, w)` with loss :math:`L`:
         = \operatorname{conv\_transpose}\Big(\frac{\partial L}{\partial y}, w\Big),
     \qquad
     \frac{\partial L}{\partial w[c_o, c_i, \mathbf{t}]} = \sum_{n, \mathbf{j}}
-        \frac{\partial L}{\partial y[n, c_o, \mathbf{j}]}\; x_{\text{pad}}[n, c_i, \mathbf{j}s + \mathbf{t}d]
+        \frac{\partial L}{\partial y[n, c_o, \mathbf{j}]}\;
+        x_{\text{pad}}[n, c_i, \mathbf{j}s + \mathbf{t}d]
 
 The weight gradient is a correlation of the input with the output gradient. For a transposed
 convolution the roles swap: its input gradient is a convolution, and its weight gradient is the

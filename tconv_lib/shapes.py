@@ -78,7 +78,7 @@ def output_size_range(i: int, k: int, stride: int = 1, padding: int = 0,
 
 def output_padding_for(i: int, target: int, k: int, stride: int = 1, padding: int = 0,
                        dilation: int = 1) -> int:
-    """The ``output_padding`` that makes a transposed convolution of length ``i`` produce ``target``.
+    """The ``output_padding`` that takes a transposed convolution of length ``i`` to ``target``.
 
     Raises ``ValueError`` naming the reachable range when ``target`` cannot be reached.
     """

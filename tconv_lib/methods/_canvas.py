@@ -9,7 +9,7 @@ from .._args import Geometry
 
 
 def canvas_shape(spatial: tuple[int, ...], geo: Geometry) -> tuple[int, ...]:
-    """Full size ``(i-1)s + d(k-1) + 1`` before cropping ``padding``, plus room for ``output_padding``."""
+    """Size ``(i-1)s + d(k-1) + 1`` before cropping ``padding``, plus ``output_padding`` room."""
     return tuple((i - 1) * s + d * (k - 1) + 1 + op for i, k, s, d, op in zip(
         spatial, geo.kernel, geo.stride, geo.dilation, geo.output_padding, strict=True))
 

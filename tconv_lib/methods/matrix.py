@@ -36,7 +36,7 @@ def _sparse_indices(in_size: tuple[int, ...], out_size: tuple[int, ...], geo: Ge
     """Row, column and flat weight index of every non-zero of C."""
     axes = [_axis_pairs(*a) for a in zip(in_size, out_size, geo.kernel, geo.stride, geo.padding,
                                          geo.dilation, strict=True)]
-    out_flat, tap_flat, in_flat = np.zeros(1, np.int64), np.zeros(1, np.int64), np.zeros(1, np.int64)
+    out_flat = tap_flat = in_flat = np.zeros(1, np.int64)
     for (o, t, i), n_out, k, n_in in zip(axes, out_size, geo.kernel, in_size, strict=True):
         out_flat = (out_flat[:, None] * n_out + o[None, :]).ravel()
         tap_flat = (tap_flat[:, None] * k + t[None, :]).ravel()
