@@ -249,8 +249,9 @@ def icnr_(weight: torch.Tensor, scale: int = 2,
     :math:`r` produces :math:`r^D` sub-pixel phases from :math:`r^D` groups of output channels.
     ICNR initialises one sub-kernel of shape ``(C, C_in, *k)`` (with ``init``, default
     ``torch.nn.init.kaiming_normal_``) and copies it to all :math:`r^D` phases. At
-    initialisation the layer is then exactly nearest-neighbour upsampling followed by that
-    convolution: no checkerboard. Channel ``c * r**D + p`` is phase ``p`` of output channel
+    initialisation the layer is then exactly that convolution, at low resolution, followed by
+    nearest-neighbour upsampling: every phase is equal, no checkerboard. Training can then make
+    the phases differ, as it needs to. Channel ``c * r**D + p`` is phase ``p`` of output channel
     ``c``, which is ``torch.nn.PixelShuffle``'s order.
 
     Args:

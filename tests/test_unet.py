@@ -1,0 +1,104 @@
+"""tconv_lib.unet: shape planning (the paper's 572 -> 388), output shapes of every upsampler,
+clear errors for impossible sizes, the dataset and the metrics."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+
+from tconv_lib import unet
+
+
+def test_paper_plan_572_to_388():
+    plan = unet.plan_shapes(572, depth=4, mode="valid")
+    assert [lv.enc_out for lv in plan[::-1]] == [568, 280, 136, 64, 28]
+    assert plan[-1].dec_out == 388
+    # the paper's figure: 64x64 skip cropped to the 56x56 up-convolved map
+    assert (plan[1].enc_out, plan[1].up, plan[1].crop) == (64, 56, 8)
+
+
+def test_paper_network_shapes_with_few_channels():
+    torch.manual_seed(0)
+    net = unet.UNet(1, 2, base=1, depth=4, mode="valid", up="tconv_k2s2", norm=False)
+    with torch.no_grad():
+        assert net(torch.zeros(1, 1, 572, 572)).shape == (1, 2, 388, 388)
+
+
+@pytest.mark.parametrize("up", unet.UPSAMPLERS)
+@pytest.mark.parametrize("size", [16, 32, 40])
+def test_same_mode_keeps_size(up, size):
+    torch.manual_seed(0)
+    net = unet.UNet(1, 3, base=2, depth=2, mode="same", up=up)
+    with torch.no_grad():
+        out, feats = net(torch.zeros(2, 1, size, size), return_features=True)
+    assert out.shape == (2, 3, size, size)
+    assert [f.shape[-1] for f in feats] == [size // 2, size]
+
+
+@pytest.mark.parametrize("up", unet.UPSAMPLERS)
+def test_valid_mode_matches_plan(up):
+    size = 44
+    plan = unet.plan_shapes(size, depth=2, mode="valid", up=up)
+    net = unet.UNet(1, 1, base=2, depth=2, mode="valid", up=up)
+    with torch.no_grad():
+        assert net(torch.zeros(1, 1, size, size)).shape[-1] == plan[-1].dec_out == 4
+
+
+def test_impossible_sizes_raise_clear_errors():
+    with pytest.raises(ValueError, match=r"encoder level 1 .*odd size 279"):
+        unet.plan_shapes(570, depth=4, mode="valid")
+    with pytest.raises(ValueError, match=r"too small"):
+        unet.plan_shapes(20, depth=4, mode="valid")
+    with pytest.raises(ValueError, match=r"level 2 .*odd size 9"):
+        unet.plan_shapes(36, depth=3, mode="same")
+    net = unet.UNet(1, 1, base=2, depth=2, mode="same")
+    with pytest.raises(ValueError, match="odd size"):
+        net(torch.zeros(1, 1, 30, 30))
+    with pytest.raises(ValueError, match="up must be one of"):
+        unet.UNet(up="bicubic")
+    with pytest.raises(ValueError, match="mode must be"):
+        unet.plan_shapes(64, mode="full")
+
+
+def test_valid_sizes_are_the_ones_plan_accepts():
+    sizes = unet.valid_sizes(4, candidates=range(180, 600))
+    assert 572 in sizes and 570 not in sizes
+    assert all((b - a) % 16 == 0 for a, b in zip(sizes, sizes[1:], strict=False))
+
+
+def test_dataset_is_deterministic_and_masks_binary():
+    x1, y1 = unet.make_shapes_dataset(4, 24, seed=3)
+    x2, y2 = unet.make_shapes_dataset(4, 24, seed=3)
+    assert x1.shape == y1.shape == (4, 1, 24, 24)
+    assert torch.equal(x1, x2) and torch.equal(y1, y2)
+    assert set(y1.unique().tolist()) <= {0.0, 1.0} and y1.sum() > 0
+
+
+def test_iou_and_dice_known_answers():
+    a = torch.tensor([1, 1, 0, 0])
+    b = torch.tensor([1, 0, 1, 0])
+    assert unet.iou(a, b) == pytest.approx(1 / 3)
+    assert unet.dice(a, b) == pytest.approx(0.5)
+    assert unet.iou(a, a) == unet.dice(a, a) == 1.0
+    zero = torch.zeros(4)
+    assert unet.iou(zero, zero) == 1.0
+
+
+def test_center_crop_and_concat():
+    skip = torch.arange(36.0).reshape(1, 1, 6, 6)
+    up = torch.zeros(1, 2, 4, 4)
+    out = unet.crop_and_concat(skip, up)
+    assert out.shape == (1, 3, 4, 4)
+    assert torch.equal(out[0, 0], skip[0, 0, 1:5, 1:5])
+    with pytest.raises(ValueError, match="larger"):
+        unet.center_crop(up, (5, 5))
+
+
+def test_a_few_training_steps_reduce_the_loss():
+    torch.manual_seed(0)
+    x, y = unet.make_shapes_dataset(32, 16, seed=0)
+    net = unet.UNet(1, 1, base=2, depth=1, mode="same", up="tconv_k2s2")
+    losses = unet.train(net, x, y, steps=30, batch_size=8, lr=1e-2, seed=0)
+    assert len(losses) == 30 and sum(losses[-5:]) < sum(losses[:5])
+    scores = unet.evaluate(net, x, y)
+    assert 0.0 <= scores["iou"] <= scores["dice"] <= 1.0
