@@ -172,7 +172,8 @@ def ex1_shapes() -> Book:
     def _sizes_back_to(i, k, stride=1, padding=0, dilation=1):
         """The oracle: every length whose forward F.conv1d has length i."""
         reach = dilation * (k - 1) + 1
-        return [o for o in range(1, 64) if o + 2 * padding >= reach and F.conv1d(
+        candidates = range(1, (i + 1) * stride + reach)
+        return [o for o in candidates if o + 2 * padding >= reach and F.conv1d(
             torch.zeros(1, 1, o), torch.zeros(1, 1, k), stride=stride, padding=padding,
             dilation=dilation).shape[-1] == i]
 
@@ -655,29 +656,29 @@ def ex4_gradients() -> Book:
 
     `grad_out` is `(N, C_out, H_out, W_out)`, `w` is `(C_out, C_in, kH, kW)` (conv layout),
     `input_size` is `(H, W)`. `stride`, `padding`, `dilation` are pairs. Return `dL/dx` of shape
-    `(N, C_in, H, W)`. Careful: several input sizes give the same `H_out` when the stride is
-    larger than 1.
+    `(N, C_in, H, W)`; `groups` as in `F.conv2d`. Careful: several input sizes give the same
+    `H_out` when the stride is larger than 1.
     """)
     b.solution("input_grad", '''
     def conv2d_input_grad(grad_out, w, input_size, stride=(1, 1), padding=(0, 0),
-                          dilation=(1, 1)):
-        """dL/dx = conv_transpose2d(grad_out, w, stride, padding, output_padding, dilation) with
-        output_padding = (H + 2p - d(k-1) - 1) mod stride per axis."""
+                          dilation=(1, 1), groups=1):
+        """dL/dx = conv_transpose2d(grad_out, w, stride, padding, output_padding, groups,
+        dilation) with output_padding = (H + 2p - d(k-1) - 1) mod stride per axis."""
         ### BEGIN SOLUTION
         k = w.shape[2:]
         op = tuple((i + 2 * p - d * (kk - 1) - 1) % s
                    for i, kk, s, p, d in zip(input_size, k, stride, padding, dilation))
         return F.conv_transpose2d(grad_out, w, stride=stride, padding=padding,
-                                  output_padding=op, dilation=dilation)
+                                  output_padding=op, groups=groups, dilation=dilation)
         ### END SOLUTION
     ''')
     b.test("test_input_grad", 2, '''
-    def _autograd(x_shape, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), seed=0):
+    def _autograd(x_shape, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), seed=0, groups=1):
         """x, g and the two gradients of F.conv2d, by autograd (the oracle)."""
         gen = torch.Generator().manual_seed(seed)
         x = torch.randn(x_shape, generator=gen).requires_grad_(True)
         w = w.detach().clone().requires_grad_(True)
-        y = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation)
+        y = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
         g = torch.randn(y.shape, generator=gen)
         gx, gw = torch.autograd.grad(y, (x, w), g)
         return x.detach(), g, gx, gw
@@ -706,6 +707,11 @@ def ex4_gradients() -> Book:
             got = conv2d_input_grad(g, w, shape[2:], stride=s, padding=p, dilation=d)
         expect(f"case_{n}", got, gx, hint=f"input {shape}, stride {s}, padding {p}, "
                                           f"dilation {d}")
+    wg = torch.randn(4, 2, 3, 2, generator=gen)
+    x, g, gx, gw = _autograd((2, 4, 7, 6), wg, (2, 2), (1, 0), seed=5, groups=2)
+    with torch.no_grad():
+        got = conv2d_input_grad(g, wg, (7, 6), stride=(2, 2), padding=(1, 0), groups=2)
+    expect("groups_2", got, gx, hint="groups=2: pass groups on to the transposed convolution")
     ### END HIDDEN TESTS
     ''')
     b.md("""
@@ -990,12 +996,13 @@ def ex5_conventions() -> Book:
     `padding` alone cannot.
     """)
     b.manual("keras_same", 2, """
-    Keras wants 16x16. With k=3, s=2 TF's total padding is k - s = 1, odd, put at the end:
-    the full output is (8-1)*2 + 3 = 17 and TF keeps positions 0..15 (crops 0 before, 1 after).
-    PyTorch's padding crops symmetrically, so padding=0 gives 17 and padding=1 crops the first
-    position too (15, and shifted). Use padding=1, output_padding=1: 15 + 1 = 16, but that drops
-    the first position, so it is shifted by one relative to TF; the exact equivalent is
-    padding=0, output_padding=0 followed by an explicit crop y[..., :16, :16].
+    Keras wants 16x16. With k=3, s=2 TF's total padding is k - s = 1, odd, so TF crops 0
+    positions at the start and 1 at the end of the full (8-1)*2 + 3 = 17 output: it keeps
+    positions 0..15. PyTorch's `padding` crops both sides equally: padding=1 with
+    output_padding=1 also gives 16 but keeps positions 1..16, one pixel shifted (a real
+    difference when porting trained weights). The exact equivalent is
+    ConvTranspose2d(c_in, c_out, 3, stride=2, padding=0) followed by y[..., :16, :16], i.e.
+    (padding, output_padding, crop_end) = (0, 0, 1).
     """)
     return b
 

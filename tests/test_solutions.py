@@ -1,0 +1,243 @@
+"""The instructor notebooks in ``solutions/``: well-formed nbgrader metadata, every notebook runs
+top to bottom in a fresh kernel, the released stubs score zero and every typical mistake of
+``solutions/MISTAKES.md`` fails exactly the cells it lists.
+
+The variants (stubs, mistakes) are executed cell by cell with ``exec`` in one helper process
+(this file run as a script), which is much faster than one Jupyter kernel per variant; the
+solution notebooks themselves go through nbclient, as the brief and nbgrader do.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import sys
+from pathlib import Path
+
+import nbformat
+import pytest
+
+ROOT = Path(__file__).resolve().parents[1]
+SOLUTIONS = ROOT / "solutions"
+ASSIGNMENTS = ["ex1_shapes", "ex2_scatter", "ex3_matrix", "ex4_gradients", "ex5_conventions",
+               "ex6_checkerboard", "ex7_subpixel", "ex8_unet"]
+CHAPTERS = {"01_matrix.md", "02_three_views.md", "03_gradient.md", "04_shapes_padding.md",
+            "05_fast.md", "06_checkerboard.md", "07_unet.md"}
+GROUP = pytest.mark.xdist_group("exercise-notebooks")
+HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
+
+
+def notebook_path(name: str) -> Path:
+    return SOLUTIONS / name / f"{name}.ipynb"
+
+
+def load(name: str) -> nbformat.NotebookNode:
+    return nbformat.read(notebook_path(name), as_version=4)
+
+
+def nbg(cell: dict) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def graded_test_cells(nb: nbformat.NotebookNode) -> list[str]:
+    return [nbg(c)["grade_id"] for c in nb.cells
+            if c.cell_type == "code" and nbg(c).get("grade")]
+
+
+def kernel_env() -> dict[str, str]:
+    """``grader`` and ``tconv_lib`` importable from the notebooks' own directories."""
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join(p for p in (str(ROOT), env.get("PYTHONPATH")) if p)
+    return env
+
+
+# --- metadata ---------------------------------------------------------------------------------
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_metadata_is_well_formed(name: str) -> None:
+    nb = load(name)
+    nbformat.validate(nb)
+    ids = [nbg(c)["grade_id"] for c in nb.cells if nbg(c)]
+    assert all(ids), f"{name}: a cell with nbgrader metadata has no grade_id"
+    assert len(ids) == len(set(ids)), f"{name}: duplicated grade_ids {ids}"
+    cell_ids = [c["id"] for c in nb.cells]
+    assert len(cell_ids) == len(set(cell_ids)), f"{name}: duplicated cell ids"
+
+    first_code = next(c for c in nb.cells if c.cell_type == "code")
+    assert nbg(first_code).get("locked") and nbg(first_code).get("grade_id") == "setup"
+    assert "from grader.testing import expect, expect_raises" in first_code.source
+
+    total, n_tests, n_solutions = 0, 0, 0
+    for cell in nb.cells:
+        meta = nbg(cell)
+        if not meta:
+            continue
+        gid = meta["grade_id"]
+        assert meta.get("schema_version") == 3, f"{name}/{gid}: schema_version"
+        if meta.get("grade"):
+            points = meta.get("points")
+            assert isinstance(points, int | float) and points > 0, f"{name}/{gid}: points"
+            total += points
+        if cell.cell_type == "code" and meta.get("solution"):
+            n_solutions += 1
+            src = cell.source
+            assert not meta.get("grade") and not meta.get("locked"), f"{name}/{gid}"
+            assert src.count("### BEGIN SOLUTION") == 1 == src.count("### END SOLUTION"), gid
+            assert src.index("### BEGIN SOLUTION") < src.index("### END SOLUTION"), gid
+            assert "tconv_lib" not in src, f"{name}/{gid}: solutions must not use tconv_lib"
+        if cell.cell_type == "code" and meta.get("grade"):
+            n_tests += 1
+            src = cell.source
+            assert meta.get("locked") and not meta.get("solution"), f"{name}/{gid}: not locked"
+            assert "expect" in src, f"{name}/{gid}: a test cell that checks nothing"
+            assert not re.search(r"^\s*assert\b", src, re.M), f"{name}/{gid}: bare assert"
+            assert src.count("### BEGIN HIDDEN TESTS") == src.count("### END HIDDEN TESTS")
+            for hidden in HIDDEN.findall(src):
+                assert "expect" in hidden, f"{name}/{gid}: an empty hidden block"
+            names = re.findall(r"expect(?:_raises)?\(\s*f?\"([^\"]+)\"", src)
+            assert len(names) == len(set(names)), f"{name}/{gid}: expect names {names}"
+        if cell.cell_type == "markdown" and meta.get("grade"):
+            assert meta.get("solution") and meta.get("task") is False, f"{name}/{gid}: manual"
+    assert total > 0 and n_tests >= 3 and n_solutions >= 2, name
+
+    links = re.findall(r"\]\(\.\./\.\./book/([^)#]+)\)", nb.cells[0].source)
+    assert links and set(links) <= CHAPTERS, f"{name}: the intro must link its book chapter"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_task_headings_state_the_points(name: str) -> None:
+    """"## Task n (P points)" / "## Question (P points)" equal the graded cells' points."""
+    sections: list[tuple[str, int, float]] = []
+    for cell in load(name).cells:
+        m = re.match(r"## (.*?)\((\d+) points?", cell.source) if cell.cell_type == "markdown" \
+            and not nbg(cell) else None
+        if m:
+            sections.append((m.group(1).strip(), int(m.group(2)), 0))
+        elif nbg(cell).get("grade") and sections:
+            title, stated, got = sections[-1]
+            sections[-1] = (title, stated, got + nbg(cell)["points"])
+    assert sections
+    for title, stated, got in sections:
+        assert stated == got, f"{name}: '{title}' states {stated} points, its cells give {got}"
+
+
+# --- execution --------------------------------------------------------------------------------
+
+@GROUP
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_solution_notebook_runs_in_a_fresh_kernel(name: str, monkeypatch) -> None:
+    from nbclient import NotebookClient
+
+    monkeypatch.setenv("PYTHONPATH", kernel_env()["PYTHONPATH"])
+    nb = load(name)
+    NotebookClient(nb, timeout=60, kernel_name="python3", allow_errors=False,
+                   resources={"metadata": {"path": str(notebook_path(name).parent)}}).execute()
+    ran = [c for c in nb.cells if c.cell_type == "code"]
+    assert all(c.get("execution_count") for c in ran), f"{name}: a cell did not run"
+
+
+def stub_sources(name: str) -> dict[str, str]:
+    """The released version of every solution cell (nbgrader's own ClearSolutions)."""
+    from nbgrader.preprocessors import ClearSolutions
+
+    nb, _ = ClearSolutions().preprocess(load(name), {"language": "python"})
+    return {nbg(c)["grade_id"]: c.source for c in nb.cells
+            if c.cell_type == "code" and nbg(c).get("solution")}
+
+
+def parse_mistakes() -> list[dict]:
+    text = (SOLUTIONS / "MISTAKES.md").read_text()
+    mistakes = []
+    for section in re.split(r"^## ", text, flags=re.M)[1:]:
+        title = section.splitlines()[0].strip()
+        field = {k: re.search(rf"^- {k}: (.+)$", section, re.M) for k in
+                 ("assignment", "replace cell", "fails")}
+        code = re.search(r"```python\n(.*?)```", section, re.S)
+        assert all(field.values()) and code, f"MISTAKES.md section '{title}' is incomplete"
+        mistakes.append({"title": title,
+                         "assignment": field["assignment"].group(1).strip(" `"),
+                         "cell": field["replace cell"].group(1).strip(" `"),
+                         "fails": sorted(re.findall(r"`([^`]+)`", field["fails"].group(1))),
+                         "code": code.group(1)})
+    return mistakes
+
+
+@pytest.fixture(scope="module")
+def variant_results() -> dict[str, dict]:
+    """Runs every variant in one helper process: key -> {grade_id: passed, "<gid>#hidden": ...}."""
+    variants = {f"stub:{name}": {"assignment": name, "replace": stub_sources(name)}
+                for name in ASSIGNMENTS}
+    for m in parse_mistakes():
+        variants[f"mistake:{m['title']}"] = {"assignment": m["assignment"],
+                                             "replace": {m["cell"]: m["code"]}}
+    proc = subprocess.run([sys.executable, __file__, "--variants"], input=json.dumps(variants),
+                          capture_output=True, text=True, cwd=ROOT, env=kernel_env(),
+                          timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(proc.stdout.strip().splitlines()[-1])
+
+
+@GROUP
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_released_stub_fails_every_test_and_every_hidden_block(name, variant_results) -> None:
+    result = variant_results[f"stub:{name}"]
+    passing = [gid for gid in graded_test_cells(load(name)) if result[gid]]
+    assert not passing, f"{name}: the released stub passes {passing}"
+    passing_hidden = [k for k, ok in result.items() if k.endswith("#hidden") and ok]
+    assert not passing_hidden, f"{name}: hidden blocks pass on the stub: {passing_hidden}"
+
+
+@GROUP
+@pytest.mark.parametrize("mistake", parse_mistakes(), ids=lambda m: m["title"][:40])
+def test_mistakes_fail_exactly_the_listed_cells(mistake, variant_results) -> None:
+    nb = load(mistake["assignment"])
+    assert mistake["cell"] in {nbg(c).get("grade_id") for c in nb.cells if nbg(c).get("solution")}
+    result = variant_results[f"mistake:{mistake['title']}"]
+    failing = sorted(gid for gid in graded_test_cells(nb) if not result[gid])
+    assert failing == mistake["fails"], f"{mistake['title']}: fails {failing}"
+
+
+# --- helper process ---------------------------------------------------------------------------
+
+def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
+    """Execute each variant's code cells in order in a fresh namespace (like a fresh kernel):
+    for every test cell, whether it ran without error; for its hidden block, whether the block
+    alone (run right after the cell) ran without error."""
+    import contextlib
+    import io
+
+    out: dict[str, dict] = {}
+    for key, variant in variants.items():
+        name = variant["assignment"]
+        os.chdir(notebook_path(name).parent)
+        namespace: dict = {"__name__": "__main__"}
+        result: dict[str, bool] = {}
+        for cell in load(name).cells:
+            if cell.cell_type != "code":
+                continue
+            gid = nbg(cell).get("grade_id")
+            src = variant["replace"].get(gid, cell.source)
+            ok = _exec(src, namespace, f"<{name}/{gid}>", contextlib, io)
+            if nbg(cell).get("grade"):
+                result[gid] = ok
+                for hidden in HIDDEN.findall(src):
+                    result[f"{gid}#hidden"] = _exec(hidden, namespace, f"<{gid} hidden>",
+                                                   contextlib, io)
+        out[key] = result
+    return out
+
+
+def _exec(src: str, namespace: dict, filename: str, contextlib, io) -> bool:
+    try:
+        with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
+            exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - our own notebooks
+    except Exception:  # noqa: BLE001 - a failing cell is the datum
+        return False
+    return True
+
+
+if __name__ == "__main__" and sys.argv[1:] == ["--variants"]:
+    sys.path.insert(0, str(ROOT))
+    print(json.dumps(_run_variants(json.loads(sys.stdin.read()))))
