@@ -33,9 +33,13 @@ import time
 import types
 
 # ---- references captured before any student code can run ---------------------------------------
+_BUILTINS = dict(builtins.__dict__)  # a private snapshot: this module's and to_plain's builtins
+globals()["__builtins__"] = _BUILTINS
 _os_write = os.write
 _os_close = os.close
 _os_exit = os._exit
+_getpid = os.getpid
+_stat = os.stat
 _b2a = binascii.b2a_base64
 _json_str = json.encoder.encode_basestring_ascii  # C function
 _pack = struct.pack
@@ -72,6 +76,7 @@ class _CellTimeout(BaseException):
 def _load_private_testing(path):
     spec = importlib.util.spec_from_file_location("_tconv_private_testing", path)
     mod = importlib.util.module_from_spec(spec)
+    mod.__dict__["__builtins__"] = _BUILTINS  # patching builtins later does not reach it
     spec.loader.exec_module(mod)  # not in sys.modules: monkeypatching grader.testing misses it
     return mod
 
@@ -140,6 +145,7 @@ class _H:
     """Harness state (class attributes, set once in the zygote)."""
 
     fd = -1
+    pid = -1
     ndarray = None
     ascontiguousarray = None
     tobytes = None
@@ -147,11 +153,14 @@ class _H:
     to_plain = None
     outcome_of = None
     current = None  # (cell index, grade_id) of the running test cell
+    allowed = ()  # path prefixes a sandboxed notebook may open (others are flagged)
     flags = set()
     out = None
 
 
 def _send_raw(text):
+    if _getpid() != _H.pid:
+        _os_exit(0)  # a process the notebook forked never speaks for it
     data = text.encode("utf-8", "surrogatepass")
     if _len(data) > FRAME_MAX:
         data = (b'{"t":"flag","msg":"record too large"}')
@@ -243,8 +252,26 @@ def _strip_magics(src):
 
 
 def _audit(event, args):
-    if event in ("socket.connect", "socket.sendto", "socket.bind"):
-        _H.flags.add("network attempt")
+    """Flag (never block) what a sandboxed notebook has no business doing."""
+    try:
+        if event in ("socket.connect", "socket.sendto", "socket.bind"):
+            _H.flags.add("network attempt")
+        elif event == "open" and _H.allowed:
+            p, mode = args[0], args[1]
+            if _type(p) is bytes:
+                p = p.decode("utf-8", "replace")
+            if _type(p) is not str or p[:1] != "/" or _len(_H.flags) >= 20:
+                return
+            if not p.startswith(_H.allowed):
+                _H.flags.add("file access outside the submission: " + p[:120])
+            elif p.startswith(("/work/", "/tmp/")) and _type(mode) is str and not any(
+                    c in mode for c in "wax+"):
+                try:
+                    _stat(p)
+                except OSError:  # a read of a path that is not there: e.g. a host path guessed
+                    _H.flags.add("file access outside the submission: " + p[:120])
+    except _BaseException:  # noqa: BLE001 - an audit hook must never raise
+        pass
 
 
 # ---- one job -------------------------------------------------------------------------------------
@@ -385,6 +412,7 @@ def _child(job, data_fd, out_fd, isolate):
     os.dup2(out_fd, 2)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     _H.fd = data_fd
+    _H.pid = _getpid()
     job["_fds"] = [data_fd, out_fd]
     try:
         if isolate:
@@ -392,10 +420,16 @@ def _child(job, data_fd, out_fd, isolate):
         os.chdir(job.get("cwd", "/work"))
         _limit(job)
     except BaseException as exc:  # noqa: BLE001
+        _H.pid = _getpid()
         try:
             _send("flag", msg=f"sandbox setup failed: {exc}")
         finally:
             _os_exit(120)
+    _H.pid = _getpid()
+    if isolate:
+        _H.allowed = ("/work/", "/tmp/", "/opt/tconv/", "/usr/", "/proc/", "/dev/", "/etc/",
+                      "/lib", "/bin/", "/sbin/", sys.base_prefix + "/", sys.prefix + "/",
+                      "/work")
     sys.addaudithook(_audit)
     gc.collect()
     try:

@@ -156,7 +156,7 @@ class _Zygote:
             env_path = sb.sandbox_pythonpath()
         args = json.dumps({"ctl_fd": theirs.fileno(), "testing": testing,
                            "preload": list(preload), "isolate": isolate})
-        argv = [python, "-s", "-B", harness, args]
+        argv = [python, "-s", "-B", "-P", harness, args]
         if kind == "zygote":
             cmd = sb.zygote_command(self.stage, argv)
         elif kind == "per-run":
@@ -267,7 +267,6 @@ def _zygote_for(kind: str) -> _Zygote:
     return z
 
 
-@atexit.register
 def shutdown() -> None:
     """Stop this process's warm interpreters (called at exit; safe to call any time)."""
     while _all:
@@ -276,6 +275,15 @@ def shutdown() -> None:
             z.close()
     if getattr(_local, "zygotes", None):
         _local.zygotes = {}
+
+
+atexit.register(shutdown)
+try:  # pool workers (multiprocessing) leave through os._exit, past atexit: use its finaliser
+    from multiprocessing import util as _mp_util
+
+    _mp_util.Finalize(None, shutdown, exitpriority=10)
+except Exception:  # noqa: BLE001 - best effort
+    pass
 
 
 # ---- notebook input ------------------------------------------------------------------------------
@@ -344,6 +352,7 @@ def run_notebook(nb: Any, *, workdir: Path, limits: Limits | None = None,
         cwd, uid = "/work", None
     else:
         zyg = _zygote_for(kind)
+        t0 = time.monotonic()  # a cold zygote's warm-up is not the student's time
         uid = 1_000_000 + zyg.proc.pid if kind == "zygote" else None
         scratch = Path(zyg.stage) / job_id
         _copy_workdir(workdir, scratch, uid)

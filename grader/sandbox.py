@@ -104,6 +104,8 @@ def base_mounts() -> list[str]:
                     made.add(p)
                     args += ["--perms", "0755", "--dir", p]
             args += ["--ro-bind", prefix, prefix]
+    for d in ("/opt", "/opt/tconv", SRC_IN):  # traversable by the sandbox's unprivileged uid
+        args += ["--perms", "0755", "--dir", d]
     sites = site_dirs()
     args += ["--ro-bind", sites[0], SITE_IN]
     if len(sites) > 1:
