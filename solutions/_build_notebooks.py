@@ -187,9 +187,9 @@ def ex1_shapes() -> Book:
     ### BEGIN HIDDEN TESTS
     for n, case in enumerate([dict(i=1, k=1), dict(i=1, k=2, stride=4),
                               dict(i=6, k=5, stride=3, padding=2, dilation=2)]):
-        sizes = _sizes_back_to(**case)
-        expect(f"range_edge_{n}", output_size_range(**case), (sizes[0], sizes[-1]),
-               hint=f"edge case {case}: expected sizes {sizes}")
+        edge_sizes = _sizes_back_to(**case)
+        expect(f"range_edge_{n}", output_size_range(**case), (edge_sizes[0], edge_sizes[-1]),
+               hint=f"edge case {case}: expected sizes {edge_sizes}")
     ### END HIDDEN TESTS
     ''')
     b.md("""
@@ -204,13 +204,12 @@ def ex1_shapes() -> Book:
         """output_padding = target - ((i - 1) * stride - 2 * padding + dilation * (k - 1) + 1),
         valid only when it lies in 0 .. stride - 1 (otherwise raise ValueError)."""
         ### BEGIN SOLUTION
-        low = (i - 1) * stride - 2 * padding + dilation * (k - 1) + 1
-        high = low + stride - 1
-        if not low <= target <= high:
+        smallest = (i - 1) * stride - 2 * padding + dilation * (k - 1) + 1
+        if not smallest <= target < smallest + stride:
             raise ValueError(f"target size {target} is unreachable from input size {i} "
                              f"(k={k}, stride={stride}, padding={padding}, dilation={dilation}):"
-                             f" reachable sizes are {low}..{high}")
-        return target - low
+                             f" reachable sizes are {smallest}..{smallest + stride - 1}")
+        return target - smallest
         ### END SOLUTION
     ''')
     b.test("test_output_padding", 2, '''
@@ -612,7 +611,7 @@ def ex3_matrix() -> Book:
                 "channels to C_in, which is exactly the convolution whose transpose you want")
     ### BEGIN HIDDEN TESTS
     expect("stride_1", conv_transpose_via_matrix(x3, wt3), _torch_t2d(x3, wt3),
-           hint="stride 1, no padding")
+           hint="with stride 1 and no padding C.T is a full correlation")
     xp = rng.standard_normal((3, 1, 1))
     expect("one_pixel", conv_transpose_via_matrix(xp, wt3, stride=(3, 2)),
            _torch_t2d(xp, wt3, (3, 2)), hint="a 1x1 input")
@@ -683,19 +682,22 @@ def ex4_gradients() -> Book:
         gx, gw = torch.autograd.grad(y, (x, w), g)
         return x.detach(), g, gx, gw
 
+    def _no_grad(fn, *args, **kwargs):
+        """Call the function under test without autograd."""
+        with torch.no_grad():
+            return fn(*args, **kwargs)
+
     gen = torch.Generator().manual_seed(1)
     w = torch.randn(2, 3, 3, 3, generator=gen)
     x, g, gx, gw = _autograd((2, 3, 8, 7), w, (2, 2), (1, 1))
-    with torch.no_grad():
-        got = conv2d_input_grad(g, w, (8, 7), stride=(2, 2), padding=(1, 1))
+    got = _no_grad(conv2d_input_grad, g, w, (8, 7), stride=(2, 2), padding=(1, 1))
     expect("stride2_8x7", got, gx,
            hint="a transposed convolution of grad_out with the same w; along H the size 8 "
                 "needs output_padding 1 (7 and 8 both give H_out = 4), along W 0")
     ''')
     b.test("test_input_grad_edges", 1, '''
     x, g, gx, gw = _autograd((1, 3, 5, 5), w)
-    with torch.no_grad():
-        got = conv2d_input_grad(g, w, (5, 5))
+    got = _no_grad(conv2d_input_grad, g, w, (5, 5))
     expect("stride_1", got, gx, hint="stride 1: a full-padding transposed convolution")
     ### BEGIN HIDDEN TESTS
     cases = [((1, 3, 9, 10), (2, 2), (0, 1), (2, 2)),    # dilation
@@ -703,14 +705,12 @@ def ex4_gradients() -> Book:
              ((1, 3, 3, 3), (1, 1), (0, 0), (1, 1))]     # 1x1 output
     for n, (shape, s, p, d) in enumerate(cases):
         x, g, gx, gw = _autograd(shape, w, s, p, d, seed=n)
-        with torch.no_grad():
-            got = conv2d_input_grad(g, w, shape[2:], stride=s, padding=p, dilation=d)
+        got = _no_grad(conv2d_input_grad, g, w, shape[2:], stride=s, padding=p, dilation=d)
         expect(f"case_{n}", got, gx, hint=f"input {shape}, stride {s}, padding {p}, "
                                           f"dilation {d}")
     wg = torch.randn(4, 2, 3, 2, generator=gen)
     x, g, gx, gw = _autograd((2, 4, 7, 6), wg, (2, 2), (1, 0), seed=5, groups=2)
-    with torch.no_grad():
-        got = conv2d_input_grad(g, wg, (7, 6), stride=(2, 2), padding=(1, 0), groups=2)
+    got = _no_grad(conv2d_input_grad, g, wg, (7, 6), stride=(2, 2), padding=(1, 0), groups=2)
     expect("groups_2", got, gx, hint="groups=2: pass groups on to the transposed convolution")
     ### END HIDDEN TESTS
     ''')
@@ -737,16 +737,14 @@ def ex4_gradients() -> Book:
     ''')
     b.test("test_weight_grad", 2, '''
     x, g, gx, gw = _autograd((2, 3, 8, 7), w, (2, 2), (1, 1))
-    with torch.no_grad():
-        got = conv2d_weight_grad(x, g, (3, 3), stride=(2, 2), padding=(1, 1))
+    got = _no_grad(conv2d_weight_grad, x, g, (3, 3), stride=(2, 2), padding=(1, 1))
     expect("stride2_8x7", got, gw,
            hint="shape (C_out, C_in, kH, kW); sum over the batch; with stride 2 the last input "
                 "row is never read (its gradient contribution is zero)")
     ''')
     b.test("test_weight_grad_edges", 1, '''
     x, g, gx, gw = _autograd((1, 3, 5, 5), w)
-    with torch.no_grad():
-        got = conv2d_weight_grad(x, g, (3, 3))
+    got = _no_grad(conv2d_weight_grad, x, g, (3, 3))
     expect("stride_1", got, gw, hint="stride 1, no padding")
     ### BEGIN HIDDEN TESTS
     w23 = torch.randn(4, 3, 2, 3, generator=gen)
@@ -755,8 +753,7 @@ def ex4_gradients() -> Book:
              ((3, 3, 2, 3), (1, 1), (0, 0), (1, 1))]
     for n, (shape, s, p, d) in enumerate(cases):
         x, g, gx, gw = _autograd(shape, w23, s, p, d, seed=10 + n)
-        with torch.no_grad():
-            got = conv2d_weight_grad(x, g, (2, 3), stride=s, padding=p, dilation=d)
+        got = _no_grad(conv2d_weight_grad, x, g, (2, 3), stride=s, padding=p, dilation=d)
         expect(f"case_{n}", got, gw, hint=f"input {shape}, kernel (2, 3), stride {s}, "
                                           f"padding {p}, dilation {d}")
     ### END HIDDEN TESTS
@@ -831,7 +828,7 @@ def ex5_conventions() -> Book:
         op = max(stride - k, 0)
         if mode == "VALID":
             return (0, op, 0)
-        total = max(k - stride, 0)
+        total = max(k - stride, 0)  # TF's SAME padding, the odd one at the end
         return (total // 2, op, total % 2)
         ### END SOLUTION
     ''')
@@ -892,7 +889,7 @@ def ex5_conventions() -> Book:
         """padding = d(k-1) - low; high >= low: output_padding = high - low, crop_end = 0;
         high < low: output_padding = 0, crop_end = low - high."""
         ### BEGIN SOLUTION
-        reach = dilation * (k - 1)
+        reach = (k - 1) * dilation
         padding = reach - low
         if padding < 0:
             raise ValueError(f"low padding {low} exceeds dilation*(k-1)={reach}: PyTorch's "
@@ -1033,10 +1030,10 @@ def ex6_checkerboard() -> Book:
     def overlap_map_1d(k, s, n):
         """m[o] = #{(j, t): j*s + t = o, 0 <= j < n, 0 <= t < k}."""
         ### BEGIN SOLUTION
-        m = np.zeros((n - 1) * s + k, dtype=np.int64)
+        counts = np.zeros((n - 1) * s + k, dtype=np.int64)
         for j in range(n):
-            m[j * s: j * s + k] += 1
-        return m
+            counts[j * s: j * s + k] += 1
+        return counts
         ### END SOLUTION
     ''')
     b.test("test_overlap_1d", 2, '''
@@ -1144,9 +1141,8 @@ def ex6_checkerboard() -> Book:
     ### BEGIN HIDDEN TESTS
     ref3 = _ResizeConv(2, 1, scale=3, kernel_size=5)
     x3 = torch.randn(1, 2, 3, 2, generator=gen)
-    with torch.no_grad():
-        expect("scale_3_k5", resize_conv(x3, ref3.conv.weight, ref3.conv.bias, 3), ref3(x3),
-               hint="scale 3, kernel 5 (padding 2), non-square input")
+    expect("scale_3_k5", resize_conv(x3, ref3.conv.weight.detach(), ref3.conv.bias.detach(), 3),
+           ref3(x3).detach(), hint="scale 3, kernel 5 (padding 2), non-square input")
     ### END HIDDEN TESTS
     ''')
     b.md("""
@@ -1385,7 +1381,7 @@ def ex8_unet() -> Book:
                 torch.randn(c_out, c_out, 3, 3, generator=g) / 3, torch.randn(c_out, generator=g))
 
     def _reference(low, skip, up_w, up_b, w1, b1, w2, b2):
-        up = F.conv_transpose2d(low, up_w, up_b, stride=2)
+        up = F.conv_transpose2d(low, up_w, bias=up_b, stride=2)
         dh, dw = skip.shape[-2] - up.shape[-2], skip.shape[-1] - up.shape[-1]
         cropped = skip[..., dh // 2: dh // 2 + up.shape[-2], dw // 2: dw // 2 + up.shape[-1]]
         h = F.conv2d(torch.cat([cropped, up], 1), w1, b1).relu()
@@ -1481,26 +1477,26 @@ def ex8_unet() -> Book:
 
     def _simulate(n, depth):
         """Output size of ToyUNet(depth) on n x n, or None if a pool sees an odd size."""
-        size = n
-        for _ in range(depth):
-            size = conv_output_size(conv_output_size(size, 3), 3) if size >= 5 else 0
-            if size < 2 or size % 2:
+        m = n
+        for _level in range(depth):
+            m = conv_output_size(conv_output_size(m, 3), 3) if m >= 5 else 0
+            if m < 2 or m % 2 == 1:
                 return None
-            size //= 2
-        if size < 5:
+            m = m // 2
+        if m < 5:
             return None
-        size -= 4
-        for _ in range(depth):
-            size = conv_transpose_output_size(size, 2, 2) - 4
-            if size < 1:
+        m = conv_output_size(conv_output_size(m, 3), 3)
+        for _level in range(depth):
+            m = conv_transpose_output_size(m, 2, 2) - 4
+            if m < 1:
                 return None
-        return size
+        return m
 
     def _smallest(min_size, depth):
-        n = min_size
-        while _simulate(n, depth) is None:
-            n += 1
-        return (n, _simulate(n, depth))
+        candidate = min_size
+        while _simulate(candidate, depth) is None:
+            candidate = candidate + 1
+        return (candidate, _simulate(candidate, depth))
 
     got = valid_input_size(30, 2)
     expect("depth_2", got, _smallest(30, 2),

@@ -26,6 +26,7 @@ ASSIGNMENTS = ["ex1_shapes", "ex2_scatter", "ex3_matrix", "ex4_gradients", "ex5_
 CHAPTERS = {"01_matrix.md", "02_three_views.md", "03_gradient.md", "04_shapes_padding.md",
             "05_fast.md", "06_checkerboard.md", "07_unet.md"}
 GROUP = pytest.mark.xdist_group("exercise-notebooks")
+VARIANTS = pytest.mark.xdist_group("exercise-variants")  # runs beside GROUP on a second worker
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
 
 
@@ -179,7 +180,7 @@ def variant_results() -> dict[str, dict]:
     return json.loads(proc.stdout.strip().splitlines()[-1])
 
 
-@GROUP
+@VARIANTS
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_released_stub_fails_every_test_and_every_hidden_block(name, variant_results) -> None:
     result = variant_results[f"stub:{name}"]
@@ -189,7 +190,7 @@ def test_released_stub_fails_every_test_and_every_hidden_block(name, variant_res
     assert not passing_hidden, f"{name}: hidden blocks pass on the stub: {passing_hidden}"
 
 
-@GROUP
+@VARIANTS
 @pytest.mark.parametrize("mistake", parse_mistakes(), ids=lambda m: m["title"][:40])
 def test_mistakes_fail_exactly_the_listed_cells(mistake, variant_results) -> None:
     nb = load(mistake["assignment"])
