@@ -1,8 +1,8 @@
 """Local Sphinx extension for the tconv book (loaded via ``sphinx.local_extensions``).
 
 1. Every MyST-Markdown notebook page gets a working ``.ipynb`` download: the executed notebook
-   that MyST-NB wrote to ``_build/jupyter_execute`` is copied next to the page's sources and the
-   book theme's download menu links to it. (The theme only does this when launch buttons are
+   (outputs merged from jupyter-cache) is written next to the page's sources and the book
+   theme's download menu links to it. (The theme only does this when launch buttons are
    configured, and this book has none: it must work without the network.)
 2. sphinx-thebe (always loaded by Jupyter Book) is switched off: its scripts point at a CDN and
    this book has no live kernels.
@@ -11,22 +11,45 @@
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 from sphinx.application import Sphinx
+
+
+def _executed_notebook(app: Sphinx, pagename: str) -> str | None:
+    """The page's notebook with its outputs, as JSON text (None if the page is no notebook).
+
+    In ``cache`` mode MyST-NB renders outputs from jupyter-cache but writes the notebook to
+    ``jupyter_execute`` without them, so the outputs are merged from the cache here.
+    """
+    import nbformat
+
+    source = Path(app.env.doc2path(pagename))
+    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
+    if not executed.exists():
+        return None
+    try:
+        from jupyter_cache import get_cache
+        from myst_nb.core.read import read_myst_markdown_notebook
+
+        nb = read_myst_markdown_notebook(source.read_text(encoding="utf-8"))
+        cache = get_cache(app.env.mystnb_config.execution_cache_path)
+        _, merged = cache.merge_match_into_notebook(nb)
+        return nbformat.writes(merged)
+    except Exception:  # no cached execution (e.g. no code cells): the written notebook is it
+        return executed.read_text(encoding="utf-8")
 
 
 def _add_ipynb_download(app: Sphinx, pagename: str, templatename: str, context: dict,
                         doctree) -> None:
     if doctree is None or not context.get("sourcename", "").endswith((".md", ".md.txt")):
         return
-    executed = Path(app.outdir).parent / "jupyter_execute" / f"{pagename}.ipynb"
-    if not executed.exists():
+    text = _executed_notebook(app, pagename)
+    if text is None:
         return
     target = Path(app.outdir) / "_sources" / f"{pagename}.ipynb"
     target.parent.mkdir(parents=True, exist_ok=True)
-    shutil.copy2(executed, target)
+    target.write_text(text, encoding="utf-8")
     context["ipynb_source"] = f"{pagename}.ipynb"
 
 

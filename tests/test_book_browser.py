@@ -1,0 +1,238 @@
+"""The built book in a real browser: headless Chromium (Debian's) driven by Selenium.
+
+For every page: no console errors, every request served by the local server and successful,
+math typeset by the vendored MathJax, every image loaded, every animation plays, every internal
+link resolves, and the notebook download works. The search page must find ``output_padding``.
+Screenshots go to ``test-artifacts/screenshots/``.
+"""
+
+from __future__ import annotations
+
+import functools
+import http.server
+import json
+import os
+import shutil
+import tempfile
+import threading
+import time
+import urllib.error
+import urllib.request
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+
+pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("book-browser")]
+
+ROOT = Path(__file__).resolve().parents[1]
+SHOTS = ROOT / "test-artifacts" / "screenshots"
+CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
+CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
+PAGES = ["index.html", "book/intro.html", "book/01_matrix.html", "book/02_three_views.html",
+         "book/03_gradient.html", "book/04_shapes_padding.html", "book/05_fast.html",
+         "book/06_checkerboard.html", "book/07_unet.html", "book/glossary.html",
+         "book/references.html", "genindex.html", "search.html"]
+FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
+         "--disable-background-networking", "--disable-component-update", "--disable-sync",
+         "--disable-dev-shm-usage", "--window-size=1280,1600"]
+
+
+def _need_browser() -> None:
+    missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
+    if missing:
+        msg = (f"headless browser test needs Debian's chromium and chromium-driver; missing "
+               f"{missing} (apt-get install chromium chromium-driver, or scripts/sysdeps.sh)")
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(msg)
+        pytest.skip(msg)
+    pytest.importorskip("selenium")
+
+
+class _Quiet(http.server.SimpleHTTPRequestHandler):
+    def log_message(self, *args: object) -> None:
+        pass
+
+    def handle(self) -> None:
+        try:
+            super().handle()
+        except (BrokenPipeError, ConnectionResetError):      # the browser moved on
+            pass
+
+
+@pytest.fixture(scope="module")
+def server(built_book: Path) -> Iterator[str]:
+    handler = functools.partial(_Quiet, directory=str(built_book))
+    httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), handler)
+    thread = threading.Thread(target=httpd.serve_forever, daemon=True)
+    thread.start()
+    try:
+        yield f"http://127.0.0.1:{httpd.server_address[1]}/"
+    finally:
+        httpd.shutdown()
+        httpd.server_close()
+
+
+@pytest.fixture(scope="module")
+def driver() -> Iterator[object]:
+    _need_browser()
+    from selenium import webdriver
+    from selenium.webdriver.chrome.service import Service
+
+    profile = tempfile.mkdtemp(prefix="tconv-chromium-")
+    opts = webdriver.ChromeOptions()
+    opts.binary_location = CHROMIUM
+    for flag in FLAGS + [f"--user-data-dir={profile}"]:
+        opts.add_argument(flag)
+    opts.set_capability("goog:loggingPrefs", {"browser": "ALL", "performance": "ALL"})
+    drv = webdriver.Chrome(service=Service(CHROMEDRIVER), options=opts)
+    drv.set_page_load_timeout(60)
+    drv.set_script_timeout(60)
+    drv.get("about:blank")                      # let the browser's own start-up traffic settle
+    time.sleep(1.0)
+    try:
+        yield drv
+    finally:
+        drv.quit()
+        shutil.rmtree(profile, ignore_errors=True)
+
+
+def _status(url: str) -> int:
+    try:
+        with urllib.request.urlopen(url, timeout=10) as resp:
+            return resp.status
+    except urllib.error.HTTPError as err:
+        return err.code
+
+
+def _network_problems(drv, base: str) -> list[str]:
+    """Requests to other hosts, failed loads and HTTP errors, from the performance log.
+
+    Only requests made by documents of this site count (the browser's own start-up traffic,
+    e.g. for its new-tab page, is not the book's)."""
+    problems, ours = [], {}
+    for entry in drv.get_log("performance"):
+        msg = json.loads(entry["message"])["message"]
+        method, params = msg.get("method"), msg.get("params", {})
+        if method == "Network.requestWillBeSent":
+            url = params["request"]["url"]
+            if not params.get("documentURL", "").startswith(base):
+                continue
+            ours[params["requestId"]] = url
+            web = url.startswith(("http:", "https:", "ws:", "wss:", "ftp:", "//"))
+            if web and not url.startswith(base):
+                problems.append(f"request to another host: {url}")
+        elif method == "Network.loadingFailed" and params.get("requestId") in ours:
+            if not params.get("canceled"):
+                problems.append(f"failed load ({params.get('errorText')}): "
+                                f"{ours[params['requestId']]}")
+        elif method == "Network.responseReceived":
+            resp = params["response"]
+            if resp["url"].startswith(base) and resp.get("status", 200) >= 400:
+                problems.append(f"HTTP {resp['status']}: {resp['url']}")
+    return problems
+
+
+WAIT_FOR_MATHJAX = """
+const done = arguments[arguments.length - 1];
+const ready = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)
+    ? MathJax.startup.promise.then(() => done(true), () => done(false)) : done(null);
+if (document.readyState === 'complete') { setTimeout(ready, 50); }
+else { window.addEventListener('load', () => setTimeout(ready, 50)); }
+"""
+
+BODY_TEXT = """
+const main = document.querySelector('main') || document.body;
+const clone = main.cloneNode(true);
+clone.querySelectorAll('pre, code, .highlight, script, style, mjx-container, .output')
+     .forEach(e => e.remove());
+return clone.innerText;
+"""
+
+
+@pytest.mark.parametrize("page", PAGES)
+def test_page(driver, server: str, built_book: Path, page: str) -> None:
+    drv = driver
+    drv.get_log("browser")
+    drv.get_log("performance")                      # drop what earlier pages left
+    drv.get(server + page)
+    mathjax = drv.execute_async_script(WAIT_FOR_MATHJAX)
+    time.sleep(0.3)
+
+    # math: typeset by MathJax, nothing raw left in the prose
+    html = (built_book / page).read_text(encoding="utf-8")
+    if 'class="math' in html:
+        assert mathjax is True, f"{page}: MathJax did not start ({mathjax})"
+        n = drv.execute_script("return document.querySelectorAll('mjx-container').length")
+        assert n > 0, f"{page}: math on the page but no mjx-container"
+    text = drv.execute_script(BODY_TEXT)
+    for raw in ("$$", "\\(", "\\[", "\\begin{"):
+        assert raw not in text, f"{page}: raw TeX {raw!r} visible in the page text"
+
+    # images: every one loaded (animations included)
+    broken = drv.execute_script(
+        "return [...document.images].filter(i => !(i.complete && i.naturalWidth > 0))"
+        ".map(i => i.src.slice(0, 80))")
+    assert not broken, f"{page}: images that did not load: {broken}"
+
+    # animations: clicking Play advances the frame
+    anims = drv.execute_script(
+        "return [...document.querySelectorAll('img[id^=_anim_img]')].map(i => i.id)")
+    for img_id in anims:
+        uid = img_id[len("_anim_img"):]
+        slider = f"_anim_slider{uid}"
+        drv.execute_script(f"anim{uid}.first_frame()")
+        before = drv.execute_script(f"return document.getElementById('{slider}').value")
+        drv.find_element("css selector", f"button[onclick='anim{uid}.play_animation()']").click()
+        deadline, after = time.time() + 10, before
+        while time.time() < deadline and after == before:
+            time.sleep(0.2)
+            after = drv.execute_script(f"return document.getElementById('{slider}').value")
+        src = drv.execute_script(f"return document.getElementById('{img_id}').src.length")
+        assert after != before and src > 100, f"{page}: animation {uid} does not play"
+        drv.execute_script(f"anim{uid}.pause_animation()")
+
+    # internal links resolve; the notebook download is among them on book pages
+    hrefs = set(drv.execute_script(
+        "return [...document.querySelectorAll('a[href]')].map(a => a.href)"))
+    internal = sorted({h.split("#")[0] for h in hrefs if h.startswith(server)})
+    bad = [h for h in internal if _status(h) != 200]
+    assert not bad, f"{page}: internal links that do not resolve: {bad}"
+    if page.startswith("book/"):
+        notebooks = [h for h in internal if h.endswith(".ipynb")]
+        assert notebooks, f"{page}: no .ipynb download link"
+        with urllib.request.urlopen(notebooks[0], timeout=10) as resp:
+            assert json.loads(resp.read())["nbformat"] == 4
+
+    # screenshot, then the logs: no console errors, no request off the site, no failed load
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    height = drv.execute_script("return Math.min(document.documentElement.scrollHeight, 20000)")
+    drv.set_window_size(1280, max(height, 800))               # the whole page in one image
+    drv.save_screenshot(str(SHOTS / (page.replace("/", "_").removesuffix(".html") + ".png")))
+    drv.set_window_size(1280, 1600)
+    errors = [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, f"{page}: console errors: {errors}"
+    problems = _network_problems(drv, server)
+    assert not problems, f"{page}: network problems: {problems}"
+    resources = drv.execute_script(
+        "return performance.getEntriesByType('resource').map(r => r.name)")
+    foreign = [r for r in resources if r.startswith(("http:", "https:", "//"))
+               and not r.startswith(server)]
+    assert not foreign, f"{page}: resources from elsewhere: {foreign}"
+
+
+def test_search_finds_output_padding(driver, server: str) -> None:
+    drv = driver
+    drv.get(server + "search.html?q=output_padding")
+    deadline, results = time.time() + 30, []
+    while time.time() < deadline and not results:
+        time.sleep(0.5)
+        results = drv.execute_script(
+            "return [...document.querySelectorAll('#search-results li a, ul.search li a')]"
+            ".map(a => a.href)")
+    SHOTS.mkdir(parents=True, exist_ok=True)
+    drv.save_screenshot(str(SHOTS / "search_output_padding.png"))
+    assert results, "the search page found nothing for output_padding"
+    assert any("04_shapes_padding" in r for r in results), results
+    errors = [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"]
+    assert not errors, f"search page: console errors: {errors}"
