@@ -1,0 +1,7 @@
+"""``python -m grader`` is ``tconv-grader``."""
+
+import sys
+
+from grader.cli import main
+
+sys.exit(main())

@@ -1,0 +1,742 @@
+"""``tconv-grader autograde``: grade collected submissions into an nbgrader gradebook.
+
+For each assignment:
+
+1. nbgrader's ``SaveCells`` (via the generate_assignment chain) records the source's grade,
+   solution and source cells in the gradebook (:func:`grader.gradebook.sync_source`).
+2. The instructor's solution runs once through :func:`grader.execute.run_notebook`; its records
+   (``"<grade_id>/<name>" -> value``) are the expected values, cached in
+   ``<course>/.cache/expected/`` keyed by the source's hash.
+3. Every submitted notebook is sanitised with nbgrader's own preprocessors (ClearOutput,
+   DeduplicateIds, OverwriteKernelspec, OverwriteCells, CheckCellMetadata): locked cells (setup
+   and test cells, hidden tests included) are restored from the gradebook's stored source,
+   deleted ones re-inserted; every such repair is flagged.
+4. The notebooks run in a process pool (``--jobs``), each through ``run_notebook`` (sandboxed).
+   A test cell scores its points iff it ran without error and its records match the solution's
+   (:func:`grader.testing.values_match`); otherwise 0.
+5. Each submission's grades are written in one transaction through the ``Gradebook`` API
+   (``Grade.auto_score``; ``SubmittedNotebook.flagged``), then ``results.json`` (per-test
+   outcomes, flags) is written atomically next to the autograded notebooks. A submission whose
+   results exist and whose grades are all in the gradebook is skipped (``--force`` regrades), so a
+   batch killed at any point finishes on re-run with exactly the grades of an uninterrupted run.
+"""
+
+from __future__ import annotations
+
+import concurrent.futures as cf
+import copy
+import hashlib
+import json
+import logging
+import multiprocessing
+import os
+import re
+import shutil
+import sys
+import tempfile
+import traceback
+import warnings
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import nbformat
+import numpy as np
+
+from grader.gradebook import (
+    REPO,
+    Course,
+    UsageError,
+    assignments_in,
+    atomic_write_text,
+    check_assignment,
+    dump_json,
+    notebooks_of,
+    sync_source,
+)
+
+CACHE_VERSION = "1"
+_QUIET = logging.getLogger("tconv.grader.nbgrader")  # repairs are reported as flags instead
+_QUIET.setLevel(logging.ERROR)
+HIDDEN_RE = re.compile(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", re.S)
+NAME_RE = re.compile(r"expect(?:_raises)?\(\s*(?P<q>['\"])(?P<name>.+?)(?P=q)")
+
+
+# ---------------------------------------------------------------------------------------------
+# plain-data codec for records (JSON, never pickle)
+def encode(value: Any) -> Any:
+    from grader.testing import Unserialisable
+
+    if isinstance(value, Unserialisable):
+        return {"__unserialisable__": value.type_name}
+    if isinstance(value, np.ndarray):
+        return {"__ndarray__": value.tolist(), "dtype": str(value.dtype),
+                "shape": list(value.shape)}
+    if isinstance(value, tuple):
+        return {"__tuple__": [encode(v) for v in value]}
+    if isinstance(value, list):
+        return [encode(v) for v in value]
+    if isinstance(value, dict):
+        return {"__dict__": {k: encode(v) for k, v in value.items()}}
+    if isinstance(value, float) and not np.isfinite(value):
+        return {"__float__": repr(value)}
+    return value
+
+
+def decode(value: Any) -> Any:
+    from grader.testing import Unserialisable
+
+    if isinstance(value, list):
+        return [decode(v) for v in value]
+    if isinstance(value, dict):
+        if "__unserialisable__" in value:
+            return Unserialisable(value["__unserialisable__"])
+        if "__ndarray__" in value:
+            return np.array(value["__ndarray__"], dtype=value["dtype"]).reshape(value["shape"])
+        if "__tuple__" in value:
+            return tuple(decode(v) for v in value["__tuple__"])
+        if "__dict__" in value:
+            return {k: decode(v) for k, v in value["__dict__"].items()}
+        if "__float__" in value:
+            return float(value["__float__"])
+    return value
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class TestSpec:
+    """What the grader knows about one grade cell of the source."""
+
+    grade_id: str
+    points: float
+    cell_type: str
+    hidden_names: list[str] = field(default_factory=list)
+    has_hidden: bool = False
+
+
+def test_specs(source: nbformat.NotebookNode) -> dict[str, TestSpec]:
+    specs = {}
+    for cell in source.cells:
+        md = cell.metadata.get("nbgrader", {})
+        if not md.get("grade"):
+            continue
+        hidden = HIDDEN_RE.findall(cell.source)
+        names = [m.group("name") for block in hidden for m in NAME_RE.finditer(block)]
+        specs[md["grade_id"]] = TestSpec(md["grade_id"], float(md.get("points", 0)),
+                                         cell.cell_type, names, bool(hidden))
+    return specs
+
+
+def source_hash(path: Path) -> str:
+    h = hashlib.sha256(CACHE_VERSION.encode())
+    h.update(path.read_bytes())
+    return h.hexdigest()[:16]
+
+
+def _limits(timeout: float | None):
+    from grader.execute import Limits
+
+    if timeout is None:
+        return Limits()
+    return Limits(cell_timeout=min(Limits().cell_timeout, timeout), notebook_timeout=timeout)
+
+
+def _workdir_files(course: Course, assignment: str) -> list[Path]:
+    """Data files the notebooks may read (everything but notebooks in the assignment folder)."""
+    base = course.solutions / assignment
+    return [p for p in sorted(base.rglob("*"))
+            if p.is_file() and p.suffix != ".ipynb" and ".ipynb_checkpoints" not in p.parts
+            and "__pycache__" not in p.parts]
+
+
+def _prepare_workdir(files: list[tuple[str, str]], tmp: Path) -> None:
+    for src, rel in files:
+        target = tmp / rel
+        target.parent.mkdir(parents=True, exist_ok=True)
+        shutil.copyfile(src, target)
+
+
+def expected_records(course: Course, assignment: str, notebook: str, *, sandbox: bool,
+                     timeout: float | None) -> dict[str, Any]:
+    """The solution's records for one notebook (cached in the course directory)."""
+    from grader.execute import run_notebook
+
+    path = course.solutions / assignment / f"{notebook}.ipynb"
+    cache = course.cache / "expected" / assignment / f"{notebook}.{source_hash(path)}.json"
+    if cache.exists():
+        return {k: decode(v) for k, v in json.loads(cache.read_text())["records"].items()}
+    nb = nbformat.read(path, as_version=4)
+    files = [(str(p), str(p.relative_to(course.solutions / assignment)))
+             for p in _workdir_files(course, assignment)]
+    with tempfile.TemporaryDirectory(prefix="tconv-solution-") as tmp:
+        _prepare_workdir(files, Path(tmp))
+        ex = run_notebook(nb, workdir=Path(tmp), limits=_limits(timeout), sandbox=sandbox)
+    specs = test_specs(nb)
+    bad = [f"cell {c.index} ({c.grade_id}): {c.status} {c.error or ''}".strip()
+           for c in ex.cells if c.grade_id in specs and specs[c.grade_id].cell_type == "code"
+           and c.status != "ok"]
+    if bad:
+        extra = f" (flags: {', '.join(ex.flags)})" if ex.flags else ""
+        raise RuntimeError(f"the solution of {assignment}/{notebook}.ipynb fails its own tests: "
+                           + "; ".join(bad) + extra)
+    atomic_write_text(cache, dump_json({"records": {k: encode(v) for k, v in ex.records.items()}}))
+    return dict(ex.records)
+
+
+# ---------------------------------------------------------------------------------------------
+# sanitising a submission (main process, nbgrader's preprocessors)
+def sanitise(nb: nbformat.NotebookNode, source: nbformat.NotebookNode, course: Course,
+             assignment: str, notebook: str, released: dict[str, str] | None = None
+             ) -> tuple[nbformat.NotebookNode, list[str]]:
+    """Restore locked cells from the gradebook (nbgrader's autograde sanitising chain).
+
+    ``released`` maps grade ids to the released text of locked cells (hidden tests cleared):
+    a cell equal to its source or its released text is unedited. Returns the notebook to run and
+    the flags describing every repair.
+    """
+    released = released or {}
+    from nbconvert.exporters.exporter import ResourcesDict
+    from nbgrader.preprocessors import (
+        CheckCellMetadata,
+        ClearOutput,
+        DeduplicateIds,
+        OverwriteCells,
+        OverwriteKernelspec,
+    )
+
+    from grader.release import nbgrader_config
+
+    flags: list[str] = []
+    src_cells = {c.metadata["nbgrader"]["grade_id"]: c for c in source.cells
+                 if c.metadata.get("nbgrader", {}).get("grade_id")}
+    locked_ids = [g for g, c in src_cells.items()
+                  if c.metadata["nbgrader"].get("locked") or c.metadata["nbgrader"].get("grade")]
+
+    seen: dict[str, int] = {}
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid:
+            seen[gid] = seen.get(gid, 0) + 1
+    for gid, n in sorted(seen.items()):
+        if n > 1:
+            flags.append(f"cell id '{gid}' appears {n} times (duplicates ignored, as nbgrader "
+                         "does)")
+        if gid not in src_cells:
+            flags.append(f"cell id '{gid}' is not in the source (its nbgrader metadata was "
+                         "dropped)")
+    before = {}
+    for cell in nb.cells:
+        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        if gid in src_cells and gid not in before:
+            before[gid] = cell.source
+
+    cfg = nbgrader_config()
+    cfg.OverwriteCells.add_missing_cells = False  # re-inserted below, in source order
+    resources = ResourcesDict(None, {"nbgrader": {"notebook": notebook, "assignment": assignment,
+                                            "db_url": course.db_url}})
+    for cls in (ClearOutput, DeduplicateIds, OverwriteKernelspec, OverwriteCells,
+                CheckCellMetadata):
+        nb, resources = cls(config=cfg, log=_QUIET).preprocess(nb, resources)
+        if cls is DeduplicateIds:  # it leaves ``nbgrader: {}`` on dropped duplicates
+            for cell in nb.cells:
+                if cell.metadata.get("nbgrader") == {}:
+                    del cell.metadata["nbgrader"]
+
+    present = {c.metadata.get("nbgrader", {}).get("grade_id") for c in nb.cells}
+    for gid in locked_ids:
+        if gid in before and before[gid] not in (src_cells[gid].source, released.get(gid)) \
+                and src_cells[gid].metadata["nbgrader"].get("locked"):
+            kind = "test" if src_cells[gid].metadata["nbgrader"].get("grade") else "locked"
+            flags.append(f"{kind} cell '{gid}' was edited; restored from the source")
+    # re-insert deleted locked cells after the nearest preceding source cell still present
+    order = [c.metadata.get("nbgrader", {}).get("grade_id") for c in source.cells]
+    for pos, gid in enumerate(order):
+        if gid is None or gid in present or gid not in locked_ids:
+            continue
+        if not src_cells[gid].metadata["nbgrader"].get("locked"):
+            continue  # a deleted manually graded answer stays missing (scored by hand)
+        restored = copy.deepcopy(src_cells[gid])
+        if restored.cell_type == "code":
+            restored.outputs, restored.execution_count = [], None
+        insert_at = 0
+        for prev in reversed(order[:pos]):
+            idx = next((i for i, c in enumerate(nb.cells)
+                        if c.metadata.get("nbgrader", {}).get("grade_id") == prev and prev), None)
+            if idx is not None:
+                insert_at = idx + 1
+                break
+        nb.cells.insert(insert_at, restored)
+        present.add(gid)
+        kind = "test" if src_cells[gid].metadata["nbgrader"].get("grade") else "locked"
+        flags.append(f"{kind} cell '{gid}' was deleted; restored from the source")
+    return nb, flags
+
+
+# ---------------------------------------------------------------------------------------------
+# grading one notebook (worker process)
+def _judge(specs: dict[str, dict], expected: dict[str, Any], ex) -> dict[str, dict]:
+    from grader.testing import describe, values_match
+
+    runs = {}
+    for c in ex.cells:
+        if c.grade_id and c.grade_id not in runs:
+            runs[c.grade_id] = c
+    cells = {}
+    for gid, spec in specs.items():
+        if spec["cell_type"] != "code":
+            cells[gid] = {"points": None, "max": spec["points"], "passed": None, "tests": [],
+                          "manual": True, "status": "manual"}
+            continue
+        run = runs.get(gid)
+        status = run.status if run else "not_run"
+        error = run.error if run else None
+        prefix = gid + "/"
+        exp_names = [k[len(prefix):] for k in expected if k.startswith(prefix)]
+        got_names = [k[len(prefix):] for k in ex.records if k.startswith(prefix)]
+        tests = []
+        hidden = set(spec["hidden_names"])
+        for name in exp_names:
+            key = prefix + name
+            ok = key in ex.records and values_match(ex.records[key], expected[key])
+            if name in hidden:
+                msg = "hidden test passed" if ok else "hidden test failed"
+            elif ok:
+                msg = "passed"
+            elif key not in ex.records:
+                err = (error or status).split(":")[0] if spec["has_hidden"] else (error or status)
+                msg = f"[{name}] not reached: the cell stopped with {err}"
+            else:
+                msg = (f"[{name}] expected {describe(expected[key])}, "
+                       f"got {describe(ex.records[key])}")
+            tests.append({"name": name, "hidden": name in hidden, "passed": ok, "message": msg})
+        extra = sorted(set(got_names) - set(exp_names))
+        passed = status == "ok" and set(got_names) == set(exp_names) and all(
+            t["passed"] for t in tests)
+        if status != "ok" and not tests:
+            shown = (error or status).split(":")[0] if spec["has_hidden"] else (error or status)
+            tests.append({"name": gid, "hidden": False, "passed": False,
+                          "message": f"the cell stopped with {shown}"})
+        if extra:
+            tests.append({"name": gid, "hidden": False, "passed": False,
+                          "message": f"unexpected test records: {', '.join(extra)}"})
+        cells[gid] = {"points": spec["points"] if passed else 0.0, "max": spec["points"],
+                      "passed": passed, "tests": tests, "manual": False, "status": status}
+    return cells
+
+
+def grade_notebook(task: dict) -> dict:
+    """Run one sanitised notebook and judge it (runs in a pool worker; never raises)."""
+    out = {"key": task["key"], "notebook": task["notebook"], "flags": list(task["flags"]),
+           "cells": {}, "seconds": 0.0, "nb": None, "outputs": {}}
+    try:
+        from grader.execute import run_notebook
+
+        expected = {k: decode(v) for k, v in task["expected"].items()}
+        specs = task["specs"]
+        if task["nb"] is None:
+            out["cells"] = _judge(specs, expected, _EmptyExecution())
+            for c in out["cells"].values():
+                if not c["manual"]:
+                    c["points"] = 0.0
+            return out
+        nb = nbformat.reads(task["nb"], as_version=4)
+        with tempfile.TemporaryDirectory(prefix="tconv-grade-") as tmp:
+            _prepare_workdir(task["files"], Path(tmp))
+            ex = run_notebook(nb, workdir=Path(tmp), limits=_limits(task["timeout"]),
+                              sandbox=task["sandbox"])
+        out["seconds"] = float(ex.seconds)
+        out["flags"] += [str(f) for f in ex.flags]
+        out["cells"] = _judge(specs, expected, ex)
+        out["outputs"] = {str(c.index): {"status": c.status, "error": c.error,
+                                         "output": c.output} for c in ex.cells}
+        out["nb"] = task["nb"]
+    except Exception as exc:  # noqa: BLE001 - one bad notebook never stops the batch
+        out["flags"].append(f"grader error: {type(exc).__name__}: {exc}")
+        out["error_trace"] = traceback.format_exc()
+        for gid, spec in task["specs"].items():
+            out["cells"].setdefault(gid, {
+                "points": None if spec["cell_type"] != "code" else 0.0, "max": spec["points"],
+                "passed": None if spec["cell_type"] != "code" else False,
+                "manual": spec["cell_type"] != "code", "status": "not_run",
+                "tests": [] if spec["cell_type"] != "code" else
+                [{"name": gid, "hidden": False, "passed": False, "message": "not graded"}]})
+    return out
+
+
+class _EmptyExecution:
+    records: dict = {}
+    cells: list = []
+    flags: list = []
+    seconds = 0.0
+
+
+# ---------------------------------------------------------------------------------------------
+@dataclass
+class Summary:
+    graded: list[tuple[str, str]] = field(default_factory=list)
+    skipped: list[tuple[str, str]] = field(default_factory=list)
+    flagged: dict[tuple[str, str], list[str]] = field(default_factory=dict)
+    errors: list[str] = field(default_factory=list)  # assignments that could not be graded
+    seconds: float = 0.0
+
+
+def submissions(course: Course, assignments: list[str] | None,
+                students: list[str] | None) -> list[tuple[str, str]]:
+    """``(student, assignment)`` pairs found under ``<course>/submitted``."""
+    out = []
+    if not course.submitted.is_dir():
+        return out
+    for sdir in sorted(course.submitted.iterdir()):
+        if not sdir.is_dir() or sdir.name.startswith("."):
+            continue
+        if students and sdir.name not in students:
+            continue
+        for adir in sorted(sdir.iterdir()):
+            if adir.is_dir() and not adir.name.startswith(".") and \
+                    (not assignments or adir.name in assignments):
+                out.append((sdir.name, adir.name))
+    return out
+
+
+def is_graded(course: Course, student: str, assignment: str) -> bool:
+    """Results on disk and every autograded grade cell scored in the gradebook."""
+    from nbgrader.api import MissingEntry
+
+    if not course.results_path(student, assignment).exists():
+        return False
+    with course.gradebook() as gb:
+        try:
+            sub = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return False
+        for snb in sub.notebooks:
+            for g in snb.grades:
+                if g.cell.cell_type == "code" and g.auto_score is None:
+                    return False
+        return True
+
+
+def _read_timestamp(path: Path) -> str | None:
+    ts = path / "timestamp.txt"
+    if ts.exists():
+        text = ts.read_text().strip()
+        return text or None
+    return None
+
+
+def _load_submission(path: Path, notebook: str, all_names: list[str]
+                     ) -> tuple[nbformat.NotebookNode | None, list[str]]:
+    f = path / f"{notebook}.ipynb"
+    if not f.exists():
+        others = sorted(p.name for p in path.glob("*.ipynb") if p.stem not in all_names)
+        if others:
+            return None, [f"wrong file name: found {', '.join(others)}, expected {f.name} "
+                          f"(scored 0)"]
+        return None, [f"missing notebook {f.name} (scored 0)"]
+    try:
+        text = f.read_text(encoding="utf-8")
+        raw = json.loads(text)
+    except (UnicodeDecodeError, json.JSONDecodeError) as exc:
+        return None, [f"{f.name} is not valid JSON ({exc}) (scored 0)"]
+    try:
+        if not isinstance(raw, dict) or not isinstance(raw.get("cells"), list):
+            raise ValueError("no 'cells' list")
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            nb = nbformat.reads(text, as_version=4)
+        nbformat.validate(nb)
+    except Exception as exc:  # noqa: BLE001
+        msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
+        return None, [f"{f.name} is not a valid nbformat 4 notebook ({msg}) (scored 0)"]
+    return nb, []
+
+
+def _executed_notebook(nb_text: str, outputs: dict) -> nbformat.NotebookNode:
+    nb = nbformat.reads(nb_text, as_version=4)
+    for i, cell in enumerate(nb.cells):
+        run = outputs.get(str(i))
+        if cell.cell_type != "code" or not run:
+            continue
+        cell.outputs = []
+        if run["output"]:
+            cell.outputs.append(nbformat.v4.new_output("stream", name="stdout",
+                                                       text=run["output"]))
+        if run["status"] != "ok":
+            ename, _, evalue = (run["error"] or run["status"]).partition(": ")
+            cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue,
+                                                       traceback=[run["error"] or run["status"]]))
+    return nb
+
+
+def commit_submission(course: Course, student: str, assignment: str, results: list[dict],
+                      timestamp: str | None) -> dict:
+    """Write one submission's grades in one transaction, then its results.json atomically."""
+    adir = course.autograded / student / assignment
+    for r in results:
+        if r["nb"] is not None:
+            nb = _executed_notebook(r["nb"], r["outputs"])
+            atomic_write_text(adir / f"{r['notebook']}.ipynb", nbformat.writes(nb) + "\n")
+    by_nb = {r["notebook"]: r for r in results}
+
+    def work(gb) -> None:  # idempotent: look up or create, then set scores; one commit
+        from sqlalchemy.exc import SAWarning
+
+        warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's add_submission
+        gb.update_or_create_student(student)
+        kwargs = {"timestamp": timestamp} if timestamp else {}
+        sub = gb.update_or_create_submission(assignment, student, **kwargs)
+        for snb in sub.notebooks:
+            r = by_nb.get(snb.name)
+            snb.flagged = bool(r and r["flags"])
+            for g in snb.grades:
+                cell = (r or {}).get("cells", {}).get(g.cell.name)
+                if g.cell.cell_type != "code":
+                    g.auto_score = None
+                    g.needs_manual_grade = True
+                    continue
+                g.auto_score = float(cell["points"]) if cell else 0.0
+                g.needs_manual_grade = g.manual_score is not None
+        gb.db.commit()
+
+    with course.gradebook() as gb:
+        try:
+            from grader.dbretry import retrying
+        except ImportError:  # pragma: no cover
+            work(gb)
+        else:
+            retrying(gb, work)
+    record = {
+        "student": student, "assignment": assignment, "timestamp": timestamp,
+        "notebooks": {r["notebook"]: {"flags": r["flags"], "cells": r["cells"]}
+                      for r in sorted(results, key=lambda r: r["notebook"])},
+    }
+    record["flags"] = [f"{n}: {f}" for n, v in record["notebooks"].items() for f in v["flags"]]
+    record["score"] = sum(c["points"] or 0.0 for v in record["notebooks"].values()
+                          for c in v["cells"].values())
+    record["max_score"] = sum(c["max"] for v in record["notebooks"].values()
+                              for c in v["cells"].values() if not c["manual"])
+    atomic_write_text(course.results_path(student, assignment), dump_json(record))
+    return record
+
+
+def default_jobs() -> int:
+    try:
+        return max(1, len(os.sched_getaffinity(0)))
+    except AttributeError:  # pragma: no cover - not Linux
+        return max(1, os.cpu_count() or 1)
+
+
+def autograde(course: Course, assignments: list[str] | None = None,
+              students: list[str] | None = None, *, jobs: int | None = None,
+              timeout: float | None = None, sandbox: bool = True, force: bool = False,
+              progress: bool = True, scheduler: str | None = None) -> Summary:
+    import time
+
+    from tqdm import tqdm
+
+    t0 = time.perf_counter()
+    for a in assignments or []:
+        check_assignment(course.solutions, a)
+    pairs = submissions(course, assignments, students)
+    if students:
+        found = {s for s, _ in pairs}
+        missing = [s for s in students if s not in found]
+        if missing:
+            raise UsageError(f"--student must name a student with a submission under "
+                             f"{course.submitted}; got {', '.join(missing)}")
+    known = set(assignments_in(course.solutions))
+    summary = Summary()
+    unknown = sorted({a for _, a in pairs if a not in known})
+    for s, a in pairs:
+        if a not in known:
+            summary.flagged[(s, a)] = [f"assignment '{a}' is not in {course.solutions}; skipped"]
+    pairs = [(s, a) for s, a in pairs if a in known]
+    if unknown:
+        print(f"warning: submissions for unknown assignment(s) skipped: {', '.join(unknown)}",
+              file=sys.stderr)
+
+    todo = []
+    for s, a in pairs:
+        if not force and is_graded(course, s, a):
+            summary.skipped.append((s, a))
+        else:
+            todo.append((s, a))
+    if not todo:
+        summary.seconds = time.perf_counter() - t0
+        return summary
+
+    # per-assignment preparation: gradebook cells (SaveCells) and expected records
+    prep: dict[str, dict] = {}
+    for a in tqdm(sorted({a for _, a in todo}), desc="solutions", unit="assignment",
+                  disable=not progress, file=sys.stderr):
+        from grader.dbretry import exclusive
+
+        with exclusive(course.db_url, f"sync_source:{a}"):  # graders sharing a PostgreSQL db
+            released_nbs = sync_source(course, a)
+        nbs = {}
+        try:
+            exps = {nb_id: expected_records(course, a, nb_id, sandbox=sandbox, timeout=timeout)
+                    for nb_id in notebooks_of(course.solutions, a)}
+        except RuntimeError as exc:  # the instructor's side is broken: grade nothing of it
+            summary.errors.append(str(exc))
+            continue
+        for nb_id in notebooks_of(course.solutions, a):
+            source = nbformat.read(course.solutions / a / f"{nb_id}.ipynb", as_version=4)
+            specs = {g: vars(sp) for g, sp in test_specs(source).items()}
+            exp = exps[nb_id]
+            rel = {c.metadata["nbgrader"]["grade_id"]: c.source
+                   for c in released_nbs[nb_id].cells
+                   if c.metadata.get("nbgrader", {}).get("grade_id")}
+            nbs[nb_id] = {"source": source, "specs": specs, "released": rel,
+                          "expected": {k: encode(v) for k, v in exp.items()}}
+        files = [(str(p), str(p.relative_to(course.solutions / a)))
+                 for p in _workdir_files(course, a)]
+        prep[a] = {"notebooks": nbs, "files": files}
+
+    tasks = []
+    todo = [(s, a) for s, a in todo if a in prep]
+    for s, a in todo:
+        names = list(prep[a]["notebooks"])
+        for nb_id, info in prep[a]["notebooks"].items():
+            nb, flags = _load_submission(course.submitted / s / a, nb_id, names)
+            if nb is not None:
+                try:
+                    nb, more = sanitise(nb, info["source"], course, a, nb_id, info["released"])
+                    flags += more
+                except Exception as exc:  # noqa: BLE001
+                    flags.append(f"could not restore locked cells ({type(exc).__name__}: "
+                                 f"{exc}) (scored 0)")
+                    nb = None
+            tasks.append({"key": (s, a), "notebook": nb_id, "flags": flags,
+                          "nb": nbformat.writes(nb) if nb is not None else None,
+                          "specs": info["specs"], "expected": info["expected"],
+                          "files": prep[a]["files"], "timeout": timeout, "sandbox": sandbox})
+
+    pending: dict[tuple[str, str], list[dict]] = {}
+    need = {}
+    for t in tasks:
+        need[t["key"]] = need.get(t["key"], 0) + 1
+    jobs = jobs or default_jobs()
+    bar = tqdm(total=len(tasks), desc="autograde", unit="notebook", disable=not progress,
+               file=sys.stderr)
+
+    def finish(res: dict) -> None:
+        key = res["key"]
+        pending.setdefault(key, []).append(res)
+        bar.update(1)
+        if len(pending[key]) == need[key]:
+            s, a = key
+            rec = commit_submission(course, s, a, pending.pop(key),
+                                    _read_timestamp(course.submitted / s / a))
+            summary.graded.append(key)
+            if rec["flags"]:
+                summary.flagged[key] = rec["flags"]
+
+    if scheduler:  # a Dask cluster runs the same pure tasks (grader.distributed)
+        from grader.distributed import run_tasks
+
+        for t, res in run_tasks(scheduler, tasks, sandbox=sandbox):
+            if isinstance(res, BaseException):
+                err, res = res, grade_notebook({**t, "nb": None})
+                res["flags"].append(f"grader error: {type(err).__name__}: {err}")
+            finish(res)
+    elif jobs == 1:
+        for t in tasks:
+            finish(grade_notebook(t))
+    else:
+        ctx = multiprocessing.get_context("spawn")
+        queue = list(tasks)
+        while queue:
+            retry = []
+            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
+                futs = {pool.submit(grade_notebook, t): t for t in queue}
+                for fut in cf.as_completed(futs):
+                    t = futs[fut]
+                    try:
+                        finish(fut.result())
+                    except cf.process.BrokenProcessPool:
+                        retry.append(t)
+                    except Exception as exc:  # noqa: BLE001
+                        res = grade_notebook({**t, "nb": None})
+                        res["flags"].append(f"grader error: {type(exc).__name__}: {exc}")
+                        finish(res)
+            if retry and len(retry) == len(queue):
+                for t in retry:  # the pool keeps dying: grade these one by one, in-process
+                    finish(grade_notebook(t))
+                retry = []
+            queue = retry
+    bar.close()
+    summary.graded.sort()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+# ---------------------------------------------------------------------------------------------
+def resolve_sandbox(unsafe: bool) -> bool:
+    """True to sandbox; False only under --unsafe-no-sandbox when bwrap is unusable (not in CI)."""
+    try:
+        from grader.sandbox import available
+        ok, reason = available()
+    except ImportError as exc:
+        ok, reason = False, f"grader.sandbox is not importable ({exc})"
+    if ok:
+        return True
+    if not unsafe:
+        raise UsageError(f"the grading sandbox is unavailable ({reason}); install bubblewrap "
+                         "(apt-get install bubblewrap) or, on a trusted machine only, pass "
+                         "--unsafe-no-sandbox")
+    if os.environ.get("CI", "").lower() == "true":
+        raise UsageError(f"--unsafe-no-sandbox is refused in CI (CI=true): the sandbox must "
+                         f"work there ({reason})")
+    print("=" * 78 + "\nWARNING: GRADING WITHOUT A SANDBOX (--unsafe-no-sandbox): student code "
+          f"runs with your\nprivileges. Reason the sandbox is off: {reason}\n" + "=" * 78,
+          file=sys.stderr)
+    return False
+
+
+def main(args) -> int:
+    course = Course.open(args.course, args.db, args.solutions)
+    if args.jobs is not None and args.jobs < 1:
+        raise UsageError(f"--jobs must be a positive integer; got {args.jobs}")
+    if args.timeout is not None and args.timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds; got {args.timeout}")
+    sandbox = resolve_sandbox(args.unsafe_no_sandbox)
+    summary = autograde(course, [args.assignment] if args.assignment else None,
+                        args.student or None, jobs=args.jobs, timeout=args.timeout,
+                        sandbox=sandbox, force=args.force, progress=not args.quiet,
+                        scheduler=getattr(args, "scheduler", None))
+    print(f"graded {len(summary.graded)} submission(s), skipped {len(summary.skipped)} already "
+          f"graded, in {summary.seconds:.1f} s; gradebook: {course.db_url}")
+    for (s, a), flags in sorted(summary.flagged.items()):
+        for f in flags:
+            print(f"  flag {s}/{a}: {f}")
+    for e in summary.errors:
+        print(f"error: {e}", file=sys.stderr)
+    return 1 if summary.errors else 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("autograde", help="grade collected submissions into the gradebook",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("assignment", nargs="?", metavar="ASSIGNMENT",
+                   help="assignment to grade (default: every assignment with submissions)")
+    p.add_argument("--student", action="append", metavar="ID",
+                   help="grade only this student (repeatable)")
+    p.add_argument("--course", required=True, help="course directory (instructor state)")
+    p.add_argument("--solutions", default=str(REPO / "solutions"),
+                   help="instructor source (default: %(default)s)")
+    p.add_argument("--jobs", "-j", type=int, default=None,
+                   help="notebooks graded in parallel (default: number of cores)")
+    p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: "
+                   "sqlite:///<course>/gradebook.db)")
+    p.add_argument("--timeout", type=float, default=None, metavar="S",
+                   help="wall-clock limit per notebook in seconds (default: the sandbox's, 120)")
+    p.add_argument("--scheduler", metavar="ADDRESS",
+                   help="run the notebooks on a Dask cluster (tcp://host:8786 or a scheduler "
+                        "file) instead of the local pool; see grader/distributed.py")
+    p.add_argument("--force", action="store_true", help="regrade submissions already graded")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="run student code unsandboxed when bubblewrap is unavailable "
+                        "(never in CI; only on a trusted machine)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bars")
+    p.set_defaults(func=main)

@@ -1,0 +1,79 @@
+"""``tconv-grader check NOTEBOOK``: run your notebook's visible tests and estimate your score.
+
+For students. Runs the notebook top to bottom in a fresh Jupyter kernel on your machine
+(no sandbox: it is your own code), in student mode, where each ``expect`` raises an
+``AssertionError`` that says what was expected and what came back. Prints every test cell's
+outcome and message and a score estimate. Hidden tests are not in your copy, so the real grade
+may be lower; written answers are graded by hand and are not counted.
+"""
+
+from __future__ import annotations
+
+import re
+import sys
+from pathlib import Path
+
+from grader.gradebook import UsageError
+
+ANSI = re.compile(r"\x1b\[[0-9;]*m")
+
+
+def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
+    import nbformat
+    from nbclient import NotebookClient
+
+    if not path.is_file():
+        raise UsageError(f"NOTEBOOK must be an existing .ipynb file; got {path}")
+    try:
+        nb = nbformat.read(path, as_version=4)
+    except Exception as exc:  # noqa: BLE001
+        raise UsageError(f"NOTEBOOK must be a valid Jupyter notebook; {path} is not ({exc})"
+                         ) from exc
+    client = NotebookClient(nb, timeout=int(timeout), allow_errors=True, kernel_name="python3",
+                            resources={"metadata": {"path": str(path.parent)}})
+    if progress:
+        print(f"running {path.name} ...", file=sys.stderr)
+    client.execute()
+    tests = []
+    for i, cell in enumerate(nb.cells):
+        md = cell.metadata.get("nbgrader", {})
+        if cell.cell_type != "code" or not md.get("grade"):
+            continue
+        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
+        msg = ""
+        if errors:
+            e = errors[0]
+            msg = f"{e.get('ename')}: {ANSI.sub('', e.get('evalue', ''))}"
+        tests.append({"cell": i, "grade_id": md.get("grade_id", f"cell {i}"),
+                      "points": float(md.get("points", 0)), "passed": not errors,
+                      "message": msg})
+    earned = sum(t["points"] for t in tests if t["passed"])
+    total = sum(t["points"] for t in tests)
+    return {"tests": tests, "earned": earned, "total": total}
+
+
+def main(args) -> int:
+    if args.timeout <= 0:
+        raise UsageError(f"--timeout must be a positive number of seconds; got {args.timeout}")
+    res = check(Path(args.notebook).expanduser().resolve(), args.timeout, not args.quiet)
+    if not res["tests"]:
+        print("no test cells found (is this an exercise notebook?)")
+        return 1
+    for t in res["tests"]:
+        mark = "PASS" if t["passed"] else "FAIL"
+        line = f"{mark}  {t['grade_id']}  ({t['points']:g} pt)"
+        if t["message"]:
+            line += f"\n      {t['message']}"
+        print(line)
+    print(f"score estimate (visible tests only): {res['earned']:g} / {res['total']:g}")
+    return 0 if res["earned"] == res["total"] else 1
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("check", help="students: run the visible tests, estimate the score",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("notebook", metavar="NOTEBOOK", help="your exercise notebook (.ipynb)")
+    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
+                   help="per-cell time limit in seconds (default: %(default)s)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
+    p.set_defaults(func=main)

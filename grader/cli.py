@@ -1,0 +1,58 @@
+"""The ``tconv-grader`` command line (also ``python -m grader``)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from grader import autograde, check, collect, feedback, release, report, validate
+from grader.gradebook import UsageError
+
+EPILOG = """instructor workflow:
+  tconv-grader release                      solutions/ -> exercises/
+  tconv-grader validate                     solutions score full marks, stubs zero
+  tconv-grader collect SUBMISSIONS --course DIR
+  tconv-grader autograde --course DIR [--jobs N]
+  tconv-grader feedback --course DIR
+  tconv-grader report --course DIR
+students:
+  tconv-grader check exercises/ex1_shapes/ex1_shapes.ipynb"""
+
+
+class _Parser(argparse.ArgumentParser):
+    def error(self, message: str) -> None:  # exit status 2 with the usage line, as argparse
+        self.print_usage(sys.stderr)
+        self.exit(2, f"{self.prog}: error: {message}\n")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = _Parser(prog="tconv-grader", description=__doc__.split("\n")[0].strip("`"),
+                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
+    sub.required = True
+    for mod in (release, validate, collect, autograde, feedback, report, check):
+        mod.add_parser(sub)
+    try:  # optional: gradebook migration (SQLite -> PostgreSQL), owned by grader.migrate
+        from grader import migrate
+    except ImportError:  # pragma: no cover
+        migrate = None
+    if migrate is not None:
+        migrate.add_parser(sub)
+    return p
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    try:
+        return int(args.func(args) or 0)
+    except UsageError as exc:
+        print(f"tconv-grader {args.command}: error: {exc}", file=sys.stderr)
+        return 2
+    except KeyboardInterrupt:
+        print("interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,125 @@
+"""``tconv-grader feedback --course DIR``: one HTML page per student and assignment.
+
+Written to ``<course>/feedback/<student>/<assignment>/feedback.html`` (+ an ``index.html`` per
+student) from the autograder's ``results.json`` and the gradebook's scores (manual grades
+included when present). Each test shows its outcome and message; hidden tests show only "hidden
+test passed" / "hidden test failed": their source and values never reach the page.
+"""
+
+from __future__ import annotations
+
+import html
+import json
+import sys
+from pathlib import Path
+
+from grader.gradebook import Course, UsageError, atomic_write_text
+
+CSS = """body{font-family:system-ui,sans-serif;max-width:56em;margin:2em auto;padding:0 1em}
+table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3em .5em;
+text-align:left;vertical-align:top}.pass{color:#17663a}.fail{color:#a0141e}
+.flag{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e0a800}"""
+
+
+def _manual_scores(course: Course, student: str, assignment: str) -> dict[tuple[str, str], float]:
+    from nbgrader.api import MissingEntry
+
+    out = {}
+    with course.gradebook() as gb:
+        try:
+            sub = gb.find_submission(assignment, student)
+        except MissingEntry:
+            return out
+        for snb in sub.notebooks:
+            for g in snb.grades:
+                if g.manual_score is not None:
+                    out[(snb.name, g.cell.name)] = float(g.manual_score)
+    return out
+
+
+def render(record: dict, manual: dict[tuple[str, str], float]) -> str:
+    e = html.escape
+    s, a = record["student"], record["assignment"]
+    rows = []
+    total = 0.0
+    max_total = 0.0
+    for nb_id, nb in sorted(record["notebooks"].items()):
+        for gid, cell in nb["cells"].items():
+            max_total += cell["max"]
+            if cell["manual"]:
+                score = manual.get((nb_id, gid))
+                total += score or 0.0
+                shown = "awaiting manual grading" if score is None else f"{score:g}"
+                rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{shown} / "
+                            f"{cell['max']:g}</td><td>written answer (graded by hand)</td></tr>")
+                continue
+            score = manual.get((nb_id, gid), cell["points"] or 0.0)
+            total += score
+            items = []
+            for t in cell["tests"]:
+                cls = "pass" if t["passed"] else "fail"
+                mark = "&#10003;" if t["passed"] else "&#10007;"
+                if t["hidden"]:
+                    text = "hidden test passed" if t["passed"] else "hidden test failed"
+                else:
+                    text = t["message"]
+                items.append(f'<li class="{cls}">{mark} {e(text)}</li>')
+            rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{score:g} / "
+                        f"{cell['max']:g}</td><td><ul>{''.join(items)}</ul></td></tr>")
+    flags = "".join(f"<li>{e(f)}</li>" for f in record.get("flags", []))
+    flag_html = f'<div class="flag"><b>Notes from the grader</b><ul>{flags}</ul></div>' \
+        if flags else ""
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+            f"<title>{e(a)}: feedback for {e(s)}</title><style>{CSS}</style></head><body>"
+            f"<h1>{e(a)}</h1><p>Student: <b>{e(s)}</b>. Score: <b>{total:g} / {max_total:g}</b>"
+            f"</p>{flag_html}<table><tr><th>Notebook</th><th>Test cell</th><th>Points</th>"
+            f"<th>Tests</th></tr>{''.join(rows)}</table></body></html>\n")
+
+
+def feedback(course: Course, students: list[str] | None = None,
+             assignments: list[str] | None = None, progress: bool = True) -> list[Path]:
+    from tqdm import tqdm
+
+    records = sorted(course.autograded.glob("*/*/results.json"))
+    records = [p for p in records if (not students or p.parent.parent.name in students)
+               and (not assignments or p.parent.name in assignments)]
+    if not records:
+        raise UsageError(f"--course has no autograded submissions under {course.autograded} "
+                         "(run `tconv-grader autograde --course ...` first)")
+    written = []
+    per_student: dict[str, list[tuple[str, str]]] = {}
+    for p in tqdm(records, desc="feedback", unit="submission", disable=not progress,
+                  file=sys.stderr):
+        rec = json.loads(p.read_text())
+        s, a = rec["student"], rec["assignment"]
+        out = course.feedback / s / a / "feedback.html"
+        atomic_write_text(out, render(rec, _manual_scores(course, s, a)))
+        written.append(out)
+        per_student.setdefault(s, []).append((a, f"{a}/feedback.html"))
+    for s, links in per_student.items():
+        items = "".join(f'<li><a href="{html.escape(h)}">{html.escape(a)}</a></li>'
+                        for a, h in sorted(links))
+        atomic_write_text(course.feedback / s / "index.html",
+                          f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>"
+                          f"Feedback for {html.escape(s)}</title></head><body><h1>Feedback for "
+                          f"{html.escape(s)}</h1><ul>{items}</ul></body></html>\n")
+    return written
+
+
+def main(args) -> int:
+    course = Course.open(args.course, args.db)
+    files = feedback(course, args.student or None, [args.assignment] if args.assignment else None,
+                     progress=not args.quiet)
+    print(f"wrote {len(files)} feedback page(s) under {course.feedback}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("feedback", help="per-student HTML feedback",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("assignment", nargs="?", metavar="ASSIGNMENT", help="only this assignment")
+    p.add_argument("--student", action="append", metavar="ID", help="only this student")
+    p.add_argument("--course", required=True, help="course directory (instructor state)")
+    p.add_argument("--db", help="SQLAlchemy URL of the gradebook")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=main)

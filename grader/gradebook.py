@@ -1,0 +1,153 @@
+"""The course directory and the nbgrader gradebook behind every instructor command.
+
+A course directory (``--course DIR``, outside the repository) holds the instructor's working
+state, laid out as nbgrader expects::
+
+    DIR/gradebook.db                                  nbgrader gradebook (SQLite by default)
+    DIR/submitted/<student>/<assignment>/<nb>.ipynb   collected submissions (+ timestamp.txt)
+    DIR/autograded/<student>/<assignment>/<nb>.ipynb  restored + executed notebooks
+    DIR/autograded/<student>/<assignment>/results.json  per-test outcomes and flags (for report)
+    DIR/feedback/<student>/...                        per-student HTML
+    DIR/reports/                                      grades.csv, histograms, most-failed tests
+    DIR/.cache/expected/                              solution records, keyed by source hash
+
+The gradebook is a real ``nbgrader.api.Gradebook``; the grade-cell, solution-cell and source-cell
+rows come from nbgrader's own ``SaveCells`` run over ``solutions/`` (see :func:`sync_source`),
+exactly as ``nbgrader generate_assignment`` would create them.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+REPO = Path(__file__).resolve().parent.parent
+COURSE_ID = "tconv"
+
+
+class UsageError(Exception):
+    """Bad command-line input; the CLI prints it and exits with status 2."""
+
+
+@dataclass
+class Course:
+    root: Path
+    db_url: str
+    solutions: Path = REPO / "solutions"
+
+    @classmethod
+    def open(cls, root: str | os.PathLike, db: str | None = None,
+             solutions: str | os.PathLike | None = None) -> Course:
+        root_p = Path(root).expanduser().resolve()
+        if root_p.exists() and not root_p.is_dir():
+            raise UsageError(f"--course must be a directory; got a file: {root_p}")
+        root_p.mkdir(parents=True, exist_ok=True)
+        if root_p.is_relative_to(REPO) and not root_p.is_relative_to(REPO / "test-artifacts"):
+            raise UsageError(f"--course must be outside the repository (instructor state is kept "
+                             f"out of it); got {root_p}")
+        url = db or f"sqlite:///{root_p / 'gradebook.db'}"
+        sol = Path(solutions).resolve() if solutions else REPO / "solutions"
+        return cls(root=root_p, db_url=url, solutions=sol)
+
+    # -- paths -----------------------------------------------------------------------------
+    @property
+    def submitted(self) -> Path:
+        return self.root / "submitted"
+
+    @property
+    def autograded(self) -> Path:
+        return self.root / "autograded"
+
+    @property
+    def feedback(self) -> Path:
+        return self.root / "feedback"
+
+    @property
+    def reports(self) -> Path:
+        return self.root / "reports"
+
+    @property
+    def cache(self) -> Path:
+        return self.root / ".cache"
+
+    def results_path(self, student: str, assignment: str) -> Path:
+        return self.autograded / student / assignment / "results.json"
+
+    def gradebook(self):
+        """An ``nbgrader.api.Gradebook`` on the course database (a context manager)."""
+        return connect_gradebook(self.db_url)
+
+
+def connect_gradebook(db_url: str):
+    """An ``nbgrader.api.Gradebook`` on ``db_url`` (schema created if needed, race-free)."""
+    try:  # race-free schema creation for several graders sharing one database
+        from grader.dbretry import connect
+    except ImportError:  # pragma: no cover - dbretry is optional
+        from nbgrader.api import Gradebook
+
+        return Gradebook(db_url, COURSE_ID)
+    return connect(db_url, COURSE_ID)
+
+
+def assignments_in(solutions: Path) -> list[str]:
+    """Assignment names under ``solutions/`` (a folder holding at least one notebook)."""
+    if not solutions.is_dir():
+        return []
+    return sorted(p.name for p in solutions.iterdir()
+                  if p.is_dir() and not p.name.startswith((".", "_")) and any(p.glob("*.ipynb")))
+
+
+def notebooks_of(solutions: Path, assignment: str) -> list[str]:
+    """Notebook ids (file stems) of one assignment's source, sorted."""
+    return sorted(p.stem for p in (solutions / assignment).glob("*.ipynb")
+                  if not p.name.startswith("."))
+
+
+def check_assignment(solutions: Path, assignment: str, arg: str = "ASSIGNMENT") -> None:
+    known = assignments_in(solutions)
+    if assignment not in known:
+        raise UsageError(f"{arg} must name an assignment under {solutions} "
+                         f"({', '.join(known) or 'none found'}); got {assignment!r}")
+
+
+def atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` atomically: a reader (or a crash) sees the old or new file."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.replace(tmp, path)
+    except BaseException:
+        if os.path.exists(tmp):
+            os.unlink(tmp)
+        raise
+
+
+def dump_json(obj: Any) -> str:
+    """Stable JSON (sorted keys, fixed indentation, trailing newline)."""
+    return json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n"
+
+
+def sync_source(course: Course, assignment: str) -> dict[str, Any]:
+    """Record the assignment's cells in the course gradebook with nbgrader's own ``SaveCells``.
+
+    Runs nbgrader's generate_assignment preprocessor chain over each source notebook (see
+    :func:`grader.release.release_notebook`), which creates/updates the assignment, notebook,
+    grade-cell, solution-cell, task-cell and source-cell rows. Returns ``{notebook: released nb}``.
+    """
+    from grader.release import load_source, release_notebook
+
+    with course.gradebook() as gb:
+        gb.update_or_create_assignment(assignment)
+    out = {}
+    for nb_id in notebooks_of(course.solutions, assignment):
+        src = load_source(course.solutions / assignment / f"{nb_id}.ipynb")
+        out[nb_id] = release_notebook(src, assignment, nb_id, course.db_url)
+    return out

@@ -1,0 +1,146 @@
+"""``tconv-grader report --course DIR``: grades as CSV, histograms, most-failed tests, flags.
+
+Everything is read back from the nbgrader gradebook through its own API (so it is what formgrader
+shows, manual grades included), plus the flags from the autograder's ``results.json``. Writes to
+``<course>/reports/`` (or ``--output``):
+
+* ``grades.csv``       one row per student, assignment, notebook and grade cell
+                       (auto_score, manual_score, score, max_score, flags)
+* ``totals.csv``       one row per student and assignment (score, max_score, flags)
+* ``hist_<assignment>.png``  histogram of the assignment's total scores (matplotlib, Agg)
+* ``most_failed.txt``  grade cells ordered by how many submissions scored below full marks
+* ``flags.txt``        every flagged submission with its reasons
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import sys
+from collections import Counter
+from pathlib import Path
+
+from grader.gradebook import Course, UsageError, atomic_write_text
+
+GRADE_FIELDS = ["student", "assignment", "notebook", "grade_cell", "auto_score", "manual_score",
+                "score", "max_score", "flags"]
+TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags"]
+
+
+def _fmt(x) -> str:
+    return "" if x is None else f"{float(x):g}"
+
+
+def gather(course: Course) -> tuple[list[dict], list[dict]]:
+    """Rows of grades.csv and totals.csv, read from the gradebook."""
+    grades, totals = [], []
+    with course.gradebook() as gb:
+        for a in sorted(gb.assignments, key=lambda x: x.name):
+            for sub in sorted(a.submissions, key=lambda x: x.student.id):
+                s = sub.student.id
+                res_path = course.results_path(s, a.name)
+                flags = json.loads(res_path.read_text()).get("flags", []) \
+                    if res_path.exists() else []
+                flag_text = " | ".join(flags)
+                total = max_total = 0.0
+                for snb in sorted(sub.notebooks, key=lambda x: x.name):
+                    nb_flags = [f.split(": ", 1)[1] for f in flags
+                                if f.startswith(snb.name + ": ")]
+                    for g in sorted(snb.grades, key=lambda x: x.cell.name):
+                        total += float(g.score or 0.0)
+                        max_total += float(g.max_score)
+                        grades.append({
+                            "student": s, "assignment": a.name, "notebook": snb.name,
+                            "grade_cell": g.cell.name, "auto_score": _fmt(g.auto_score),
+                            "manual_score": _fmt(g.manual_score), "score": _fmt(g.score),
+                            "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags)})
+                totals.append({"student": s, "assignment": a.name, "score": _fmt(total),
+                               "max_score": _fmt(max_total), "flags": flag_text})
+    return grades, totals
+
+
+def _csv(rows: list[dict], fields: list[str]) -> str:
+    buf = io.StringIO()
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w.writeheader()
+    w.writerows(rows)
+    return buf.getvalue()
+
+
+def histogram(totals: list[dict], assignment: str, path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    scores = [float(r["score"]) for r in totals if r["assignment"] == assignment]
+    top = max([float(r["max_score"]) for r in totals if r["assignment"] == assignment] or [1.0])
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.hist(scores, bins=min(20, max(5, int(top) + 1)), range=(0, max(top, 1e-9)),
+            color="#3b6ea8", edgecolor="white")
+    ax.set_xlabel(f"score (out of {top:g})")
+    ax.set_ylabel("students")
+    ax.set_title(f"{assignment}: {len(scores)} submission(s)")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path, metadata={"Software": None})
+    plt.close(fig)
+
+
+def most_failed(grades: list[dict]) -> list[tuple[str, int, int]]:
+    """``(assignment/notebook/cell, failures, submissions)``, most failures first."""
+    fails, seen = Counter(), Counter()
+    for r in grades:
+        if r["auto_score"] == "":
+            continue  # manually graded
+        key = f"{r['assignment']}/{r['notebook']}/{r['grade_cell']}"
+        seen[key] += 1
+        if float(r["score"] or 0) < float(r["max_score"]):
+            fails[key] += 1
+    return sorted(((k, fails[k], seen[k]) for k in seen), key=lambda t: (-t[1], t[0]))
+
+
+def report(course: Course, out: Path | None = None, progress: bool = True) -> dict:
+    from tqdm import tqdm
+
+    out = out or course.reports
+    grades, totals = gather(course)
+    if not totals:
+        raise UsageError(f"--course gradebook {course.db_url} holds no graded submissions "
+                         "(run `tconv-grader autograde --course ...` first)")
+    atomic_write_text(out / "grades.csv", _csv(grades, GRADE_FIELDS))
+    atomic_write_text(out / "totals.csv", _csv(totals, TOTAL_FIELDS))
+    assignments = sorted({r["assignment"] for r in totals})
+    for a in tqdm(assignments, desc="histograms", disable=not progress, file=sys.stderr):
+        histogram(totals, a, out / f"hist_{a}.png")
+    mf = most_failed(grades)
+    lines = ["Tests that fail most (failures / submissions):"]
+    lines += [f"  {n:4d} / {m:<4d} {k}" for k, n, m in mf if n > 0] or ["  none"]
+    flagged = [r for r in totals if r["flags"]]
+    flines = [f"Flagged submissions ({len(flagged)}):"]
+    flines += [f"  {r['student']}/{r['assignment']}: {r['flags']}" for r in flagged] or ["  none"]
+    atomic_write_text(out / "most_failed.txt", "\n".join(lines) + "\n")
+    atomic_write_text(out / "flags.txt", "\n".join(flines) + "\n")
+    return {"out": out, "grades": grades, "totals": totals, "most_failed": mf,
+            "summary": "\n".join(lines + flines)}
+
+
+def main(args) -> int:
+    course = Course.open(args.course, args.db)
+    res = report(course, Path(args.output).resolve() if args.output else None,
+                 progress=not args.quiet)
+    print(res["summary"])
+    print(f"wrote grades.csv, totals.csv, most_failed.txt, flags.txt and "
+          f"{len({r['assignment'] for r in res['totals']})} histogram(s) to {res['out']}")
+    return 0
+
+
+def add_parser(sub) -> None:
+    p = sub.add_parser("report", help="CSV of grades, histograms, most-failed tests, flags",
+                       description=__doc__.split("\n\n")[0])
+    p.add_argument("--course", required=True, help="course directory (instructor state)")
+    p.add_argument("--db", help="SQLAlchemy URL of the gradebook")
+    p.add_argument("--output", "-o", help="output folder (default: <course>/reports)")
+    p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
+    p.set_defaults(func=main)

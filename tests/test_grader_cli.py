@@ -1,0 +1,120 @@
+"""``tconv-grader`` command line: help everywhere, usage errors (exit 2) naming the argument,
+``python -m grader`` equivalence, and the students' ``check``."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from grader.cli import build_parser, main
+
+REPO = Path(__file__).resolve().parent.parent
+FIXTURES = REPO / "tests" / "fixtures" / "grader" / "solutions"
+COMMANDS = ["release", "validate", "collect", "autograde", "feedback", "report", "check"]
+
+
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_subcommand_has_help(command, capsys):
+    with pytest.raises(SystemExit) as exc:
+        main([command, "--help"])
+    assert exc.value.code == 0
+    out = capsys.readouterr().out
+    assert out.startswith(f"usage: tconv-grader {command}")
+
+
+def test_python_m_grader_is_tconv_grader():
+    env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
+    res = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=REPO, env=env,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 0, res.stderr
+    assert res.stdout == build_parser().format_help()
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["autograde", "--course", "{tmp}", "--jobs", "0"], "--jobs must be a positive integer; got 0"),
+    (["autograde", "--course", "{tmp}", "--timeout", "-1"], "--timeout must be a positive"),
+    (["autograde", "ex99", "--course", "{tmp}", "--solutions", str(FIXTURES),
+      "--unsafe-no-sandbox"], "ASSIGNMENT must name an assignment"),
+    (["collect", "{tmp}/nope", "--course", "{tmp}/c"], "PATH must be an existing folder"),
+    (["collect", "{tmp}", "--course", "{tmp}/c", "--regexp", "(?P<x>a)"],
+     "--regexp must define the named groups"),
+    (["report", "--course", "{tmp}/empty"], "holds no graded submissions"),
+    (["feedback", "--course", "{tmp}/empty"], "no autograded submissions"),
+    (["check", "{tmp}/missing.ipynb"], "NOTEBOOK must be an existing .ipynb file"),
+    (["autograde", "--course", str(REPO / "grader")], "--course must be outside the repository"),
+])
+def test_usage_errors_exit_2_and_name_the_argument(tmp_path, capsys, argv, needle):
+    argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    assert main(argv) == 2
+    assert needle in capsys.readouterr().err
+
+
+def test_argparse_errors_exit_2(capsys):
+    with pytest.raises(SystemExit) as exc:
+        main(["autograde"])  # --course is required
+    assert exc.value.code == 2
+    assert "--course" in capsys.readouterr().err
+
+
+def test_collect_folder_tree_and_zip(tmp_path, capsys):
+    import zipfile
+
+    nb = (FIXTURES / "fx_scatter" / "fx_scatter.ipynb").read_text()
+    tree = tmp_path / "tree"
+    (tree / "amy" / "fx_scatter").mkdir(parents=True)
+    (tree / "amy" / "fx_scatter" / "fx_scatter.ipynb").write_text(nb)
+    (tree / "bo" / "hw_other").mkdir(parents=True)
+    (tree / "bo" / "hw_other" / "hw_other.ipynb").write_text(nb)
+    course = tmp_path / "course"
+    common = ["--course", str(course), "--solutions", str(FIXTURES), "-q"]
+    assert main(["collect", str(tree), *common]) == 0
+    out = capsys.readouterr().out
+    assert "imported 1 notebook(s) from 1 student(s)" in out
+    assert "bo/hw_other/hw_other.ipynb: no assignment named 'hw_other'" in out
+    z = tmp_path / "lms.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("cy_fx_scatter_fx_scatter.ipynb", nb)
+        zf.writestr("dee_fx_scatter_attempt_2026-01-02-03-04-05_fx_scatter.ipynb", nb)
+        zf.writestr("garbage.ipynb", nb)
+    assert main(["collect", str(z), *common]) == 0
+    out = capsys.readouterr().out
+    assert "imported 2 notebook(s)" in out and "garbage.ipynb" in out
+    sub = course / "submitted"
+    assert sorted(p.relative_to(sub).as_posix() for p in sub.rglob("*.ipynb")) == [
+        "amy/fx_scatter/fx_scatter.ipynb", "cy/fx_scatter/fx_scatter.ipynb",
+        "dee/fx_scatter/fx_scatter.ipynb"]
+    assert (sub / "dee" / "fx_scatter" / "timestamp.txt").read_text().startswith(
+        "2026-01-02 03:04:05")
+
+
+def _released_fixture(tmp_path):
+    from grader.release import release
+
+    release(FIXTURES, tmp_path / "rel", progress=False)
+    return tmp_path / "rel" / "fx_scatter" / "fx_scatter.ipynb"
+
+
+def test_check_reports_visible_tests_and_an_estimate(tmp_path, capsys, monkeypatch):
+    import nbformat
+    from grader_class import completed
+
+    from grader.release import load_source
+
+    monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    stub = _released_fixture(tmp_path)
+    good = tmp_path / "good.ipynb"
+    nbformat.write(completed(load_source(FIXTURES / "fx_scatter" / "fx_scatter.ipynb"),
+                             nbformat.read(stub, as_version=4)), good)
+    assert main(["check", str(stub), "-q"]) == 1
+    out = capsys.readouterr().out
+    assert "FAIL  test_basic" in out and "NotImplementedError" in out
+    assert "score estimate (visible tests only): 0 / 5" in out
+    assert main(["check", str(good), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "PASS  test_basic" in out and "PASS  test_more" in out
+    assert "score estimate (visible tests only): 5 / 5" in out
+    assert "random_stride3" not in out  # hidden tests are not in the student's copy

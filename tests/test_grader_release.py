@@ -1,0 +1,107 @@
+"""``tconv-grader release``: exercises/ is exactly what nbgrader's machinery makes of solutions/,
+deterministically, and no solution code or hidden test text reaches it."""
+
+from __future__ import annotations
+
+import filecmp
+from pathlib import Path
+
+import nbformat
+import pytest
+
+from grader.cli import main
+from grader.gradebook import assignments_in
+from grader.release import load_source, release, solution_snippets
+
+REPO = Path(__file__).resolve().parent.parent
+SOLUTIONS = REPO / "solutions"
+EXERCISES = REPO / "exercises"
+FIXTURES = REPO / "tests" / "fixtures" / "grader" / "solutions"
+
+pytestmark = pytest.mark.xdist_group("grader_release")
+
+
+def _files(root: Path) -> dict[str, Path]:
+    return {str(p.relative_to(root)): p for p in sorted(root.rglob("*")) if p.is_file()}
+
+
+def test_committed_exercises_are_fresh(tmp_path):
+    """Regenerate into a scratch folder: any difference from the committed exercises/ fails."""
+    assert assignments_in(SOLUTIONS), "solutions/ holds no assignments"
+    release(SOLUTIONS, tmp_path / "ex", progress=False)
+    fresh, committed = _files(tmp_path / "ex"), _files(EXERCISES)
+    assert sorted(fresh) == sorted(committed), (
+        "exercises/ is stale: run `make release` (or `tconv-grader release`) and commit")
+    stale = [k for k in fresh if not filecmp.cmp(fresh[k], committed[k], shallow=False)]
+    assert not stale, f"exercises/ is stale ({stale}): run `make release` and commit"
+
+
+def _visible_lines(solutions: Path) -> set[str]:
+    """Lines of the sources outside solution / hidden-test regions (legitimately released)."""
+    out = set()
+    for a in assignments_in(solutions):
+        for nb_path in sorted((solutions / a).glob("*.ipynb")):
+            for cell in load_source(nb_path).cells:
+                inside = False
+                for line in cell.source.splitlines():
+                    if "BEGIN SOLUTION" in line or "BEGIN HIDDEN TESTS" in line:
+                        inside = True
+                    elif "END SOLUTION" in line or "END HIDDEN TESTS" in line:
+                        inside = False
+                    elif not inside:
+                        out.add(line.strip())
+    return out
+
+
+@pytest.mark.parametrize("solutions,released", [(SOLUTIONS, EXERCISES), (FIXTURES, None)],
+                         ids=["course", "fixture"])
+def test_no_solution_or_hidden_test_text_is_released(tmp_path, solutions, released):
+    if released is None:
+        released = tmp_path / "rel"
+        release(solutions, released, progress=False)
+    visible = _visible_lines(solutions)
+    secret = sorted({t for _, t in solution_snippets(solutions)
+                     if t not in visible and len(t) >= 12 and not t.startswith("#")})
+    assert secret, "no solution or hidden-test lines found to check"
+    texts = {k: p.read_text(errors="replace") for k, p in _files(released).items()}
+    assert texts, f"{released} is empty"
+    leaks = [(k, line) for k, text in texts.items() for line in secret
+             if line in text or line.replace('"', '\\"') in text]
+    assert not leaks, f"solution / hidden test text released: {leaks[:5]}"
+
+
+def test_release_is_deterministic_and_uses_nbgrader(tmp_path):
+    release(FIXTURES, tmp_path / "a", progress=False)
+    release(FIXTURES, tmp_path / "b", progress=False)
+    a, b = _files(tmp_path / "a"), _files(tmp_path / "b")
+    assert sorted(a) == sorted(b) == ["fx_scatter/fx_scatter.ipynb"]
+    assert a["fx_scatter/fx_scatter.ipynb"].read_bytes() == b["fx_scatter/fx_scatter.ipynb"] \
+        .read_bytes()
+    nb = nbformat.read(a["fx_scatter/fx_scatter.ipynb"], as_version=4)
+    by_id = {c.metadata["nbgrader"]["grade_id"]: c for c in nb.cells if "nbgrader" in c.metadata}
+    assert "raise NotImplementedError()" in by_id["scatter_1d"].source       # ClearSolutions
+    assert "BEGIN HIDDEN TESTS" not in by_id["test_more"].source             # ClearHiddenTests
+    assert by_id["test_more"].metadata["editable"] is False                  # LockCells
+    assert by_id["explain"].source == "YOUR ANSWER HERE"
+    assert all(c.metadata["nbgrader"].get("checksum") for c in by_id.values())  # Checksums
+    assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
+
+
+def test_release_into_course_gradebook_records_cells(tmp_path):
+    from nbgrader.api import Gradebook
+
+    course = tmp_path / "course"
+    assert main(["release", "--solutions", str(FIXTURES), "-o", str(tmp_path / "rel"),
+                 "--course", str(course), "-q"]) == 0
+    with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "tconv") as gb:
+        nb = gb.find_notebook("fx_scatter", "fx_scatter")
+        assert sorted(c.name for c in nb.grade_cells) == ["explain", "test_basic", "test_more"]
+        assert "BEGIN HIDDEN TESTS" in gb.find_source_cell("test_more", "fx_scatter",
+                                                           "fx_scatter").source
+
+
+def test_release_unknown_assignment_is_a_usage_error(tmp_path, capsys):
+    rc = main(["release", "ex99_nothing", "--solutions", str(FIXTURES), "-o", str(tmp_path)])
+    err = capsys.readouterr().err
+    assert rc == 2
+    assert "ASSIGNMENT" in err and "ex99_nothing" in err and "fx_scatter" in err
