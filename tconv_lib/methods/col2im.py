@@ -9,11 +9,15 @@ im2col convolution), and it is tconv_lib's fast path on the CPU:
 
 - every multiply is useful (no inserted zeros), and they all happen in **one** large GEMM, the
   operation BLAS is best at;
-- ``padding`` is never painted and then cropped: each tap adds only the part of its slab that
-  lands inside the output window (:func:`tap_window`);
-- when the taps tile the output exactly (``k == s``, ``d == 1``, ``output_padding == 0``, e.g. the
-  U-Net ``k=2, s=2`` up-convolution) each output element is *assigned* once, so col2im is a single
-  pixel-shuffle copy into an uninitialised output.
+- the taps are added block by block (:func:`block_taps`): taps ``m*s <= t*d < (m+1)*s`` land in
+  the same stride block, so a kernel of size ``k`` needs only ``ceil(k/s)**D`` adds, each of
+  whole contiguous rows, into *phase planes* (one plane per output residue modulo ``s``);
+- one pixel-shuffle copy interleaves the planes into the output; ``padding`` is then a crop
+  view, never a copy;
+- when the taps tile the output exactly (``k == s``, ``d == 1``, ``output_padding == 0``, e.g.
+  the U-Net ``k=2, s=2`` up-convolution) the columns *are* the phase planes: GEMM + one copy;
+- with one input channel per group (depthwise) the GEMM is an outer product, done per block as
+  a broadcast multiply.
 
 The column buffer holds :math:`\prod k \cdot C_{out} \cdot N \prod i` values.
 """
@@ -59,7 +63,7 @@ def block_taps(k: int, s: int, d: int) -> list[tuple[int, slice, slice]]:
     """Group one axis's taps by the stride block they paint: tap ``t`` lands at ``t*d = m*s + r``.
 
     Returns ``(m, taps, residues)`` per block offset ``m``: the taps are consecutive and their
-    residues ``r`` step by ``d``, so both are slices and a whole group is one strided add.
+    residues ``r`` step by ``d``, so both are slices and a whole group is one add.
     """
     groups: dict[int, list[tuple[int, int]]] = {}
     for t in range(k):
@@ -75,34 +79,54 @@ def tiles_output_once(geo: Geometry) -> bool:
         geo.kernel, geo.stride, geo.dilation, geo.output_padding, strict=True))
 
 
+def outer_product_block(x: Any, weight: Any, taps: tuple[slice, ...], groups: int) -> Any:
+    """The painted block of some taps when each group has ONE input channel (depthwise).
+
+    The GEMM then has inner dimension 1: it is an outer product, i.e. a broadcast multiply.
+    Done per block of taps, the ``prod(k)``-fold column buffer is never held whole.
+    Returns ``(g, C_out/g, T_1, ..., T_D, N, i_1, ..., i_D)`` like a slice of the columns.
+    """
+    xp = backend.namespace(x, weight)
+    nd = len(taps)
+    w = weight[(slice(None), slice(None)) + taps]                  # (g, C_out/g, T_1, ..., T_D)
+    w = xp.reshape(w, tuple(w.shape) + (1,) * (1 + nd))
+    xs = xp.permute_dims(x, (1, 0) + tuple(range(2, 2 + nd)))      # (g, N, i_1, ..., i_D)
+    xs = xp.reshape(xs, (groups, 1) + (1,) * nd + tuple(xs.shape[1:]))
+    return xs * w
+
+
 def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     xp = backend.namespace(x, weight)
     n, g, c_out_g, nd = int(x.shape[0]), geo.groups, int(weight.shape[1]), geo.ndim
     spatial = spatial_of(x)
-    cols = xp.reshape(all_taps_gemm(x, weight, g), (g, c_out_g) + geo.kernel + (n,) + spatial)
-    # The canvas, blocked: axis (i, s) -> (blocks q, residue r) with position q*s + r.
+    depthwise = int(weight.shape[0]) == g
+    cols = None if depthwise else xp.reshape(all_taps_gemm(x, weight, g),
+                                             (g, c_out_g) + geo.kernel + (n,) + spatial)
+    # Phase planes: canvas position q*s + r of each axis lives at plane r, row q. Every block of
+    # taps then adds whole contiguous rows; one pixel-shuffle copy interleaves the planes at
+    # the end.
     blocks = tuple(i - 1 + -(-(d * (k - 1) + 1 + op) // s) for i, k, s, d, op in zip(
         spatial, geo.kernel, geo.stride, geo.dilation, geo.output_padding, strict=True))
-    blocked = tuple(v for q, s in zip(blocks, geo.stride, strict=True) for v in (q, s))
-    once = tiles_output_once(geo)
-    new = xp.empty if once else xp.zeros
-    canvas = new((n, g, c_out_g) + blocked, dtype=x.dtype,
-                 device=backend.array_api_compat.device(x))
-    # src axes (g, c, k_1..k_D, n, i_1..i_D) -> (n, g, c, i_1, k_1, i_2, k_2, ...)
+    if tiles_output_once(geo) and cols is not None:
+        planes = cols                                   # each tap is exactly one phase plane
+    else:
+        planes = xp.zeros((g, c_out_g) + geo.stride + (n,) + blocks, dtype=x.dtype,
+                          device=backend.array_api_compat.device(x))
+        per_axis = [block_taps(k, s, d) for k, s, d in zip(geo.kernel, geo.stride,
+                                                           geo.dilation, strict=True)]
+        for combo in itertools.product(*per_axis):
+            taps = tuple(t for _, t, _ in combo)
+            target = planes[(slice(None), slice(None)) + tuple(r for _, _, r in combo)
+                            + (slice(None),)
+                            + tuple(slice(m, m + i) for (m, _, _), i in zip(combo, spatial,
+                                                                             strict=True))]
+            if cols is None:
+                target += outer_product_block(x, weight, taps, g)
+            else:
+                target += cols[(slice(None), slice(None)) + taps]
+    # (g, c, r_1..r_D, n, q_1..q_D) -> (n, g, c, q_1, r_1, q_2, r_2, ...): the pixel shuffle
     order = (2 + nd, 0, 1) + tuple(v for a in range(nd) for v in (3 + nd + a, 2 + a))
-    per_axis = [block_taps(k, s, d) for k, s, d in zip(geo.kernel, geo.stride, geo.dilation,
-                                                       strict=True)]
-    for combo in itertools.product(*per_axis):
-        src = xp.permute_dims(cols[(slice(None), slice(None)) + tuple(t for _, t, _ in combo)],
-                              order)
-        target = canvas[(Ellipsis,) + tuple(v for (m, _, r), i in zip(combo, spatial, strict=True)
-                                            for v in (slice(m, m + i), r))]
-        if once:
-            target[...] = src
-        else:
-            target += src
-    canvas = xp.reshape(canvas, (n, g * c_out_g) + tuple(
+    y = xp.reshape(xp.permute_dims(planes, order), (n, g * c_out_g) + tuple(
         q * s for q, s in zip(blocks, geo.stride, strict=True)))
     out = output_shape(spatial, geo)
-    return canvas[(Ellipsis,) + tuple(slice(p, p + o) for p, o in zip(geo.padding, out,
-                                                                      strict=True))]
+    return y[(Ellipsis,) + tuple(slice(p, p + o) for p, o in zip(geo.padding, out, strict=True))]

@@ -1,0 +1,632 @@
+"""Benchmark tconv_lib's transposed-convolution methods against PyTorch.
+
+Run ``python -m tconv_lib.bench`` (or ``make bench``). For every shape of a fixed, named suite
+(float32, PyTorch argument order) and every method it measures, in one run and with the same
+thread count for everybody:
+
+- the median wall time of a call after warm-up, timed **interleaved** with the reference
+  ``torch.nn.functional.conv_transpose{1,2,3}d`` (one call of each candidate per round), so slow
+  phases of a shared machine hit all candidates alike;
+- useful GFLOP/s = 2 N C_in (C_out/groups) prod(k) prod(input spatial) / time;
+- the speed-up over PyTorch (reference time / method time; > 1 is faster);
+- the fraction of the GEMM bound: the time of a plain matmul
+  ``[C_out/g * prod(k) x C_in/g] @ [C_in/g x N prod(spatial)]``, batched over groups, on the
+  same backend in the same run, divided by the method's time. For the depthwise shape, where
+  that GEMM is meaningless, it reports GB/s moved (input + weight + output, once) as a fraction
+  of the machine's copy bandwidth (a large array copy, bytes read + written);
+- the peak extra memory of one call (output included): ``tracemalloc`` on NumPy arrays,
+  ``torch.cuda.max_memory_allocated`` on CUDA. PyTorch's CPU allocator cannot be traced, so for
+  the torch CPU backend the figure is tracemalloc of the *same code* run on NumPy arrays (marked
+  ``"memory_source"`` in the JSON); the reference has none on CPU.
+
+Methods whose estimated work or memory is far beyond the others (e.g. the sparse ``matrix`` or
+``zero_insert`` on the 64x64 FCN kernel) are skipped with the reason recorded; ``--no-skip``
+runs them anyway. Results go to a JSON file (all figures plus machine information) and a PNG
+plot next to it.
+
+Examples::
+
+    python -m tconv_lib.bench                        # full suite, torch CPU tensors
+    python -m tconv_lib.bench --backend numpy        # NumPy arrays vs the same torch reference
+    python -m tconv_lib.bench --device cuda          # torch CUDA tensors vs cuDNN
+    python -m tconv_lib.bench --quick --out /tmp/q.json
+    python -m tconv_lib.bench --shapes dcgan-4to8 fcn32s --methods auto col2im --threads 2
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import platform
+import re
+import statistics
+import sys
+import time
+import tracemalloc
+from collections.abc import Callable, Sequence
+from dataclasses import asdict, dataclass, replace
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from . import conv_transpose
+from .methods import IMPLEMENTATIONS
+
+ALL_METHODS: tuple[str, ...] = ("auto",) + tuple(IMPLEMENTATIONS)
+
+
+@dataclass(frozen=True)
+class Shape:
+    """One transposed convolution of the suite, in PyTorch's argument order."""
+
+    name: str
+    n: int
+    c_in: int
+    c_out: int
+    spatial: tuple[int, ...]
+    kernel: int
+    stride: int
+    padding: int
+    output_padding: int = 0
+    groups: int = 1
+    dilation: int = 1
+    bound: str = "gemm"          # "gemm" or "bandwidth": which bound the fraction refers to
+
+    @property
+    def ndim(self) -> int:
+        return len(self.spatial)
+
+    @property
+    def useful_flops(self) -> int:
+        return (2 * self.n * self.c_in * (self.c_out // self.groups) * self.kernel ** self.ndim
+                * math.prod(self.spatial))
+
+    @property
+    def out_spatial(self) -> tuple[int, ...]:
+        return tuple((i - 1) * self.stride - 2 * self.padding + self.dilation * (self.kernel - 1)
+                     + self.output_padding + 1 for i in self.spatial)
+
+    def sizes(self) -> dict[str, int]:
+        """Element counts of input, weight and output."""
+        return {"input": self.n * self.c_in * math.prod(self.spatial),
+                "weight": self.c_in * (self.c_out // self.groups) * self.kernel ** self.ndim,
+                "output": self.n * self.c_out * math.prod(self.out_spatial)}
+
+
+SUITE: tuple[Shape, ...] = (
+    Shape("dcgan-4to8", 64, 512, 256, (4, 4), 4, 2, 1),
+    Shape("dcgan-16to32", 64, 128, 64, (16, 16), 4, 2, 1),
+    Shape("dcgan-32to64", 64, 64, 3, (32, 32), 4, 2, 1),
+    Shape("unet-up1024", 1, 1024, 512, (32, 32), 2, 2, 0),
+    Shape("unet-up128", 1, 128, 64, (256, 256), 2, 2, 0),
+    Shape("vae-k3s2", 1, 512, 256, (64, 64), 3, 2, 1, 1),
+    Shape("fcn32s", 1, 21, 21, (16, 16), 64, 32, 16),
+    Shape("conv1d-k16s8", 16, 256, 128, (512,), 16, 8, 4),
+    Shape("unet3d-k2s2", 1, 64, 32, (32, 32, 32), 2, 2, 0),
+    Shape("depthwise-k4s2", 8, 256, 256, (64, 64), 4, 2, 1, groups=256, bound="bandwidth"),
+    Shape("dilated-k3s2d2", 8, 128, 64, (32, 32), 3, 2, 2, 1, dilation=2),
+)
+SHAPE_NAMES = tuple(s.name for s in SUITE)
+
+
+def quick_version(shape: Shape) -> Shape:
+    """A CI-sized version of ``shape``: same geometry class, a few thousand multiplies."""
+    g = min(shape.groups, 4)
+    c_in = max(g, min(shape.c_in, 8) // g * g)
+    c_out = max(g, min(shape.c_out, 8) // g * g)
+    kernel = min(shape.kernel, 2 * shape.stride, 4) if shape.kernel > 4 else shape.kernel
+    stride = min(shape.stride, kernel) if shape.kernel > 4 else shape.stride
+    padding = min(shape.padding, (kernel - 1) * shape.dilation // 2 + 1)
+    spatial = tuple(min(i, 6) for i in shape.spatial)
+    q = replace(shape, n=min(shape.n, 2), c_in=c_in, c_out=c_out, spatial=spatial,
+                kernel=kernel, stride=stride, padding=padding, groups=g)
+    if min(q.out_spatial) < 1:
+        q = replace(q, padding=0)
+    return q
+
+
+# ----------------------------------------------------------------------------- cost model
+
+def method_cost(method: str, shape: Shape) -> tuple[float, float]:
+    """Rough (multiply-adds, bytes of temporaries) of one call, used only to skip hopeless runs."""
+    s = shape.sizes()
+    useful = shape.useful_flops / 2
+    k_total = shape.kernel ** shape.ndim
+    if method == "zero_insert":
+        up = [(i - 1) * shape.stride + 1 + 2 * max(shape.dilation * (shape.kernel - 1)
+                                                  - shape.padding, 0) for i in shape.spatial]
+        macs = (shape.n * shape.c_out * (shape.c_in // shape.groups) * k_total
+                * math.prod(shape.out_spatial))
+        return macs, 4.0 * (shape.n * shape.c_in * math.prod(up) + 2 * s["output"])
+    if method == "matrix":
+        nnz = (shape.c_out * (shape.c_in // shape.groups)
+               * math.prod(shape.spatial) * k_total)
+        return useful, 4.0 * nnz * 7 + 8 * s["output"]     # int64 row/col/index + value, COO
+    if method == "col2im" or method == "auto":
+        return useful, 4.0 * (s["output"] / max(1, math.prod(shape.out_spatial))
+                              * math.prod(shape.spatial) * k_total + s["output"])
+    return useful, 4.0 * 3 * s["output"]                    # scatter, phase: canvas + terms
+
+
+# ----------------------------------------------------------------------------- arrays & calls
+
+@dataclass
+class Problem:
+    shape: Shape
+    x: Any                      # the backend's input
+    w: Any
+    x_ref: Any                  # torch tensors for the reference
+    w_ref: Any
+    backend: str
+    device: str
+
+
+def make_problem(shape: Shape, backend: str, device: str, seed: int = 0) -> Problem:
+    import torch
+
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn((shape.n, shape.c_in) + shape.spatial, generator=gen)
+    w = torch.randn((shape.c_in, shape.c_out // shape.groups) + (shape.kernel,) * shape.ndim,
+                    generator=gen) / math.sqrt(shape.c_in // shape.groups * shape.kernel)
+    x, w = x.to(device), w.to(device)
+    if backend == "numpy":
+        return Problem(shape, x.numpy(), w.numpy(), x, w, backend, device)
+    return Problem(shape, x, w, x, w, backend, device)
+
+
+def call_method(problem: Problem, method: str, numpy_twin: bool = False) -> Callable[[], Any]:
+    s = problem.shape
+    x, w = problem.x, problem.w
+    if numpy_twin:
+        x, w = np.asarray(problem.x_ref.cpu()), np.asarray(problem.w_ref.cpu())
+
+    def run() -> Any:
+        return conv_transpose(x, w, None, s.stride, s.padding, s.output_padding, s.groups,
+                              s.dilation, method=method)
+    return run
+
+
+def call_reference(problem: Problem) -> Callable[[], Any]:
+    import torch.nn.functional as F
+
+    s = problem.shape
+    fn = getattr(F, f"conv_transpose{s.ndim}d")
+    x, w = problem.x_ref, problem.w_ref
+
+    def run() -> Any:
+        return fn(x, w, None, s.stride, s.padding, s.output_padding, s.groups, s.dilation)
+    return run
+
+
+def call_gemm(problem: Problem) -> Callable[[], Any]:
+    """``[C_out/g * K x C_in/g] @ [C_in/g x N*P]`` per group, contiguous operands."""
+    s = problem.shape
+    g, k_total = s.groups, s.kernel ** s.ndim
+    m, kk, cols = s.c_out // g * k_total, s.c_in // g, s.n * math.prod(s.spatial)
+    if problem.backend == "numpy":
+        rng = np.random.default_rng(0)
+        a = rng.standard_normal((g, m, kk), dtype=np.float32)
+        b = rng.standard_normal((g, kk, cols), dtype=np.float32)
+        if g == 1:
+            a2, b2 = a[0], b[0]
+            return lambda: a2 @ b2
+        return lambda: np.matmul(a, b)
+    import torch
+
+    a = torch.randn(g, m, kk, device=problem.device)
+    b = torch.randn(g, kk, cols, device=problem.device)
+    if g == 1:
+        a2, b2 = a[0], b[0]
+        return lambda: a2 @ b2
+    return lambda: torch.matmul(a, b)
+
+
+def copy_bandwidth(backend: str, device: str, mbytes: int = 256, reps: int = 5) -> float:
+    """GB/s of a large array copy, counting bytes read and written."""
+    n = mbytes * 2 ** 20 // 4
+    if backend == "numpy":
+        a = np.ones(n, np.float32)
+        b = np.empty_like(a)
+        fn: Callable[[], Any] = lambda: np.copyto(b, a)          # noqa: E731
+        sync = _no_sync
+    else:
+        import torch
+
+        a = torch.ones(n, device=device)
+        b = torch.empty_like(a)
+        fn = lambda: b.copy_(a)                                   # noqa: E731
+        sync = _sync_for(device)
+    times = []
+    for _ in range(reps + 1):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        sync()
+        times.append(time.perf_counter() - t0)
+    return 2 * 4 * n / statistics.median(times[1:]) / 1e9
+
+
+def _no_sync() -> None:
+    pass
+
+
+def _sync_for(device: str) -> Callable[[], None]:
+    if device.startswith("cuda"):
+        import torch
+
+        return torch.cuda.synchronize
+    return _no_sync
+
+
+# ----------------------------------------------------------------------------- measuring
+
+def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int,
+                     sync: Callable[[], None], progress: Any = None) -> dict[str, list[float]]:
+    """Run every candidate once per round, ``warmup`` untimed rounds then ``reps`` timed."""
+    times: dict[str, list[float]] = {k: [] for k in fns}
+    for rnd in range(warmup + reps):
+        for name, fn in fns.items():
+            sync()
+            t0 = time.perf_counter()
+            fn()
+            sync()
+            if rnd >= warmup:
+                times[name].append(time.perf_counter() - t0)
+        if progress is not None:
+            progress.update(1)
+    return times
+
+
+def peak_memory(fn: Callable[[], Any], device: str) -> int:
+    """Peak bytes allocated during one call above what was allocated before (output included)."""
+    if device.startswith("cuda"):
+        import torch
+
+        torch.cuda.synchronize()
+        before = torch.cuda.memory_allocated()
+        torch.cuda.reset_peak_memory_stats()
+        out = fn()
+        torch.cuda.synchronize()
+        peak = torch.cuda.max_memory_allocated() - before
+        del out
+        return int(peak)
+    tracemalloc.start()
+    try:
+        tracemalloc.reset_peak()
+        before = tracemalloc.get_traced_memory()[0]
+        out = fn()
+        peak = tracemalloc.get_traced_memory()[1] - before
+        del out
+    finally:
+        tracemalloc.stop()
+    return int(peak)
+
+
+def check_close(got: Any, ref: Any) -> float:
+    """Max abs difference relative to the reference's max magnitude (float32 sanity check)."""
+    got = np.asarray(got.cpu() if hasattr(got, "cpu") else got, dtype=np.float64)
+    ref = np.asarray(ref.cpu(), dtype=np.float64)
+    if got.shape != ref.shape:
+        return float("inf")
+    return float(np.max(np.abs(got - ref)) / max(float(np.max(np.abs(ref))), 1e-30))
+
+
+# ----------------------------------------------------------------------------- machine
+
+def cpu_model() -> str:
+    try:
+        for line in Path("/proc/cpuinfo").read_text().splitlines():
+            if line.startswith("model name"):
+                return line.split(":", 1)[1].strip()
+    except OSError:
+        pass
+    return platform.processor() or platform.machine()
+
+
+def machine_info(device: str, threads: int) -> dict[str, Any]:
+    import torch
+
+    info: dict[str, Any] = {
+        "cpu_model": cpu_model(),
+        "cpu_cores": os.cpu_count(),
+        "threads": threads,
+        "torch_threads": torch.get_num_threads(),
+        "platform": platform.platform(),
+        "python": platform.python_version(),
+        "numpy": np.__version__,
+        "torch": torch.__version__,
+        "device": device,
+        "device_name": cpu_model(),
+        "blas_env": {k: v for k, v in os.environ.items()
+                     if k.startswith(("OPENBLAS", "OMP_", "MKL_"))},
+        "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
+    }
+    try:
+        import threadpoolctl
+
+        info["numpy_blas"] = [{k: p.get(k) for k in ("internal_api", "version",
+                                                     "num_threads", "architecture")}
+                              for p in threadpoolctl.threadpool_info()]
+    except ImportError:
+        info["numpy_blas"] = None
+    if device.startswith("cuda"):
+        info["device_name"] = torch.cuda.get_device_name(device)
+        info["cuda"] = torch.version.cuda
+        info["cudnn"] = torch.backends.cudnn.version()
+        info["cudnn_benchmark"] = torch.backends.cudnn.benchmark
+        info["tf32"] = torch.backends.cuda.matmul.allow_tf32
+    return info
+
+
+def device_label(device: str, backend: str, threads: int, quick: bool) -> str:
+    if device.startswith("cuda"):
+        import torch
+
+        name = torch.cuda.get_device_name(device)
+    else:
+        name = f"{cpu_model()}-{threads}t"
+    slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
+    slug = re.sub(r"-(r|tm|processor|cpu)(?=-|$)", "", slug)
+    return f"{'cuda' if device.startswith('cuda') else 'cpu'}-{backend}-{slug}" + (
+        "-quick" if quick else "")
+
+
+def set_threads(threads: int) -> Any:
+    """Same thread count for torch (intra-op) and NumPy's BLAS; returns the limiter to keep."""
+    import torch
+
+    torch.set_num_threads(threads)
+    try:
+        import threadpoolctl
+
+        return threadpoolctl.threadpool_limits(threads)
+    except ImportError:
+        return None
+
+
+# ----------------------------------------------------------------------------- the run
+
+def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
+                copy_gbs: float, progress: Any) -> dict[str, Any]:
+    problem = make_problem(shape, args.backend, args.device)
+    sync = _sync_for(args.device)
+    reference = call_reference(problem)
+    ref_out = reference()
+    entry: dict[str, Any] = {"shape": asdict(shape), "useful_gflop": shape.useful_flops / 1e9,
+                             "bytes_min": 4 * sum(shape.sizes().values()),
+                             "bound": shape.bound, "methods": {}, "skipped": {}}
+    fns: dict[str, Callable[[], Any]] = {"torch": reference, "gemm": call_gemm(problem)}
+    budget = {"macs": args.max_work_ratio * shape.useful_flops / 2, "bytes": args.max_mem_gb * 1e9}
+    for m in methods:
+        macs, mem = method_cost(m, shape)
+        if not args.no_skip and (macs > budget["macs"] or mem > budget["bytes"]):
+            entry["skipped"][m] = (f"estimated {macs / 1e9:.1f} G multiply-adds "
+                                   f"({macs / (shape.useful_flops / 2):.0f}x useful) and "
+                                   f"{mem / 1e9:.2f} GB of temporaries exceed the limits "
+                                   f"(--max-work-ratio {args.max_work_ratio}, --max-mem-gb "
+                                   f"{args.max_mem_gb}); --no-skip runs it")
+            continue
+        fns[m] = call_method(problem, m)
+    for m in [m for m in methods if m in fns]:
+        out = fns[m]()
+        entry["methods"][m] = {"max_rel_error": check_close(out, ref_out)}
+        del out
+    times = time_interleaved(fns, args.reps, args.warmup, sync, progress)
+    med = {k: statistics.median(v) for k, v in times.items()}
+    entry["torch"] = {"median_s": med["torch"], "times_s": times["torch"],
+                      "gflops": shape.useful_flops / med["torch"] / 1e9}
+    entry["gemm"] = {"median_s": med["gemm"], "times_s": times["gemm"],
+                     "gflops": shape.useful_flops / med["gemm"] / 1e9}
+    gb = entry["bytes_min"] / 1e9
+    entry["torch"]["gbs"] = gb / med["torch"]
+    entry["torch"]["fraction_of_gemm_bound"] = med["gemm"] / med["torch"]
+    entry["torch"]["fraction_of_copy_bandwidth"] = gb / med["torch"] / copy_gbs
+    if args.device.startswith("cuda"):
+        entry["torch"]["peak_extra_bytes"] = peak_memory(reference, args.device)
+        entry["torch"]["memory_source"] = "torch.cuda.max_memory_allocated"
+    else:
+        entry["torch"]["peak_extra_bytes"] = None
+        entry["torch"]["memory_source"] = "not measurable (PyTorch's CPU allocator is untraced)"
+    for m in [m for m in methods if m in fns]:
+        t = med[m]
+        rec = entry["methods"][m]
+        rec.update({
+            "median_s": t, "times_s": times[m], "gflops": shape.useful_flops / t / 1e9,
+            "speedup_vs_torch": med["torch"] / t, "fraction_of_gemm_bound": med["gemm"] / t,
+            "gbs": gb / t, "fraction_of_copy_bandwidth": gb / t / copy_gbs,
+        })
+        rec["fraction_of_bound"] = (rec["fraction_of_copy_bandwidth"] if shape.bound ==
+                                    "bandwidth" else rec["fraction_of_gemm_bound"])
+        if args.device.startswith("cuda"):
+            rec["peak_extra_bytes"] = peak_memory(fns[m], args.device)
+            rec["memory_source"] = "torch.cuda.max_memory_allocated"
+        elif args.backend == "numpy":
+            rec["peak_extra_bytes"] = peak_memory(fns[m], "cpu")
+            rec["memory_source"] = "tracemalloc"
+        else:
+            rec["peak_extra_bytes"] = peak_memory(call_method(problem, m, numpy_twin=True), "cpu")
+            rec["memory_source"] = ("tracemalloc of the same code on NumPy arrays "
+                                    "(PyTorch's CPU allocator is untraced)")
+    return entry
+
+
+def summarize(results: dict[str, Any], methods: Sequence[str]) -> dict[str, Any]:
+    summary: dict[str, Any] = {}
+    for m in methods:
+        speed = [r["methods"][m]["speedup_vs_torch"] for r in results.values()
+                 if m in r["methods"]]
+        bound = [r["methods"][m]["fraction_of_bound"] for r in results.values()
+                 if m in r["methods"]]
+        if not speed:
+            continue
+        summary[m] = {
+            "shapes": len(speed),
+            "geomean_speedup_vs_torch": math.exp(statistics.fmean(math.log(v) for v in speed)),
+            "min_speedup_vs_torch": min(speed),
+            "min_fraction_of_bound": min(bound),
+            "shapes_below_0.9x_torch": [k for k, r in results.items() if m in r["methods"]
+                                        and r["methods"][m]["speedup_vs_torch"] < 0.9],
+            "shapes_below_0.8_of_bound": [k for k, r in results.items() if m in r["methods"]
+                                          and r["methods"][m]["fraction_of_bound"] < 0.8],
+        }
+    return summary
+
+
+def plot(report: dict[str, Any], path: Path) -> None:
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results, methods = report["results"], report["config"]["methods"]
+    names = list(results)
+    fig, axes = plt.subplots(2, 1, figsize=(max(8, 1.1 * len(names)), 8), sharex=True)
+    width = 0.8 / max(1, len(methods))
+    for j, m in enumerate(methods):
+        xs = [i + (j - (len(methods) - 1) / 2) * width for i in range(len(names))]
+        sp = [results[n]["methods"].get(m, {}).get("speedup_vs_torch", np.nan) for n in names]
+        fb = [results[n]["methods"].get(m, {}).get("fraction_of_bound", np.nan) for n in names]
+        axes[0].bar(xs, sp, width, label=m)
+        axes[1].bar(xs, fb, width, label=m)
+    axes[0].axhline(1.0, color="k", lw=0.8)
+    axes[0].set_yscale("log")
+    axes[0].set_ylabel("speed-up vs torch (x)")
+    axes[1].axhline(0.8, color="k", lw=0.8, ls="--")
+    axes[1].set_ylabel("fraction of bound\n(GEMM; copy BW for depthwise)")
+    axes[1].set_xticks(range(len(names)))
+    axes[1].set_xticklabels(names, rotation=30, ha="right")
+    axes[0].legend(ncol=min(6, len(methods)), fontsize=8)
+    info = report["machine"]
+    axes[0].set_title(f"tconv_lib vs torch {info['torch']} - {info['device_name']} - "
+                      f"backend {report['config']['backend']}, {info['threads']} threads")
+    fig.tight_layout()
+    fig.savefig(path, dpi=110)
+    plt.close(fig)
+
+
+def build_parser() -> argparse.ArgumentParser:
+    p = argparse.ArgumentParser(
+        prog="python -m tconv_lib.bench",
+        description=__doc__.split("\n\n")[0] + " Times every method of a fixed suite of "
+        "shapes interleaved with torch.nn.functional.conv_transpose*d and a plain GEMM, and "
+        "writes a JSON of all figures plus a PNG plot.",
+        epilog="Shapes: " + ", ".join(SHAPE_NAMES) + ". Timings on a shared machine are noisy: "
+        "ratios are robust (interleaved rounds), absolute times less so.",
+        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+    p.add_argument("--quick", action="store_true",
+                   help="CI-sized smoke run: tiny versions of the shapes, 1 warm-up, 3 rounds")
+    p.add_argument("--device", default="cpu", help="'cpu' or 'cuda' (or 'cuda:N')")
+    p.add_argument("--backend", choices=("torch", "numpy"), default="torch",
+                   help="array type handed to tconv_lib; the reference is always torch")
+    p.add_argument("--threads", type=int, default=None,
+                   help="threads for torch and NumPy's BLAS (default: torch's current setting)")
+    p.add_argument("--shapes", nargs="+", choices=SHAPE_NAMES, default=None, metavar="NAME",
+                   help="subset of the suite (default: all)")
+    p.add_argument("--methods", nargs="+", choices=ALL_METHODS, default=None, metavar="METHOD",
+                   help=f"subset of {', '.join(ALL_METHODS)} (default: all)")
+    p.add_argument("--reps", type=int, default=None, help="timed rounds (default 7, quick 3)")
+    p.add_argument("--warmup", type=int, default=None, help="untimed rounds (default 2, quick 1)")
+    p.add_argument("--max-work-ratio", type=float, default=8.0,
+                   help="skip a method whose estimated multiply-adds exceed this many times the "
+                   "useful ones")
+    p.add_argument("--max-mem-gb", type=float, default=4.0,
+                   help="skip a method whose estimated temporaries exceed this many GB")
+    p.add_argument("--no-skip", action="store_true", help="run every method on every shape")
+    p.add_argument("--out", type=Path, default=None,
+                   help="JSON path; the PNG goes next to it (default: "
+                   "benchmarks/results/<device-label>.json)")
+    p.add_argument("--no-plot", action="store_true", help="write the JSON only")
+    p.add_argument("--no-progress", action="store_true", help="no progress bar")
+    return p
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = build_parser().parse_args(argv)
+    import torch
+
+    if args.device.startswith("cuda") and not torch.cuda.is_available():
+        print("error: --device cuda but torch sees no CUDA device", file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda") and args.backend == "numpy":
+        print("error: --backend numpy runs on the CPU; use --backend torch with --device cuda",
+              file=sys.stderr)
+        return 2
+    if args.device.startswith("cuda"):
+        torch.backends.cudnn.benchmark = True
+        torch.backends.cuda.matmul.allow_tf32 = False
+        torch.backends.cudnn.allow_tf32 = False
+    threads = args.threads or torch.get_num_threads()
+    limiter = set_threads(threads)  # noqa: F841  (kept alive for the whole run)
+    args.reps = args.reps or (3 if args.quick else 7)
+    args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
+    methods = list(args.methods or ALL_METHODS)
+    shapes = [s for s in SUITE if args.shapes is None or s.name in args.shapes]
+    if args.quick:
+        shapes = [quick_version(s) for s in shapes]
+    label = device_label(args.device, args.backend, threads, args.quick)
+    out = args.out or Path("benchmarks/results") / f"{label}.json"
+    out.parent.mkdir(parents=True, exist_ok=True)
+
+    copy_gbs = copy_bandwidth(args.backend, args.device, 16 if args.quick else 256)
+    try:
+        from tqdm import tqdm
+
+        progress: Any = tqdm(total=len(shapes) * (args.reps + args.warmup), unit="round",
+                             disable=args.no_progress, file=sys.stderr)
+    except ImportError:  # pragma: no cover - tqdm is a dependency
+        progress = None
+    results: dict[str, Any] = {}
+    started = time.time()
+    for shape in shapes:
+        if progress is not None:
+            progress.set_description(shape.name)
+        results[shape.name] = bench_shape(shape, methods, args, copy_gbs, progress)
+    if progress is not None:
+        progress.close()
+    report = {
+        "label": label,
+        "created_unix": started,
+        "wall_s": time.time() - started,
+        "config": {"backend": args.backend, "device": args.device, "threads": threads,
+                   "quick": args.quick, "reps": args.reps, "warmup": args.warmup,
+                   "methods": methods, "shapes": [s.name for s in shapes],
+                   "dtype": "float32", "statistic": "median",
+                   "speedup": "torch median time / method median time",
+                   "fraction_of_gemm_bound": "GEMM median time / method median time",
+                   "fraction_of_bound": "GEMM bound, or copy bandwidth where bound=bandwidth"},
+        "machine": machine_info(args.device, threads),
+        "copy_bandwidth_gbs": copy_gbs,
+        "results": results,
+        "summary": summarize(results, methods),
+    }
+    out.write_text(json.dumps(report, indent=1))
+    if not args.no_plot:
+        plot(report, out.with_suffix(".png"))
+    print_table(report)
+    print(f"wrote {out}" + ("" if args.no_plot else f" and {out.with_suffix('.png')}"))
+    return 0
+
+
+def print_table(report: dict[str, Any]) -> None:
+    methods = report["config"]["methods"]
+    print("per method: speed-up vs torch, fraction of bound (b), median time")
+    print(f"{'shape':16s} {'torch ms':>9s} " + " ".join(f"{m:>22s}" for m in methods))
+    for name, r in report["results"].items():
+        cells = []
+        for m in methods:
+            rec = r["methods"].get(m)
+            cells.append(f"{'skipped':>22s}" if rec is None else
+                         f"{rec['speedup_vs_torch']:6.2f}x {rec['fraction_of_bound']:5.2f}b "
+                         f"{rec['median_s'] * 1e3:7.1f}ms")
+        print(f"{name:16s} {r['torch']['median_s'] * 1e3:9.2f} " + " ".join(cells))
+    for m, s in report["summary"].items():
+        print(f"{m}: geomean {s['geomean_speedup_vs_torch']:.2f}x torch, min "
+              f"{s['min_speedup_vs_torch']:.2f}x, min fraction of bound "
+              f"{s['min_fraction_of_bound']:.2f}")
+
+
+if __name__ == "__main__":
+    sys.exit(main())

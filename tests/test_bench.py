@@ -1,0 +1,83 @@
+"""``python -m tconv_lib.bench --quick`` runs end to end and writes a complete JSON and plot.
+
+No timing is asserted anywhere: only that every figure is present and well-formed.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tconv_lib import bench
+
+ROOT = Path(__file__).resolve().parents[1]
+METHOD_FIELDS = ("median_s", "times_s", "gflops", "speedup_vs_torch", "fraction_of_gemm_bound",
+                 "gbs", "fraction_of_copy_bandwidth", "fraction_of_bound", "peak_extra_bytes",
+                 "memory_source", "max_rel_error")
+
+
+@pytest.fixture(scope="module")
+def quick_report(tmp_path_factory: pytest.TempPathFactory) -> tuple[dict, Path]:
+    out = tmp_path_factory.mktemp("bench") / "quick.json"
+    proc = subprocess.run(
+        [sys.executable, "-m", "tconv_lib.bench", "--quick", "--threads", "1", "--no-progress",
+         "--out", str(out)], cwd=ROOT, capture_output=True, text=True, timeout=600)
+    assert proc.returncode == 0, proc.stderr[-3000:]
+    return json.loads(out.read_text()), out
+
+
+def _positive(v: object) -> bool:
+    return isinstance(v, (int, float)) and math.isfinite(v) and v > 0
+
+
+def test_quick_run_writes_every_field(quick_report: tuple[dict, Path]) -> None:
+    report, out = quick_report
+    assert out.with_suffix(".png").stat().st_size > 1000
+    for key in ("label", "config", "machine", "copy_bandwidth_gbs", "results", "summary"):
+        assert key in report
+    for key in ("cpu_model", "cpu_cores", "threads", "torch", "numpy", "device_name"):
+        assert report["machine"][key] not in (None, "")
+    assert report["config"]["quick"] is True
+    assert set(report["results"]) == set(bench.SHAPE_NAMES)
+    assert _positive(report["copy_bandwidth_gbs"])
+    for name, r in report["results"].items():
+        assert _positive(r["torch"]["median_s"]) and _positive(r["gemm"]["median_s"]), name
+        assert len(r["torch"]["times_s"]) == report["config"]["reps"]
+        assert set(r["methods"]) | set(r["skipped"]) == set(report["config"]["methods"]), name
+        assert "auto" in r["methods"] and "col2im" in r["methods"], name
+        for method, rec in r["methods"].items():
+            for field in METHOD_FIELDS:
+                assert field in rec, (name, method, field)
+            for field in ("median_s", "gflops", "speedup_vs_torch", "fraction_of_bound", "gbs"):
+                assert _positive(rec[field]), (name, method, field, rec[field])
+            assert rec["peak_extra_bytes"] > 0, (name, method)
+            assert rec["max_rel_error"] < 1e-4, (name, method, rec["max_rel_error"])
+        for method, reason in r["skipped"].items():
+            assert "exceed" in reason, (name, method)
+    for method, s in report["summary"].items():
+        assert _positive(s["geomean_speedup_vs_torch"]), method
+
+
+def test_help_lists_every_option() -> None:
+    text = bench.build_parser().format_help()
+    for opt in ("--quick", "--device", "--threads", "--shapes", "--methods", "--backend", "--out"):
+        assert opt in text
+    for name in bench.SHAPE_NAMES:
+        assert name in text
+
+
+def test_suite_matches_the_issue() -> None:
+    by_name = {s.name: s for s in bench.SUITE}
+    assert by_name["fcn32s"].useful_flops == 2 * 21 * 21 * 64 * 64 * 16 * 16
+    assert by_name["depthwise-k4s2"].bound == "bandwidth"
+    assert by_name["vae-k3s2"].out_spatial == (128, 128)
+    assert by_name["dilated-k3s2d2"].out_spatial == (64, 64)
+    assert by_name["conv1d-k16s8"].out_spatial == (4096,)
+    for s in bench.SUITE:                     # the quick versions stay valid problems
+        q = bench.quick_version(s)
+        assert min(q.out_spatial) >= 1 and q.c_in % q.groups == 0 and q.c_out % q.groups == 0
