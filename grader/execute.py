@@ -41,7 +41,13 @@ FRAME_MAX = 32 << 20          # one frame from the sandbox
 DATA_MAX = 256 << 20          # all frames of one notebook together
 RECORDS_MAX = 100_000
 DEPTH_MAX = 40
-PRELOAD = ("numpy", "torch", "tconv_lib", "grader.testing", "matplotlib", "matplotlib.pyplot")
+DEFAULT_PRELOAD = "numpy,torch,tconv_lib,grader.testing,matplotlib,matplotlib.pyplot"
+
+
+def preload() -> tuple[str, ...]:
+    """Modules the warm interpreter imports once ($TCONV_SANDBOX_PRELOAD, comma-separated)."""
+    return tuple(m for m in os.environ.get("TCONV_SANDBOX_PRELOAD", DEFAULT_PRELOAD).split(",")
+                 if m)
 HARNESS = Path(__file__).resolve().parent / "_harness.py"
 
 
@@ -126,6 +132,23 @@ def decode_value(obj: Any, depth: int = 0) -> Any:
     raise _Bad(f"unknown tag {tag!r}")
 
 
+def _suspicious(value: Any, depth: int = 0) -> list[str]:
+    """Reasons a recorded value is worth a human look (it fails anyway): NaN, not plain data."""
+    if depth > DEPTH_MAX:
+        return []
+    if isinstance(value, Unserialisable):
+        return [f"not plain data ({value.type_name})"]
+    if isinstance(value, float) and value != value:
+        return ["NaN"]
+    if isinstance(value, np.ndarray) and value.dtype.kind == "f" and np.isnan(value).any():
+        return ["NaN"]
+    if isinstance(value, list | tuple):
+        return sorted({w for v in value for w in _suspicious(v, depth + 1)})
+    if isinstance(value, dict):
+        return sorted({w for v in value.values() for w in _suspicious(v, depth + 1)})
+    return []
+
+
 # ---- the warm interpreter ------------------------------------------------------------------------
 class SandboxError(RuntimeError):
     pass
@@ -134,7 +157,8 @@ class SandboxError(RuntimeError):
 class _Zygote:
     """One warm harness process (inside bwrap when sandboxed) serving one job at a time."""
 
-    def __init__(self, kind: str, preload: tuple[str, ...] = PRELOAD, per_run_scratch: str = ""):
+    def __init__(self, kind: str, modules: tuple[str, ...] | None = None,
+                 per_run_scratch: str = ""):
         self.kind = kind                      # "zygote" | "per-run" | "none"
         self.owner = os.getpid()
         self.stage = tempfile.mkdtemp(prefix="tconv-stage-") if kind != "per-run" else ""
@@ -155,7 +179,8 @@ class _Zygote:
             python = sb.python_in_sandbox()
             env_path = sb.sandbox_pythonpath()
         args = json.dumps({"ctl_fd": theirs.fileno(), "testing": testing,
-                           "preload": list(preload), "isolate": isolate})
+                           "preload": list(modules if modules is not None else preload()),
+                           "isolate": isolate})
         argv = [python, "-s", "-B", "-P", harness, args]
         if kind == "zygote":
             cmd = sb.zygote_command(self.stage, argv)
@@ -347,7 +372,7 @@ def run_notebook(nb: Any, *, workdir: Path, limits: Limits | None = None,
     if kind == "per-run":
         per_run_dir = tempfile.mkdtemp(prefix="tconv-run-")
         _copy_workdir(workdir, Path(per_run_dir), None)
-        zyg = _Zygote("per-run", preload=("numpy", "grader.testing"),
+        zyg = _Zygote("per-run", modules=("numpy", "grader.testing"),
                       per_run_scratch=per_run_dir)
         cwd, uid = "/work", None
     else:
@@ -457,7 +482,9 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                     raise _Bad("record outside its test cell")
                 if len(records) >= RECORDS_MAX:
                     raise _Bad("too many records")
-                records[key] = decode_value(msg.get("value"))
+                records[key] = value = decode_value(msg.get("value"))
+                for why in _suspicious(value):
+                    _flag(flags, f"{why} in test value '{key}'")
                 rec_cell[key] = cell
             elif t == "flag":
                 m = msg.get("msg")

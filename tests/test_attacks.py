@@ -33,6 +33,22 @@ from grader.testing import values_match
 
 pytestmark = pytest.mark.xdist_group("sandbox")
 
+
+@pytest.fixture(scope="module", autouse=True)
+def light_interpreter():
+    """These notebooks need only numpy: keep the warm interpreters light (and stop them after)."""
+    import grader.execute
+
+    old = os.environ.get("TCONV_SANDBOX_PRELOAD")
+    os.environ["TCONV_SANDBOX_PRELOAD"] = "numpy,grader.testing"
+    grader.execute.shutdown()
+    yield
+    grader.execute.shutdown()
+    if old is None:
+        os.environ.pop("TCONV_SANDBOX_PRELOAD", None)
+    else:
+        os.environ["TCONV_SANDBOX_PRELOAD"] = old
+
 HERE = Path(__file__).parent / "fixtures" / "attacks"
 SOLUTIONS = HERE / "solutions"
 SOURCE = SOLUTIONS / "atk_tiny" / "atk_tiny.ipynb"
@@ -179,7 +195,9 @@ def test_monkeypatching_the_assertion_helpers(tmp_path: Path, expected: dict) ->
     ex = run_attack(tmp_path, "monkeypatch")
     assert status(ex, "test_double") == "ok"
     assert ex.records["test_double/scalar"] == 9.0  # the real answer came out regardless
-    assert judge(ex, expected) == {"test_double": False, "test_raises": True}
+    assert judge(ex, expected) == {"test_double": False, "test_raises": False}
+    tamper = [f for f in ex.flags if f.startswith("monkeypatched before a test cell")]
+    assert tamper and "builtins.isinstance" in tamper[0], ex.flags
 
 
 def test_always_equal_objects(tmp_path: Path, expected: dict) -> None:
@@ -188,12 +206,14 @@ def test_always_equal_objects(tmp_path: Path, expected: dict) -> None:
     assert all(repr(ex.records[f"test_double/{k}"]).startswith("<unserialisable")
                for k in ("scalar", "vector", "hidden"))
     assert not judge(ex, expected)["test_double"]
+    assert "not plain data (EvilFloat) in test value 'test_double/scalar'" in ex.flags
 
 
 def test_nan_tricks(tmp_path: Path, expected: dict) -> None:
     ex = run_attack(tmp_path, "nan_tricks")
     assert status(ex, "test_double") == "ok"
     assert not judge(ex, expected)["test_double"]
+    assert "NaN in test value 'test_double/vector'" in ex.flags
 
 
 def test_writing_outside_the_submission_fails(tmp_path: Path, expected: dict) -> None:
@@ -219,9 +239,10 @@ def test_network_is_unreachable(tmp_path: Path, expected: dict) -> None:
     srv.settimeout(0.1)
     port = srv.getsockname()[1]
     accepted = []
+    stop = threading.Event()
 
     def accept() -> None:
-        for _ in range(100):
+        while not stop.is_set():
             try:
                 accepted.append(srv.accept())
             except OSError:
@@ -232,6 +253,7 @@ def test_network_is_unreachable(tmp_path: Path, expected: dict) -> None:
     try:
         ex = run_attack(tmp_path, "network", NET_TARGETS=[("127.0.0.1", port)])
     finally:
+        stop.set()
         t.join()
         srv.close()
     assert accepted == []
@@ -268,6 +290,7 @@ E2E_ATTACKS = ["infinite_loop", "memory_bomb_huge", "fork_bomb", "os_exit", "seg
 def test_end_to_end_autograde_and_report(tmp_path: Path) -> None:
     from grader.cli import main
 
+
     course = tmp_path / "course"
     sub = course / "submitted"
     canary = tmp_path / "canary.txt"
@@ -296,15 +319,16 @@ def test_end_to_end_autograde_and_report(tmp_path: Path) -> None:
         used = {k: v for k, v in subs.items() if k in attack_source(name)}
         submit(f"x_{name}", student_nb(attack_source(name, **used)))
     # tampering with locked cells: the grader restores them from the gradebook
-    nb = student_nb(attack_source("nan_tricks"))
+    wrong = "def double(x):\n    return x\n"
+    nb = student_nb(wrong)
     for c in nb.cells:
         if c.metadata.get("nbgrader", {}).get("grade_id") == "test_double":
             c.source = "pass"
     submit("x_edited_tests", nb)
-    nb = student_nb(attack_source("nan_tricks"))
+    nb = student_nb(wrong)
     nb.cells = [c for c in nb.cells if c.metadata.get("nbgrader", {}).get("grade") is not True]
     submit("x_deleted_tests", nb)
-    nb = student_nb(attack_source("nan_tricks"))
+    nb = student_nb(wrong)
     dup = copy.deepcopy([c for c in nb.cells
                          if c.metadata.get("nbgrader", {}).get("grade_id") == "test_double"][0])
     dup.source = "expect('scalar', 6.0, 6.0)"
@@ -321,7 +345,7 @@ def test_end_to_end_autograde_and_report(tmp_path: Path) -> None:
     before_alice = _tree(sub / "alice")
     before_sub = _tree(sub)
     rc = main(["autograde", "--course", str(course), "--solutions", str(SOLUTIONS),
-               "--jobs", "2", "--timeout", "8", "--quiet"])
+               "--jobs", "2", "--timeout", "5", "--quiet"])
     assert rc == 0
     assert main(["report", "--course", str(course), "--quiet"]) == 0
     assert _tree(sub) == before_sub and _tree(sub / "alice") == before_alice
@@ -344,3 +368,7 @@ def test_end_to_end_autograde_and_report(tmp_path: Path) -> None:
     assert "kernel died (signal 11)" in flags["x_segfault"]
     assert "network attempt" in flags["x_network"]
     assert "output truncated" in flags["x_print_flood"]
+    assert "monkeypatched before a test cell" in flags["x_monkeypatch"]
+    assert "not plain data" in flags["x_always_equal"]
+    assert "NaN in test value" in flags["x_nan_tricks"]
+    assert "file access outside the submission" in flags["x_read_solution"]
