@@ -10,6 +10,8 @@ error. This module makes both safe:
 
 * :func:`open_gradebook` serialises the constructor with a PostgreSQL advisory lock (and retries
   it on any backend), so the first graders on an empty database do not race on the schema;
+* :func:`exclusive` holds a named advisory lock around work nbgrader does without retrying
+  (recording an assignment's cells with ``SaveCells``);
 * :func:`retrying` runs one unit of gradebook work (one submission's writes, idempotent: it only
   uses ``update_or_create_*`` and sets scores) and, when it hits a unique-constraint violation,
   a deadlock or a serialisation failure, rolls the session back and runs it again.
@@ -115,21 +117,35 @@ def _backoff(attempt: int) -> None:
     time.sleep(min(2.0, 0.02 * 2 ** attempt) * (0.5 + random.random()))
 
 
+def _lock_key(name: str) -> int:
+    import hashlib
+
+    return int.from_bytes(hashlib.sha256(name.encode()).digest()[:8], "big", signed=True)
+
+
 @contextmanager
-def _schema_lock(url: str) -> Iterator[None]:
+def exclusive(url: str, name: str | None = None) -> Iterator[None]:
+    """Hold a PostgreSQL session advisory lock named ``name`` (a no-op on other databases).
+
+    For work that nbgrader does with check-then-insert and no retry of its own, e.g. recording
+    an assignment's cells (``SaveCells``) while another grader does the same.
+    """
+    url = normalize_url(url)
     if not is_postgres(url):
         yield
         return
     from sqlalchemy import create_engine, text
 
+    key = _SCHEMA_LOCK if name is None else _lock_key(name)
     engine = create_engine(url, future=True)
     try:
         with engine.connect() as conn:
-            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": _SCHEMA_LOCK})
+            conn.execute(text("SELECT pg_advisory_lock(:k)"), {"k": key})
+            conn.commit()
             try:
                 yield
             finally:
-                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": _SCHEMA_LOCK})
+                conn.execute(text("SELECT pg_advisory_unlock(:k)"), {"k": key})
                 conn.commit()
     finally:
         engine.dispose()
@@ -143,7 +159,7 @@ def connect(url: str, course_id: str = "default_course", attempts: int = 8):
     _fast_alembic_stamp()
     for attempt in range(attempts):
         try:
-            with _schema_lock(url):
+            with exclusive(url):
                 return Gradebook(url, course_id=course_id)
         except Exception as exc:
             if attempt == attempts - 1 or not is_retryable(exc):

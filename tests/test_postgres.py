@@ -4,11 +4,13 @@ Runs against a real, throwaway PostgreSQL server (tests/pg.py)."""
 
 from __future__ import annotations
 
+import os
 import subprocess
 import sys
 import textwrap
 from pathlib import Path
 
+import gradingbatch as gbatch
 import pytest
 from pg import postgres_fixture  # noqa: F401  (the `postgres` fixture: a throwaway server)
 
@@ -142,3 +144,38 @@ def test_concurrent_writers_lose_no_rows(postgres, tmp_path):
             sub = gb.find_submission("ex3_matrix", f"w{i:03d}")
             assert sub.max_score == 4
             assert sub.score == 2  # (k + first) % 2 over k = 0..3, whatever first is
+
+
+def test_two_graders_share_one_postgres_gradebook(postgres, tmp_path):
+    """Two `tconv-grader autograde` processes, same course and assignment, different students,
+    at the same time, into one new PostgreSQL gradebook: both finish and every row is right."""
+    from grader.sandbox import available
+
+    ok, reason = available()
+    if not ok:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"the grading sandbox must work in CI: {reason}")
+        pytest.skip(f"no grading sandbox: {reason}")
+    mix = ["correct"] * 4 + ["triple"] * 3 + ["no_raise"] * 2 + ["not_done"] * 2 + ["os_exit"]
+    deserved = gbatch.make_course(tmp_path, mix)
+    students = sorted(deserved)
+    halves = [students[0::2], students[1::2]]
+    db = postgres.create_database("two_graders")
+    procs = []
+    for half in halves:
+        args = [a for s in half for a in ("--student", s)]
+        procs.append(subprocess.Popen(gbatch.autograde_cmd(tmp_path, db, "--jobs", "1", *args),
+                                      cwd=ROOT, env=gbatch.env(), stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-4000:]
+        assert "graded 6 submission(s)" in out, out[-2000:]
+    got = gbatch.scores(db)
+    assert {s: v[0] for s, v in got.items()} == deserved, got
+    assert all(v[1] == 3.0 and set(v[3]) == {"test_double", "test_raises"} for v in got.values())
+    with open_gradebook(db, course_id="tconv") as gb:
+        assert sorted(s.id for s in gb.students) == students
+        a = gb.find_assignment(gbatch.ASSIGNMENT)
+        assert len(a.submissions) == len(mix)
+        assert len(a.notebooks) == 1 and len(a.notebooks[0].grade_cells) == 2

@@ -1,0 +1,145 @@
+"""Autograding on a Dask cluster (``--scheduler``) into a PostgreSQL gradebook.
+
+A LocalCluster with two worker processes (one thread each) grades a 40-submission class of the tiny
+``atk_tiny`` assignment, faults included (infinite loop, ``os._exit``, memory bomb, syntax error);
+one worker is killed with SIGKILL mid-batch. The grades, read through nbgrader's Gradebook API,
+must equal those of the local process pool writing to SQLite, and those the variants deserve.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import subprocess
+import time
+
+import gradingbatch as gbatch
+import pytest
+from pg import postgres_fixture  # noqa: F401  (the `postgres` fixture: a throwaway server)
+
+pytestmark = pytest.mark.xdist_group("cluster")
+
+distributed = pytest.importorskip("dask.distributed",
+                                  reason="Dask is not installed (pip install -e '.[cluster]')")
+
+
+def _need_sandbox() -> None:
+    from grader.sandbox import available
+
+    ok, reason = available()
+    if not ok:
+        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
+            pytest.fail(f"the grading sandbox must work in CI: {reason}")
+        pytest.skip(f"no grading sandbox: {reason}")
+
+
+@pytest.fixture(scope="module")
+def cluster():
+    _need_sandbox()
+    with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                  dashboard_address=":0", host="127.0.0.1") as lc:
+        with distributed.Client(lc) as client:
+            client.wait_for_workers(2, timeout=120)
+            yield lc, client
+
+
+@pytest.fixture(scope="module")
+def batch(tmp_path_factory):
+    """The class, and its grades from the local process pool into SQLite (the reference)."""
+    _need_sandbox()
+    root = tmp_path_factory.mktemp("class")
+    course = root / "local"
+    deserved = gbatch.make_course(course)
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    seconds, _ = gbatch.run_autograde(course, db, "--jobs", "2")
+    return {"root": root, "course": course, "deserved": deserved, "local": gbatch.scores(db),
+            "local_s": seconds}
+
+
+def test_local_reference_scores_what_each_submission_deserves(batch):
+    assert len(batch["local"]) == len(gbatch.MIX) >= 40
+    got = {s: v[0] for s, v in batch["local"].items()}
+    assert got == batch["deserved"]
+    assert all(v[1] == 3.0 for v in batch["local"].values())
+    faults = [s for s in batch["local"] if s.endswith(("infinite_loop", "os_exit", "memory_bomb"))]
+    assert faults and all(batch["local"][s][2] for s in faults)  # flagged
+
+
+def _results(course) -> int:
+    return sum(1 for _ in (course / "autograded").glob(f"*/{gbatch.ASSIGNMENT}/results.json"))
+
+
+def test_cluster_with_a_killed_worker_grades_like_the_local_pool(batch, cluster, postgres):
+    lc, client = cluster
+    course = batch["root"] / "cluster"
+    shutil.copytree(batch["course"] / "submitted", course / "submitted")
+    db = postgres.create_database("cluster_batch")
+    before = set(client.scheduler_info()["workers"])
+
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(gbatch.autograde_cmd(course, db, "--scheduler", lc.scheduler_address),
+                            cwd=gbatch.ROOT, env=gbatch.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    killed = None
+    try:
+        deadline = time.monotonic() + 400
+        while proc.poll() is None and time.monotonic() < deadline:
+            if killed is None and _results(course) >= 3:
+                busy = {w: keys for w, keys in client.processing().items()
+                        if any(str(k).startswith("tconv-grade-") for k in keys)}
+                if busy:
+                    addr = sorted(busy)[0]
+                    pid = client.run(os.getpid, workers=[addr])[addr]
+                    os.kill(pid, signal.SIGKILL)  # kill -9 the worker process mid-task
+                    killed = (addr, busy[addr], _results(course))
+            time.sleep(0.1)
+        out, _ = proc.communicate(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    seconds = time.perf_counter() - t0
+    assert proc.returncode == 0, out[-4000:]
+    print(f"local pool (2 jobs, SQLite): {batch['local_s']:.1f} s; LocalCluster (2 workers, "
+          f"PostgreSQL, one worker killed): {seconds:.1f} s")
+
+    assert killed is not None, "the batch finished before a worker could be killed"
+    addr, keys, done_at_kill = killed
+    assert done_at_kill < len(gbatch.MIX), "the kill did not happen mid-batch"
+    # the nanny replaced the killed worker; its tasks ran again elsewhere
+    client.wait_for_workers(2, timeout=120)
+    assert addr not in client.scheduler_info()["workers"] and addr in before
+
+    got = gbatch.scores(db)
+    diff = {s: (got.get(s), batch["local"].get(s)) for s in set(got) | set(batch["local"])
+            if got.get(s) != batch["local"].get(s)}
+    # every score, max score, flag and cell, read through the Gradebook API
+    assert not diff, f"cluster vs local pool: {diff}\nkilled: {killed}\n{out[-3000:]}"
+    assert _results(course) == len(gbatch.MIX)
+    # each submission is in the gradebook exactly once
+    from grader.dbretry import open_gradebook
+
+    with open_gradebook(db, course_id="tconv") as gb:
+        assert len(gb.find_assignment(gbatch.ASSIGNMENT).submissions) == len(gbatch.MIX)
+        assert len(gb.students) == len(gbatch.MIX)
+
+
+def test_preflight_stops_before_grading_on_a_bad_worker(cluster, monkeypatch):
+    from grader import distributed as gd
+
+    _, client = cluster
+    infos = gd.preflight(client, sandbox=True)
+    assert len(infos) == 2 and all(not i["problems"] for i in infos.values())
+    # a worker whose grader sources differ from the client's (another version) is refused
+    monkeypatch.setattr(gd, "grader_digest", lambda *a: "0" * 16)
+    with pytest.raises(gd.ClusterError, match=r"2 of 2 Dask worker\(s\) cannot grade:"
+                                              r"(?s).*grader sources differ"):
+        gd.preflight(client, sandbox=True)
+
+
+def test_unreachable_scheduler_is_a_clear_error():
+    from grader.distributed import ClusterError, connect
+
+    with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"):
+        connect("tcp://127.0.0.1:9", timeout=1)
