@@ -97,7 +97,7 @@ def outer_product_block(x: Any, weight: Any, taps: tuple[slice, ...], groups: in
 
 def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     xp = backend.namespace(x, weight)
-    n, g, c_out_g, nd = int(x.shape[0]), geo.groups, int(weight.shape[1]), geo.ndim
+    n, g, c_out_g = int(x.shape[0]), geo.groups, int(weight.shape[1])
     spatial = spatial_of(x)
     depthwise = int(weight.shape[0]) == g
     cols = None if depthwise else xp.reshape(all_taps_gemm(x, weight, g),
@@ -124,9 +124,44 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
                 target += outer_product_block(x, weight, taps, g)
             else:
                 target += cols[(slice(None), slice(None)) + taps]
-    # (g, c, r_1..r_D, n, q_1..q_D) -> (n, g, c, q_1, r_1, q_2, r_2, ...): the pixel shuffle
-    order = (2 + nd, 0, 1) + tuple(v for a in range(nd) for v in (3 + nd + a, 2 + a))
-    y = xp.reshape(xp.permute_dims(planes, order), (n, g * c_out_g) + tuple(
-        q * s for q, s in zip(blocks, geo.stride, strict=True)))
-    out = output_shape(spatial, geo)
-    return y[(Ellipsis,) + tuple(slice(p, p + o) for p, o in zip(geo.padding, out, strict=True))]
+    return pixel_shuffle(planes, blocks, output_shape(spatial, geo), geo)
+
+
+# For small strides, one strided copy per phase plane (contiguous reads, writes s apart) beats
+# one permuted copy of everything (contiguous runs of only s elements); for large strides the
+# permuted copy wins and avoids prod(s) separate copies.
+_MAX_PLANE_STRIDE = 4
+
+
+def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
+                  geo: Geometry) -> Any:
+    """Interleave phase planes ``(g, c, r_1..r_D, n, q_1..q_D)`` into ``(n, g*c, *out)``.
+
+    Canvas position ``q*s + r`` is output position ``q*s + r - p``: the crop is part of the copy.
+    """
+    xp = backend.namespace(planes)
+    nd = geo.ndim
+    g, c, n = int(planes.shape[0]), int(planes.shape[1]), int(planes.shape[2 + nd])
+    if max(geo.stride) > _MAX_PLANE_STRIDE:
+        order = (2 + nd, 0, 1) + tuple(v for a in range(nd) for v in (3 + nd + a, 2 + a))
+        y = xp.reshape(xp.permute_dims(planes, order), (n, g * c) + tuple(
+            q * s for q, s in zip(blocks, geo.stride, strict=True)))
+        return y[(Ellipsis,) + tuple(slice(p, p + o) for p, o in zip(geo.padding, out,
+                                                                      strict=True))]
+    y = xp.empty((n, g, c) + out, dtype=planes.dtype,
+                 device=backend.array_api_compat.device(planes))
+    to_nc = (2, 0, 1) + tuple(range(3, 3 + nd))             # (g, c, n, q...) -> (n, g, c, q...)
+    for residue in itertools.product(*(range(s) for s in geo.stride)):
+        dst, src = [], []
+        for r, s, p, o, q in zip(residue, geo.stride, geo.padding, out, blocks, strict=True):
+            first = max(0, -((r - p) // s))                   # ceil((p - r) / s), at least 0
+            last = min(q - 1, (o - 1 + p - r) // s)
+            if last < first:
+                break
+            start = first * s + r - p
+            dst.append(slice(start, start + (last - first) * s + 1, s))
+            src.append(slice(first, last + 1))
+        else:
+            plane = planes[(slice(None), slice(None)) + residue + (slice(None),) + tuple(src)]
+            y[(Ellipsis,) + tuple(dst)] = xp.permute_dims(plane, to_nc)
+    return xp.reshape(y, (n, g * c) + out)
