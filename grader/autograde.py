@@ -58,6 +58,10 @@ from grader.gradebook import (
 CACHE_VERSION = "1"
 _QUIET = logging.getLogger("tconv.grader.nbgrader")  # repairs are reported as flags instead
 _QUIET.setLevel(logging.ERROR)
+# Pool workers only run notebooks (no database, no threads of ours): "forkserver" starts them
+# from a small clean process (cheap, thread-safe); TCONV_GRADER_START_METHOD overrides.
+_START_METHOD = os.environ.get("TCONV_GRADER_START_METHOD") or (
+    "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
 HIDDEN_RE = re.compile(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", re.S)
 NAME_RE = re.compile(r"expect(?:_raises)?\(\s*(?P<q>['\"])(?P<name>.+?)(?P=q)")
 
@@ -156,31 +160,64 @@ def _prepare_workdir(files: list[tuple[str, str]], tmp: Path) -> None:
         shutil.copyfile(src, target)
 
 
-def expected_records(course: Course, assignment: str, notebook: str, *, sandbox: bool,
-                     timeout: float | None) -> dict[str, Any]:
-    """The solution's records for one notebook (cached in the course directory)."""
+def run_solution(task: dict) -> dict:
+    """Run an instructor notebook; plain-data result (runs in a pool worker or in-process)."""
     from grader.execute import run_notebook
 
-    path = course.solutions / assignment / f"{notebook}.ipynb"
-    cache = course.cache / "expected" / assignment / f"{notebook}.{source_hash(path)}.json"
-    if cache.exists():
-        return {k: decode(v) for k, v in json.loads(cache.read_text())["records"].items()}
-    nb = nbformat.read(path, as_version=4)
-    files = [(str(p), str(p.relative_to(course.solutions / assignment)))
-             for p in _workdir_files(course, assignment)]
+    nb = nbformat.reads(task["nb"], as_version=4)
     with tempfile.TemporaryDirectory(prefix="tconv-solution-") as tmp:
-        _prepare_workdir(files, Path(tmp))
-        ex = run_notebook(nb, workdir=Path(tmp), limits=_limits(timeout), sandbox=sandbox)
+        _prepare_workdir(task["files"], Path(tmp))
+        ex = run_notebook(nb, workdir=Path(tmp), limits=_limits(task["timeout"]),
+                          sandbox=task["sandbox"])
     specs = test_specs(nb)
     bad = [f"cell {c.index} ({c.grade_id}): {c.status} {c.error or ''}".strip()
            for c in ex.cells if c.grade_id in specs and specs[c.grade_id].cell_type == "code"
            and c.status != "ok"]
-    if bad:
-        extra = f" (flags: {', '.join(ex.flags)})" if ex.flags else ""
-        raise RuntimeError(f"the solution of {assignment}/{notebook}.ipynb fails its own tests: "
-                           + "; ".join(bad) + extra)
-    atomic_write_text(cache, dump_json({"records": {k: encode(v) for k, v in ex.records.items()}}))
-    return dict(ex.records)
+    return {"records": {k: encode(v) for k, v in ex.records.items()}, "bad": bad,
+            "flags": [str(f) for f in ex.flags]}
+
+
+def expected_records(course: Course, assignment: str, notebook: str, *, sandbox: bool,
+                     timeout: float | None, submit=None) -> Any:
+    """The solution's records for one notebook (cached in the course directory).
+
+    With ``submit`` (a pool's ``submit``) returns a zero-argument callable that waits for the
+    run and returns the records, so several solutions can run at once.
+    """
+    path = course.solutions / assignment / f"{notebook}.ipynb"
+    cache = course.cache / "expected" / assignment / f"{notebook}.{source_hash(path)}.json"
+    if cache.exists():
+        recs = {k: decode(v) for k, v in json.loads(cache.read_text())["records"].items()}
+        return (lambda: recs) if submit else recs
+    files = [(str(p), str(p.relative_to(course.solutions / assignment)))
+             for p in _workdir_files(course, assignment)]
+    task = {"nb": path.read_text(encoding="utf-8"), "files": files, "timeout": timeout,
+            "sandbox": sandbox}
+
+    def finish(res: dict) -> dict[str, Any]:
+        if res["bad"]:
+            extra = f" (flags: {', '.join(res['flags'])})" if res["flags"] else ""
+            raise RuntimeError(f"the solution of {assignment}/{notebook}.ipynb fails its own "
+                               "tests: " + "; ".join(res["bad"]) + extra)
+        atomic_write_text(cache, dump_json({"records": res["records"]}))
+        return {k: decode(v) for k, v in res["records"].items()}
+
+    if submit is None:
+        return finish(run_solution(task))
+    fut = submit(run_solution, task)
+    return lambda: finish(fut.result())
+
+
+def _warm_worker(sandbox: bool) -> None:
+    """Pool initializer: start this worker's warm interpreter while the batch is prepared."""
+    try:
+        from grader.execute import run_notebook
+
+        nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell("pass")])
+        with tempfile.TemporaryDirectory(prefix="tconv-warm-") as tmp:
+            run_notebook(nb, workdir=Path(tmp), sandbox=sandbox)
+    except Exception:  # noqa: BLE001 - a real run will report the problem
+        pass
 
 
 # ---------------------------------------------------------------------------------------------
@@ -532,7 +569,6 @@ def autograde(course: Course, assignments: list[str] | None = None,
               progress: bool = True, scheduler: str | None = None) -> Summary:
     import time
 
-    from tqdm import tqdm
 
     t0 = time.perf_counter()
     for a in assignments or []:
@@ -565,25 +601,53 @@ def autograde(course: Course, assignments: list[str] | None = None,
         summary.seconds = time.perf_counter() - t0
         return summary
 
-    # per-assignment preparation: gradebook cells (SaveCells) and expected records
-    prep: dict[str, dict] = {}
-    for a in tqdm(sorted({a for _, a in todo}), desc="solutions", unit="assignment",
-                  disable=not progress, file=sys.stderr):
-        from grader.dbretry import exclusive
+    jobs = jobs or default_jobs()
+    ctx = multiprocessing.get_context(_START_METHOD)
 
-        with exclusive(course.db_url, f"sync_source:{a}"):  # graders sharing a PostgreSQL db
-            released_nbs = sync_source(course, a)
-        nbs = {}
+    def new_pool() -> cf.ProcessPoolExecutor:
+        return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
+                                      initializer=_warm_worker, initargs=(sandbox,))
+
+    pools = [new_pool()] if jobs > 1 and not scheduler else []
+
+    def replacement_pool() -> cf.ProcessPoolExecutor:
+        pools.append(new_pool())
+        return pools[-1]
+
+    try:
+        prep = _prepare(course, sorted({a for _, a in todo}), sandbox, timeout, summary,
+                        pools[0].submit if pools else None, progress)
+        _grade_batch(course, todo, prep, sandbox, timeout, summary, pools[0] if pools else None,
+                     replacement_pool, progress, scheduler)
+    finally:
+        for p in pools:
+            p.shutdown(wait=True, cancel_futures=True)
+    summary.graded.sort()
+    summary.seconds = time.perf_counter() - t0
+    return summary
+
+
+def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: float | None,
+             summary: Summary, submit, progress: bool) -> dict[str, dict]:
+    """Per assignment: gradebook cells (nbgrader SaveCells) and the solution's records."""
+    from tqdm import tqdm
+
+    prep: dict[str, dict] = {}
+    waits = {a: {nb_id: expected_records(course, a, nb_id, sandbox=sandbox, timeout=timeout,
+                                         submit=submit)
+                 for nb_id in notebooks_of(course.solutions, a)} for a in assignments}
+    for a in tqdm(assignments, desc="solutions", unit="assignment", disable=not progress,
+                  file=sys.stderr):
+        released_nbs = sync_source(course, a)
         try:
-            exps = {nb_id: expected_records(course, a, nb_id, sandbox=sandbox, timeout=timeout)
-                    for nb_id in notebooks_of(course.solutions, a)}
+            exps = {nb_id: (w() if callable(w) else w) for nb_id, w in waits[a].items()}
         except RuntimeError as exc:  # the instructor's side is broken: grade nothing of it
             summary.errors.append(str(exc))
             continue
-        for nb_id in notebooks_of(course.solutions, a):
+        nbs = {}
+        for nb_id, exp in exps.items():
             source = nbformat.read(course.solutions / a / f"{nb_id}.ipynb", as_version=4)
             specs = {g: vars(sp) for g, sp in test_specs(source).items()}
-            exp = exps[nb_id]
             rel = {c.metadata["nbgrader"]["grade_id"]: c.source
                    for c in released_nbs[nb_id].cells
                    if c.metadata.get("nbgrader", {}).get("grade_id")}
@@ -592,6 +656,13 @@ def autograde(course: Course, assignments: list[str] | None = None,
         files = [(str(p), str(p.relative_to(course.solutions / a)))
                  for p in _workdir_files(course, a)]
         prep[a] = {"notebooks": nbs, "files": files}
+    return prep
+
+
+def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, dict],
+                 sandbox: bool, timeout: float | None, summary: Summary, pool, new_pool,
+                 progress: bool, scheduler: str | None = None) -> None:
+    from tqdm import tqdm
 
     tasks = []
     todo = [(s, a) for s, a in todo if a in prep]
@@ -613,10 +684,9 @@ def autograde(course: Course, assignments: list[str] | None = None,
                           "files": prep[a]["files"], "timeout": timeout, "sandbox": sandbox})
 
     pending: dict[tuple[str, str], list[dict]] = {}
-    need = {}
+    need: dict[tuple[str, str], int] = {}
     for t in tasks:
         need[t["key"]] = need.get(t["key"], 0) + 1
-    jobs = jobs or default_jobs()
     bar = tqdm(total=len(tasks), desc="autograde", unit="notebook", disable=not progress,
                file=sys.stderr)
 
@@ -632,43 +702,45 @@ def autograde(course: Course, assignments: list[str] | None = None,
             if rec["flags"]:
                 summary.flagged[key] = rec["flags"]
 
+    def failed(t: dict, exc: BaseException) -> None:
+        res = grade_notebook({**t, "nb": None})
+        res["flags"].append(f"grader error: {type(exc).__name__}: {exc}")
+        finish(res)
+
     if scheduler:  # a Dask cluster runs the same pure tasks (grader.distributed)
         from grader.distributed import run_tasks
 
         for t, res in run_tasks(scheduler, tasks, sandbox=sandbox):
             if isinstance(res, BaseException):
-                err, res = res, grade_notebook({**t, "nb": None})
-                res["flags"].append(f"grader error: {type(err).__name__}: {err}")
-            finish(res)
-    elif jobs == 1:
+                failed(t, res)
+            else:
+                finish(res)
+    elif pool is None:
         for t in tasks:
             finish(grade_notebook(t))
     else:
-        ctx = multiprocessing.get_context("spawn")
         queue = list(tasks)
         while queue:
             retry = []
-            with cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx) as pool:
-                futs = {pool.submit(grade_notebook, t): t for t in queue}
-                for fut in cf.as_completed(futs):
-                    t = futs[fut]
-                    try:
-                        finish(fut.result())
-                    except cf.process.BrokenProcessPool:
-                        retry.append(t)
-                    except Exception as exc:  # noqa: BLE001
-                        res = grade_notebook({**t, "nb": None})
-                        res["flags"].append(f"grader error: {type(exc).__name__}: {exc}")
-                        finish(res)
-            if retry and len(retry) == len(queue):
-                for t in retry:  # the pool keeps dying: grade these one by one, in-process
-                    finish(grade_notebook(t))
-                retry = []
+            futs = {pool.submit(grade_notebook, t): t for t in queue}
+            for fut in cf.as_completed(futs):
+                t = futs[fut]
+                try:
+                    finish(fut.result())
+                except cf.process.BrokenProcessPool:
+                    retry.append(t)
+                except Exception as exc:  # noqa: BLE001
+                    failed(t, exc)
+            if retry:
+                pool.shutdown(wait=False, cancel_futures=True)
+                if len(retry) == len(queue):
+                    for t in retry:  # the pool keeps dying: grade these one by one, in-process
+                        finish(grade_notebook(t))
+                    retry = []
+                else:
+                    pool = new_pool()
             queue = retry
     bar.close()
-    summary.graded.sort()
-    summary.seconds = time.perf_counter() - t0
-    return summary
 
 
 # ---------------------------------------------------------------------------------------------
