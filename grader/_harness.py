@@ -387,8 +387,17 @@ def _isolate(job):
     if os.path.isdir("/dev/shm"):
         check(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", flags, b"size=16m,mode=1777"),
               "mount /dev/shm")
-    src = ("/stage/" + job["stage"]).encode()
-    check(libc.mount(src, b"/work", None, MS_BIND | MS_REC, None), "bind /work")
+    # /work: a size-capped tmpfs holding a copy of this submission (writes never reach the host)
+    uid = int(job["uid"])
+    work = b"size=" + str(int(job["limits"]["work_bytes"])).encode() + b",mode=0755"
+    check(libc.mount(b"tmpfs", b"/work", b"tmpfs", flags, work), "mount /work")
+    import shutil
+
+    shutil.copytree("/stage/" + job["stage"], "/work", symlinks=True, dirs_exist_ok=True)
+    for root, dirs, files in os.walk("/work"):
+        os.lchown(root, uid, uid)
+        for name in dirs + files:
+            os.lchown(os.path.join(root, name), uid, uid)
     check(libc.mount(b"tmpfs", b"/stage", b"tmpfs", flags | MS_RDONLY, b"size=4k,mode=0"),
           "hide /stage")
     child = os.fork()
@@ -405,7 +414,6 @@ def _isolate(job):
                         else 128 + os.WTERMSIG(st))
                 _os_exit(code)
     # C: the process that runs the cells
-    uid = int(job["uid"])
     os.setgroups([])
     os.setresgid(uid, uid, uid)
     os.setresuid(uid, uid, uid)

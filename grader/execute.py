@@ -77,6 +77,7 @@ class Limits:
     max_output_bytes: int = 1 << 20
     file_bytes: int = 64 << 20      # largest file the notebook may write
     tmp_bytes: int = 64 << 20       # size of its private /tmp
+    work_bytes: int = 256 << 20     # size of /work, the copy of the submission (zygote mode)
 
 
 def _flag(flags: list[str], msg: str) -> None:
@@ -380,7 +381,7 @@ def run_notebook(nb: Any, *, workdir: Path, limits: Limits | None = None,
         t0 = time.monotonic()  # a cold zygote's warm-up is not the student's time
         uid = 1_000_000 + zyg.proc.pid if kind == "zygote" else None
         scratch = Path(zyg.stage) / job_id
-        _copy_workdir(workdir, scratch, uid)
+        _copy_workdir(workdir, scratch, None)  # the child copies it again into its own tmpfs
         cwd = "/work" if kind == "zygote" else str(scratch)
     try:
         return _run(zyg, kind, cells, job_id, cwd, uid, limits, t0)
@@ -407,7 +408,8 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
            "limits": {"cell_timeout": limits.cell_timeout, "memory_bytes": limits.memory_bytes,
                       "max_processes": limits.max_processes,
                       "max_output_bytes": limits.max_output_bytes,
-                      "file_bytes": limits.file_bytes, "tmp_bytes": limits.tmp_bytes}}
+                      "file_bytes": limits.file_bytes, "tmp_bytes": limits.tmp_bytes,
+                      "work_bytes": limits.work_bytes}}
     try:
         zyg.send(job, [data_w, out_w])
     except OSError as exc:

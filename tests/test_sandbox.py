@@ -210,3 +210,18 @@ def test_sandboxed_view_of_the_machine(tmp_path: Path) -> None:
 def test_fixture_notebook_is_valid() -> None:
     here = Path(__file__).parent / "fixtures" / "attacks" / "solutions" / "atk_tiny"
     nbformat.validate(nbformat.read(here / "atk_tiny.ipynb", as_version=4))
+
+
+def test_per_run_mode_for_unprivileged_users(tmp_path: Path, monkeypatch) -> None:
+    """Without root: one bubblewrap per notebook in a user namespace (forced here as root)."""
+    need_bwrap()
+    monkeypatch.setenv("TCONV_SANDBOX_MODE", "per-run")
+    (tmp_path / "given.txt").write_text("x")
+    nb = nb_of(new_code_cell("import os\nprint(os.getcwd(), os.listdir('.'))\n"
+                             "open('new.txt', 'w').write('y')"),
+               grade_cell("expect('a', np.arange(3), 0)", "t"))
+    ex = run_notebook(nb, workdir=tmp_path, limits=FAST, sandbox=True)
+    assert [c.status for c in ex.cells] == ["ok", "ok", "ok"], ex.cells
+    assert ex.cells[1].output == "/work ['given.txt']\n"
+    assert ex.records["t/a"].tolist() == [0, 1, 2]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["given.txt"]

@@ -1,0 +1,244 @@
+"""``make bench-grader``: sandboxed parallel autograding against plain ``nbgrader autograde``.
+
+    python -m grader.bench [--n 40] [--jobs 1,2,4] [--skip-nbgrader] [--runner-only]
+
+Builds a batch of ``--n`` submissions of the real exercises (``solutions/``, round-robin over the
+assignments; a mix of correct work, untouched stubs and wrong answers), then times, on that same
+batch and in the same run:
+
+* plain nbgrader: a temporary course (its own ``nbgrader_config.py``), ``nbgrader
+  generate_assignment`` then ``nbgrader autograde`` per assignment: serial, unsandboxed, a Jupyter
+  kernel per notebook;
+* ``tconv-grader autograde --jobs N`` (sandboxed) for each N, on a fresh course each time.
+
+Prints seconds, notebooks/s and the speed-up over nbgrader; writes JSON under
+``benchmarks/results/``. ``--runner-only`` times just ``grader.execute.run_notebook`` in a process
+pool (no gradebook, no nbgrader needed), which is what runs on machines without nbgrader.
+"""
+
+from __future__ import annotations
+
+import argparse
+import concurrent.futures as cf
+import copy
+import json
+import os
+import platform
+import re
+import shutil
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+SOLUTION_RE = re.compile(r"^([ \t]*)### BEGIN SOLUTION\n(.*?)^[ \t]*### END SOLUTION[ \t]*\n?",
+                         re.S | re.M)
+VARIANTS = ("correct", "correct", "stub", "wrong")  # half right, a quarter untouched, a quarter off
+
+
+def _fill(text: str, variant: str) -> str:
+    """A solution cell's source as a student would hand it in."""
+    def repl(m: re.Match) -> str:
+        ind = m.group(1)
+        if variant == "correct":
+            return m.group(2)
+        if variant == "stub":
+            return f"{ind}raise NotImplementedError()\n"
+        return f"{ind}return None\n" if "return" in m.group(2) else f"{ind}pass\n"
+    return SOLUTION_RE.sub(repl, text)
+
+
+def _strip_hidden(text: str) -> str:
+    return re.sub(r"### BEGIN HIDDEN TESTS.*?### END HIDDEN TESTS\n?", "", text, flags=re.S)
+
+
+def assignments(solutions: Path) -> list[str]:
+    return sorted(p.name for p in solutions.iterdir()
+                  if p.is_dir() and (p / f"{p.name}.ipynb").is_file())
+
+
+def build_batch(solutions: Path, n: int) -> list[tuple[str, str, object]]:
+    """``n`` (student, assignment, notebook) triples, round-robin over assignments and variants."""
+    names = assignments(solutions)
+    if not names:
+        raise SystemExit(f"bench: no assignments under {solutions}")
+    sources = {a: json.loads((solutions / a / f"{a}.ipynb").read_text()) for a in names}
+    out = []
+    for i in range(n):
+        a = names[i % len(names)]
+        variant = VARIANTS[(i // len(names)) % len(VARIANTS)]
+        nb = copy.deepcopy(sources[a])
+        for cell in nb["cells"]:
+            md = cell.get("metadata", {}).get("nbgrader", {})
+            src = cell["source"] if isinstance(cell["source"], str) else "".join(cell["source"])
+            if md.get("solution") and cell["cell_type"] == "code":
+                cell["source"] = _fill(src, variant)
+            elif md.get("grade") and cell["cell_type"] == "code":
+                cell["source"] = _strip_hidden(src)  # what the release shows
+        out.append((f"s{i:03d}_{variant}", a, nb))
+    return out
+
+
+def write_submissions(course: Path, batch) -> None:
+    for student, a, nb in batch:
+        d = course / "submitted" / student / a
+        d.mkdir(parents=True, exist_ok=True)
+        (d / f"{a}.ipynb").write_text(json.dumps(nb, indent=1))
+        (d / "timestamp.txt").write_text("2026-11-20 10:00:00.000000 UTC\n")
+
+
+def _env() -> dict:
+    env = dict(os.environ)
+    env["PATH"] = str(Path(sys.executable).parent) + os.pathsep + env.get("PATH", "")
+    env["PYTHONPATH"] = str(REPO) + (os.pathsep + env["PYTHONPATH"] if env.get("PYTHONPATH")
+                                     else "")
+    return env
+
+
+def time_nbgrader(batch, solutions: Path, work: Path) -> dict:
+    """Plain nbgrader: generate_assignment + autograde per assignment, serial, unsandboxed."""
+    course = work / "nbgrader-course"
+    (course / "source").mkdir(parents=True)
+    used = sorted({a for _, a, _ in batch})
+    for a in used:
+        shutil.copytree(solutions / a, course / "source" / a)
+    (course / "nbgrader_config.py").write_text(
+        "c = get_config()\n"
+        "c.CourseDirectory.course_id = 'bench'\n"
+        f"c.CourseDirectory.root = {str(course)!r}\n"
+        "c.Execute.timeout = 120\n")
+    bindir = Path(sys.executable).parent
+    nbg = [str(bindir / "nbgrader")] if (bindir / "nbgrader").exists() else \
+        [sys.executable, "-m", "nbgrader"]
+    for a in used:
+        subprocess.run(nbg + ["generate_assignment", a, "--force", "--log-level=ERROR"],
+                       cwd=course, env=_env(), check=True, capture_output=True)
+    write_submissions(course, batch)
+    t0 = time.perf_counter()
+    for a in used:
+        r = subprocess.run(nbg + ["autograde", a, "--force", "--log-level=ERROR"], cwd=course,
+                           env=_env(), capture_output=True, text=True)
+        if r.returncode != 0:
+            print(f"bench: nbgrader autograde {a} exited {r.returncode}: {r.stderr[-500:]}",
+                  file=sys.stderr)
+    secs = time.perf_counter() - t0
+    return {"seconds": secs, "notebooks": len(batch), "per_second": len(batch) / secs}
+
+
+def time_tconv(batch, solutions: Path, work: Path, jobs: int, unsafe: bool) -> dict:
+    course = work / f"tconv-course-j{jobs}"
+    write_submissions(course, batch)
+    cmd = [sys.executable, "-m", "grader", "autograde", "--course", str(course),
+           "--solutions", str(solutions), "--jobs", str(jobs), "--quiet"]
+    if unsafe:
+        cmd.append("--unsafe-no-sandbox")
+    t0 = time.perf_counter()
+    r = subprocess.run(cmd, env=_env(), capture_output=True, text=True)
+    secs = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise SystemExit(f"bench: tconv-grader autograde failed ({r.returncode}):\n"
+                         f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    return {"jobs": jobs, "seconds": secs, "notebooks": len(batch),
+            "per_second": len(batch) / secs}
+
+
+def _run_one(args) -> float:
+    from grader.execute import run_notebook
+
+    nb, sandbox = args
+    with tempfile.TemporaryDirectory() as tmp:
+        ex = run_notebook(nb, workdir=Path(tmp), sandbox=sandbox)
+    return ex.seconds
+
+
+def time_runner(batch, jobs: int, sandbox: bool) -> dict:
+    """Only the sandboxed runner: a process pool calling run_notebook (incl. warm-up)."""
+    import multiprocessing
+
+    items = [(nb, sandbox) for _, _, nb in batch]
+    t0 = time.perf_counter()
+    with cf.ProcessPoolExecutor(jobs, mp_context=multiprocessing.get_context("spawn")) as pool:
+        each = list(pool.map(_run_one, items, chunksize=1))
+    secs = time.perf_counter() - t0
+    return {"jobs": jobs, "seconds": secs, "notebooks": len(batch),
+            "per_second": len(batch) / secs,
+            "mean_notebook_seconds": sum(each) / len(each),  # warm, excluding worker start-up
+            "steady_per_second": jobs * len(each) / sum(each)}
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(prog="python -m grader.bench", description=__doc__.split("\n")[0])
+    ncpu = len(os.sched_getaffinity(0)) if hasattr(os, "sched_getaffinity") else os.cpu_count()
+    p.add_argument("--n", type=int, default=40, help="submissions in the batch (default 40)")
+    p.add_argument("--jobs", default=None,
+                   help="comma-separated worker counts (default: 1, 2, 4, ... up to nproc)")
+    p.add_argument("--solutions", default=str(REPO / "solutions"))
+    p.add_argument("--skip-nbgrader", action="store_true", help="do not time plain nbgrader")
+    p.add_argument("--runner-only", action="store_true",
+                   help="time grader.execute.run_notebook in a pool instead of autograde")
+    p.add_argument("--unsafe-no-sandbox", action="store_true",
+                   help="time the unsandboxed runner (when bubblewrap is unavailable)")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
+    args = p.parse_args(argv)
+    if args.n < 1:
+        p.error(f"--n must be a positive integer; got {args.n}")
+    if args.jobs:
+        try:
+            jobs = [int(j) for j in args.jobs.split(",")]
+        except ValueError:
+            p.error(f"--jobs must be comma-separated integers; got {args.jobs!r}")
+    else:
+        jobs, j = [], 1
+        while j < ncpu:
+            jobs.append(j)
+            j *= 2
+        jobs.append(ncpu)
+    from grader import sandbox as sb
+
+    ok, why = sb.available()
+    unsafe = args.unsafe_no_sandbox or not ok
+    if not ok:
+        print(f"bench: the sandbox is unavailable ({why}); timing the UNSANDBOXED runner",
+              file=sys.stderr)
+    solutions = Path(args.solutions).resolve()
+    batch = build_batch(solutions, args.n)
+    result = {"machine": {"cpus": ncpu, "platform": platform.platform(),
+                          "python": platform.python_version()},
+              "n": args.n, "assignments": sorted({a for _, a, _ in batch}),
+              "variants": sorted({s.split("_", 1)[1] for s, _, _ in batch}),
+              "sandbox": not unsafe, "sandbox_reason": why, "mode": "runner-only"
+              if args.runner_only else "autograde", "nbgrader": None, "tconv": []}
+    with tempfile.TemporaryDirectory(prefix="tconv-bench-") as tmp:
+        work = Path(tmp)
+        if not args.skip_nbgrader and not args.runner_only:
+            print(f"plain nbgrader autograde, {args.n} notebooks (serial, unsandboxed) ...",
+                  flush=True)
+            result["nbgrader"] = time_nbgrader(batch, solutions, work)
+            nbg = result["nbgrader"]
+            print(f"  {nbg['seconds']:.1f} s  ({nbg['per_second']:.2f} notebooks/s)", flush=True)
+        for j in jobs:
+            label = "runner pool" if args.runner_only else "tconv-grader autograde"
+            print(f"{label} --jobs {j} ({'sandboxed' if not unsafe else 'UNSANDBOXED'}) ...",
+                  flush=True)
+            r = (time_runner(batch, j, not unsafe) if args.runner_only
+                 else time_tconv(batch, solutions, work, j, unsafe))
+            if result["nbgrader"]:
+                r["speedup_vs_nbgrader"] = result["nbgrader"]["seconds"] / r["seconds"]
+            result["tconv"].append(r)
+            extra = (f", {r['speedup_vs_nbgrader']:.1f}x nbgrader"
+                     if "speedup_vs_nbgrader" in r else "")
+            print(f"  {r['seconds']:.1f} s  ({r['per_second']:.2f} notebooks/s{extra})",
+                  flush=True)
+    out = Path(args.out)
+    out.mkdir(parents=True, exist_ok=True)
+    stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
+    path = out / f"grader-{result['mode']}-{ncpu}cpu-{stamp}.json"
+    path.write_text(json.dumps(result, indent=2) + "\n")
+    print(f"wrote {path}")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
