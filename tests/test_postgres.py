@@ -8,6 +8,7 @@ import os
 import subprocess
 import sys
 import textwrap
+import time
 from pathlib import Path
 
 import gradingbatch as gbatch
@@ -98,9 +99,11 @@ def test_migrate_refuses_a_missing_source(postgres, tmp_path, capsys):
 
 
 WRITER = textwrap.dedent("""
-    import sys
+    import os, sys, time
     from grader.dbretry import open_gradebook, retrying
+    import nbgrader.api
     url, assignment, first, count = sys.argv[1], sys.argv[2], int(sys.argv[3]), int(sys.argv[4])
+    barrier = sys.argv[5]
 
     def one(student):
         def work(gb):
@@ -118,7 +121,10 @@ WRITER = textwrap.dedent("""
             gb.db.commit()
         return work
 
-    with open_gradebook(url) as gb:
+    with open_gradebook(url) as gb:  # all writers race to create the schema ...
+        open(os.path.join(barrier, f"ready{first}"), "w").close()
+        while not os.path.exists(os.path.join(barrier, "go")):  # ... and the same rows
+            time.sleep(0.005)
         for i in range(first, first + count):
             retrying(gb, one(f"w{i:03d}"))
     print("done", first)
@@ -126,12 +132,19 @@ WRITER = textwrap.dedent("""
 
 
 def test_concurrent_writers_lose_no_rows(postgres, tmp_path):
-    """Three processes create the same assignment rows and their own students at the same time,
-    on a brand-new database (so they also race on creating the schema)."""
+    """Three processes on a brand-new database race to create the schema, then (released
+    together) the same assignment rows and their own students. Without :func:`retrying` one of
+    them dies on a unique constraint ("Key (name)=(ex3_matrix) already exists")."""
     url = postgres.create_database("concurrent_writers")
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, "ex3_matrix", str(8 * w), "8"],
+    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, "ex3_matrix", str(8 * w), "8",
+                               str(tmp_path)],
                               cwd=ROOT, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
              for w in range(3)]
+    deadline = time.monotonic() + 120
+    while len(list(tmp_path.glob("ready*"))) < 3 and time.monotonic() < deadline:
+        assert all(p.poll() is None for p in procs), [p.communicate() for p in procs]
+        time.sleep(0.05)
+    (tmp_path / "go").touch()
     for p in procs:
         out, err = p.communicate(timeout=120)
         assert p.returncode == 0, err[-3000:]
