@@ -1406,7 +1406,7 @@ def ex8_unet() -> Book:
     ### END HIDDEN TESTS
     ''')
     b.md("""
-    ## Task 3 (3 points): make the toy U-Net's shapes work
+    ## Task 3 (4 points): make the toy U-Net's shapes work
 
     `ToyUNet(depth)` below is the original architecture in miniature: at each level two valid
     3x3 convolutions, then a 2x2 max-pool (which must see an **even** size, otherwise a row is
@@ -1498,13 +1498,9 @@ def ex8_unet() -> Book:
             candidate = candidate + 1
         return (candidate, _simulate(candidate, depth))
 
-    got = valid_input_size(30, 2)
-    expect("depth_2", got, _smallest(30, 2),
+    expect("depth_2", valid_input_size(30, 2), _smallest(30, 2),
            hint="n - 4 must be even, (n - 4)/2 - 4 must be even, and so on; then go back up "
                 "with *2 - 4 per level")
-    out = ToyUNet(2)(torch.randn(1, 1, got[0], got[0], generator=gen))
-    expect("runs", tuple(out.shape), (1, 1, got[1], got[1]),
-           hint="ToyUNet(2) must run on your size and give your output size")
     ''')
     b.test("test_valid_size_edges", 1, '''
     expect("depth_1", valid_input_size(10, 1), _smallest(10, 1), hint="depth 1")
@@ -1516,6 +1512,13 @@ def ex8_unet() -> Book:
     expect("already_valid", valid_input_size(44, 2), _smallest(44, 2),
            hint="44 already works for depth 2")
     ### END HIDDEN TESTS
+    ''')
+    b.test("test_toy_unet_runs", 1, '''
+    n_in, n_out = valid_input_size(30, 2)
+    out = ToyUNet(2)(torch.randn(1, 1, n_in, n_in, generator=gen))
+    expect("runs", tuple(out.shape), (1, 1, n_out, n_out),
+           hint="ToyUNet(2) (with your decoder_block) must run on your size and give your "
+                "output size")
     ''')
     b.md("""
     ## Question (2 points, graded by hand)

@@ -105,6 +105,7 @@ def test_metadata_is_well_formed(name: str) -> None:
 
     links = re.findall(r"\]\(\.\./\.\./book/([^)#]+)\)", nb.cells[0].source)
     assert links and set(links) <= CHAPTERS, f"{name}: the intro must link its book chapter"
+    assert all((ROOT / "book" / link).is_file() for link in links), f"{name}: broken {links}"
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
