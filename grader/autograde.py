@@ -632,13 +632,16 @@ def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: flo
     """Per assignment: gradebook cells (nbgrader SaveCells) and the solution's records."""
     from tqdm import tqdm
 
+    from grader.dbretry import exclusive
+
     prep: dict[str, dict] = {}
     waits = {a: {nb_id: expected_records(course, a, nb_id, sandbox=sandbox, timeout=timeout,
                                          submit=submit)
                  for nb_id in notebooks_of(course.solutions, a)} for a in assignments}
     for a in tqdm(assignments, desc="solutions", unit="assignment", disable=not progress,
                   file=sys.stderr):
-        released_nbs = sync_source(course, a)
+        with exclusive(course.db_url, f"sync_source:{a}"):  # graders sharing a PostgreSQL db
+            released_nbs = sync_source(course, a)
         try:
             exps = {nb_id: (w() if callable(w) else w) for nb_id, w in waits[a].items()}
         except RuntimeError as exc:  # the instructor's side is broken: grade nothing of it
