@@ -284,7 +284,10 @@ def test_kill_minus_9_mid_batch_then_rerun_matches_uninterrupted(tmp_path):
         write(c / "submitted", "x_missing", a, "notes.txt", "I forgot to upload the notebook")
     sb = sandbox_args()
     common = ["--solutions", str(fixtures), "-q", *sb]
-    assert main(["autograde", "--course", str(courses[0]), "--jobs", "1", *common]) == 0
+    other_db = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # --db: any SQLAlchemy URL
+    assert main(["autograde", "--course", str(courses[0]), "--jobs", "1", "--db", other_db,
+                 *common]) == 0
+    assert not (courses[0] / "gradebook.db").exists()
 
     shutil.copytree(courses[0] / ".cache", courses[1] / ".cache")  # solution records: cached
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
@@ -304,7 +307,7 @@ def test_kill_minus_9_mid_batch_then_rerun_matches_uninterrupted(tmp_path):
     assert proc.returncode == -signal.SIGKILL, "the batch finished before it could be killed"
     assert done < 10
     assert main(["autograde", "--course", str(courses[1]), "--jobs", "1", *common]) == 0
-    books = [read_gradebook(f"sqlite:///{c / 'gradebook.db'}") for c in courses]
+    books = [read_gradebook(other_db), read_gradebook(f"sqlite:///{courses[1] / 'gradebook.db'}")]
     assert books[0] == books[1]
     assert len(books[0]) == 10
     scores = {s: sum(v for v in g.values() if v is not None) for (s, _), g in books[0].items()}
@@ -314,3 +317,8 @@ def test_kill_minus_9_mid_batch_then_rerun_matches_uninterrupted(tmp_path):
                      ("x_missing", "missing notebook fx_scatter.ipynb")):
         rec = json.loads((courses[0] / "autograded" / who / a / "results.json").read_text())
         assert any(why in f for f in rec["flags"]), rec["flags"]
+    assert main(["report", "--course", str(courses[0]), "--db", other_db, "-q"]) == 0
+    rows = list(csv.DictReader((courses[0] / "reports" / "grades.csv").open()))
+    assert {(r["student"], r["grade_cell"]): r["auto_score"] for r in rows} == {
+        (s, g): "" if v is None else f"{v:g}" for (s, _), cells in books[0].items()
+        for g, v in cells.items()}
