@@ -263,9 +263,18 @@ def sanitise(nb: nbformat.NotebookNode, source: nbformat.NotebookNode, course: C
                          "dropped)")
     before = {}
     for cell in nb.cells:
-        gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+        md = cell.get("metadata", {}).get("nbgrader", {})
+        gid = md.get("grade_id")
         if gid in src_cells and gid not in before:
             before[gid] = cell.source
+            src_md = src_cells[gid].metadata["nbgrader"]
+            if md.get("grade") and src_md.get("grade") and \
+                    float(md.get("points", -1)) != float(src_md.get("points", 0)):
+                flags.append(f"points of cell '{gid}' were changed to {md.get('points')!r}; "
+                             f"restored to {src_md.get('points')}")
+            if cell.get("cell_type") != src_cells[gid].cell_type:
+                flags.append(f"cell '{gid}' was changed to a {cell.get('cell_type')} cell; "
+                             "restored")
 
     cfg = nbgrader_config()
     cfg.OverwriteCells.add_missing_cells = False  # re-inserted below, in source order

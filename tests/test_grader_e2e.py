@@ -282,6 +282,11 @@ def test_kill_minus_9_mid_batch_then_rerun_matches_uninterrupted(tmp_path):
             write(c / "submitted", f"s{i:02d}", a, f"{a}.ipynb", [good, released, wrong][i % 3])
         write(c / "submitted", "x_notnb", a, f"{a}.ipynb", '{"nbformat": 4, "cells": [{"x": 1}]}')
         write(c / "submitted", "x_missing", a, "notes.txt", "I forgot to upload the notebook")
+        greedy = completed(source, released)
+        for cell in greedy.cells:
+            if cell.metadata.get("nbgrader", {}).get("grade_id") == "test_basic":
+                cell.metadata["nbgrader"]["points"] = 100  # restored to 2 from the gradebook
+        write(c / "submitted", "x_points", a, f"{a}.ipynb", greedy)
     sb = sandbox_args()
     common = ["--solutions", str(fixtures), "-q", *sb]
     other_db = f"sqlite:///{tmp_path / 'elsewhere.db'}"  # --db: any SQLAlchemy URL
@@ -305,16 +310,17 @@ def test_kill_minus_9_mid_batch_then_rerun_matches_uninterrupted(tmp_path):
         proc.wait()
     done = len(list(results.glob("*/*/results.json")))
     assert proc.returncode == -signal.SIGKILL, "the batch finished before it could be killed"
-    assert done < 10
+    assert done < 11
     assert main(["autograde", "--course", str(courses[1]), "--jobs", "1", *common]) == 0
     books = [read_gradebook(other_db), read_gradebook(f"sqlite:///{courses[1] / 'gradebook.db'}")]
     assert books[0] == books[1]
-    assert len(books[0]) == 10
+    assert len(books[0]) == 11
     scores = {s: sum(v for v in g.values() if v is not None) for (s, _), g in books[0].items()}
     assert scores == {f"s{i:02d}": [5.0, 0.0, 0.0][i % 3] for i in range(8)} | {
-        "x_notnb": 0.0, "x_missing": 0.0}
+        "x_notnb": 0.0, "x_missing": 0.0, "x_points": 5.0}
     for who, why in (("x_notnb", "not a valid nbformat 4 notebook"),
-                     ("x_missing", "missing notebook fx_scatter.ipynb")):
+                     ("x_missing", "missing notebook fx_scatter.ipynb"),
+                     ("x_points", "points of cell 'test_basic' were changed to 100")):
         rec = json.loads((courses[0] / "autograded" / who / a / "results.json").read_text())
         assert any(why in f for f in rec["flags"]), rec["flags"]
     assert main(["report", "--course", str(courses[0]), "--db", other_db, "-q"]) == 0
