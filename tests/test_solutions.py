@@ -171,6 +171,8 @@ def variant_results() -> dict[str, dict]:
     """Runs every variant in one helper process: key -> {grade_id: passed, "<gid>#hidden": ...}."""
     variants = {f"stub:{name}": {"assignment": name, "replace": stub_sources(name)}
                 for name in ASSIGNMENTS}
+    for name in ASSIGNMENTS:  # the solution twice: its records must not depend on the run
+        variants[f"records:{name}"] = {"assignment": name, "replace": {}, "record": 2}
     for m in parse_mistakes():
         variants[f"mistake:{m['title']}"] = {"assignment": m["assignment"],
                                              "replace": {m["cell"]: m["code"]}}
@@ -189,6 +191,15 @@ def test_released_stub_fails_every_test_and_every_hidden_block(name, variant_res
     assert not passing, f"{name}: the released stub passes {passing}"
     passing_hidden = [k for k, ok in result.items() if k.endswith("#hidden") and ok]
     assert not passing_hidden, f"{name}: hidden blocks pass on the stub: {passing_hidden}"
+
+
+@VARIANTS
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_solution_records_are_deterministic(name, variant_results) -> None:
+    """The grader compares students' records with the solution's: inputs must be seeded."""
+    result = variant_results[f"records:{name}"]
+    assert result["n_records"] > 0
+    assert result["differ"] == [], f"{name}: records differ between two runs"
 
 
 @VARIANTS
@@ -212,6 +223,14 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
 
     out: dict[str, dict] = {}
     for key, variant in variants.items():
+        if variant.get("record"):
+            runs = [_record_run(variant["assignment"], contextlib, io)
+                    for _ in range(variant["record"])]
+            differ = sorted(k for k in runs[0] if k not in runs[1]
+                            or not _values_match(runs[0][k], runs[1][k]))
+            out[key] = {"n_records": len(runs[0]),
+                        "differ": differ + sorted(set(runs[1]) - set(runs[0]))}
+            continue
         name = variant["assignment"]
         os.chdir(notebook_path(name).parent)
         namespace: dict = {"__name__": "__main__"}
@@ -229,6 +248,35 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
                                                    contextlib, io)
         out[key] = result
     return out
+
+
+def _record_run(name: str, contextlib, io) -> dict:
+    """Run the solution like the grader does: expect/expect_raises rebound to recorders."""
+    from grader.testing import outcome_of, to_plain
+
+    os.chdir(notebook_path(name).parent)
+    records: dict = {}
+    namespace: dict = {"__name__": "__main__"}
+    for cell in load(name).cells:
+        if cell.cell_type != "code":
+            continue
+        gid = nbg(cell).get("grade_id")
+        if nbg(cell).get("grade"):
+            def expect(key, got, expected=None, hint="", _gid=gid):
+                records[f"{_gid}/{key}"] = to_plain(got)
+
+            def expect_raises(key, exc_type, fn, *args, hint="", _gid=gid, **kwargs):
+                records[f"{_gid}/{key}"] = outcome_of(fn, *args, **kwargs)
+
+            namespace.update(expect=expect, expect_raises=expect_raises)
+        assert _exec(cell.source, namespace, f"<{name}/{gid}>", contextlib, io), gid
+    return records
+
+
+def _values_match(a, b) -> bool:
+    from grader.testing import values_match
+
+    return values_match(a, b)
 
 
 def _exec(src: str, namespace: dict, filename: str, contextlib, io) -> bool:
