@@ -52,7 +52,6 @@ from grader.gradebook import (
     check_assignment,
     dump_json,
     notebooks_of,
-    sync_source,
 )
 
 CACHE_VERSION = "1"
@@ -116,6 +115,29 @@ class TestSpec:
     cell_type: str
     hidden_names: list[str] = field(default_factory=list)
     has_hidden: bool = False
+    hints: dict[str, str] = field(default_factory=dict)  # visible tests' hint= texts
+
+
+def visible_hints(source: str) -> dict[str, str]:
+    """``{name: hint}`` for the ``expect``/``expect_raises`` calls outside hidden-test regions."""
+    import ast
+
+    visible = HIDDEN_RE.sub("", source)
+    try:
+        tree = ast.parse("\n".join(line for line in visible.splitlines()
+                                   if not line.lstrip().startswith(("%", "!"))))
+    except SyntaxError:
+        return {}
+    out = {}
+    for node in ast.walk(tree):
+        if isinstance(node, ast.Call) and isinstance(node.func, ast.Name) and \
+                node.func.id in ("expect", "expect_raises") and node.args and \
+                isinstance(node.args[0], ast.Constant) and isinstance(node.args[0].value, str):
+            for kw in node.keywords:
+                if kw.arg == "hint" and isinstance(kw.value, ast.Constant) and \
+                        isinstance(kw.value.value, str):
+                    out[node.args[0].value] = kw.value.value
+    return out
 
 
 def test_specs(source: nbformat.NotebookNode) -> dict[str, TestSpec]:
@@ -127,7 +149,9 @@ def test_specs(source: nbformat.NotebookNode) -> dict[str, TestSpec]:
         hidden = HIDDEN_RE.findall(cell.source)
         names = [m.group("name") for block in hidden for m in NAME_RE.finditer(block)]
         specs[md["grade_id"]] = TestSpec(md["grade_id"], float(md.get("points", 0)),
-                                         cell.cell_type, names, bool(hidden))
+                                         cell.cell_type, names, bool(hidden),
+                                         visible_hints(cell.source)
+                                         if cell.cell_type == "code" else {})
     return specs
 
 
@@ -347,13 +371,15 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex) -> dict[str, di
             if name in hidden:
                 msg = "hidden test passed" if ok else "hidden test failed"
             elif ok:
-                msg = "passed"
+                msg = f"[{name}] passed"
             elif key not in ex.records:
                 err = (error or status).split(":")[0] if spec["has_hidden"] else (error or status)
                 msg = f"[{name}] not reached: the cell stopped with {err}"
             else:
                 msg = (f"[{name}] expected {describe(expected[key])}, "
-                       f"got {describe(ex.records[key])}")
+                       f"got {describe(ex.records[key])}.")
+            if not ok and name not in hidden and spec.get("hints", {}).get(name):
+                msg += f" Hint: {spec['hints'][name]}"
             tests.append({"name": name, "hidden": name in hidden, "passed": ok, "message": msg})
         extra = sorted(set(got_names) - set(exp_names))
         passed = status == "ok" and set(got_names) == set(exp_names) and all(
@@ -641,7 +667,7 @@ def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: flo
     """Per assignment: gradebook cells (nbgrader SaveCells) and the solution's records."""
     from tqdm import tqdm
 
-    from grader.dbretry import exclusive
+    from grader.dbretry import sync_source_shared
 
     prep: dict[str, dict] = {}
     waits = {a: {nb_id: expected_records(course, a, nb_id, sandbox=sandbox, timeout=timeout,
@@ -649,8 +675,7 @@ def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: flo
                  for nb_id in notebooks_of(course.solutions, a)} for a in assignments}
     for a in tqdm(assignments, desc="solutions", unit="assignment", disable=not progress,
                   file=sys.stderr):
-        with exclusive(course.db_url, f"sync_source:{a}"):  # graders sharing a PostgreSQL db
-            released_nbs = sync_source(course, a)
+        released_nbs = sync_source_shared(course, a)  # safe for graders sharing a gradebook
         try:
             exps = {nb_id: (w() if callable(w) else w) for nb_id, w in waits[a].items()}
         except RuntimeError as exc:  # the instructor's side is broken: grade nothing of it
