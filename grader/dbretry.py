@@ -193,3 +193,48 @@ def retrying(gb, work: Callable[[object], T], attempts: int = 8) -> T:
                 raise
             _backoff(attempt)
     raise AssertionError("unreachable")
+
+
+def _cell_rows(url: str, assignment: str, course_id: str) -> dict | None:
+    """The rows nbgrader's SaveCells writes for ``assignment``, as comparable plain data."""
+    from nbgrader.api import MissingEntry
+
+    with open_gradebook(url, course_id=course_id) as gb:
+        try:
+            a = gb.find_assignment(assignment)
+        except MissingEntry:
+            return None
+        return {nb.name: (
+            sorted((c.name, c.max_score, c.cell_type) for c in nb.grade_cells),
+            sorted(c.name for c in nb.solution_cells),
+            sorted((c.name, c.max_score) for c in nb.task_cells),
+            sorted((c.name, c.cell_type, bool(c.locked), c.source, c.checksum)
+                   for c in nb.source_cells),
+        ) for nb in a.notebooks}
+
+
+def sync_source_shared(course, assignment: str) -> dict:
+    """:func:`grader.gradebook.sync_source` for graders that share one gradebook.
+
+    nbgrader's ``SaveCells`` deletes and re-creates a notebook's cells whenever the notebook has
+    no submission yet, so a second grader starting on the same assignment would pull the rows
+    from under the first one (already grading, nothing committed yet). Here the release chain
+    first runs against a throwaway SQLite gradebook; when the shared gradebook already holds
+    exactly those rows it is not touched; otherwise (first run, or the source changed) SaveCells
+    runs on it as usual. All of it under a per-assignment advisory lock (PostgreSQL).
+    """
+    import dataclasses
+    import tempfile
+
+    from grader.gradebook import COURSE_ID, sync_source
+
+    with exclusive(course.db_url, f"sync_source:{assignment}"):
+        have = _cell_rows(course.db_url, assignment, COURSE_ID)
+        if have is not None:
+            with tempfile.TemporaryDirectory(prefix="tconv-sync-") as tmp:
+                scratch = dataclasses.replace(course, db_url=f"sqlite:///{tmp}/gradebook.db")
+                released = sync_source(scratch, assignment)
+                want = _cell_rows(scratch.db_url, assignment, COURSE_ID)
+            if want == have:
+                return released
+        return sync_source(course, assignment)

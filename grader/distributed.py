@@ -64,8 +64,11 @@ def tconv_worker_preflight(sandbox, digest):
     problems = []
     info = {"host": socket.gethostname(), "python": sys.version.split()[0]}
     try:
-        import grader, tconv_lib  # noqa: F401
+        import importlib.util
+        import grader
         info["grader"] = grader.__file__
+        if importlib.util.find_spec("tconv_lib") is None:  # found, not imported (torch is slow)
+            raise ImportError("No module named 'tconv_lib'")
     except Exception as exc:
         problems.append(f"cannot import the project ({type(exc).__name__}: {exc}); "
                         "install it on the workers: pip install '.[cluster]'")

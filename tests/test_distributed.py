@@ -131,10 +131,33 @@ def test_preflight_stops_before_grading_on_a_bad_worker(cluster, monkeypatch):
     _, client = cluster
     infos = gd.preflight(client, sandbox=True)
     assert len(infos) == 2 and all(not i["problems"] for i in infos.values())
+    # a worker without bubblewrap is named, with the reason
+    def break_sandbox(broken):  # runs on the worker (a local function: shipped by value)
+        import os
+
+        from grader import sandbox
+
+        if broken:
+            os.environ["TCONV_SAVED_PATH"] = os.environ["PATH"]
+            os.environ["PATH"] = "/nonexistent"
+        else:
+            os.environ["PATH"] = os.environ.pop("TCONV_SAVED_PATH")
+        sandbox.available.cache_clear()
+
+    addr = sorted(infos)[0]
+    client.run(break_sandbox, True, workers=[addr])
+    try:
+        with pytest.raises(gd.ClusterError) as err:
+            gd.preflight(client, sandbox=True)
+    finally:
+        client.run(break_sandbox, False, workers=[addr])
+    assert str(err.value).startswith("1 of 2 Dask worker(s) cannot grade:")
+    assert f"{addr} (" in str(err.value) and "bubblewrap (bwrap) is not installed" in str(err.value)
+    assert gd.preflight(client, sandbox=True)  # repaired
     # a worker whose grader sources differ from the client's (another version) is refused
     monkeypatch.setattr(gd, "grader_digest", lambda *a: "0" * 16)
-    with pytest.raises(gd.ClusterError, match=r"2 of 2 Dask worker\(s\) cannot grade:"
-                                              r"(?s).*grader sources differ"):
+    with pytest.raises(gd.ClusterError, match=r"(?s)2 of 2 Dask worker\(s\) cannot grade:"
+                                              r".*grader sources differ"):
         gd.preflight(client, sandbox=True)
 
 
