@@ -141,7 +141,18 @@ def time_tconv(batch, solutions: Path, work: Path, jobs: int, unsafe: bool) -> d
         raise SystemExit(f"bench: tconv-grader autograde failed ({r.returncode}):\n"
                          f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     return {"jobs": jobs, "seconds": secs, "notebooks": len(batch),
-            "per_second": len(batch) / secs}
+            "per_second": len(batch) / secs, "score_fraction_by_variant": _scores(course)}
+
+
+def _scores(course: Path) -> dict[str, float]:
+    """Mean score/max per variant: a sanity check that the timed run really graded."""
+    got: dict[str, list[float]] = {}
+    for path in sorted((course / "autograded").glob("*/*/results.json")):
+        rec = json.loads(path.read_text())
+        variant = path.parent.parent.name.split("_", 1)[1]
+        if rec.get("max_score"):
+            got.setdefault(variant, []).append(rec["score"] / rec["max_score"])
+    return {v: round(sum(x) / len(x), 3) for v, x in sorted(got.items())}
 
 
 def _run_one(args) -> float:
@@ -231,6 +242,8 @@ def main(argv: list[str] | None = None) -> int:
                      if "speedup_vs_nbgrader" in r else "")
             print(f"  {r['seconds']:.1f} s  ({r['per_second']:.2f} notebooks/s{extra})",
                   flush=True)
+            if r.get("score_fraction_by_variant"):
+                print(f"  mean score fraction by variant: {r['score_fraction_by_variant']}")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
