@@ -17,7 +17,8 @@ all its notebooks are back, through :func:`grader.dbretry.retrying`). So:
   gradebook only once, from this process, so nothing is counted twice. If the grading process
   itself dies, re-running the command resumes (graded submissions are skipped).
 * **Preflight**: before anything is graded every worker checks (``client.run``) that it can import
-  ``grader`` and ``tconv_lib``, that its ``grader`` sources are the same as the client's, and that
+  ``grader`` and find ``tconv_lib``, that the grader modules a task runs are the same as the
+  client's (:data:`TASK_MODULES`), and that
   ``grader.sandbox.available()`` (bubblewrap works there). A failure stops the command with one
   line per bad worker. Workers that join later run the same check inside their first task.
 
@@ -47,11 +48,17 @@ class ClusterError(UsageError):
     """The cluster cannot grade (unreachable scheduler, no workers, a worker failing preflight)."""
 
 
+#: the modules a grading task runs (client and workers must have the same ones)
+TASK_MODULES = ("autograde.py", "execute.py", "sandbox.py", "_harness.py", "testing.py",
+                "distributed.py")
+
+
 def grader_digest(root: Path = GRADER_DIR) -> str:
-    """Fingerprint of the grader's Python sources (client and workers must run the same code)."""
+    """Fingerprint of the grader sources that a task runs."""
     h = hashlib.sha256()
-    for p in sorted(root.glob("*.py")):
-        h.update(p.name.encode() + b"\0" + p.read_bytes() + b"\0")
+    for name in TASK_MODULES:
+        p = root / name
+        h.update(name.encode() + b"\0" + (p.read_bytes() if p.exists() else b"-") + b"\0")
     return h.hexdigest()[:16]
 
 
