@@ -461,7 +461,7 @@ def _child(job, data_fd, out_fd, isolate):
         finally:
             _os_exit(120)
     _H.pid = _getpid()
-    if isolate:
+    if job.get("watch_files"):
         _H.allowed = ("/work/", "/tmp/", "/opt/tconv/", "/usr/", "/proc/", "/dev/", "/etc/",
                       "/lib", "/bin/", "/sbin/", sys.base_prefix + "/", sys.prefix + "/",
                       "/work")

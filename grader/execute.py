@@ -404,7 +404,7 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
     data_r, data_w = os.pipe()
     out_r, out_w = os.pipe()
     job = {"t": "job", "id": job_id, "cells": cells, "cwd": cwd, "uid": uid,
-           "stage": job_id, "last": kind == "per-run",
+           "stage": job_id, "last": kind == "per-run", "watch_files": kind != "none",
            "limits": {"cell_timeout": limits.cell_timeout, "memory_bytes": limits.memory_bytes,
                       "max_processes": limits.max_processes,
                       "max_output_bytes": limits.max_output_bytes,
@@ -491,8 +491,8 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
             elif t == "flag":
                 m = msg.get("msg")
                 if isinstance(m, str):
-                    if m.startswith("sandbox setup failed"):
-                        raise SandboxError(m)
+                    if m.startswith("sandbox setup failed") and current is None and not ends:
+                        raise SandboxError(m)  # before any cell: no student code has run yet
                     _flag(flags, m[:200])
             elif t == "done":
                 done = True

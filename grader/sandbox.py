@@ -133,13 +133,14 @@ def namespace_args() -> list[str]:
 def zygote_command(stage: str, argv: list[str]) -> list[str]:
     """bwrap command for a warm worker (root): staging area at /stage, /work an empty mountpoint."""
     return ([bwrap_path() or "bwrap"] + namespace_args() + base_mounts()
-            + ["--bind", stage, "/stage", "--dir", "/work", "--chdir", "/", "--"] + argv)
+            + ["--bind", stage, "/stage", "--dir", "/work", "--remount-ro", "/", "--chdir", "/",
+               "--"] + argv)
 
 
 def per_run_command(scratch: str, argv: list[str]) -> list[str]:
     """bwrap command for one notebook (not root): the scratch copy is /work."""
     return ([bwrap_path() or "bwrap"] + namespace_args() + base_mounts()
-            + ["--bind", scratch, "/work", "--chdir", "/work", "--"] + argv)
+            + ["--bind", scratch, "/work", "--remount-ro", "/", "--chdir", "/work", "--"] + argv)
 
 
 @functools.lru_cache(maxsize=1)

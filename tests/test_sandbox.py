@@ -202,7 +202,7 @@ def test_sandboxed_view_of_the_machine(tmp_path: Path) -> None:
     ex = run_notebook(nb, workdir=tmp_path, limits=FAST, sandbox=True)
     out = ex.cells[1].output.splitlines()
     top = eval(out[0])  # noqa: S307 - our own printed list
-    assert "work" in top and "stage" in top and "farm" not in top and "home" not in top
+    assert "work" in top and "opt" in top and "farm" not in top and "home" not in top
     assert out[1] == "/work ['mine.txt'] True"
     assert out[2] == "False False"
     assert out[3].startswith("net ")
