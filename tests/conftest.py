@@ -24,3 +24,19 @@ def built_book() -> Path:
             pytest.fail(msg)
         pytest.skip(msg)
     return BOOK_HTML
+
+
+@pytest.fixture(scope="module")
+def light_interpreter():
+    """These notebooks need only numpy: keep the warm interpreters light (and stop them after)."""
+    import grader.execute
+
+    old = os.environ.get("TCONV_SANDBOX_PRELOAD")
+    os.environ["TCONV_SANDBOX_PRELOAD"] = "numpy,grader.testing"
+    grader.execute.shutdown()
+    yield
+    grader.execute.shutdown()
+    if old is None:
+        os.environ.pop("TCONV_SANDBOX_PRELOAD", None)
+    else:
+        os.environ["TCONV_SANDBOX_PRELOAD"] = old

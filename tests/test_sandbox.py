@@ -18,23 +18,10 @@ from grader import sandbox as sb
 from grader.execute import Limits, decode_value, run_notebook
 from grader.testing import Unserialisable, values_match
 
-pytestmark = pytest.mark.xdist_group("sandbox")
+pytestmark = [pytest.mark.xdist_group("sandbox"),
+              pytest.mark.usefixtures("light_interpreter")]
 
 
-@pytest.fixture(scope="module", autouse=True)
-def light_interpreter():
-    """These notebooks need only numpy: keep the warm interpreters light (and stop them after)."""
-    import grader.execute
-
-    old = os.environ.get("TCONV_SANDBOX_PRELOAD")
-    os.environ["TCONV_SANDBOX_PRELOAD"] = "numpy,grader.testing"
-    grader.execute.shutdown()
-    yield
-    grader.execute.shutdown()
-    if old is None:
-        os.environ.pop("TCONV_SANDBOX_PRELOAD", None)
-    else:
-        os.environ["TCONV_SANDBOX_PRELOAD"] = old
 
 FAST = Limits(cell_timeout=3.0, notebook_timeout=30.0, memory_bytes=512 << 20,
               max_processes=32, max_output_bytes=64 << 10)
