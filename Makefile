@@ -33,6 +33,7 @@ $(STAMPS)/install: pyproject.toml | $(PY)
 	@touch $@
 
 venv: $(STAMPS)/install
+	@$(PY) -c 'import tconv_lib, grader' 2>/dev/null || $(PY) -m pip install -q -e '.[book,test,jax,cluster]'
 
 # Debian packages (chromium for the browser test, bubblewrap for the grading sandbox).
 sysdeps:

@@ -40,6 +40,7 @@ from grader.testing import Unserialisable
 FRAME_MAX = 32 << 20          # one frame from the sandbox
 DATA_MAX = 256 << 20          # all frames of one notebook together
 RECORDS_MAX = 100_000
+EXIT_GRACE_S = 10.0           # seconds the notebook process has to exit after its last cell
 DEPTH_MAX = 40
 DEFAULT_PRELOAD = "numpy,torch,tconv_lib,grader.testing,matplotlib,matplotlib.pyplot"
 
@@ -433,6 +434,7 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
     nb_deadline = t0 + limits.notebook_timeout
     grace = min(2.0, 0.5 + 0.2 * limits.cell_timeout)
     exit_seen_at: float | None = None
+    finished_at: float | None = None  # every cell has ended: the notebook's time is over
     open_fds = {"data", "out"}
 
     def kill(reason: str) -> None:
@@ -446,7 +448,7 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                 zyg._kill()
 
     def handle(frame: bytes) -> None:
-        nonlocal current, done, cell_deadline
+        nonlocal current, done, cell_deadline, finished_at
         try:
             msg = json.loads(frame, parse_constant=_reject_constant)
             if type(msg) is not dict:
@@ -475,6 +477,8 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                         _flag(flags, f)
                 current = None
                 cell_deadline = float("inf")
+                if len(ends) == len(cells) and finished_at is None:
+                    finished_at = time.monotonic()
             elif t == "record":
                 key, cell = msg.get("key"), msg.get("cell")
                 info = by_index.get(cell)
@@ -496,6 +500,7 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                     _flag(flags, m[:200])
             elif t == "done":
                 done = True
+                finished_at = finished_at or time.monotonic()
             else:
                 raise _Bad("unknown frame")
         except (_Bad, ValueError, TypeError, RecursionError):
@@ -505,7 +510,11 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
         while True:
             now = time.monotonic()
             if kill_sent_at is None:
-                if now > nb_deadline:
+                if finished_at is not None:
+                    # all work is in: a slow exit on a loaded machine is not a timeout
+                    if now > finished_at + EXIT_GRACE_S:
+                        kill("exit")
+                elif now > nb_deadline:
                     kill("notebook")
                 elif now > cell_deadline:
                     kill("cell")
@@ -514,7 +523,8 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                 break
             if exit_code is not None and (not open_fds or now - (exit_seen_at or now) > 1.0):
                 break
-            wait = min(x for x in (nb_deadline, cell_deadline, now + 0.5)) - now
+            wait = min(nb_deadline if finished_at is None else now + 0.5,
+                       cell_deadline, now + 0.5) - now
             for key, _ in sel.select(timeout=max(wait, 0.01)):
                 if key.data == "data":
                     chunk = os.read(data_r, 1 << 20)
@@ -580,6 +590,8 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
         _flag(flags, "timeout")
     if killed_for == "notebook":
         _flag(flags, "notebook timeout")
+    if killed_for == "exit":
+        _flag(flags, "the notebook process did not exit after its last cell")
     if not done and killed_for is None:
         if exit_code is not None and exit_code < 0:
             _flag(flags, f"kernel died (signal {-exit_code})")
