@@ -43,6 +43,7 @@ from typing import Any
 import nbformat
 import numpy as np
 
+from grader.dbretry import redact
 from grader.gradebook import (
     REPO,
     Course,
@@ -815,7 +816,7 @@ def main(args) -> int:
                         sandbox=sandbox, force=args.force, progress=not args.quiet,
                         scheduler=getattr(args, "scheduler", None))
     print(f"graded {len(summary.graded)} submission(s), skipped {len(summary.skipped)} already "
-          f"graded, in {summary.seconds:.1f} s; gradebook: {course.db_url}")
+          f"graded, in {summary.seconds:.1f} s; gradebook: {redact(course.db_url)}")
     for (s, a), flags in sorted(summary.flagged.items()):
         for f in flags:
             print(f"  flag {s}/{a}: {f}")

@@ -174,16 +174,20 @@ def test_two_graders_share_one_postgres_gradebook(postgres, tmp_path):
     students = sorted(deserved)
     halves = [students[0::2], students[1::2]]
     db = postgres.create_database("two_graders")
+    # the first grader's URL carries a password (trust auth ignores it): it must never be printed
+    with_password = db.replace("postgres@", "postgres:s3cret-pw@", 1)
+    assert with_password != db
     procs = []
-    for half in halves:
+    for url, half in zip((with_password, db), halves, strict=True):
         args = [a for s in half for a in ("--student", s)]
-        procs.append(subprocess.Popen(gbatch.autograde_cmd(tmp_path, db, "--jobs", "1", *args),
+        procs.append(subprocess.Popen(gbatch.autograde_cmd(tmp_path, url, "--jobs", "1", *args),
                                       cwd=ROOT, env=gbatch.env(), stdout=subprocess.PIPE,
                                       stderr=subprocess.STDOUT, text=True))
     for p in procs:
         out, _ = p.communicate(timeout=300)
         assert p.returncode == 0, out[-4000:]
         assert "graded 6 submission(s)" in out, out[-2000:]
+        assert "s3cret-pw" not in out, out[-2000:]
     got = gbatch.scores(db)
     assert {s: v[0] for s, v in got.items()} == deserved, got
     assert all(v[1] == 3.0 and set(v[3]) == {"test_double", "test_raises"} for v in got.values())
