@@ -57,9 +57,19 @@ def _require(cond: bool, msg: str) -> None:
         raise ValueError(msg)
 
 
-def _check_arrays(input: Any, weight: Any, bias: Any, op: str) -> None:
+def _check_arrays(input: Any, weight: Any, bias: Any) -> None:
     backend.check_same_kind(input=input, weight=weight, bias=bias)
     backend.check_float_dtypes(input=input, weight=weight, bias=bias)
+
+
+class _Shaped:
+    """Just the ``shape`` and ``ndim`` of an array: the geometric rules need nothing else."""
+
+    def __init__(self, shape: tuple[int, ...]) -> None:
+        self.shape, self.ndim = shape, len(shape)
+
+
+def _check_ndims(input: Any, weight: Any, op: str) -> None:
     _require(weight.ndim >= 3,
              f"weight must have shape (C_in, C_out/groups, *kernel) with at least one spatial "
              f"dimension for {op}, got weight.shape={tuple(weight.shape)}")
@@ -68,6 +78,15 @@ def _check_arrays(input: Any, weight: Any, bias: Any, op: str) -> None:
              f"input must have {nsp + 2} dims (N, C, *spatial) or {nsp + 1} dims (C, *spatial) to "
              f"match a weight with {nsp} spatial dims, got input.shape={tuple(input.shape)} and "
              f"weight.shape={tuple(weight.shape)}")
+
+
+def _hashable(value: Any) -> Any:
+    """A list of ints becomes a tuple so a call can be looked up in the cache."""
+    return tuple(value) if isinstance(value, list) else value
+
+
+def _shape_key(*arrays: Any) -> tuple:
+    return tuple(None if a is None else tuple(int(v) for v in a.shape) for a in arrays)
 
 
 def _geometry(weight: Any, stride: IntOrTuple, padding: IntOrTuple, output_padding: IntOrTuple,
@@ -96,60 +115,104 @@ def _geometry(weight: Any, stride: IntOrTuple, padding: IntOrTuple, output_paddi
     return geo
 
 
-def _batched(input: Any, nsp: int) -> tuple[Any, bool]:
-    if input.ndim == nsp + 1:
-        return input[None, ...], False
-    return input, True
+_CACHE: dict[tuple, tuple[Geometry, bool]] = {}
+_CACHE_SIZE = 1024
+
+
+def _types(value: Any) -> Any:
+    return tuple(map(type, value)) if isinstance(value, tuple) else type(value)
+
+
+def _cached(rules: Any, shapes: tuple, args: tuple) -> tuple[Geometry, bool]:
+    """``rules(*shapes, *args)``, memoised on hashable arguments and their exact types (so
+    ``True`` or ``2.0`` never pass as a cached ``1`` or ``2``). Only calls that pass are cached:
+    every bad call still raises its own message."""
+    args = tuple(_hashable(a) for a in args)
+    key = (rules, shapes, args, tuple(_types(a) for a in args))
+    try:
+        return _CACHE[key]
+    except TypeError:                                  # unhashable arguments: no cache
+        return rules(*shapes, *args)
+    except KeyError:
+        pass
+    result = rules(*shapes, *args)
+    if len(_CACHE) >= _CACHE_SIZE:
+        _CACHE.clear()
+    _CACHE[key] = result
+    return result
 
 
 def check_transpose(input: Any, weight: Any, bias: Any, stride: IntOrTuple, padding: IntOrTuple,
                     output_padding: IntOrTuple, groups: int, dilation: IntOrTuple
                     ) -> tuple[Any, Geometry, bool]:
     """Validate a ``conv_transpose`` call. Returns (batched input, geometry, was_batched)."""
-    _check_arrays(input, weight, bias, "conv_transpose")
+    _check_arrays(input, weight, bias)
+    geo, batched = _cached(_transpose_rules, _shape_key(input, weight, bias),
+                           (stride, padding, output_padding, groups, dilation))
+    return (input if batched else input[None, ...]), geo, batched
+
+
+def _transpose_rules(in_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                     b_shape: tuple[int, ...] | None, stride: IntOrTuple, padding: IntOrTuple,
+                     output_padding: IntOrTuple, groups: int, dilation: IntOrTuple
+                     ) -> tuple[Geometry, bool]:
+    input, weight = _Shaped(in_shape), _Shaped(w_shape)
+    _check_ndims(input, weight, "conv_transpose")
     geo = _geometry(weight, stride, padding, output_padding, groups, dilation)
     for o, s, d in zip(geo.output_padding, geo.stride, geo.dilation, strict=True):
         _require(o < max(s, d),
                  f"output_padding must be smaller than max(stride, dilation) in every dimension, "
                  f"got output_padding={geo.output_padding}, stride={geo.stride}, "
                  f"dilation={geo.dilation}")
-    x, batched = _batched(input, geo.ndim)
-    c_in, c_out_g = int(weight.shape[0]), int(weight.shape[1])
+    batched = input.ndim == geo.ndim + 2
+    x = input if batched else _Shaped((1,) + in_shape)
+    c_in, c_out_g = w_shape[0], w_shape[1]
     _require(c_in % groups == 0,
              f"groups must divide the input channels: weight.shape[0]={c_in} (C_in) is not "
              f"divisible by groups={groups}")
-    _require(int(x.shape[1]) == c_in,
-             f"input has {int(x.shape[1])} channels but weight.shape[0] (C_in) is {c_in}; "
+    _require(x.shape[1] == c_in,
+             f"input has {x.shape[1]} channels but weight.shape[0] (C_in) is {c_in}; "
              f"conv_transpose weights are laid out (C_in, C_out/groups, *kernel)")
-    _check_bias(bias, c_out_g * groups)
+    _check_bias(b_shape, c_out_g * groups)
     _check_spatial(x, geo, transposed=True)
-    return x, geo, batched
+    return geo, batched
 
 
 def check_conv(input: Any, weight: Any, bias: Any, stride: IntOrTuple, padding: IntOrTuple,
                dilation: IntOrTuple, groups: int) -> tuple[Any, Geometry, bool]:
     """Validate a forward ``conv`` call. Returns (batched input, geometry, was_batched)."""
-    _check_arrays(input, weight, bias, "conv")
+    _check_arrays(input, weight, bias)
+    geo, batched = _cached(_conv_rules, _shape_key(input, weight, bias),
+                           (stride, padding, dilation, groups))
+    return (input if batched else input[None, ...]), geo, batched
+
+
+def _conv_rules(in_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                b_shape: tuple[int, ...] | None, stride: IntOrTuple, padding: IntOrTuple,
+                dilation: IntOrTuple, groups: int) -> tuple[Geometry, bool]:
+    input, weight = _Shaped(in_shape), _Shaped(w_shape)
+    _check_ndims(input, weight, "conv")
     geo = _geometry(weight, stride, padding, 0, groups, dilation)
-    x, batched = _batched(input, geo.ndim)
-    c_out, c_in_g = int(weight.shape[0]), int(weight.shape[1])
+    batched = input.ndim == geo.ndim + 2
+    x = input if batched else _Shaped((1,) + in_shape)
+    c_out, c_in_g = w_shape[0], w_shape[1]
     _require(c_out % groups == 0,
              f"groups must divide the output channels: weight.shape[0]={c_out} (C_out) is not "
              f"divisible by groups={groups}")
-    _require(int(x.shape[1]) == c_in_g * groups,
-             f"input has {int(x.shape[1])} channels but weight expects C_in = "
+    _require(x.shape[1] == c_in_g * groups,
+             f"input has {x.shape[1]} channels but weight expects C_in = "
              f"weight.shape[1] * groups = {c_in_g} * {groups} = {c_in_g * groups}; "
              f"conv weights are laid out (C_out, C_in/groups, *kernel)")
-    _check_bias(bias, c_out)
+    _check_bias(b_shape, c_out)
     _check_spatial(x, geo, transposed=False)
-    return x, geo, batched
+    return geo, batched
 
 
-def _check_bias(bias: Any, c_out: int) -> None:
-    if bias is None:
+def _check_bias(b_shape: tuple[int, ...] | None, c_out: int) -> None:
+    if b_shape is None:
         return
-    _require(tuple(bias.shape) == (c_out,),
-             f"bias must have shape (C_out,) = ({c_out},), got bias.shape={tuple(bias.shape)}")
+    _require(b_shape == (c_out,),
+             f"bias must have shape (C_out,) = ({c_out},), got bias.shape={b_shape}")
 
 
 def _check_spatial(x: Any, geo: Geometry, transposed: bool) -> None:

@@ -21,6 +21,11 @@ def is_torch(x: Any) -> bool:
     return array_api_compat.is_torch_array(x)
 
 
+def on_gpu(x: Any) -> bool:
+    """A torch tensor on an accelerator: kernel launches, not memory traffic, set the pace."""
+    return is_torch(x) and x.device.type != "cpu"
+
+
 def namespace(*arrays: Any) -> Any:
     """The array-API namespace shared by ``arrays`` (``None`` entries are ignored)."""
     return array_api_compat.array_namespace(*(a for a in arrays if a is not None))
@@ -68,6 +73,18 @@ def check_float_dtypes(**arrays: Any) -> None:
 def zeros(xp: Any, like: Any, shape: tuple[int, ...]) -> Any:
     """Zeros with ``like``'s dtype and device."""
     return xp.zeros(shape, dtype=like.dtype, device=array_api_compat.device(like))
+
+
+def multiply_add(target: Any, a: Any, b: Any, scratch: Any = None) -> None:
+    """``target += a * b`` in place: ``addcmul_`` on torch (no temporary); on NumPy the product
+    goes through ``scratch`` (shaped like ``a * b``) when one is given."""
+    if is_torch(target):
+        target.addcmul_(a, b)
+    elif scratch is not None:
+        np.multiply(a, b, out=scratch)
+        target += scratch
+    else:
+        target += a * b
 
 
 def group_view(x: Any, groups: int) -> Any:

@@ -66,3 +66,77 @@ def test_auto_picks_the_fast_path() -> None:
 
     _, geo, _ = check_transpose(x, w, None, 2, 1, 0, 1, 1)
     assert tconv_lib.choose_method(x, w, geo) == "col2im"
+
+
+# Depthwise geometries for col2im's per-tap path: channel multiplier > 1, kernels smaller than
+# the stride (phases without a tap), dilation, output_padding, 1-D and 3-D.
+DEPTHWISE = [
+    # (spatial, groups, mult, kernel, stride, padding, output_padding, dilation)
+    ((7, 6), 5, 1, 4, 2, 1, 0, 1),
+    ((5, 4), 3, 2, (3, 2), (2, 3), (1, 0), (1, 2), 1),
+    ((6,), 4, 3, 2, 3, 0, 2, 1),
+    ((5, 5), 4, 1, 3, 2, 2, 1, 2),
+    ((3, 4, 3), 2, 2, 2, 2, 0, 1, 1),
+    ((4, 4), 6, 1, 1, 3, 1, 0, 1),
+]
+
+
+@pytest.mark.parametrize("blocked", [False, True], ids=["one-block", "one-group-per-block"])
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("case", DEPTHWISE, ids=str)
+def test_depthwise_per_tap_path(case, backend: str, blocked: bool, monkeypatch) -> None:
+    from tconv_lib.methods import _depthwise
+
+    if blocked:  # a budget of one byte: every block holds a single group
+        monkeypatch.setattr(_depthwise, "PLANE_BLOCK_BYTES", 1)
+        monkeypatch.setattr(_depthwise, "PLANE_BLOCK_BYTES_NUMPY", 1)
+    spatial, g, mult, k, s, p, op, d = case
+    nd = len(spatial)
+    kernel = (k,) * nd if isinstance(k, int) else k
+    gen = torch.Generator().manual_seed(3)
+    x = torch.randn((2, g) + spatial, generator=gen, dtype=torch.float64)
+    w = torch.randn((g, mult) + kernel, generator=gen, dtype=torch.float64)
+    expected = getattr(F, f"conv_transpose{nd}d")(x, w, None, s, p, op, g, d)
+    if backend == "numpy":
+        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
+            x.numpy(), w.numpy(), None, s, p, op, g, d, method="col2im")))
+    else:
+        got = tconv_lib.conv_transpose(x, w, None, s, p, op, g, d, method="col2im")
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("shape", [small(s) for s in SUITE], ids=lambda s: s.name)
+def test_gpu_code_paths_on_cpu_tensors(shape: Shape, monkeypatch) -> None:
+    """The paths col2im takes on a GPU (``fold`` for 1-D/2-D, one permuted pixel-shuffle copy,
+    one depthwise block), run on CPU tensors by pretending the CPU is a GPU."""
+    from tconv_lib import backend
+
+    monkeypatch.setattr(backend, "on_gpu", backend.is_torch)
+    gen = torch.Generator().manual_seed(4)
+    x = torch.randn((shape.n, shape.c_in) + shape.spatial, generator=gen, dtype=torch.float64)
+    w = torch.randn((shape.c_in, shape.c_out // shape.groups) + (shape.kernel,) * shape.ndim,
+                    generator=gen, dtype=torch.float64)
+    args = (shape.stride, shape.padding, shape.output_padding, shape.groups, shape.dilation)
+    expected = getattr(F, f"conv_transpose{shape.ndim}d")(x, w, None, *args)
+    torch.testing.assert_close(tconv_lib.conv_transpose(x, w, None, *args), expected,
+                               rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(tconv_lib.conv_transpose(x[0], w, None, *args), expected[0],
+                               rtol=1e-10, atol=1e-10)
+
+
+def test_gpu_path_without_fold_when_output_padding_reaches_the_stride(monkeypatch) -> None:
+    """``output_padding >= stride`` (allowed when ``dilation > stride``) adds a block row that
+    ``fold`` cannot express: the GPU path must fall back to the block adds."""
+    from tconv_lib import backend
+    from tconv_lib._args import check_transpose
+    from tconv_lib.methods import col2im
+
+    monkeypatch.setattr(backend, "on_gpu", backend.is_torch)
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn((2, 3, 5, 4), generator=gen, dtype=torch.float64)
+    w = torch.randn((3, 2, 3, 2), generator=gen, dtype=torch.float64)
+    args = ((1, 2), (1, 0), (1, 1), 1, (2, 3))          # op 1 >= stride 1 on the first axis
+    assert not col2im.use_fold(x, check_transpose(x, w, None, *args)[1])
+    assert col2im.use_fold(x, check_transpose(x, w, None, 2, 1, 1, 1, 2)[1])
+    torch.testing.assert_close(tconv_lib.conv_transpose(x, w, None, *args),
+                               F.conv_transpose2d(x, w, None, *args), rtol=1e-10, atol=1e-10)

@@ -120,3 +120,21 @@ def test_empty_batch_is_allowed_like_pytorch() -> None:
     x = np.zeros((0, 4, 5, 5))
     y = tconv_lib.conv_transpose(x, W, B, stride=2)
     assert y.shape == tuple(_call_torch(dict(input=x, stride=2)).shape) == (0, 3, 11, 11)
+
+
+def test_the_validation_cache_never_lets_a_bad_argument_through():
+    """Checks are memoised on shapes and arguments; a good call must not vouch for a bad one
+    that compares equal to it (``True == 1``, ``2.0 == 2``)."""
+    good = tconv_lib.conv_transpose(X, W, B, stride=2, groups=1)
+    np.testing.assert_array_equal(tconv_lib.conv_transpose(X, W, B, stride=[2, 2]), good)
+    with pytest.raises(TypeError, match="stride"):
+        tconv_lib.conv_transpose(X, W, B, stride=2.0, groups=1)
+    with pytest.raises(TypeError, match="groups"):
+        tconv_lib.conv_transpose(X, W, B, stride=2, groups=True)
+    with pytest.raises((TypeError, ValueError), match="stride"):
+        tconv_lib.conv_transpose(X, W, B, stride=(2, 2.0), groups=1)
+    with pytest.raises(ValueError, match="bias"):  # same input and weight, other bias shape
+        tconv_lib.conv_transpose(X, W, R.standard_normal(4), stride=2)
+    tconv_lib.conv(X, np.ones((3, 4, 3, 3)), None, 1, 1)
+    with pytest.raises(TypeError, match="padding"):
+        tconv_lib.conv(X, np.ones((3, 4, 3, 3)), None, 1, 1.0)

@@ -26,3 +26,22 @@ def crop(canvas: Any, spatial: tuple[int, ...], geo: Geometry) -> Any:
 
 def spatial_of(x: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in x.shape[2:])
+
+
+def phase_window(residue: tuple[int, ...], blocks: tuple[int, ...], out: tuple[int, ...],
+                 geo: Geometry) -> tuple[tuple[slice, ...], tuple[slice, ...]] | None:
+    """Where phase plane ``residue`` lands in the cropped output: ``(dst, src)`` slices of the
+    spatial axes, or ``None`` when ``padding`` crops the whole phase away.
+
+    Plane row ``q`` is canvas position ``q*s + r``, i.e. output position ``q*s + r - p``.
+    """
+    dst, src = [], []
+    for r, s, p, o, q in zip(residue, geo.stride, geo.padding, out, blocks, strict=True):
+        first = max(0, -((r - p) // s))                       # ceil((p - r) / s), at least 0
+        last = min(q - 1, (o - 1 + p - r) // s)
+        if last < first:
+            return None
+        start = first * s + r - p
+        dst.append(slice(start, start + (last - first) * s + 1, s))
+        src.append(slice(first, last + 1))
+    return tuple(dst), tuple(src)

@@ -16,8 +16,9 @@ im2col convolution), and it is tconv_lib's fast path on the CPU:
   view, never a copy;
 - when the taps tile the output exactly (``k == s``, ``d == 1``, ``output_padding == 0``, e.g.
   the U-Net ``k=2, s=2`` up-convolution) the columns *are* the phase planes: GEMM + one copy;
-- with one input channel per group (depthwise) the GEMM is an outer product, done per block as
-  a broadcast multiply.
+- with one input channel per group (depthwise) the GEMM is an outer product: there is nothing
+  to reduce, so :mod:`._depthwise` does one fused multiply-add per tap into cache-sized blocks
+  of phase planes instead.
 
 The column buffer holds :math:`\prod k \cdot C_{out} \cdot N \prod i` values.
 """
@@ -30,7 +31,8 @@ from typing import Any
 
 from .. import backend
 from .._args import Geometry
-from ._canvas import output_shape, spatial_of
+from . import _depthwise
+from ._canvas import output_shape, phase_window, spatial_of
 
 # Below this many input positions per sample, one GEMM over the whole batch (after moving the
 # channel axis first) beats one GEMM per sample.
@@ -79,35 +81,21 @@ def tiles_output_once(geo: Geometry) -> bool:
         geo.kernel, geo.stride, geo.dilation, geo.output_padding, strict=True))
 
 
-def outer_product_block(x: Any, weight: Any, taps: tuple[slice, ...], groups: int) -> Any:
-    """The painted block of some taps when each group has ONE input channel (depthwise).
-
-    The GEMM then has inner dimension 1: it is an outer product, i.e. a broadcast multiply.
-    Done per block of taps, the ``prod(k)``-fold column buffer is never held whole.
-    Returns ``(g, C_out/g, T_1, ..., T_D, N, i_1, ..., i_D)`` like a slice of the columns.
-    """
-    xp = backend.namespace(x, weight)
-    nd = len(taps)
-    w = weight[(slice(None), slice(None)) + taps]                  # (g, C_out/g, T_1, ..., T_D)
-    w = xp.reshape(w, tuple(w.shape) + (1,) * (1 + nd))
-    xs = xp.permute_dims(x, (1, 0) + tuple(range(2, 2 + nd)))      # (g, N, i_1, ..., i_D)
-    xs = xp.reshape(xs, (groups, 1) + (1,) * nd + tuple(xs.shape[1:]))
-    return xs * w
-
-
 def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     xp = backend.namespace(x, weight)
     n, g, c_out_g = int(x.shape[0]), geo.groups, int(weight.shape[1])
     spatial = spatial_of(x)
-    depthwise = int(weight.shape[0]) == g
-    cols = None if depthwise else xp.reshape(all_taps_gemm(x, weight, g),
-                                             (g, c_out_g) + geo.kernel + (n,) + spatial)
     # Phase planes: canvas position q*s + r of each axis lives at plane r, row q. Every block of
     # taps then adds whole contiguous rows; one pixel-shuffle copy interleaves the planes at
     # the end.
     blocks = tuple(i - 1 + -(-(d * (k - 1) + 1 + op) // s) for i, k, s, d, op in zip(
         spatial, geo.kernel, geo.stride, geo.dilation, geo.output_padding, strict=True))
-    if tiles_output_once(geo) and cols is not None:
+    if int(weight.shape[0]) == g:                   # depthwise: the GEMM is an outer product
+        return _depthwise.conv_transpose(x, weight, geo, blocks, output_shape(spatial, geo))
+    if use_fold(x, geo):
+        return fold(x, weight, geo, output_shape(spatial, geo))
+    cols = xp.reshape(all_taps_gemm(x, weight, g), (g, c_out_g) + geo.kernel + (n,) + spatial)
+    if tiles_output_once(geo):
         planes = cols                                   # each tap is exactly one phase plane
     else:
         planes = xp.zeros((g, c_out_g) + geo.stride + (n,) + blocks, dtype=x.dtype,
@@ -120,11 +108,37 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
                             + (slice(None),)
                             + tuple(slice(m, m + i) for (m, _, _), i in zip(combo, spatial,
                                                                              strict=True))]
-            if cols is None:
-                target += outer_product_block(x, weight, taps, g)
-            else:
-                target += cols[(slice(None), slice(None)) + taps]
+            target += cols[(slice(None), slice(None)) + taps]
     return pixel_shuffle(planes, blocks, output_shape(spatial, geo), geo)
+
+
+def use_fold(x: Any, geo: Geometry) -> bool:
+    """On a GPU, 1-D and 2-D problems hand the scatter-add to torch's col2im kernel (``fold``).
+
+    There, each extra kernel launch costs about as much as the arithmetic of a whole layer, and
+    the block adds and phase copies above are ~10 launches. ``fold`` needs one block per input
+    position, i.e. ``output_padding < stride`` (always true unless ``dilation > stride``).
+    """
+    return (backend.on_gpu(x) and geo.ndim <= 2
+            and all(op < s for op, s in zip(geo.output_padding, geo.stride, strict=True)))
+
+
+def fold(x: Any, weight: Any, geo: Geometry, out: tuple[int, ...]) -> Any:
+    """GEMM, then ``torch.nn.functional.fold`` sums each column into its ``k``-window of the
+    canvas at stride ``s`` and crops ``padding``: exactly the col2im step, in one kernel."""
+    import torch
+
+    n, g = int(x.shape[0]), geo.groups
+    c_in, c_out_g = int(weight.shape[0]), int(weight.shape[1])
+    k_total = math.prod(geo.kernel)
+    w_t = weight.reshape(g, c_in // g, c_out_g * k_total).transpose(1, 2)
+    cols = torch.matmul(w_t, backend.group_view(x, g))          # (N, g, C_out/g * K, P)
+    pad1 = (lambda v: (1, *v)) if geo.ndim == 1 else (lambda v: v)   # 1-D as a 1 x L image
+    y = torch.nn.functional.fold(
+        cols.reshape(n, g * c_out_g * k_total, -1), pad1(out), pad1(geo.kernel),
+        dilation=pad1(geo.dilation), padding=(0, *geo.padding) if geo.ndim == 1 else geo.padding,
+        stride=pad1(geo.stride))
+    return y.reshape((n, g * c_out_g) + out)
 
 
 # For small strides, one strided copy per phase plane (contiguous reads, writes s apart) beats
@@ -142,7 +156,7 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
     xp = backend.namespace(planes)
     nd = geo.ndim
     g, c, n = int(planes.shape[0]), int(planes.shape[1]), int(planes.shape[2 + nd])
-    if max(geo.stride) > _MAX_PLANE_STRIDE:
+    if max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(planes):  # a GPU: one copy
         order = (2 + nd, 0, 1) + tuple(v for a in range(nd) for v in (3 + nd + a, 2 + a))
         y = xp.reshape(xp.permute_dims(planes, order), (n, g * c) + tuple(
             q * s for q, s in zip(blocks, geo.stride, strict=True)))
@@ -152,16 +166,9 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
                  device=backend.array_api_compat.device(planes))
     to_nc = (2, 0, 1) + tuple(range(3, 3 + nd))             # (g, c, n, q...) -> (n, g, c, q...)
     for residue in itertools.product(*(range(s) for s in geo.stride)):
-        dst, src = [], []
-        for r, s, p, o, q in zip(residue, geo.stride, geo.padding, out, blocks, strict=True):
-            first = max(0, -((r - p) // s))                   # ceil((p - r) / s), at least 0
-            last = min(q - 1, (o - 1 + p - r) // s)
-            if last < first:
-                break
-            start = first * s + r - p
-            dst.append(slice(start, start + (last - first) * s + 1, s))
-            src.append(slice(first, last + 1))
-        else:
-            plane = planes[(slice(None), slice(None)) + residue + (slice(None),) + tuple(src)]
-            y[(Ellipsis,) + tuple(dst)] = xp.permute_dims(plane, to_nc)
+        window = phase_window(residue, blocks, out, geo)
+        if window is not None:
+            dst, src = window
+            plane = planes[(slice(None), slice(None)) + residue + (slice(None),) + src]
+            y[(Ellipsis,) + dst] = xp.permute_dims(plane, to_nc)
     return xp.reshape(y, (n, g * c) + out)
