@@ -27,6 +27,17 @@ def small(shape: Shape) -> Shape:
                    spatial=tuple(3 + a for a in range(len(shape.spatial))))
 
 
+def problem(shape: Shape, seed: int, batched: bool = True):
+    """Random float64 input and weight of ``shape``, its arguments, and PyTorch's output."""
+    gen = torch.Generator().manual_seed(seed)
+    lead = (shape.n, shape.c_in) if batched else (shape.c_in,)
+    x = torch.randn(lead + shape.spatial, generator=gen, dtype=torch.float64)
+    w = torch.randn((shape.c_in, shape.c_out // shape.groups) + (shape.kernel,) * shape.ndim,
+                    generator=gen, dtype=torch.float64)
+    args = (shape.stride, shape.padding, shape.output_padding, shape.groups, shape.dilation)
+    return x, w, args, getattr(F, f"conv_transpose{shape.ndim}d")(x, w, None, *args)
+
+
 @pytest.mark.parametrize("method", ["auto", *tconv_lib.METHODS])
 @pytest.mark.parametrize("shape", [small(s) for s in SUITE], ids=lambda s: s.name)
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
@@ -49,12 +60,7 @@ def test_suite_geometry_matches_torch(shape: Shape, method: str, backend: str) -
 
 @pytest.mark.parametrize("shape", [small(s) for s in SUITE[:4]], ids=lambda s: s.name)
 def test_unbatched_fast_path(shape: Shape) -> None:
-    gen = torch.Generator().manual_seed(2)
-    x = torch.randn((shape.c_in,) + shape.spatial, generator=gen, dtype=torch.float64)
-    w = torch.randn((shape.c_in, shape.c_out // shape.groups) + (shape.kernel,) * shape.ndim,
-                    generator=gen, dtype=torch.float64)
-    args = (shape.stride, shape.padding, shape.output_padding, shape.groups, shape.dilation)
-    expected = getattr(F, f"conv_transpose{shape.ndim}d")(x, w, None, *args)
+    x, w, args, expected = problem(shape, 2, batched=False)
     torch.testing.assert_close(tconv_lib.conv_transpose(x, w, None, *args), expected,
                                rtol=1e-10, atol=1e-10)
 
@@ -112,12 +118,7 @@ def test_gpu_code_paths_on_cpu_tensors(shape: Shape, monkeypatch) -> None:
     from tconv_lib import backend
 
     monkeypatch.setattr(backend, "on_gpu", backend.is_torch)
-    gen = torch.Generator().manual_seed(4)
-    x = torch.randn((shape.n, shape.c_in) + shape.spatial, generator=gen, dtype=torch.float64)
-    w = torch.randn((shape.c_in, shape.c_out // shape.groups) + (shape.kernel,) * shape.ndim,
-                    generator=gen, dtype=torch.float64)
-    args = (shape.stride, shape.padding, shape.output_padding, shape.groups, shape.dilation)
-    expected = getattr(F, f"conv_transpose{shape.ndim}d")(x, w, None, *args)
+    x, w, args, expected = problem(shape, 4)
     torch.testing.assert_close(tconv_lib.conv_transpose(x, w, None, *args), expected,
                                rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(tconv_lib.conv_transpose(x[0], w, None, *args), expected[0],
