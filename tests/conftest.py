@@ -6,23 +6,17 @@ import os
 from pathlib import Path
 
 import pytest
+from skips import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
 BOOK_HTML = ROOT / "_build" / "html"
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
 
 
 @pytest.fixture(scope="session")
 def built_book() -> Path:
     """``_build/html``; skipped when the book is not built (``make test`` builds it first)."""
     if not (BOOK_HTML / "index.html").is_file():
-        msg = f"the book is not built ({BOOK_HTML} missing): run `make book` first"
-        if in_ci():
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail(f"the book is not built ({BOOK_HTML} missing): run `make book` first")
     return BOOK_HTML
 
 

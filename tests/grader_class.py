@@ -9,12 +9,12 @@ should pass), never from the grader's output. Typical mistakes come from ``solut
 from __future__ import annotations
 
 import copy
-import os
 import re
 from dataclasses import dataclass
 from pathlib import Path
 
 import nbformat
+from skips import in_ci
 
 REPO = Path(__file__).resolve().parent.parent
 
@@ -24,7 +24,7 @@ def sandbox_args() -> list[str]:
     from grader.sandbox import available
 
     ok, _ = available()
-    if ok or os.environ.get("CI", "").lower() == "true":
+    if ok or in_ci():
         return []
     return ["--unsafe-no-sandbox"]
 

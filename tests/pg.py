@@ -29,6 +29,7 @@ import time
 from pathlib import Path
 
 import pytest
+from skips import skip_or_fail
 
 PG_USER = "tconvpg"
 
@@ -147,16 +148,11 @@ class PostgresServer:
 def server_or_skip() -> PostgresServer:
     """Start a server, or skip the test (fail under CI) when PostgreSQL is not installed."""
     if find_bindir() is None:
-        msg = "PostgreSQL not installed (scripts/sysdeps.sh installs Debian's postgresql)"
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(msg + " but CI=true")
-        pytest.skip(msg)
+        skip_or_fail("PostgreSQL not installed (scripts/sysdeps.sh installs Debian's postgresql)")
     try:
         import psycopg  # noqa: F401
     except ImportError:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            raise
-        pytest.skip("psycopg not installed (pip install -e '.[cluster]')")
+        skip_or_fail("psycopg not installed (pip install -e '.[cluster]')")
     return PostgresServer()
 
 

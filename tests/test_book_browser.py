@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from skips import skip_or_fail
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("book-browser")]
 
@@ -41,11 +42,9 @@ FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-
 def _need_browser() -> None:
     missing = [p for p in (CHROMIUM, CHROMEDRIVER) if not os.path.exists(p)]
     if missing:
-        msg = (f"headless browser test needs Debian's chromium and chromium-driver; missing "
-               f"{missing} (apt-get install chromium chromium-driver, or scripts/sysdeps.sh)")
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(msg)
-        pytest.skip(msg)
+        skip_or_fail(f"headless browser test needs Debian's chromium and chromium-driver; "
+                     f"missing {missing} (apt-get install chromium chromium-driver, or "
+                     f"scripts/sysdeps.sh)")
     pytest.importorskip("selenium")
 
 

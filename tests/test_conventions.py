@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import itertools
-import os
 
 import numpy as np
 import pytest
@@ -12,12 +11,13 @@ import torch.nn.functional as F
 
 from tconv_lib import conventions as cv
 from tests.oracle import torch_conv_transpose
+from tests.skips import in_ci
 
 R = np.random.default_rng(0)
 
 
 def _jax():
-    if os.environ.get("CI"):
+    if in_ci():
         import jax  # CI installs the [jax] extra: a missing JAX is a failure there
     else:
         jax = pytest.importorskip("jax")

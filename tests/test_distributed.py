@@ -17,6 +17,7 @@ import time
 import gradingbatch as gbatch
 import pytest
 from pg import postgres_fixture  # noqa: F401  (the `postgres` fixture: a throwaway server)
+from skips import need_sandbox
 
 pytestmark = pytest.mark.xdist_group("cluster")
 
@@ -24,19 +25,9 @@ distributed = pytest.importorskip("dask.distributed",
                                   reason="Dask is not installed (pip install -e '.[cluster]')")
 
 
-def _need_sandbox() -> None:
-    from grader.sandbox import available
-
-    ok, reason = available()
-    if not ok:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"the grading sandbox must work in CI: {reason}")
-        pytest.skip(f"no grading sandbox: {reason}")
-
-
 @pytest.fixture(scope="module")
 def cluster():
-    _need_sandbox()
+    need_sandbox()
     with distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
                                   dashboard_address=":0", host="127.0.0.1") as lc:
         with distributed.Client(lc) as client:
@@ -47,7 +38,7 @@ def cluster():
 @pytest.fixture(scope="module")
 def batch(tmp_path_factory):
     """The class, and its grades from the local process pool into SQLite (the reference)."""
-    _need_sandbox()
+    need_sandbox()
     root = tmp_path_factory.mktemp("class")
     course = root / "local"
     deserved = gbatch.make_course(course)

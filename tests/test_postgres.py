@@ -4,7 +4,6 @@ Runs against a real, throwaway PostgreSQL server (tests/pg.py)."""
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import textwrap
@@ -14,6 +13,7 @@ from pathlib import Path
 import gradingbatch as gbatch
 import pytest
 from pg import postgres_fixture  # noqa: F401  (the `postgres` fixture: a throwaway server)
+from skips import need_sandbox
 
 from grader import migrate
 from grader.dbretry import normalize_url, open_gradebook
@@ -162,13 +162,7 @@ def test_concurrent_writers_lose_no_rows(postgres, tmp_path):
 def test_two_graders_share_one_postgres_gradebook(postgres, tmp_path):
     """Two `tconv-grader autograde` processes, same course and assignment, different students,
     at the same time, into one new PostgreSQL gradebook: both finish and every row is right."""
-    from grader.sandbox import available
-
-    ok, reason = available()
-    if not ok:
-        if os.environ.get("CI", "").lower() in ("1", "true", "yes"):
-            pytest.fail(f"the grading sandbox must work in CI: {reason}")
-        pytest.skip(f"no grading sandbox: {reason}")
+    need_sandbox()
     mix = ["correct"] * 4 + ["triple"] * 3 + ["no_raise"] * 2 + ["not_done"] * 2 + ["os_exit"]
     deserved = gbatch.make_course(tmp_path, mix)
     students = sorted(deserved)

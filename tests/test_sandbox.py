@@ -6,13 +6,13 @@ bubblewrap works (always in CI, where scripts/sysdeps.sh installs it).
 
 from __future__ import annotations
 
-import os
 from pathlib import Path
 
 import nbformat
 import numpy as np
 import pytest
 from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
+from skips import need_sandbox
 
 from grader import sandbox as sb
 from grader.execute import Limits, decode_value, run_notebook
@@ -25,18 +25,6 @@ pytestmark = [pytest.mark.xdist_group("sandbox"),
 
 FAST = Limits(cell_timeout=3.0, notebook_timeout=30.0, memory_bytes=512 << 20,
               max_processes=32, max_output_bytes=64 << 10)
-
-
-def in_ci() -> bool:
-    return os.environ.get("CI", "").lower() in ("1", "true", "yes")
-
-
-def need_bwrap() -> None:
-    ok, why = sb.available()
-    if not ok:
-        if in_ci():
-            pytest.fail(f"the grading sandbox must work in CI: {why}")
-        pytest.skip(why)
 
 
 def grade_cell(src: str, gid: str):
@@ -55,7 +43,7 @@ def nb_of(*cells):
 @pytest.fixture(params=[False, True], ids=["plain", "bwrap"])
 def sandbox(request) -> bool:
     if request.param:
-        need_bwrap()
+        need_sandbox()
     return request.param
 
 
@@ -176,7 +164,7 @@ def test_sandbox_mounts_expose_no_repository(tmp_path: Path) -> None:
 
 
 def test_sandboxed_view_of_the_machine(tmp_path: Path) -> None:
-    need_bwrap()
+    need_sandbox()
     hidden = (str(Path(__file__).resolve().parents[1] / "solutions"), str(tmp_path))
     nb = nb_of(new_code_cell(
         "import os, socket\n"
@@ -203,7 +191,7 @@ def test_fixture_notebook_is_valid() -> None:
 
 def test_per_run_mode_for_unprivileged_users(tmp_path: Path, monkeypatch) -> None:
     """Without root: one bubblewrap per notebook in a user namespace (forced here as root)."""
-    need_bwrap()
+    need_sandbox()
     monkeypatch.setenv("TCONV_SANDBOX_MODE", "per-run")
     (tmp_path / "given.txt").write_text("x")
     nb = nb_of(new_code_cell("import os\nprint(os.getcwd(), os.listdir('.'))\n"
