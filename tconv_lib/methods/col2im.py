@@ -20,7 +20,8 @@ im2col convolution), and it is tconv_lib's fast path on the CPU:
   to reduce, so :mod:`._depthwise` does one fused multiply-add per tap into cache-sized blocks
   of phase planes instead.
 
-The column buffer holds :math:`\prod k \cdot C_{out} \cdot N \prod i` values.
+The column buffer holds :math:`\prod k \cdot C_{out} \cdot N \prod i` values; it and the phase
+planes live in a workspace reused across calls (:mod:`tconv_lib._workspace`).
 """
 
 from __future__ import annotations
@@ -29,7 +30,7 @@ import itertools
 import math
 from typing import Any
 
-from .. import backend
+from .. import _workspace, backend
 from .._args import Geometry
 from . import _depthwise
 from ._canvas import output_shape, phase_window, spatial_of
@@ -54,9 +55,10 @@ def all_taps_gemm(x: Any, weight: Any, groups: int) -> Any:
         # channel-major input (g, C_in/g, N*P): a free reshape when N == 1, else one input copy
         x_cm = xp.reshape(xp.permute_dims(backend.group_view(x, g), (1, 2, 0, 3)),
                           (g, c_in // g, n * positions))
-        cols = xp.matmul(w_t, x_cm)                                   # (g, C_out/g*K, N*P)
+        cols = _workspace.matmul(xp, w_t, x_cm, (g, c_out_g * k_total, n * positions), "cols")
         return xp.reshape(cols, (g, c_out_g, k_total, n, positions))
-    cols = xp.matmul(w_t[None], backend.group_view(x, g))            # (N, g, C_out/g*K, P)
+    cols = _workspace.matmul(xp, w_t[None], backend.group_view(x, g),    # (N, g, C_out/g*K, P)
+                             (n, g, c_out_g * k_total, positions), "cols")
     cols = xp.reshape(cols, (n, g, c_out_g, k_total, positions))
     return xp.permute_dims(cols, (1, 2, 3, 0, 4))
 
@@ -98,8 +100,8 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     if tiles_output_once(geo):
         planes = cols                                   # each tap is exactly one phase plane
     else:
-        planes = xp.zeros((g, c_out_g) + geo.stride + (n,) + blocks, dtype=x.dtype,
-                          device=backend.array_api_compat.device(x))
+        planes = _workspace.empty(xp, x, (g, c_out_g) + geo.stride + (n,) + blocks, "planes")
+        planes[...] = 0
         per_axis = [block_taps(k, s, d) for k, s, d in zip(geo.kernel, geo.stride,
                                                            geo.dilation, strict=True)]
         for combo in itertools.product(*per_axis):
@@ -158,10 +160,14 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
     g, c, n = int(planes.shape[0]), int(planes.shape[1]), int(planes.shape[2 + nd])
     if max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(planes):  # a GPU: one copy
         order = (2 + nd, 0, 1) + tuple(v for a in range(nd) for v in (3 + nd + a, 2 + a))
-        y = xp.reshape(xp.permute_dims(planes, order), (n, g * c) + tuple(
+        canvas = xp.reshape(xp.permute_dims(planes, order), (n, g * c) + tuple(
             q * s for q, s in zip(blocks, geo.stride, strict=True)))
-        return y[(Ellipsis,) + tuple(slice(p, p + o) for p, o in zip(geo.padding, out,
-                                                                      strict=True))]
+        y = xp.empty((n, g * c) + out, dtype=planes.dtype,
+                     device=backend.array_api_compat.device(planes))
+        # a fresh output: the planes may live in the reused workspace, and a reshape can be a view
+        y[...] = canvas[(Ellipsis,) + tuple(slice(p, p + o) for p, o in zip(geo.padding, out,
+                                                                              strict=True))]
+        return y
     y = xp.empty((n, g, c) + out, dtype=planes.dtype,
                  device=backend.array_api_compat.device(planes))
     to_nc = (2, 0, 1) + tuple(range(3, 3 + nd))             # (g, c, n, q...) -> (n, g, c, q...)
