@@ -376,10 +376,14 @@ def device_label(device: str, backend: str, threads: int, quick: bool) -> str:
 
 
 def set_threads(threads: int) -> Any:
-    """Same thread count for torch (intra-op) and NumPy's BLAS; returns the limiter to keep."""
+    """Same thread count for torch (intra-op), NumPy's BLAS and tconv_lib's NumPy passes;
+    returns the BLAS limiter to keep."""
     import torch
 
+    from . import _threads
+
     torch.set_num_threads(threads)
+    _threads.set_num_threads(threads)
     try:
         import threadpoolctl
 

@@ -95,7 +95,6 @@ def test_depthwise_per_tap_path(case, backend: str, blocked: bool, monkeypatch) 
 
     if blocked:  # a budget of one byte: every block holds a single group
         monkeypatch.setattr(_depthwise, "PLANE_BLOCK_BYTES", 1)
-        monkeypatch.setattr(_depthwise, "PLANE_BLOCK_BYTES_NUMPY", 1)
     spatial, g, mult, k, s, p, op, d = case
     nd = len(spatial)
     kernel = (k,) * nd if isinstance(k, int) else k

@@ -22,14 +22,12 @@ import itertools
 import math
 from typing import Any
 
-from .. import backend
+from .. import _threads, backend
 from .._args import Geometry
 from ._canvas import phase_window, spatial_of
 
-# Bytes of one phase plane per block of groups: about what a core's L2 cache holds (torch).
-# NumPy multiplies into a scratch buffer and then adds, two passes, so its blocks are smaller.
+# Bytes of one phase plane per block of groups: about what a core's L2 cache holds.
 PLANE_BLOCK_BYTES = 1 << 20
-PLANE_BLOCK_BYTES_NUMPY = 64 << 10
 
 
 def taps_by_phase(geo: Geometry) -> dict[tuple[int, ...], list[tuple[tuple[int, ...],
@@ -53,8 +51,7 @@ def block_size(x: Any, groups: int, mult: int, blocks: tuple[int, ...]) -> int:
     if backend.on_gpu(x):
         return groups
     per_group = int(x.shape[0]) * mult * math.prod(blocks) * x.dtype.itemsize
-    budget = PLANE_BLOCK_BYTES if backend.is_torch(x) else PLANE_BLOCK_BYTES_NUMPY
-    return max(1, min(groups, budget // max(per_group, 1)))
+    return max(1, min(groups, PLANE_BLOCK_BYTES // max(per_group, 1)))
 
 
 def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
@@ -67,28 +64,33 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
     b = block_size(x, g, mult, blocks)
     xg = xp.reshape(x, (n, g, 1) + spatial)
     y = xp.empty((n, g, mult) + out, dtype=x.dtype, device=device)
-    plane = xp.empty((n, b, mult) + blocks, dtype=x.dtype, device=device)
-    scratch = None if backend.is_torch(x) else xp.empty((n, b, mult) + spatial, dtype=x.dtype)
     phases = [(r, taps, phase_window(r, blocks, out, geo))
               for r, taps in taps_by_phase(geo).items()]
-    for g0 in range(0, g, b):
-        nb = min(g, g0 + b) - g0
-        xb, wb, pl = xg[:, g0:g0 + nb], weight[g0:g0 + nb], plane[:, :nb]
-        for _, taps, window in phases:
-            if window is None:                       # padding crops this phase away
-                continue
-            dst, src = window
-            target = y[(slice(None), slice(g0, g0 + nb), slice(None)) + dst]
-            if not taps:                             # no tap lands here (k < s): zeros
-                target[...] = 0
-                continue
-            pl[...] = 0
-            for tap, offset in taps:
-                w_tap = xp.reshape(wb[(slice(None), slice(None)) + tap],
-                                   (1, nb, mult) + (1,) * geo.ndim)
-                rows = pl[(Ellipsis,) + tuple(slice(m, m + i)
-                                              for m, i in zip(offset, spatial, strict=True))]
-                backend.multiply_add(rows, xb, w_tap,
-                                     None if scratch is None else scratch[:, :nb])
-            target[...] = pl[(Ellipsis,) + src]
+
+    def groups_range(lo: int, hi: int) -> None:     # groups [lo, hi), a block at a time
+        plane = xp.empty((n, b, mult) + blocks, dtype=x.dtype, device=device)
+        scratch = None if backend.is_torch(x) else xp.empty((n, b, mult) + spatial,
+                                                            dtype=x.dtype)
+        for g0 in range(lo, hi, b):
+            nb = min(hi, g0 + b) - g0
+            xb, wb, pl = xg[:, g0:g0 + nb], weight[g0:g0 + nb], plane[:, :nb]
+            for _, taps, window in phases:
+                if window is None:                   # padding crops this phase away
+                    continue
+                dst, src = window
+                target = y[(slice(None), slice(g0, g0 + nb), slice(None)) + dst]
+                if not taps:                         # no tap lands here (k < s): zeros
+                    target[...] = 0
+                    continue
+                pl[...] = 0
+                for tap, offset in taps:
+                    w_tap = xp.reshape(wb[(slice(None), slice(None)) + tap],
+                                       (1, nb, mult) + (1,) * geo.ndim)
+                    rows = pl[(Ellipsis,) + tuple(slice(m, m + i)
+                                                  for m, i in zip(offset, spatial, strict=True))]
+                    backend.multiply_add(rows, xb, w_tap,
+                                         None if scratch is None else scratch[:, :nb])
+                target[...] = pl[(Ellipsis,) + src]
+
+    _threads.run_chunks(groups_range, g, math.prod(y.shape), parallel=not backend.is_torch(x))
     return xp.reshape(y, (n, g * mult) + out)

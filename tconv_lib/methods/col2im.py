@@ -30,7 +30,7 @@ import itertools
 import math
 from typing import Any
 
-from .. import _workspace, backend
+from .. import _threads, _workspace, backend
 from .._args import Geometry
 from . import _depthwise
 from ._canvas import output_shape, phase_window, spatial_of
@@ -96,21 +96,29 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
         return _depthwise.conv_transpose(x, weight, geo, blocks, output_shape(spatial, geo))
     if use_fold(x, geo):
         return fold(x, weight, geo, output_shape(spatial, geo))
-    cols = xp.reshape(all_taps_gemm(x, weight, g), (g, c_out_g) + geo.kernel + (n,) + spatial)
+    # (g, C_out/g) merged into one channel axis: every pass below is independent per channel,
+    # so NumPy can run channel ranges on several threads (torch threads each operation itself)
+    gc = g * c_out_g
+    cols = xp.reshape(all_taps_gemm(x, weight, g), (gc,) + geo.kernel + (n,) + spatial)
     if tiles_output_once(geo):
         planes = cols                                   # each tap is exactly one phase plane
     else:
-        planes = _workspace.empty(xp, x, (g, c_out_g) + geo.stride + (n,) + blocks, "planes")
-        planes[...] = 0
+        planes = _workspace.empty(xp, x, (gc,) + geo.stride + (n,) + blocks, "planes")
         per_axis = [block_taps(k, s, d) for k, s, d in zip(geo.kernel, geo.stride,
                                                            geo.dilation, strict=True)]
-        for combo in itertools.product(*per_axis):
-            taps = tuple(t for _, t, _ in combo)
-            target = planes[(slice(None), slice(None)) + tuple(r for _, _, r in combo)
-                            + (slice(None),)
-                            + tuple(slice(m, m + i) for (m, _, _), i in zip(combo, spatial,
-                                                                             strict=True))]
-            target += cols[(slice(None), slice(None)) + taps]
+
+        def add_blocks(lo: int, hi: int) -> None:
+            planes[lo:hi] = 0
+            for combo in itertools.product(*per_axis):
+                taps = tuple(t for _, t, _ in combo)
+                target = planes[(slice(lo, hi),) + tuple(r for _, _, r in combo)
+                                + (slice(None),)
+                                + tuple(slice(m, m + i) for (m, _, _), i in zip(combo, spatial,
+                                                                                 strict=True))]
+                target += cols[(slice(lo, hi),) + taps]
+
+        _threads.run_chunks(add_blocks, gc, math.prod(planes.shape),
+                            parallel=not backend.is_torch(x))
     return pixel_shuffle(planes, blocks, output_shape(spatial, geo), geo)
 
 
@@ -151,30 +159,33 @@ _MAX_PLANE_STRIDE = 4
 
 def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
                   geo: Geometry) -> Any:
-    """Interleave phase planes ``(g, c, r_1..r_D, n, q_1..q_D)`` into ``(n, g*c, *out)``.
+    """Interleave phase planes ``(C, r_1..r_D, n, q_1..q_D)`` into a fresh ``(n, C, *out)``.
 
     Canvas position ``q*s + r`` is output position ``q*s + r - p``: the crop is part of the copy.
+    The result is always a new array (the planes may live in the reused workspace).
     """
     xp = backend.namespace(planes)
     nd = geo.ndim
-    g, c, n = int(planes.shape[0]), int(planes.shape[1]), int(planes.shape[2 + nd])
-    if max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(planes):  # a GPU: one copy
-        order = (2 + nd, 0, 1) + tuple(v for a in range(nd) for v in (3 + nd + a, 2 + a))
-        canvas = xp.reshape(xp.permute_dims(planes, order), (n, g * c) + tuple(
-            q * s for q, s in zip(blocks, geo.stride, strict=True)))
-        y = xp.empty((n, g * c) + out, dtype=planes.dtype,
-                     device=backend.array_api_compat.device(planes))
-        # a fresh output: the planes may live in the reused workspace, and a reshape can be a view
-        y[...] = canvas[(Ellipsis,) + tuple(slice(p, p + o) for p, o in zip(geo.padding, out,
-                                                                              strict=True))]
-        return y
-    y = xp.empty((n, g, c) + out, dtype=planes.dtype,
+    c, n = int(planes.shape[0]), int(planes.shape[1 + nd])
+    y = xp.empty((n, c) + out, dtype=planes.dtype,
                  device=backend.array_api_compat.device(planes))
-    to_nc = (2, 0, 1) + tuple(range(3, 3 + nd))             # (g, c, n, q...) -> (n, g, c, q...)
-    for residue in itertools.product(*(range(s) for s in geo.stride)):
-        window = phase_window(residue, blocks, out, geo)
-        if window is not None:
-            dst, src = window
-            plane = planes[(slice(None), slice(None)) + residue + (slice(None),) + src]
-            y[(Ellipsis,) + dst] = xp.permute_dims(plane, to_nc)
-    return xp.reshape(y, (n, g * c) + out)
+    if max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(planes):  # one permuted copy
+        order = (1 + nd, 0) + tuple(v for a in range(nd) for v in (2 + nd + a, 1 + a))
+        crop = tuple(slice(p, p + o) for p, o in zip(geo.padding, out, strict=True))
+
+        def copy(lo: int, hi: int) -> None:
+            canvas = xp.reshape(xp.permute_dims(planes[lo:hi], order), (n, hi - lo) + tuple(
+                q * s for q, s in zip(blocks, geo.stride, strict=True)))
+            y[:, lo:hi] = canvas[(Ellipsis,) + crop]
+    else:
+        to_nc = (1, 0) + tuple(range(2, 2 + nd))            # (C, n, q...) -> (n, C, q...)
+        windows = [(r, w) for r in itertools.product(*(range(s) for s in geo.stride))
+                   if (w := phase_window(r, blocks, out, geo)) is not None]
+
+        def copy(lo: int, hi: int) -> None:
+            for residue, (dst, src) in windows:
+                plane = planes[(slice(lo, hi),) + residue + (slice(None),) + src]
+                y[(slice(None), slice(lo, hi)) + dst] = xp.permute_dims(plane, to_nc)
+
+    _threads.run_chunks(copy, c, math.prod(y.shape), parallel=not backend.is_torch(planes))
+    return y
