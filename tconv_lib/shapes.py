@@ -112,18 +112,24 @@ RELATIONSHIPS: dict[int, str] = {
     4: "conv, full padding p = k - 1, unit strides: o = i + (k - 1)",
     5: "conv, no zero padding, non-unit strides: o = floor((i - k) / s) + 1",
     6: "conv, zero padding, non-unit strides: o = floor((i + 2p - k) / s) + 1",
-    7: "transposed of rel. 1 (conv with p' = k - 1): o' = i' + (k - 1)",
-    8: "transposed of rel. 2 (conv with p' = k - p - 1): o' = i' + (k - 1) - 2p",
-    9: "transposed of rel. 3 (half padding): o' = i'",
-    10: "transposed of rel. 4 (full padding, conv with p' = 0): o' = i' - (k - 1)",
-    11: "transposed of rel. 5 with (i - k) mod s = 0: o' = s(i' - 1) + k",
-    12: "transposed of rel. 6 with (i + 2p - k) mod s = 0: o' = s(i' - 1) + k - 2p",
-    13: "transposed of rel. 6 with a = (i + 2p - k) mod s: o' = s(i' - 1) + a + k - 2p",
-    14: "conv with dilation d: o = floor((i + 2p - k - (k - 1)(d - 1)) / s) + 1",
-    15: "transposed conv with dilation d: o' = s(i' - 1) + d(k - 1) + 1 - 2p + a",
+    7: "pooling, window k, stride s: o = floor((i - k) / s) + 1",
+    8: "transposed of rel. 1 (conv with p' = k - 1): o' = i' + (k - 1)",
+    9: "transposed of rel. 2 (conv with p' = k - p - 1): o' = i' + (k - 1) - 2p",
+    10: "transposed of rel. 3 (half padding): o' = i'",
+    11: "transposed of rel. 4 (full padding, conv with p' = 0): o' = i' - (k - 1)",
+    12: "transposed of rel. 5 with (i - k) mod s = 0: o' = s(i' - 1) + k",
+    13: "transposed of rel. 6 with (i + 2p - k) mod s = 0: o' = s(i' - 1) + k - 2p",
+    14: "transposed of rel. 6 with a = (i + 2p - k) mod s: o' = s(i' - 1) + a + k - 2p",
+    15: "conv with dilation d: o = floor((i + 2p - k - (k - 1)(d - 1)) / s) + 1",
 }
-"""The relationships, numbered as in the guide (1-6 forward, 7-13 transposed, 14-15 dilated;
-the guide's dilated transposed case is stated in text rather than numbered)."""
+"""The relationships, numbered as in the guide: 1-6 convolution, 7 pooling, 8-14 transposed
+convolution, 15 dilated convolution. The guide gives no numbered relationship for a dilated
+*transposed* convolution; :data:`DILATED_TRANSPOSED` states it (it is the general formula of
+:func:`conv_transpose_output_size` with ``op = a``)."""
+
+DILATED_TRANSPOSED = ("transposed of rel. 15 with a = (i + 2p - d(k - 1) - 1) mod s: "
+                      "o' = s(i' - 1) + d(k - 1) + 1 - 2p + a")
+"""The transpose of relationship 15: this course's extension, not numbered by the guide."""
 
 
 def relationship(n: int, i: int, k: int, s: int = 1, p: int = 0, d: int = 1, a: int = 0) -> int:
@@ -140,16 +146,23 @@ def relationship(n: int, i: int, k: int, s: int = 1, p: int = 0, d: int = 1, a: 
         4: lambda: i + (k - 1),
         5: lambda: (i - k) // s + 1,
         6: lambda: (i + 2 * p - k) // s + 1,
-        7: lambda: i + (k - 1),
-        8: lambda: i + (k - 1) - 2 * p,
-        9: lambda: i,
-        10: lambda: i - (k - 1),
-        11: lambda: s * (i - 1) + k,
-        12: lambda: s * (i - 1) + k - 2 * p,
-        13: lambda: s * (i - 1) + a + k - 2 * p,
-        14: lambda: (i + 2 * p - k - (k - 1) * (d - 1)) // s + 1,
-        15: lambda: s * (i - 1) + d * (k - 1) + 1 - 2 * p + a,
+        7: lambda: (i - k) // s + 1,
+        8: lambda: i + (k - 1),
+        9: lambda: i + (k - 1) - 2 * p,
+        10: lambda: i,
+        11: lambda: i - (k - 1),
+        12: lambda: s * (i - 1) + k,
+        13: lambda: s * (i - 1) + k - 2 * p,
+        14: lambda: s * (i - 1) + a + k - 2 * p,
+        15: lambda: (i + 2 * p - k - (k - 1) * (d - 1)) // s + 1,
     }
     if n not in formulas:
-        raise ValueError(f"relationship number must be one of 1..15, got n={n}")
+        raise ValueError(f"relationship number n must be one of 1..15 (the guide's numbering), "
+                         f"got n={n}")
     return formulas[n]()
+
+
+def dilated_transposed_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1,
+                            a: int = 0) -> int:
+    """Output size by :data:`DILATED_TRANSPOSED`, the unnumbered transpose of relationship 15."""
+    return s * (i - 1) + d * (k - 1) + 1 - 2 * p + a

@@ -68,55 +68,71 @@ def test_conv_input_sizes_is_the_ambiguity(o, k, s, p) -> None:
 
 
 def _dv_cases():
-    """(relationship, params) under each relationship's own preconditions."""
+    """(relationship, params) under each relationship's own preconditions.
+
+    Numbering is the guide's: 1-6 convolution, 7 pooling, 8-14 transposed, 15 dilated; "15T"
+    is the unnumbered dilated transposed case (:func:`shapes.dilated_transposed_size`).
+    """
     for i, k in itertools.product(range(3, 9), range(1, 5)):
         if k <= i:
             yield 1, dict(i=i, k=k)
-            yield 7, dict(i=i - k + 1, k=k)
+            yield 8, dict(i=i - k + 1, k=k)
         for p in range(0, 3):
             if i + 2 * p >= k:
                 yield 2, dict(i=i, k=k, p=p)
             if (i - k + 2 * p + 1) >= 1 and k - p - 1 >= 0:
-                yield 8, dict(i=i - k + 2 * p + 1, k=k, p=p)
+                yield 9, dict(i=i - k + 2 * p + 1, k=k, p=p)
         if k % 2 == 1:
             yield 3, dict(i=i, k=k, p=k // 2)
-            yield 9, dict(i=i, k=k, p=k // 2)
+            yield 10, dict(i=i, k=k, p=k // 2)
         yield 4, dict(i=i, k=k, p=k - 1)
-        yield 10, dict(i=i + k - 1, k=k, p=k - 1)
+        yield 11, dict(i=i + k - 1, k=k, p=k - 1)
         for s in range(1, 4):
             if k <= i:
                 yield 5, dict(i=i, k=k, s=s)
+                yield 7, dict(i=i, k=k, s=s)
                 if (i - k) % s == 0:
-                    yield 11, dict(i=(i - k) // s + 1, k=k, s=s)
+                    yield 12, dict(i=(i - k) // s + 1, k=k, s=s)
             for p in range(0, 3):
                 if i + 2 * p >= k:
                     yield 6, dict(i=i, k=k, s=s, p=p)
                     a = (i + 2 * p - k) % s
-                    yield 13, dict(i=(i + 2 * p - k) // s + 1, k=k, s=s, p=p, a=a)
+                    yield 14, dict(i=(i + 2 * p - k) // s + 1, k=k, s=s, p=p, a=a)
                     if a == 0:
-                        yield 12, dict(i=(i + 2 * p - k) // s + 1, k=k, s=s, p=p)
+                        yield 13, dict(i=(i + 2 * p - k) // s + 1, k=k, s=s, p=p)
                 for d in range(1, 4):
                     if i + 2 * p >= d * (k - 1) + 1:
-                        yield 14, dict(i=i, k=k, s=s, p=p, d=d)
+                        yield 15, dict(i=i, k=k, s=s, p=p, d=d)
                         a = (i + 2 * p - d * (k - 1) - 1) % s
-                        yield 15, dict(i=(i + 2 * p - d * (k - 1) - 1) // s + 1, k=k, s=s, p=p,
-                                       d=d, a=a)
+                        yield "15T", dict(i=(i + 2 * p - d * (k - 1) - 1) // s + 1, k=k, s=s,
+                                          p=p, d=d, a=a)
 
 
 DV = list(_dv_cases())
+CONV, POOL = {1, 2, 3, 4, 5, 6, 15}, {7}
 
 
 def test_every_relationship_is_covered() -> None:
-    assert {n for n, _ in DV} == set(shapes.RELATIONSHIPS)
+    assert {n for n, _ in DV} == set(shapes.RELATIONSHIPS) | {"15T"}
+    assert set(shapes.RELATIONSHIPS) == set(range(1, 16))
 
 
-@pytest.mark.parametrize("n, params", DV[::3])
+def _size_by(n, params) -> int:
+    if n == "15T":
+        return shapes.dilated_transposed_size(**params)
+    return shapes.relationship(n, **params)
+
+
+@pytest.mark.parametrize("n, params", DV[::3] + [c for c in DV if c[0] in POOL][:12])
 def test_relationship_matches_torch(n, params) -> None:
-    got = shapes.relationship(n, **params)
+    got = _size_by(n, params)
     i, k = params["i"], params["k"]
     s, p, d, a = params.get("s", 1), params.get("p", 0), params.get("d", 1), params.get("a", 0)
-    if n <= 6 or n == 14:
+    if n in CONV:
         assert got == _torch_csize(i, k, s, p, d)
+    elif n in POOL:
+        pooled = torch.nn.functional.max_pool1d(torch.zeros(1, 1, i), k, stride=s)
+        assert got == pooled.shape[-1]
     else:
         # Transposed relationships: PyTorch's conv_transpose with the guide's p (crop), op = a.
         assert got == _torch_tsize(i, k, s, p, a, d)
@@ -129,5 +145,5 @@ def test_bad_arguments_are_named() -> None:
         shapes.conv_transpose_output_size(3, 3, 0)
     with pytest.raises(ValueError, match="padding must be non-negative, got padding=-1"):
         shapes.conv_output_size(3, 3, 1, -1)
-    with pytest.raises(ValueError, match="relationship number must be one of 1..15"):
+    with pytest.raises(ValueError, match=r"n must be one of 1\.\.15 .*got n=16"):
         shapes.relationship(16, 3, 3)
