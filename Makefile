@@ -19,6 +19,7 @@ help:
 	@echo "make bench       full performance benchmark of tconv_lib against PyTorch"
 	@echo "make bench-grader  sandboxed parallel autograding vs plain nbgrader"
 	@echo "make release     regenerate exercises/ from solutions/"
+	@echo "make validate    every solution scores full marks, every released stub zero"
 	@echo "make lab         open the exercises in JupyterLab"
 
 $(PY):
@@ -47,6 +48,7 @@ book-clean: venv
 	@bash scripts/build_book.sh
 
 test: venv sysdeps
+	$(PY) -m ruff check tconv_lib grader tests
 	@bash scripts/build_book.sh
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 

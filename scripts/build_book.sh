@@ -11,8 +11,10 @@ start=$(date +%s)
 MATHJAX_VERSION=3.2.2
 mj=book/_static/mathjax
 if [ ! -f "$mj/es5/tex-chtml.js" ] || [ "$(cat "$mj/VERSION" 2>/dev/null)" != "$MATHJAX_VERSION" ]; then
+  command -v npm >/dev/null 2>&1 || bash scripts/sysdeps.sh book
   command -v npm >/dev/null 2>&1 || {
-    echo "build_book: npm is needed once to vendor MathJax (apt-get install npm)" >&2; exit 1; }
+    echo "build_book: npm is needed once, to vendor MathJax $MATHJAX_VERSION from the npm" \
+         "registry into $mj (sudo apt-get install npm)" >&2; exit 1; }
   tmp=$(mktemp -d)
   trap 'rm -rf "$tmp"' EXIT
   (cd "$tmp" && npm pack --silent "mathjax@$MATHJAX_VERSION" >/dev/null && tar xzf mathjax-*.tgz)

@@ -1,14 +1,25 @@
 #!/usr/bin/env bash
 # Install the Debian packages tconv needs, or say exactly what is missing.
-#   chromium + chromium-driver : the browser test of the built book
-#   bubblewrap                 : the autograder's sandbox
-#   postgresql                 : the PostgreSQL gradebook tests (a throwaway server per run)
+#   usage: sysdeps.sh [GROUP...]   (no group: all of them)
+#   book     npm                        : vendors MathJax into the book once (build_book.sh)
+#   browser  chromium + chromium-driver : the browser test of the built book
+#   sandbox  bubblewrap                 : the autograder's sandbox
+#   postgres postgresql                 : the PostgreSQL gradebook tests (a throwaway server)
 set -euo pipefail
+groups=("$@")
+((${#groups[@]})) || groups=(book browser sandbox postgres)
 need=()
-command -v chromium >/dev/null 2>&1 || need+=(chromium)
-command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver)
-command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap)
-compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql)
+for g in "${groups[@]}"; do
+  case "$g" in
+    book)     command -v npm >/dev/null 2>&1 || need+=(npm) ;;
+    browser)  command -v chromium >/dev/null 2>&1 || need+=(chromium)
+              command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver) ;;
+    sandbox)  command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap) ;;
+    postgres) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql) ;;
+    *) echo "sysdeps: unknown group '$g' (expected book, browser, sandbox or postgres)" >&2
+       exit 2 ;;
+  esac
+done
 ((${#need[@]})) || exit 0
 
 if [ "$(id -u)" = 0 ] && command -v apt-get >/dev/null 2>&1; then
@@ -23,5 +34,7 @@ elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && command -v a
 else
   echo "sysdeps: missing Debian packages: ${need[*]}" >&2
   echo "sysdeps: install them with:  sudo apt-get install ${need[*]}" >&2
-  echo "sysdeps: without them the browser test and the sandboxed grader tests are skipped" >&2
+  echo "sysdeps: without them: npm -> the book cannot vendor MathJax; chromium -> the browser" \
+       "test is skipped; bubblewrap -> sandboxed grading refuses to run and its tests skip;" \
+       "postgresql -> the PostgreSQL tests skip (all of them fail instead when CI=true)" >&2
 fi
