@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from pathlib import Path
 
 from grader import autograde, check, collect, feedback, release, report, validate
 from grader.gradebook import UsageError
@@ -15,6 +16,7 @@ EPILOG = """instructor workflow:
   tconv-grader autograde --course DIR [--jobs N]
   tconv-grader feedback --course DIR
   tconv-grader report --course DIR
+  tconv-grader migrate --from sqlite:///DIR/gradebook.db --to postgresql://...
 students:
   tconv-grader check exercises/ex1_shapes/ex1_shapes.ipynb"""
 
@@ -41,10 +43,26 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
+#: commands that create the course directory; every other --course must already exist
+CREATES_COURSE = {"collect", "release"}
+
+
+def check_course(args: argparse.Namespace) -> None:
+    course = getattr(args, "course", None)
+    if course is None or args.command in CREATES_COURSE:
+        return
+    path = Path(course).expanduser()
+    if not path.is_dir():
+        raise UsageError(f"--course must be an existing course directory; got {course} "
+                         f"({'not a directory' if path.exists() else 'no such directory'}; "
+                         f"`tconv-grader collect SUBMISSIONS --course {course}` creates it)")
+
+
 def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        check_course(args)
         return int(args.func(args) or 0)
     except UsageError as exc:
         print(f"tconv-grader {args.command}: error: {exc}", file=sys.stderr)

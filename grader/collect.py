@@ -23,6 +23,7 @@ import shutil
 import sys
 import tempfile
 import zipfile
+import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -78,8 +79,13 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                         result.unmatched.append((name, "unsafe path in archive"))
                         continue
                     target.parent.mkdir(parents=True, exist_ok=True)
-                    with zf.open(info) as src, open(target, "wb") as dst:
-                        shutil.copyfileobj(src, dst)
+                    try:
+                        with zf.open(info) as src, open(target, "wb") as dst:
+                            shutil.copyfileobj(src, dst)
+                    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                        target.unlink(missing_ok=True)  # one damaged member: skip it, say why
+                        result.unmatched.append((name, f"damaged in the archive ({exc})"))
+                        continue
                     stamps[target] = dt.datetime(*info.date_time)
         elif path.is_dir():
             root, stamps = path, {}

@@ -14,7 +14,8 @@ from grader.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "grader" / "solutions"
-COMMANDS = ["release", "validate", "collect", "autograde", "feedback", "report", "check"]
+COMMANDS = ["release", "validate", "collect", "autograde", "feedback", "report", "check",
+            "migrate"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -24,6 +25,18 @@ def test_every_subcommand_has_help(command, capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: tconv-grader {command}")
+
+
+def test_help_lists_every_subcommand_and_each_is_tested():
+    """A new subcommand must join COMMANDS (its --help is tested) and the usage text."""
+    import argparse
+
+    parser = build_parser()
+    sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
+    assert sorted(sub.choices) == sorted(COMMANDS)
+    text = parser.format_help()
+    for command in COMMANDS:
+        assert f"tconv-grader {command} " in text, f"usage text lacks {command}"
 
 
 def test_python_m_grader_is_tconv_grader():
@@ -42,15 +55,26 @@ def test_python_m_grader_is_tconv_grader():
     (["collect", "{tmp}/nope", "--course", "{tmp}/c"], "PATH must be an existing folder"),
     (["collect", "{tmp}", "--course", "{tmp}/c", "--regexp", "(?P<x>a)"],
      "--regexp must define the named groups"),
-    (["report", "--course", "{tmp}/empty"], "holds no graded submissions"),
-    (["feedback", "--course", "{tmp}/empty"], "no autograded submissions"),
+    (["report", "--course", "{tmp}"], "holds no graded submissions"),
+    (["feedback", "--course", "{tmp}"], "no autograded submissions"),
+    (["report", "--course", "{tmp}/nope"],
+     "--course must be an existing course directory; got {tmp}/nope (no such directory"),
+    (["autograde", "--course", "{tmp}/nope"], "--course must be an existing course directory"),
+    (["feedback", "--course", "{tmp}/nope"], "--course must be an existing course directory"),
+    (["autograde", "--course", "{tmp}", "--student", "nobody", "--solutions", str(FIXTURES),
+      "--unsafe-no-sandbox"], "--student must name a student with a submission"),
+    (["collect", "{tmp}/bad.zip", "--course", "{tmp}/c"], "PATH must be a folder or a .zip "
+     "archive; got {tmp}/bad.zip (not a zip)"),
     (["check", "{tmp}/missing.ipynb"], "NOTEBOOK must be an existing .ipynb file"),
     (["autograde", "--course", str(REPO / "grader")], "--course must be outside the repository"),
 ])
 def test_usage_errors_exit_2_and_name_the_argument(tmp_path, capsys, argv, needle):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
+    (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 truncated, not really a zip")
     assert main(argv) == 2
-    assert needle in capsys.readouterr().err
+    err = capsys.readouterr().err
+    assert needle.replace("{tmp}", str(tmp_path)) in err, err
+    assert not (tmp_path / "nope").exists()  # a missing --course is not created
 
 
 def test_argparse_errors_exit_2(capsys):
@@ -89,6 +113,29 @@ def test_collect_folder_tree_and_zip(tmp_path, capsys):
         "dee/fx_scatter/fx_scatter.ipynb"]
     assert (sub / "dee" / "fx_scatter" / "timestamp.txt").read_text().startswith(
         "2026-01-02 03:04:05")
+
+
+def test_collect_skips_a_damaged_zip_member_and_says_why(tmp_path, capsys):
+    import zipfile
+
+    nb = (FIXTURES / "fx_scatter" / "fx_scatter.ipynb").read_text()
+    z = tmp_path / "lms.zip"
+    with zipfile.ZipFile(z, "w", compression=zipfile.ZIP_STORED) as zf:
+        zf.writestr("amy_fx_scatter_fx_scatter.ipynb", nb)
+        zf.writestr("bo_fx_scatter_fx_scatter.ipynb", nb)
+    data = bytearray(z.read_bytes())
+    with zipfile.ZipFile(z) as zf:
+        bo = zf.getinfo("bo_fx_scatter_fx_scatter.ipynb")
+    at = bo.header_offset + 30 + len(bo.filename) + 100  # inside bo's stored bytes
+    data[at] ^= 0xFF
+    z.write_bytes(bytes(data))
+    course = tmp_path / "course"
+    assert main(["collect", str(z), "--course", str(course), "--solutions", str(FIXTURES),
+                 "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "imported 1 notebook(s) from 1 student(s)" in out
+    assert "bo_fx_scatter_fx_scatter.ipynb: damaged in the archive (Bad CRC-32" in out, out
+    assert not (course / "submitted" / "bo").exists()
 
 
 def _released_fixture(tmp_path):
