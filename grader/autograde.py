@@ -550,6 +550,19 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
             nb = _executed_notebook(r["nb"], r["outputs"])
             atomic_write_text(adir / f"{r['notebook']}.ipynb", nbformat.writes(nb) + "\n")
     by_nb = {r["notebook"]: r for r in results}
+    # Written answers are scored as nbgrader's SaveAutoGrades does (utils.determine_grade on the
+    # sanitised cell, whose checksum OverwriteCells reset to the released one): an answer left
+    # as released scores 0 automatically; any other has no auto score and needs manual grading
+    # (formgrader's "needs manual grade"), as does a grade that already has a manual score.
+    from nbgrader.utils import determine_grade, is_grade
+
+    answers: dict[tuple[str, str], float | None] = {}
+    for r in results:
+        for c in nbformat.reads(r["nb"], as_version=4).cells if r["nb"] is not None else []:
+            if c.cell_type != "code" and is_grade(c):
+                score = determine_grade(c)[0]
+                answers[(r["notebook"], c.metadata["nbgrader"]["grade_id"])] = \
+                    None if score is None else float(score)
 
     def work(gb) -> None:  # idempotent: look up or create, then set scores; one commit
         from sqlalchemy.exc import SAWarning
@@ -564,11 +577,11 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
             for g in snb.grades:
                 cell = (r or {}).get("cells", {}).get(g.cell.name)
                 if g.cell.cell_type != "code":
-                    g.auto_score = None
-                    g.needs_manual_grade = True
+                    g.auto_score = answers.get((snb.name, g.cell.name))
+                    g.needs_manual_grade = g.manual_score is not None or g.auto_score is None
                     continue
                 g.auto_score = float(cell["points"]) if cell else 0.0
-                g.needs_manual_grade = g.manual_score is not None
+                g.needs_manual_grade = g.manual_score is not None  # as SaveAutoGrades
         gb.db.commit()
 
     with course.gradebook() as gb:
