@@ -49,6 +49,12 @@ def clear() -> None:
     _local.buffers = {}
 
 
+def cached_bytes() -> int:
+    """Bytes held by this thread's cached buffers (0 after :func:`clear`)."""
+    buffers = getattr(_local, "buffers", None) or {}
+    return sum(int(b.shape[0]) * b.dtype.itemsize for b in buffers.values())
+
+
 def matmul(xp: Any, a: Any, b: Any, shape: tuple[int, ...], slot: str) -> Any:
     """``a @ b`` (of result shape ``shape``) written into a reused buffer where possible.
 

@@ -29,7 +29,9 @@ The upsamplers (:data:`UPSAMPLERS`) all double the size exactly:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import contextlib
+import os
+from collections.abc import Iterator, Sequence
 from dataclasses import dataclass
 
 import numpy as np
@@ -40,7 +42,8 @@ from . import shapes
 from .artifacts import PixelShuffleUp, ResizeConv
 
 __all__ = ["UPSAMPLERS", "LevelShapes", "UNet", "center_crop", "crop_and_concat", "dice",
-           "evaluate", "iou", "make_shapes_dataset", "make_upsampler", "plan_shapes", "train"]
+           "deterministic", "evaluate", "iou", "make_shapes_dataset", "make_upsampler",
+           "plan_shapes", "train"]
 
 UPSAMPLERS: tuple[str, ...] = ("tconv_k2s2", "tconv_k4s2p1", "tconv_k3s2p1op1", "resize_nearest",
                                "resize_bilinear", "pixelshuffle_icnr")
@@ -307,6 +310,34 @@ def dice(pred: torch.Tensor, target: torch.Tensor) -> float:
     return 1.0 if total == 0 else 2 * int((p & t).sum()) / total
 
 
+@contextlib.contextmanager
+def deterministic(device: str | torch.device) -> Iterator[None]:
+    """On a CUDA ``device``: deterministic cuDNN and PyTorch algorithms inside the block.
+
+    cuDNN's autotuner and non-deterministic kernels are switched off and
+    ``torch.use_deterministic_algorithms(True, warn_only=True)`` is set, so an operation with no
+    deterministic CUDA implementation warns instead of failing (bilinear upsampling's backward is
+    one). cuBLAS needs ``CUBLAS_WORKSPACE_CONFIG``, which is set unless the caller set it; it
+    only takes effect if no CUDA matrix product has run in the process yet. Everything is
+    restored on exit. On the CPU this does nothing: the CPU kernels used here are deterministic.
+    """
+    if torch.device(device).type != "cuda":
+        yield
+        return
+    cudnn = torch.backends.cudnn
+    saved = (torch.are_deterministic_algorithms_enabled(),
+             torch.is_deterministic_algorithms_warn_only_enabled(), cudnn.deterministic,
+             cudnn.benchmark)
+    os.environ.setdefault("CUBLAS_WORKSPACE_CONFIG", ":4096:8")
+    torch.use_deterministic_algorithms(True, warn_only=True)
+    cudnn.deterministic, cudnn.benchmark = True, False
+    try:
+        yield
+    finally:
+        torch.use_deterministic_algorithms(saved[0], warn_only=saved[1])
+        cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
+
+
 def train(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, steps: int = 300,
           batch_size: int = 16, lr: float = 3e-3, seed: int = 0,
           device: str | torch.device | None = None) -> list[float]:
@@ -314,23 +345,25 @@ def train(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, steps: in
 
     Minibatches are drawn with a generator seeded by ``seed``; for a valid-mode model the masks
     are centre-cropped to the output size. ``device`` defaults to the model's device; the data
-    are moved there batch by batch (CUDA when the model lives on a GPU).
+    are moved there batch by batch (CUDA when the model lives on a GPU, where training runs under
+    :func:`deterministic`).
     """
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
-    for _ in range(steps):
-        idx = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
-        x, y = images[idx].to(device), masks[idx].to(device)
-        logits = model(x)
-        loss = nn.functional.binary_cross_entropy_with_logits(logits,
-                                                              center_crop(y, logits.shape[2:]))
-        opt.zero_grad()
-        loss.backward()
-        opt.step()
-        losses.append(float(loss.detach()))
+    with deterministic(device):
+        for _ in range(steps):
+            idx = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
+            x, y = images[idx].to(device), masks[idx].to(device)
+            logits = model(x)
+            loss = nn.functional.binary_cross_entropy_with_logits(
+                logits, center_crop(y, logits.shape[2:]))
+            opt.zero_grad()
+            loss.backward()
+            opt.step()
+            losses.append(float(loss.detach()))
     return losses
 
 
@@ -339,8 +372,9 @@ def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 64) -> tor
     """Logits of ``model`` in eval mode, on the CPU, computed on the model's device."""
     device = next(model.parameters()).device
     model.eval()
-    return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
-                      for i in range(0, images.shape[0], batch_size)])
+    with deterministic(device):
+        return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
+                          for i in range(0, images.shape[0], batch_size)])
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:

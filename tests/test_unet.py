@@ -102,3 +102,39 @@ def test_a_few_training_steps_reduce_the_loss():
     assert len(losses) == 30 and sum(losses[-5:]) < sum(losses[:5])
     scores = unet.evaluate(net, x, y)
     assert 0.0 <= scores["iou"] <= scores["dice"] <= 1.0
+
+
+def test_deterministic_leaves_the_cpu_settings_alone():
+    before = (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+              torch.backends.cudnn.benchmark)
+    with unet.deterministic("cpu"):
+        inside = (torch.are_deterministic_algorithms_enabled(),
+                  torch.backends.cudnn.deterministic, torch.backends.cudnn.benchmark)
+    assert inside == before
+    assert (torch.are_deterministic_algorithms_enabled(), torch.backends.cudnn.deterministic,
+            torch.backends.cudnn.benchmark) == before
+
+
+@pytest.mark.gpu
+@pytest.mark.parametrize("up", ["tconv_k3s2p1op1", "pixelshuffle_icnr"])
+def test_train_and_evaluate_on_cuda(up):
+    """The chapter's code path on a GPU: training runs there, deterministically, and the
+    predictions come back to the CPU."""
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    x, y = unet.make_shapes_dataset(32, 16, seed=0)
+    was_deterministic = torch.are_deterministic_algorithms_enabled()
+    runs = []
+    for _ in range(2):
+        torch.manual_seed(0)
+        net = unet.UNet(1, 1, base=4, depth=2, mode="same", up=up).cuda()
+        losses = unet.train(net, x, y, steps=25, batch_size=8, lr=1e-2, seed=0)
+        assert all(p.is_cuda for p in net.parameters())
+        logits = unet.predict(net, x)
+        assert logits.device.type == "cpu" and logits.shape == y.shape
+        runs.append((losses, logits, unet.evaluate(net, x, y)))
+    (l1, p1, s1), (l2, p2, s2) = runs
+    assert sum(l1[-5:]) < sum(l1[:5])
+    assert l1 == l2 and torch.equal(p1, p2) and s1 == s2      # same seed, same numbers
+    assert 0.0 <= s1["iou"] <= s1["dice"] <= 1.0
+    assert torch.are_deterministic_algorithms_enabled() == was_deterministic   # restored

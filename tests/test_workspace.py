@@ -104,3 +104,20 @@ def test_buffers_above_the_cap_are_not_kept(monkeypatch) -> None:
     torch.testing.assert_close(tconv_lib.conv_transpose(x2, w2, None, *args2), ref2,
                                rtol=1e-10, atol=1e-10)
     assert {k: v.data_ptr() for k, v in _workspace._local.buffers.items()} == before
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_cached_bytes_counts_the_kept_buffers_and_clear_frees_them(backend: str) -> None:
+    _workspace.clear()
+    assert _workspace.cached_bytes() == 0
+    x, w, args, _ = _problem(CASES[0], 6)            # (3, 4, 16, 16) * (4, 5, 4, 4), stride 2
+    if backend == "numpy":
+        x, w = x.numpy(), w.numpy()
+    tconv_lib.conv_transpose(x, w, None, *args, method="col2im")
+    n, positions, c_out, taps = 3, 16 * 16, 5, 4 * 4
+    # at least the column buffer: every (C_out, tap) row for every input position, float64
+    assert _workspace.cached_bytes() >= 8 * n * positions * c_out * taps
+    assert _workspace.cached_bytes() == sum(
+        b.shape[0] * b.dtype.itemsize for b in _workspace._local.buffers.values())
+    _workspace.clear()
+    assert _workspace.cached_bytes() == 0
