@@ -7,9 +7,12 @@ data. They turn ints into per-dimension tuples, add a batch axis to unbatched in
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any
+
+import numpy as np
 
 from . import backend
 
@@ -32,24 +35,39 @@ class Geometry:
         return len(self.kernel)
 
 
+def as_int(name: str, value: Any) -> int:
+    """An int, or an integer-like scalar such as ``np.int64(2)`` (anything with ``__index__``,
+    as PyTorch accepts). ``True``/``False`` are refused, as PyTorch refuses them."""
+    if isinstance(value, (bool, np.bool_)):
+        raise TypeError(f"{name} must be an int, got {value!r}")
+    try:
+        return operator.index(value)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {value!r}") from None
+
+
 def as_tuple(name: str, value: Any, ndim: int) -> tuple[int, ...]:
-    """``3 -> (3, 3)``; a tuple must have one entry per spatial dimension."""
-    if isinstance(value, bool):
+    """``3 -> (3, 3)``; a tuple must have one int (or integer-like) entry per spatial dim."""
+    if isinstance(value, (bool, np.bool_)):
         raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}")
-    if isinstance(value, int):
-        return (value,) * ndim
+    try:
+        return (operator.index(value),) * ndim
+    except TypeError:
+        pass                                   # not one integer: a sequence of them?
     try:
         values = tuple(value)
     except TypeError:
         raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}") from None
     if len(values) == 1:
         values = values * ndim
-    if len(values) != ndim or not all(isinstance(v, int) and not isinstance(v, bool)
-                                      for v in values):
+    if len(values) != ndim:
         raise ValueError(
             f"{name} must be an int or a tuple of {ndim} ints (one per spatial dimension), "
             f"got {value!r}")
-    return values
+    try:
+        return tuple(as_int(name, v) for v in values)
+    except TypeError:
+        raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}") from None
 
 
 def _require(cond: bool, msg: str) -> None:
@@ -69,10 +87,18 @@ class _Shaped:
         self.shape, self.ndim = shape, len(shape)
 
 
-def _check_ndims(input: Any, weight: Any, op: str) -> None:
+LAYOUTS = {"conv_transpose": "(C_in, C_out/groups, *kernel)",
+           "conv": "(C_out, C_in/groups, *kernel)", "conv_matrix": "(C_out, C_in/groups, *kernel)"}
+
+
+def _check_weight_ndim(weight: Any, op: str) -> None:
     _require(weight.ndim >= 3,
-             f"weight must have shape (C_in, C_out/groups, *kernel) with at least one spatial "
-             f"dimension for {op}, got weight.shape={tuple(weight.shape)}")
+             f"weight must have at least 3 dims {LAYOUTS[op]} (one or more spatial dims) for "
+             f"{op}, got weight.shape={tuple(weight.shape)}")
+
+
+def _check_ndims(input: Any, weight: Any, op: str) -> None:
+    _check_weight_ndim(weight, op)
     nsp = weight.ndim - 2
     _require(input.ndim in (nsp + 1, nsp + 2),
              f"input must have {nsp + 2} dims (N, C, *spatial) or {nsp + 1} dims (C, *spatial) to "
@@ -97,12 +123,10 @@ def _geometry(weight: Any, stride: IntOrTuple, padding: IntOrTuple, output_paddi
         padding=as_tuple("padding", padding, nsp),
         output_padding=as_tuple("output_padding", output_padding, nsp),
         dilation=as_tuple("dilation", dilation, nsp),
-        groups=groups,
+        groups=as_int("groups", groups),
         kernel=tuple(int(k) for k in weight.shape[2:]),
     )
-    if isinstance(groups, bool) or not isinstance(groups, int):
-        raise TypeError(f"groups must be an int, got {groups!r}")
-    _require(groups >= 1, f"groups must be positive, got groups={groups}")
+    _require(geo.groups >= 1, f"groups must be positive, got groups={groups}")
     _require(all(s >= 1 for s in geo.stride), f"stride must be positive, got stride={stride!r}")
     _require(all(d >= 1 for d in geo.dilation),
              f"dilation must be positive, got dilation={dilation!r}")
@@ -166,14 +190,17 @@ def _transpose_rules(in_shape: tuple[int, ...], w_shape: tuple[int, ...],
                  f"dilation={geo.dilation}")
     batched = input.ndim == geo.ndim + 2
     x = input if batched else _Shaped((1,) + in_shape)
-    c_in, c_out_g = w_shape[0], w_shape[1]
-    _require(c_in % groups == 0,
+    c_in, c_out_g, g = w_shape[0], w_shape[1], geo.groups
+    _require(c_in % g == 0,
              f"groups must divide the input channels: weight.shape[0]={c_in} (C_in) is not "
-             f"divisible by groups={groups}")
+             f"divisible by groups={g}")
+    _require(c_out_g >= 1,
+             f"weight.shape[1] (C_out/groups) must be at least 1, got weight.shape={w_shape}; "
+             f"conv_transpose weights are laid out {LAYOUTS['conv_transpose']}")
     _require(x.shape[1] == c_in,
              f"input has {x.shape[1]} channels but weight.shape[0] (C_in) is {c_in}; "
-             f"conv_transpose weights are laid out (C_in, C_out/groups, *kernel)")
-    _check_bias(b_shape, c_out_g * groups)
+             f"conv_transpose weights are laid out {LAYOUTS['conv_transpose']}")
+    _check_bias(b_shape, c_out_g * g)
     _check_spatial(x, geo, transposed=True)
     return geo, batched
 
@@ -195,17 +222,38 @@ def _conv_rules(in_shape: tuple[int, ...], w_shape: tuple[int, ...],
     geo = _geometry(weight, stride, padding, 0, groups, dilation)
     batched = input.ndim == geo.ndim + 2
     x = input if batched else _Shaped((1,) + in_shape)
-    c_out, c_in_g = w_shape[0], w_shape[1]
-    _require(c_out % groups == 0,
+    c_out, c_in_g, g = w_shape[0], w_shape[1], geo.groups
+    _require(c_out >= 1 and c_in_g >= 1,
+             f"weight.shape[0] (C_out) and weight.shape[1] (C_in/groups) must be at least 1, got "
+             f"weight.shape={w_shape}; conv weights are laid out {LAYOUTS['conv']}")
+    _require(c_out % g == 0,
              f"groups must divide the output channels: weight.shape[0]={c_out} (C_out) is not "
-             f"divisible by groups={groups}")
-    _require(x.shape[1] == c_in_g * groups,
+             f"divisible by groups={g}")
+    _require(x.shape[1] == c_in_g * g,
              f"input has {x.shape[1]} channels but weight expects C_in = "
-             f"weight.shape[1] * groups = {c_in_g} * {groups} = {c_in_g * groups}; "
-             f"conv weights are laid out (C_out, C_in/groups, *kernel)")
+             f"weight.shape[1] * groups = {c_in_g} * {g} = {c_in_g * g}; "
+             f"conv weights are laid out {LAYOUTS['conv']}")
     _check_bias(b_shape, c_out)
     _check_spatial(x, geo, transposed=False)
     return geo, batched
+
+
+def check_conv_matrix(weight: Any, input_size: IntOrTuple, stride: IntOrTuple,
+                      padding: IntOrTuple, dilation: IntOrTuple, groups: int
+                      ) -> tuple[Geometry, tuple[int, ...]]:
+    """Validate a ``conv_matrix`` call: the rules of ``conv`` on one sample of ``input_size``.
+
+    Returns (geometry, input_size as a tuple)."""
+    backend.check_same_kind(weight=weight)
+    backend.check_float_dtypes(weight=weight)
+    _check_weight_ndim(weight, "conv_matrix")
+    in_size = as_tuple("input_size", input_size, weight.ndim - 2)
+    _require(all(v >= 1 for v in in_size),
+             f"input_size must be positive in every dimension, got input_size={input_size!r}")
+    c_in = int(weight.shape[1]) * max(as_int("groups", groups), 0)   # the input it multiplies
+    geo, _ = _cached(_conv_rules, ((c_in,) + in_size, _shape_key(weight)[0], None),
+                     (stride, padding, dilation, groups))
+    return geo, in_size
 
 
 def _check_bias(b_shape: tuple[int, ...] | None, c_out: int) -> None:

@@ -19,7 +19,7 @@ from typing import Any
 import numpy as np
 
 from .. import backend, shapes
-from .._args import Geometry, IntOrTuple, as_tuple
+from .._args import Geometry, IntOrTuple, as_tuple, check_conv_matrix
 from ._canvas import output_shape, spatial_of
 
 
@@ -54,32 +54,62 @@ def _sparse_indices(in_size: tuple[int, ...], out_size: tuple[int, ...], geo: Ge
 def conv_matrix(weight: Any, input_size: IntOrTuple, stride: IntOrTuple = 1,
                 padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1,
                 output_size: Sequence[int] | None = None) -> Any:
-    """The matrix C of the forward convolution ``conv(x, weight, ...)`` on one sample.
+    r"""The sparse matrix :math:`C` of the forward convolution ``conv(x, weight, ...)`` on one
+    sample, so that ``C @ x.reshape(-1) == conv(x, weight, ...).reshape(-1)``.
+
+    Row :math:`(c_o, \mathbf{j})`, column :math:`(c_i, \mathbf{j}s + \mathbf{t}d - p)` holds
+    :math:`w[c_o, c_i \bmod (C_{in}/g), \mathbf{t}]`; entries whose column falls into the zero
+    padding are left out. :math:`C^{\mathsf T}` is the transposed convolution with the same
+    ``weight``.
+
+    Shapes:
+        - weight: ``(C_out, C_in/groups, *kernel)``, the **conv** layout (which is also the
+          ``(C_in, C_out/groups, *kernel)`` layout of the transposed convolution that
+          :math:`C^{\mathsf T}` computes)
+        - C: ``(C_out * prod(out), C_in * prod(input_size))`` with
+          ``out = floor((i + 2p - d(k-1) - 1)/s) + 1`` per axis, or ``output_size``
 
     Args:
-        weight: conv layout ``(C_out, C_in/groups, *kernel)``.
-        input_size: spatial size of the convolution's input (an int or one per axis).
-        output_size: keep only the first ``output_size`` output positions per axis (default:
-            the convolution's full output).
+        weight (NumPy array or torch tensor): the convolution weight, a floating dtype.
+        input_size (int or tuple): spatial size of the convolution's input, one per axis.
+        stride (int or tuple, optional): stride of the convolution. Default: 1
+        padding (int or tuple, optional): zero padding on both sides of each axis. Default: 0
+        dilation (int or tuple, optional): spacing between kernel taps. Default: 1
+        groups (int, optional): number of blocked connections from input channels to output
+            channels; it divides ``C_out``. Default: 1
+        output_size (tuple, optional): keep only the first ``output_size`` output positions per
+            axis (rows of ``C``), between 1 and the full size. Default: the full output
 
     Returns:
-        C of shape ``(C_out * prod(out), C_in * prod(input_size))``, so that
-        ``C @ x.reshape(-1)`` equals ``conv(x, weight, ...).reshape(-1)``.
+        ``scipy.sparse.csr_array`` for a NumPy weight; a coalesced ``torch`` sparse COO tensor on
+        the weight's device for a torch weight.
+
+    Raises:
+        TypeError: ``weight`` is not a floating NumPy array or torch tensor, or an argument is
+            not an int (or tuple of ints).
+        ValueError: the same geometric rules as :func:`tconv_lib.conv` (naming the argument,
+            the rule and the value), or ``output_size`` out of range.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tconv_lib import conv_matrix
+        >>> conv_matrix(np.array([[[1., 2., 3.]]]), 5, stride=2).toarray()
+        array([[1., 2., 3., 0., 0.],
+               [0., 0., 1., 2., 3.]])
     """
-    nsp = weight.ndim - 2
-    geo = Geometry(as_tuple("stride", stride, nsp), as_tuple("padding", padding, nsp),
-                   (0,) * nsp, as_tuple("dilation", dilation, nsp), groups,
-                   tuple(int(k) for k in weight.shape[2:]))
-    in_size = as_tuple("input_size", input_size, nsp)
+    geo, in_size = check_conv_matrix(weight, input_size, stride, padding, dilation, groups)
     full = shapes.conv_output_shape(in_size, geo.kernel, geo.stride, geo.padding, geo.dilation)
-    out_size = full if output_size is None else tuple(int(v) for v in output_size)
+    out_size = full if output_size is None else as_tuple("output_size", output_size, geo.ndim)
     if any(o < 1 or o > f for o, f in zip(out_size, full, strict=True)):
         raise ValueError(f"output_size must be between 1 and the convolution's output size "
                          f"{full}, got output_size={out_size}")
     c_out, c_in_g = int(weight.shape[0]), int(weight.shape[1])
     rows, cols, widx = _sparse_indices(in_size, out_size, geo, c_out, c_in_g)
-    shape = (c_out * int(np.prod(out_size)), c_in_g * groups * int(np.prod(in_size)))
+    shape = (c_out * int(np.prod(out_size)), c_in_g * geo.groups * int(np.prod(in_size)))
     if backend.is_torch(weight):
+        # Sparse arrays are not in the array API. A torch weight stays on its device (scipy
+        # cannot hold a CUDA tensor), so the same (row, col, value) triples become a torch
+        # sparse tensor; tests/test_library_identities.py checks both give the same matrix.
         import torch
 
         idx = torch.as_tensor(np.stack([rows, cols]), device=weight.device)
@@ -98,6 +128,7 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
                     output_size=spatial)                     # the forward conv maps out -> spatial
     n, c_out = int(x.shape[0]), int(weight.shape[1]) * geo.groups
     if backend.is_torch(x):
+        # sparse @ dense has no array-API form: torch.sparse.mm here, scipy's ``@`` below
         import torch
 
         flat = x.reshape(n, -1).T
