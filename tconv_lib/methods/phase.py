@@ -8,7 +8,8 @@ when :math:`d = 1`). Interleaving the phases (depth-to-space) rebuilds the outpu
 
 No multiply touches an inserted zero. When :math:`k = s` (and :math:`d = 1`) every phase has a
 single tap, so the whole operation is one :math:`1\times1` convolution to :math:`s^D C_{out}`
-channels followed by a pixel shuffle (Shi et al., 2016).
+channels, i.e. **one GEMM**, followed by a pixel shuffle (Shi et al., 2016):
+:func:`one_gemm_and_shuffle`.
 """
 
 from __future__ import annotations
@@ -51,7 +52,37 @@ def _sub_transpose(x: Any, sub_w: Any, sub_d: tuple[int, ...], groups: int) -> A
     return conv_core(padded, flip_swap_kernel(sub_w, groups), geo)
 
 
+def one_tap_per_phase(geo: Geometry) -> bool:
+    """``k == s`` and ``d == 1`` on every axis: each canvas position receives exactly one tap."""
+    return all(k == s and d == 1 for k, s, d in zip(geo.kernel, geo.stride, geo.dilation,
+                                                    strict=True))
+
+
+def one_gemm_and_shuffle(x: Any, weight: Any, geo: Geometry) -> Any:
+    """``k == s``: a 1x1 convolution to ``s^D * C_out`` channels (one GEMM), then a pixel shuffle.
+
+    Phase ``r`` is the single tap ``w[..., r]``, so the weight viewed per group as
+    ``(C_out/g * s^D, C_in/g)`` multiplies every input position at once. Output position
+    ``q*s + r`` is then phase ``r`` of input position ``q``.
+    """
+    xp = backend.namespace(x, weight)
+    n, g, nd = int(x.shape[0]), geo.groups, geo.ndim
+    c_in, c_out = int(weight.shape[0]), int(weight.shape[1]) * g
+    spatial = spatial_of(x)
+    w_1x1 = xp.permute_dims(xp.reshape(weight, (g, c_in // g, -1)), (0, 2, 1))
+    phases = xp.matmul(w_1x1[None], backend.group_view(x, g))   # (N, g, C_out/g * s^D, P)
+    # pixel shuffle: (N, C_out, s_1..s_D, i_1..i_D) -> (N, C_out, i_1, s_1, ..., i_D, s_D)
+    phases = xp.reshape(phases, (n, c_out) + geo.stride + spatial)
+    order = (0, 1) + tuple(v for a in range(nd) for v in (2 + nd + a, 2 + a))
+    canvas = xp.reshape(xp.permute_dims(phases, order),
+                        (n, c_out) + tuple(i * s for i, s in zip(spatial, geo.stride,
+                                                                 strict=True)))
+    return crop(canvas, spatial, geo)           # output_padding reads zeros past the canvas
+
+
 def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
+    if one_tap_per_phase(geo):
+        return one_gemm_and_shuffle(x, weight, geo)
     xp = backend.namespace(x, weight)
     n, g = int(x.shape[0]), geo.groups
     spatial = spatial_of(x)
