@@ -33,7 +33,7 @@ def test_seed_2d_example(method: str) -> None:
     assert canvas[0, 0, 1:-1, 1:-1].tolist() == y[0, 0].tolist()
 
 
-def _symbolic(stride: int, padding: int = 0) -> list[list[set[str]]]:
+def _symbolic(method: str, stride: int, padding: int = 0) -> list[list[set[str]]]:
     """Which products a*w11, ... land in each output cell, by bilinearity and one-hot inputs."""
     names_x, names_w = "abcd", ["w11", "w12", "w21", "w22"]
     out = None
@@ -43,7 +43,7 @@ def _symbolic(stride: int, padding: int = 0) -> list[list[set[str]]]:
         w = np.zeros(4)
         w[wi] = 1.0
         y = tconv_lib.conv_transpose(x.reshape(1, 1, 2, 2), w.reshape(1, 1, 2, 2),
-                                     stride=stride, padding=padding)[0, 0]
+                                     stride=stride, padding=padding, method=method)[0, 0]
         if out is None:
             out = [[set() for _ in row] for row in y]
         for r, c in zip(*np.nonzero(y), strict=True):
@@ -51,9 +51,10 @@ def _symbolic(stride: int, padding: int = 0) -> list[list[set[str]]]:
     return out
 
 
-def test_symbolic_stride2_no_overlap() -> None:
+@pytest.mark.parametrize("method", tconv_lib.METHODS)
+def test_symbolic_stride2_no_overlap(method: str) -> None:
     # Seed example: [[a, b], [c, d]] with a 2x2 kernel, stride 2 -> 4x4 without overlap.
-    assert _symbolic(2) == [
+    assert _symbolic(method, 2) == [
         [{"aw11"}, {"aw12"}, {"bw11"}, {"bw12"}],
         [{"aw21"}, {"aw22"}, {"bw21"}, {"bw22"}],
         [{"cw11"}, {"cw12"}, {"dw11"}, {"dw12"}],
@@ -61,22 +62,24 @@ def test_symbolic_stride2_no_overlap() -> None:
     ]
 
 
-def test_symbolic_stride1_overlaps_add() -> None:
+@pytest.mark.parametrize("method", tconv_lib.METHODS)
+def test_symbolic_stride1_overlaps_add(method: str) -> None:
     # Stride 1: copies overlap and add; the centre receives one term from every input element.
-    assert _symbolic(1) == [
+    assert _symbolic(method, 1) == [
         [{"aw11"}, {"aw12", "bw11"}, {"bw12"}],
         [{"aw21", "cw11"}, {"aw22", "bw21", "cw12", "dw11"}, {"bw22", "dw12"}],
         [{"cw21"}, {"cw22", "dw21"}, {"dw22"}],
     ]
 
 
-def test_symbolic_1d_with_padding() -> None:
+@pytest.mark.parametrize("method", tconv_lib.METHODS)
+def test_symbolic_1d_with_padding(method: str) -> None:
     # Seed: [x1, x2] * [w1, w2, w3], stride 2, padding 1 -> [x1 w2, x1 w3 + x2 w1, x2 w2].
     got = []
     for xi, wi in itertools.product(range(2), range(3)):
         x, w = np.zeros((1, 1, 2)), np.zeros((1, 1, 3))
         x[0, 0, xi], w[0, 0, wi] = 1.0, 1.0
-        got.append(tconv_lib.conv_transpose(x, w, stride=2, padding=1)[0, 0])
+        got.append(tconv_lib.conv_transpose(x, w, stride=2, padding=1, method=method)[0, 0])
     terms = [{f"x{xi + 1}w{wi + 1}" for (xi, wi), y in zip(
         itertools.product(range(2), range(3)), got, strict=True) if y[pos] != 0}
         for pos in range(3)]
