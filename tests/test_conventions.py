@@ -56,32 +56,68 @@ def test_from_jax_2d_default_layout(pad) -> None:
     np.testing.assert_allclose(np.moveaxis(got, 1, -1), ref, rtol=1e-10, atol=1e-10)
 
 
-def _tf_forward_conv(z, w, stride, padding, k_dilated):
-    """TF's forward conv1d (documented rule): SAME pads P//2 before, the rest after."""
-    out = z.shape[-1]
-    if padding == "SAME":
-        i = -(-out // stride)
-        before, after = cv.tf_same_padding(out, i, k_dilated, stride)
-        z = F.pad(z, (before, after))
-    return F.conv1d(z, w, stride=stride)
+def _tf_conv(z, w, strides, padding, dilations):
+    """TF's forward convolution, its documented rule written out (not tconv_lib's).
+
+    'SAME': ``out = ceil(n / s)``, ``pad_total = max((out - 1)*s + (k - 1)*d + 1 - n, 0)``,
+    ``pad_total // 2`` before and the rest after; 'VALID': no padding.
+    """
+    pads = []
+    for n, k, s, d in zip(z.shape[2:], w.shape[2:], strides, dilations, strict=True):
+        total = max((-(-n // s) - 1) * s + (k - 1) * d + 1 - n, 0) if padding == "SAME" else 0
+        pads.append((total // 2, total - total // 2))
+    flat = [v for pair in reversed(pads) for v in pair]        # F.pad lists the last axis first
+    conv = [F.conv1d, F.conv2d, F.conv3d][z.ndim - 3]
+    return conv(F.pad(z, flat), w, stride=strides, dilation=dilations)
 
 
-@pytest.mark.parametrize("k, s, i, padding, extra", [
-    (k, s, i, padding, extra) for k, s, i in itertools.product([1, 2, 3, 4, 5], [1, 2, 3], [1, 4])
-    for padding in ["SAME", "VALID"] for extra in (range(s) if padding == "VALID" else [0])])
-def test_from_tf_is_adjoint_of_tf_forward_conv(k, s, i, padding, extra) -> None:
-    # TF's conv1d_transpose is by definition the gradient of its conv1d: check adjointness.
-    out = (i * s if padding == "SAME" else (i - 1) * s + k) + (extra if padding == "VALID" else 0)
-    args = cv.from_tf(i, k, s, padding, output_shape=out)
-    assert args.output_size((i,), (k,)) == (out,)
-    x = torch.as_tensor(R.standard_normal((2, 3, i)))
-    kernel_tf = R.standard_normal((k, 4, 3))                # (k, C_out, C_in)
-    w = torch.as_tensor(cv.tf_kernel_to_torch(kernel_tf))   # (C_in, C_out, k)
+def _tf_output_shapes(i, k, s, d, padding):
+    """Every ``output_shape`` TF accepts: those whose forward convolution has length ``i``."""
+    kd = d * (k - 1) + 1
+    low = (i - 1) * s + 1 if padding == "SAME" else (i - 1) * s + kd
+    return range(low, low + s)
+
+
+def _check_tf_adjoint(i, k, s, d, padding, out) -> None:
+    """TF's conv_transpose is by definition the gradient of its forward conv: <conv(z), x> =
+    <z, conv_transpose(x)> for every x and z. (Some TF kernels refuse stride > 1 together with
+    dilation > 1; the rule, and so the identity, is defined for both.)"""
+    nd = len(i)
+    args = cv.from_tf(i, k, s, padding, output_shape=out, dilations=d)
+    assert args.output_size(i, k) == out
+    x = torch.as_tensor(R.standard_normal((2, 3) + i))
+    kernel_tf = R.standard_normal(k + (4, 3))               # (*k, C_out, C_in), TF's layout
+    w = torch.as_tensor(np.transpose(kernel_tf, (nd + 1, nd) + tuple(range(nd))))
+    np.testing.assert_array_equal(cv.tf_kernel_to_torch(kernel_tf), w.numpy())
     y = args(x, w)
-    z = torch.as_tensor(R.standard_normal((2, 4, out)))
-    fwd = _tf_forward_conv(z, w, s, padding, k)
+    assert tuple(y.shape) == (2, 4) + out
+    z = torch.as_tensor(R.standard_normal((2, 4) + out))
+    fwd = _tf_conv(z, w, s, padding, d)
+    assert fwd.shape == x.shape
     torch.testing.assert_close(torch.vdot(fwd.flatten(), x.flatten()),
                                torch.vdot(z.flatten(), y.flatten()))
+
+
+@pytest.mark.parametrize("k, s, d, i, padding, out", [
+    (k, s, d, i, padding, out)
+    for k, s, d, i in itertools.product([1, 2, 3, 4, 5], [1, 2, 3], [1, 2], [1, 4])
+    for padding in ["SAME", "VALID"] for out in _tf_output_shapes(i, k, s, d, padding)])
+def test_from_tf_is_adjoint_of_tf_forward_conv(k, s, d, i, padding, out) -> None:
+    _check_tf_adjoint((i,), (k,), (s,), (d,), padding, (out,))
+
+
+@pytest.mark.parametrize("i, k, s, d, padding, out", [
+    ((4, 3), (3, 2), (2, 1), (1, 1), "SAME", (7, 3)),           # output_shape below i*s
+    ((3, 5), (3, 4), (2, 3), (1, 1), "SAME", (6, 13)),          # k=4 > s=3, out = i*s - 2
+    ((3, 3), (3, 3), (2, 2), (2, 1), "SAME", (5, 6)),           # dilation 2 on one axis
+    ((4, 2), (2, 3), (3, 2), (2, 2), "SAME", (12, 3)),          # dilation > stride
+    ((3, 4), (3, 2), (2, 3), (1, 2), "VALID", (8, 14)),         # VALID, one above the least
+    ((2, 3), (4, 3), (3, 1), (2, 2), "VALID", (12, 7)),         # dilated, largest output
+])
+def test_from_tf_2d_kernels_dilation_and_output_shape(i, k, s, d, padding, out) -> None:
+    assert all(o in _tf_output_shapes(*a, padding) for o, a in zip(
+        out, zip(i, k, s, d, strict=True), strict=True))
+    _check_tf_adjoint(i, k, s, d, padding, out)
 
 
 def test_tf_same_k3_s2_is_shifted_from_torch_padding1_op1() -> None:
