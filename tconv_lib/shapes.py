@@ -15,6 +15,22 @@ Transposed convolution (``F.conv_transpose*d``):
 Because of the floor, ``s`` different forward input sizes give the same forward output size;
 ``output_padding`` picks one of them when going back. The ``relationship`` function reproduces the
 numbered relationships of Dumoulin & Visin, "A guide to convolution arithmetic" (2016).
+
+PyTorch has **two rules** for how far ``output_padding`` may go, and the functions below say
+which one they follow (the ``rule`` argument of :func:`output_size_range` and
+:func:`output_padding_for` picks it; :func:`max_output_padding` states it):
+
+- ``"module"``: ``nn.ConvTranspose*d(...)(x, output_size=...)`` accepts ``0 <= op < stride``,
+  exactly the sizes whose forward convolution (same ``k, s, p, d``) has length ``i`` again;
+- ``"functional"``: ``F.conv_transpose*d(..., output_padding=op)`` (and
+  :func:`tconv_lib.conv_transpose`) accepts ``0 <= op < max(stride, dilation)``. When
+  ``dilation > stride`` this reaches sizes whose forward convolution is *longer* than ``i``.
+
+>>> conv_transpose_output_size(4, k=3, stride=2, padding=1, output_padding=1)
+8
+>>> list(output_size_range(2, k=3, stride=1, dilation=3)), list(
+...     output_size_range(2, k=3, stride=1, dilation=3, rule="functional"))
+([8], [8, 9, 10])
 """
 
 from __future__ import annotations
@@ -35,7 +51,24 @@ def _check_non_negative(**values: int) -> None:
 
 
 def conv_output_size(i: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
-    """Output length of a forward convolution along one axis."""
+    """Output length of a forward convolution (``F.conv*d``) along one axis.
+
+    ``floor((i + 2p - d(k-1) - 1) / s) + 1``; it is below 1 when the dilated kernel does not fit
+    in the padded input (PyTorch refuses such a call).
+
+    Args:
+        i (int): input length.
+        k (int): kernel size.
+        stride (int, optional): step between kernel positions. Default: 1
+        padding (int, optional): zeros added on both sides. Default: 0
+        dilation (int, optional): spacing between kernel taps. Default: 1
+
+    Raises:
+        ValueError: ``i``, ``k``, ``stride`` or ``dilation`` below 1, or ``padding`` below 0.
+
+    >>> conv_output_size(8, k=3, stride=2, padding=1)
+    4
+    """
     _check_positive(i=i, k=k, stride=stride, dilation=dilation)
     _check_non_negative(padding=padding)
     return (i + 2 * padding - dilation * (k - 1) - 1) // stride + 1
@@ -43,7 +76,27 @@ def conv_output_size(i: int, k: int, stride: int = 1, padding: int = 0, dilation
 
 def conv_transpose_output_size(i: int, k: int, stride: int = 1, padding: int = 0,
                                output_padding: int = 0, dilation: int = 1) -> int:
-    """Output length of a transposed convolution along one axis."""
+    """Output length of a transposed convolution (``F.conv_transpose*d``) along one axis.
+
+    ``(i-1)s - 2p + d(k-1) + op + 1``: the canvas of ``i`` kernel copies ``s`` apart, cropped by
+    ``padding`` on both sides, plus ``output_padding`` at the far end. The rule on ``op``
+    (see the module docstring) is not checked here.
+
+    Args:
+        i (int): input length.
+        k (int): kernel size.
+        stride (int, optional): step between the painted kernel copies. Default: 1
+        padding (int, optional): cropped from both sides. Default: 0
+        output_padding (int, optional): added at the far end. Default: 0
+        dilation (int, optional): spacing between kernel taps. Default: 1
+
+    Raises:
+        ValueError: ``i``, ``k``, ``stride`` or ``dilation`` below 1, or ``padding`` or
+            ``output_padding`` below 0.
+
+    >>> conv_transpose_output_size(4, k=3, stride=2, padding=1)
+    7
+    """
     _check_positive(i=i, k=k, stride=stride, dilation=dilation)
     _check_non_negative(padding=padding, output_padding=output_padding)
     return (i - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
@@ -51,7 +104,11 @@ def conv_transpose_output_size(i: int, k: int, stride: int = 1, padding: int = 0
 
 def conv_output_shape(spatial: Sequence[int], kernel: Sequence[int], stride: Sequence[int],
                       padding: Sequence[int], dilation: Sequence[int]) -> tuple[int, ...]:
-    """:func:`conv_output_size` for every spatial axis."""
+    """:func:`conv_output_size` for every spatial axis (each argument: one entry per axis).
+
+    >>> conv_output_shape((8, 5), (3, 3), (2, 1), (1, 0), (1, 1))
+    (4, 3)
+    """
     return tuple(conv_output_size(*a) for a in zip(spatial, kernel, stride, padding, dilation,
                                                    strict=True))
 
@@ -60,34 +117,78 @@ def conv_transpose_output_shape(spatial: Sequence[int], kernel: Sequence[int],
                                 stride: Sequence[int], padding: Sequence[int],
                                 output_padding: Sequence[int], dilation: Sequence[int]
                                 ) -> tuple[int, ...]:
-    """:func:`conv_transpose_output_size` for every spatial axis."""
+    """:func:`conv_transpose_output_size` for every spatial axis (one entry per axis each).
+
+    >>> conv_transpose_output_shape((4, 3), (3, 3), (2, 1), (1, 0), (1, 0), (1, 1))
+    (8, 5)
+    """
     return tuple(conv_transpose_output_size(*a) for a in zip(
         spatial, kernel, stride, padding, output_padding, dilation, strict=True))
 
 
-def output_size_range(i: int, k: int, stride: int = 1, padding: int = 0,
-                      dilation: int = 1) -> range:
-    """Every output length a transposed convolution can produce from length ``i``.
+RULES = ("module", "functional")
 
-    They are the lengths whose forward convolution (same k, s, p, d) has length ``i`` again:
-    ``output_padding = 0 .. stride-1``. This is the range PyTorch accepts for ``output_size=``.
+
+def max_output_padding(stride: int, dilation: int = 1, rule: str = "module") -> int:
+    """The largest ``output_padding`` PyTorch accepts along one axis.
+
+    Args:
+        stride (int): the stride.
+        dilation (int, optional): the dilation. Default: 1
+        rule (str, optional): ``"module"`` for ``nn.ConvTranspose*d(...)(x, output_size=...)``
+            (``stride - 1``), ``"functional"`` for ``F.conv_transpose*d(output_padding=...)``
+            and :func:`tconv_lib.conv_transpose` (``max(stride, dilation) - 1``).
+            Default: ``"module"``
+
+    >>> max_output_padding(1, 3), max_output_padding(1, 3, rule="functional")
+    (0, 2)
+    """
+    _check_positive(stride=stride, dilation=dilation)
+    if rule not in RULES:
+        raise ValueError(f"rule must be 'module' (nn.ConvTranspose*d's output_size=) or "
+                         f"'functional' (F.conv_transpose*d's output_padding=), got rule={rule!r}")
+    return stride - 1 if rule == "module" else max(stride, dilation) - 1
+
+
+def output_size_range(i: int, k: int, stride: int = 1, padding: int = 0,
+                      dilation: int = 1, rule: str = "module") -> range:
+    """Every output length a transposed convolution of length ``i`` can produce in PyTorch.
+
+    With ``rule="module"`` (the default) these are the ``output_size=`` values
+    ``nn.ConvTranspose*d`` accepts, ``output_padding = 0 .. stride-1``: exactly the lengths whose
+    forward convolution (same k, s, p, d) has length ``i`` again. With ``rule="functional"``
+    they are what ``F.conv_transpose*d`` produces for ``output_padding = 0 .. max(s, d) - 1``.
+
+    Returns:
+        range: the lengths, smallest first (lengths below 1 are left out).
+
+    >>> list(output_size_range(4, k=3, stride=2, padding=1))
+    [7, 8]
     """
     low = conv_transpose_output_size(i, k, stride, padding, 0, dilation)
-    return range(max(low, 1), low + stride)
+    return range(max(low, 1), low + max_output_padding(stride, dilation, rule) + 1)
 
 
 def output_padding_for(i: int, target: int, k: int, stride: int = 1, padding: int = 0,
-                       dilation: int = 1) -> int:
+                       dilation: int = 1, rule: str = "module") -> int:
     """The ``output_padding`` that takes a transposed convolution of length ``i`` to ``target``.
 
-    Raises ``ValueError`` naming the reachable range when ``target`` cannot be reached.
+    ``rule`` is that of :func:`output_size_range`: by default the ``output_size=`` rule of
+    ``nn.ConvTranspose*d``, with ``"functional"`` that of ``F.conv_transpose*d``.
+
+    Raises:
+        ValueError: ``target`` cannot be reached; the message names the reachable range.
+
+    >>> output_padding_for(4, target=8, k=3, stride=2, padding=1)
+    1
     """
-    sizes = output_size_range(i, k, stride, padding, dilation)
+    sizes = output_size_range(i, k, stride, padding, dilation, rule)
     if target not in sizes:
         raise ValueError(
             f"target output size {target} is unreachable from input size {i} with k={k}, "
             f"stride={stride}, padding={padding}, dilation={dilation}: reachable sizes are "
-            f"{sizes.start}..{sizes.stop - 1} (output_padding 0..{stride - 1})")
+            f"{sizes.start}..{sizes.stop - 1} (output_padding "
+            f"0..{max_output_padding(stride, dilation, rule)}, the {rule} rule)")
     return target - conv_transpose_output_size(i, k, stride, padding, 0, dilation)
 
 
@@ -96,7 +197,11 @@ def conv_input_sizes(o: int, k: int, stride: int = 1, padding: int = 0,
     """Every forward-convolution input length that produces output length ``o``.
 
     With ``stride > 1`` there are up to ``stride`` of them: this is the ambiguity that
-    ``output_padding`` resolves. Entry ``j`` of the result is reached by ``output_padding=j``.
+    ``output_padding`` resolves. Entry ``j`` of the result is reached by ``output_padding=j``
+    (within the ``"module"`` rule: ``j < stride``).
+
+    >>> conv_input_sizes(4, k=3, stride=2, padding=1)
+    [7, 8]
     """
     low = conv_transpose_output_size(o, k, stride, padding, 0, dilation)
     return [n for n in range(low, low + stride)
