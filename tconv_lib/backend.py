@@ -77,7 +77,11 @@ def zeros(xp: Any, like: Any, shape: tuple[int, ...]) -> Any:
 
 def multiply_add(target: Any, a: Any, b: Any, scratch: Any = None) -> None:
     """``target += a * b`` in place: ``addcmul_`` on torch (no temporary); on NumPy the product
-    goes through ``scratch`` (shaped like ``a * b``) when one is given."""
+    goes through ``scratch`` (shaped like ``a * b``) when one is given.
+
+    The array API has no fused multiply-add, and ``target += a * b`` allocates the product on
+    every call (once per kernel tap in :mod:`tconv_lib.methods._depthwise`). Both branches
+    compute the same sum; ``tests/test_fast_paths.py`` checks them against each other."""
     if is_torch(target):
         target.addcmul_(a, b)
     elif scratch is not None:

@@ -140,3 +140,46 @@ def test_gpu_path_without_fold_when_output_padding_reaches_the_stride(monkeypatc
     assert col2im.use_fold(x, check_transpose(x, w, None, 2, 1, 1, 1, 2)[1])
     torch.testing.assert_close(tconv_lib.conv_transpose(x, w, None, *args),
                                F.conv_transpose2d(x, w, None, *args), rtol=1e-10, atol=1e-10)
+
+
+# Branches that only torch takes, each against the NumPy path that computes the same thing
+# another way: (input shape, weight shape, (stride, padding, output_padding, groups, dilation),
+# method, pretend the CPU is a GPU, the torch-only function that must run).
+TORCH_BRANCHES = {
+    "matrix: torch.sparse, not scipy.sparse": (
+        (2, 4, 5, 4), (4, 3, 3, 2), (2, 1, 1, 2, 1), "matrix", False, (torch.sparse, "mm")),
+    "col2im 2-D: fold (GPU), not block adds": (
+        (2, 3, 5, 6), (3, 2, 3, 3), ((2, 1), 1, (1, 0), 1, 1), "col2im", True, ("fold", None)),
+    "col2im 1-D: fold (GPU), not block adds": (
+        (2, 3, 7), (3, 2, 4), (3, 1, 2, 1, 1), "col2im", True, ("fold", None)),
+    "depthwise: addcmul_, not a product into scratch": (
+        (2, 4, 5, 5), (4, 2, 3, 3), (2, 1, 1, 4, 1), "col2im", False,
+        (torch.Tensor, "addcmul_")),
+    "3-D pixel shuffle: one permuted copy (GPU), not per-phase copies": (
+        (1, 2, 3, 3, 2), (2, 2, 3, 2, 3), (2, 1, 0, 1, 1), "col2im", True, None),
+}
+
+
+@pytest.mark.parametrize("case", TORCH_BRANCHES.values(), ids=TORCH_BRANCHES.keys())
+def test_torch_only_branches_agree_with_numpy(case, monkeypatch) -> None:
+    from tconv_lib import backend
+    from tconv_lib.methods import col2im
+
+    xs, ws, args, method, pretend_gpu, spied = case
+    if pretend_gpu:
+        monkeypatch.setattr(backend, "on_gpu", backend.is_torch)     # NumPy is never "on GPU"
+    calls = []
+    if spied is not None:
+        owner, name = (col2im, spied[0]) if spied[1] is None else spied
+        real = getattr(owner, name)
+        monkeypatch.setattr(owner, name, lambda *a, **k: calls.append(name) or real(*a, **k))
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn(xs, generator=gen, dtype=torch.float64)
+    w = torch.randn(ws, generator=gen, dtype=torch.float64)
+    y_numpy = tconv_lib.conv_transpose(x.numpy(), w.numpy(), None, *args, method=method)
+    assert calls == []
+    y_torch = tconv_lib.conv_transpose(x, w, None, *args, method=method)
+    assert spied is None or calls, f"the torch branch {spied} did not run"
+    np.testing.assert_allclose(y_torch.numpy(), y_numpy, rtol=1e-12, atol=1e-12)
+    expected = getattr(F, f"conv_transpose{len(xs) - 2}d")(x, w, None, *args)
+    torch.testing.assert_close(y_torch, expected, rtol=1e-10, atol=1e-10)

@@ -69,6 +69,8 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
 
     def groups_range(lo: int, hi: int) -> None:     # groups [lo, hi), a block at a time
         plane = xp.empty((n, b, mult) + blocks, dtype=x.dtype, device=device)
+        # NumPy has no fused multiply-add: the product of each tap goes through this buffer
+        # (torch uses addcmul_; see backend.multiply_add)
         scratch = None if backend.is_torch(x) else xp.empty((n, b, mult) + spatial,
                                                             dtype=x.dtype)
         for g0 in range(lo, hi, b):
@@ -92,5 +94,6 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
                                          None if scratch is None else scratch[:, :nb])
                 target[...] = pl[(Ellipsis,) + src]
 
+    # NumPy's elementwise loops are single-threaded, torch threads each operation itself
     _threads.run_chunks(groups_range, g, math.prod(y.shape), parallel=not backend.is_torch(x))
     return xp.reshape(y, (n, g * mult) + out)

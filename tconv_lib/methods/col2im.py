@@ -94,7 +94,7 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
         spatial, geo.kernel, geo.stride, geo.dilation, geo.output_padding, strict=True))
     if int(weight.shape[0]) == g:                   # depthwise: the GEMM is an outer product
         return _depthwise.conv_transpose(x, weight, geo, blocks, output_shape(spatial, geo))
-    if use_fold(x, geo):
+    if use_fold(x, geo):        # torch on a GPU only; the same sums as the block adds below
         return fold(x, weight, geo, output_shape(spatial, geo))
     # (g, C_out/g) merged into one channel axis: every pass below is independent per channel,
     # so NumPy can run channel ranges on several threads (torch threads each operation itself)
@@ -169,7 +169,9 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
     c, n = int(planes.shape[0]), int(planes.shape[1 + nd])
     y = xp.empty((n, c) + out, dtype=planes.dtype,
                  device=backend.array_api_compat.device(planes))
-    if max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(planes):  # one permuted copy
+    # One permuted copy for large strides, and on a GPU, where prod(s) copies are prod(s) kernel
+    # launches; both branches write the same values (tests/test_fast_paths.py).
+    if max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(planes):
         order = (1 + nd, 0) + tuple(v for a in range(nd) for v in (2 + nd + a, 1 + a))
         crop = tuple(slice(p, p + o) for p, o in zip(geo.padding, out, strict=True))
 
