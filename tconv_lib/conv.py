@@ -1,16 +1,7 @@
 r"""Forward convolution (cross-correlation), the partner of every transposed convolution.
 
-Same conventions as ``torch.nn.functional.conv{1,2,3}d``:
-
-.. math::
-    y[n, c_o, \mathbf{j}] = b[c_o] + \sum_{c_i \in g(c_o)} \sum_{\mathbf{t}}
-        w[c_o, c_i, \mathbf{t}]\; x_{\text{pad}}[n, c_i, \mathbf{j} s + \mathbf{t} d]
-
-Shapes:
-    - input: ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``
-    - weight: ``(C_out, C_in/groups, *kernel)``
-    - bias: ``(C_out,)`` or ``None``
-    - output: ``(N, C_out, *out)`` with ``out = floor((i + 2p - d(k-1) - 1)/s) + 1`` per axis
+:func:`conv` has the semantics of ``torch.nn.functional.conv{1,2,3}d`` (zero padding) for any
+number of spatial dimensions; :func:`tconv_lib.conv_transpose` is its transpose.
 """
 
 from __future__ import annotations
@@ -24,7 +15,62 @@ from ._args import Geometry, IntOrTuple, check_conv
 
 def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
          padding: IntOrTuple = 0, dilation: IntOrTuple = 1, groups: int = 1) -> Any:
-    """Forward convolution; see the module docstring for the formula and shapes."""
+    r"""Applies a convolution (cross-correlation) over an input of several input planes,
+    with any number :math:`D \ge 1` of spatial dimensions (``torch.nn.functional.conv{1,2,3}d``).
+
+    .. math::
+        y[n, c_o, \mathbf{j}] = b[c_o] + \sum_{c_i \in g(c_o)} \sum_{\mathbf{t}}
+            w[c_o, c_i \bmod (C_{in}/g), \mathbf{t}]\;
+            x_{\text{pad}}[n, c_i, \mathbf{j} s + \mathbf{t} d]
+
+    where :math:`x_{\text{pad}}` is the input with ``padding`` zeros on both sides of every
+    spatial axis and :math:`g(c_o)` are the input channels of :math:`c_o`'s group.
+
+    Shape:
+        - input: :math:`(N, C_{in}, i_1, \ldots, i_D)` or unbatched :math:`(C_{in}, i_1, \ldots,
+          i_D)`
+        - weight: :math:`(C_{out}, C_{in}/\text{groups}, k_1, \ldots, k_D)`
+        - bias: :math:`(C_{out})` or ``None``
+        - output: :math:`(N, C_{out}, o_1, \ldots, o_D)` (unbatched: :math:`(C_{out}, \ldots)`)
+          where, per axis,
+
+          .. math:: o = \left\lfloor \frac{i + 2p - d(k-1) - 1}{s} \right\rfloor + 1
+
+    Args:
+        input (NumPy array or torch tensor): the input, of a floating dtype.
+        weight (same kind, device and dtype as ``input``): the kernels.
+        bias (same kind, optional): added to every output channel. Default: ``None``
+        stride (int or tuple, optional): step between kernel positions, one int per spatial
+            dimension or one for all. Default: 1
+        padding (int or tuple, optional): zeros added to both sides of each spatial
+            dimension. Default: 0
+        dilation (int or tuple, optional): spacing between kernel taps. Default: 1
+        groups (int, optional): splits the channels into independent groups; both ``C_in``
+            and ``C_out`` are divided by it. Default: 1
+
+    Note the argument order, PyTorch's: ``dilation`` comes before ``groups`` here, after it
+    in :func:`tconv_lib.conv_transpose`.
+
+    Returns:
+        The output, of the same kind, device and dtype as ``input``.
+
+    Raises:
+        TypeError: as :func:`tconv_lib.conv_transpose` (array kinds, dtypes, non-int
+            arguments).
+        ValueError: a shape or argument breaks a rule (stride, dilation or groups below 1,
+            negative padding, channels that do not match the weight or are not divisible by
+            ``groups``, a bias of the wrong shape, too few or too many dims, an empty input,
+            a kernel larger than the padded input); the message names the argument, the rule
+            and the value.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tconv_lib import conv
+        >>> conv(np.array([[[1., 2., 3., 4., 5.]]]), np.array([[[1., 0., -1.]]]), stride=2)
+        array([[[-2., -2.]]])
+        >>> conv(np.ones((1, 4, 8, 8)), np.ones((6, 2, 3, 3)), padding=1, groups=2).shape
+        (1, 6, 8, 8)
+    """
     x, geo, batched = check_conv(input, weight, bias, stride, padding, dilation, groups)
     y = conv_core(x, weight, geo)
     if bias is not None:

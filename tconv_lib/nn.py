@@ -55,7 +55,17 @@ def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
                             stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
                             groups: int = 1, dilation: Any = 1, method: str = "auto"
                             ) -> torch.Tensor:
-    """:func:`tconv_lib.conv_transpose` with tconv_lib's own backward pass."""
+    """:func:`tconv_lib.conv_transpose` with tconv_lib's own backward pass (same arguments;
+    ``method`` picks the forward's implementation). Differentiable twice.
+
+    >>> import torch
+    >>> from tconv_lib.nn import conv_transpose_autograd
+    >>> x = torch.ones(1, 1, 2, dtype=torch.float64, requires_grad=True)
+    >>> w = torch.tensor([[[1., 2., 3.]]], dtype=torch.float64)
+    >>> conv_transpose_autograd(x, w, stride=2).sum().backward()
+    >>> x.grad                                          # each input paints 1 + 2 + 3
+    tensor([[[6., 6.]]], dtype=torch.float64)
+    """
     from ._args import check_transpose
 
     xb, geo, batched = check_transpose(x, weight, bias, stride, padding, output_padding, groups,
@@ -82,13 +92,78 @@ class _TconvMixin:
                                        self.method)
 
 
+_DOC = r"""Applies a {d}D transposed convolution over an input of several input planes, computed
+    by tconv_lib: a drop-in ``torch.nn.ConvTranspose{d}d`` (same arguments, parameters,
+    initialisation and ``state_dict``) whose forward is :func:`tconv_lib.conv_transpose` and
+    whose backward is :mod:`tconv_lib.gradients`.
+
+    It is the gradient of ``Conv{d}d`` with respect to its input: every input element paints a
+    copy of the kernel scaled by it, ``stride`` apart, and overlaps add.
+
+    Args:
+        in_channels (int): number of channels of the input.
+        out_channels (int): number of channels the transposed convolution produces.
+        kernel_size (int or tuple): size of the kernel.
+        stride (int or tuple, optional): distance between the painted kernel copies on the
+            output. Default: 1
+        padding (int or tuple, optional): cropped from both sides of each spatial dimension
+            of the full output (``dilation * (kernel_size - 1) - padding`` zeros pad the
+            zero-inserted input). Default: 0
+        output_padding (int or tuple, optional): added to the far side of each spatial
+            dimension; smaller than ``max(stride, dilation)``. Default: 0
+        groups (int, optional): number of blocked connections from input channels to output
+            channels; it divides both. Default: 1
+        bias (bool, optional): if ``True``, adds a learnable bias to the output. Default: True
+        dilation (int or tuple, optional): spacing between kernel taps. Default: 1
+        padding_mode (str, optional): only ``'zeros'``; anything else raises ``ValueError`` in
+            ``forward``, as in PyTorch. Default: ``'zeros'``
+        device, dtype (optional): of the parameters, as in PyTorch.
+
+    ``forward(input, output_size=None)`` also takes ``output_size``, a target spatial size that
+    sets ``output_padding`` by the ``output_size=`` rule of ``nn.ConvTranspose{d}d`` (see
+    :func:`tconv_lib.shapes.output_size_range`, ``rule="module"``).
+
+    Shape:
+        - Input: :math:`(N, C_{{in}}, {spatial_in})` or :math:`(C_{{in}}, {spatial_in})`
+        - Output: :math:`(N, C_{{out}}, {spatial_out})` or :math:`(C_{{out}}, {spatial_out})`,
+          where on every spatial axis :math:`a`
+
+          .. math:: o_a = (i_a - 1) s_a - 2 p_a + d_a (k_a - 1) + op_a + 1
+
+    Attributes:
+        weight (Tensor): the learnable weights, of shape
+            :math:`(C_{{in}}, C_{{out}}/\text{{groups}}, {kernel})`.
+        bias (Tensor): the learnable bias, of shape :math:`(C_{{out}})` (``None`` without bias).
+        method (str): the :data:`tconv_lib.METHODS` entry the forward uses. Default: ``"auto"``
+
+    Raises:
+        ValueError, TypeError: as :func:`tconv_lib.conv_transpose`, naming the argument, the
+            rule and the value; ``ValueError`` for an unreachable ``output_size``.
+
+    Examples:
+        >>> import torch
+        >>> from tconv_lib import nn
+        >>> up = nn.ConvTranspose{d}d(4, 2, kernel_size=3, stride=2, padding=1, output_padding=1)
+        >>> up(torch.zeros(1, 4, {example_in})).shape
+        torch.Size([1, 2, {example_out}])
+        >>> up(torch.zeros(1, 4, {example_in}), output_size=[{example_size}]).shape
+        torch.Size([1, 2, {example_size}])
+    """
+
+
 class ConvTranspose1d(_TconvMixin, torch.nn.ConvTranspose1d):
-    """``torch.nn.ConvTranspose1d`` computed by tconv_lib (same arguments and state_dict)."""
+    __doc__ = _DOC.format(d=1, spatial_in=r"L_{in}", spatial_out=r"L_{out}", kernel="k",
+                          example_in="5", example_out="10", example_size="9")
 
 
 class ConvTranspose2d(_TconvMixin, torch.nn.ConvTranspose2d):
-    """``torch.nn.ConvTranspose2d`` computed by tconv_lib (same arguments and state_dict)."""
+    __doc__ = _DOC.format(d=2, spatial_in=r"H_{in}, W_{in}", spatial_out=r"H_{out}, W_{out}",
+                          kernel=r"k_H, k_W", example_in="5, 5", example_out="10, 10",
+                          example_size="9, 10")
 
 
 class ConvTranspose3d(_TconvMixin, torch.nn.ConvTranspose3d):
-    """``torch.nn.ConvTranspose3d`` computed by tconv_lib (same arguments and state_dict)."""
+    __doc__ = _DOC.format(d=3, spatial_in=r"D_{in}, H_{in}, W_{in}",
+                          spatial_out=r"D_{out}, H_{out}, W_{out}", kernel=r"k_D, k_H, k_W",
+                          example_in="3, 5, 5", example_out="6, 10, 10",
+                          example_size="5, 9, 10")

@@ -1,25 +1,9 @@
 r"""Transposed convolution: the public entry point and the method dispatcher.
 
-.. math::
-    y[n, c_o, \mathbf{o}] = b[c_o] + \sum_{c_i \in g(c_o)}
-        \sum_{\mathbf{j}, \mathbf{t}\,:\; \mathbf{j}s + \mathbf{t}d = \mathbf{o} + p}
-        x[n, c_i, \mathbf{j}]\; w[c_i, c_o \bmod (C_{out}/g), \mathbf{t}]
-
-Shapes (PyTorch's conventions, any number of spatial dims :math:`D \ge 1`):
-    - input: ``(N, C_in, *spatial)`` or unbatched ``(C_in, *spatial)``
-    - weight: ``(C_in, C_out/groups, *kernel)`` (note: *not* the conv layout)
-    - bias: ``(C_out,)`` or ``None``
-    - output: ``(N, C_out, *out)`` with ``out = (i-1)s - 2p + d(k-1) + op + 1`` per axis
-
-Args:
-    stride: distance between the painted kernel copies on the output (int or tuple).
-    padding: how much is **cropped** from each side of the full output (it pads nothing).
-    output_padding: extra size on the far side of each axis, in ``[0, max(stride, dilation))``;
-        it picks one of the ``stride`` input sizes that a strided convolution maps to one size.
-        The added positions hold computed values (and bias), not zeros.
-    groups: split channels into independent groups; ``C_in`` and ``C_out`` are both divided.
-    dilation: spacing between kernel taps.
-    method: one of :data:`METHODS`, or ``"auto"`` to pick by shape. All give the same result.
+:func:`conv_transpose` has the semantics of ``torch.nn.functional.conv_transpose{1,2,3}d`` for
+any number of spatial dimensions, on NumPy arrays and torch tensors; ``method`` picks one of
+the implementations in :mod:`tconv_lib.methods` (:data:`METHODS`), which all give the same
+result.
 """
 
 from __future__ import annotations
@@ -46,7 +30,86 @@ def choose_method(x: Any, weight: Any, geo: Geometry) -> str:
 def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
                    padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1,
                    dilation: IntOrTuple = 1, *, method: str = "auto") -> Any:
-    """Transposed convolution; see the module docstring for the formula and shapes."""
+    r"""Applies a transposed convolution over an input of several input planes, with any
+    number :math:`D \ge 1` of spatial dimensions (``torch.nn.functional.conv_transpose{1,2,3}d``).
+
+    It is the transpose of :func:`tconv_lib.conv` with the same ``weight``, ``stride``,
+    ``padding``, ``dilation`` and ``groups``, and so its gradient with respect to its input:
+    every input element paints a copy of the kernel, scaled by it, ``stride`` apart, and
+    overlapping copies add up:
+
+    .. math::
+        y[n, c_o, \mathbf{o}] = b[c_o] + \sum_{c_i \in g(c_o)}
+            \sum_{\mathbf{j}, \mathbf{t}\,:\; \mathbf{j}s + \mathbf{t}d = \mathbf{o} + p}
+            x[n, c_i, \mathbf{j}]\; w[c_i, c_o \bmod (C_{out}/g), \mathbf{t}]
+
+    where :math:`g(c_o)` are the input channels of :math:`c_o`'s group.
+
+    Shape:
+        - input: :math:`(N, C_{in}, i_1, \ldots, i_D)` or unbatched :math:`(C_{in}, i_1, \ldots,
+          i_D)`
+        - weight: :math:`(C_{in}, C_{out}/\text{groups}, k_1, \ldots, k_D)`, the layout of
+          ``nn.ConvTranspose*d`` (*not* that of a convolution)
+        - bias: :math:`(C_{out})` or ``None``
+        - output: :math:`(N, C_{out}, o_1, \ldots, o_D)` (unbatched: :math:`(C_{out}, \ldots)`)
+          where, per axis,
+
+          .. math:: o = (i - 1) \times s - 2p + d(k - 1) + op + 1
+
+    Args:
+        input (NumPy array or torch tensor): the input, of a floating dtype (NumPy float32 or
+            float64; torch float16, bfloat16, float32 or float64).
+        weight (same kind, device and dtype as ``input``): the kernels.
+        bias (same kind, optional): added to every output channel. Default: ``None``
+        stride (int or tuple, optional): distance between the painted kernel copies on the
+            output, one int per spatial dimension or one for all. Default: 1
+        padding (int or tuple, optional): how much is **cropped** from both sides of each
+            spatial dimension of the full output; it pads nothing (equivalently,
+            ``dilation * (kernel_size - 1) - padding`` zeros pad the zero-inserted input of a
+            stride-1 convolution). Default: 0
+        output_padding (int or tuple, optional): extra size added to the far side of each
+            spatial dimension, smaller than ``max(stride, dilation)``. It picks one of the
+            ``stride`` input sizes that a strided convolution maps to one size; the added
+            positions hold computed values (and bias), not zeros. Default: 0
+        groups (int, optional): splits the channels into independent groups; both ``C_in``
+            and ``C_out`` are divided by it. Default: 1
+        dilation (int or tuple, optional): spacing between kernel taps. Default: 1
+        method (str, keyword-only): ``"auto"`` (by shape, see :func:`choose_method`) or one
+            of :data:`METHODS`: ``"scatter"``, ``"zero_insert"``, ``"matrix"``, ``"col2im"``,
+            ``"phase"``. Default: ``"auto"``
+
+    Integer arguments may be anything PyTorch takes as an int (``np.int64(2)``, a 0-d integer
+    tensor), but not ``bool``.
+
+    Returns:
+        The output, of the same kind, device and dtype as ``input``; a fresh array.
+
+    Raises:
+        TypeError: an array is not a NumPy array or torch tensor, arrays are of different
+            kinds, devices or dtypes, a dtype is not floating, or an argument is not an int (or
+            a tuple of them).
+        ValueError: a shape or argument breaks a rule (stride, dilation or groups below 1,
+            negative padding or output_padding, ``output_padding >= max(stride, dilation)``,
+            channels that do not match the weight or are not divisible by ``groups``, a bias
+            of the wrong shape, too few or too many dims, an empty input or output), or
+            ``method`` is unknown. Every message names the argument, the rule and the value,
+            and nothing is computed first.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tconv_lib import conv_transpose
+        >>> conv_transpose(np.array([[[2., 3.]]]), np.array([[[1., 2., 3.]]]), stride=2)
+        array([[[2., 4., 9., 6., 9.]]])
+        >>> x, w = np.ones((1, 4, 5, 5)), np.ones((4, 8, 3, 3))
+        >>> conv_transpose(x, w, stride=2, padding=1, output_padding=1).shape
+        (1, 8, 10, 10)
+        >>> conv_transpose(x, w, stride=2, method="phase").shape     # any method, same result
+        (1, 8, 11, 11)
+        >>> conv_transpose(x, w, stride=2, output_padding=2)  # doctest: +ELLIPSIS
+        Traceback (most recent call last):
+        ...
+        ValueError: output_padding must be smaller than max(stride, dilation)...=(2, 2)...
+    """
     if method != "auto" and method not in IMPLEMENTATIONS:
         raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, "
                          f"got method={method!r}")
