@@ -7,6 +7,11 @@ zygote runs inside the bubblewrap sandbox as root: a fresh mount and pid namespa
 ``/tmp`` and ``/dev/shm``, only this submission's scratch copy at ``/work``, then an unprivileged
 uid of its own), sets resource limits and executes the notebook's code cells in one namespace.
 
+A cell's source is not part of the job: the harness asks for it (``cell_start``) right before the
+cell runs and the parent answers on a dedicated pipe, in notebook order; once compiled the text is
+dropped. So hidden test source is never in this process while the student's cells that come
+before it run (see :mod:`grader.sandbox` for what holds after a hidden-test cell started).
+
 Everything the recorder needs is captured before any student code runs: a *private* copy of
 ``grader.testing`` (not registered in ``sys.modules``), the C-level encoders used for framing, and
 ``os.write``. Records leave the process as length-prefixed JSON on a dedicated pipe; arrays as
@@ -36,6 +41,9 @@ import types
 _BUILTINS = dict(builtins.__dict__)  # a private snapshot: this module's and to_plain's builtins
 globals()["__builtins__"] = _BUILTINS
 _os_write = os.write
+_os_read = os.read
+_statvfs = os.statvfs
+_unpack = struct.unpack
 _os_close = os.close
 _os_exit = os._exit
 _getpid = os.getpid
@@ -64,7 +72,11 @@ FRAME_MAX = 32 << 20  # the parent rejects bigger frames; never produce them
 CLONE_NEWNS = 0x00020000
 CLONE_NEWPID = 0x20000000
 MS_RDONLY, MS_NOSUID, MS_NODEV, MS_BIND, MS_REC, MS_PRIVATE = 1, 2, 4, 4096, 16384, 1 << 18
-PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG = 38, 1
+PR_SET_NO_NEW_PRIVS, PR_SET_PDEATHSIG, PR_SET_CHILD_SUBREAPER = 38, 1, 36
+ENOSPC, EFBIG, EDQUOT = 28, 27, 122
+SOURCE_MAX = 16 << 20  # the parent never sends a bigger cell
+# the notebook's private writable mounts: a cell that leaves one (nearly) full is flagged
+_DISKS = ("/tmp", "/work", "/dev/shm")
 
 _MAGIC_OK = ("%matplotlib", "%load_ext autoreload", "%autoreload", "%config")
 
@@ -145,6 +157,7 @@ class _H:
     """Harness state (class attributes, set once in the zygote)."""
 
     fd = -1
+    src_fd = -1
     pid = -1
     ndarray = None
     ascontiguousarray = None
@@ -155,6 +168,7 @@ class _H:
     current = None  # (cell index, grade_id) of the running test cell
     allowed = ()  # path prefixes a sandboxed notebook may open (others are flagged)
     flags = set()
+    sent = set()  # flags already reported to the parent
     out = None
 
 
@@ -178,6 +192,45 @@ def _send(kind, **fields):
         _enc(v, out)
     out.append("}")
     _send_raw("".join(out))
+
+
+def _read_exact(n):
+    parts, got = [], 0
+    while got < n:
+        chunk = _os_read(_H.src_fd, _min(n - got, 1 << 20))
+        if not chunk:
+            return None
+        parts.append(chunk)
+        got += _len(chunk)
+    return b"".join(parts)
+
+
+def _recv_source():
+    """The source of the cell about to run, from the parent; None if the pipe is broken."""
+    head = _read_exact(4)
+    if head is None:
+        return None
+    n = _unpack("<I", head)[0]
+    if n > SOURCE_MAX:
+        return None
+    body = _read_exact(n)
+    return None if body is None else body.decode("utf-8", "surrogatepass")
+
+
+def _new_flags():
+    new = _sorted(f for f in _H.flags if f not in _H.sent)
+    _H.sent.update(new)
+    return new
+
+
+def _disk_full():
+    for d in _DISKS:
+        try:
+            st = _statvfs(d)
+        except OSError:
+            continue
+        if st.f_blocks and st.f_bavail * st.f_frsize < (64 << 10):
+            _H.flags.add("disk limit: " + d + " is full")
 
 
 # ---- recorders -----------------------------------------------------------------------------------
@@ -293,18 +346,27 @@ def _run_cells(job):
 
     signal.signal(signal.SIGALRM, _alarm)
     watched = _watch()
+    disks = job.get("watch_files")
     for cell in job["cells"]:
         index, grade_id = cell["index"], cell.get("grade_id")
+        if cell.get("grade"):
+            _tampered(watched)  # reported before this cell's source is handed over
+        for f in _new_flags():
+            _send("flag", msg=f)
         _send("cell_start", i=index)
+        src = _recv_source()
+        if src is None:
+            _os_exit(121)  # the source pipe is gone (closed by the notebook?): nothing can run
         status, error = "ok", None
+        code = None
         try:
             if cell.get("grade"):
-                _tampered(watched)
                 ns["expect"], ns["expect_raises"] = _make_recorders(index, grade_id)
                 _H.current = (index, grade_id)
             else:
                 _H.current = None
-            code = compile(_strip_magics(cell["source"]), f"<cell {index}>", "exec")
+            code = compile(_strip_magics(src), f"<cell {index}>", "exec")
+            src = None  # only the code object runs; the text is gone
             _setitimer(signal.ITIMER_REAL, cell_timeout)
             try:
                 exec(code, ns)
@@ -324,12 +386,19 @@ def _run_cells(job):
             if _isinstance(exc, BlockingIOError) or (
                     _isinstance(exc, OSError) and _getattr(exc, "errno", None) == 11):
                 _H.flags.add("process limit")
+            if _isinstance(exc, OSError) and _getattr(exc, "errno", None) in (
+                    ENOSPC, EFBIG, EDQUOT):
+                _H.flags.add("disk limit")
+        finally:
+            code = src = None  # drop this cell's code (a hidden test's constants) before the next
         _H.current = None
         sys.stdout = sys.stderr = writer
         if writer.truncated:
             _H.flags.add("output truncated")
+        if disks:
+            _disk_full()
         _send("cell_end", i=index, status=status, error=error, output=writer.take(),
-              flags=_sorted(_H.flags))
+              flags=_new_flags())
     _send("done")
 
 
@@ -385,7 +454,8 @@ def _isolate(job):
     check(libc.mount(b"proc", b"/proc", b"proc", flags, None), "mount /proc")
     check(libc.mount(b"tmpfs", b"/tmp", b"tmpfs", flags, size + b",mode=1777"), "mount /tmp")
     if os.path.isdir("/dev/shm"):
-        check(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", flags, b"size=16m,mode=1777"),
+        shm = b"size=" + str(int(job["limits"].get("shm_bytes", 16 << 20))).encode()
+        check(libc.mount(b"tmpfs", b"/dev/shm", b"tmpfs", flags, shm + b",mode=1777"),
               "mount /dev/shm")
     # /work: a size-capped tmpfs holding a copy of this submission (writes never reach the host)
     uid = int(job["uid"])
@@ -441,17 +511,23 @@ def _limit(job):
     ctypes.CDLL(None).prctl(PR_SET_NO_NEW_PRIVS, 1, 0, 0, 0)
 
 
-def _child(job, data_fd, out_fd, isolate):
+def _child(job, data_fd, out_fd, src_fd, isolate):
     os.setsid()
     os.dup2(out_fd, 1)
     os.dup2(out_fd, 2)
     os.dup2(os.open(os.devnull, os.O_RDONLY), 0)
     _H.fd = data_fd
+    _H.src_fd = src_fd
     _H.pid = _getpid()
-    job["_fds"] = [data_fd, out_fd]
+    job["_fds"] = [data_fd, out_fd, src_fd]
     try:
         if isolate:
             _isolate(job)
+        if job.get("copy_from"):  # per-run mode: the submission onto /work, a size-capped tmpfs
+            import shutil
+
+            shutil.copytree(job["copy_from"], job.get("cwd", "/work"), symlinks=True,
+                            dirs_exist_ok=True)
         os.chdir(job.get("cwd", "/work"))
         _limit(job)
     except BaseException as exc:  # noqa: BLE001
@@ -513,6 +589,8 @@ def zygote(ctl_fd, testing_path, preload, isolate):
     _H.to_plain = priv.to_plain
     _H.outcome_of = priv.outcome_of
     sock = socket.socket(fileno=ctl_fd)
+    if not isolate:  # orphans of the notebook stay our descendants (counted, then killed)
+        ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)
     gc.collect()
     gc.freeze()  # keep copy-on-write pages shared with the children
     _send_ctl(sock, {"t": "ready"})
@@ -520,17 +598,17 @@ def zygote(ctl_fd, testing_path, preload, isolate):
         job, fds = _recv_msg(sock)
         if job is None:
             return
-        if job.get("t") != "job" or len(fds) != 2:
+        if job.get("t") != "job" or len(fds) != 3:
             for fd in fds:
                 os.close(fd)
             continue
-        data_fd, out_fd = fds
+        data_fd, out_fd, src_fd = fds
         pid = os.fork()
         if pid == 0:
             sock.close()
-            _child(job, data_fd, out_fd, isolate)
-        os.close(data_fd)
-        os.close(out_fd)
+            _child(job, data_fd, out_fd, src_fd, isolate)
+        for fd in fds:
+            os.close(fd)
         pidfd = os.pidfd_open(pid)
         _send_ctl(sock, {"t": "started", "id": job["id"]})
         import selectors
@@ -557,6 +635,7 @@ def zygote(ctl_fd, testing_path, preload, isolate):
         os.close(pidfd)
         if not isolate:
             _kill(pid, isolate)  # whatever it left behind in its process group
+            _reap_orphans()      # and what escaped it (reparented to us: we are a subreaper)
         code = os.waitstatus_to_exitcode(st)
         if isolate and code >= 128:
             code = -(code - 128)  # A reports the harness's signal as 128 + N
@@ -565,6 +644,41 @@ def zygote(ctl_fd, testing_path, preload, isolate):
         _send_ctl(sock, {"t": "exit", "id": job["id"], "code": code})
         if job.get("last"):
             return
+
+
+def _my_children():
+    out = []
+    try:
+        for t in os.listdir("/proc/self/task"):
+            try:
+                with open(f"/proc/self/task/{t}/children") as f:
+                    out += [int(x) for x in f.read().split()]
+            except (OSError, ValueError):
+                pass
+    except OSError:
+        pass
+    return out
+
+
+def _reap_orphans():
+    """Kill and reap what a notebook left running (without isolation; best effort)."""
+    for _ in range(50):
+        kids = _my_children()
+        for k in kids:
+            try:
+                os.kill(k, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        while True:
+            try:
+                got, _ = os.waitpid(-1, os.WNOHANG)
+            except ChildProcessError:
+                return
+            if got == 0:
+                break
+        if not kids:
+            return
+        time.sleep(0.01)
 
 
 def _kill(pid, isolate):

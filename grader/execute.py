@@ -7,6 +7,19 @@ child sends length-prefixed JSON frames on a dedicated pipe (arrays as base64 ``
 pickle); this module parses them with strict size limits. A frame that does not parse, a record
 for the wrong cell, a missing record: the record is simply absent (so the test fails) and the run
 is flagged. Student faults never raise; a broken sandbox (infrastructure) raises RuntimeError.
+
+Cell sources are not sent with the job: the harness asks for each cell (``cell_start``) and gets
+its text on a third pipe, strictly in notebook order and only once the previous cell has ended, so
+hidden test source (a cell holding ``BEGIN HIDDEN TESTS``) is never in the sandboxed process
+before that cell runs. Flag texts from the sandbox (which student code can forge) are kept only
+when they have a known form, and once hidden test source has been handed over, without any
+student-chosen text (paths, record names, type names).
+
+Memory is limited per notebook, not per process: every 0.1 s this (trusted) process sums the
+resident memory of all the notebook's processes from ``/proc``; when that sum, less what the
+processes shared with the warm interpreter at the start, could exceed ``memory_bytes`` it measures
+the proportional set size (PSS, shared pages counted once) and kills the whole sandbox when over,
+flagging "memory limit".
 """
 
 from __future__ import annotations
@@ -17,6 +30,7 @@ import binascii
 import io
 import json
 import os
+import re
 import selectors
 import shutil
 import signal
@@ -50,6 +64,10 @@ def preload() -> tuple[str, ...]:
     return tuple(m for m in os.environ.get("TCONV_SANDBOX_PRELOAD", DEFAULT_PRELOAD).split(",")
                  if m)
 HARNESS = Path(__file__).resolve().parent / "_harness.py"
+HIDDEN_MARK = "BEGIN HIDDEN TESTS"  # nbgrader's marker: such a cell holds hidden test source
+SOURCE_MAX = 16 << 20         # largest cell source handed to the harness (its own limit too)
+MEMORY_TICK_S = 0.1
+MALFORMED = "malformed output from the notebook process (ignored)"
 
 
 @dataclass
@@ -77,8 +95,9 @@ class Limits:
     max_processes: int = 64
     max_output_bytes: int = 1 << 20
     file_bytes: int = 64 << 20      # largest file the notebook may write
-    tmp_bytes: int = 64 << 20       # size of its private /tmp
-    work_bytes: int = 256 << 20     # size of /work, the copy of the submission (zygote mode)
+    tmp_bytes: int = 64 << 20       # size of its private /tmp (a tmpfs)
+    work_bytes: int = 256 << 20     # size of /work, the tmpfs holding the copy of the submission
+    shm_bytes: int = 16 << 20       # size of its private /dev/shm
 
 
 def _flag(flags: list[str], msg: str) -> None:
@@ -151,6 +170,154 @@ def _suspicious(value: Any, depth: int = 0) -> list[str]:
     return []
 
 
+# ---- flags from the sandbox (student code can forge them) ----------------------------------------
+_FIXED_FLAGS = frozenset({"network attempt", "memory limit", "process limit", "timeout",
+                          "output truncated", "record too large", "disk limit"}
+                         | {f"disk limit: {d} is full" for d in ("/tmp", "/work", "/dev/shm")})
+FILE_FLAG = "file access outside the submission: "
+PATCH_FLAG = "monkeypatched before a test cell: "
+_PATCH_NAME = re.compile(r"(builtins|grader\.testing|numpy|numpy\.testing|torch\.testing|json|math)"
+                         r"\.[A-Za-z_][A-Za-z0-9_]{0,60}\Z")
+
+
+def sandbox_flag(msg: str, exposed: bool) -> str:
+    """The flag kept for a flag text the sandbox sent: a known form, or "malformed output".
+
+    ``exposed``: hidden test source has been handed to the sandbox, so student code may know it;
+    then no student-chosen text (a path, attribute names) is kept at all.
+    """
+    if msg in _FIXED_FLAGS:
+        return msg
+    if msg.startswith(FILE_FLAG):
+        path = msg[len(FILE_FLAG):]
+        if not (path.startswith("/") and path.isprintable() and len(path) <= 120):
+            return MALFORMED
+        if exposed:
+            return "file access outside the submission (path not shown: hidden tests had started)"
+        return msg
+    if msg.startswith(PATCH_FLAG):
+        names = msg[len(PATCH_FLAG):].split(", ")
+        if not (0 < len(names) <= 6 and all(_PATCH_NAME.match(n) for n in names)):
+            return MALFORMED
+        return PATCH_FLAG[:-2] if exposed else msg
+    return MALFORMED
+
+
+# ---- memory of a notebook's processes (read from /proc by the trusted parent) --------------------
+def _children_of(pid: int) -> list[int]:
+    out: list[int] = []
+    try:
+        tasks = os.listdir(f"/proc/{pid}/task")
+    except OSError:
+        return out
+    for t in tasks:
+        try:
+            with open(f"/proc/{pid}/task/{t}/children") as f:
+                out += [int(x) for x in f.read().split()]
+        except (OSError, ValueError):
+            pass
+    return out
+
+
+def _parents() -> dict[int, list[int]]:
+    """``{ppid: [pid]}`` of every process (when /proc/PID/task/TID/children is missing)."""
+    kids: dict[int, list[int]] = {}
+    for d in os.listdir("/proc"):
+        if d.isdigit():
+            try:
+                with open(f"/proc/{d}/stat", "rb") as f:
+                    ppid = int(f.read().rsplit(b")", 1)[1].split()[1])
+            except (OSError, ValueError, IndexError):
+                continue
+            kids.setdefault(ppid, []).append(int(d))
+    return kids
+
+
+_HAVE_CHILDREN_FILE = os.path.exists(f"/proc/{os.getpid()}/task/{os.getpid()}/children")
+
+
+def descendants(root: int) -> list[int]:
+    """Every process below ``root`` (breadth first)."""
+    if _HAVE_CHILDREN_FILE:
+        def kids(p: int) -> list[int]:
+            return _children_of(p)
+    else:
+        table = _parents()
+
+        def kids(p: int) -> list[int]:
+            return table.get(p, [])
+    out: list[int] = []
+    seen = {root}
+    todo = kids(root)
+    while todo and len(out) < 4096:
+        nxt = []
+        for p in todo:
+            if p not in seen:
+                seen.add(p)
+                out.append(p)
+                nxt += kids(p)
+        todo = nxt
+    return out
+
+
+def _proc_kb(path: str, field: str) -> int | None:
+    try:
+        with open(path, "rb") as f:
+            for line in f:
+                if line.startswith(field):
+                    return int(line.split()[1]) * 1024
+    except (OSError, ValueError, IndexError):
+        return None
+    return None
+
+
+def _rss(pid: int) -> int:
+    return _proc_kb(f"/proc/{pid}/status", b"VmRSS:") or 0
+
+
+def _pss(pid: int) -> int:
+    v = _proc_kb(f"/proc/{pid}/smaps_rollup", b"Pss:")
+    return _rss(pid) if v is None else v  # no smaps_rollup (or no access): RSS, an upper bound
+
+
+class MemoryWatch:
+    """The memory of one notebook: the processes below the harness's warm interpreter.
+
+    ``start()`` (before any student code) takes the baseline; ``over()`` is cheap (VmRSS from
+    ``/proc/PID/status``) until the RSS sum could exceed the limit, then exact (PSS from
+    ``smaps_rollup``): forked children sharing pages are not counted twice.
+    """
+
+    def __init__(self, root: int | None, limit: int) -> None:
+        self.root, self.limit = root, int(limit)
+        self.rss_base: int | None = None
+        self.pss_base = self.slack = self.peak = 0
+
+    def _pids(self) -> list[int]:
+        return descendants(self.root) if self.root else []
+
+    def start(self) -> None:
+        if not self.root:
+            return
+        pids = self._pids()
+        self.rss_base = sum(_rss(p) for p in pids)
+        self.pss_base = sum(_pss(p) for p in pids)
+        # pages shared with the warm interpreter: RSS already counts them, PSS only in part, so
+        # PSS can grow by up to this much (copy-on-write) without any RSS growth
+        self.slack = max(0, self.rss_base - self.pss_base)
+
+    def over(self) -> bool:
+        if self.rss_base is None:
+            return False
+        pids = self._pids()
+        rss = sum(_rss(p) for p in pids)
+        if rss - self.rss_base + self.slack <= self.limit:
+            return False
+        used = sum(_pss(p) for p in pids) - self.pss_base
+        self.peak = max(self.peak, used)
+        return used > self.limit
+
+
 # ---- the warm interpreter ------------------------------------------------------------------------
 class SandboxError(RuntimeError):
     pass
@@ -160,7 +327,7 @@ class _Zygote:
     """One warm harness process (inside bwrap when sandboxed) serving one job at a time."""
 
     def __init__(self, kind: str, modules: tuple[str, ...] | None = None,
-                 per_run_scratch: str = ""):
+                 per_run_scratch: str = "", limits: Limits | None = None):
         self.kind = kind                      # "zygote" | "per-run" | "none"
         self.owner = os.getpid()
         self.stage = tempfile.mkdtemp(prefix="tconv-stage-") if kind != "per-run" else ""
@@ -187,7 +354,9 @@ class _Zygote:
         if kind == "zygote":
             cmd = sb.zygote_command(self.stage, argv)
         elif kind == "per-run":
-            cmd = sb.per_run_command(per_run_scratch, argv)
+            lim = limits or Limits()
+            cmd = sb.per_run_command(per_run_scratch, argv, tmp_bytes=lim.tmp_bytes,
+                                     shm_bytes=lim.shm_bytes, work_bytes=lim.work_bytes)
         else:
             cmd = argv
         env = {"PATH": "/usr/local/bin:/usr/bin:/bin", "PYTHONPATH": env_path,
@@ -207,6 +376,21 @@ class _Zygote:
         msg = self._recv(timeout=300)
         if msg is None or msg.get("t") != "ready":
             raise SandboxError(f"the grading harness did not start: {self.tail()}")
+        self.harness_pid = self._find_harness()
+
+    def _find_harness(self) -> int | None:
+        """Host pid of the warm interpreter (below bwrap): the notebook's processes are its
+        descendants. None if it cannot be seen (then memory is limited per process only)."""
+        if self.kind == "none":
+            return self.proc.pid
+        for pid in descendants(self.proc.pid):
+            try:
+                with open(f"/proc/{pid}/cmdline", "rb") as f:
+                    if b"_harness.py" in f.read():
+                        return pid
+            except OSError:
+                pass
+        return None
 
     def tail(self) -> str:
         try:
@@ -335,7 +519,8 @@ def _code_cells(nb: Any) -> list[dict]:
         nbg = nbg if isinstance(nbg, dict) else {}
         gid = nbg.get("grade_id")
         out.append({"index": i, "source": src, "grade": bool(nbg.get("grade")),
-                    "grade_id": str(gid) if gid is not None else None})
+                    "grade_id": str(gid) if gid is not None else None,
+                    "hidden": HIDDEN_MARK in src})
     return out
 
 
@@ -375,7 +560,7 @@ def run_notebook(nb: Any, *, workdir: Path, limits: Limits | None = None,
         per_run_dir = tempfile.mkdtemp(prefix="tconv-run-")
         _copy_workdir(workdir, Path(per_run_dir), None)
         zyg = _Zygote("per-run", modules=("numpy", "grader.testing"),
-                      per_run_scratch=per_run_dir)
+                      per_run_scratch=per_run_dir, limits=limits)
         cwd, uid = "/work", None
     else:
         zyg = _zygote_for(kind)
@@ -404,28 +589,41 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
     by_index = {c["index"]: c for c in cells}
     data_r, data_w = os.pipe()
     out_r, out_w = os.pipe()
-    job = {"t": "job", "id": job_id, "cells": cells, "cwd": cwd, "uid": uid,
+    src_r, src_w = os.pipe()  # cell sources, one at a time, parent -> harness
+    os.set_blocking(src_w, False)
+    job = {"t": "job", "id": job_id, "cwd": cwd, "uid": uid,
+           "cells": [{"index": c["index"], "grade": c["grade"], "grade_id": c["grade_id"]}
+                     for c in cells],  # no source: each is handed over when its turn comes
            "stage": job_id, "last": kind == "per-run", "watch_files": kind != "none",
+           "copy_from": "/stage" if kind == "per-run" else None,
            "limits": {"cell_timeout": limits.cell_timeout, "memory_bytes": limits.memory_bytes,
                       "max_processes": limits.max_processes,
                       "max_output_bytes": limits.max_output_bytes,
                       "file_bytes": limits.file_bytes, "tmp_bytes": limits.tmp_bytes,
-                      "work_bytes": limits.work_bytes}}
+                      "work_bytes": limits.work_bytes, "shm_bytes": limits.shm_bytes}}
     try:
-        zyg.send(job, [data_w, out_w])
+        zyg.send(job, [data_w, out_w, src_r])
     except OSError as exc:
         zyg._kill()
+        os.close(data_r)
+        os.close(out_r)
+        os.close(src_w)
         raise SandboxError(f"could not hand the notebook to the harness: {exc}") from exc
     finally:
         os.close(data_w)
         os.close(out_w)
+        os.close(src_r)
     sel = selectors.DefaultSelector()
     sel.register(data_r, selectors.EVENT_READ, "data")
     sel.register(out_r, selectors.EVENT_READ, "out")
     sel.register(zyg.sock, selectors.EVENT_READ, "ctl")
     buf = bytearray()
+    outgoing = bytearray()  # source bytes not yet written to the harness
+    writing = False
     data_total = raw_total = 0
     current: int | None = None
+    started = 0               # cells handed over so far (they run in notebook order)
+    exposed = False           # hidden test source has been handed to the sandbox
     done = False
     exit_code: int | None = None
     killed_for: str | None = None
@@ -436,6 +634,8 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
     exit_seen_at: float | None = None
     finished_at: float | None = None  # every cell has ended: the notebook's time is over
     open_fds = {"data", "out"}
+    mem = MemoryWatch(zyg.harness_pid, limits.memory_bytes)
+    next_tick = 0.0
 
     def kill(reason: str) -> None:
         nonlocal killed_for, kill_sent_at
@@ -447,8 +647,11 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
             except OSError:
                 zyg._kill()
 
+    def keep_flag(msg: str) -> None:
+        _flag(flags, sandbox_flag(msg, exposed))
+
     def handle(frame: bytes) -> None:
-        nonlocal current, done, cell_deadline, finished_at
+        nonlocal current, done, cell_deadline, finished_at, started, exposed
         try:
             msg = json.loads(frame, parse_constant=_reject_constant)
             if type(msg) is not dict:
@@ -456,9 +659,17 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
             t = msg.get("t")
             if t == "cell_start":
                 i = msg.get("i")
-                if i not in by_index or i in ends:
-                    raise _Bad("unknown cell")
+                if current is not None or started >= len(cells) or i != cells[started]["index"]:
+                    raise _Bad("cell_start out of order")
+                started += 1
                 current = i
+                if mem.rss_base is None:
+                    mem.start()  # no student code has run yet
+                src = by_index[i]["source"].encode("utf-8", "surrogatepass")
+                if len(src) > SOURCE_MAX:
+                    src = b"raise SyntaxError('this cell is larger than the autograder accepts')"
+                outgoing.extend(struct.pack("<I", len(src)) + src)
+                exposed = exposed or by_index[i]["hidden"]
                 cell_deadline = time.monotonic() + limits.cell_timeout + grace
             elif t == "cell_end":
                 i = msg.get("i")
@@ -474,7 +685,7 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                            "output": str(out)[: limits.max_output_bytes] if out else ""}
                 for f in decode_value(msg.get("flags")) or []:
                     if isinstance(f, str) and len(f) < 200:
-                        _flag(flags, f)
+                        keep_flag(f)
                 current = None
                 cell_deadline = float("inf")
                 if len(ends) == len(cells) and finished_at is None:
@@ -490,21 +701,26 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                     raise _Bad("too many records")
                 records[key] = value = decode_value(msg.get("value"))
                 for why in _suspicious(value):
-                    _flag(flags, f"{why} in test value '{key}'")
+                    if info["hidden"] or exposed:  # the name and the type are the student's
+                        _flag(flags, f"{why.split(' (')[0]} in a test value of cell "
+                                     f"'{info['grade_id']}'")
+                    else:
+                        _flag(flags, f"{why} in test value '{key}'")
                 rec_cell[key] = cell
             elif t == "flag":
                 m = msg.get("msg")
                 if isinstance(m, str):
-                    if m.startswith("sandbox setup failed") and current is None and not ends:
+                    if m.startswith("sandbox setup failed") and current is None and not ends \
+                            and not started:
                         raise SandboxError(m)  # before any cell: no student code has run yet
-                    _flag(flags, m[:200])
+                    keep_flag(m[:200])
             elif t == "done":
                 done = True
                 finished_at = finished_at or time.monotonic()
             else:
                 raise _Bad("unknown frame")
         except (_Bad, ValueError, TypeError, RecursionError):
-            _flag(flags, "malformed output from the notebook process (ignored)")
+            _flag(flags, MALFORMED)
 
     try:
         while True:
@@ -518,15 +734,35 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                     kill("notebook")
                 elif now > cell_deadline:
                     kill("cell")
+                elif now >= next_tick:
+                    next_tick = now + MEMORY_TICK_S
+                    if mem.over():
+                        kill("memory")
             elif now - kill_sent_at > 15:
                 zyg._kill()  # the zygote does not answer: discard it
                 break
             if exit_code is not None and (not open_fds or now - (exit_seen_at or now) > 1.0):
                 break
+            if outgoing and not writing:
+                sel.register(src_w, selectors.EVENT_WRITE, "src")
+                writing = True
             wait = min(nb_deadline if finished_at is None else now + 0.5,
-                       cell_deadline, now + 0.5) - now
+                       cell_deadline, now + 0.5,
+                       next_tick if mem.rss_base is not None and finished_at is None
+                       else now + 0.5) - now
             for key, _ in sel.select(timeout=max(wait, 0.01)):
-                if key.data == "data":
+                if key.data == "src":
+                    try:
+                        n = os.write(src_w, outgoing)
+                        del outgoing[:n]
+                    except BlockingIOError:
+                        pass
+                    except OSError:
+                        outgoing.clear()  # the harness is gone
+                    if not outgoing:
+                        sel.unregister(src_w)
+                        writing = False
+                elif key.data == "data":
                     chunk = os.read(data_r, 1 << 20)
                     if not chunk:
                         sel.unregister(data_r)
@@ -543,7 +779,7 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                     while len(buf) >= 4:
                         n = struct.unpack("<I", buf[:4])[0]
                         if n > FRAME_MAX:
-                            _flag(flags, "malformed output from the notebook process (ignored)")
+                            _flag(flags, MALFORMED)
                             sel.unregister(data_r)
                             open_fds.discard("data")
                             kill("data")
@@ -584,21 +820,27 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
         sel.close()
         os.close(data_r)
         os.close(out_r)
+        os.close(src_w)
 
     # ---- assemble the result ----
     if killed_for in ("cell", "notebook"):
         _flag(flags, "timeout")
     if killed_for == "notebook":
         _flag(flags, "notebook timeout")
+    if killed_for == "memory":
+        _flag(flags, "memory limit")
     if killed_for == "exit":
         _flag(flags, "the notebook process did not exit after its last cell")
+    died = None
     if not done and killed_for is None:
         if exit_code is not None and exit_code < 0:
-            _flag(flags, f"kernel died (signal {-exit_code})")
+            died = f"kernel died (signal {-exit_code})"
+            _flag(flags, died)
             if -exit_code == signal.SIGKILL:
                 _flag(flags, "memory limit")
         else:
-            _flag(flags, f"kernel died (exit code {exit_code})")
+            died = f"kernel died (exit code {exit_code})"
+            _flag(flags, died)
     elif not done and exit_code == 120:
         raise SandboxError("sandbox setup failed")
     runs: list[CellRun] = []
@@ -613,7 +855,9 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
             status = "timeout" if killed_for in ("cell", "notebook") else "killed"
             why = ("cell timed out" if killed_for == "cell" else
                    "notebook timed out" if killed_for == "notebook" else
-                   f"the notebook process died ({flags[-1] if flags else 'unknown'})")
+                   f"the notebook used more than {limits.memory_bytes >> 20} MiB of memory (all "
+                   "its processes together)" if killed_for == "memory" else
+                   f"the notebook process died ({died or killed_for or 'unknown'})")
             runs.append(CellRun(i, c["grade_id"], status, why, extra))
             reached = False
         else:

@@ -5,17 +5,52 @@ Two sandboxed modes, chosen automatically:
 * ``"zygote"`` (running as root, the usual case in CI and on grading servers): one long-lived
   bubblewrap per grading worker holds a warm interpreter (numpy, torch, tconv_lib imported once).
   For each notebook it forks a child that enters a fresh mount and pid namespace, mounts a private
-  ``/tmp``, ``/dev/shm`` and ``/proc``, binds only that submission's scratch copy at ``/work``
-  (hiding the staging area), then drops to an unprivileged uid of its own (so ``RLIMIT_NPROC``
-  really applies) with ``no_new_privs`` before any student code runs.
+  ``/tmp``, ``/dev/shm`` and ``/proc``, puts a copy of that submission's scratch folder on a
+  size-capped tmpfs at ``/work`` (hiding the staging area), then drops to an unprivileged uid of
+  its own (so ``RLIMIT_NPROC`` really applies) with ``no_new_privs`` before any student code runs.
 * ``"per-run"`` (not root): one bubblewrap per notebook in a user namespace as uid 65534, the
-  same read-only mounts, the scratch copy bound at ``/work``. Slower (no warm interpreter).
+  same read-only mounts; the scratch copy is bound read-only at ``/stage`` and copied onto a
+  size-capped tmpfs at ``/work``. Slower (no warm interpreter).
 
 Both: no network (``--unshare-net``), new ipc/uts/pid namespaces, ``--die-with-parent``,
 ``--new-session``, and a read-only view of only what Python needs: ``/usr`` (and the merged
 ``/lib*``, ``/bin``), a few files of ``/etc``, the Python installation, the virtualenv's
 site-packages and the ``grader`` and ``tconv_lib`` package directories. The repository root,
-``solutions/``, the course directory and other students' folders are not mounted at all.
+``solutions/``, the course directory (gradebook, ``autograded/``, ``.cache/expected/``) and other
+students' folders are not mounted at all.
+
+Guarantees (each has an attack test in ``tests/test_attacks.py``):
+
+* **Isolation.** The root file system is read-only; the only writable places are the notebook's
+  own ``/work`` (a copy: nothing it writes reaches the host), ``/tmp`` and ``/dev/shm``, all
+  private tmpfs mounts with a size cap (``Limits.work_bytes``, ``tmp_bytes``, ``shm_bytes``;
+  ``/dev`` itself is read-only). No network interface but loopback. The solution, the gradebook,
+  cached expected values, other submissions and hidden test source are not in the sandbox's view.
+* **Hidden tests.** A cell's source enters the sandboxed process only when that cell is about to
+  run (the parent hands it over on a pipe, in notebook order) and is dropped once compiled; so
+  while the student's cells before the first hidden-test cell run, no hidden test source exists in
+  the process. From the first hidden-test cell on, student functions called by it can inspect
+  their caller (as in nbgrader): the grader therefore never echoes student-controlled text (error
+  messages, answers, record names, file paths) from a cell containing hidden tests, accepts only
+  known flag texts from the sandbox (paths only before any hidden source was handed over), and
+  scrubs any run of hidden-test source text from everything a student or a report sees
+  (:func:`grader.autograde.scrub_hidden`). Residual risk: after a hidden-test cell has run, a
+  student can still encode what it saw into the answers of later *visible* tests (echoed, 300
+  characters each) or into pass/fail bits; verbatim text is scrubbed, an encoding is not.
+* **Limits** (``grader.execute.Limits``): wall time per cell (a soft ``SIGALRM`` first, then a hard
+  kill of the whole sandbox) and per notebook; memory per *notebook*: the trusted parent sums the
+  proportional set size (PSS) of every process of the notebook every 0.1 s and kills them all when
+  over ``memory_bytes`` (default 2 GiB; ``RLIMIT_AS`` per process stays as a first line), so
+  forking does not multiply the limit; ``RLIMIT_NPROC`` (processes), ``RLIMIT_FSIZE`` (largest
+  file) and the tmpfs caps above (disk); captured output is truncated at ``max_output_bytes``.
+  The worst case a notebook can hold is ``memory_bytes`` plus its tmpfs caps. cgroups are not used
+  (not reliably available to an unprivileged grader, nor in containers); the watcher needs only
+  ``/proc``.
+* **Trust.** Nothing is compared inside the sandbox: records leave as JSON (arrays as ``.npy``
+  bytes, never pickle) and are judged against the solution's by the parent. Anything odd (a
+  malformed frame, a forged flag, a dead process) is flagged, never trusted.
+* **Refusal.** ``tconv-grader autograde``/``validate`` refuse to run where :func:`available` is
+  false unless ``--unsafe-no-sandbox`` is given, and refuse that flag in CI (:func:`in_ci`).
 """
 
 from __future__ import annotations
@@ -33,6 +68,11 @@ SITE_IN = "/opt/tconv/site-packages"
 PLAT_IN = "/opt/tconv/platlib"
 ETC_FILES = ("ld.so.cache", "ld.so.conf", "ld.so.conf.d", "localtime", "nsswitch.conf",
              "passwd", "group", "hosts", "alternatives", "fonts", "ssl/certs", "mime.types")
+
+
+def in_ci() -> bool:
+    """True on a CI runner ($CI set to 1/true/yes, any case): the sandbox must work there."""
+    return os.environ.get("CI", "").strip().lower() in ("1", "true", "yes")
 
 
 def bwrap_path() -> str | None:
@@ -118,10 +158,15 @@ def base_mounts() -> list[str]:
     return args
 
 
-def namespace_args() -> list[str]:
+def namespace_args(tmp_bytes: int = 64 << 20, shm_bytes: int = 16 << 20) -> list[str]:
+    """Namespaces and the private, size-capped tmpfs mounts (``/tmp``, ``/dev/shm``; ``/dev``
+    read-only). In zygote mode each notebook's child mounts its own ``/tmp`` and ``/dev/shm``
+    over these."""
     common = ["--unshare-ipc", "--unshare-net", "--unshare-uts", "--unshare-pid",
               "--unshare-cgroup-try", "--die-with-parent", "--new-session",
-              "--dev", "/dev", "--proc", "/proc", "--tmpfs", "/tmp"]
+              "--dev", "/dev", "--perms", "1777", "--size", str(int(shm_bytes)),
+              "--tmpfs", "/dev/shm", "--remount-ro", "/dev", "--proc", "/proc",
+              "--perms", "1777", "--size", str(int(tmp_bytes)), "--tmpfs", "/tmp"]
     if mode() == "zygote":
         # No user namespace: the child drops to a real unprivileged uid itself (so that
         # RLIMIT_NPROC applies); the zygote keeps the capabilities it needs to build each
@@ -137,10 +182,13 @@ def zygote_command(stage: str, argv: list[str]) -> list[str]:
                "--"] + argv)
 
 
-def per_run_command(scratch: str, argv: list[str]) -> list[str]:
-    """bwrap command for one notebook (not root): the scratch copy is /work."""
-    return ([bwrap_path() or "bwrap"] + namespace_args() + base_mounts()
-            + ["--bind", scratch, "/work", "--remount-ro", "/", "--chdir", "/work", "--"] + argv)
+def per_run_command(scratch: str, argv: list[str], *, tmp_bytes: int = 64 << 20,
+                    shm_bytes: int = 16 << 20, work_bytes: int = 256 << 20) -> list[str]:
+    """bwrap command for one notebook (not root): the scratch copy is read-only at /stage; the
+    harness copies it onto /work, a tmpfs of ``work_bytes`` (writes never reach the host disk)."""
+    return ([bwrap_path() or "bwrap"] + namespace_args(tmp_bytes, shm_bytes) + base_mounts()
+            + ["--ro-bind", scratch, "/stage", "--perms", "0755", "--size", str(int(work_bytes)),
+               "--tmpfs", "/work", "--remount-ro", "/", "--chdir", "/work", "--"] + argv)
 
 
 @functools.lru_cache(maxsize=1)
