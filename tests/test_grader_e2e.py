@@ -5,13 +5,24 @@ cells it deserves to pass: all for a correct notebook, none for the released stu
 that raises at import, all but the ``fails`` list of a typical mistake from
 ``solutions/MISTAKES.md``), never from the grader's output. The gradebook is read back with
 nbgrader's own ``Gradebook`` API and must agree with those expectations and with ``report``'s CSV.
+
+Restoring locked cells is proven by scores that differ from what an unrestored notebook would
+get: ``ivo`` forges a test cell (it redefines the correct function before the tests, so unrestored
+it would pass) next to wrong code and must still fail it; ``hana`` has correct code with one test
+cell deleted and another replaced by ``raise``, and must get full marks (unrestored, those cells
+would score 0). ``eve`` silences ``expect`` in her solution cell next to wrong code (nbgrader's own
+"no error means full marks" would pass her). Written answers: ``ana`` answers hers (formgrader must
+show "needs manual grade"); everyone else leaves it as released (nbgrader scores that 0).
 """
 
 from __future__ import annotations
 
+import copy
 import csv
 import json
+import os
 import shutil
+import subprocess
 import sys
 import time
 import zipfile
@@ -25,10 +36,12 @@ from grader_class import (
     deleted_cell,
     duplicated_cell,
     edited_cell,
+    gid,
     grade_cells,
     load_pair,
     mistakes,
     sandbox_args,
+    strip_markers,
     write,
 )
 
@@ -50,9 +63,12 @@ def _need_sources() -> None:
 def build_class(tmp: Path):
     """Write the class (a folder tree and an LMS zip); return expectations per submission.
 
-    Returns ``(tree, zip_path, deserved, flags)`` where ``deserved[(student, assignment)]`` maps
-    every autograded cell to True/False and ``flags[(student, assignment)]`` is a substring the
-    flags must contain (or None for no flags).
+    Returns ``(tree, zip_path, deserved, flags, cells, written)`` where
+    ``deserved[(student, assignment)]`` maps every autograded cell to True/False,
+    ``flags[(student, assignment)]`` is a substring the flags must contain (or None for no flags)
+    and ``written[(student, assignment)]`` is the written answer's auto score as nbgrader's
+    SaveAutoGrades sets it: 0 when left as released, None (graded by hand) when answered or when
+    the notebook cannot be read.
     """
     by_name = {m.title.split(".")[0]: m for m in mistakes()}
     for key in ("M1", "M2", "M3", "M4"):
@@ -71,6 +87,22 @@ def build_class(tmp: Path):
     def mistake(m):
         return completed(*pairs[m.assignment], replace={m.cell: m.code})
 
+    def forged(nb, a, test_id, solution_id):
+        """Test cell ``test_id`` edited to define the correct ``solution_id`` first and then run
+        every test of the source (hidden ones included): unrestored, it records exactly the
+        solution's values whatever the student's own code does."""
+        src = {gid(c): c for c in pairs[a][0].cells if gid(c)}
+        return edited_cell(nb, test_id, strip_markers(src[solution_id].source) + "\n\n"
+                           + src[test_id].source)
+
+    def answered(nb, text="The floor discards the remainder; output_padding puts it back."):
+        nb = copy.deepcopy(nb)
+        for c in nb.cells:
+            md = c.metadata.get("nbgrader", {})
+            if c.cell_type == "markdown" and md.get("grade") and md.get("solution"):
+                c.source = text
+        return nb
+
     def all_(a, ok=True):
         return {g: ok for g in cells[a]}
 
@@ -80,15 +112,16 @@ def build_class(tmp: Path):
 
     tree, lms = tmp / "incoming", tmp / "lms"
     sub: dict[tuple[str, str], tuple[str, object]] = {}  # (s, a) -> (file name, content)
-    deserved, flags = {}, {}
+    deserved, flags, written = {}, {}, {}
 
-    def add(s, a, content, expect, flag=None, name=None):
+    def add(s, a, content, expect, flag=None, name=None, answer=0.0):
         sub[(s, a)] = (name or f"{a}.ipynb", content)
         deserved[(s, a)] = expect
         flags[(s, a)] = flag
+        written[(s, a)] = answer
 
     e1, e2 = ASSIGNMENTS
-    add("ana", e1, good(e1), all_(e1))
+    add("ana", e1, answered(good(e1)), all_(e1), answer=None)  # written answer: by hand
     add("ana", e2, good(e2), all_(e2))
     add("ben", e1, good(e1), all_(e1))                       # via the LMS zip
     add("ben", e2, good(e2), all_(e2))
@@ -96,24 +129,32 @@ def build_class(tmp: Path):
     add("cara", e2, stub(e2), all_(e2, False))
     add("dan", e1, good(e1), all_(e1))
     add("dan", e2, mistake(m1), but(m1))                     # forgot to crop padding
-    add("eve", e1, stub(e1), all_(e1, False))
+    silenced = m4.code + "\n\nexpect = expect_raises = lambda *a, **k: None  # all agree\n"
+    add("eve", e1, completed(*pairs[e1], replace={m4.cell: silenced}), but(m4))
     add("eve", e2, mistake(m2), but(m2))                     # no kernel flip
     add("finn", e1, mistake(m4), but(m4))                    # output_padding off by one
     add("finn", e2, mistake(m3), but(m3))                    # weight layout swapped
     add("gus", e1, mistake(m4), but(m4))                     # via the LMS zip
     add("gus", e2, good(e2), all_(e2))
     first_test = next(iter(cells[e2]))
+    # correct code, tests deleted or broken: full marks only if the tests are restored and run
     add("hana", e2, deleted_cell(good(e2), first_test), all_(e2), "was deleted; restored")
-    failing = m1.fails[0]
-    add("ivo", e2, edited_cell(mistake(m1), failing, "pass  # tests are overrated"), but(m1),
+    add("hana", e1, edited_cell(deleted_cell(good(e1), m4.fails[0]), next(iter(cells[e1])),
+                                "raise AssertionError('I give up')"), all_(e1),
         "was edited; restored")
-    add("ivo", e1, edited_cell(stub(e1), next(iter(cells[e1])), "expect('x', 1, 1)"),
-        all_(e1, False), "was edited; restored")
+    # wrong code, tests forged or emptied: zero for them only if they are restored and trusted
+    failing = m1.fails[0]
+    add("ivo", e2, forged(mistake(m1), e2, failing, m1.cell), but(m1), "was edited; restored")
+    emptied = mistake(m4)
+    for g in cells[e1]:
+        emptied = edited_cell(emptied, g, "pass  # tests are overrated")
+    add("ivo", e1, emptied, but(m4), "was edited; restored")
     add("jo", e1, completed(*pairs[e1], prefix=IMPORT_ERROR), all_(e1, False))
     add("jo", e2, completed(*pairs[e2], prefix=IMPORT_ERROR), all_(e2, False))
-    add("kim", e1, '{"cells": [', all_(e1, False), "not valid JSON")
+    add("kim", e1, '{"cells": [', all_(e1, False), "not valid JSON", answer=None)
     add("kim", e2, duplicated_cell(good(e2), failing), all_(e2), "appears 2 times")
-    add("leo", e1, good(e1), all_(e1, False), "wrong file name", name="shapes_final.ipynb")
+    add("leo", e1, good(e1), all_(e1, False), "wrong file name", name="shapes_final.ipynb",
+        answer=None)
 
     zipped = {"ben", "gus"}
     for (s, a), (name, content) in sub.items():
@@ -131,7 +172,7 @@ def build_class(tmp: Path):
                             nbformat.writes(content))
         zf.writestr("readme_from_the_lms.txt", "not a submission")
         zf.writestr("zed_ex9_unknown_ex9_unknown.ipynb", "{}")
-    return tree, zpath, deserved, flags, cells
+    return tree, zpath, deserved, flags, cells, written
 
 
 def expected_score(deserved: dict[str, bool], points: dict[str, float]) -> float:
@@ -152,9 +193,9 @@ def read_gradebook(db_url: str) -> dict:
 
 
 @pytest.mark.slow
-def test_synthetic_class_end_to_end(tmp_path, capsys):
+def test_synthetic_class_end_to_end(tmp_path, capsys, monkeypatch):
     _need_sources()
-    tree, zpath, deserved, flags, cells = build_class(tmp_path)
+    tree, zpath, deserved, flags, cells, written = build_class(tmp_path)
     course = tmp_path / "course"
     sb = sandbox_args()
 
@@ -187,8 +228,9 @@ def test_synthetic_class_end_to_end(tmp_path, capsys):
         got = book[key]
         for g, ok in want.items():
             assert got[g] == (cells[a][g] if ok else 0.0), (key, g, got[g], ok)
-        # manually graded cells carry no auto score
-        assert all(v is None for g, v in got.items() if g not in cells[a]), (key, got)
+        # written answers: 0 when left as released, else no auto score (nbgrader's rule)
+        manual = {g: v for g, v in got.items() if g not in cells[a]}
+        assert manual and all(v == written[key] for v in manual.values()), (key, got)
         rec = json.loads((course / "autograded" / key[0] / a / "results.json").read_text())
         assert rec["score"] == expected_score(want, cells[a]), (key, rec["score"])
         if flags[key]:
@@ -220,6 +262,55 @@ def test_synthetic_class_end_to_end(tmp_path, capsys):
     most = (course / "reports" / "most_failed.txt").read_text()
     assert "ex2_scatter/ex2_scatter/" + m1_first_fail() in most
 
+    # --force regrades (here the students whose cells were restored, plus a written answer) and
+    # changes nothing: the same gradebook, the same results and the same CSV
+    before = {f: (course / "reports" / f).read_bytes() for f in ("grades.csv", "totals.csv")}
+    results = {p: _results(p) for p in (course / "autograded").rglob("results.json")}
+    again = ["ana", "eve", "hana", "ivo", "kim"]
+    assert main(["autograde", "--course", str(course), "--jobs", "2", "--force", "-q", *sb,
+                 *[x for s in again for x in ("--student", s)]]) == 0
+    n_again = sum(1 for s, _ in deserved if s in again)
+    assert f"graded {n_again} submission(s), skipped 0 already graded" in capsys.readouterr().out
+    assert read_gradebook(db_url) == book
+    changed = {p.parent.parent.name + "/" + p.parent.name: _diff(_results(p), r)
+               for p, r in results.items() if _results(p) != r}
+    assert not changed, changed
+    assert main(["report", "--course", str(course), "-q"]) == 0
+    capsys.readouterr()
+    assert {f: (course / "reports" / f).read_bytes() for f in before} == before
+
+    # formgrader's view: nbgrader's own NbGraderAPI, configured by the repository's
+    # nbgrader_config.py, reads the same scores, and "needs manual grade" exactly where a written
+    # answer was given (or the notebook was unreadable, so nobody could check it)
+    api = formgrader_api(course, monkeypatch)
+    for a in ASSIGNMENTS:
+        mine = {s for s, x in deserved if x == a}
+        subs = {x["student"]: x for x in api.get_submissions(a)}
+        assert set(subs) == mine
+        for s in mine:
+            x = subs[s]
+            assert x["autograded"] and x["submitted"], x
+            assert x["score"] == expected_score(deserved[(s, a)], cells[a]), (s, a, x)
+            assert x["needs_manual_grade"] == (written[(s, a)] is None), (s, a, x)
+        readable = {s for s in mine if (course / "autograded" / s / a / f"{a}.ipynb").exists()}
+        assert len(api.get_notebook_submission_indices(a, a)) == len(readable)
+        nbs = {x["student"]: x for x in api.get_notebook_submissions(a, a)}
+        assert set(nbs) == readable
+        for s in readable:
+            assert nbs[s]["needs_manual_grade"] == (written[(s, a)] is None), (s, a, nbs[s])
+            assert nbs[s]["flagged"] == bool(flags[(s, a)]), (s, a, nbs[s])
+    assert subs_need_manual(api, "ex1_shapes") == ["ana", "kim", "leo"]
+    # and nbgrader's own command line lists the class from the same gradebook
+    nbgrader = Path(sys.executable).with_name("nbgrader")
+    res = subprocess.run([str(nbgrader), "db", "student", "list", "--db", db_url], cwd=REPO,
+                         env={**os.environ, "TCONV_COURSE": str(course)}, capture_output=True,
+                         text=True, timeout=120)
+    assert res.returncode == 0, res.stderr[-2000:]
+    students = sorted({s for s, _ in deserved})
+    assert f"There are {len(students)} students in the database" in res.stdout, res.stdout
+    listed = [line.split()[0] for line in res.stdout.splitlines()[1:] if line.strip()]
+    assert listed == students, res.stdout
+
     # feedback: one page per submission, hidden tests only as passed/failed
     assert main(["feedback", "--course", str(course), "-q"]) == 0
     capsys.readouterr()
@@ -232,6 +323,45 @@ def test_synthetic_class_end_to_end(tmp_path, capsys):
             assert line not in page, line
     assert "hidden test failed" in pages["dan/ex2_scatter"]
     assert "hidden test passed" in pages["ana/ex2_scatter"]
+
+
+def _results(path: Path) -> dict:
+    """results.json with each cell's tests in name order (a first run lists them in the order
+    the solution recorded them, later runs in the cached records' sorted order)."""
+    rec = json.loads(path.read_text())
+    for nb in rec["notebooks"].values():
+        for cell in nb["cells"].values():
+            cell["tests"] = sorted(cell["tests"], key=lambda t: t["name"])
+    return rec
+
+
+def _diff(a, b, path="") -> list[str]:
+    """Where two JSON values differ (for assertion messages)."""
+    if isinstance(a, dict) and isinstance(b, dict):
+        return [d for k in sorted(set(a) | set(b)) for d in _diff(a.get(k), b.get(k),
+                                                                 f"{path}/{k}")]
+    if isinstance(a, list) and isinstance(b, list) and len(a) == len(b):
+        return [d for i, (x, y) in enumerate(zip(a, b, strict=True))
+                for d in _diff(x, y, f"{path}[{i}]")]
+    return [] if a == b else [f"{path}: {a!r:.300} != {b!r:.300}"]
+
+
+def formgrader_api(course: Path, monkeypatch):
+    """nbgrader's ``NbGraderAPI`` (what formgrader calls) with the repository's config."""
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    from grader.release import nbgrader_config
+
+    monkeypatch.setenv("TCONV_COURSE", str(course))
+    cfg = nbgrader_config()
+    cfg.Exchange.root = str(course / "no-exchange")  # not /srv/nbgrader/exchange
+    return NbGraderAPI(CourseDirectory(config=cfg), config=cfg)
+
+
+def subs_need_manual(api, assignment: str) -> list[str]:
+    return sorted(x["student"] for x in api.get_submissions(assignment)
+                  if x["needs_manual_grade"])
 
 
 def m1_first_fail() -> str:
@@ -266,9 +396,7 @@ def hidden_lines() -> list[str]:
 
 def test_kill_minus_9_mid_batch_then_rerun_matches_uninterrupted(tmp_path):
     """A batch killed with SIGKILL finishes on re-run with exactly an uninterrupted run's grades."""
-    import os
     import signal
-    import subprocess
 
     fixtures = REPO / "tests" / "fixtures" / "grader" / "solutions"
     a = "fx_scatter"
