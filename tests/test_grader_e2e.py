@@ -364,6 +364,22 @@ def subs_need_manual(api, assignment: str) -> list[str]:
                   if x["needs_manual_grade"])
 
 
+def test_tampered_cells_would_change_the_score_unrestored(tmp_path, monkeypatch):
+    """The forgery above is decisive: run as handed in (``tconv-grader check``: a Jupyter kernel,
+    nothing restored), ivo's forged test cells pass; graded, they fail. (hana's ``raise`` cell
+    and deleted cell would plainly score 0 unrestored.)"""
+    from grader.check import check
+
+    _need_sources()
+    tree, _, deserved, _, _, _ = build_class(tmp_path)
+    monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
+    m1 = next(m for m in mistakes() if m.title.startswith("M1"))
+    ivo = check(tree / "ivo" / "ex2_scatter" / "ex2_scatter.ipynb", progress=False)
+    passed = {t["grade_id"] for t in ivo["tests"] if t["passed"]}
+    assert set(m1.fails) <= passed  # graded: they fail (restored from the source)
+    assert not all(deserved[("ivo", "ex2_scatter")][g] for g in m1.fails)
+
+
 def m1_first_fail() -> str:
     return next(m for m in mistakes() if m.title.startswith("M1")).fails[0]
 
