@@ -303,8 +303,9 @@ def test_synthetic_class_end_to_end(tmp_path, capsys, monkeypatch):
     # and nbgrader's own command line lists the class from the same gradebook
     nbgrader = Path(sys.executable).with_name("nbgrader")
     res = subprocess.run([str(nbgrader), "db", "student", "list", "--db", db_url], cwd=REPO,
-                         env={**os.environ, "TCONV_COURSE": str(course)}, capture_output=True,
-                         text=True, timeout=120)
+                         env={**os.environ, "TCONV_COURSE": str(course),
+                              "PATH": f"{nbgrader.parent}{os.pathsep}{os.environ['PATH']}"},
+                         capture_output=True, text=True, timeout=120)
     assert res.returncode == 0, res.stderr[-2000:]
     students = sorted({s for s, _ in deserved})
     assert f"There are {len(students)} students in the database" in res.stdout, res.stdout

@@ -105,3 +105,53 @@ def test_release_unknown_assignment_is_a_usage_error(tmp_path, capsys):
     err = capsys.readouterr().err
     assert rc == 2
     assert "ASSIGNMENT" in err and "ex99_nothing" in err and "fx_scatter" in err
+
+
+def test_nbgrader_config_maps_source_to_solutions_and_release_to_exercises(tmp_path, monkeypatch):
+    """nbgrader's own CourseDirectory and NbGraderAPI, configured by the repository's
+    nbgrader_config.py, find the instructor source in solutions/ and the release in exercises/,
+    and keep the working state in the course directory ($TCONV_COURSE)."""
+    from nbgrader.apps.api import NbGraderAPI
+    from nbgrader.coursedir import CourseDirectory
+
+    from grader.release import nbgrader_config
+
+    course = tmp_path / "course"
+    monkeypatch.setenv("TCONV_COURSE", str(course))
+    cfg = nbgrader_config()
+    cfg.Exchange.root = str(tmp_path / "no-exchange")
+    cd = CourseDirectory(config=cfg)
+    assert Path(cd.root) == course and cd.course_id == "tconv"
+
+    def where(directory, student="."):
+        return Path(cd.format_path(directory, student, "ex1_shapes")).resolve()
+
+    assert where(cd.source_directory) == SOLUTIONS / "ex1_shapes"
+    assert where(cd.release_directory) == EXERCISES / "ex1_shapes"
+    for directory in ("submitted", "autograded", "feedback"):
+        assert where(getattr(cd, f"{directory}_directory"), "ana") == \
+            course / directory / "ana" / "ex1_shapes"
+    assert cd.db_url == f"sqlite:///{course / 'gradebook.db'}"
+    api = NbGraderAPI(cd, config=cfg)
+    assert api.get_source_assignments() == set(assignments_in(SOLUTIONS))
+
+
+def test_nbgraders_own_generate_assignment_makes_the_committed_release(tmp_path):
+    """`nbgrader generate_assignment`, run from the repository (so it reads nbgrader_config.py),
+    writes exactly the committed exercises/ notebook (here into a scratch release folder)."""
+    import os
+    import subprocess
+    import sys
+
+    course, out = tmp_path / "course", tmp_path / "release"
+    course.mkdir()
+    bindir = Path(sys.executable).parent
+    env = {**os.environ, "TCONV_COURSE": str(course),
+           "PATH": f"{bindir}{os.pathsep}{os.environ.get('PATH', '')}"}  # nbgrader runs alembic
+    res = subprocess.run([str(bindir / "nbgrader"), "generate_assignment", "ex1_shapes",
+                          f"--CourseDirectory.release_directory={out}",
+                          f"--db=sqlite:///{tmp_path / 'gradebook.db'}"],
+                         cwd=REPO, env=env, capture_output=True, text=True, timeout=300)
+    assert res.returncode == 0, res.stderr[-3000:]
+    made = out / "ex1_shapes" / "ex1_shapes.ipynb"
+    assert made.read_text() == (EXERCISES / "ex1_shapes" / "ex1_shapes.ipynb").read_text()
