@@ -63,6 +63,11 @@ _QUIET.setLevel(logging.ERROR)
 _START_METHOD = os.environ.get("TCONV_GRADER_START_METHOD") or (
     "forkserver" if "forkserver" in multiprocessing.get_all_start_methods() else "spawn")
 HIDDEN_RE = re.compile(r"BEGIN HIDDEN TESTS(.*?)END HIDDEN TESTS", re.S)
+HIDDEN_BLOCK_RE = re.compile(r"[ \t]*#+[ \t]*BEGIN HIDDEN TESTS.*?END HIDDEN TESTS", re.S)
+SCRUB_MIN = 12     # runs of hidden test source at least this long never reach a student
+SCRUBBED = "[hidden]"
+_BUILTIN_ERRORS = frozenset(n for n, v in vars(__import__("builtins")).items()
+                            if isinstance(v, type) and issubclass(v, BaseException))
 NAME_RE = re.compile(r"expect(?:_raises)?\(\s*(?P<q>['\"])(?P<name>.+?)(?P=q)")
 
 
@@ -104,6 +109,76 @@ def decode(value: Any) -> Any:
         if "__float__" in value:
             return float(value["__float__"])
     return value
+
+
+# ---------------------------------------------------------------------------------------------
+# hidden test source must never reach a student (defence in depth; see grader.sandbox)
+def hidden_grams(source: nbformat.NotebookNode) -> frozenset[str]:
+    """Every ``SCRUB_MIN``-character run of the notebook's hidden test source that appears
+    nowhere else in it (text the release shows anyway is not secret, so it is never scrubbed)."""
+    hidden, public = [], []
+    for cell in source.cells:
+        text = cell.source if isinstance(cell.source, str) else "".join(cell.source)
+        if cell.cell_type == "code":
+            hidden += [m.group(0) for m in HIDDEN_BLOCK_RE.finditer(text)]
+            public.append(HIDDEN_BLOCK_RE.sub("\n", text))
+        else:
+            public.append(text)
+    n = SCRUB_MIN
+    grams = {h[i:i + n] for h in hidden for i in range(len(h) - n + 1)}
+    if not grams:
+        return frozenset()
+    return frozenset(grams - {p[i:i + n] for p in public for i in range(len(p) - n + 1)})
+
+
+def scrub_hidden(text: str, grams: frozenset[str] | set[str]) -> str:
+    """``text`` with every run covered by hidden test source (``hidden_grams``) as [hidden]."""
+    n = SCRUB_MIN
+    if not grams or not isinstance(text, str) or len(text) < n:
+        return text
+    cover = bytearray(len(text))
+    for i in range(len(text) - n + 1):
+        if text[i:i + n] in grams:
+            cover[i:i + n] = b"\1" * n
+    if not any(cover):
+        return text
+    out, i = [], 0
+    while i < len(text):
+        if cover[i]:
+            while i < len(text) and cover[i]:
+                i += 1
+            out.append(SCRUBBED)
+        else:
+            out.append(text[i])
+            i += 1
+    return "".join(out)
+
+
+def scrub_result(res: dict, grams: frozenset[str]) -> dict:
+    """A graded notebook's student-visible texts (test messages, flags) scrubbed in place."""
+    if grams:
+        res["flags"] = [scrub_hidden(f, grams) for f in res.get("flags", [])]
+        for cell in res.get("cells", {}).values():
+            for t in cell.get("tests", []):
+                t["message"] = scrub_hidden(t["message"], grams)
+    return res
+
+
+def _shown_error(error: str | None, status: str, has_hidden: bool) -> str:
+    """How a test cell's stop is described to the student. In a cell with hidden tests the
+    student's code may have seen their source, so no text of its own is echoed: only a builtin
+    exception's name, or what the grader itself observed."""
+    text = error or status
+    if not has_hidden:
+        return text
+    if status == "error":
+        kind = text.split(":")[0].strip()
+        return kind if kind in _BUILTIN_ERRORS else "an exception"
+    if status == "timeout":
+        return "a timeout"
+    if status == "killed":
+        return "the notebook process being stopped"
+    return status
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,12 +237,19 @@ def source_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _limits(timeout: float | None):
+def _limits(timeout: float | None, memory_mib: int | None = None):
+    """The sandbox's limits for one notebook: the defaults of ``grader.execute.Limits`` (2 GiB of
+    memory for the whole notebook), a wall-clock ``timeout`` per notebook, ``memory_mib``."""
+    from dataclasses import replace
+
     from grader.execute import Limits
 
-    if timeout is None:
-        return Limits()
-    return Limits(cell_timeout=min(Limits().cell_timeout, timeout), notebook_timeout=timeout)
+    lim = Limits()
+    if timeout is not None:
+        lim = replace(lim, cell_timeout=min(lim.cell_timeout, timeout), notebook_timeout=timeout)
+    if memory_mib is not None:
+        lim = replace(lim, memory_bytes=int(memory_mib) << 20)
+    return lim
 
 
 def _workdir_files(course: Course, assignment: str) -> list[Path]:
@@ -374,8 +456,11 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex) -> dict[str, di
             elif ok:
                 msg = f"[{name}] passed"
             elif key not in ex.records:
-                err = (error or status).split(":")[0] if spec["has_hidden"] else (error or status)
-                msg = f"[{name}] not reached: the cell stopped with {err}"
+                msg = (f"[{name}] not reached: the cell stopped with "
+                       f"{_shown_error(error, status, spec['has_hidden'])}")
+            elif spec["has_hidden"]:  # the answer is the student's text: not echoed here
+                msg = (f"[{name}] expected {describe(expected[key])}; your answer is not shown "
+                       "(this cell also runs hidden tests).")
             else:
                 msg = (f"[{name}] expected {describe(expected[key])}, "
                        f"got {describe(ex.records[key])}.")
@@ -386,12 +471,14 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex) -> dict[str, di
         passed = status == "ok" and set(got_names) == set(exp_names) and all(
             t["passed"] for t in tests)
         if status != "ok" and not tests:
-            shown = (error or status).split(":")[0] if spec["has_hidden"] else (error or status)
+            shown = _shown_error(error, status, spec["has_hidden"])
             tests.append({"name": gid, "hidden": False, "passed": False,
                           "message": f"the cell stopped with {shown}"})
         if extra:
+            what = (f"{len(extra)} record(s) under names no test uses" if spec["has_hidden"]
+                    else ", ".join(extra))
             tests.append({"name": gid, "hidden": False, "passed": False,
-                          "message": f"unexpected test records: {', '.join(extra)}"})
+                          "message": f"unexpected test records: {what}"})
         cells[gid] = {"points": spec["points"] if passed else 0.0, "max": spec["points"],
                       "passed": passed, "tests": tests, "manual": False, "status": status}
     return cells
@@ -415,7 +502,8 @@ def grade_notebook(task: dict) -> dict:
         nb = nbformat.reads(task["nb"], as_version=4)
         with tempfile.TemporaryDirectory(prefix="tconv-grade-") as tmp:
             _prepare_workdir(task["files"], Path(tmp))
-            ex = run_notebook(nb, workdir=Path(tmp), limits=_limits(task["timeout"]),
+            ex = run_notebook(nb, workdir=Path(tmp),
+                              limits=_limits(task["timeout"], task.get("memory_mib")),
                               sandbox=task["sandbox"])
         out["seconds"] = float(ex.seconds)
         out["flags"] += [str(f) for f in ex.flags]
@@ -521,6 +609,13 @@ def _load_submission(path: Path, notebook: str, all_names: list[str]
     except Exception as exc:  # noqa: BLE001
         msg = str(exc).splitlines()[0][:200] if str(exc) else type(exc).__name__
         return None, [f"{f.name} is not a valid nbformat 4 notebook ({msg}) (scored 0)"]
+    # nbformat gives duplicated cell ids new ones without a word: say so
+    ids = [c.get("id") for c in raw["cells"]
+           if isinstance(c, dict) and isinstance(c.get("id"), str)]
+    dups = sorted({i for i in ids if ids.count(i) > 1})
+    if dups:
+        shown = ", ".join(repr(d[:40]) for d in dups[:5]) + (", ..." if len(dups) > 5 else "")
+        return nb, [f"duplicate cell id repaired: {shown} (nbformat gave the copies new ids)"]
     return nb, []
 
 
@@ -615,7 +710,8 @@ def default_jobs() -> int:
 def autograde(course: Course, assignments: list[str] | None = None,
               students: list[str] | None = None, *, jobs: int | None = None,
               timeout: float | None = None, sandbox: bool = True, force: bool = False,
-              progress: bool = True, scheduler: str | None = None) -> Summary:
+              progress: bool = True, scheduler: str | None = None,
+              memory_mib: int | None = None) -> Summary:
     import time
 
 
@@ -667,7 +763,7 @@ def autograde(course: Course, assignments: list[str] | None = None,
         prep = _prepare(course, sorted({a for _, a in todo}), sandbox, timeout, summary,
                         pools[0].submit if pools else None, progress)
         _grade_batch(course, todo, prep, sandbox, timeout, summary, pools[0] if pools else None,
-                     replacement_pool, progress, scheduler)
+                     replacement_pool, progress, scheduler, memory_mib=memory_mib)
     finally:
         for p in pools:
             p.shutdown(wait=True, cancel_futures=True)
@@ -703,7 +799,8 @@ def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: flo
                    for c in released_nbs[nb_id].cells
                    if c.metadata.get("nbgrader", {}).get("grade_id")}
             nbs[nb_id] = {"source": source, "specs": specs, "released": rel,
-                          "expected": {k: encode(v) for k, v in exp.items()}}
+                          "expected": {k: encode(v) for k, v in exp.items()},
+                          "secret": hidden_grams(source)}
         files = [(str(p), str(p.relative_to(course.solutions / a)))
                  for p in _workdir_files(course, a)]
         prep[a] = {"notebooks": nbs, "files": files}
@@ -712,7 +809,8 @@ def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: flo
 
 def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, dict],
                  sandbox: bool, timeout: float | None, summary: Summary, pool, new_pool,
-                 progress: bool, scheduler: str | None = None) -> None:
+                 progress: bool, scheduler: str | None = None,
+                 memory_mib: int | None = None) -> None:
     from tqdm import tqdm
 
     tasks = []
@@ -732,7 +830,8 @@ def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, di
             tasks.append({"key": (s, a), "notebook": nb_id, "flags": flags,
                           "nb": nbformat.writes(nb) if nb is not None else None,
                           "specs": info["specs"], "expected": info["expected"],
-                          "files": prep[a]["files"], "timeout": timeout, "sandbox": sandbox})
+                          "files": prep[a]["files"], "timeout": timeout, "sandbox": sandbox,
+                          "memory_mib": memory_mib})
 
     pending: dict[tuple[str, str], list[dict]] = {}
     need: dict[tuple[str, str], int] = {}
@@ -743,6 +842,8 @@ def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, di
 
     def finish(res: dict) -> None:
         key = res["key"]
+        info = prep.get(key[1], {}).get("notebooks", {}).get(res["notebook"], {})
+        scrub_result(res, info.get("secret", frozenset()))  # before anything is written
         pending.setdefault(key, []).append(res)
         bar.update(1)
         if len(pending[key]) == need[key]:
@@ -808,9 +909,11 @@ def resolve_sandbox(unsafe: bool) -> bool:
         raise UsageError(f"the grading sandbox is unavailable ({reason}); install bubblewrap "
                          "(apt-get install bubblewrap) or, on a trusted machine only, pass "
                          "--unsafe-no-sandbox")
-    if os.environ.get("CI", "").lower() == "true":
-        raise UsageError(f"--unsafe-no-sandbox is refused in CI (CI=true): the sandbox must "
-                         f"work there ({reason})")
+    from grader.sandbox import in_ci
+
+    if in_ci():
+        raise UsageError(f"--unsafe-no-sandbox is refused in CI (CI={os.environ.get('CI')}): "
+                         f"the sandbox must work there ({reason})")
     print("=" * 78 + "\nWARNING: GRADING WITHOUT A SANDBOX (--unsafe-no-sandbox): student code "
           f"runs with your\nprivileges. Reason the sandbox is off: {reason}\n" + "=" * 78,
           file=sys.stderr)
@@ -823,11 +926,14 @@ def main(args) -> int:
         raise UsageError(f"--jobs must be a positive integer; got {args.jobs}")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be a positive number of seconds; got {args.timeout}")
+    memory = getattr(args, "memory", None)
+    if memory is not None and memory < 64:
+        raise UsageError(f"--memory must be at least 64 (MiB per notebook); got {memory}")
     sandbox = resolve_sandbox(args.unsafe_no_sandbox)
     summary = autograde(course, [args.assignment] if args.assignment else None,
                         args.student or None, jobs=args.jobs, timeout=args.timeout,
                         sandbox=sandbox, force=args.force, progress=not args.quiet,
-                        scheduler=getattr(args, "scheduler", None))
+                        scheduler=getattr(args, "scheduler", None), memory_mib=memory)
     print(f"graded {len(summary.graded)} submission(s), skipped {len(summary.skipped)} already "
           f"graded, in {summary.seconds:.1f} s; gradebook: {redact(course.db_url)}")
     for (s, a), flags in sorted(summary.flagged.items()):
@@ -854,6 +960,9 @@ def add_parser(sub) -> None:
                    "sqlite:///<course>/gradebook.db)")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="wall-clock limit per notebook in seconds (default: the sandbox's, 120)")
+    p.add_argument("--memory", type=int, default=None, metavar="MIB",
+                   help="memory limit per notebook, all its processes together, in MiB "
+                        "(default: 2048)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the notebooks on a Dask cluster (tcp://host:8786 or a scheduler "
                         "file) instead of the local pool; see grader/distributed.py")

@@ -3,7 +3,12 @@
 Written to ``<course>/feedback/<student>/<assignment>/feedback.html`` (+ an ``index.html`` per
 student) from the autograder's ``results.json`` and the gradebook's scores (manual grades
 included when present). Each test shows its outcome and message; hidden tests show only "hidden
-test passed" / "hidden test failed": their source and values never reach the page.
+test passed" / "hidden test failed": their source and values never reach the page. A visible test
+that fails shows what was expected, what came back and its hint, except in a cell that also runs
+hidden tests: there the student's code may have seen the hidden source, so nothing it produced
+(answer, error text) is echoed. As a last line of defence every text on the page is scrubbed of
+runs of hidden test source (:func:`grader.autograde.scrub_hidden`; the autograder already did so
+when it wrote ``results.json``).
 """
 
 from __future__ import annotations
@@ -37,8 +42,33 @@ def _manual_scores(course: Course, student: str, assignment: str) -> dict[tuple[
     return out
 
 
-def render(record: dict, manual: dict[tuple[str, str], float]) -> str:
+def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[str]]:
+    """Hidden-source n-grams of each notebook whose instructor source is at hand."""
+    import nbformat
+
+    from grader.autograde import hidden_grams
+
+    out = {}
+    for nb_id in notebooks:
+        path = course.solutions / assignment / f"{nb_id}.ipynb"
+        try:
+            out[nb_id] = hidden_grams(nbformat.read(path, as_version=4))
+        except (OSError, ValueError, KeyError, AttributeError):
+            continue
+    return out
+
+
+def render(record: dict, manual: dict[tuple[str, str], float],
+           secrets: dict[str, frozenset[str]] | None = None) -> str:
+    from grader.autograde import scrub_hidden
+
+    secrets = secrets or {}
+    everything = frozenset().union(*secrets.values()) if secrets else frozenset()
+
     e = html.escape
+
+    def sc(text: str, nb_id: str | None = None) -> str:  # a message or a flag: scrubbed
+        return e(scrub_hidden(text, secrets.get(nb_id, everything) if nb_id else everything))
     s, a = record["student"], record["assignment"]
     rows = []
     total = 0.0
@@ -63,10 +93,10 @@ def render(record: dict, manual: dict[tuple[str, str], float]) -> str:
                     text = "hidden test passed" if t["passed"] else "hidden test failed"
                 else:
                     text = t["message"]
-                items.append(f'<li class="{cls}">{mark} {e(text)}</li>')
+                items.append(f'<li class="{cls}">{mark} {sc(text, nb_id)}</li>')
             rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{score:g} / "
                         f"{cell['max']:g}</td><td><ul>{''.join(items)}</ul></td></tr>")
-    flags = "".join(f"<li>{e(f)}</li>" for f in record.get("flags", []))
+    flags = "".join(f"<li>{sc(f)}</li>" for f in record.get("flags", []))
     flag_html = f'<div class="flag"><b>Notes from the grader</b><ul>{flags}</ul></div>' \
         if flags else ""
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
@@ -93,7 +123,8 @@ def feedback(course: Course, students: list[str] | None = None,
         rec = json.loads(p.read_text())
         s, a = rec["student"], rec["assignment"]
         out = course.feedback / s / a / "feedback.html"
-        atomic_write_text(out, render(rec, _manual_scores(course, s, a)))
+        atomic_write_text(out, render(rec, _manual_scores(course, s, a),
+                                      _secrets(course, a, rec.get("notebooks", {}))))
         written.append(out)
         per_student.setdefault(s, []).append((a, f"{a}/feedback.html"))
     for s, links in per_student.items():
@@ -107,7 +138,7 @@ def feedback(course: Course, students: list[str] | None = None,
 
 
 def main(args) -> int:
-    course = Course.open(args.course, args.db)
+    course = Course.open(args.course, args.db, getattr(args, "solutions", None))
     files = feedback(course, args.student or None, [args.assignment] if args.assignment else None,
                      progress=not args.quiet)
     print(f"wrote {len(files)} feedback page(s) under {course.feedback}")
@@ -121,5 +152,7 @@ def add_parser(sub) -> None:
     p.add_argument("--student", action="append", metavar="ID", help="only this student")
     p.add_argument("--course", required=True, help="course directory (instructor state)")
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook")
+    p.add_argument("--solutions", help="instructor source, to scrub hidden test text from the "
+                   "pages once more (default: the repository's solutions/)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=main)

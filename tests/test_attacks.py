@@ -9,6 +9,19 @@ Two levels:
   submission beside every attack: the attacks score zero and are flagged, the correct one gets
   full marks, and no file outside the grader's own outputs changes.
 
+An attack that answers wrongly proves little about scoring (a grader zeroing every flagged
+notebook would pass), so the odd-but-harmless behaviours also come with the *correct* answer
+appended (``odd_but_correct``): a print flood, a network attempt, reading a secret path, filling
+/tmp, duplicated cell ids and monkeypatching the assertion helpers. Each keeps its full marks and
+is flagged. Monkeypatching is cheating in intent, but the recorders the grader uses are private to
+the harness, so the value recorded is what the student's code really returned: it is judged on
+that (full marks for a correct answer) and flagged for a human to look at.
+
+Hidden tests (``probe_source``: atk_tiny with a distinctive constant in its hidden block): a
+student cell that searches its own process finds no hidden source before the hidden cell runs
+(nor after it), and student code that reads it from its caller while a hidden test runs cannot
+get it into the feedback pages, the reports, the flags or the gradebook.
+
 Fixtures: tests/fixtures/attacks/ (``solutions/atk_tiny`` and one file per attack under
 ``submissions/``, each replacing the solution cell).
 """
@@ -17,7 +30,9 @@ from __future__ import annotations
 
 import copy
 import csv
+import dataclasses
 import hashlib
+import html
 import json
 import socket
 import threading
@@ -90,6 +105,45 @@ def run_attack(tmp_path: Path, name: str, limits: Limits = LIMITS, **subs) -> Ex
     work = tmp_path / "work"
     work.mkdir(exist_ok=True)
     return run_notebook(student_nb(attack_source(name, **subs)), workdir=work, limits=limits)
+
+
+def odd_but_correct(name: str, **subs) -> str:
+    """The attack's code, then the correct ``double`` (which replaces the attack's)."""
+    return attack_source(name, **subs) + "\n\n" + attack_source("correct")
+
+
+def printed(ex: Execution, gid: str, tag: str):
+    out = cell_of(ex, gid).output
+    return eval(out[out.index(tag + " ") + len(tag) + 1:].splitlines()[0])  # noqa: S307
+
+
+PROBE = "ORCHID-7731-HIDDEN-PROBE"
+NEEDLES = ("BEGIN HIDDEN TESTS", PROBE, "ORCHID-7731", "np.arange(4.0) - 1.5")
+RAISES_HINT = "strings that are not numbers must raise ValueError"
+
+
+def probe_source():
+    """atk_tiny with a distinctive constant in test_double's hidden block, and a hint on the
+    visible-only test_raises (same points: 2 + 1)."""
+    nb = nbformat.read(SOURCE, as_version=4)
+    for c in nb.cells:
+        gid = c.metadata.get("nbgrader", {}).get("grade_id")
+        if gid == "test_double":
+            c.source = c.source.replace(
+                "### END HIDDEN TESTS",
+                f'expect("probe", double(len("{PROBE}")), 48.0)\n### END HIDDEN TESTS')
+        elif gid == "test_raises":
+            c.source = (f'expect_raises("text", ValueError, double, "not a number", '
+                        f'hint="{RAISES_HINT}")')
+    return nb
+
+
+def with_solution(nb, code: str):
+    nb = copy.deepcopy(nb)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source = code
+    return nb
 
 
 def cell_of(ex: Execution, gid: str):
@@ -253,6 +307,143 @@ def test_forged_record_frames_are_ignored(tmp_path: Path, expected: dict) -> Non
     ex = run_attack(tmp_path, "forge_records")
     assert "test_double/scalar" not in ex.records or ex.records["test_double/scalar"] is None
     assert not any(judge(ex, expected).values())
+
+
+ODD = {  # behaviour: the flag it must raise (the answer is correct: full marks)
+    "print_flood": "output truncated",
+    "network": "network attempt",
+    "read_solution": "file access outside the submission: ",
+    "monkeypatch": "monkeypatched before a test cell: ",
+    "tmp_fill": "disk limit: /tmp is full",
+}
+
+
+@pytest.mark.parametrize("name", sorted(ODD))
+def test_odd_but_correct_work_keeps_full_marks(tmp_path: Path, expected: dict, name: str) -> None:
+    subs = {"SECRET_PATHS": [str(SOURCE)], "NET_TARGETS": [("127.0.0.1", 9)]}
+    used = {k: v for k, v in subs.items() if k in attack_source(name)}
+    (tmp_path / "work").mkdir()
+    small = dataclasses.replace(LIMITS, tmp_bytes=8 << 20, work_bytes=8 << 20, shm_bytes=4 << 20)
+    ex = run_notebook(student_nb(odd_but_correct(name, **used)), workdir=tmp_path / "work",
+                      limits=small)
+    assert judge(ex, expected) == {"test_double": True, "test_raises": True}, (ex.cells, ex.flags)
+    assert any(f.startswith(ODD[name]) for f in ex.flags), ex.flags
+    if name == "monkeypatch":
+        assert "builtins.isinstance" in next(f for f in ex.flags if f.startswith(ODD[name]))
+
+
+@pytest.mark.parametrize("mode", ["zygote", "per-run"])
+def test_filling_tmp_work_and_shm_stops_at_their_caps(tmp_path: Path, expected: dict,
+                                                      monkeypatch, mode: str) -> None:
+    from grader import sandbox
+
+    if mode == "per-run":
+        monkeypatch.setenv("TCONV_SANDBOX_MODE", "per-run")
+    elif sandbox.mode() != "zygote":
+        pytest.skip("zygote mode needs root")
+    caps = {"/tmp": 8 << 20, "/work": 12 << 20, "/dev/shm": 4 << 20}
+    lim = dataclasses.replace(LIMITS, tmp_bytes=caps["/tmp"], work_bytes=caps["/work"],
+                              shm_bytes=caps["/dev/shm"])
+    ex = run_attack(tmp_path, "tmp_fill", limits=lim)
+    filled = printed(ex, "double_impl", "FILLED")
+    for d, cap in caps.items():
+        wrote, err = filled[d]
+        assert 0 < wrote <= cap and err == "OSError 28", (d, filled[d])  # ENOSPC at the cap
+    assert filled["/dev"][0] == 0 and filled["/dev"][1] in ("OSError 30", "PermissionError 13")
+    assert "disk limit: /tmp is full" in ex.flags and "disk limit: /dev/shm is full" in ex.flags
+    assert "disk limit: /work is full" in ex.flags
+    assert list((tmp_path / "work").iterdir()) == []  # the host's copy of /work got nothing
+    assert not any(judge(ex, expected).values())
+
+
+def test_fork_then_allocate_hits_the_notebook_memory_limit(tmp_path: Path, expected: dict) -> None:
+    """8 children x 200 MB: each under the 512 MiB limit, together far over it."""
+    ex = run_attack(tmp_path, "fork_allocate")  # LIMITS: 512 MiB per notebook, 3 s per cell
+    impl = cell_of(ex, "double_impl")
+    assert impl.status == "killed" and "MiB of memory" in impl.error, impl
+    assert "memory limit" in ex.flags and "timeout" not in ex.flags, ex.flags
+    assert status(ex, "test_double") == "not_run"
+    assert not any(judge(ex, expected).values())
+    # the next notebook of the batch is untouched
+    (tmp_path / "next").mkdir()
+    again = run_attack(tmp_path / "next", "correct")
+    assert judge(again, expected) == {"test_double": True, "test_raises": True}
+    assert again.flags == []
+
+
+def test_forked_workers_sharing_memory_are_counted_once(tmp_path: Path, expected: dict) -> None:
+    """A 200 MiB array read by 3 forked workers: 800 MiB resident in sum, 200 MiB real."""
+    ex = run_attack(tmp_path, "fork_share")
+    assert cell_of(ex, "double_impl").status == "ok", ex.cells
+    assert judge(ex, expected) == {"test_double": True, "test_raises": True}
+    assert "memory limit" not in ex.flags, ex.flags
+
+
+@pytest.fixture(scope="module")
+def probe_expected(tmp_path_factory) -> dict:
+    ex = run_notebook(probe_source(), workdir=tmp_path_factory.mktemp("probe"), limits=LIMITS)
+    assert "test_double/probe" in ex.records, ex
+    return ex.records
+
+
+def test_no_hidden_source_in_the_process_while_student_cells_run(tmp_path: Path,
+                                                                 probe_expected: dict) -> None:
+    scan = attack_source("hidden_scan", NEEDLES_REVERSED=[n[::-1] for n in NEEDLES])
+    nb = with_solution(probe_source(), scan)
+    # a student's own cells after every test cell: the same search, then a planted control
+    nb.cells.append(nbformat.v4.new_code_cell("print('FOUND', _hidden_scan())"))
+    nb.cells.append(nbformat.v4.new_code_cell(
+        "planted = ' '.join(['BEGIN', 'HIDDEN', 'TESTS'])\nprint('FOUND', _hidden_scan())"))
+    (tmp_path / "work").mkdir()
+    ex = run_notebook(nb, workdir=tmp_path / "work", limits=LIMITS)
+    assert [c.status for c in ex.cells] == ["ok"] * len(ex.cells), ex.cells
+    assert printed(ex, "double_impl", "FOUND") == []        # before the hidden cell
+    after, control = ex.cells[-2].output, ex.cells[-1].output
+    assert after.startswith("FOUND ") and eval(after[6:]) == [], after  # noqa: S307
+    assert eval(control[6:]) == ["BEGIN HIDDEN TESTS"], control  # noqa: S307 - the search works
+    assert judge(ex, probe_expected) == {"test_double": True, "test_raises": True}
+
+
+def test_hidden_grams_and_scrub() -> None:
+    from grader.autograde import SCRUBBED, hidden_grams, scrub_hidden
+
+    grams = hidden_grams(probe_source())
+    assert PROBE[:12] in grams
+    assert not any("2 * 3" in g for g in grams)  # the visible hint is public: never scrubbed
+    text = f"got '{PROBE}' and '### BEGIN HIDDEN TESTS'. Hint: 2 * 3"
+    clean = scrub_hidden(text, grams)
+    assert not any(n in clean for n in NEEDLES) and clean.endswith("Hint: 2 * 3"), clean
+    assert SCRUBBED in clean
+    assert scrub_hidden("[scalar] expected 6.0, got 9.0.", grams) == \
+        "[scalar] expected 6.0, got 9.0."
+
+
+def test_feedback_page_is_scrubbed_even_from_an_old_results_file() -> None:
+    from grader.autograde import hidden_grams
+    from grader.feedback import render
+
+    rec = {"student": "s", "assignment": "atk_tiny", "flags": [f"atk_tiny: odd {PROBE}"],
+           "notebooks": {"atk_tiny": {"flags": [], "cells": {"test_raises": {
+               "max": 1.0, "points": 0.0, "manual": False, "tests": [
+                   {"name": "text", "hidden": False, "passed": False,
+                    "message": f"[text] got '{PROBE}'"}]}}}}}
+    page = render(rec, {}, {"atk_tiny": hidden_grams(probe_source())})
+    assert not any(n in html.unescape(page) for n in NEEDLES), page
+
+
+def test_duplicate_cell_ids_are_repaired_and_flagged(tmp_path: Path) -> None:
+    from grader.autograde import _load_submission
+
+    nb = student_nb(attack_source("correct"))
+    nb.nbformat_minor = 5
+    for i, c in enumerate(nb.cells):
+        c["id"] = f"cell-{i}"
+    nb.cells[3]["id"] = nb.cells[2]["id"] = "same-id"
+    (tmp_path / "atk_tiny.ipynb").write_text(json.dumps(nb))
+    got, flags = _load_submission(tmp_path, "atk_tiny", ["atk_tiny"])
+    assert flags == ["duplicate cell id repaired: 'same-id' (nbformat gave the copies new ids)"]
+    assert len({c["id"] for c in got.cells}) == len(got.cells)
+    assert [c.source for c in got.cells] == [c.source for c in nb.cells]
 
 
 # ---- end to end: tconv-grader autograde + report ------------------------------------------------
