@@ -202,3 +202,110 @@ def test_per_run_mode_for_unprivileged_users(tmp_path: Path, monkeypatch) -> Non
     assert ex.cells[1].output == "/work ['given.txt']\n"
     assert ex.records["t/a"].tolist() == [0, 1, 2]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["given.txt"]
+
+
+def test_notebook_timeout_alone_stops_many_short_cells(tmp_path: Path, sandbox: bool) -> None:
+    """Each cell is far under its own limit; together they pass the notebook's."""
+    naps = [new_code_cell("import time\ntime.sleep(0.3)") for _ in range(15)]
+    lim = Limits(cell_timeout=3.0, notebook_timeout=1.5, memory_bytes=512 << 20)
+    ex = run_notebook(nb_of(*naps, grade_cell("expect('a', 1, 0)", "t")), workdir=tmp_path,
+                      limits=lim, sandbox=sandbox)
+    st = [c.status for c in ex.cells]
+    k = st.index("timeout")
+    assert k >= 1 and st[:k] == ["ok"] * k and st[k + 1:] == ["not_run"] * (len(st) - k - 1), st
+    assert ex.cells[k].error == "notebook timed out"
+    assert "notebook timeout" in ex.flags and "timeout" in ex.flags
+    assert ex.records == {}
+
+
+# ---- refusing to grade without a sandbox ----------
+ATK = Path(__file__).parent / "fixtures" / "attacks" / "solutions"
+
+
+def _course_with_a_submission(tmp_path: Path) -> Path:
+    course = tmp_path / "course"
+    d = course / "submitted" / "alice" / "atk_tiny"
+    d.mkdir(parents=True)
+    (d / "atk_tiny.ipynb").write_text((ATK / "atk_tiny" / "atk_tiny.ipynb").read_text())
+    return course
+
+
+@pytest.mark.parametrize("ci", [None, "1", "true", "YES"])
+def test_autograde_refuses_when_bwrap_cannot_run(tmp_path: Path, monkeypatch, capsys,
+                                                  ci: str | None) -> None:
+    """No sandbox: exit 2 naming the reason and --unsafe-no-sandbox, nothing graded; in CI (any
+    spelling of CI) even --unsafe-no-sandbox is refused."""
+    from grader.cli import main
+
+    why = "fake: bubblewrap cannot create namespaces here"
+    monkeypatch.setattr(sb, "available", lambda: (False, why))
+    if ci is None:
+        monkeypatch.delenv("CI", raising=False)
+    else:
+        monkeypatch.setenv("CI", ci)
+    course = _course_with_a_submission(tmp_path)
+    argv = ["autograde", "--course", str(course), "--solutions", str(ATK), "--quiet"]
+    rc = main(argv + (["--unsafe-no-sandbox"] if ci else []))
+    err = capsys.readouterr().err
+    assert rc == 2, err
+    assert why in err and "--unsafe-no-sandbox" in err, err
+    if ci:
+        assert "refused in CI" in err, err
+    assert not (course / "gradebook.db").exists() and not (course / "autograded").exists()
+    assert sorted(p.name for p in course.iterdir()) == ["submitted"]
+
+
+@pytest.mark.parametrize(("value", "ci"), [("1", True), ("true", True), ("True", True),
+                                           ("yes", True), (" YES ", True), ("", False),
+                                           ("0", False), ("false", False), ("no", False)])
+def test_in_ci_is_one_rule(monkeypatch, value: str, ci: bool) -> None:
+    import skips
+
+    monkeypatch.setenv("CI", value)
+    assert sb.in_ci() is ci and skips.in_ci() is ci
+
+
+# ---- the limits autograde uses ----------
+def test_autograde_uses_the_default_limits_unless_told(monkeypatch) -> None:
+    from grader import autograde
+    from grader.cli import build_parser
+    from grader.execute import Execution
+
+    assert Limits().memory_bytes == 2 << 30  # 2 GiB per notebook, all its processes together
+    assert autograde._limits(None) == Limits()
+    five = autograde._limits(5.0)
+    assert (five.cell_timeout, five.notebook_timeout, five.memory_bytes) == (5.0, 5.0, 2 << 30)
+    assert autograde._limits(None, 512).memory_bytes == 512 << 20
+    args = build_parser().parse_args(["autograde", "--course", "c"])
+    assert args.memory is None and args.timeout is None
+    seen = []
+
+    def fake_run(nb, *, workdir, limits, sandbox):
+        seen.append(limits)
+        return Execution({}, [], [], 0.0)
+
+    monkeypatch.setattr("grader.execute.run_notebook", fake_run)
+    task = {"key": ("s", "a"), "notebook": "n", "flags": [], "nb": nbformat.writes(nb_of()),
+            "specs": {}, "expected": {}, "files": [], "timeout": None, "sandbox": False}
+    autograde.grade_notebook(task)
+    autograde.grade_notebook({**task, "memory_mib": 300})
+    assert seen == [Limits(), Limits(memory_bytes=300 << 20)]
+
+
+# ---- student mode of grader.testing ----------
+def test_student_mode_failures_say_expected_got_and_hint() -> None:
+    from grader.testing import expect, expect_raises
+
+    expect("ok", np.array([1.0, 2.0]), [1.0, 2.0])  # a match says nothing
+    with pytest.raises(AssertionError) as e:
+        expect("pair", [1.0, 2.0], [2.0, 4.0], hint="double each element")
+    assert str(e.value) == "[pair] expected [2.0, 4.0], got [1.0, 2.0]. Hint: double each element"
+    with pytest.raises(AssertionError) as e:
+        expect("arr", np.zeros(2), np.ones(2))
+    assert str(e.value) == ("[arr] expected array of shape (2,): [1.0, 1.0], got array of shape "
+                            "(2,): [0.0, 0.0].")
+    with pytest.raises(AssertionError) as e:
+        expect_raises("bad", ValueError, int, "3", hint="non-numbers raise")
+    assert str(e.value) == "[bad] expected ValueError to be raised, got no exception. " \
+                           "Hint: non-numbers raise"
+    expect_raises("fine", ValueError, int, "x")
