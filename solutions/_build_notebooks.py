@@ -35,6 +35,18 @@ from grader.testing import expect, expect_raises
 torch.set_default_dtype(torch.float64)  # float64 everywhere: exact comparisons with PyTorch"""
 
 
+# Every explore cell begins with this check: widgets only where a Jupyter kernel can show them.
+EXPLORE_GUARD = """\
+def _jupyter_widgets():
+    \"\"\"ipywidgets when this runs in a Jupyter kernel, else None (grading: nothing to show).\"\"\"
+    try:
+        import ipywidgets
+        from IPython import get_ipython
+    except ImportError:
+        return None
+    return ipywidgets if getattr(get_ipython(), "kernel", None) is not None else None"""
+
+
 def _src(text: str) -> str:
     return textwrap.dedent(text).strip("\n")
 
@@ -69,6 +81,11 @@ class Book:
         self.cells.append(new_code_cell(_src(src), id=grade_id, metadata=self._nbg(
             grade=True, solution=False, locked=True, points=points, grade_id=grade_id)))
 
+    def explore(self, cell_id: str, src: str) -> None:
+        """An ungraded interactive cell (ipywidgets), tagged ``explore``. It starts with
+        EXPLORE_GUARD's check, so outside a Jupyter kernel (grading, validate) it does nothing."""
+        self.cells.append(new_code_cell(_src(src), id=cell_id, metadata={"tags": ["explore"]}))
+
     def manual(self, grade_id: str, points: int, answer: str) -> None:
         self.cells.append(new_markdown_cell(_src(answer), id=grade_id, metadata=self._nbg(
             grade=True, solution=True, locked=False, points=points, grade_id=grade_id,
@@ -93,7 +110,9 @@ def ex1_shapes() -> Book:
     b.md("""
     # Exercise 1: output size and its inverse
 
-    Book chapter: [Shapes, padding and `output_padding`](../../book/04_shapes_padding.md).
+    Book chapter: [Shapes, padding and `output_padding`](../../book/04_shapes_padding.md)
+    (built page: [04_shapes_padding.html](../../_build/html/book/04_shapes_padding.html),
+    after `make book`).
 
     A transposed convolution of an input of length $i$ with kernel size $k$, stride $s$,
     padding $p$, dilation $d$ and output padding $op$ has length
@@ -148,6 +167,36 @@ def ex1_shapes() -> Book:
                hint=f"edge case {case}")
     ### END HIDDEN TESTS
     ''')
+    b.md("""
+    ### Explore (not graded)
+
+    Drag the sliders: the first size comes from *your* `conv_transpose_output_size`, the second
+    from PyTorch, then the formula term by term. Try an `output_padding` that is not smaller than
+    the stride (or the dilation): PyTorch refuses it. The widget needs JupyterLab (or Notebook);
+    elsewhere, and while grading, the cell does nothing.
+    """)
+    b.explore("explore_output_size", EXPLORE_GUARD + '''
+
+
+def _explore_output_size(i=4, k=3, stride=2, padding=1, output_padding=1, dilation=1):
+    try:
+        yours = conv_transpose_output_size(i, k, stride, padding, output_padding, dilation)
+    except NotImplementedError:
+        yours = "(not implemented yet)"
+    try:
+        theirs = F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), stride=stride,
+                                    padding=padding, output_padding=output_padding,
+                                    dilation=dilation).shape[-1]
+    except RuntimeError as exc:
+        theirs = f"refused ({str(exc).splitlines()[0][:90]})"
+    print(f"your size: {yours}    PyTorch: {theirs}")
+    print(f"(i-1)*s = {(i - 1) * stride},  -2p = {-2 * padding},  d*(k-1) = {dilation * (k - 1)},"
+          f"  op = {output_padding},  +1")
+
+
+if (_widgets := _jupyter_widgets()) is not None:
+    _widgets.interact(_explore_output_size, i=(1, 12), k=(1, 7), stride=(1, 4), padding=(0, 3),
+                      output_padding=(0, 3), dilation=(1, 3))''')
     b.md("""
     ## Task 2 (2 points): which sizes can a transposed convolution produce?
 
@@ -270,7 +319,9 @@ def ex2_scatter() -> Book:
     b.md("""
     # Exercise 2: the scatter view and the zero-insertion view
 
-    Book chapter: [Three views of one operation](../../book/02_three_views.md).
+    Book chapter: [Three views of one operation](../../book/02_three_views.md)
+    (built page: [02_three_views.html](../../_build/html/book/02_three_views.html),
+    after `make book`).
 
     **Scatter:** every input element paints a scaled copy of the kernel onto the output, the
     copies `stride` apart; then `padding` positions are **cropped** from each side of that
@@ -458,7 +509,9 @@ def ex3_matrix() -> Book:
     b.md("""
     # Exercise 3: the convolution matrix
 
-    Book chapter: [The convolution as a matrix](../../book/01_matrix.md).
+    Book chapter: [The convolution as a matrix](../../book/01_matrix.md)
+    (built page: [01_matrix.html](../../_build/html/book/01_matrix.html),
+    after `make book`).
 
     A convolution is linear, so on one sample it is a matrix: `y.flatten() = C @ x.flatten()`.
     Its transpose `C.T` maps output-sized vectors back to input-sized ones: **that is** the
@@ -641,7 +694,9 @@ def ex4_gradients() -> Book:
     b.md("""
     # Exercise 4: the gradients of a convolution
 
-    Book chapter: [The gradient of a convolution](../../book/03_gradient.md).
+    Book chapter: [The gradient of a convolution](../../book/03_gradient.md)
+    (built page: [03_gradient.html](../../_build/html/book/03_gradient.html),
+    after `make book`).
 
     For `y = F.conv2d(x, w, stride, padding, dilation)` and an upstream gradient
     `g = dL/dy`, the input gradient `dL/dx = C.T g` is a **transposed convolution** of `g`
@@ -782,7 +837,9 @@ def ex5_conventions() -> Book:
     b.md("""
     # Exercise 5: TensorFlow and JAX conventions in PyTorch
 
-    Book chapter: [Shapes, padding and `output_padding`](../../book/04_shapes_padding.md).
+    Book chapter: [Shapes, padding and `output_padding`](../../book/04_shapes_padding.md)
+    (built page: [04_shapes_padding.html](../../_build/html/book/04_shapes_padding.html),
+    after `make book`).
 
     PyTorch describes a transposed convolution by `padding` (cropped from **both** sides of the
     full output) and `output_padding` (added at the far end). TensorFlow/Keras say
@@ -1010,7 +1067,9 @@ def ex6_checkerboard() -> Book:
     b.md("""
     # Exercise 6: checkerboard artifacts
 
-    Book chapter: [Checkerboard artifacts](../../book/06_checkerboard.md).
+    Book chapter: [Checkerboard artifacts](../../book/06_checkerboard.md)
+    (built page: [06_checkerboard.html](../../_build/html/book/06_checkerboard.html),
+    after `make book`).
 
     A stride-`s` transposed convolution paints one copy of the kernel per input position. When
     the copies overlap unevenly, some output positions sum more terms than their neighbours: a
@@ -1107,6 +1166,32 @@ def ex6_checkerboard() -> Book:
     ### END HIDDEN TESTS
     ''')
     b.md("""
+    ### Explore (not graded)
+
+    Drag the sliders: the map of kernel copies per output pixel comes from *your*
+    `overlap_map_2d` (a 4x4 input, square kernel and stride), the verdict from *your* `is_even`.
+    Watch the 1-2-4 pattern of `k=3, s=2` vanish at `k=4, s=2`, and holes appear when `k < s`.
+    The widget needs JupyterLab (or Notebook); elsewhere, and while grading, the cell does
+    nothing.
+    """)
+    b.explore("explore_overlap", EXPLORE_GUARD + '''
+
+
+def _explore_overlap(k=3, s=2):
+    try:
+        counts = np.asarray(overlap_map_2d((k, k), (s, s), (4, 4)))
+        even = bool(is_even(k, s))
+    except NotImplementedError:
+        print("implement overlap_map_2d and is_even above first")
+        return
+    print(f"kernel {k}x{k}, stride {s}, 4x4 input: copies covering each output pixel")
+    print(np.array2string(counts, max_line_width=200))
+    print("interior even (your is_even):", "yes" if even else "no: a checkerboard")
+
+
+if (_widgets := _jupyter_widgets()) is not None:
+    _widgets.interact(_explore_overlap, k=(1, 6), s=(1, 4))''')
+    b.md("""
     ## Task 4 (3 points): resize-convolution
 
     The fix of Odena et al. (2016): upsample by `scale` with nearest-neighbour interpolation,
@@ -1173,7 +1258,9 @@ def ex7_subpixel() -> Book:
     b.md("""
     # Exercise 7: sub-pixel convolution
 
-    Book chapter: [Fast transposed convolution](../../book/05_fast.md).
+    Book chapter: [Fast transposed convolution](../../book/05_fast.md)
+    (built page: [05_fast.html](../../_build/html/book/05_fast.html),
+    after `make book`).
 
     The full output of a stride-`s` transposed convolution splits into `s^2` interleaved grids
     (phases). Phase `(r1, r2)` (output rows `= r1 mod s`, columns `= r2 mod s`) only ever uses
@@ -1315,7 +1402,9 @@ def ex8_unet() -> Book:
     b.md("""
     # Exercise 8: a U-Net decoder block
 
-    Book chapter: [Transposed convolutions in U-Net](../../book/07_unet.md).
+    Book chapter: [Transposed convolutions in U-Net](../../book/07_unet.md)
+    (built page: [07_unet.html](../../_build/html/book/07_unet.html),
+    after `make book`).
 
     The original U-Net (Ronneberger et al., 2015) uses *valid* 3x3 convolutions, so every
     convolution shrinks the map by 2 and the encoder's skip connection is **larger** than the
