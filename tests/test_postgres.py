@@ -190,3 +190,46 @@ def test_two_graders_share_one_postgres_gradebook(postgres, tmp_path):
         a = gb.find_assignment(gbatch.ASSIGNMENT)
         assert len(a.submissions) == len(mix)
         assert len(a.notebooks) == 1 and len(a.notebooks[0].grade_cells) == 2
+
+
+def test_two_graders_on_different_assignments_share_one_postgres_gradebook(postgres, tmp_path):
+    """Two `tconv-grader autograde` processes at the same time, one per assignment (the same
+    students), into one new PostgreSQL gradebook: both finish and each assignment has its rows."""
+    import shutil
+
+    need_sandbox()
+    solutions = tmp_path / "solutions"
+    second = "atk_tiny_b"
+    shutil.copytree(gbatch.SOLUTIONS / gbatch.ASSIGNMENT, solutions / gbatch.ASSIGNMENT)
+    (solutions / second).mkdir()
+    shutil.copyfile(gbatch.SOLUTIONS / gbatch.ASSIGNMENT / f"{gbatch.ASSIGNMENT}.ipynb",
+                    solutions / second / f"{second}.ipynb")
+    mix = ["correct", "triple", "no_raise", "not_done", "os_exit", "correct"]
+    deserved = gbatch.make_course(tmp_path, mix)
+    for student in deserved:  # the same work handed in for the second assignment
+        d = tmp_path / "submitted" / student
+        (d / second).mkdir()
+        shutil.copyfile(d / gbatch.ASSIGNMENT / f"{gbatch.ASSIGNMENT}.ipynb",
+                        d / second / f"{second}.ipynb")
+    db = postgres.create_database("two_assignments")
+    procs = []
+    for a in (gbatch.ASSIGNMENT, second):
+        cmd = [sys.executable, "-m", "grader", "autograde", a, "--course", str(tmp_path),
+               "--solutions", str(solutions), "--db", db, "--timeout", gbatch.TIMEOUT_S,
+               "--jobs", "1", "--quiet"]
+        procs.append(subprocess.Popen(cmd, cwd=ROOT, env=gbatch.env(), stdout=subprocess.PIPE,
+                                      stderr=subprocess.STDOUT, text=True))
+    for p in procs:
+        out, _ = p.communicate(timeout=300)
+        assert p.returncode == 0, out[-4000:]
+        assert f"graded {len(mix)} submission(s)" in out, out[-2000:]
+    for a in (gbatch.ASSIGNMENT, second):
+        got = gbatch.scores(db, a)
+        assert {s: v[0] for s, v in got.items()} == deserved, (a, got)
+        assert all(v[1] == 3.0 for v in got.values()), (a, got)
+    with open_gradebook(db, course_id="tconv") as gb:
+        assert sorted(a.name for a in gb.assignments) == sorted([gbatch.ASSIGNMENT, second])
+        assert sorted(s.id for s in gb.students) == sorted(deserved)
+        for a in gb.assignments:
+            assert len(a.submissions) == len(mix)
+            assert len(a.notebooks) == 1 and len(a.notebooks[0].grade_cells) == 2
