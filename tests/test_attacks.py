@@ -206,10 +206,19 @@ def test_segfault(tmp_path: Path, expected: dict) -> None:
 
 
 def test_solution_and_hidden_tests_are_invisible(tmp_path: Path, expected: dict) -> None:
+    from grader.autograde import source_hash
+
+    course = tmp_path / "course"
+    graded = course / "autograded" / "alice" / "atk_tiny"
+    cached = course / ".cache" / "expected" / "atk_tiny" / f"atk_tiny.{source_hash(SOURCE)}.json"
     secrets = [str(SOURCE), str(REPO / "grader" / "autograde.py"), str(REPO / "solutions"),
-               str(tmp_path / "course" / "gradebook.db")]
-    (tmp_path / "course").mkdir()
-    (tmp_path / "course" / "gradebook.db").write_text("grades")
+               str(course / "gradebook.db"), str(graded / "atk_tiny.ipynb"),
+               str(graded / "results.json"), str(cached), str(course / "autograded"),
+               str(cached.parent)]  # a visible folder would give IsADirectoryError
+    graded.mkdir(parents=True)
+    cached.parent.mkdir(parents=True)
+    for f in (course / "gradebook.db", graded / "atk_tiny.ipynb", graded / "results.json", cached):
+        f.write_text("secret")
     ex = run_attack(tmp_path, "read_solution", SECRET_PATHS=secrets)
     out = cell_of(ex, "double_impl").output
     assert cell_of(ex, "double_impl").status == "ok", cell_of(ex, "double_impl")
@@ -454,19 +463,25 @@ def _tree(root: Path) -> dict[str, str]:
 
 E2E_ATTACKS = ["infinite_loop", "memory_bomb_huge", "fork_bomb", "os_exit", "segfault",
                "read_solution", "monkeypatch", "always_equal", "nan_tricks", "write_outside",
-               "network", "print_flood", "forge_records"]
+               "network", "print_flood", "forge_records", "tmp_fill", "fork_allocate"]
+E2E_ODD = {**ODD, "duplicate_cell_ids": "duplicate cell id repaired: "}
 
 
 def test_end_to_end_autograde_and_report(tmp_path: Path) -> None:
+    from grader.autograde import source_hash
     from grader.cli import main
-
 
     course = tmp_path / "course"
     sub = course / "submitted"
     canary = tmp_path / "canary.txt"
     canary.write_text("untouched")
-    subs = {
-        "SECRET_PATHS": [str(SOURCE), str(course / "gradebook.db"),
+    earlier = course / "autograded" / "zz_earlier" / "atk_tiny" / "atk_tiny.ipynb"
+    earlier.parent.mkdir(parents=True)  # a previous run's output (no results: not a submission)
+    earlier.write_text("graded before")
+    cached = course / ".cache" / "expected" / "atk_tiny" / f"atk_tiny.{source_hash(SOURCE)}.json"
+    subs = {  # the solution's cached records exist by the time the students' notebooks run
+        "SECRET_PATHS": [str(SOURCE), str(course / "gradebook.db"), str(cached), str(earlier),
+                         str(course / "autograded"),
                          str(sub / "alice" / "atk_tiny" / "atk_tiny.ipynb")],
         "TARGET_PATHS": [str(course / "gradebook.db"), str(canary),
                          str(sub / "alice" / "atk_tiny" / "atk_tiny.ipynb")],
@@ -511,15 +526,24 @@ def test_end_to_end_autograde_and_report(tmp_path: Path) -> None:
     submit("x_not_nbformat", json.dumps({"cells": "nope"}))
     submit("x_wrong_name", student_nb(attack_source("correct")), name="my_homework.ipynb")
     submit("x_missing", None)
+    # odd but harmless, with the right answer: full marks, flagged
+    for name in ODD:
+        used = {k: v for k, v in subs.items() if k in attack_source(name)}
+        submit(f"ok_{name}", student_nb(odd_but_correct(name, **used)))
+    nb = student_nb(attack_source("correct"))
+    nb.nbformat_minor = 5
+    for i, c in enumerate(nb.cells):
+        c["id"] = "twin" if i in (2, 3) else f"c{i}"
+    submit("ok_duplicate_cell_ids", json.dumps(nb))  # raw: nbformat.write would repair it
 
     before_alice = _tree(sub / "alice")
     before_sub = _tree(sub)
     rc = main(["autograde", "--course", str(course), "--solutions", str(SOLUTIONS),
-               "--jobs", "2", "--timeout", "5", "--quiet"])
+               "--jobs", "2", "--timeout", "5", "--memory", "512", "--quiet"])
     assert rc == 0
     assert main(["report", "--course", str(course), "--quiet"]) == 0
     assert _tree(sub) == before_sub and _tree(sub / "alice") == before_alice
-    assert canary.read_text() == "untouched"
+    assert canary.read_text() == "untouched" and earlier.read_text() == "graded before"
 
     with open(course / "reports" / "totals.csv") as f:
         totals = {r["student"]: r for r in csv.DictReader(f)}
@@ -528,9 +552,14 @@ def test_end_to_end_autograde_and_report(tmp_path: Path) -> None:
     assert float(totals["alice"]["score"]) == 3.0, totals["alice"]
     assert not totals["alice"]["flags"].strip(), totals["alice"]
     for s in sorted(students - {"alice"}):
-        assert float(totals[s]["score"]) == 0.0, (s, totals[s])
+        deserved = 3.0 if s.startswith("ok_") else 0.0
+        assert float(totals[s]["score"]) == deserved, (s, totals[s])
         assert totals[s]["flags"].strip(), (s, "not flagged")
     flags = {s: totals[s]["flags"] for s in totals}
+    for name, why in E2E_ODD.items():
+        assert why in flags[f"ok_{name}"], (name, flags[f"ok_{name}"])
+    assert "disk limit" in flags["x_tmp_fill"]
+    assert "memory limit" in flags["x_fork_allocate"]
     assert "timeout" in flags["x_infinite_loop"]
     assert "memory limit" in flags["x_memory_bomb_huge"]
     assert "process limit" in flags["x_fork_bomb"]
