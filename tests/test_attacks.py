@@ -571,3 +571,71 @@ def test_end_to_end_autograde_and_report(tmp_path: Path) -> None:
     assert "not plain data" in flags["x_always_equal"]
     assert "NaN in a test value" in flags["x_nan_tricks"]
     assert "file access outside the submission" in flags["x_read_solution"]
+
+
+def test_hidden_source_never_reaches_feedback_reports_or_gradebook(tmp_path: Path,
+                                                                  capsys) -> None:
+    """Student code reading its caller while a hidden test runs, every route out tried; and
+    what a failing visible test says (expected, got, hint) against a hidden one (outcome only)."""
+    from grader.cli import main
+    from grader.dbretry import open_gradebook
+
+    solutions = tmp_path / "solutions"
+    (solutions / "atk_tiny").mkdir(parents=True)
+    nbformat.write(probe_source(), solutions / "atk_tiny" / "atk_tiny.ipynb")
+    course = tmp_path / "course"
+    wrong = {"triple": "def double(x):\n    return np.asarray(x, dtype=float) * 3\n",
+             "no_raise": "def double(x):\n    try:\n        return np.asarray(x, dtype=float) * 2"
+                         "\n    except ValueError:\n        return None\n"}
+    deserved = {"alice": 3.0, "triple": 1.0, "no_raise": 2.0, "leak_raise": 0.0,
+                "leak_return": 0.0}
+    for s in deserved:
+        code = attack_source(s) if s.startswith("leak") else wrong.get(s, attack_source("correct"))
+        d = course / "submitted" / s / "atk_tiny"
+        d.mkdir(parents=True)
+        nbformat.write(with_solution(probe_source(), code), d / "atk_tiny.ipynb")
+    common = ["--course", str(course), "--quiet"]
+    assert main(["autograde", *common, "--solutions", str(solutions), "--jobs", "2",
+                 "--timeout", "5"]) == 0
+    assert main(["feedback", *common, "--solutions", str(solutions)]) == 0
+    assert main(["report", *common]) == 0
+    cli = capsys.readouterr()
+
+    # the attacks did reach the hidden source (so the test can fail): it is in the instructor's
+    # autograded notebooks, which hold the hidden tests anyway
+    graded = (course / "autograded" / "leak_raise" / "atk_tiny" / "atk_tiny.ipynb").read_text()
+    assert "LEAK" in graded and PROBE in graded.split("LEAK", 1)[1]
+    seen = {"autograde/feedback/report output": cli.out + cli.err}
+    for p in sorted((course / "feedback").rglob("*.html")) + sorted(
+            (course / "reports").glob("*.[ct][sx][vt]")) + sorted(
+            (course / "autograded").glob("*/*/results.json")):
+        seen[str(p.relative_to(course))] = html.unescape(p.read_text())
+    with open_gradebook(f"sqlite:///{course / 'gradebook.db'}", course_id="tconv") as gb:
+        for s in deserved:
+            for snb in gb.find_submission("atk_tiny", s).notebooks:
+                seen[f"gradebook comments of {s}"] = " ".join(
+                    f"{c.auto_comment} {c.manual_comment}" for c in snb.comments)
+    assert len([k for k in seen if k.endswith("feedback.html")]) == len(deserved)
+    for where, text in seen.items():
+        for needle in NEEDLES:
+            assert needle not in text, (where, needle)
+
+    with open(course / "reports" / "totals.csv") as f:
+        totals = {r["student"]: float(r["score"]) for r in csv.DictReader(f)}
+    assert totals == deserved
+
+    def page(s: str) -> str:
+        return html.unescape((course / "feedback" / s / "atk_tiny" / "feedback.html").read_text())
+
+    # a visible-only cell: what was expected, what came back, and its hint
+    assert (f"[text] expected 'ValueError', got 'no exception'. Hint: {RAISES_HINT}"
+            in page("no_raise"))
+    # a cell that also runs hidden tests: expected and hint, not the student's answer; a hidden
+    # test shows its outcome only (not its name, input or values)
+    tri = page("triple")
+    assert ("[scalar] expected 6.0; your answer is not shown (this cell also runs hidden "
+            "tests). Hint: 2 * 3") in tri
+    assert tri.count("hidden test failed") == 2 and "9.0" not in tri and "probe" not in tri
+    assert page("alice").count("hidden test passed") == 2
+    for s in ("leak_raise", "leak_return"):
+        assert "[hidden]" in page(s) or "not shown" in page(s), page(s)
