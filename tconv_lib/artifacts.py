@@ -36,7 +36,8 @@ from torch import nn
 from ._args import IntOrTuple, as_tuple
 from .transpose import conv_transpose
 
-__all__ = ["PixelShuffleUp", "ResizeConv", "checkerboard_score", "icnr_", "interior",
+__all__ = ["PixelShuffleUp", "ResizeConv", "block_edge_ratio", "checkerboard_score", "icnr_",
+           "interior",
            "is_even", "overlap_counts", "overlap_map", "periodic_component", "unevenness"]
 
 
@@ -236,6 +237,43 @@ def checkerboard_score(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> float:
         return 0.0
     periodic = periodic_component(a, s, ndim)
     return float((periodic ** 2).sum()) / total
+
+
+def block_edge_ratio(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> float:
+    r"""How much sharper the edges of the ``stride``-sized blocks are than the inside of a block.
+
+    Mean squared difference between neighbouring samples that lie in *different* blocks of
+    ``stride`` samples (the pair ``(j, j+1)`` with ``(j + 1) % s == 0``), divided by the mean
+    squared difference between neighbours *inside* a block, pooled over the last ``ndim`` axes
+    (blocks start at index 0). About 1 when the differences do not depend on the block grid
+    (white noise, a smooth image, a checkerboard :math:`(-1)^{i+j}`); ``inf`` for a
+    piecewise-constant image such as a nearest-neighbour upsampling; 1.0 for a constant input.
+    :func:`checkerboard_score` cannot see such blocks: their phases all have the same mean.
+    """
+    s = as_tuple("stride", stride, ndim)
+    if any(v < 2 for v in s):
+        raise ValueError(f"stride must be at least 2 in every dimension (blocks of one sample "
+                         f"have no inside), got stride={s}")
+    a = _as_numpy(x)
+    if a.ndim < ndim:
+        raise ValueError(f"x must have at least ndim={ndim} dims, got x.shape={a.shape}")
+    across = within = 0.0
+    n_across = n_within = 0
+    for axis, ss in zip(range(a.ndim - ndim, a.ndim), s, strict=True):
+        n = a.shape[axis]
+        if n < ss + 1:
+            raise ValueError(f"every spatial size must exceed the stride {s} (one block edge), "
+                             f"got the spatial shape {a.shape[-ndim:]}")
+        d2 = np.diff(a, axis=axis) ** 2
+        cross = (np.arange(1, n) % ss) == 0
+        moved = np.moveaxis(d2, axis, -1)
+        across += float(moved[..., cross].sum())
+        within += float(moved[..., ~cross].sum())
+        n_across += int(moved[..., cross].size)
+        n_within += int(moved[..., ~cross].size)
+    if within == 0.0:
+        return 1.0 if across == 0.0 else math.inf
+    return (across / n_across) / (within / n_within)
 
 
 # --- The fixes (torch.nn modules) ------------------------------------------------------------

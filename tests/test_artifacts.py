@@ -135,3 +135,32 @@ def test_icnr_equals_conv_then_nearest_upsampling():
     torch.testing.assert_close(shuffle(x), ref)
     with pytest.raises(ValueError, match="scale"):
         artifacts.icnr_(torch.empty(6, 2, 3, 3), 2)
+
+
+def test_block_edge_ratio_known_answers():
+    rng = np.random.default_rng(0)
+    noise = rng.standard_normal((128, 128))
+    blocks = np.kron(noise[:32, :32], np.ones((2, 2)))          # nearest-neighbour x2
+    checker = (-1.0) ** np.add.outer(np.arange(16), np.arange(16))
+    assert artifacts.block_edge_ratio(np.ones((8, 8))) == 1.0
+    assert artifacts.block_edge_ratio(blocks) == math.inf
+    assert artifacts.block_edge_ratio(checker) == pytest.approx(1.0)
+    assert artifacts.block_edge_ratio(noise) == pytest.approx(1.0, abs=0.05)
+    assert artifacts.block_edge_ratio(np.arange(16.0), ndim=1) == pytest.approx(1.0)
+    # a staircase: steps of 1/3 inside each pair, 2/3 across -> (2/3)^2 / (1/3)^2 = 4
+    stairs = (np.arange(8.0)[:, None] + np.array([0.0, 1 / 3])).ravel()
+    assert artifacts.block_edge_ratio(stairs, ndim=1) == pytest.approx(4.0)
+    # torch input, period 4, and several images pooled
+    up4 = torch.from_numpy(np.kron(noise[:8, :8], np.ones((4, 4))))
+    assert artifacts.block_edge_ratio(up4, 4) == math.inf
+    batch = np.stack([noise[:64, :64], blocks])
+    assert 1.0 < artifacts.block_edge_ratio(batch) < math.inf
+
+
+def test_block_edge_ratio_errors_name_the_argument():
+    with pytest.raises(ValueError, match="stride must be at least 2"):
+        artifacts.block_edge_ratio(np.ones((4, 4)), 1)
+    with pytest.raises(ValueError, match="must exceed the stride"):
+        artifacts.block_edge_ratio(np.ones((2, 2)), 2)
+    with pytest.raises(ValueError, match="ndim=2"):
+        artifacts.block_edge_ratio(np.ones(5), 2)
