@@ -12,17 +12,20 @@ import functools
 import http.server
 import json
 import os
+import re
 import shutil
 import tempfile
 import threading
 import time
 import urllib.error
+import urllib.parse
 import urllib.request
 from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
 from skips import skip_or_fail
+from test_book_build import EXERCISES  # each chapter's exercise notebooks
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("book-browser")]
 
@@ -30,10 +33,17 @@ ROOT = Path(__file__).resolve().parents[1]
 SHOTS = ROOT / "test-artifacts" / "screenshots"
 CHROMIUM = shutil.which("chromium") or "/usr/bin/chromium"
 CHROMEDRIVER = shutil.which("chromedriver") or "/usr/bin/chromedriver"
-PAGES = ["index.html", "book/intro.html", "book/01_matrix.html", "book/02_three_views.html",
-         "book/03_gradient.html", "book/04_shapes_padding.html", "book/05_fast.html",
-         "book/06_checkerboard.html", "book/07_unet.html", "book/glossary.html",
-         "book/references.html", "genindex.html", "search.html"]
+
+
+def _toc_pages() -> list[str]:
+    """Every page of the book: the root and each file of ``_toc.yml``, plus Sphinx's index and
+    search pages (``test_every_built_page_is_checked`` makes sure nothing built is left out)."""
+    files = re.findall(r"^\s*(?:root|- file):\s*(\S+)\s*$",
+                       (ROOT / "_toc.yml").read_text(encoding="utf-8"), re.M)
+    return ["index.html"] + [f"{f}.html" for f in files] + ["genindex.html", "search.html"]
+
+
+PAGES = _toc_pages()
 FLAGS = ["--headless", "--no-sandbox", "--disable-gpu", "--disable-quic", "--no-first-run",
          "--disable-background-networking", "--disable-component-update", "--disable-sync",
          "--disable-dev-shm-usage", "--window-size=1280,1600"]
@@ -132,6 +142,31 @@ def _network_problems(drv, base: str) -> list[str]:
     return problems
 
 
+def _fragment_exists(built_book: Path, server: str, href: str) -> bool:
+    """Whether the #fragment of an internal link names an element of the target page."""
+    url = urllib.parse.urlsplit(href)
+    if not url.fragment:
+        return True
+    path = urllib.parse.unquote(url.path).lstrip("/")
+    target = built_book / (path or "index.html")
+    if target.is_dir():
+        target = target / "index.html"
+    if target.suffix != ".html" or not target.is_file():
+        return True                                  # not a page; its status is checked above
+    frag = re.escape(urllib.parse.unquote(url.fragment))
+    return re.search(rf"""\b(id|name)=["']{frag}["']""", target.read_text(encoding="utf-8")) \
+        is not None
+
+
+def test_every_built_page_is_checked(built_book: Path) -> None:
+    built = sorted(str(p.relative_to(built_book)) for p in built_book.rglob("*.html")
+                   if not {"_static", "_sources", "_downloads", "_images"} & set(p.parts))
+    unchecked = sorted(set(built) - set(PAGES))
+    assert not unchecked, f"built pages the browser test does not open: {unchecked}"
+    absent = sorted(set(PAGES) - set(built))
+    assert not absent, f"pages of _toc.yml missing from the build: {absent}"
+
+
 WAIT_FOR_MATHJAX = """
 const done = arguments[arguments.length - 1];
 const ready = () => (window.MathJax && MathJax.startup && MathJax.startup.promise)
@@ -191,17 +226,28 @@ def test_page(driver, server: str, built_book: Path, page: str) -> None:
         assert after != before and src > 100, f"{page}: animation {uid} does not play"
         drv.execute_script(f"anim{uid}.pause_animation()")
 
-    # internal links resolve; the notebook download is among them on book pages
+    # internal links resolve, and so do their #fragments; the notebook download is among them
+    # on book pages, and a chapter's exercise notebooks too
     hrefs = set(drv.execute_script(
         "return [...document.querySelectorAll('a[href]')].map(a => a.href)"))
     internal = sorted({h.split("#")[0] for h in hrefs if h.startswith(server)})
     bad = [h for h in internal if _status(h) != 200]
     assert not bad, f"{page}: internal links that do not resolve: {bad}"
+    missing = [h for h in sorted(hrefs) if h.startswith(server)
+               and not _fragment_exists(built_book, server, h)]
+    assert not missing, f"{page}: links to #anchors that do not exist: {missing}"
     if page.startswith("book/"):
-        notebooks = [h for h in internal if h.endswith(".ipynb")]
+        notebooks = [h for h in internal if h.endswith(".ipynb") and "/_sources/" in h]
         assert notebooks, f"{page}: no .ipynb download link"
         with urllib.request.urlopen(notebooks[0], timeout=10) as resp:
             assert json.loads(resp.read())["nbformat"] == 4
+    chapter = Path(page).stem
+    for ex in EXERCISES.get(chapter, []):
+        links = [h for h in internal if h.endswith(f"/{ex}.ipynb")]
+        assert links, f"{page}: no link to the exercise {ex}"
+        for link in links:
+            with urllib.request.urlopen(link, timeout=10) as resp:      # raises on a 404
+                assert json.loads(resp.read())["nbformat"] == 4, f"{page}: {link}"
 
     # screenshot, then the logs: no console errors, no request off the site, no failed load
     SHOTS.mkdir(parents=True, exist_ok=True)

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html.parser
 import json
 import re
 from pathlib import Path
@@ -14,9 +15,14 @@ pytestmark = pytest.mark.xdist_group("book")
 
 CHAPTERS = ["intro", "01_matrix", "02_three_views", "03_gradient", "04_shapes_padding",
             "05_fast", "06_checkerboard", "07_unet", "glossary", "references"]
-PART1_EXERCISES = {"01_matrix": ["ex3_matrix"], "02_three_views": ["ex2_scatter"],
-                   "03_gradient": ["ex4_gradients"],
-                   "04_shapes_padding": ["ex1_shapes", "ex5_conventions"]}
+# each chapter's exercise notebooks (solutions/README.md: the assignment -> chapter table)
+EXERCISES = {"01_matrix": ["ex3_matrix"], "02_three_views": ["ex2_scatter"],
+             "03_gradient": ["ex4_gradients"],
+             "04_shapes_padding": ["ex1_shapes", "ex5_conventions"],
+             "05_fast": ["ex7_subpixel"], "06_checkerboard": ["ex6_checkerboard"],
+             "07_unet": ["ex8_unet"]}
+# MyST markup that did not become a role or directive shows up in the page as literal text
+RAW_MARKUP = ("{glue", "{term}", "{doc}", "{cite}", "{ref}", "{download}", "```{")
 # a tag that makes the browser load something: script/img/iframe src, stylesheet/preload href
 LOADING = re.compile(r"<(script|img|iframe|audio|video|source|embed)\b[^>]*\bsrc=[\"']([^\"']+)"
                      r"|<link\b[^>]*\bhref=[\"']([^\"']+)", re.I)
@@ -25,6 +31,52 @@ LOADING = re.compile(r"<(script|img|iframe|audio|video|source|embed)\b[^>]*\bsrc
 def _pages(html: Path) -> list[Path]:
     return sorted(p for p in html.rglob("*.html") if "_static" not in p.parts
                   and "_sources" not in p.parts)
+
+
+class _Text(html.parser.HTMLParser):
+    """The text a reader sees: everything but scripts, styles and code blocks (``<pre>``, which
+    hold code cells, their outputs and literalincludes; inline ``<code>`` is kept)."""
+
+    SKIP = {"script", "style", "pre"}
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.depth, self.parts = 0, []
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        self.depth += tag in self.SKIP
+
+    def handle_endtag(self, tag: str) -> None:
+        self.depth -= tag in self.SKIP and self.depth > 0
+
+    def handle_data(self, data: str) -> None:
+        if not self.depth:
+            self.parts.append(data)
+
+
+def _text(page: Path) -> str:
+    parser = _Text()
+    parser.feed(page.read_text(encoding="utf-8"))
+    return "".join(parser.parts)
+
+
+def test_no_raw_myst_markup_is_rendered(built_book: Path) -> None:
+    found = []
+    for page in _pages(built_book):
+        text = _text(page)
+        for raw in RAW_MARKUP:
+            for m in re.finditer(re.escape(raw), text):
+                around = text[max(0, m.start() - 40):m.end() + 30]
+                found.append(f"{page.relative_to(built_book)}: ...{around!r}")
+    assert not found, "MyST markup rendered as text:\n" + "\n".join(found)
+
+
+def test_the_raw_markup_check_sees_inline_code(tmp_path: Path) -> None:
+    """The check above reads inline code (where a backticked role ends up) but not code blocks."""
+    page = tmp_path / "p.html"
+    page.write_text("<p>ran on <code>{glue:text}</code>x``</p><pre>f'{ref}'</pre>"
+                    "<script>'{doc}'</script>", encoding="utf-8")
+    assert _text(page) == "ran on {glue:text}x``"
 
 
 def test_every_chapter_is_built(built_book: Path) -> None:
@@ -62,7 +114,7 @@ def test_mathjax_is_served_locally(built_book: Path) -> None:
 @pytest.mark.parametrize("chapter", CHAPTERS)
 def test_page_offers_its_executed_notebook(built_book: Path, chapter: str) -> None:
     page = (built_book / "book" / f"{chapter}.html").read_text(encoding="utf-8")
-    links = re.findall(r"href=\"([^\"]+\.ipynb)\"", page)
+    links = re.findall(r"href=\"([^\"]*_sources/[^\"]+\.ipynb)\"", page)
     assert links, f"{chapter}.html has no .ipynb download link"
     nb_path = (built_book / "book" / links[0]).resolve()
     assert nb_path.is_file(), f"{chapter}: download link {links[0]} points to a missing file"
@@ -72,22 +124,42 @@ def test_page_offers_its_executed_notebook(built_book: Path, chapter: str) -> No
     errors = [o.get("ename") for c in code for o in c.get("outputs", [])
               if o.get("output_type") == "error"]
     assert not errors, f"{chapter}: cells raised {errors}"
-    if chapter in PART1_EXERCISES:
+    if chapter in EXERCISES:
         assert any(c.get("outputs") for c in code), f"{chapter}: no cell output in the notebook"
 
 
-@pytest.mark.parametrize("chapter", sorted(PART1_EXERCISES))
-def test_part1_chapter_structure(built_book: Path, chapter: str) -> None:
+@pytest.mark.parametrize("chapter", sorted(EXERCISES))
+def test_chapter_structure(built_book: Path, chapter: str) -> None:
     src = (ROOT / "book" / f"{chapter}.md").read_text(encoding="utf-8")
     html = (built_book / "book" / f"{chapter}.html").read_text(encoding="utf-8")
-    for ex in PART1_EXERCISES[chapter]:
-        assert f"exercises/{ex}/{ex}.ipynb" in src, f"{chapter} does not point to {ex}"
     for part in ("Learning goals", "Pitfalls", "Summary"):
         assert part in src, f"{chapter} has no {part!r} section"
-    assert "import tconv_lib" in src, f"{chapter} does not import tconv_lib"
+    assert re.search(r"^(import tconv_lib|from tconv_lib import)", src, re.M), \
+        f"{chapter} does not import tconv_lib"
     assert "{literalinclude} /tconv_lib/" in src, f"{chapter} shows no library source"
     assert "<img" in html, f"{chapter} has no figure"
     assert 'class="math' in html, f"{chapter} has no math"
+    terms = re.findall(r'href="glossary\.html#(term-[^"]+)"', html)
+    assert terms, f"{chapter} links no glossary term"
+    glossary = (built_book / "book" / "glossary.html").read_text(encoding="utf-8")
+    missing = [t for t in terms if f'id="{t}"' not in glossary]
+    assert not missing, f"{chapter}: glossary anchors that do not exist: {missing}"
+
+
+@pytest.mark.parametrize("chapter", sorted(EXERCISES))
+def test_chapter_links_its_exercise(built_book: Path, chapter: str) -> None:
+    """The exercise notebook is shipped with the site and the chapter links to it."""
+    html = (built_book / "book" / f"{chapter}.html").read_text(encoding="utf-8")
+    for ex in EXERCISES[chapter]:
+        hrefs = re.findall(rf'href="([^"#]*/{ex}\.ipynb)"', html)
+        assert hrefs, f"{chapter}.html has no link to {ex}.ipynb"
+        for href in hrefs:
+            target = (built_book / "book" / href).resolve()
+            assert target.is_relative_to(built_book.resolve()) and target.is_file(), \
+                f"{chapter}: the link {href} to {ex} points to no file of the site"
+            shipped = (ROOT / "exercises" / ex / f"{ex}.ipynb").read_bytes()
+            assert target.read_bytes() == shipped, \
+                f"{chapter}: {href} is not the released exercises/{ex}/{ex}.ipynb"
 
 
 def test_references_and_glossary(built_book: Path) -> None:
