@@ -1,6 +1,7 @@
 """``make bench-grader``: sandboxed parallel autograding against plain ``nbgrader autograde``.
 
-    python -m grader.bench [--n 40] [--jobs 1,2,4] [--skip-nbgrader] [--runner-only]
+    python -m grader.bench [--n 40] [--jobs 1,2,4 | --jobs-list 1 2 4 8 16] [--skip-nbgrader]
+                           [--runner-only] [--assignments ex1_shapes ...] [--quick]
 
 Builds a batch of ``--n`` submissions of the real exercises (``solutions/``, round-robin over the
 assignments; a mix of correct work, untouched stubs and wrong answers), then times, on that same
@@ -14,6 +15,11 @@ batch and in the same run:
 Prints seconds, notebooks/s and the speed-up over nbgrader; writes JSON under
 ``benchmarks/results/``. ``--runner-only`` times just ``grader.execute.run_notebook`` in a process
 pool (no gradebook, no nbgrader needed), which is what runs on machines without nbgrader.
+
+Both sides must really grade: a non-zero exit of nbgrader or tconv-grader, a notebook missing
+from the gradebook, correct work below full marks or an untouched stub above zero stops the
+benchmark with an error (a timing of a broken run is not a result). With several worker counts
+the JSON's ``scaling`` gives the speed-up and efficiency of each over ``--jobs 1``.
 """
 
 from __future__ import annotations
@@ -59,9 +65,10 @@ def assignments(solutions: Path) -> list[str]:
                   if p.is_dir() and (p / f"{p.name}.ipynb").is_file())
 
 
-def build_batch(solutions: Path, n: int) -> list[tuple[str, str, object]]:
+def build_batch(solutions: Path, n: int, only: list[str] | None = None
+                ) -> list[tuple[str, str, object]]:
     """``n`` (student, assignment, notebook) triples, round-robin over assignments and variants."""
-    names = assignments(solutions)
+    names = [a for a in assignments(solutions) if not only or a in only]
     if not names:
         raise SystemExit(f"bench: no assignments under {solutions}")
     sources = {a: json.loads((solutions / a / f"{a}.ipynb").read_text()) for a in names}
@@ -120,11 +127,51 @@ def time_nbgrader(batch, solutions: Path, work: Path) -> dict:
     for a in used:
         r = subprocess.run(nbg + ["autograde", a, "--force", "--log-level=ERROR"], cwd=course,
                            env=_env(), capture_output=True, text=True)
-        if r.returncode != 0:
-            print(f"bench: nbgrader autograde {a} exited {r.returncode}: {r.stderr[-500:]}",
-                  file=sys.stderr)
+        if r.returncode != 0:  # a broken baseline must not count as a timing
+            raise SystemExit(f"bench: nbgrader autograde {a} failed ({r.returncode}):\n"
+                             f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
     secs = time.perf_counter() - t0
-    return {"seconds": secs, "notebooks": len(batch), "per_second": len(batch) / secs}
+    scores = _nbgrader_scores(course / "gradebook.db", batch)
+    check_scores("plain nbgrader", scores, len(batch))
+    return {"seconds": secs, "notebooks": len(batch), "per_second": len(batch) / secs,
+            "score_fraction_by_variant": _mean_by_variant(scores)}
+
+
+def _nbgrader_scores(db: Path, batch) -> dict[str, list[float]]:
+    """Code score / max code score per variant, read from nbgrader's own gradebook."""
+    from nbgrader.api import Gradebook, MissingEntry
+
+    got: dict[str, list[float]] = {}
+    with Gradebook(f"sqlite:///{db}") as gb:
+        for student, a, _ in batch:
+            try:
+                sub = gb.find_submission(a, student)
+            except MissingEntry:
+                continue
+            if sub.max_code_score:
+                got.setdefault(student.split("_", 1)[1], []).append(
+                    sub.code_score / sub.max_code_score)
+    return got
+
+
+def _mean_by_variant(got: dict[str, list[float]]) -> dict[str, float]:
+    return {v: round(sum(x) / len(x), 3) for v, x in sorted(got.items())}
+
+
+def check_scores(label: str, got: dict[str, list[float]], n: int) -> None:
+    """Fail loudly unless every notebook was graded, correct work scored full marks and
+    untouched stubs zero (a timing of a run that did not grade is worthless)."""
+    problems = []
+    graded = sum(len(v) for v in got.values())
+    if graded != n:
+        problems.append(f"{graded} of {n} notebooks graded")
+    if any(x != 1.0 for x in got.get("correct", [])):
+        problems.append(f"correct work scored {sorted(set(got['correct']))} (not all 1.0)")
+    if any(x != 0.0 for x in got.get("stub", [])):
+        problems.append(f"untouched stubs scored {sorted(set(got['stub']))} (not all 0)")
+    if problems:
+        raise SystemExit(f"bench: {label} did not grade the batch correctly: "
+                         + "; ".join(problems))
 
 
 def time_tconv(batch, solutions: Path, work: Path, jobs: int, unsafe: bool) -> dict:
@@ -140,19 +187,22 @@ def time_tconv(batch, solutions: Path, work: Path, jobs: int, unsafe: bool) -> d
     if r.returncode != 0:
         raise SystemExit(f"bench: tconv-grader autograde failed ({r.returncode}):\n"
                          f"{r.stdout[-2000:]}\n{r.stderr[-2000:]}")
+    scores = _scores(course)
+    check_scores(f"tconv-grader autograde --jobs {jobs}", scores, len(batch))
     return {"jobs": jobs, "seconds": secs, "notebooks": len(batch),
-            "per_second": len(batch) / secs, "score_fraction_by_variant": _scores(course)}
+            "per_second": len(batch) / secs,
+            "score_fraction_by_variant": _mean_by_variant(scores)}
 
 
-def _scores(course: Path) -> dict[str, float]:
-    """Mean score/max per variant: a sanity check that the timed run really graded."""
+def _scores(course: Path) -> dict[str, list[float]]:
+    """Score/max per variant: a sanity check that the timed run really graded."""
     got: dict[str, list[float]] = {}
     for path in sorted((course / "autograded").glob("*/*/results.json")):
         rec = json.loads(path.read_text())
         variant = path.parent.parent.name.split("_", 1)[1]
         if rec.get("max_score"):
             got.setdefault(variant, []).append(rec["score"] / rec["max_score"])
-    return {v: round(sum(x) / len(x), 3) for v, x in sorted(got.items())}
+    return got
 
 
 def _run_one(args) -> float:
@@ -185,6 +235,13 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--n", type=int, default=40, help="submissions in the batch (default 40)")
     p.add_argument("--jobs", default=None,
                    help="comma-separated worker counts (default: 1, 2, 4, ... up to nproc)")
+    p.add_argument("--jobs-list", type=int, nargs="+", metavar="N",
+                   help="worker counts to time, e.g. --jobs-list 1 2 4 8 16 (capped at the "
+                        "cores present; the result reports the scaling over them)")
+    p.add_argument("--assignments", nargs="+", metavar="NAME",
+                   help="only these assignments (default: all under --solutions)")
+    p.add_argument("--quick", action="store_true",
+                   help="smoke run: 3 submissions of ex1_shapes (2 correct, 1 stub), --jobs 1")
     p.add_argument("--solutions", default=str(REPO / "solutions"))
     p.add_argument("--skip-nbgrader", action="store_true", help="do not time plain nbgrader")
     p.add_argument("--runner-only", action="store_true",
@@ -193,9 +250,19 @@ def main(argv: list[str] | None = None) -> int:
                    help="time the unsandboxed runner (when bubblewrap is unavailable)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results"))
     args = p.parse_args(argv)
+    if args.quick:
+        args.n, args.assignments = 3, args.assignments or ["ex1_shapes"]
+        args.jobs_list = args.jobs_list or [1]
     if args.n < 1:
         p.error(f"--n must be a positive integer; got {args.n}")
-    if args.jobs:
+    if args.jobs_list:
+        if any(j < 1 for j in args.jobs_list):
+            p.error(f"--jobs-list must be positive integers; got {args.jobs_list}")
+        jobs = sorted({min(j, ncpu) for j in args.jobs_list})
+        if jobs != sorted(set(args.jobs_list)):
+            print(f"bench: --jobs-list capped at the {ncpu} core(s) present: {jobs}",
+                  file=sys.stderr)
+    elif args.jobs:
         try:
             jobs = [int(j) for j in args.jobs.split(",")]
         except ValueError:
@@ -214,7 +281,10 @@ def main(argv: list[str] | None = None) -> int:
         print(f"bench: the sandbox is unavailable ({why}); timing the UNSANDBOXED runner",
               file=sys.stderr)
     solutions = Path(args.solutions).resolve()
-    batch = build_batch(solutions, args.n)
+    unknown = sorted(set(args.assignments or []) - set(assignments(solutions)))
+    if unknown:
+        p.error(f"--assignments must name assignments under {solutions}; got {unknown}")
+    batch = build_batch(solutions, args.n, args.assignments)
     result = {"machine": {"cpus": ncpu, "platform": platform.platform(),
                           "python": platform.python_version()},
               "n": args.n, "assignments": sorted({a for _, a, _ in batch}),
@@ -244,6 +314,14 @@ def main(argv: list[str] | None = None) -> int:
                   flush=True)
             if r.get("score_fraction_by_variant"):
                 print(f"  mean score fraction by variant: {r['score_fraction_by_variant']}")
+    base = next((r for r in result["tconv"] if r["jobs"] == 1), None)
+    if base:  # scaling over the worker counts, relative to one worker
+        result["scaling"] = [{"jobs": r["jobs"], "speedup_vs_1_job": base["seconds"] / r["seconds"],
+                              "efficiency": base["seconds"] / r["seconds"] / r["jobs"]}
+                             for r in result["tconv"]]
+        for row in result["scaling"]:
+            print(f"  --jobs {row['jobs']}: {row['speedup_vs_1_job']:.2f}x one job "
+                  f"({100 * row['efficiency']:.0f}% efficiency)")
     out = Path(args.out)
     out.mkdir(parents=True, exist_ok=True)
     stamp = time.strftime("%Y%m%dT%H%M%SZ", time.gmtime())
