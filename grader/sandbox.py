@@ -40,12 +40,12 @@ Guarantees (each has an attack test in ``tests/test_attacks.py``):
 * **Limits** (``grader.execute.Limits``): wall time per cell (a soft ``SIGALRM`` first, then a hard
   kill of the whole sandbox) and per notebook; memory per *notebook*: the trusted parent sums the
   proportional set size (PSS) of every process of the notebook every 0.1 s and kills them all when
-  over ``memory_bytes`` (default 2 GiB; ``RLIMIT_AS`` per process stays as a first line), so
-  forking does not multiply the limit; ``RLIMIT_NPROC`` (processes), ``RLIMIT_FSIZE`` (largest
-  file) and the tmpfs caps above (disk); captured output is truncated at ``max_output_bytes``.
-  The worst case a notebook can hold is ``memory_bytes`` plus its tmpfs caps. cgroups are not used
-  (not reliably available to an unprivileged grader, nor in containers); the watcher needs only
-  ``/proc``.
+  over ``memory_bytes`` (default 2 GiB, ``tconv-grader autograde --memory MIB``; ``RLIMIT_AS``
+  per process stays as a first line), so forking does not multiply the limit; ``RLIMIT_NPROC``
+  (processes), ``RLIMIT_FSIZE`` (largest file) and the tmpfs caps above (disk); captured output
+  is truncated at ``max_output_bytes``. The worst case a notebook can hold is ``memory_bytes``
+  plus its tmpfs caps. cgroups are not used (not reliably available to an unprivileged grader,
+  nor in containers); the watcher needs only ``/proc``.
 * **Trust.** Nothing is compared inside the sandbox: records leave as JSON (arrays as ``.npy``
   bytes, never pickle) and are judged against the solution's by the parent. Anything odd (a
   malformed frame, a forged flag, a dead process) is flagged, never trusted.
