@@ -157,3 +157,91 @@ def test_unreachable_scheduler_is_a_clear_error():
 
     with pytest.raises(ClusterError, match="cannot reach the Dask scheduler"):
         connect("tcp://127.0.0.1:9", timeout=1)
+
+
+def _break_sandbox(broken):  # runs on a worker (a local function of this module: by value)
+    import os
+
+    from grader import sandbox
+
+    if broken:
+        os.environ["TCONV_SAVED_PATH"] = os.environ["PATH"]
+        os.environ["PATH"] = "/nonexistent"
+    else:
+        os.environ["PATH"] = os.environ.pop("TCONV_SAVED_PATH")
+    sandbox.available.cache_clear()
+
+
+def test_cli_stops_before_grading_when_a_worker_has_no_sandbox(cluster, postgres, tmp_path):
+    """`autograde --scheduler` with one worker lacking bubblewrap: exit 2, one clear line naming
+    the worker and the reason, and nothing graded (no results, no submissions in the gradebook)."""
+    lc, client = cluster
+    gbatch.make_course(tmp_path, ["correct", "triple"])
+    db = postgres.create_database("bad_worker")
+    addr = sorted(client.scheduler_info()["workers"])[0]
+    client.run(_break_sandbox, True, workers=[addr])
+    try:
+        res = subprocess.run(gbatch.autograde_cmd(tmp_path, db, "--scheduler",
+                                                  lc.scheduler_address),
+                             cwd=gbatch.ROOT, env=gbatch.env(), capture_output=True, text=True,
+                             timeout=300)
+    finally:
+        client.run(_break_sandbox, False, workers=[addr])
+    assert res.returncode == 2, res.stdout + res.stderr
+    assert "tconv-grader autograde: error: 1 of 2 Dask worker(s) cannot grade:" in res.stderr
+    assert f"{addr} (" in res.stderr and "bubblewrap (bwrap) is not installed" in res.stderr
+    assert not list((tmp_path / "autograded").glob("*/*/results.json"))
+    from grader.dbretry import open_gradebook
+
+    with open_gradebook(db, course_id="tconv") as gb:
+        assert not any(a.submissions for a in gb.assignments)
+
+
+def test_a_task_that_keeps_killing_workers_scores_zero_and_the_batch_goes_on(tmp_path,
+                                                                           postgres):
+    """With allowed-failures 0 the scheduler gives up on a task whose worker dies (KilledWorker):
+    that submission scores 0 with a flag, every other one is graded as it deserves."""
+    need_sandbox()
+    import dask
+
+    deserved = gbatch.make_course(tmp_path, ["infinite_loop", "correct", "triple", "correct"])
+    victim = next(s for s in deserved if s.endswith("infinite_loop"))
+    db = postgres.create_database("killed_worker")
+    # one task per worker at a time (worker-saturation 1), so the kill hits the victim alone
+    with dask.config.set({"distributed.scheduler.allowed-failures": 0,
+                          "distributed.scheduler.worker-saturation": 1.0}), \
+            distributed.LocalCluster(n_workers=2, processes=True, threads_per_worker=1,
+                                     dashboard_address=":0", host="127.0.0.1") as lc, \
+            distributed.Client(lc) as client:
+        client.wait_for_workers(2, timeout=120)
+        proc = subprocess.Popen(gbatch.autograde_cmd(tmp_path, db, "--scheduler",
+                                                     lc.scheduler_address),
+                                cwd=gbatch.ROOT, env=gbatch.env(), stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True)
+        killed = False
+        try:
+            deadline = time.monotonic() + 300
+            while proc.poll() is None and time.monotonic() < deadline and not killed:
+                for w, keys in client.processing().items():
+                    if keys and all(victim in str(k) for k in keys):
+                        pid = client.run(os.getpid, workers=[w])[w]
+                        os.kill(pid, signal.SIGKILL)
+                        killed = True
+                        break
+                time.sleep(0.05)
+            out, _ = proc.communicate(timeout=max(1, deadline - time.monotonic()))
+        finally:
+            if proc.poll() is None:
+                proc.kill()
+                proc.wait()
+    assert killed, "the victim's task was never seen running"
+    assert proc.returncode == 0, out[-4000:]
+    got = gbatch.scores(db)
+    assert {s: v[0] for s, v in got.items()} == deserved
+    assert got[victim][2], got[victim]  # flagged
+    import json
+
+    rec = json.loads((tmp_path / "autograded" / victim / gbatch.ASSIGNMENT / "results.json")
+                     .read_text())
+    assert any("KilledWorker" in f for f in rec["flags"]), rec["flags"]
+    assert not any(got[s][2] for s in deserved if s != victim)
