@@ -561,20 +561,11 @@ def submissions(course: Course, assignments: list[str] | None,
 
 def is_graded(course: Course, student: str, assignment: str) -> bool:
     """Results on disk and every autograded grade cell scored in the gradebook."""
-    from nbgrader.api import MissingEntry
-
     if not course.results_path(student, assignment).exists():
         return False
-    with course.gradebook() as gb:
-        try:
-            sub = gb.find_submission(assignment, student)
-        except MissingEntry:
-            return False
-        for snb in sub.notebooks:
-            for g in snb.grades:
-                if g.cell.cell_type == "code" and g.auto_score is None:
-                    return False
-        return True
+    grades = course.grades(student, assignment)
+    return grades is not None and all(
+        g.auto_score is not None for _, g in grades if g.cell.cell_type == "code")
 
 
 def _read_timestamp(path: Path) -> str | None:

@@ -27,19 +27,8 @@ text-align:left;vertical-align:top}.pass{color:#17663a}.fail{color:#a0141e}
 
 
 def _manual_scores(course: Course, student: str, assignment: str) -> dict[tuple[str, str], float]:
-    from nbgrader.api import MissingEntry
-
-    out = {}
-    with course.gradebook() as gb:
-        try:
-            sub = gb.find_submission(assignment, student)
-        except MissingEntry:
-            return out
-        for snb in sub.notebooks:
-            for g in snb.grades:
-                if g.manual_score is not None:
-                    out[(snb.name, g.cell.name)] = float(g.manual_score)
-    return out
+    return {(nb, g.cell.name): float(g.manual_score)
+            for nb, g in course.grades(student, assignment) or [] if g.manual_score is not None}
 
 
 def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[str]]:

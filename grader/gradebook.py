@@ -81,6 +81,24 @@ class Course:
         """An ``nbgrader.api.Gradebook`` on the course database (a context manager)."""
         return connect_gradebook(self.db_url)
 
+    def grades(self, student: str, assignment: str) -> list[tuple[str, Any]] | None:
+        """``(notebook name, nbgrader Grade)`` for every grade cell of one submission.
+
+        ``None`` when the gradebook has no such submission. Read inside one session, so the
+        rows' ``cell`` and scores are loaded before it closes.
+        """
+        from nbgrader.api import MissingEntry
+
+        with self.gradebook() as gb:
+            try:
+                sub = gb.find_submission(assignment, student)
+            except MissingEntry:
+                return None
+            rows = [(snb.name, g) for snb in sub.notebooks for g in snb.grades]
+            for _, g in rows:  # load what callers read while the session is open
+                _ = (g.cell.cell_type, g.cell.name, g.auto_score, g.manual_score)
+            return rows
+
 
 def connect_gradebook(db_url: str):
     """An ``nbgrader.api.Gradebook`` on ``db_url`` (schema created if needed, race-free)."""

@@ -61,6 +61,36 @@ def _results(course) -> int:
     return sum(1 for _ in (course / "autograded").glob(f"*/{gbatch.ASSIGNMENT}/results.json"))
 
 
+def _grade_killing_one_worker(cmd, client, pick, timeout: float, poll: float = 0.1):
+    """Run ``cmd`` (an autograde) and SIGKILL the worker process that ``pick`` names, once.
+
+    ``pick(processing)`` gets the scheduler's ``{worker: task keys}`` and returns a worker
+    address, or None to wait. Returns (output, seconds, (worker, its keys) or None).
+    """
+    t0 = time.perf_counter()
+    proc = subprocess.Popen(cmd, cwd=gbatch.ROOT, env=gbatch.env(), stdout=subprocess.PIPE,
+                            stderr=subprocess.STDOUT, text=True)
+    killed = None
+    try:
+        deadline = time.monotonic() + timeout
+        while proc.poll() is None and time.monotonic() < deadline:
+            if killed is None:
+                processing = client.processing()
+                addr = pick(processing)
+                if addr is not None:
+                    pid = client.run(os.getpid, workers=[addr])[addr]
+                    os.kill(pid, signal.SIGKILL)  # kill -9 the worker process mid-task
+                    killed = (addr, processing[addr])
+            time.sleep(poll)
+        out, _ = proc.communicate(timeout=max(1, deadline - time.monotonic()))
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
+    assert proc.returncode == 0, out[-4000:]
+    return out, time.perf_counter() - t0, killed
+
+
 def test_cluster_with_a_killed_worker_grades_like_the_local_pool(batch, cluster, postgres):
     lc, client = cluster
     course = batch["root"] / "cluster"
@@ -68,36 +98,24 @@ def test_cluster_with_a_killed_worker_grades_like_the_local_pool(batch, cluster,
     db = postgres.create_database("cluster_batch")
     before = set(client.scheduler_info()["workers"])
 
-    t0 = time.perf_counter()
-    proc = subprocess.Popen(gbatch.autograde_cmd(course, db, "--scheduler", lc.scheduler_address),
-                            cwd=gbatch.ROOT, env=gbatch.env(), stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True)
-    killed = None
-    try:
-        deadline = time.monotonic() + 400
-        while proc.poll() is None and time.monotonic() < deadline:
-            if killed is None and _results(course) >= 3:
-                busy = {w: keys for w, keys in client.processing().items()
-                        if any(str(k).startswith("tconv-grade-") for k in keys)}
-                if busy:
-                    addr = sorted(busy)[0]
-                    pid = client.run(os.getpid, workers=[addr])[addr]
-                    os.kill(pid, signal.SIGKILL)  # kill -9 the worker process mid-task
-                    killed = (addr, busy[addr], _results(course))
-            time.sleep(0.1)
-        out, _ = proc.communicate(timeout=max(1, deadline - time.monotonic()))
-    finally:
-        if proc.poll() is None:
-            proc.kill()
-            proc.wait()
-    seconds = time.perf_counter() - t0
-    assert proc.returncode == 0, out[-4000:]
+    done_at_kill = []
+
+    def pick(processing):
+        busy = sorted(w for w, keys in processing.items()
+                      if any(str(k).startswith("tconv-grade-") for k in keys))
+        if busy and _results(course) >= 3:
+            done_at_kill.append(_results(course))
+            return busy[0]
+        return None
+
+    out, seconds, killed = _grade_killing_one_worker(
+        gbatch.autograde_cmd(course, db, "--scheduler", lc.scheduler_address), client, pick, 400)
     print(f"local pool (2 jobs, SQLite): {batch['local_s']:.1f} s; LocalCluster (2 workers, "
           f"PostgreSQL, one worker killed): {seconds:.1f} s")
 
     assert killed is not None, "the batch finished before a worker could be killed"
-    addr, keys, done_at_kill = killed
-    assert done_at_kill < len(gbatch.MIX), "the kill did not happen mid-batch"
+    addr, keys = killed
+    assert done_at_kill[0] < len(gbatch.MIX), "the kill did not happen mid-batch"
     # the nanny replaced the killed worker; its tasks ran again elsewhere
     client.wait_for_workers(2, timeout=120)
     assert addr not in client.scheduler_info()["workers"] and addr in before
@@ -214,28 +232,12 @@ def test_a_task_that_keeps_killing_workers_scores_zero_and_the_batch_goes_on(tmp
                                      dashboard_address=":0", host="127.0.0.1") as lc, \
             distributed.Client(lc) as client:
         client.wait_for_workers(2, timeout=120)
-        proc = subprocess.Popen(gbatch.autograde_cmd(tmp_path, db, "--scheduler",
-                                                     lc.scheduler_address),
-                                cwd=gbatch.ROOT, env=gbatch.env(), stdout=subprocess.PIPE,
-                                stderr=subprocess.STDOUT, text=True)
-        killed = False
-        try:
-            deadline = time.monotonic() + 300
-            while proc.poll() is None and time.monotonic() < deadline and not killed:
-                for w, keys in client.processing().items():
-                    if keys and all(victim in str(k) for k in keys):
-                        pid = client.run(os.getpid, workers=[w])[w]
-                        os.kill(pid, signal.SIGKILL)
-                        killed = True
-                        break
-                time.sleep(0.05)
-            out, _ = proc.communicate(timeout=max(1, deadline - time.monotonic()))
-        finally:
-            if proc.poll() is None:
-                proc.kill()
-                proc.wait()
+        out, _, killed = _grade_killing_one_worker(
+            gbatch.autograde_cmd(tmp_path, db, "--scheduler", lc.scheduler_address), client,
+            lambda processing: next((w for w, keys in processing.items()
+                                     if keys and all(victim in str(k) for k in keys)), None),
+            300, poll=0.05)
     assert killed, "the victim's task was never seen running"
-    assert proc.returncode == 0, out[-4000:]
     got = gbatch.scores(db)
     assert {s: v[0] for s, v in got.items()} == deserved
     assert got[victim][2], got[victim]  # flagged
