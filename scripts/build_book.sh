@@ -29,15 +29,17 @@ fi
 
 # the chapters import tconv_lib from this checkout even before `pip install -e .` has run
 export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
-# Chapter 5 prints the recorded benchmark results, which jupyter-cache does not see (it keys on
-# the code): when benchmarks/results/ changes, drop that chapter's cached run so it re-executes.
-digest=$(cat benchmarks/results/*.json 2>/dev/null | sha256sum | cut -d' ' -f1)
+# Chapter 5 prints the recorded benchmark results (tables and plots), which jupyter-cache does
+# not see (it keys on the code): when benchmarks/results/ changes, drop that chapter's cached run.
+cache=.jupyter_cache   # nb_execution_cache_path in _config.yml
+digest=$(sha256sum benchmarks/results/* 2>/dev/null | sha256sum | cut -d' ' -f1)
 stamp=.stamps/bench-results
-if [ -d .jupyter_cache ] && [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
-  .venv/bin/python - <<'PY'
+if [ -d "$cache" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
+  .venv/bin/python - "$cache" <<'PY'
+import sys
 from pathlib import Path
 from jupyter_cache import get_cache
-cache = get_cache(".jupyter_cache")
+cache = get_cache(sys.argv[1])
 for rec in cache.list_cache_records():
     if Path(rec.uri).name == "05_fast.md":
         cache.remove_cache(rec.pk)
