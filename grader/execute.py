@@ -16,10 +16,13 @@ when they have a known form, and once hidden test source has been handed over, w
 student-chosen text (paths, record names, type names).
 
 Memory is limited per notebook, not per process: every 0.1 s this (trusted) process sums the
-resident memory of all the notebook's processes from ``/proc``; when that sum, less what the
-processes shared with the warm interpreter at the start, could exceed ``memory_bytes`` it measures
-the proportional set size (PSS, shared pages counted once) and kills the whole sandbox when over,
-flagging "memory limit".
+resident anonymous and shared-memory pages of all the notebook's processes from ``/proc``; when
+that sum, less what the processes shared with the warm interpreter at the start, could exceed
+``memory_bytes`` it measures their proportional set size (PSS, shared pages counted once) and
+kills the whole sandbox when over, flagging "memory limit". File-backed pages (shared libraries,
+read-only mappings) are left out: they are reclaimable page cache, and their PSS share moves
+whenever *other* processes on the machine map or unmap the same library (an exiting torch
+process elsewhere once added 100 MiB to a notebook's PSS with no allocation at all).
 """
 
 from __future__ import annotations
@@ -260,32 +263,48 @@ def descendants(root: int) -> list[int]:
     return out
 
 
-def _proc_kb(path: str, field: str) -> int | None:
+def _proc_fields(path: str, fields: tuple[bytes, ...]) -> dict[bytes, int]:
+    """Those ``fields`` (in bytes) that ``/proc`` file ``path`` has; {} if it cannot be read."""
+    out: dict[bytes, int] = {}
     try:
         with open(path, "rb") as f:
             for line in f:
-                if line.startswith(field):
-                    return int(line.split()[1]) * 1024
+                name = line.split(b":", 1)[0] + b":"
+                if name in fields:
+                    out[name] = int(line.split()[1]) * 1024
     except (OSError, ValueError, IndexError):
-        return None
-    return None
+        return {}
+    return out
+
+
+_RSS_PRIVATE = (b"RssAnon:", b"RssShmem:")    # /proc/PID/status (Linux 4.5+)
+_PSS_PRIVATE = (b"Pss_Anon:", b"Pss_Shmem:")  # /proc/PID/smaps_rollup (Linux 5.9+)
 
 
 def _rss(pid: int) -> int:
-    return _proc_kb(f"/proc/{pid}/status", b"VmRSS:") or 0
+    """Resident anonymous + shared-memory (tmpfs, shm) bytes of ``pid``; VmRSS on old kernels."""
+    v = _proc_fields(f"/proc/{pid}/status", _RSS_PRIVATE + (b"VmRSS:",))
+    if all(k in v for k in _RSS_PRIVATE):
+        return sum(v[k] for k in _RSS_PRIVATE)
+    return v.get(b"VmRSS:", 0)
 
 
 def _pss(pid: int) -> int:
-    v = _proc_kb(f"/proc/{pid}/smaps_rollup", b"Pss:")
-    return _rss(pid) if v is None else v  # no smaps_rollup (or no access): RSS, an upper bound
+    """The PSS of ``pid``'s anonymous + shared-memory pages (file-backed pages left out); the
+    whole PSS on kernels without those fields, and :func:`_rss` (an upper bound) without
+    smaps_rollup."""
+    v = _proc_fields(f"/proc/{pid}/smaps_rollup", _PSS_PRIVATE + (b"Pss:",))
+    if all(k in v for k in _PSS_PRIVATE):
+        return sum(v[k] for k in _PSS_PRIVATE)
+    return v.get(b"Pss:", _rss(pid))
 
 
 class MemoryWatch:
     """The memory of one notebook: the processes below the harness's warm interpreter.
 
-    ``start()`` (before any student code) takes the baseline; ``over()`` is cheap (VmRSS from
-    ``/proc/PID/status``) until the RSS sum could exceed the limit, then exact (PSS from
-    ``smaps_rollup``): forked children sharing pages are not counted twice.
+    ``start()`` (before any student code) takes the baseline; ``over()`` is cheap (RssAnon +
+    RssShmem from ``/proc/PID/status``) until that sum could exceed the limit, then exact (the
+    same pages' PSS from ``smaps_rollup``): forked children sharing pages are not counted twice.
     """
 
     def __init__(self, root: int | None, limit: int) -> None:

@@ -41,7 +41,9 @@ Guarantees (each has an attack test in ``tests/test_attacks.py``):
   kill of the whole sandbox) and per notebook; memory per *notebook*: the trusted parent sums the
   proportional set size (PSS) of every process of the notebook every 0.1 s and kills them all when
   over ``memory_bytes`` (default 2 GiB, ``tconv-grader autograde --memory MIB``; ``RLIMIT_AS``
-  per process stays as a first line), so forking does not multiply the limit; ``RLIMIT_NPROC``
+  per process stays as a first line), so forking does not multiply the limit. It counts anonymous
+  and shared-memory pages, not file-backed ones (page cache, whose PSS share moves when other
+  processes on the machine load or drop the same libraries); ``RLIMIT_NPROC``
   (processes), ``RLIMIT_FSIZE`` (largest file) and the tmpfs caps above (disk); captured output
   is truncated at ``max_output_bytes``. The worst case a notebook can hold is ``memory_bytes``
   plus its tmpfs caps. cgroups are not used (not reliably available to an unprivileged grader,
