@@ -8,7 +8,9 @@ Like the scratchpads of oneDNN and cuDNN, the buffers are therefore kept between
 - one per *slot* name, dtype and device, in thread-local storage (concurrent calls never
   share one), grown to the largest size asked for, up to :data:`MAX_CACHED_BYTES`;
 - for CPU arrays only: a GPU's caching allocator already reuses memory;
-- for temporaries only: what a method returns is always a fresh array.
+- for temporaries only: what a method returns is always a fresh array;
+- on huge pages where the kernel offers them (:func:`tconv_lib.backend.empty_cpu`): the passes
+  over a column buffer of tens of MB then miss the TLB far less often.
 """
 
 from __future__ import annotations
@@ -40,7 +42,7 @@ def empty(xp: Any, like: Any, shape: tuple[int, ...], slot: str) -> Any:
     key = (slot, backend.is_torch(like), str(like.dtype), str(device))
     buf = buffers.get(key)
     if buf is None or int(buf.shape[0]) < size:
-        buf = buffers[key] = xp.empty((size,), dtype=like.dtype, device=device)
+        buf = buffers[key] = backend.empty_cpu(xp, like, (size,), huge_from=2 << 20)
     return xp.reshape(buf[:size], shape)
 
 

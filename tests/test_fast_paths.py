@@ -183,3 +183,59 @@ def test_torch_only_branches_agree_with_numpy(case, monkeypatch) -> None:
     np.testing.assert_allclose(y_torch.numpy(), y_numpy, rtol=1e-12, atol=1e-12)
     expected = getattr(F, f"conv_transpose{len(xs) - 2}d")(x, w, None, *args)
     torch.testing.assert_close(y_torch, expected, rtol=1e-10, atol=1e-10)
+
+
+# Dilations sharing a factor with the stride: taps land only on residues that are multiples of
+# gcd(s, d), and col2im keeps planes for those alone (residue_step); every other output
+# residue must come out zero (plus bias). Mixed axes, output_padding up to max(s, d) - 1.
+SHARED_FACTOR = [
+    # (spatial, kernel, stride, padding, output_padding, dilation)
+    ((5, 6), 3, 2, 2, 1, 2),
+    ((4, 5), 2, 4, 1, 3, 2),
+    ((6,), 3, 2, 0, 3, 4),
+    ((3, 4, 3), 2, (2, 3, 2), 1, (1, 2, 1), (2, 3, 2)),
+    ((5, 5), (3, 2), (4, 2), (2, 0), (1, 0), (6, 1)),
+]
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("case", SHARED_FACTOR, ids=str)
+def test_col2im_planes_only_where_taps_land(case, backend: str) -> None:
+    from tconv_lib._args import check_transpose
+    from tconv_lib.methods import col2im
+
+    spatial, k, s, p, op, d = case
+    nd = len(spatial)
+    kernel = (k,) * nd if isinstance(k, int) else k
+    gen = torch.Generator().manual_seed(5)
+    x = torch.randn((2, 3) + spatial, generator=gen, dtype=torch.float64)
+    w = torch.randn((3, 4) + kernel, generator=gen, dtype=torch.float64)
+    b = torch.randn(4, generator=gen, dtype=torch.float64)
+    expected = getattr(F, f"conv_transpose{nd}d")(x, w, b, s, p, op, 1, d)
+    _, geo, _ = check_transpose(x, w, None, s, p, op, 1, d)
+    assert max(col2im.residue_step(x, geo)) > 1, "the case should skip some residues"
+    if backend == "numpy":
+        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
+            x.numpy(), w.numpy(), b.numpy(), s, p, op, 1, d, method="col2im")))
+    else:
+        got = tconv_lib.conv_transpose(x, w, b, s, p, op, 1, d, method="col2im")
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_huge_page_outputs_are_fresh_and_right(backend: str, monkeypatch) -> None:
+    """Outputs past backend.HUGE_PAGE_MIN_BYTES come from their own huge-page mapping: right
+    values, a fresh array each call (never the workspace), writable, and freed with it."""
+    from tconv_lib import backend as be
+
+    monkeypatch.setattr(be, "HUGE_PAGE_MIN_BYTES", 1)
+    monkeypatch.setattr(be.empty_cpu, "__defaults__", (1,))
+    x, w, args, expected = problem(replace(small(SUITE[4]), spatial=(9, 7)), 6)
+    if backend == "numpy":
+        x, w = x.numpy(), w.numpy()
+    first = tconv_lib.conv_transpose(x, w, None, *args)
+    second = tconv_lib.conv_transpose(x, w, None, *args)
+    got = torch.as_tensor(np.asarray(first)) if backend == "numpy" else first
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    first[...] = 0                                   # writable, and shares nothing with ...
+    assert float(abs(second).sum()) > 0              # ... the next call's result

@@ -63,7 +63,7 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
     device = backend.array_api_compat.device(x)
     b = block_size(x, g, mult, blocks)
     xg = xp.reshape(x, (n, g, 1) + spatial)
-    y = xp.empty((n, g, mult) + out, dtype=x.dtype, device=device)
+    y = backend.empty_cpu(xp, x, (n, g, mult) + out)
     phases = [(r, taps, phase_window(r, blocks, out, geo))
               for r, taps in taps_by_phase(geo).items()]
 

@@ -100,12 +100,16 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     # so NumPy can run channel ranges on several threads (torch threads each operation itself)
     gc = g * c_out_g
     cols = xp.reshape(all_taps_gemm(x, weight, g), (gc,) + geo.kernel + (n,) + spatial)
+    step = residue_step(x, geo)
     if tiles_output_once(geo):
         planes = cols                                   # each tap is exactly one phase plane
     else:
-        planes = _workspace.empty(xp, x, (gc,) + geo.stride + (n,) + blocks, "planes")
-        per_axis = [block_taps(k, s, d) for k, s, d in zip(geo.kernel, geo.stride,
-                                                           geo.dilation, strict=True)]
+        planes = _workspace.empty(xp, x, (gc,) + tuple(s // r for s, r in zip(
+            geo.stride, step, strict=True)) + (n,) + blocks, "planes")
+        per_axis = [[(m, taps, slice(res.start // r, (res.stop - 1) // r + 1, res.step // r))
+                     for m, taps, res in block_taps(k, s, d)]
+                    for k, s, d, r in zip(geo.kernel, geo.stride, geo.dilation, step,
+                                          strict=True)]
 
         def add_blocks(lo: int, hi: int) -> None:
             planes[lo:hi] = 0
@@ -119,7 +123,24 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
 
         _threads.run_chunks(add_blocks, gc, math.prod(planes.shape),
                             parallel=not backend.is_torch(x))
-    return pixel_shuffle(planes, blocks, output_shape(spatial, geo), geo)
+    return pixel_shuffle(planes, blocks, output_shape(spatial, geo), geo, step)
+
+
+def residue_step(x: Any, geo: Geometry) -> tuple[int, ...]:
+    """Per axis, ``gcd(s, d)``: taps land only on residues that are multiples of it.
+
+    With ``dilation`` sharing a factor with ``stride`` (e.g. ``d = s = 2``) the other residues
+    receive no tap at all, so they get no phase plane: :func:`pixel_shuffle` writes zeros there.
+    That needs its plane-by-plane copy, so the permuted-copy cases keep every plane.
+    """
+    if uses_permuted_copy(x, geo):
+        return (1,) * geo.ndim
+    return tuple(math.gcd(s, d) for s, d in zip(geo.stride, geo.dilation, strict=True))
+
+
+def uses_permuted_copy(x: Any, geo: Geometry) -> bool:
+    """:func:`pixel_shuffle` interleaves all planes in one permuted copy (large strides, GPU)."""
+    return max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(x)
 
 
 def use_fold(x: Any, geo: Geometry) -> bool:
@@ -158,20 +179,22 @@ _MAX_PLANE_STRIDE = 4
 
 
 def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
-                  geo: Geometry) -> Any:
+                  geo: Geometry, step: tuple[int, ...] | None = None) -> Any:
     """Interleave phase planes ``(C, r_1..r_D, n, q_1..q_D)`` into a fresh ``(n, C, *out)``.
 
     Canvas position ``q*s + r`` is output position ``q*s + r - p``: the crop is part of the copy.
-    The result is always a new array (the planes may live in the reused workspace).
+    With ``step`` (:func:`residue_step`), plane ``r`` holds residue ``r * step`` and the
+    residues in between are zeros. The result is always a new array (the planes may live in
+    the reused workspace).
     """
+    step = step or (1,) * geo.ndim
     xp = backend.namespace(planes)
     nd = geo.ndim
     c, n = int(planes.shape[0]), int(planes.shape[1 + nd])
-    y = xp.empty((n, c) + out, dtype=planes.dtype,
-                 device=backend.array_api_compat.device(planes))
+    y = backend.empty_cpu(xp, planes, (n, c) + out)
     # One permuted copy for large strides, and on a GPU, where prod(s) copies are prod(s) kernel
     # launches; both branches write the same values (tests/test_fast_paths.py).
-    if max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(planes):
+    if uses_permuted_copy(planes, geo):
         order = (1 + nd, 0) + tuple(v for a in range(nd) for v in (2 + nd + a, 1 + a))
         crop = tuple(slice(p, p + o) for p, o in zip(geo.padding, out, strict=True))
 
@@ -181,12 +204,17 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
             y[:, lo:hi] = canvas[(Ellipsis,) + crop]
     else:
         to_nc = (1, 0) + tuple(range(2, 2 + nd))            # (C, n, q...) -> (n, C, q...)
-        windows = [(r, w) for r in itertools.product(*(range(s) for s in geo.stride))
-                   if (w := phase_window(r, blocks, out, geo)) is not None]
+        residues = list(itertools.product(*(range(s) for s in geo.stride)))
+        windows = [(r, w) for r in residues if not any(a % k for a, k in zip(r, step, strict=True))
+                   and (w := phase_window(r, blocks, out, geo)) is not None]
+        no_taps = len(windows) < len(residues)  # residues no tap lands on: zeros
 
         def copy(lo: int, hi: int) -> None:
+            if no_taps:                           # one contiguous pass, not one strided per phase
+                y[:, lo:hi] = 0
             for residue, (dst, src) in windows:
-                plane = planes[(slice(lo, hi),) + residue + (slice(None),) + src]
+                plane = planes[(slice(lo, hi),) + tuple(r // k for r, k in zip(
+                    residue, step, strict=True)) + (slice(None),) + src]
                 y[(slice(None), slice(lo, hi)) + dst] = xp.permute_dims(plane, to_nc)
 
     _threads.run_chunks(copy, c, math.prod(y.shape), parallel=not backend.is_torch(planes))
