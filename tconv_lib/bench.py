@@ -265,11 +265,19 @@ def _sync_for(device: str) -> Callable[[], None]:
 # ----------------------------------------------------------------------------- measuring
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int,
-                     sync: Callable[[], None], progress: Any = None) -> dict[str, list[float]]:
-    """Run every candidate once per round, ``warmup`` untimed rounds then ``reps`` timed."""
+                     sync: Callable[[], None], progress: Any = None,
+                     settle: float = 0.0) -> dict[str, list[float]]:
+    """Run every candidate once per round, ``warmup`` untimed rounds then ``reps`` timed.
+
+    ``settle`` seconds of sleep (untimed) go before each call: OpenBLAS's worker threads spin
+    for about 0.1 s after a NumPy product, and the next torch call shares the cores with them
+    (a DCGAN layer measured 2.5x slower right after a NumPy matmul than 0.2 s later).
+    """
     times: dict[str, list[float]] = {k: [] for k in fns}
     for rnd in range(warmup + reps):
         for name, fn in fns.items():
+            if settle:
+                time.sleep(settle)
             sync()
             t0 = time.perf_counter()
             fn()
@@ -419,7 +427,7 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
         out = fns[m]()
         entry["methods"][m] = {"max_rel_error": check_close(out, ref_out)}
         del out
-    times = time_interleaved(fns, args.reps, args.warmup, sync, progress)
+    times = time_interleaved(fns, args.reps, args.warmup, sync, progress, args.settle)
     med = {k: statistics.median(v) for k, v in times.items()}
     entry["torch"] = {"median_s": med["torch"], "times_s": times["torch"],
                       "gflops": shape.useful_flops / med["torch"] / 1e9}
@@ -540,6 +548,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--max-mem-gb", type=float, default=4.0,
                    help="skip a method whose estimated temporaries exceed this many GB")
     p.add_argument("--no-skip", action="store_true", help="run every method on every shape")
+    p.add_argument("--settle", type=float, default=None, metavar="SECONDS",
+                   help="untimed pause before each call, so that one library's spinning "
+                   "worker threads do not slow the next (default: 0.25 with --backend numpy, "
+                   "whose OpenBLAS threads spin ~0.1 s after each product; 0 otherwise)")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path; the PNG goes next to it (default: "
                    "benchmarks/results/<device-label>.json)")
@@ -565,6 +577,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         torch.backends.cudnn.allow_tf32 = False
     threads = args.threads or torch.get_num_threads()
     limiter = set_threads(threads)  # noqa: F841  (kept alive for the whole run)
+    if args.settle is None:
+        args.settle = 0.25 if args.backend == "numpy" and not args.quick else 0.0
     args.reps = args.reps or (3 if args.quick else 7)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     methods = list(args.methods or ALL_METHODS)
@@ -597,6 +611,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "wall_s": time.time() - started,
         "config": {"backend": args.backend, "device": args.device, "threads": threads,
                    "quick": args.quick, "reps": args.reps, "warmup": args.warmup,
+                   "settle_s": args.settle,
                    "methods": methods, "shapes": [s.name for s in shapes],
                    "dtype": "float32", "statistic": "median",
                    "speedup": "torch median time / method median time",

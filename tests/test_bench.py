@@ -81,3 +81,35 @@ def test_suite_matches_the_issue() -> None:
     for s in bench.SUITE:                     # the quick versions stay valid problems
         q = bench.quick_version(s)
         assert min(q.out_spatial) >= 1 and q.c_in % q.groups == 0 and q.c_out % q.groups == 0
+
+
+@pytest.mark.parametrize("settle", [0.0, 0.01])
+def test_settle_pauses_before_every_call_outside_the_timing(settle: float, monkeypatch) -> None:
+    """--settle sleeps before each call (one library's spinning threads must not slow the
+    next), and the sleep is never part of a measured time."""
+    slept: list[float] = []
+    clock = iter(range(1000))                      # each perf_counter() call: one "second" later
+    monkeypatch.setattr(bench.time, "sleep", slept.append)
+    monkeypatch.setattr(bench.time, "perf_counter", lambda: float(next(clock)))
+    calls: list[str] = []
+    fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
+    times = bench.time_interleaved(fns, reps=3, warmup=1, sync=lambda: None, settle=settle)
+    assert calls == ["a", "b"] * 4
+    assert slept == ([settle] * 8 if settle else []), slept
+    assert times == {"a": [1.0] * 3, "b": [1.0] * 3}, times
+
+
+def test_numpy_backend_settles_by_default(monkeypatch, tmp_path: Path) -> None:
+    seen = {}
+
+    def fake_bench_shape(shape, methods, args, copy_gbs, progress):
+        seen["settle"] = args.settle
+        raise SystemExit(0)
+
+    monkeypatch.setattr(bench, "bench_shape", fake_bench_shape)
+    monkeypatch.setattr(bench, "copy_bandwidth", lambda *a: 1.0)
+    for backend, expected in (("numpy", 0.25), ("torch", 0.0)):
+        with pytest.raises(SystemExit):
+            bench.main(["--backend", backend, "--shapes", "dcgan-4to8", "--no-progress",
+                        "--out", str(tmp_path / "x.json")])
+        assert seen.pop("settle") == expected, backend

@@ -239,3 +239,31 @@ def test_huge_page_outputs_are_fresh_and_right(backend: str, monkeypatch) -> Non
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
     first[...] = 0                                   # writable, and shares nothing with ...
     assert float(abs(second).sum()) > 0              # ... the next call's result
+
+
+@pytest.mark.parametrize("batch_inner", [False, True], ids=["batch-outer", "batch-inner"])
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("case", SHARED_FACTOR + [((3, 4), 4, 2, 1, 0, 1), ((5,), 5, 3, 2, 1, 1),
+                                                  ((2, 3, 2), 3, 2, 1, 1, 1)], ids=str)
+def test_col2im_batch_axis_inner_or_outer(case, backend: str, batch_inner: bool,
+                                          monkeypatch) -> None:
+    """Both layouts of the columns and phase planes (batch before or after the positions)."""
+    from tconv_lib._args import check_transpose
+    from tconv_lib.methods import col2im
+
+    monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 10 ** 9 if batch_inner else 0)
+    spatial, k, s, p, op, d = case
+    nd = len(spatial)
+    kernel = (k,) * nd if isinstance(k, int) else k
+    gen = torch.Generator().manual_seed(7)
+    x = torch.randn((3, 4) + spatial, generator=gen, dtype=torch.float64)
+    w = torch.randn((4, 2) + kernel, generator=gen, dtype=torch.float64)
+    expected = getattr(F, f"conv_transpose{nd}d")(x, w, None, s, p, op, 2, d)
+    _, geo, _ = check_transpose(x, w, None, s, p, op, 2, d)
+    assert col2im.batch_inner(x, geo) == batch_inner
+    if backend == "numpy":
+        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
+            x.numpy(), w.numpy(), None, s, p, op, 2, d, method="col2im")))
+    else:
+        got = tconv_lib.conv_transpose(x, w, None, s, p, op, 2, d, method="col2im")
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)

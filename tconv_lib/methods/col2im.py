@@ -40,10 +40,11 @@ from ._canvas import output_shape, phase_window, spatial_of
 _MIN_POSITIONS_PER_SAMPLE_GEMM = 256
 
 
-def all_taps_gemm(x: Any, weight: Any, groups: int) -> Any:
+def all_taps_gemm(x: Any, weight: Any, groups: int, batch_inner: bool = False) -> Any:
     """``cols[g, c_out, tap, n, p] = sum_ci w[g, ci, c_out, tap] x[n, g, ci, p]`` as one GEMM.
 
-    Returns a (possibly permuted) view of shape ``(g, C_out/g, K, N, P)``.
+    Returns a (possibly permuted) view of shape ``(g, C_out/g, K, N, P)``, or with
+    ``batch_inner`` a contiguous ``(g, C_out/g, K, P, N)`` (see :func:`batch_inner`).
     """
     xp = backend.namespace(x, weight)
     n, g = int(x.shape[0]), groups
@@ -51,6 +52,11 @@ def all_taps_gemm(x: Any, weight: Any, groups: int) -> Any:
     positions = math.prod(spatial_of(x))
     k_total = math.prod(int(k) for k in weight.shape[2:])
     w_t = xp.permute_dims(xp.reshape(weight, (g, c_in // g, c_out_g * k_total)), (0, 2, 1))
+    if batch_inner:
+        x_pm = xp.reshape(xp.permute_dims(backend.group_view(x, g), (1, 2, 3, 0)),
+                          (g, c_in // g, positions * n))
+        cols = _workspace.matmul(xp, w_t, x_pm, (g, c_out_g * k_total, positions * n), "cols")
+        return xp.reshape(cols, (g, c_out_g, k_total, positions, n))
     if n == 1 or positions < _MIN_POSITIONS_PER_SAMPLE_GEMM:
         # channel-major input (g, C_in/g, N*P): a free reshape when N == 1, else one input copy
         x_cm = xp.reshape(xp.permute_dims(backend.group_view(x, g), (1, 2, 0, 3)),
@@ -99,13 +105,20 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     # (g, C_out/g) merged into one channel axis: every pass below is independent per channel,
     # so NumPy can run channel ranges on several threads (torch threads each operation itself)
     gc = g * c_out_g
-    cols = xp.reshape(all_taps_gemm(x, weight, g), (gc,) + geo.kernel + (n,) + spatial)
+    inner = batch_inner(x, geo)
+    # the batch axis sits before the spatial axes, or after them with ``inner``
+    def with_batch(sp: tuple) -> tuple:
+        return sp + (slice(None),) if inner else (slice(None),) + sp
+
+    cols = all_taps_gemm(x, weight, g, inner)
+    cols = xp.reshape(cols, (gc,) + geo.kernel + ((*spatial, n) if inner else (n, *spatial)))
     step = residue_step(x, geo)
     if tiles_output_once(geo):
         planes = cols                                   # each tap is exactly one phase plane
     else:
         planes = _workspace.empty(xp, x, (gc,) + tuple(s // r for s, r in zip(
-            geo.stride, step, strict=True)) + (n,) + blocks, "planes")
+            geo.stride, step, strict=True)) + ((*blocks, n) if inner else (n, *blocks)),
+            "planes")
         per_axis = [[(m, taps, slice(res.start // r, (res.stop - 1) // r + 1, res.step // r))
                      for m, taps, res in block_taps(k, s, d)]
                     for k, s, d, r in zip(geo.kernel, geo.stride, geo.dilation, step,
@@ -116,14 +129,31 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
             for combo in itertools.product(*per_axis):
                 taps = tuple(t for _, t, _ in combo)
                 target = planes[(slice(lo, hi),) + tuple(r for _, _, r in combo)
-                                + (slice(None),)
-                                + tuple(slice(m, m + i) for (m, _, _), i in zip(combo, spatial,
-                                                                                 strict=True))]
+                                + with_batch(tuple(slice(m, m + i) for (m, _, _), i in zip(
+                                    combo, spatial, strict=True)))]
                 target += cols[(slice(lo, hi),) + taps]
 
         _threads.run_chunks(add_blocks, gc, math.prod(planes.shape),
                             parallel=not backend.is_torch(x))
-    return pixel_shuffle(planes, blocks, output_shape(spatial, geo), geo, step)
+    return pixel_shuffle(planes, blocks, output_shape(spatial, geo), geo, step, inner)
+
+
+# Below this many input positions per sample, the rows that the block adds move are too short
+# (a DCGAN 4x4 input: 4 elements): the batch goes innermost instead (see batch_inner).
+_MAX_POSITIONS_BATCH_INNER = 64
+
+
+def batch_inner(x: Any, geo: Geometry) -> bool:
+    """Put the batch axis innermost in the columns and phase planes.
+
+    With a tiny input (``4 x 4``) each block add moves rows of ``i`` elements, and the adds
+    cost more than the GEMM's memory traffic. Columns ordered ``(position, n)`` make each row
+    ``i * N`` long; the pixel shuffle then moves the batch axis back out, which pays off only
+    while the output is small. Only where taps overlap (otherwise there are no adds), and
+    with the plane-by-plane shuffle.
+    """
+    return (int(x.shape[0]) > 1 and math.prod(spatial_of(x)) < _MAX_POSITIONS_BATCH_INNER
+            and not tiles_output_once(geo) and not uses_permuted_copy(x, geo))
 
 
 def residue_step(x: Any, geo: Geometry) -> tuple[int, ...]:
@@ -179,18 +209,20 @@ _MAX_PLANE_STRIDE = 4
 
 
 def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
-                  geo: Geometry, step: tuple[int, ...] | None = None) -> Any:
+                  geo: Geometry, step: tuple[int, ...] | None = None,
+                  inner: bool = False) -> Any:
     """Interleave phase planes ``(C, r_1..r_D, n, q_1..q_D)`` into a fresh ``(n, C, *out)``.
 
     Canvas position ``q*s + r`` is output position ``q*s + r - p``: the crop is part of the copy.
     With ``step`` (:func:`residue_step`), plane ``r`` holds residue ``r * step`` and the
-    residues in between are zeros. The result is always a new array (the planes may live in
+    residues in between are zeros; with ``inner`` (:func:`batch_inner`) the planes are
+    ``(C, r_1..r_D, q_1..q_D, n)``. The result is always a new array (the planes may live in
     the reused workspace).
     """
     step = step or (1,) * geo.ndim
     xp = backend.namespace(planes)
     nd = geo.ndim
-    c, n = int(planes.shape[0]), int(planes.shape[1 + nd])
+    c, n = int(planes.shape[0]), int(planes.shape[-1 if inner else 1 + nd])
     y = backend.empty_cpu(xp, planes, (n, c) + out)
     # One permuted copy for large strides, and on a GPU, where prod(s) copies are prod(s) kernel
     # launches; both branches write the same values (tests/test_fast_paths.py).
@@ -203,7 +235,9 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
                 q * s for q, s in zip(blocks, geo.stride, strict=True)))
             y[:, lo:hi] = canvas[(Ellipsis,) + crop]
     else:
-        to_nc = (1, 0) + tuple(range(2, 2 + nd))            # (C, n, q...) -> (n, C, q...)
+        # (C, n, q...) or (C, q..., n) -> (n, C, q...)
+        to_nc = (1 + nd, 0) + tuple(range(1, 1 + nd)) if inner else (1, 0) + tuple(range(2,
+                                                                                       2 + nd))
         residues = list(itertools.product(*(range(s) for s in geo.stride)))
         windows = [(r, w) for r in residues if not any(a % k for a, k in zip(r, step, strict=True))
                    and (w := phase_window(r, blocks, out, geo)) is not None]
@@ -214,7 +248,8 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], out: tuple[int, ...],
                 y[:, lo:hi] = 0
             for residue, (dst, src) in windows:
                 plane = planes[(slice(lo, hi),) + tuple(r // k for r, k in zip(
-                    residue, step, strict=True)) + (slice(None),) + src]
+                    residue, step, strict=True)) + (src + (slice(None),) if inner
+                                                    else (slice(None),) + src)]
                 y[(slice(None), slice(lo, hi)) + dst] = xp.permute_dims(plane, to_nc)
 
     _threads.run_chunks(copy, c, math.prod(y.shape), parallel=not backend.is_torch(planes))
