@@ -267,3 +267,38 @@ def test_col2im_batch_axis_inner_or_outer(case, backend: str, batch_inner: bool,
     else:
         got = tconv_lib.conv_transpose(x, w, None, s, p, op, 2, d, method="col2im")
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+TILED = [
+    # (n, c_in, c_out, groups, spatial, kernel = stride)
+    (3, 4, 6, 1, (5, 3), 2),
+    (2, 6, 4, 2, (4, 3, 2), 2),
+    (4, 3, 2, 1, (7,), 3),
+    (1, 4, 4, 4, (3, 5), (3, 2)),
+]
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 6000, 1 << 30], ids=["row", "rows-or-samples", "one"])
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("case", TILED, ids=str)
+def test_tiled_in_chunks(case, backend: str, chunk_bytes: int, monkeypatch) -> None:
+    """k == s without padding: one GEMM and one copy per chunk of rows or samples."""
+    from tconv_lib._args import check_transpose
+    from tconv_lib.methods import col2im
+
+    monkeypatch.setattr(col2im, "CHUNK_BYTES", chunk_bytes)
+    n, c_in, c_out, g, spatial, k = case
+    nd = len(spatial)
+    kernel = (k,) * nd if isinstance(k, int) else k
+    gen = torch.Generator().manual_seed(8)
+    x = torch.randn((n, c_in) + spatial, generator=gen, dtype=torch.float64)
+    w = torch.randn((c_in, c_out // g) + kernel, generator=gen, dtype=torch.float64)
+    expected = getattr(F, f"conv_transpose{nd}d")(x, w, None, kernel, 0, 0, g, 1)
+    _, geo, _ = check_transpose(x, w, None, kernel, 0, 0, g, 1)
+    assert col2im.tiles_in_chunks(x, geo)
+    if backend == "numpy":
+        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
+            x.numpy(), w.numpy(), None, kernel, 0, 0, g, 1, method="col2im")))
+    else:
+        got = tconv_lib.conv_transpose(x, w, None, kernel, 0, 0, g, 1, method="col2im")
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)

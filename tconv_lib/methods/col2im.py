@@ -102,6 +102,8 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
         return _depthwise.conv_transpose(x, weight, geo, blocks, output_shape(spatial, geo))
     if use_fold(x, geo):        # torch on a GPU only; the same sums as the block adds below
         return fold(x, weight, geo, output_shape(spatial, geo))
+    if tiles_in_chunks(x, geo):
+        return tiled_in_chunks(x, weight, geo)
     # (g, C_out/g) merged into one channel axis: every pass below is independent per channel,
     # so NumPy can run channel ranges on several threads (torch threads each operation itself)
     gc = g * c_out_g
@@ -171,6 +173,59 @@ def residue_step(x: Any, geo: Geometry) -> tuple[int, ...]:
 def uses_permuted_copy(x: Any, geo: Geometry) -> bool:
     """:func:`pixel_shuffle` interleaves all planes in one permuted copy (large strides, GPU)."""
     return max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(x)
+
+
+# Bytes of columns per chunk in tiled_in_chunks: about what the two cores' L2 caches hold.
+CHUNK_BYTES = 4 << 20
+
+
+def tiles_in_chunks(x: Any, geo: Geometry) -> bool:
+    """On the CPU, ``k == s`` with no ``padding`` goes through :func:`tiled_in_chunks`."""
+    return not backend.on_gpu(x) and tiles_output_once(geo) and not any(geo.padding)
+
+
+def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
+    """``k == s``, ``padding == 0``: a GEMM and a pixel-shuffle copy per cache-sized chunk.
+
+    Every output element receives exactly one tap, so the output *is* the columns, permuted:
+    viewed as ``(N, C_out, i_1, s_1, ..., i_D, s_D)`` it takes each chunk of columns in one
+    copy. The chunks are whole samples, or rows of the first spatial axis of one sample, with
+    about :data:`CHUNK_BYTES` of columns each, so the copy reads columns the GEMM has just left
+    in cache instead of a buffer as large as the output (a U-Net 128->64 up-convolution at
+    256x256: 38 ms -> 31 ms on 2 cores).
+    """
+    xp = backend.namespace(x, weight)
+    n, g, nd = int(x.shape[0]), geo.groups, geo.ndim
+    c_in, c_out_g = int(weight.shape[0]), int(weight.shape[1])
+    spatial, k_total = spatial_of(x), math.prod(geo.kernel)
+    w_t = xp.permute_dims(xp.reshape(weight, (g, c_in // g, c_out_g * k_total)), (0, 2, 1))
+    y = backend.empty_cpu(xp, x, (n, g * c_out_g) + output_shape(spatial, geo))
+    y_split = xp.reshape(y, (n, g * c_out_g) + tuple(
+        v for i, s in zip(spatial, geo.stride, strict=True) for v in (i, s)))
+    row = g * c_out_g * k_total * math.prod(spatial[1:]) * x.dtype.itemsize
+    rows = max(1, min(spatial[0], CHUNK_BYTES // row))
+    samples = max(1, CHUNK_BYTES // (row * spatial[0])) if rows == spatial[0] else 1
+    x_rows = xp.reshape(x, (n, g, c_in // g, spatial[0], -1))
+    # (n, C, k_1..k_D, r, i_2..i_D) -> (n, C, r, k_1, i_2, k_2, ...)
+    order = (0, 1, 2 + nd) + tuple(v for a in range(nd) for v in (
+        (2 + a,) if a == 0 else (2 + nd + a, 2 + a)))
+    for n0 in range(0, n, samples):
+        n1 = min(n, n0 + samples)
+        for h0 in range(0, spatial[0], rows):
+            h1 = min(spatial[0], h0 + rows)
+            x_chunk = xp.reshape(x_rows[n0:n1, :, :, h0:h1], (n1 - n0, g, c_in // g, -1))
+            cols = _workspace.matmul(xp, w_t[None], x_chunk, (n1 - n0, g, c_out_g * k_total,
+                                                              int(x_chunk.shape[-1])), "cols")
+            cols = xp.permute_dims(xp.reshape(cols, (n1 - n0, g * c_out_g) + geo.kernel
+                                              + (h1 - h0,) + spatial[1:]), order)
+            dst = y_split[n0:n1, :, h0:h1]
+
+            def copy(lo: int, hi: int, dst: Any = dst, cols: Any = cols) -> None:
+                dst[:, lo:hi] = cols[:, lo:hi]
+
+            _threads.run_chunks(copy, g * c_out_g, math.prod(y.shape),
+                                parallel=not backend.is_torch(x))
+    return y
 
 
 def use_fold(x: Any, geo: Geometry) -> bool:
