@@ -302,3 +302,24 @@ def test_tiled_in_chunks(case, backend: str, chunk_bytes: int, monkeypatch) -> N
     else:
         got = tconv_lib.conv_transpose(x, w, None, kernel, 0, 0, g, 1, method="col2im")
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("chunk_bytes", [1, 5000, 1 << 30], ids=["sample", "samples", "one"])
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("shape", [replace(small(s), n=5) for s in SUITE
+                                   if s.groups == 1 and s.kernel != s.stride],
+                         ids=lambda s: s.name)
+def test_col2im_in_chunks_of_samples(shape: Shape, backend: str, chunk_bytes: int,
+                                     monkeypatch) -> None:
+    """Overlapping taps: GEMM, block adds and shuffle per chunk of whole samples."""
+    from tconv_lib.methods import col2im
+
+    monkeypatch.setattr(col2im, "SAMPLE_CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 0)   # chunks need batch outside
+    x, w, args, expected = problem(shape, 9)
+    if backend == "numpy":
+        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
+            x.numpy(), w.numpy(), None, *args, method="col2im")))
+    else:
+        got = tconv_lib.conv_transpose(x, w, None, *args, method="col2im")
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
