@@ -269,15 +269,15 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int,
                      settle: float = 0.0) -> dict[str, list[float]]:
     """Run every candidate once per round, ``warmup`` untimed rounds then ``reps`` timed.
 
-    ``settle`` seconds of sleep (untimed) go before each call: OpenBLAS's worker threads spin
-    for about 0.1 s after a NumPy product, and the next torch call shares the cores with them
-    (a DCGAN layer measured 2.5x slower right after a NumPy matmul than 0.2 s later).
+    ``settle`` seconds (untimed, see :func:`settle_for`) go before each call: OpenBLAS's
+    worker threads spin for about 0.1 s after a NumPy product, and the next torch call shares
+    the cores with them (a DCGAN layer measured 2.5x slower right after a NumPy matmul).
     """
     times: dict[str, list[float]] = {k: [] for k in fns}
     for rnd in range(warmup + reps):
         for name, fn in fns.items():
             if settle:
-                time.sleep(settle)
+                settle_for(settle)
             sync()
             t0 = time.perf_counter()
             fn()
@@ -287,6 +287,18 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int,
         if progress is not None:
             progress.update(1)
     return times
+
+
+def settle_for(seconds: float) -> None:
+    """Busy-wait ``seconds`` while other threads' spinning runs out.
+
+    Not ``time.sleep``: an idle virtual CPU gives its core (and caches) away, and the next call
+    then ran up to 2.5x slower than in a busy loop (the same DCGAN layer, torch reference
+    12.6 ms after a 0.15 s busy wait, 20 ms after a 0.25 s sleep).
+    """
+    end = time.perf_counter() + seconds
+    while time.perf_counter() < end:
+        pass
 
 
 def peak_memory(fn: Callable[[], Any], device: str) -> int:
@@ -549,8 +561,8 @@ def build_parser() -> argparse.ArgumentParser:
                    help="skip a method whose estimated temporaries exceed this many GB")
     p.add_argument("--no-skip", action="store_true", help="run every method on every shape")
     p.add_argument("--settle", type=float, default=None, metavar="SECONDS",
-                   help="untimed pause before each call, so that one library's spinning "
-                   "worker threads do not slow the next (default: 0.25 with --backend numpy, "
+                   help="untimed busy-wait before each call, so that one library's spinning "
+                   "worker threads do not slow the next (default: 0.15 with --backend numpy, "
                    "whose OpenBLAS threads spin ~0.1 s after each product; 0 otherwise)")
     p.add_argument("--out", type=Path, default=None,
                    help="JSON path; the PNG goes next to it (default: "
@@ -578,7 +590,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     threads = args.threads or torch.get_num_threads()
     limiter = set_threads(threads)  # noqa: F841  (kept alive for the whole run)
     if args.settle is None:
-        args.settle = 0.25 if args.backend == "numpy" and not args.quick else 0.0
+        args.settle = 0.15 if args.backend == "numpy" and not args.quick else 0.0
     args.reps = args.reps or (3 if args.quick else 7)
     args.warmup = args.warmup if args.warmup is not None else (1 if args.quick else 2)
     methods = list(args.methods or ALL_METHODS)
