@@ -14,9 +14,10 @@ limit) the work simply runs inline.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import threading
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
 
 # Below this many elements a pass is too short to pay for starting threads.
 MIN_PARALLEL_ELEMENTS = 1 << 20
@@ -71,3 +72,33 @@ def run_chunks(fn: Callable[[int, int], None], total: int, elements: int,
         t.join()
     if errors:
         raise errors[0]
+
+
+_blas: object | None = None
+
+
+@contextlib.contextmanager
+def single_threaded_blas() -> Iterator[None]:
+    """NumPy's BLAS on one thread for the duration (then as before).
+
+    For work split into independent chunks on this module's threads, each running its own
+    GEMM: BLAS's own worker threads would otherwise fight them for the cores, and they go on
+    spinning for about 0.1 s after each product, slowing the adds and copies that follow.
+    """
+    global _blas
+    if _blas is None:
+        from threadpoolctl import ThreadpoolController
+
+        _blas = ThreadpoolController()
+    with _blas.limit(limits=1, user_api="blas"):  # type: ignore[attr-defined]
+        yield
+
+
+def run_tasks(fn: Callable[[int, int], None], count: int) -> None:
+    """``fn(lo, hi)`` over ranges of ``count`` independent tasks (each with its own GEMM), one
+    range per thread, with BLAS single-threaded meanwhile; inline when one thread would do."""
+    if min(get_num_threads(), count) <= 1:
+        fn(0, count)
+        return
+    with single_threaded_blas():
+        run_chunks(fn, count, MIN_PARALLEL_ELEMENTS)
