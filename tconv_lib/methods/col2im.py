@@ -113,16 +113,22 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     # block adds and the shuffle read what the GEMM has just written while it is still cached.
     per_sample = g * c_out_g * math.prod(geo.kernel) * math.prod(spatial) * x.dtype.itemsize
     samples = n if inner or backend.on_gpu(x) else max(1, SAMPLE_CHUNK_BYTES // per_sample)
-    tasked = in_tasks(x, -(-n // samples))
-    if tasked:                 # at least one chunk per thread
-        samples = min(samples, -(-n // _threads.get_num_threads()))
-    starts = range(0, n, samples)
+    threads = _threads.get_num_threads()
+    # NumPy: at least one task per thread, by samples or else (one group) by output channels
+    c_split = (min(threads, c_out_g) if not backend.is_torch(x) and g == 1
+               and -(-n // samples) < threads else 1)
+    tasked = in_tasks(x, -(-n // samples) * c_split)
+    if tasked and c_split == 1:
+        samples = min(samples, -(-n // threads))
+    starts = [(n0, c_out_g * j // c_split, c_out_g * (j + 1) // c_split)
+              for n0 in range(0, n, samples) for j in range(c_split)]
 
     def chunks(lo: int, hi: int) -> None:
-        for n0 in starts[lo:hi]:
-            planes = phase_planes(x[n0:n0 + samples], weight, geo, blocks, inner, not tasked)
-            pixel_shuffle(planes, blocks, y[n0:n0 + samples], geo, residue_step(x, geo), inner,
-                          not tasked)
+        for n0, c0, c1 in starts[lo:hi]:
+            w, yc = (weight, y) if c_split == 1 else (weight[:, c0:c1], y[:, c0:c1])
+            planes = phase_planes(x[n0:n0 + samples], w, geo, blocks, inner, not tasked)
+            pixel_shuffle(planes, blocks, yc[n0:n0 + samples], geo, residue_step(x, geo),
+                          inner, not tasked)
 
     (_threads.run_tasks if tasked else lambda fn, count: fn(0, count))(chunks, len(starts))
     return y
