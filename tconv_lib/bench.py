@@ -6,7 +6,9 @@ thread count for everybody:
 
 - the median wall time of a call after warm-up, timed **interleaved** with the reference
   ``torch.nn.functional.conv_transpose{1,2,3}d`` (one call of each candidate per round), so slow
-  phases of a shared machine hit all candidates alike;
+  phases of a shared machine hit all candidates alike; with ``--backend numpy`` each call
+  follows a short busy-wait (``--settle``), so OpenBLAS threads still spinning after a NumPy
+  product do not slow the torch call after them;
 - useful GFLOP/s = 2 N C_in (C_out/groups) prod(k) prod(input spatial) / time;
 - the speed-up over PyTorch (reference time / method time; > 1 is faster);
 - the fraction of the GEMM bound: the time of a plain matmul
