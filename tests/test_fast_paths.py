@@ -38,6 +38,34 @@ def problem(shape: Shape, seed: int, batched: bool = True):
     return x, w, args, getattr(F, f"conv_transpose{shape.ndim}d")(x, w, None, *args)
 
 
+def run_on(backend: str, x, w, b, *args, method: str = "col2im") -> torch.Tensor:
+    """``tconv_lib.conv_transpose`` on torch tensors, or on NumPy copies of them."""
+    if backend == "numpy":
+        return torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
+            x.numpy(), w.numpy(), None if b is None else b.numpy(), *args, method=method)))
+    return tconv_lib.conv_transpose(x, w, b, *args, method=method)
+
+
+def case_tensors(case: tuple, n: int, c_in: int, c_out: int, groups: int, seed: int,
+                 bias: bool = False) -> tuple:
+    """``(x, w, b, args)`` in float64 for a ``(spatial, kernel, stride, padding,
+    output_padding, dilation)`` case; ``args`` in PyTorch's order after the bias."""
+    spatial, k, s, p, op, d = case
+    kernel = (k,) * len(spatial) if isinstance(k, int) else k
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn((n, c_in) + spatial, generator=gen, dtype=torch.float64)
+    w = torch.randn((c_in, c_out // groups) + kernel, generator=gen, dtype=torch.float64)
+    b = torch.randn(c_out, generator=gen, dtype=torch.float64) if bias else None
+    return x, w, b, (s, p, op, groups, d)
+
+
+def check_on(backend: str, x, w, b, *args, method: str = "col2im") -> None:
+    """The backend's result equals PyTorch's float64 ``conv_transpose{1,2,3}d``."""
+    expected = getattr(F, f"conv_transpose{w.ndim - 2}d")(x, w, b, *args)
+    torch.testing.assert_close(run_on(backend, x, w, b, *args, method=method), expected,
+                               rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("method", ["auto", *tconv_lib.METHODS])
 @pytest.mark.parametrize("shape", [small(s) for s in SUITE], ids=lambda s: s.name)
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
@@ -50,11 +78,7 @@ def test_suite_geometry_matches_torch(shape: Shape, method: str, backend: str) -
     args = (shape.stride, shape.padding, shape.output_padding, shape.groups, shape.dilation)
     expected = getattr(F, f"conv_transpose{shape.ndim}d")(x, w, b, *args)
     assert tuple(expected.shape[2:]) == shape.out_spatial
-    if backend == "numpy":
-        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
-            x.numpy(), w.numpy(), b.numpy(), *args, method=method)))
-    else:
-        got = tconv_lib.conv_transpose(x, w, b, *args, method=method)
+    got = run_on(backend, x, w, b, *args, method=method)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
@@ -102,11 +126,7 @@ def test_depthwise_per_tap_path(case, backend: str, blocked: bool, monkeypatch) 
     x = torch.randn((2, g) + spatial, generator=gen, dtype=torch.float64)
     w = torch.randn((g, mult) + kernel, generator=gen, dtype=torch.float64)
     expected = getattr(F, f"conv_transpose{nd}d")(x, w, None, s, p, op, g, d)
-    if backend == "numpy":
-        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
-            x.numpy(), w.numpy(), None, s, p, op, g, d, method="col2im")))
-    else:
-        got = tconv_lib.conv_transpose(x, w, None, s, p, op, g, d, method="col2im")
+    got = run_on(backend, x, w, None, s, p, op, g, d)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
@@ -204,22 +224,10 @@ def test_col2im_planes_only_where_taps_land(case, backend: str) -> None:
     from tconv_lib._args import check_transpose
     from tconv_lib.methods import col2im
 
-    spatial, k, s, p, op, d = case
-    nd = len(spatial)
-    kernel = (k,) * nd if isinstance(k, int) else k
-    gen = torch.Generator().manual_seed(5)
-    x = torch.randn((2, 3) + spatial, generator=gen, dtype=torch.float64)
-    w = torch.randn((3, 4) + kernel, generator=gen, dtype=torch.float64)
-    b = torch.randn(4, generator=gen, dtype=torch.float64)
-    expected = getattr(F, f"conv_transpose{nd}d")(x, w, b, s, p, op, 1, d)
-    _, geo, _ = check_transpose(x, w, None, s, p, op, 1, d)
+    x, w, b, args = case_tensors(case, 2, 3, 4, 1, seed=5, bias=True)
+    _, geo, _ = check_transpose(x, w, None, *args)
     assert max(col2im.residue_step(x, geo)) > 1, "the case should skip some residues"
-    if backend == "numpy":
-        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
-            x.numpy(), w.numpy(), b.numpy(), s, p, op, 1, d, method="col2im")))
-    else:
-        got = tconv_lib.conv_transpose(x, w, b, s, p, op, 1, d, method="col2im")
-    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    check_on(backend, x, w, b, *args)
 
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
@@ -252,21 +260,10 @@ def test_col2im_batch_axis_inner_or_outer(case, backend: str, batch_inner: bool,
     from tconv_lib.methods import col2im
 
     monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 10 ** 9 if batch_inner else 0)
-    spatial, k, s, p, op, d = case
-    nd = len(spatial)
-    kernel = (k,) * nd if isinstance(k, int) else k
-    gen = torch.Generator().manual_seed(7)
-    x = torch.randn((3, 4) + spatial, generator=gen, dtype=torch.float64)
-    w = torch.randn((4, 2) + kernel, generator=gen, dtype=torch.float64)
-    expected = getattr(F, f"conv_transpose{nd}d")(x, w, None, s, p, op, 2, d)
-    _, geo, _ = check_transpose(x, w, None, s, p, op, 2, d)
+    x, w, b, args = case_tensors(case, 3, 4, 4, 2, seed=7)
+    _, geo, _ = check_transpose(x, w, None, *args)
     assert col2im.batch_inner(x, geo) == batch_inner
-    if backend == "numpy":
-        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
-            x.numpy(), w.numpy(), None, s, p, op, 2, d, method="col2im")))
-    else:
-        got = tconv_lib.conv_transpose(x, w, None, s, p, op, 2, d, method="col2im")
-    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    check_on(backend, x, w, b, *args)
 
 
 TILED = [
@@ -289,20 +286,10 @@ def test_tiled_in_chunks(case, backend: str, chunk_bytes: int, monkeypatch) -> N
 
     monkeypatch.setattr(col2im, "CHUNK_BYTES", chunk_bytes)
     n, c_in, c_out, g, spatial, k = case
-    nd = len(spatial)
-    kernel = (k,) * nd if isinstance(k, int) else k
-    gen = torch.Generator().manual_seed(8)
-    x = torch.randn((n, c_in) + spatial, generator=gen, dtype=torch.float64)
-    w = torch.randn((c_in, c_out // g) + kernel, generator=gen, dtype=torch.float64)
-    expected = getattr(F, f"conv_transpose{nd}d")(x, w, None, kernel, 0, 0, g, 1)
-    _, geo, _ = check_transpose(x, w, None, kernel, 0, 0, g, 1)
+    x, w, b, args = case_tensors((spatial, k, k, 0, 0, 1), n, c_in, c_out, g, seed=8)
+    _, geo, _ = check_transpose(x, w, None, *args)
     assert col2im.tiles_in_chunks(x, geo)
-    if backend == "numpy":
-        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
-            x.numpy(), w.numpy(), None, kernel, 0, 0, g, 1, method="col2im")))
-    else:
-        got = tconv_lib.conv_transpose(x, w, None, kernel, 0, 0, g, 1, method="col2im")
-    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    check_on(backend, x, w, b, *args)
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 5000, 1 << 30], ids=["sample", "samples", "one"])
@@ -317,10 +304,5 @@ def test_col2im_in_chunks_of_samples(shape: Shape, backend: str, chunk_bytes: in
 
     monkeypatch.setattr(col2im, "SAMPLE_CHUNK_BYTES", chunk_bytes)
     monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 0)   # chunks need batch outside
-    x, w, args, expected = problem(shape, 9)
-    if backend == "numpy":
-        got = torch.from_numpy(np.ascontiguousarray(tconv_lib.conv_transpose(
-            x.numpy(), w.numpy(), None, *args, method="col2im")))
-    else:
-        got = tconv_lib.conv_transpose(x, w, None, *args, method="col2im")
-    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    x, w, args, _ = problem(shape, 9)
+    check_on(backend, x, w, None, *args)
