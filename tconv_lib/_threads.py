@@ -6,6 +6,9 @@ into independent channel ranges and runs them on a small thread pool. NumPy rele
 inside those loops, so the ranges really do run at the same time. Torch tensors never use the
 pool: torch already parallelises each operation.
 
+Where the work splits into independent chunks that each start with a GEMM, :func:`run_tasks`
+runs whole chunks on the pool instead, with BLAS on one thread meanwhile.
+
 The thread count defaults to the CPUs this process may use. :func:`set_num_threads` plays the
 role of ``torch.set_num_threads`` (the benchmark sets both to the same value). Small problems
 stay on the calling thread, and where no thread can be started (a grading sandbox's process
@@ -84,6 +87,7 @@ def single_threaded_blas() -> Iterator[None]:
     For work split into independent chunks on this module's threads, each running its own
     GEMM: BLAS's own worker threads would otherwise fight them for the cores, and they go on
     spinning for about 0.1 s after each product, slowing the adds and copies that follow.
+    The limit is process-wide: a NumPy product on another thread meanwhile also gets one.
     """
     global _blas
     if _blas is None:
@@ -94,10 +98,11 @@ def single_threaded_blas() -> Iterator[None]:
         yield
 
 
-def run_tasks(fn: Callable[[int, int], None], count: int) -> None:
+def run_tasks(fn: Callable[[int, int], None], count: int, parallel: bool = True) -> None:
     """``fn(lo, hi)`` over ranges of ``count`` independent tasks (each with its own GEMM), one
-    range per thread, with BLAS single-threaded meanwhile; inline when one thread would do."""
-    if min(get_num_threads(), count) <= 1:
+    range per thread, with BLAS single-threaded meanwhile; ``fn(0, count)`` inline when not
+    ``parallel`` or when one thread would do."""
+    if not parallel or min(get_num_threads(), count) <= 1:
         fn(0, count)
         return
     with single_threaded_blas():

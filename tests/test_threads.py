@@ -90,3 +90,30 @@ def test_numpy_results_match_torch_with_any_thread_count(case, threads, restore_
     ref = getattr(F, f"conv_transpose{len(xs) - 2}d")(x, w, None, s, p, op, g)
     got = tconv_lib.conv_transpose(x.numpy(), w.numpy(), None, s, p, op, g)
     np.testing.assert_allclose(got, ref.numpy(), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("parallel", [True, False])
+def test_tasks_run_with_single_threaded_blas_and_restore_it(parallel, restore_threads) -> None:
+    """run_tasks: every task once; inside, NumPy's BLAS on one thread (when run on the pool);
+    afterwards, the BLAS thread count as before."""
+    from threadpoolctl import threadpool_info
+
+    def blas_threads() -> list[int]:
+        return [i["num_threads"] for i in threadpool_info() if i["user_api"] == "blas"]
+
+    _threads.set_num_threads(2)
+    before = blas_threads()
+    seen, lock, inside = [], threading.Lock(), []
+
+    def fn(lo: int, hi: int) -> None:
+        with lock:
+            seen.extend(range(lo, hi))
+            inside.append(blas_threads())
+
+    _threads.run_tasks(fn, 5, parallel=parallel)
+    assert sorted(seen) == list(range(5))
+    if parallel:
+        assert len(inside) == 2 and all(v and set(v) == {1} for v in inside), inside
+    else:
+        assert inside == [before], inside
+    assert blas_threads() == before

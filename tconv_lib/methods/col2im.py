@@ -130,7 +130,7 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
             pixel_shuffle(planes, blocks, yc[n0:n0 + samples], geo, residue_step(x, geo),
                           inner, not tasked)
 
-    (_threads.run_tasks if tasked else lambda fn, count: fn(0, count))(chunks, len(starts))
+    _threads.run_tasks(chunks, len(starts), parallel=tasked)
     return y
 
 
@@ -282,7 +282,7 @@ def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
         for start in starts[lo:hi]:
             chunk(*start)
 
-    (_threads.run_tasks if tasked else lambda fn, count: fn(0, count))(chunks, len(starts))
+    _threads.run_tasks(chunks, len(starts), parallel=tasked)
     return y
 
 
