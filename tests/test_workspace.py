@@ -15,7 +15,7 @@ import torch
 import torch.nn.functional as F
 
 import tconv_lib
-from tconv_lib import _workspace
+from tconv_lib import _threads, _workspace
 
 # (input shape, weight shape, stride, padding, output_padding): the per-sample and the
 # channel-major GEMM, the k == s copy, the large-stride permuted copy (one where a reshape of
@@ -107,7 +107,10 @@ def test_buffers_above_the_cap_are_not_kept(monkeypatch) -> None:
 
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
-def test_cached_bytes_counts_the_kept_buffers_and_clear_frees_them(backend: str) -> None:
+def test_cached_bytes_counts_the_kept_buffers_and_clear_frees_them(backend: str,
+                                                                   monkeypatch) -> None:
+    # one thread: NumPy chunks would otherwise run as tasks with workspaces of their own
+    monkeypatch.setattr(_threads, "_count", 1)
     _workspace.clear()
     assert _workspace.cached_bytes() == 0
     x, w, args, _ = _problem(CASES[0], 6)            # (3, 4, 16, 16) * (4, 5, 4, 4), stride 2

@@ -109,10 +109,12 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     out = output_shape(spatial, geo)
     y = backend.empty_cpu(xp, x, (n, g * c_out_g) + out)
     inner = batch_inner(x, geo)
-    # Cache blocking: whole samples at a time, about SAMPLE_CHUNK_BYTES of columns each, so the
-    # block adds and the shuffle read what the GEMM has just written while it is still cached.
+    # Cache blocking: whole samples at a time, at least SAMPLE_CHUNK_BYTES of columns each
+    # (equal chunks), so the block adds and the shuffle read what the GEMM has just written
+    # while it is still cached.
     per_sample = g * c_out_g * math.prod(geo.kernel) * math.prod(spatial) * x.dtype.itemsize
-    samples = n if inner or backend.on_gpu(x) else max(1, SAMPLE_CHUNK_BYTES // per_sample)
+    n_chunks = 1 if inner or backend.on_gpu(x) else max(1, per_sample * n // SAMPLE_CHUNK_BYTES)
+    samples = -(-n // n_chunks)
     threads = _threads.get_num_threads()
     # NumPy: at least one task per thread, by samples or else (one group) by output channels
     c_split = (min(threads, c_out_g) if not backend.is_torch(x) and g == 1
@@ -214,10 +216,11 @@ def uses_permuted_copy(x: Any, geo: Geometry) -> bool:
 
 # Bytes of columns per chunk in tiled_in_chunks: about what the two cores' L2 caches hold.
 CHUNK_BYTES = 4 << 20
-# Bytes of columns per chunk of whole samples where taps overlap. Larger than CHUNK_BYTES: each
-# chunk is one more GEMM, and smaller products lose more than the cache saves (measured on
-# the suite: a 1-D k16 s8 layer 53 -> 45 ms with 16 MB chunks, 48 ms with 4 MB ones).
-SAMPLE_CHUNK_BYTES = 16 << 20
+# Least bytes of columns per chunk of whole samples where taps overlap. Larger than CHUNK_BYTES:
+# each chunk is one more round of GEMM, adds and copies, and smaller ones lose more than the
+# cache saves (interleaved A/B on the suite, 2 cores: a 1-D k16 s8 layer 53 -> 45 ms in two
+# chunks; 4 and 16 MB chunks were slower on the dilated and DCGAN layers).
+SAMPLE_CHUNK_BYTES = 32 << 20
 
 
 def tiles_in_chunks(x: Any, geo: Geometry) -> bool:
