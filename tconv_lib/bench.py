@@ -271,13 +271,18 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int,
                      settle: float = 0.0) -> dict[str, list[float]]:
     """Run every candidate once per round, ``warmup`` untimed rounds then ``reps`` timed.
 
+    The order rotates from round to round, so no candidate always runs right after the same
+    one (whose caches, threads and allocator state it would inherit).
+
     ``settle`` seconds (untimed, see :func:`settle_for`) go before each call: OpenBLAS's
     worker threads spin for about 0.1 s after a NumPy product, and the next torch call shares
     the cores with them (a DCGAN layer measured 2.5x slower right after a NumPy matmul).
     """
     times: dict[str, list[float]] = {k: [] for k in fns}
+    order = list(fns.items())
     for rnd in range(warmup + reps):
-        for name, fn in fns.items():
+        shift = rnd % len(order)
+        for name, fn in order[shift:] + order[:shift]:
             if settle:
                 settle_for(settle)
             sync()
