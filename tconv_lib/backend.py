@@ -139,7 +139,8 @@ def empty_cpu(xp: Any, like: Any, shape: tuple[int, ...],
     (``/sys/kernel/mm/transparent_hugepage/enabled`` set to ``always`` or ``madvise``), plain
     pages elsewhere. PyTorch's own allocator does the same only when
     ``THP_MEM_ALLOC_ENABLE=1`` is set. The array owns its mapping; it is unmapped when the
-    array is freed.
+    array is freed. Like any tensor over memory torch did not allocate, such a tensor cannot be
+    resized in place (``resize_``); everything else about it is an ordinary array.
     """
     size = math.prod(shape)
     device = array_api_compat.device(like)
