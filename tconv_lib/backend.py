@@ -124,34 +124,44 @@ def crop_or_pad(x: Any, lo: tuple[int, ...], size: tuple[int, ...]) -> Any:
 
 
 # glibc hands allocations above its largest mmap threshold (32 MiB on 64-bit) straight to the
-# kernel, so every such array is faulted in page by page on first write: ~16 ms for 64 MiB of
+# kernel, so every such array is faulted in page by page on first write: ~17 ms for 64 MiB of
 # 4 KiB pages on a 2-core VM, against ~6 ms on 2 MiB pages. Smaller blocks are recycled by the
 # allocator (no faults), and fresh huge pages would only cost more there.
 HUGE_PAGE_MIN_BYTES = 32 << 20
+_HUGE_PAGE = 2 << 20
+_libc: Any = None
 
 
 def empty_cpu(xp: Any, like: Any, shape: tuple[int, ...],
               huge_from: int = HUGE_PAGE_MIN_BYTES) -> Any:
     """A fresh uninitialised array of ``like``'s kind, dtype and device.
 
-    A CPU array of at least ``huge_from`` bytes is mapped with ``madvise(MADV_HUGEPAGE)``:
-    transparent huge pages where the kernel offers them
-    (``/sys/kernel/mm/transparent_hugepage/enabled`` set to ``always`` or ``madvise``), plain
-    pages elsewhere. PyTorch's own allocator does the same only when
-    ``THP_MEM_ALLOC_ENABLE=1`` is set. The array owns its mapping; it is unmapped when the
-    array is freed. Like any tensor over memory torch did not allocate, such a tensor cannot be
-    resized in place (``resize_``); everything else about it is an ordinary array.
+    A torch CPU tensor of at least ``huge_from`` bytes is advised to use transparent huge
+    pages (``madvise(MADV_HUGEPAGE)`` on its 2 MiB-aligned interior, before anything touches
+    it), where the kernel offers them (``/sys/kernel/mm/transparent_hugepage/enabled`` set to
+    ``always`` or ``madvise``). PyTorch's own allocator does that only when
+    ``THP_MEM_ALLOC_ENABLE=1`` is set; NumPy does it for its large arrays already. The tensor
+    stays an ordinary one, owned and freed by PyTorch.
     """
-    size = math.prod(shape)
-    device = array_api_compat.device(like)
-    if (on_gpu(like) or size * like.dtype.itemsize < huge_from
-            or not hasattr(mmap, "MADV_HUGEPAGE")):
-        return xp.empty(shape, dtype=like.dtype, device=device)
-    region = mmap.mmap(-1, size * like.dtype.itemsize,
-                       flags=mmap.MAP_PRIVATE | mmap.MAP_ANONYMOUS)
-    region.madvise(mmap.MADV_HUGEPAGE)
-    if is_torch(like):
-        import torch
+    array = xp.empty(shape, dtype=like.dtype, device=array_api_compat.device(like))
+    nbytes = math.prod(shape) * like.dtype.itemsize
+    if is_torch(array) and not on_gpu(array) and nbytes >= huge_from:
+        _advise_huge_pages(array.data_ptr(), nbytes)
+    return array
 
-        return torch.frombuffer(region, dtype=like.dtype, count=size).reshape(shape)
-    return np.frombuffer(region, dtype=like.dtype, count=size).reshape(shape)
+
+def _advise_huge_pages(address: int, nbytes: int) -> None:
+    """``madvise(MADV_HUGEPAGE)`` over the whole 2 MiB pages inside ``[address, +nbytes)``;
+    silently nothing where the call or the constant does not exist."""
+    global _libc
+    advice = getattr(mmap, "MADV_HUGEPAGE", None)
+    start = -(-address // _HUGE_PAGE) * _HUGE_PAGE
+    end = (address + nbytes) // _HUGE_PAGE * _HUGE_PAGE
+    if advice is None or end <= start:
+        return
+    if _libc is None:
+        import ctypes
+
+        _libc = ctypes.CDLL(None, use_errno=True)
+        _libc.madvise.argtypes = [ctypes.c_void_p, ctypes.c_size_t, ctypes.c_int]
+    _libc.madvise(start, end - start, advice)   # a failure only leaves 4 KiB pages

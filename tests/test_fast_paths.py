@@ -232,12 +232,15 @@ def test_col2im_planes_only_where_taps_land(case, backend: str) -> None:
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
 def test_huge_page_outputs_are_fresh_and_right(backend: str, monkeypatch) -> None:
-    """Outputs past backend.HUGE_PAGE_MIN_BYTES come from their own huge-page mapping: right
-    values, a fresh array each call (never the workspace), writable, and freed with it."""
+    """Outputs past backend.HUGE_PAGE_MIN_BYTES: torch tensors are advised onto huge pages
+    (NumPy advises its own large arrays), and stay ordinary arrays: right values, fresh each
+    call (never the workspace), writable, resizable."""
     from tconv_lib import backend as be
 
+    advised: list[tuple[int, int]] = []
     monkeypatch.setattr(be, "HUGE_PAGE_MIN_BYTES", 1)
     monkeypatch.setattr(be.empty_cpu, "__defaults__", (1,))
+    monkeypatch.setattr(be, "_advise_huge_pages", lambda a, n: advised.append((a, n)))
     x, w, args, expected = problem(replace(small(SUITE[4]), spatial=(9, 7)), 6)
     if backend == "numpy":
         x, w = x.numpy(), w.numpy()
@@ -245,8 +248,33 @@ def test_huge_page_outputs_are_fresh_and_right(backend: str, monkeypatch) -> Non
     second = tconv_lib.conv_transpose(x, w, None, *args)
     got = torch.as_tensor(np.asarray(first)) if backend == "numpy" else first
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    if backend == "torch":
+        assert (first.data_ptr(), first.numel() * 8) in advised, advised
+    else:
+        assert not advised, advised
     first[...] = 0                                   # writable, and shares nothing with ...
     assert float(abs(second).sum()) > 0              # ... the next call's result
+    if backend == "torch":
+        first.resize_(3)                             # an ordinary, resizable tensor
+
+
+def test_huge_page_advice_covers_whole_pages_inside_the_array(monkeypatch) -> None:
+    from tconv_lib import backend as be
+
+    calls = []
+
+    class FakeLibc:
+        def madvise(self, start: int, length: int, advice: int) -> int:
+            calls.append((start, length, advice))
+            return 0
+
+    monkeypatch.setattr(be, "_libc", FakeLibc())
+    mib = 1 << 20
+    be._advise_huge_pages(5 * mib + 64, 7 * mib)          # [5 MiB + 64, 12 MiB + 64)
+    be._advise_huge_pages(3 * mib, mib)                   # no whole 2 MiB page inside
+    assert [c[:2] for c in calls] == [(6 * mib, 6 * mib)], calls
+    be._advise_huge_pages(4 * mib, 4 * mib)               # exactly [4, 8) MiB
+    assert calls[-1][:2] == (4 * mib, 4 * mib)
 
 
 @pytest.mark.parametrize("batch_inner", [False, True], ids=["batch-outer", "batch-inner"])
