@@ -21,7 +21,10 @@ im2col convolution), and it is tconv_lib's fast path on the CPU:
   of phase planes instead.
 
 The column buffer holds :math:`\prod k \cdot C_{out} \cdot N \prod i` values; it and the phase
-planes live in a workspace reused across calls (:mod:`tconv_lib._workspace`).
+planes live in a workspace reused across calls (:mod:`tconv_lib._workspace`). On the CPU the
+work runs in chunks (whole samples; input rows when ``k == s``) so that each pass reads what
+the one before has just left in cache, and for NumPy arrays the chunks run on a small thread
+pool (:func:`tconv_lib._threads.run_tasks`).
 """
 
 from __future__ import annotations
