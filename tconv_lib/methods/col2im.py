@@ -43,6 +43,13 @@ from ._canvas import output_shape, phase_window, spatial_of
 _MIN_POSITIONS_PER_SAMPLE_GEMM = 256
 
 
+def weight_matrix(weight: Any, groups: int) -> Any:
+    """The weight as ``W^T`` per group: a ``(g, C_out/g * K, C_in/g)`` view, tap fastest."""
+    xp = backend.namespace(weight)
+    c_in = int(weight.shape[0])
+    return xp.permute_dims(xp.reshape(weight, (groups, c_in // groups, -1)), (0, 2, 1))
+
+
 def all_taps_gemm(x: Any, weight: Any, groups: int, batch_inner: bool = False) -> Any:
     """``cols[g, c_out, tap, n, p] = sum_ci w[g, ci, c_out, tap] x[n, g, ci, p]`` as one GEMM.
 
@@ -54,7 +61,7 @@ def all_taps_gemm(x: Any, weight: Any, groups: int, batch_inner: bool = False) -
     c_in, c_out_g = int(weight.shape[0]), int(weight.shape[1])
     positions = math.prod(spatial_of(x))
     k_total = math.prod(int(k) for k in weight.shape[2:])
-    w_t = xp.permute_dims(xp.reshape(weight, (g, c_in // g, c_out_g * k_total)), (0, 2, 1))
+    w_t = weight_matrix(weight, g)
     if batch_inner:
         x_pm = xp.reshape(xp.permute_dims(backend.group_view(x, g), (1, 2, 3, 0)),
                           (g, c_in // g, positions * n))
@@ -128,12 +135,13 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     starts = [(n0, c_out_g * j // c_split, c_out_g * (j + 1) // c_split)
               for n0 in range(0, n, samples) for j in range(c_split)]
 
+    step = residue_step(x, geo)
+
     def chunks(lo: int, hi: int) -> None:
         for n0, c0, c1 in starts[lo:hi]:
             w, yc = (weight, y) if c_split == 1 else (weight[:, c0:c1], y[:, c0:c1])
             planes = phase_planes(x[n0:n0 + samples], w, geo, blocks, inner, not tasked)
-            pixel_shuffle(planes, blocks, yc[n0:n0 + samples], geo, residue_step(x, geo),
-                          inner, not tasked)
+            pixel_shuffle(planes, blocks, yc[n0:n0 + samples], geo, step, inner, not tasked)
 
     _threads.run_tasks(chunks, len(starts), parallel=tasked)
     return y
@@ -245,7 +253,7 @@ def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
     n, g, nd = int(x.shape[0]), geo.groups, geo.ndim
     c_in, c_out_g = int(weight.shape[0]), int(weight.shape[1])
     spatial, k_total = spatial_of(x), math.prod(geo.kernel)
-    w_t = xp.permute_dims(xp.reshape(weight, (g, c_in // g, c_out_g * k_total)), (0, 2, 1))
+    w_t = weight_matrix(weight, g)
     y = backend.empty_cpu(xp, x, (n, g * c_out_g) + output_shape(spatial, geo))
     y_split = xp.reshape(y, (n, g * c_out_g) + tuple(
         v for i, s in zip(spatial, geo.stride, strict=True) for v in (i, s)))
@@ -309,10 +317,8 @@ def fold(x: Any, weight: Any, geo: Geometry, out: tuple[int, ...]) -> Any:
     import torch
 
     n, g = int(x.shape[0]), geo.groups
-    c_in, c_out_g = int(weight.shape[0]), int(weight.shape[1])
-    k_total = math.prod(geo.kernel)
-    w_t = weight.reshape(g, c_in // g, c_out_g * k_total).transpose(1, 2)
-    cols = torch.matmul(w_t, backend.group_view(x, g))          # (N, g, C_out/g * K, P)
+    c_out_g, k_total = int(weight.shape[1]), math.prod(geo.kernel)
+    cols = torch.matmul(weight_matrix(weight, g), backend.group_view(x, g))  # (N, g, C_out/g*K, P)
     pad1 = (lambda v: (1, *v)) if geo.ndim == 1 else (lambda v: v)   # 1-D as a 1 x L image
     y = torch.nn.functional.fold(
         cols.reshape(n, g * c_out_g * k_total, -1), pad1(out), pad1(geo.kernel),
@@ -360,7 +366,7 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], y: Any, geo: Geometry,
         residues = list(itertools.product(*(range(s) for s in geo.stride)))
         windows = [(r, w) for r in residues if not any(a % k for a, k in zip(r, step, strict=True))
                    and (w := phase_window(r, blocks, out, geo)) is not None]
-        no_taps = len(windows) < len(residues)  # residues no tap lands on: zeros
+        no_taps = max(step) > 1                 # some residues receive no tap: zeros
 
         def copy(lo: int, hi: int) -> None:
             if no_taps:                           # one contiguous pass, not one strided per phase
