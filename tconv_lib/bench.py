@@ -54,7 +54,7 @@ from typing import Any
 
 import numpy as np
 
-from . import conv_transpose
+from . import _autotune, conv_transpose
 from .methods import IMPLEMENTATIONS
 
 ALL_METHODS: tuple[str, ...] = ("auto",) + tuple(IMPLEMENTATIONS)
@@ -268,7 +268,8 @@ def _sync_for(device: str) -> Callable[[], None]:
 
 def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int,
                      sync: Callable[[], None], progress: Any = None,
-                     settle: float = 0.0) -> dict[str, list[float]]:
+                     settle: float = 0.0,
+                     calls: dict[str, int] | None = None) -> dict[str, list[float]]:
     """Run every candidate once per round, ``warmup`` untimed rounds then ``reps`` timed.
 
     The order rotates from round to round, so no candidate always runs right after the same
@@ -277,23 +278,51 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int,
     ``settle`` seconds (untimed, see :func:`settle_for`) go before each call: OpenBLAS's
     worker threads spin for about 0.1 s after a NumPy product, and the next torch call shares
     the cores with them (a DCGAN layer measured 2.5x slower right after a NumPy matmul).
+
+    ``calls[name]`` back-to-back calls make one timed sample, divided by their number (on a
+    GPU, see :func:`calls_per_sample`: one synchronised call would time the launch and the
+    synchronisation as much as the kernels).
     """
     times: dict[str, list[float]] = {k: [] for k in fns}
     order = list(fns.items())
     for rnd in range(warmup + reps):
         shift = rnd % len(order)
         for name, fn in order[shift:] + order[:shift]:
+            k = calls.get(name, 1) if calls else 1
             if settle:
                 settle_for(settle)
             sync()
             t0 = time.perf_counter()
-            fn()
+            for _ in range(k):
+                fn()
             sync()
             if rnd >= warmup:
-                times[name].append(time.perf_counter() - t0)
+                times[name].append((time.perf_counter() - t0) / k)
         if progress is not None:
             progress.update(1)
     return times
+
+
+# One timed sample on a GPU lasts at least this long (see calls_per_sample).
+GPU_SAMPLE_S = 5e-3
+
+
+def calls_per_sample(fn: Callable[[], Any], sync: Callable[[], None],
+                     target: float = GPU_SAMPLE_S, most: int = 1000) -> int:
+    """How many back-to-back calls of ``fn`` fill ``target`` seconds (at least one).
+
+    GPU kernels run asynchronously: timing single calls between synchronisations adds the
+    launch and synchronisation latency (tens of microseconds) to kernels that take about as
+    long. Back-to-back calls measure what a network's layers see, the throughput, with the
+    Python overhead of each call included whenever it outlasts the kernels.
+    """
+    fn()
+    sync()
+    t0 = time.perf_counter()
+    fn()
+    sync()
+    one = max(time.perf_counter() - t0, 1e-7)
+    return max(1, min(most, math.ceil(target / one)))
 
 
 def settle_for(seconds: float) -> None:
@@ -442,11 +471,20 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
                                    f"{args.max_mem_gb}); --no-skip runs it")
             continue
         fns[m] = call_method(problem, m)
+    tuned = set(_autotune.measured())
     for m in [m for m in methods if m in fns]:
-        out = fns[m]()
+        out = fns[m]()          # on a GPU, the first call of auto / col2im times its routes
         entry["methods"][m] = {"max_rel_error": check_close(out, ref_out)}
         del out
-    times = time_interleaved(fns, args.reps, args.warmup, sync, progress, args.settle)
+    if args.device.startswith("cuda"):
+        # seconds per call of each col2im GPU route, timed by auto's first call
+        new = [v for k, v in _autotune.measured().items() if k not in tuned]
+        entry["autotune_routes_s"] = new[0] if new else {}
+        calls = {k: calls_per_sample(fn, sync) for k, fn in fns.items()}
+        entry["calls_per_sample"] = calls
+    else:
+        calls = None
+    times = time_interleaved(fns, args.reps, args.warmup, sync, progress, args.settle, calls)
     med = {k: statistics.median(v) for k, v in times.items()}
     entry["torch"] = {"median_s": med["torch"], "times_s": times["torch"],
                       "gflops": shape.useful_flops / med["torch"] / 1e9}

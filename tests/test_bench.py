@@ -113,3 +113,18 @@ def test_numpy_backend_settles_by_default(monkeypatch, tmp_path: Path) -> None:
             bench.main(["--backend", backend, "--shapes", "dcgan-4to8", "--no-progress",
                         "--out", str(tmp_path / "x.json")])
         assert seen.pop("settle") == expected, backend
+
+
+def test_gpu_samples_are_runs_of_back_to_back_calls() -> None:
+    """``calls`` back-to-back calls per timed sample, every round, for every candidate."""
+    from tconv_lib import bench
+
+    counts = {"a": 0, "b": 0}
+    fns = {k: (lambda k=k: counts.__setitem__(k, counts[k] + 1)) for k in counts}
+    times = bench.time_interleaved(fns, reps=3, warmup=2, sync=lambda: None,
+                                   calls={"a": 4, "b": 1})
+    assert counts == {"a": (3 + 2) * 4, "b": 3 + 2}
+    assert {k: len(v) for k, v in times.items()} == {"a": 3, "b": 3}
+    # an instant call is capped, a call longer than the target runs once
+    assert bench.calls_per_sample(lambda: None, lambda: None, target=1.0, most=7) == 7
+    assert bench.calls_per_sample(lambda: None, lambda: None, target=0.0) == 1

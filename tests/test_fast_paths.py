@@ -149,15 +149,15 @@ def test_gpu_path_without_fold_when_output_padding_reaches_the_stride(monkeypatc
     ``fold`` cannot express: the GPU path must fall back to the block adds."""
     from tconv_lib import backend
     from tconv_lib._args import check_transpose
-    from tconv_lib.methods import col2im
+    from tconv_lib.methods import col2im_gpu
 
     monkeypatch.setattr(backend, "on_gpu", backend.is_torch)
     gen = torch.Generator().manual_seed(5)
     x = torch.randn((2, 3, 5, 4), generator=gen, dtype=torch.float64)
     w = torch.randn((3, 2, 3, 2), generator=gen, dtype=torch.float64)
     args = ((1, 2), (1, 0), (1, 1), 1, (2, 3))          # op 1 >= stride 1 on the first axis
-    assert not col2im.use_fold(x, check_transpose(x, w, None, *args)[1])
-    assert col2im.use_fold(x, check_transpose(x, w, None, 2, 1, 1, 1, 2)[1])
+    assert not col2im_gpu.fold_applies(check_transpose(x, w, None, *args)[1])
+    assert col2im_gpu.fold_applies(check_transpose(x, w, None, 2, 1, 1, 1, 2)[1])
     torch.testing.assert_close(tconv_lib.conv_transpose(x, w, None, *args),
                                F.conv_transpose2d(x, w, None, *args), rtol=1e-10, atol=1e-10)
 
@@ -169,9 +169,11 @@ TORCH_BRANCHES = {
     "matrix: torch.sparse, not scipy.sparse": (
         (2, 4, 5, 4), (4, 3, 3, 2), (2, 1, 1, 2, 1), "matrix", False, (torch.sparse, "mm")),
     "col2im 2-D: fold (GPU), not block adds": (
-        (2, 3, 5, 6), (3, 2, 3, 3), ((2, 1), 1, (1, 0), 1, 1), "col2im", True, ("fold", None)),
+        (2, 3, 5, 6), (3, 2, 3, 3), ((2, 1), 1, (1, 0), 1, 1), "col2im", True,
+        ("col2im_gpu", "fold")),
     "col2im 1-D: fold (GPU), not block adds": (
-        (2, 3, 7), (3, 2, 4), (3, 1, 2, 1, 1), "col2im", True, ("fold", None)),
+        (2, 3, 7), (3, 2, 4), (3, 1, 2, 1, 1), "col2im", True,
+        ("col2im_gpu", "fold")),
     "depthwise: addcmul_, not a product into scratch": (
         (2, 4, 5, 5), (4, 2, 3, 3), (2, 1, 1, 4, 1), "col2im", False,
         (torch.Tensor, "addcmul_")),
@@ -183,14 +185,14 @@ TORCH_BRANCHES = {
 @pytest.mark.parametrize("case", TORCH_BRANCHES.values(), ids=TORCH_BRANCHES.keys())
 def test_torch_only_branches_agree_with_numpy(case, monkeypatch) -> None:
     from tconv_lib import backend
-    from tconv_lib.methods import col2im
+    from tconv_lib.methods import col2im_gpu
 
     xs, ws, args, method, pretend_gpu, spied = case
     if pretend_gpu:
         monkeypatch.setattr(backend, "on_gpu", backend.is_torch)     # NumPy is never "on GPU"
     calls = []
     if spied is not None:
-        owner, name = (col2im, spied[0]) if spied[1] is None else spied
+        owner, name = (col2im_gpu, spied[1]) if spied[0] == "col2im_gpu" else spied
         real = getattr(owner, name)
         monkeypatch.setattr(owner, name, lambda *a, **k: calls.append(name) or real(*a, **k))
     gen = torch.Generator().manual_seed(7)

@@ -71,3 +71,36 @@ def test_numpy_and_cuda_never_mix() -> None:
 
     with pytest.raises(TypeError, match="NumPy array"):
         tconv_lib.conv_transpose(torch.zeros(1, 1, 3, device="cuda"), np.zeros((1, 1, 2)))
+
+
+def test_cuda_every_col2im_route_matches_cudnn_float64() -> None:
+    """Each GPU route (the Triton kernel too) on every case of tests/test_gpu_routes.py."""
+    from test_gpu_routes import CASES, problem
+
+    from tconv_lib.methods import col2im_gpu
+
+    checked = set()
+    for name, case in CASES.items():
+        x, w, geo, expected = problem(case, torch.float64, "cuda")
+        for route, fn in col2im_gpu.routes(x, w, geo).items():
+            torch.testing.assert_close(fn(x, w, geo), expected, rtol=1e-10, atol=1e-10,
+                                       msg=lambda m, r=route, n=name: f"{r} on {n}: {m}")
+            checked.add(route)
+    assert {"fold", "fold_channel_major", "shuffle", "planes", "taps", "depthwise_fold",
+            "triton"} <= checked
+
+
+def test_cuda_autotune_times_once_and_reuses() -> None:
+    from tconv_lib import _autotune
+
+    _autotune.set_enabled(True)
+    x = torch.randn(4, 16, 12, 12, device="cuda")
+    w = torch.randn(16, 8, 4, 4, device="cuda")
+    first = tconv_lib.conv_transpose(x, w, stride=2, padding=1)
+    timed = _autotune.measured()
+    assert len(timed) == 1 and len(next(iter(timed.values()))) >= 3, timed
+    again = tconv_lib.conv_transpose(x, w, stride=2, padding=1)
+    assert _autotune.measured() == timed, "a known problem was timed again"
+    torch.testing.assert_close(first, again)
+    expected = F.conv_transpose2d(x.double(), w.double(), stride=2, padding=1)
+    torch.testing.assert_close(first.double(), expected, rtol=1e-4, atol=1e-4)

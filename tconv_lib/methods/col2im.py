@@ -100,20 +100,37 @@ def tiles_output_once(geo: Geometry) -> bool:
 
 
 def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
+    if backend.on_gpu(x):     # other routes, chosen per problem by timing (col2im_gpu)
+        from . import col2im_gpu
+
+        return col2im_gpu.conv_transpose(x, weight, geo)
+    if int(weight.shape[0]) == geo.groups:          # depthwise: the GEMM is an outer product
+        return depthwise(x, weight, geo)
+    if tiles_in_chunks(x, geo):
+        return tiled_in_chunks(x, weight, geo)
+    return planes(x, weight, geo)
+
+
+def phase_blocks(x: Any, geo: Geometry) -> tuple[int, ...]:
+    """Rows of each phase plane per axis: canvas position ``q*s + r`` lives at plane ``r``,
+    row ``q``, so every block of taps adds whole contiguous rows."""
+    return tuple(i - 1 + -(-(d * (k - 1) + 1 + op) // s) for i, k, s, d, op in zip(
+        spatial_of(x), geo.kernel, geo.stride, geo.dilation, geo.output_padding, strict=True))
+
+
+def depthwise(x: Any, weight: Any, geo: Geometry) -> Any:
+    """One input channel per group: :mod:`._depthwise`'s multiply-add per tap."""
+    return _depthwise.conv_transpose(x, weight, geo, phase_blocks(x, geo),
+                                     output_shape(spatial_of(x), geo))
+
+
+def planes(x: Any, weight: Any, geo: Geometry) -> Any:
+    """The general case: GEMM, block adds into phase planes, one pixel-shuffle copy; in
+    chunks of whole samples on the CPU."""
     xp = backend.namespace(x, weight)
     n, g, c_out_g = int(x.shape[0]), geo.groups, int(weight.shape[1])
     spatial = spatial_of(x)
-    # Phase planes: canvas position q*s + r of each axis lives at plane r, row q. Every block of
-    # taps then adds whole contiguous rows; one pixel-shuffle copy interleaves the planes at
-    # the end.
-    blocks = tuple(i - 1 + -(-(d * (k - 1) + 1 + op) // s) for i, k, s, d, op in zip(
-        spatial, geo.kernel, geo.stride, geo.dilation, geo.output_padding, strict=True))
-    if int(weight.shape[0]) == g:                   # depthwise: the GEMM is an outer product
-        return _depthwise.conv_transpose(x, weight, geo, blocks, output_shape(spatial, geo))
-    if use_fold(x, geo):        # torch on a GPU only; the same sums as the block adds below
-        return fold(x, weight, geo, output_shape(spatial, geo))
-    if tiles_in_chunks(x, geo):
-        return tiled_in_chunks(x, weight, geo)
+    blocks = phase_blocks(x, geo)
     # (g, C_out/g) merged into one channel axis: every pass below is independent per channel,
     # so NumPy can run channel ranges on several threads (torch threads each operation itself)
     out = output_shape(spatial, geo)
@@ -298,33 +315,6 @@ def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
 
     _threads.run_tasks(chunks, len(starts), parallel=tasked)
     return y
-
-
-def use_fold(x: Any, geo: Geometry) -> bool:
-    """On a GPU, 1-D and 2-D problems hand the scatter-add to torch's col2im kernel (``fold``).
-
-    There, each extra kernel launch costs about as much as the arithmetic of a whole layer, and
-    the block adds and phase copies above are ~10 launches. ``fold`` needs one block per input
-    position, i.e. ``output_padding < stride`` (always true unless ``dilation > stride``).
-    """
-    return (backend.on_gpu(x) and geo.ndim <= 2
-            and all(op < s for op, s in zip(geo.output_padding, geo.stride, strict=True)))
-
-
-def fold(x: Any, weight: Any, geo: Geometry, out: tuple[int, ...]) -> Any:
-    """GEMM, then ``torch.nn.functional.fold`` sums each column into its ``k``-window of the
-    canvas at stride ``s`` and crops ``padding``: exactly the col2im step, in one kernel."""
-    import torch
-
-    n, g = int(x.shape[0]), geo.groups
-    c_out_g, k_total = int(weight.shape[1]), math.prod(geo.kernel)
-    cols = torch.matmul(weight_matrix(weight, g), backend.group_view(x, g))  # (N, g, C_out/g*K, P)
-    pad1 = (lambda v: (1, *v)) if geo.ndim == 1 else (lambda v: v)   # 1-D as a 1 x L image
-    y = torch.nn.functional.fold(
-        cols.reshape(n, g * c_out_g * k_total, -1), pad1(out), pad1(geo.kernel),
-        dilation=pad1(geo.dilation), padding=(0, *geo.padding) if geo.ndim == 1 else geo.padding,
-        stride=pad1(geo.stride))
-    return y.reshape((n, g * c_out_g) + out)
 
 
 # For small strides, one strided copy per phase plane (contiguous reads, writes s apart) beats
