@@ -76,6 +76,8 @@ def _require(cond: bool, msg: str) -> None:
 
 
 def _check_arrays(input: Any, weight: Any, bias: Any) -> None:
+    if backend.plainly_compatible(input, weight, bias):
+        return
     backend.check_same_kind(input=input, weight=weight, bias=bias)
     backend.check_float_dtypes(input=input, weight=weight, bias=bias)
 

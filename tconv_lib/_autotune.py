@@ -49,6 +49,11 @@ def clear() -> None:
     _measured.clear()
 
 
+def known(key: Hashable) -> str | None:
+    """The route already chosen for ``key``, or ``None``."""
+    return _chosen.get(key)
+
+
 def measured() -> dict[Hashable, dict[str, float]]:
     """``{key: {route: seconds per call}}`` for every problem timed so far."""
     return {k: dict(v) for k, v in _measured.items()}
@@ -65,10 +70,13 @@ def choose(key: Hashable, routes: dict[str, Callable[[], Any]],
     if not routes:
         raise ValueError("choose needs at least one route, got routes={}")
     default = next(iter(routes))
-    if not _enabled or len(routes) == 1:
+    if not _enabled:
         return default
     if key in _chosen:
         return _chosen[key]
+    if len(routes) == 1:
+        _chosen[key] = default
+        return default
     reference = routes[default]()
     if not agrees(reference, reference):      # NaN or inf in the data: nothing to compare with
         return default

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import math
 import mmap
+import sys
 from typing import Any
 
 import array_api_compat
@@ -56,6 +57,30 @@ def check_same_kind(**arrays: Any) -> None:
 
 def dtype_name(x: Any) -> str:
     return str(x.dtype).removeprefix("torch.")
+
+
+def plainly_compatible(*arrays: Any) -> bool:
+    """The common good case, recognised fast: arrays (``None`` skipped) of exactly one type,
+    ``numpy.ndarray`` or ``torch.Tensor``, one device and one allowed floating dtype.
+
+    When it says ``False`` the full checks (:func:`check_same_kind`,
+    :func:`check_float_dtypes`) run and raise their messages; it never accepts what they
+    would refuse. On a GPU, where a layer's kernels can take less time than its Python, the
+    full checks alone cost about as much as launching them.
+    """
+    first = arrays[0]
+    kind = type(first)
+    torch = sys.modules.get("torch")
+    if kind is not np.ndarray and (torch is None or kind is not torch.Tensor):
+        return False
+    dtype = first.dtype
+    if any(a is not None and (type(a) is not kind or a.dtype != dtype) for a in arrays):
+        return False
+    if kind is np.ndarray:
+        return str(dtype) in _NUMPY_FLOATS
+    device = first.device
+    return dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) and all(
+        a is None or a.device == device for a in arrays)
 
 
 def check_float_dtypes(**arrays: Any) -> None:

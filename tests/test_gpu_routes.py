@@ -58,8 +58,14 @@ def problem(case, dtype=torch.float64, device="cpu"):
     return x, w, geo, expected
 
 
+try:
+    import triton  # noqa: F401
+    HAVE_TRITON = True
+except ImportError:
+    HAVE_TRITON = False
+
 ROUTE_CASES = [(name, route) for name, case in CASES.items()
-               for route in col2im_gpu.routes(*problem(case)[:3])]
+               for route in col2im_gpu.routes(*problem(case)[:3], triton=HAVE_TRITON)]
 
 
 @pytest.mark.parametrize(("case", "route"), ROUTE_CASES, ids=[f"{c}-{r}" for c, r in ROUTE_CASES])
@@ -68,7 +74,7 @@ def test_every_route_matches_pytorch_float64(case: str, route: str, monkeypatch)
 
     monkeypatch.setattr(backend, "on_gpu", backend.is_torch)    # the GPU's branches, on CPU
     x, w, geo, expected = problem(CASES[case])
-    got = col2im_gpu.routes(x, w, geo)[route](x, w, geo)
+    got = col2im_gpu.route(route)(x, w, geo)
     assert got.shape == expected.shape, (
         f"route {route!r}: expected shape {tuple(expected.shape)}, got {tuple(got.shape)}")
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10,
@@ -77,8 +83,8 @@ def test_every_route_matches_pytorch_float64(case: str, route: str, monkeypatch)
 
 
 def test_routes_offered_follow_the_geometry() -> None:
-    def names(case: str) -> list[str]:
-        return list(col2im_gpu.routes(*problem(CASES[case])[:3]))
+    def names(case: str, triton: bool = False) -> list[str]:
+        return list(col2im_gpu.routes(*problem(CASES[case])[:3], triton=triton))
 
     assert names("2-D k4 s2 p1") == ["fold", "fold_channel_major", "planes"]
     assert names("2-D k3 s2 p1 op1, one sample") == ["fold", "planes"]   # N == 1: no copy
@@ -86,9 +92,21 @@ def test_routes_offered_follow_the_geometry() -> None:
     assert names("2-D k == s, padded") == ["fold", "fold_channel_major", "shuffle", "planes"]
     assert names("3-D k == s") == ["shuffle", "planes"]
     assert names("3-D general") == ["planes"]
-    # the Triton kernel is offered only for CUDA tensors
     assert names("depthwise 2-D") == ["taps", "depthwise_fold"]
     assert names("depthwise 3-D") == ["taps"]
+    triton_cols = ["triton_cols", "triton_cols_channel_major"]
+    assert names("2-D k4 s2 p1", True) == ["fold", "fold_channel_major", *triton_cols,
+                                           "triton_cols_transposed", "planes"]
+    assert names("2-D mixed axes, groups", True) == ["fold", "fold_channel_major",
+                                                     *triton_cols, "planes"]   # g > 1
+    assert names("2-D dilated, op >= s", True) == [*triton_cols, "triton_cols_transposed",
+                                                   "planes"]
+    assert names("3-D k == s", True) == ["shuffle", "planes"]
+    assert names("depthwise 2-D", True) == ["taps", "depthwise_fold", "triton"]
+    assert names("depthwise 3-D", True) == ["taps"]
+    # by default, Triton only for CUDA tensors
+    x, w, geo, _ = problem(CASES["depthwise 2-D"])
+    assert "triton" not in col2im_gpu.routes(x, w, geo)
 
 
 # ---------------------------------------------------------------- the autotuner's logic
@@ -205,34 +223,18 @@ def test_problem_key_separates_what_can_change_the_choice(monkeypatch) -> None:
 
 # ---------------------------------------------------------------- the Triton kernel
 
-triton = pytest.importorskip("triton")
-
-DEPTHWISE = [name for name, (xs, ws, args) in CASES.items()
-             if ws[0] == args[3] and len(xs) <= 4]
-
-
-@pytest.mark.parametrize("dtype", [torch.float64, torch.float32])
-@pytest.mark.parametrize("case", DEPTHWISE)
-def test_triton_depthwise_kernel(case: str, dtype) -> None:
-    from tconv_lib.methods import _triton_depthwise
+@pytest.mark.skipif(not HAVE_TRITON, reason="needs Triton")
+@pytest.mark.parametrize("route", ["triton", "triton_cols", "triton_cols_channel_major",
+                                   "triton_cols_transposed"])
+def test_triton_routes_in_float32_over_several_blocks(route: str) -> None:
+    """Several position blocks per channel, a masked tail, a channel multiplier, float32."""
+    from tconv_lib.methods import _triton_col2im
 
     device = "cuda" if torch.cuda.is_available() else "cpu"
-    x, w, geo, expected = problem(CASES[case], dtype, device)
-    assert _triton_depthwise.applies(x, w, geo)
-    got = col2im_gpu.triton_depthwise(x, w, geo)
-    assert got.dtype == dtype and got.shape == expected.shape
-    tol = 1e-12 if dtype == torch.float64 else 1e-5
-    torch.testing.assert_close(got.double(), expected, rtol=tol, atol=tol,
-                               msg=lambda m: f"Triton depthwise kernel on {case}: {m}")
-
-
-def test_triton_kernel_handles_more_rows_than_one_block() -> None:
-    """Several position blocks per channel, a masked tail, and a channel multiplier."""
-    from tconv_lib.methods import _triton_depthwise
-
-    device = "cuda" if torch.cuda.is_available() else "cpu"
-    case = ((1, 2, 23, 31), (2, 2, 4, 4), (2, 1, 1, 2, 1))
-    x, w, geo, expected = problem(case, torch.float64, device)
-    assert 47 * 62 > _triton_depthwise.BLOCK
-    torch.testing.assert_close(col2im_gpu.triton_depthwise(x, w, geo), expected)
-
+    c_in = 2 if route == "triton" else 3
+    case = ((2, c_in, 23, 31), (c_in, 2, 4, 4), (2, 1, 1, 2 if route == "triton" else 1, 1))
+    x, w, geo, expected = problem(case, torch.float32, device)
+    assert 47 * 62 > _triton_col2im.BLOCK
+    got = col2im_gpu.route(route)(x, w, geo)
+    assert got.dtype == torch.float32
+    torch.testing.assert_close(got.double(), expected, rtol=1e-5, atol=1e-5)

@@ -279,3 +279,42 @@ def test_the_validation_cache_never_lets_a_bad_argument_through():
     tconv_lib.conv(X, np.ones((3, 4, 3, 3)), None, 1, 1)
     with pytest.raises(TypeError, match="padding"):
         tconv_lib.conv(X, np.ones((3, 4, 3, 3)), None, 1, 1.0)
+
+
+def test_the_quick_check_accepts_only_what_the_full_checks_accept() -> None:
+    """backend.plainly_compatible is a shortcut: it may say no to a good call (the full checks
+    then run), never yes to a bad one."""
+    import itertools
+
+    import numpy as np
+    import torch
+
+    from tconv_lib import backend
+
+    def full_ok(*arrays) -> bool:
+        named = dict(zip(("input", "weight", "bias"), arrays, strict=True))
+        try:
+            backend.check_same_kind(**named)
+            backend.check_float_dtypes(**named)
+        except TypeError:
+            return False
+        return True
+
+    class SubTensor(torch.Tensor):
+        pass
+
+    pool = [np.zeros(2, np.float32), np.zeros(2, np.float64), np.zeros(2, np.int64),
+            np.zeros(2, ">f4"),
+            torch.zeros(2), torch.zeros(2, dtype=torch.float64), torch.zeros(2, dtype=torch.int32),
+            torch.zeros(2, dtype=torch.bfloat16), torch.zeros(2).as_subclass(SubTensor),
+            torch.zeros(2, dtype=torch.complex64), [0.0, 1.0], None]
+    quick_yes = 0
+    for a, b, c in itertools.product(pool, repeat=3):
+        if a is None or b is None:
+            continue
+        if backend.plainly_compatible(a, b, c):
+            quick_yes += 1
+            assert full_ok(a, b, c), (type(a), type(b), type(c))
+    assert quick_yes >= 8      # and it does take the plain cases
+    assert backend.plainly_compatible(torch.zeros(1), torch.zeros(1), None)
+    assert backend.plainly_compatible(np.zeros(1), np.zeros(1), np.zeros(1))
