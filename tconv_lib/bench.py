@@ -337,6 +337,38 @@ def settle_for(seconds: float) -> None:
         pass
 
 
+def host_time(fn: Callable[[], Any], sync: Callable[[], None], reps: int = 21) -> float:
+    """Median seconds the CPU spends issuing one call onto an idle GPU (``fn`` returns once its
+    kernels are queued): the Python, argument checks and launches, not the kernels. A call
+    is host-bound, and back-to-back calls run at this pace, when it exceeds the kernel time."""
+    times = []
+    for _ in range(reps):
+        sync()
+        t0 = time.perf_counter()
+        fn()
+        times.append(time.perf_counter() - t0)
+    sync()
+    return statistics.median(times)
+
+
+def kernel_time(fn: Callable[[], Any], calls: int = 10) -> float | None:
+    """Seconds per call that the GPU spends in kernels (and copies), from the PyTorch profiler;
+    ``None`` where the profiler records nothing. With :func:`host_time` it says which side
+    bounds a call."""
+    import torch
+    from torch.profiler import ProfilerActivity, profile
+
+    fn()
+    torch.cuda.synchronize()
+    with profile(activities=[ProfilerActivity.CUDA]) as prof:
+        for _ in range(calls):
+            fn()
+        torch.cuda.synchronize()
+    total_us = sum(getattr(e, "self_device_time_total", None)
+                   or getattr(e, "self_cuda_time_total", 0) for e in prof.key_averages())
+    return total_us / calls / 1e6 if total_us else None
+
+
 def peak_memory(fn: Callable[[], Any], device: str) -> int:
     """Peak bytes allocated during one call above what was allocated before (output included)."""
     if device.startswith("cuda"):
@@ -497,6 +529,8 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
     if args.device.startswith("cuda"):
         entry["torch"]["peak_extra_bytes"] = peak_memory(reference, args.device)
         entry["torch"]["memory_source"] = "torch.cuda.max_memory_allocated"
+        entry["torch"]["host_s"] = host_time(reference, sync)
+        entry["torch"]["kernel_s"] = kernel_time(reference)
     else:
         entry["torch"]["peak_extra_bytes"] = None
         entry["torch"]["memory_source"] = "not measurable (PyTorch's CPU allocator is untraced)"
@@ -513,6 +547,8 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
         if args.device.startswith("cuda"):
             rec["peak_extra_bytes"] = peak_memory(fns[m], args.device)
             rec["memory_source"] = "torch.cuda.max_memory_allocated"
+            rec["host_s"] = host_time(fns[m], sync)
+            rec["kernel_s"] = kernel_time(fns[m])
         elif args.backend == "numpy":
             rec["peak_extra_bytes"] = peak_memory(fns[m], "cpu")
             rec["memory_source"] = "tracemalloc"

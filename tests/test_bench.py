@@ -128,3 +128,11 @@ def test_gpu_samples_are_runs_of_back_to_back_calls() -> None:
     # an instant call is capped, a call longer than the target runs once
     assert bench.calls_per_sample(lambda: None, lambda: None, target=1.0, most=7) == 7
     assert bench.calls_per_sample(lambda: None, lambda: None, target=0.0) == 1
+
+
+def test_host_time_is_the_median_of_issuing_calls() -> None:
+    from tconv_lib import bench
+
+    calls, syncs = [], []
+    t = bench.host_time(lambda: calls.append(1), lambda: syncs.append(1), reps=5)
+    assert len(calls) == 5 and len(syncs) == 6 and t >= 0

@@ -103,3 +103,13 @@ def test_cuda_autotune_times_once_and_reuses() -> None:
     torch.testing.assert_close(first, again)
     expected = F.conv_transpose2d(x.double(), w.double(), stride=2, padding=1)
     torch.testing.assert_close(first.double(), expected, rtol=1e-4, atol=1e-4)
+
+
+def test_cuda_bench_host_and_kernel_time() -> None:
+    from tconv_lib import bench
+
+    a = torch.randn(512, 512, device="cuda")
+    kernel = bench.kernel_time(lambda: a @ a)
+    host = bench.host_time(lambda: a @ a, torch.cuda.synchronize)
+    assert kernel is not None and 0 < kernel < 1, kernel
+    assert 0 < host < 1, host
