@@ -32,7 +32,8 @@ export PYTHONPATH="$(pwd)${PYTHONPATH:+:$PYTHONPATH}"
 # Chapter 5 prints the recorded benchmark results (tables and plots), which jupyter-cache does
 # not see (it keys on the code): when benchmarks/results/ changes, drop that chapter's cached run.
 cache=.jupyter_cache   # nb_execution_cache_path in _config.yml
-digest=$(sha256sum benchmarks/results/* 2>/dev/null | sha256sum | cut -d' ' -f1)
+digest=$(find benchmarks/results -type f -print0 2>/dev/null | sort -z | xargs -0 -r sha256sum \
+  | sha256sum | cut -d' ' -f1)
 stamp=.stamps/bench-results
 if [ -d "$cache" ] && [ "$(cat "$stamp" 2>/dev/null)" != "$digest" ]; then
   .venv/bin/python - "$cache" <<'PY'
