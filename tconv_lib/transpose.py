@@ -22,7 +22,10 @@ def choose_method(x: Any, weight: Any, geo: Geometry) -> str:
 
     ``col2im`` is the fast path on every backend: one large GEMM does every useful multiply, then
     one strided add per block of ``ceil(k/s)**D`` taps (a single pixel-shuffle copy when
-    ``k == s``). ``python -m tconv_lib.bench`` measures it against PyTorch and the GEMM bound.
+    ``k == s``). On a CUDA tensor it picks among its GPU routes by timing them on the first call
+    of each problem, as ``torch.backends.cudnn.benchmark`` does (``TCONV_AUTOTUNE=0`` turns that
+    off; see :mod:`tconv_lib._autotune`). ``python -m tconv_lib.bench`` measures it against
+    PyTorch and the GEMM bound.
     """
     return "col2im"
 

@@ -9,6 +9,16 @@ import pytest
 from skips import skip_or_fail
 
 ROOT = Path(__file__).resolve().parents[1]
+
+# Without a GPU, Triton kernels (tconv_lib/methods/_triton_col2im.py) run under Triton's CPU
+# interpreter. Triton reads this when a kernel is decorated, i.e. when its module is first
+# imported, which the doctest collection may do before any test module: so it is set here.
+try:
+    import torch
+    if not torch.cuda.is_available():
+        os.environ.setdefault("TRITON_INTERPRET", "1")
+except ImportError:  # pragma: no cover - torch is a dependency
+    pass
 BOOK_HTML = ROOT / "_build" / "html"
 
 

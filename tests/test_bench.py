@@ -102,7 +102,7 @@ def test_settle_pauses_before_every_call_outside_the_timing(settle: float, monke
 def test_numpy_backend_settles_by_default(monkeypatch, tmp_path: Path) -> None:
     seen = {}
 
-    def fake_bench_shape(shape, methods, args, copy_gbs, progress):
+    def fake_bench_shape(shape, methods, args, copy_gbs, progress, after=None):
         seen["settle"] = args.settle
         raise SystemExit(0)
 

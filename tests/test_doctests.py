@@ -19,7 +19,12 @@ DOCUMENTED = ["tconv_lib", "tconv_lib.transpose", "tconv_lib.conv", "tconv_lib.m
 
 
 def _examples(name: str) -> list[doctest.DocTest]:
-    module = importlib.import_module(name)    # not getattr: tconv_lib.conv is also a function
+    try:
+        module = importlib.import_module(name)  # not getattr: tconv_lib.conv is also a function
+    except ModuleNotFoundError as err:           # the Triton kernels, where Triton is missing
+        if err.name != "triton":
+            raise
+        return []
     return [t for t in doctest.DocTestFinder().find(module) if t.examples]
 
 

@@ -5,7 +5,8 @@ The GEMM :math:`\text{cols} = W^{\mathsf T} X` multiplies the weight, viewed as 
 :math:`(C_{in}/g) \times (N \prod i)`. Column :math:`j` of ``cols`` holds the scaled kernel that
 input position :math:`j` paints; ``col2im`` adds each tap's slab into the output at stride
 offsets. This is how cuDNN-free frameworks implement it (it is the backward-data pass of an
-im2col convolution), and it is tconv_lib's fast path on the CPU:
+im2col convolution), and it is tconv_lib's fast path. On a GPU, torch tensors take one of the
+routes of :mod:`.col2im_gpu`, timed once per problem; on the CPU it works as follows:
 
 - every multiply is useful (no inserted zeros), and they all happen in **one** large GEMM, the
   operation BLAS is best at;
