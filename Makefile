@@ -9,7 +9,7 @@ PY     := $(VENV)/bin/python
 STAMPS := .stamps
 BOOK_HTML := _build/html
 
-.PHONY: help venv sysdeps book book-clean test test-fast lint bench bench-grader release validate lab clean
+.PHONY: help venv sysdeps book book-clean test test-fast lint bench bench-gpu bench-grader release validate lab clean
 
 help:
 	@echo "make book        build the book into $(BOOK_HTML)/ (first run installs everything)"
@@ -17,6 +17,7 @@ help:
 	@echo "make test        run the whole test suite (what CI runs)"
 	@echo "make lint        ruff over the library, grader and tests"
 	@echo "make bench       full performance benchmark of tconv_lib against PyTorch"
+	@echo "make bench-gpu   on a CUDA machine: the GPU tests, then the benchmark against cuDNN"
 	@echo "make bench-grader  sandboxed parallel autograding vs plain nbgrader"
 	@echo "make release     regenerate exercises/ from solutions/"
 	@echo "make validate    every solution scores full marks, every released stub zero"
@@ -60,6 +61,9 @@ lint: venv
 
 bench: venv
 	$(PY) -m tconv_lib.bench
+
+bench-gpu: venv
+	PYTHON=$(PY) bash scripts/gpu_check.sh
 
 bench-grader: venv sysdeps
 	$(PY) -m grader.bench
