@@ -86,7 +86,8 @@ def channel_major_gemm(x: Any, weight: Any, groups: int) -> Any:
 
 def _fold(cols: Any, geo: Geometry, n: int, out: tuple[int, ...]) -> Any:
     """Columns ``(N, C_out * K, P)`` summed into ``(N, C_out, *out)`` by ``F.fold``, the batch
-    merged into the channels: ``fold`` launches one kernel per sample, and one is enough."""
+    merged into the channels, so that it is one call over one image of ``N * C_out`` channels
+    whatever the batch."""
     import torch
 
     pad1 = (lambda v: (1, *v)) if geo.ndim == 1 else (lambda v: v)   # 1-D as a 1 x L image
