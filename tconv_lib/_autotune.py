@@ -99,15 +99,27 @@ def choose(key: Hashable, routes: dict[str, Callable[[], Any]],
     return _chosen[key]
 
 
-def cuda_timer(fn: Callable[[], Any], rounds: int = 3, round_s: float = 1e-3) -> float:
-    """Seconds per call on the current CUDA stream: the median of ``rounds`` rounds, each of
-    enough back-to-back calls to last ``round_s``, between two CUDA events (so launch and
-    Python overhead count whenever they outlast the kernels)."""
+def per_call(run: Callable[[int], float], rounds: int = 3, round_s: float = 1e-3,
+             slow_s: float = 0.05) -> float:
+    """Seconds per call from ``run(calls)``, which times ``calls`` back-to-back calls and returns
+    seconds per call: the median of ``rounds`` rounds of enough calls to last ``round_s``. A
+    route slower than ``slow_s`` per call is measured once: it cannot win by a margin that a
+    second look would reverse, and a large layer's first call should not pay for many."""
+    first = run(1)
+    if first > slow_s:
+        return first
+    calls = max(1, min(100, math.ceil(round_s / max(first, 1e-7))))
+    return statistics.median(run(calls) for _ in range(rounds))
+
+
+def cuda_timer(fn: Callable[[], Any]) -> float:
+    """Seconds per call of ``fn`` on the current CUDA stream (:func:`per_call`), between two
+    CUDA events, so launch and Python overhead count whenever they outlast the kernels."""
     import torch
 
     start, end = torch.cuda.Event(enable_timing=True), torch.cuda.Event(enable_timing=True)
 
-    def one_round(calls: int) -> float:
+    def run(calls: int) -> float:
         start.record()
         for _ in range(calls):
             fn()
@@ -115,8 +127,7 @@ def cuda_timer(fn: Callable[[], Any], rounds: int = 3, round_s: float = 1e-3) ->
         end.synchronize()
         return start.elapsed_time(end) / 1e3 / calls
 
-    calls = max(1, min(100, math.ceil(round_s / max(one_round(1), 1e-7))))
-    return statistics.median(one_round(calls) for _ in range(rounds))
+    return per_call(run)
 
 
 def close_enough(out: Any, reference: Any) -> bool:

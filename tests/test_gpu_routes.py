@@ -193,6 +193,24 @@ def test_autotune_does_not_decide_on_non_finite_data(tuner) -> None:
     assert "p" not in tuner.measured(), "the next call with finite data must decide"
 
 
+def test_per_call_rounds_and_the_slow_route_shortcut() -> None:
+    asked: list[int] = []
+
+    def fast(calls: int) -> float:          # 0.1 ms a call
+        asked.append(calls)
+        return 1e-4
+
+    assert _autotune.per_call(fast, rounds=3, round_s=1e-3) == 1e-4
+    assert asked == [1, 10, 10, 10]         # one probe, then three rounds of 10 calls
+    asked.clear()
+
+    def slow(calls: int) -> float:          # 0.2 s a call: measured once
+        asked.append(calls)
+        return 0.2
+
+    assert _autotune.per_call(slow) == 0.2 and asked == [1]
+
+
 def test_close_enough() -> None:
     ref = torch.tensor([1.0, -2.0, 4.0])
     assert _autotune.close_enough(ref + 1e-3, ref)
