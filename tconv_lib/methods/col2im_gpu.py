@@ -67,8 +67,8 @@ def per_sample_gemm(x: Any, weight: Any, groups: int) -> Any:
     import torch
 
     n, c_in = int(x.shape[0]), int(x.shape[1])
-    w_t = weight.reshape(groups, c_in // groups, -1).transpose(1, 2)    # (g, C_out/g * K, C_in/g)
-    cols = torch.matmul(w_t, x.reshape(n, groups, c_in // groups, -1))  # (N, g, C_out/g * K, P)
+    cols = torch.matmul(col2im.weight_matrix(weight, groups),           # (N, g, C_out/g * K, P)
+                        x.reshape(n, groups, c_in // groups, -1))
     return cols.reshape(n, -1, cols.shape[-1])
 
 
@@ -80,8 +80,7 @@ def channel_major_gemm(x: Any, weight: Any, groups: int) -> Any:
     n, c_in = int(x.shape[0]), int(x.shape[1])
     x_cm = x.reshape(n, groups, c_in // groups, -1).permute(1, 2, 0, 3).reshape(
         groups, c_in // groups, -1)
-    w_t = weight.reshape(groups, c_in // groups, -1).transpose(1, 2)
-    return torch.matmul(w_t, x_cm).reshape(-1, x_cm.shape[-1])
+    return torch.matmul(col2im.weight_matrix(weight, groups), x_cm).reshape(-1, x_cm.shape[-1])
 
 
 def _fold(cols: Any, geo: Geometry, n: int, out: tuple[int, ...]) -> Any:
@@ -124,24 +123,24 @@ def _cols_view(cols: Any, order: str, n: int, c: int, geo: Geometry,
     return cols.reshape(shape).permute(perm)
 
 
-def triton_cols(x: Any, weight: Any, geo: Geometry) -> Any:
-    """Per-sample GEMM ``(N, C, K, P)``, then the Triton gather (:mod:`._triton_col2im`)."""
+def _gather(cols: Any, order: str, x: Any, weight: Any, geo: Geometry) -> Any:
+    """Columns that the GEMM wrote in ``order`` (see :func:`_cols_view`), summed into the
+    output by the Triton gather (:mod:`._triton_col2im`), read where they are."""
     from . import _triton_col2im
 
     n, sp = int(x.shape[0]), _spatial(x)
-    cols = _cols_view(per_sample_gemm(x, weight, geo.groups), "ncki", n,
-                      int(weight.shape[1]) * geo.groups, geo, sp)
-    return _triton_col2im.col2im(cols, geo, sp, output_shape(sp, geo))
+    view = _cols_view(cols, order, n, int(weight.shape[1]) * geo.groups, geo, sp)
+    return _triton_col2im.col2im(view, geo, sp, output_shape(sp, geo))
+
+
+def triton_cols(x: Any, weight: Any, geo: Geometry) -> Any:
+    """Per-sample GEMM, columns ``(N, C, K, P)``, then the Triton gather."""
+    return _gather(per_sample_gemm(x, weight, geo.groups), "ncki", x, weight, geo)
 
 
 def triton_cols_channel_major(x: Any, weight: Any, geo: Geometry) -> Any:
-    """One GEMM over the batch ``(C, K, N, P)``; the gather reads it in place, no copy back."""
-    from . import _triton_col2im
-
-    n, sp = int(x.shape[0]), _spatial(x)
-    cols = _cols_view(channel_major_gemm(x, weight, geo.groups), "ckni", n,
-                      int(weight.shape[1]) * geo.groups, geo, sp)
-    return _triton_col2im.col2im(cols, geo, sp, output_shape(sp, geo))
+    """One GEMM over the batch, columns ``(C, K, N, P)``: no copy back to per-sample order."""
+    return _gather(channel_major_gemm(x, weight, geo.groups), "ckni", x, weight, geo)
 
 
 def triton_cols_transposed(x: Any, weight: Any, geo: Geometry) -> Any:
@@ -149,12 +148,10 @@ def triton_cols_transposed(x: Any, weight: Any, geo: Geometry) -> Any:
     ``(N, P, C, K)``: each tap's values for neighbouring channels sit side by side."""
     import torch
 
-    from . import _triton_col2im
-
-    n, c_in, sp = int(x.shape[0]), int(x.shape[1]), _spatial(x)
-    cols = torch.matmul(x.reshape(n, c_in, -1).transpose(1, 2), weight.reshape(c_in, -1))
-    cols = _cols_view(cols, "nick", n, int(weight.shape[1]), geo, sp)
-    return _triton_col2im.col2im(cols, geo, sp, output_shape(sp, geo))
+    c_in = int(x.shape[1])
+    cols = torch.matmul(x.reshape(int(x.shape[0]), c_in, -1).transpose(1, 2),
+                        weight.reshape(c_in, -1))
+    return _gather(cols, "nick", x, weight, geo)
 
 
 def shuffle(x: Any, weight: Any, geo: Geometry) -> Any:
