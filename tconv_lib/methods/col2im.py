@@ -107,7 +107,7 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
         return col2im_gpu.conv_transpose(x, weight, geo)
     if int(weight.shape[0]) == geo.groups:          # depthwise: the GEMM is an outer product
         return depthwise(x, weight, geo)
-    if tiles_in_chunks(x, geo):
+    if tiles_in_chunks(geo):
         return tiled_in_chunks(x, weight, geo)
     return planes(x, weight, geo)
 
@@ -252,9 +252,10 @@ CHUNK_BYTES = 4 << 20
 SAMPLE_CHUNK_BYTES = 32 << 20
 
 
-def tiles_in_chunks(x: Any, geo: Geometry) -> bool:
-    """On the CPU, ``k == s`` with no ``padding`` goes through :func:`tiled_in_chunks`."""
-    return not backend.on_gpu(x) and tiles_output_once(geo) and not any(geo.padding)
+def tiles_in_chunks(geo: Geometry) -> bool:
+    """``k == s`` with no ``padding`` goes through :func:`tiled_in_chunks` (on the CPU; a GPU
+    takes the routes of :mod:`.col2im_gpu`)."""
+    return tiles_output_once(geo) and not any(geo.padding)
 
 
 def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
