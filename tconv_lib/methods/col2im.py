@@ -19,7 +19,10 @@ routes of :mod:`.col2im_gpu`, timed once per problem; on the CPU it works as fol
   the U-Net ``k=2, s=2`` up-convolution) the columns *are* the phase planes: GEMM + one copy;
 - with one input channel per group (depthwise) the GEMM is an outer product: there is nothing
   to reduce, so :mod:`._depthwise` does one fused multiply-add per tap into cache-sized blocks
-  of phase planes instead.
+  of phase planes instead;
+- when the taps split evenly into phases (``d`` divides ``s``, ``s/d`` divides ``k``) and the
+  columns would be several times larger than the input, :mod:`._windows` makes the phase planes
+  with GEMMs over shifted windows of a zero-padded input instead: no columns and no adds.
 
 The column buffer holds :math:`\prod k \cdot C_{out} \cdot N \prod i` values; it and the phase
 planes live in a workspace reused across calls (:mod:`tconv_lib._workspace`). On the CPU the
@@ -36,7 +39,7 @@ from typing import Any
 
 from .. import _threads, _workspace, backend
 from .._args import Geometry
-from . import _depthwise
+from . import _depthwise, _windows
 from ._canvas import output_shape, phase_window, spatial_of
 
 # Below this many input positions per sample, one GEMM over the whole batch (after moving the
@@ -136,12 +139,17 @@ def planes(x: Any, weight: Any, geo: Geometry) -> Any:
     # so NumPy can run channel ranges on several threads (torch threads each operation itself)
     out = output_shape(spatial, geo)
     y = backend.empty_cpu(xp, x, (n, g * c_out_g) + out)
-    inner = batch_inner(x, geo)
+    step = residue_step(x, geo)
+    windowed = _windows.applies(x, weight, geo, step, blocks)
+    inner = not windowed and batch_inner(x, geo)
     # Cache blocking: whole samples at a time, at least SAMPLE_CHUNK_BYTES of columns each
     # (equal chunks), so the block adds and the shuffle read what the GEMM has just written
     # while it is still cached.
     per_sample = g * c_out_g * math.prod(geo.kernel) * math.prod(spatial) * x.dtype.itemsize
-    n_chunks = 1 if inner or backend.on_gpu(x) else max(1, per_sample * n // SAMPLE_CHUNK_BYTES)
+    if windowed:
+        per_sample = _windows.bytes_per_sample(x, weight, geo, blocks)
+    n_chunks = 1 if inner or backend.on_gpu(x) else max(1, per_sample * n // (
+        _windows.CHUNK_BYTES if windowed else SAMPLE_CHUNK_BYTES))
     samples = -(-n // n_chunks)
     threads = _threads.get_num_threads()
     # NumPy: at least one task per thread, by samples or else (one group) by output channels
@@ -153,12 +161,12 @@ def planes(x: Any, weight: Any, geo: Geometry) -> Any:
     starts = [(n0, c_out_g * j // c_split, c_out_g * (j + 1) // c_split)
               for n0 in range(0, n, samples) for j in range(c_split)]
 
-    step = residue_step(x, geo)
-
     def chunks(lo: int, hi: int) -> None:
         for n0, c0, c1 in starts[lo:hi]:
             w, yc = (weight, y) if c_split == 1 else (weight[:, c0:c1], y[:, c0:c1])
-            planes = phase_planes(x[n0:n0 + samples], w, geo, blocks, inner, not tasked)
+            planes = (_windows.phase_planes(x[n0:n0 + samples], w, geo, blocks, not tasked)
+                      if windowed else
+                      phase_planes(x[n0:n0 + samples], w, geo, blocks, inner, not tasked))
             pixel_shuffle(planes, blocks, yc[n0:n0 + samples], geo, step, inner, not tasked)
 
     _threads.run_tasks(chunks, len(starts), parallel=tasked)

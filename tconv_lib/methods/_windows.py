@@ -1,0 +1,161 @@
+r"""``col2im``'s phase planes without a column buffer: GEMMs over shifted input windows.
+
+When ``d`` divides ``s`` and :math:`R = s/d` divides ``k`` on every axis, the taps of one axis
+split evenly into :math:`M = k/R` block offsets: tap :math:`t = mR + r` paints phase plane
+:math:`r` (canvas residue :math:`rd`), ``m`` rows down. Every (offset, residue) pair has exactly
+one tap, so each phase plane is a sum of plain matrix products,
+
+.. math::
+    \text{plane}_{\mathbf r}[n, :, \mathbf q] = \sum_{\mathbf m}
+        W_{\mathbf m \mathbf r}^{\mathsf T}\, x[n, :, \mathbf q - \mathbf m],
+    \qquad W_{\mathbf m \mathbf r} = w[:, :, \mathbf m R + \mathbf r],
+
+with :math:`x` read as zero outside the input. Each sample's input is placed in a zero-padded
+grid of the planes' size :math:`Q` (:func:`.col2im.phase_blocks`, at least :math:`i + M - 1`)
+and flattened together with the batch: a shift by :math:`\mathbf m` on the grid is then one
+constant offset :math:`\sum_a m_a \prod_{b>a} Q_b` of the flat index, and whatever a shift drags
+across a row or sample boundary comes from the padding, so it is zero. So:
+
+- on torch, one GEMM per offset ``m`` adds straight into the planes (``addmm_`` with
+  :math:`\beta = 1`): no column buffer and no separate adds;
+- on NumPy, whose ``matmul`` cannot accumulate, the :math:`M^D` shifted copies of the padded
+  input are stacked (an im2col over the block offsets, each copy one contiguous run) and a
+  single GEMM with inner dimension :math:`M^D C_{in}` makes every plane.
+
+The padding costs :math:`\prod Q / \prod i` times the useful multiplies. That pays off when the
+windows are much smaller than the columns, i.e. :math:`C_{in} < C_{out} R^D` per group
+(:func:`applies`, with a margin per backend): a 1-D ``k=16, s=8`` layer or FCN-32s'
+``k=64, s=32``, where the columns are :math:`k^D C_{out}` rows against :math:`M^D C_{in}` here.
+"""
+
+from __future__ import annotations
+
+import itertools
+import math
+from typing import Any
+
+from .. import _threads, _workspace, backend
+from .._args import Geometry
+from ._canvas import spatial_of
+
+# Most extra multiplies (planes' border rows: prod(Q) / prod(i)) worth paying for no columns.
+MAX_BORDER_RATIO = 1.2
+# Least (column rows) / (window rows), C_out R^D / C_in, for the windows to win. NumPy's strided
+# adds cost 3-4x torch's per element, so on NumPy dropping them pays off sooner (interleaved
+# timings on 2 cores: at 2x, a DCGAN 128->64 layer 0.85x -> 1.0x of PyTorch on NumPy, but
+# 1.1x -> 1.0x on torch; at 4x, a 1-D k16 s8 layer gains on NumPy and ties on torch).
+MIN_SAVING = {"numpy": 2, "torch": 4}
+# Bytes of windows and planes per chunk of whole samples (see bytes_per_sample): smaller than
+# col2im's SAMPLE_CHUNK_BYTES, as there are no adds to amortise (2-8 MB timed alike, 32 MB slower).
+CHUNK_BYTES = 4 << 20
+
+
+def offsets_and_residues(geo: Geometry) -> tuple[tuple[int, ...], tuple[int, ...]] | None:
+    """``(M, R)`` per axis when every tap is ``t = m*R + r`` with ``R = s/d``, else ``None``."""
+    if not all(s % d == 0 and k % (s // d) == 0 for k, s, d in zip(
+            geo.kernel, geo.stride, geo.dilation, strict=True)):
+        return None
+    residues = tuple(s // d for s, d in zip(geo.stride, geo.dilation, strict=True))
+    return tuple(k // r for k, r in zip(geo.kernel, residues, strict=True)), residues
+
+
+def applies(x: Any, weight: Any, geo: Geometry, step: tuple[int, ...],
+            blocks: tuple[int, ...]) -> bool:
+    """Use the windows: the taps split evenly, the planes hold one residue per ``step``
+    (:func:`.col2im.residue_step`), the windows have fewer rows than the columns, the border
+    costs little, and nothing needs gradients (the planes are accumulated in place)."""
+    split = offsets_and_residues(geo)
+    if split is None or step != geo.dilation or backend.on_gpu(x) or _needs_grad(x, weight):
+        return False
+    c_in_g, c_out_g = int(weight.shape[0]) // geo.groups, int(weight.shape[1])
+    border = math.prod(blocks) / math.prod(spatial_of(x))
+    saving = MIN_SAVING["torch" if backend.is_torch(x) else "numpy"]
+    return c_in_g * saving <= c_out_g * math.prod(split[1]) and border <= MAX_BORDER_RATIO
+
+
+def bytes_per_sample(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...]) -> int:
+    """Scratch per sample: the padded input, the stacked windows (NumPy) and the planes."""
+    split = offsets_and_residues(geo)
+    assert split is not None
+    c_in, c_out = int(weight.shape[0]), int(weight.shape[1]) * geo.groups
+    stacked = math.prod(split[0]) if not backend.is_torch(x) else 0
+    rows = c_in * (1 + stacked) + c_out * math.prod(split[1])
+    return rows * math.prod(blocks) * x.dtype.itemsize
+
+
+def _needs_grad(x: Any, weight: Any) -> bool:
+    if not backend.is_torch(x):
+        return False
+    import torch
+
+    return torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
+
+
+def padded_input(x: Any, groups: int, blocks: tuple[int, ...], parallel: bool) -> Any:
+    """``x`` as ``(g, C_in/g, n * prod(Q))``: each sample in a zero-padded ``Q`` grid."""
+    xp = backend.namespace(x)
+    n, c_in, spatial = int(x.shape[0]), int(x.shape[1]), spatial_of(x)
+    c_in_g = c_in // groups
+    grid = _workspace.empty(xp, x, (groups, c_in_g, n) + blocks, "windows_input")
+    src = xp.permute_dims(xp.reshape(x, (n, groups, c_in_g) + spatial),
+                          (1, 2, 0) + tuple(range(3, 3 + len(spatial))))
+
+    def fill(lo: int, hi: int) -> None:
+        for a in range(len(spatial)):   # zero where axis a is past the input, earlier axes inside
+            grid[(slice(None), slice(lo, hi), slice(None))
+                 + tuple(slice(0, i) for i in spatial[:a]) + (slice(spatial[a], None),)] = 0
+        grid[(slice(None), slice(lo, hi), slice(None))
+             + tuple(slice(0, i) for i in spatial)] = src[:, lo:hi]
+
+    _threads.run_chunks(fill, c_in_g, math.prod(grid.shape),
+                        parallel=parallel and not backend.is_torch(x))
+    return xp.reshape(grid, (groups, c_in_g, -1))
+
+
+def phase_planes(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
+                 parallel: bool = True) -> Any:
+    """Phase planes ``(C_out, R_1..R_D, n, Q_1..Q_D)`` as :func:`.col2im.phase_planes` returns
+    them (with ``step = d``), made by GEMMs over shifted windows (see the module docstring)."""
+    xp = backend.namespace(x, weight)
+    n, g, nd = int(x.shape[0]), geo.groups, geo.ndim
+    c_in_g, c_out_g = int(weight.shape[0]) // g, int(weight.shape[1])
+    split = offsets_and_residues(geo)
+    assert split is not None, "call applies() first"
+    offsets, residues = split
+    length = n * math.prod(blocks)
+    flat = padded_input(x, g, blocks, parallel)
+    strides = [math.prod(blocks[a + 1:]) for a in range(nd)]
+    shifts = [sum(m * st for m, st in zip(ms, strides, strict=True))
+              for ms in itertools.product(*(range(m) for m in offsets))]
+    # weight (C_in, C_out/g, M_1, R_1, ..., M_D, R_D) with tap t = m*R + r
+    w = xp.reshape(weight, (g, c_in_g, c_out_g) + tuple(
+        v for m, r in zip(offsets, residues, strict=True) for v in (m, r)))
+    m_axes, r_axes = tuple(range(3, 3 + 2 * nd, 2)), tuple(range(4, 4 + 2 * nd, 2))
+    rows = c_out_g * math.prod(residues)
+    planes = _workspace.empty(xp, x, (g * c_out_g,) + residues + (n,) + blocks, "planes")
+    out = xp.reshape(planes, (g, rows, length))
+    if backend.is_torch(x):
+        import torch
+
+        # (g, M.., C_out/g, R.., C_in/g): one (rows x C_in/g) matrix per offset
+        w_m = xp.reshape(xp.permute_dims(w, (0,) + m_axes + (2,) + r_axes + (1,)),
+                         (g, len(shifts), rows, c_in_g))
+        torch.matmul(w_m[:, 0], flat, out=out)                # shift 0 covers every column
+        for j, shift in enumerate(shifts[1:], start=1):
+            out[:, :, shift:].baddbmm_(w_m[:, j], flat[:, :, :length - shift])
+        return planes
+    import numpy as np
+
+    windows = _workspace.empty(xp, x, (g, len(shifts), c_in_g, length), "cols")
+
+    def stack(lo: int, hi: int) -> None:
+        for j, shift in enumerate(shifts):
+            windows[:, j, lo:hi, :shift] = 0
+            windows[:, j, lo:hi, shift:] = flat[:, lo:hi, :length - shift]
+
+    _threads.run_chunks(stack, c_in_g, math.prod(windows.shape), parallel=parallel)
+    # (g, C_out/g, R.., M.., C_in/g): rows (c, r), columns (m, c_in) as the windows stack them
+    w_all = xp.reshape(xp.permute_dims(w, (0, 2) + r_axes + m_axes + (1,)),
+                       (g, rows, len(shifts) * c_in_g))
+    np.matmul(w_all, xp.reshape(windows, (g, len(shifts) * c_in_g, length)), out=out)
+    return planes
