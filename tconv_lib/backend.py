@@ -118,6 +118,16 @@ def multiply_add(target: Any, a: Any, b: Any, scratch: Any = None) -> None:
         target += a * b
 
 
+def multiply_into(target: Any, a: Any, b: Any) -> None:
+    """``target[...] = a * b`` without a temporary (``out=`` on both torch and NumPy)."""
+    if is_torch(target):
+        import torch
+
+        torch.mul(a, b, out=target)
+    else:
+        np.multiply(a, b, out=target)
+
+
 def group_view(x: Any, groups: int) -> Any:
     """(N, C, *sp) -> (N, groups, C/groups, prod(sp))."""
     n, c = int(x.shape[0]), int(x.shape[1])

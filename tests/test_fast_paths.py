@@ -108,6 +108,7 @@ DEPTHWISE = [
     ((5, 5), 4, 1, 3, 2, 2, 1, 2),
     ((3, 4, 3), 2, 2, 2, 2, 0, 1, 1),
     ((4, 4), 6, 1, 1, 3, 1, 0, 1),
+    ((6, 5), 3, 2, 2, 2, 0, 1, 3),            # d = 3: residue 1 has only a tap one row down
 ]
 
 
@@ -128,6 +129,31 @@ def test_depthwise_per_tap_path(case, backend: str, blocked: bool, monkeypatch) 
     expected = getattr(F, f"conv_transpose{nd}d")(x, w, None, s, p, op, g, d)
     got = run_on(backend, x, w, None, s, p, op, g, d)
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_depthwise_never_reads_stale_scratch(backend: str, monkeypatch) -> None:
+    """The padded grid, the planes and the products are written before they are read:
+    scratch handed out full of NaN leaves every depthwise case right."""
+    from tconv_lib import _workspace
+
+    real_empty = _workspace.empty
+
+    def nan_filled(xp, like, shape, slot):
+        buf = real_empty(xp, like, shape, slot)
+        buf[...] = float("nan")
+        return buf
+
+    monkeypatch.setattr(_workspace, "empty", nan_filled)
+    for spatial, g, mult, k, s, p, op, d in DEPTHWISE:
+        nd = len(spatial)
+        gen = torch.Generator().manual_seed(4)
+        x = torch.randn((2, g) + spatial, generator=gen, dtype=torch.float64)
+        w = torch.randn((g, mult) + ((k,) * nd if isinstance(k, int) else k), generator=gen,
+                        dtype=torch.float64)
+        expected = getattr(F, f"conv_transpose{nd}d")(x, w, None, s, p, op, g, d)
+        torch.testing.assert_close(run_on(backend, x, w, None, s, p, op, g, d), expected,
+                                   rtol=1e-10, atol=1e-10)
 
 
 @pytest.mark.parametrize("shape", [small(s) for s in SUITE], ids=lambda s: s.name)
