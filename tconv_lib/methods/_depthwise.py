@@ -26,6 +26,7 @@ from typing import Any
 
 from .. import _threads, _workspace, backend
 from .._args import Geometry
+from . import _windows
 from ._canvas import phase_window, spatial_of
 
 # Bytes of one phase plane per block of groups: about what a core's L2 cache holds.
@@ -84,9 +85,7 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
 
     def groups_range(lo: int, hi: int) -> None:     # groups [lo, hi), a block at a time
         grid = _workspace.empty(xp, x, (b, 1, n) + blocks, "depthwise_grid")
-        for a in range(nd):               # zero where axis a is past the input, earlier inside
-            grid[(Ellipsis,) + tuple(slice(0, i) for i in spatial[:a])
-                 + (slice(spatial[a], None),) + (slice(None),) * (nd - 1 - a)] = 0
+        _windows.zero_border(grid, spatial)
         plane = _workspace.empty(xp, x, (b, mult, length), "planes")
         # NumPy has no fused multiply-add: the product of each tap goes through this buffer
         # (torch uses addcmul_; see backend.multiply_add)

@@ -91,6 +91,15 @@ def _needs_grad(x: Any, weight: Any) -> bool:
     return torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
 
 
+def zero_border(grid: Any, spatial: tuple[int, ...]) -> None:
+    """Zero a ``(..., *Q)`` grid wherever it lies past an input of size ``spatial``: for each
+    axis ``a``, the part past the input on ``a`` and inside it on the axes before."""
+    nd = len(spatial)
+    for a in range(nd):
+        grid[(Ellipsis,) + tuple(slice(0, i) for i in spatial[:a])
+             + (slice(spatial[a], None),) + (slice(None),) * (nd - 1 - a)] = 0
+
+
 def padded_input(x: Any, groups: int, blocks: tuple[int, ...], parallel: bool) -> Any:
     """``x`` as ``(g, C_in/g, n * prod(Q))``: each sample in a zero-padded ``Q`` grid."""
     xp = backend.namespace(x)
@@ -101,9 +110,7 @@ def padded_input(x: Any, groups: int, blocks: tuple[int, ...], parallel: bool) -
                           (1, 2, 0) + tuple(range(3, 3 + len(spatial))))
 
     def fill(lo: int, hi: int) -> None:
-        for a in range(len(spatial)):   # zero where axis a is past the input, earlier axes inside
-            grid[(slice(None), slice(lo, hi), slice(None))
-                 + tuple(slice(0, i) for i in spatial[:a]) + (slice(spatial[a], None),)] = 0
+        zero_border(grid[:, lo:hi], spatial)
         grid[(slice(None), slice(lo, hi), slice(None))
              + tuple(slice(0, i) for i in spatial)] = src[:, lo:hi]
 
