@@ -118,6 +118,15 @@ def multiply_add(target: Any, a: Any, b: Any, scratch: Any = None) -> None:
         target += a * b
 
 
+def records_grad(*arrays: Any) -> bool:
+    """True when autograd is recording and one of the (torch) arrays requires a gradient."""
+    if not any(is_torch(a) for a in arrays):
+        return False
+    import torch
+
+    return torch.is_grad_enabled() and any(getattr(a, "requires_grad", False) for a in arrays)
+
+
 def multiply_into(target: Any, a: Any, b: Any) -> None:
     """``target[...] = a * b`` without a temporary (``out=`` on both torch and NumPy)."""
     if is_torch(target):

@@ -30,7 +30,7 @@ from . import _windows
 from ._canvas import phase_window, spatial_of
 
 # Bytes of one phase plane per block of groups: about what a core's L2 cache holds.
-PLANE_BLOCK_BYTES = 1 << 22
+PLANE_BLOCK_BYTES = 1 << 20
 
 
 def taps_by_phase(geo: Geometry) -> dict[tuple[int, ...], list[tuple[tuple[int, ...],

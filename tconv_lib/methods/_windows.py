@@ -16,8 +16,8 @@ and flattened together with the batch: a shift by :math:`\mathbf m` on the grid 
 constant offset :math:`\sum_a m_a \prod_{b>a} Q_b` of the flat index, and whatever a shift drags
 across a row or sample boundary comes from the padding, so it is zero. So:
 
-- on torch, one GEMM per offset ``m`` adds straight into the planes (``addmm_`` with
-  :math:`\beta = 1`): no column buffer and no separate adds;
+- on torch, one GEMM per offset ``m`` adds straight into the planes (``baddbmm_``, batched
+  over groups, with :math:`\beta = 1`): no column buffer and no separate adds;
 - on NumPy, whose ``matmul`` cannot accumulate, the :math:`M^D` shifted copies of the padded
   input are stacked (an im2col over the block offsets, each copy one contiguous run) and a
   single GEMM with inner dimension :math:`M^D C_{in}` makes every plane.
@@ -65,7 +65,8 @@ def applies(x: Any, weight: Any, geo: Geometry, step: tuple[int, ...],
     (:func:`.col2im.residue_step`), the windows have fewer rows than the columns, the border
     costs little, and nothing needs gradients (the planes are accumulated in place)."""
     split = offsets_and_residues(geo)
-    if split is None or step != geo.dilation or backend.on_gpu(x) or _needs_grad(x, weight):
+    if (split is None or step != geo.dilation or backend.on_gpu(x)
+            or backend.records_grad(x, weight)):
         return False
     c_in_g, c_out_g = int(weight.shape[0]) // geo.groups, int(weight.shape[1])
     border = math.prod(blocks) / math.prod(spatial_of(x))
@@ -81,14 +82,6 @@ def bytes_per_sample(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...]
     stacked = math.prod(split[0]) if not backend.is_torch(x) else 0
     rows = c_in * (1 + stacked) + c_out * math.prod(split[1])
     return rows * math.prod(blocks) * x.dtype.itemsize
-
-
-def _needs_grad(x: Any, weight: Any) -> bool:
-    if not backend.is_torch(x):
-        return False
-    import torch
-
-    return torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
 
 
 def zero_border(grid: Any, spatial: tuple[int, ...]) -> None:

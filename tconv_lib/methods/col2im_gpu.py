@@ -44,7 +44,7 @@ from collections.abc import Callable
 from functools import partial
 from typing import Any
 
-from .. import _autotune
+from .. import _autotune, backend
 from .._args import Geometry
 from . import col2im
 from ._canvas import output_shape
@@ -212,7 +212,7 @@ def routes(x: Any, weight: Any, geo: Geometry, triton: bool | None = None) -> di
     """Every route that applies to this problem, the default first. ``triton``: offer the
     Triton routes (default: for CUDA tensors without autograd, when Triton is installed)."""
     if triton is None:
-        triton = (x.device.type == "cuda" and not _needs_grad(x, weight)
+        triton = (x.device.type == "cuda" and not backend.records_grad(x, weight)
                   and triton_available())
     names = []
     if int(weight.shape[0]) == geo.groups:                           # depthwise
@@ -230,12 +230,6 @@ def routes(x: Any, weight: Any, geo: Geometry, triton: bool | None = None) -> di
     return {k: route(k) for k in names}
 
 
-def _needs_grad(x: Any, weight: Any) -> bool:
-    import torch
-
-    return torch.is_grad_enabled() and (x.requires_grad or weight.requires_grad)
-
-
 def problem_key(x: Any, weight: Any, geo: Geometry) -> tuple:
     """What the choice may depend on: shapes, layouts, dtype, device, geometry, autograd, and
     the precision torch's matmul is allowed (TF32 changes which GEMM is fastest)."""
@@ -243,7 +237,7 @@ def problem_key(x: Any, weight: Any, geo: Geometry) -> tuple:
 
     return (x.shape, x.stride(), weight.shape, weight.stride(), x.dtype, x.device, geo,
             torch.backends.cuda.matmul.allow_tf32, torch.get_float32_matmul_precision(),
-            _needs_grad(x, weight))
+            backend.records_grad(x, weight))
 
 
 def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
