@@ -43,7 +43,12 @@ def empty(xp: Any, like: Any, shape: tuple[int, ...], slot: str) -> Any:
     buf = buffers.get(key)
     if buf is None or int(buf.shape[0]) < size:
         buf = buffers[key] = backend.empty_cpu(xp, like, (size,), huge_from=2 << 20)
-    return xp.reshape(buf[:size], shape)
+    view = buf[:size]
+    if backend.is_torch(view):
+        # a fresh alias per call: an in-place op that autograd records on it (a call with
+        # gradients) then never attaches the cached buffer itself to that call's graph
+        view = view.detach()
+    return xp.reshape(view, shape)
 
 
 def clear() -> None:

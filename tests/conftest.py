@@ -44,3 +44,19 @@ def light_interpreter():
         os.environ.pop("TCONV_SANDBOX_PRELOAD", None)
     else:
         os.environ["TCONV_SANDBOX_PRELOAD"] = old
+
+
+@pytest.fixture
+def nan_scratch(monkeypatch):
+    """Workspace scratch handed out full of NaN: a result that stays right never read an
+    element of it before writing it."""
+    from tconv_lib import _workspace
+
+    real_empty = _workspace.empty
+
+    def nan_filled(xp, like, shape, slot):
+        buf = real_empty(xp, like, shape, slot)
+        buf[...] = float("nan")
+        return buf
+
+    monkeypatch.setattr(_workspace, "empty", nan_filled)

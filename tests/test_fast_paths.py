@@ -112,6 +112,16 @@ DEPTHWISE = [
 ]
 
 
+def check_depthwise(case: tuple, backend: str, seed: int) -> None:
+    """A ``DEPTHWISE`` case (batch 2, float64) on ``backend`` equals PyTorch's result."""
+    spatial, g, mult, k, s, p, op, d = case
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn((2, g) + spatial, generator=gen, dtype=torch.float64)
+    w = torch.randn((g, mult) + ((k,) * len(spatial) if isinstance(k, int) else k),
+                    generator=gen, dtype=torch.float64)
+    check_on(backend, x, w, None, s, p, op, g, d)
+
+
 @pytest.mark.parametrize("blocked", [False, True], ids=["one-block", "one-group-per-block"])
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
 @pytest.mark.parametrize("case", DEPTHWISE, ids=str)
@@ -120,40 +130,14 @@ def test_depthwise_per_tap_path(case, backend: str, blocked: bool, monkeypatch) 
 
     if blocked:  # a budget of one byte: every block holds a single group
         monkeypatch.setattr(_depthwise, "PLANE_BLOCK_BYTES", 1)
-    spatial, g, mult, k, s, p, op, d = case
-    nd = len(spatial)
-    kernel = (k,) * nd if isinstance(k, int) else k
-    gen = torch.Generator().manual_seed(3)
-    x = torch.randn((2, g) + spatial, generator=gen, dtype=torch.float64)
-    w = torch.randn((g, mult) + kernel, generator=gen, dtype=torch.float64)
-    expected = getattr(F, f"conv_transpose{nd}d")(x, w, None, s, p, op, g, d)
-    got = run_on(backend, x, w, None, s, p, op, g, d)
-    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+    check_depthwise(case, backend, seed=3)
 
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
-def test_depthwise_never_reads_stale_scratch(backend: str, monkeypatch) -> None:
-    """The padded grid, the planes and the products are written before they are read:
-    scratch handed out full of NaN leaves every depthwise case right."""
-    from tconv_lib import _workspace
-
-    real_empty = _workspace.empty
-
-    def nan_filled(xp, like, shape, slot):
-        buf = real_empty(xp, like, shape, slot)
-        buf[...] = float("nan")
-        return buf
-
-    monkeypatch.setattr(_workspace, "empty", nan_filled)
-    for spatial, g, mult, k, s, p, op, d in DEPTHWISE:
-        nd = len(spatial)
-        gen = torch.Generator().manual_seed(4)
-        x = torch.randn((2, g) + spatial, generator=gen, dtype=torch.float64)
-        w = torch.randn((g, mult) + ((k,) * nd if isinstance(k, int) else k), generator=gen,
-                        dtype=torch.float64)
-        expected = getattr(F, f"conv_transpose{nd}d")(x, w, None, s, p, op, g, d)
-        torch.testing.assert_close(run_on(backend, x, w, None, s, p, op, g, d), expected,
-                                   rtol=1e-10, atol=1e-10)
+def test_depthwise_never_reads_stale_scratch(backend: str, nan_scratch) -> None:
+    """The padded grid, the planes and the products are written before they are read."""
+    for case in DEPTHWISE:
+        check_depthwise(case, backend, seed=4)
 
 
 @pytest.mark.parametrize("shape", [small(s) for s in SUITE], ids=lambda s: s.name)

@@ -137,3 +137,20 @@ def test_cached_bytes_counts_the_kept_buffers_and_clear_frees_them(backend: str,
         b.shape[0] * b.dtype.itemsize for b in _workspace._local.buffers.values())
     _workspace.clear()
     assert _workspace.cached_bytes() == 0
+
+
+def test_a_call_with_gradients_leaves_the_cached_buffers_out_of_its_graph() -> None:
+    """After col2im records gradients through its planes, the kept buffers carry no autograd
+    history, and a later call that writes a buffer with ``out=`` (depthwise) still works."""
+    _workspace.clear()
+    x, w, args, _ = _problem(CASES[0], 7)
+    x.requires_grad_(True)
+    tconv_lib.conv_transpose(x, w, None, *args, method="col2im").sum().backward()
+    kept = _workspace._local.buffers
+    assert "planes" in {k[0] for k in kept}
+    assert not any(b.requires_grad for b in kept.values())
+    xd = torch.randn(2, 3, 5, 5, dtype=torch.float64)
+    wd = torch.randn(3, 1, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(
+        tconv_lib.conv_transpose(xd, wd, None, 2, 1, 0, 3, method="col2im"),
+        F.conv_transpose2d(xd, wd, None, 2, 1, 0, 3), rtol=1e-10, atol=1e-10)

@@ -145,11 +145,12 @@ def planes(x: Any, weight: Any, geo: Geometry) -> Any:
     # Cache blocking: whole samples at a time, at least SAMPLE_CHUNK_BYTES of columns each
     # (equal chunks), so the block adds and the shuffle read what the GEMM has just written
     # while it is still cached.
-    per_sample = g * c_out_g * math.prod(geo.kernel) * math.prod(spatial) * x.dtype.itemsize
-    if windowed:
-        per_sample = _windows.bytes_per_sample(x, weight, geo, blocks)
-    n_chunks = 1 if inner or backend.on_gpu(x) else max(1, per_sample * n // (
-        _windows.CHUNK_BYTES if windowed else SAMPLE_CHUNK_BYTES))
+    if windowed:      # (the windows path's own scratch and chunk size)
+        per_sample, chunk = _windows.bytes_per_sample(x, weight, geo, blocks), _windows.CHUNK_BYTES
+    else:
+        per_sample = g * c_out_g * math.prod(geo.kernel) * math.prod(spatial) * x.dtype.itemsize
+        chunk = SAMPLE_CHUNK_BYTES
+    n_chunks = 1 if inner or backend.on_gpu(x) else max(1, per_sample * n // chunk)
     samples = -(-n // n_chunks)
     threads = _threads.get_num_threads()
     # NumPy: at least one task per thread, by samples or else (one group) by output channels
