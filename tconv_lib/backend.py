@@ -137,6 +137,29 @@ def multiply_into(target: Any, a: Any, b: Any) -> None:
         np.multiply(a, b, out=target)
 
 
+_COMPLEX_PAIRS = ("float32", "float64")
+
+
+def interleave_into(target: Any, even: Any, odd: Any) -> None:
+    """``target[..., 0] = even`` and ``target[..., 1] = odd`` for a ``(..., 2)`` target.
+
+    Two plain copies each write every other element. On torch CPU tensors (float32 or float64,
+    no gradient recorded, pairs aligned in memory) each pair is read as one complex number
+    instead, so a single ``torch.complex`` write fills whole rows (about 1.5x faster on a
+    U-Net ``k=2, s=2`` output). Both branches write the same values
+    (``tests/test_fast_paths.py``)."""
+    if (is_torch(target) and not on_gpu(target) and dtype_name(target) in _COMPLEX_PAIRS
+            and target.stride(-1) == 1 and target.storage_offset() % 2 == 0
+            and all(st % 2 == 0 for st in target.stride()[:-1])
+            and not records_grad(target, even, odd)):
+        import torch
+
+        torch.complex(even, odd, out=torch.view_as_complex(target))
+        return
+    target[..., 0] = even
+    target[..., 1] = odd
+
+
 def group_view(x: Any, groups: int) -> Any:
     """(N, C, *sp) -> (N, groups, C/groups, prod(sp))."""
     n, c = int(x.shape[0]), int(x.shape[1])

@@ -187,6 +187,8 @@ TORCH_BRANCHES = {
     "depthwise: addcmul_, not a product into scratch": (
         (2, 4, 5, 5), (4, 2, 3, 3), (2, 1, 1, 4, 1), "col2im", False,
         (torch.Tensor, "addcmul_")),
+    "k == s tiles: last-axis pairs as complex numbers, not two strided copies": (
+        (2, 4, 5, 3), (4, 3, 2, 2), (2, 0, 0, 1, 1), "col2im", False, (torch, "complex")),
     "3-D pixel shuffle: one permuted copy (GPU), not per-phase copies": (
         (1, 2, 3, 3, 2), (2, 2, 3, 2, 3), (2, 1, 0, 1, 1), "col2im", True, None),
 }
@@ -215,6 +217,29 @@ def test_torch_only_branches_agree_with_numpy(case, monkeypatch) -> None:
     np.testing.assert_allclose(y_torch.numpy(), y_numpy, rtol=1e-12, atol=1e-12)
     expected = getattr(F, f"conv_transpose{len(xs) - 2}d")(x, w, None, *args)
     torch.testing.assert_close(y_torch, expected, rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("dtype", [torch.float32, torch.float64, torch.float16])
+@pytest.mark.parametrize("layout", ["aligned", "odd offset", "grad"])
+def test_interleave_into_pairs_or_copies(dtype: torch.dtype, layout: str) -> None:
+    """backend.interleave_into writes even/odd into [..., 0]/[..., 1], whichever way it goes:
+    one complex write when the pairs are aligned float32/float64 pairs and nothing records a
+    gradient, else two copies (which keep autograd's graph)."""
+    from tconv_lib import backend
+
+    gen = torch.Generator().manual_seed(3)
+    even, odd = (torch.randn(3, 4, 5, generator=gen).to(dtype) for _ in range(2))
+    base = torch.full((3, 4, 11), float("nan"), dtype=dtype)
+    target = base[..., 1:].unflatten(-1, (5, 2)) if layout == "odd offset" else \
+        base[..., :10].unflatten(-1, (5, 2))
+    if layout == "grad":
+        even.requires_grad_(True)
+    backend.interleave_into(target, even, odd)
+    assert torch.equal(target[..., 0], even.detach()), "even elements not at [..., 0]"
+    assert torch.equal(target[..., 1], odd), "odd elements not at [..., 1]"
+    assert target.requires_grad == (layout == "grad"), "the copy branch must keep the graph"
+    untouched = base[..., 0] if layout == "odd offset" else base[..., 10]
+    assert torch.isnan(untouched).all(), "wrote outside the target"
 
 
 # Dilations sharing a factor with the stride: taps land only on residues that are multiples of
@@ -324,7 +349,7 @@ def test_tiled_in_chunks(case, backend: str, chunk_bytes: int, monkeypatch) -> N
     from tconv_lib._args import check_transpose
     from tconv_lib.methods import col2im
 
-    monkeypatch.setattr(col2im, "CHUNK_BYTES", chunk_bytes)
+    monkeypatch.setattr(col2im, "CHUNK_BYTES", {"numpy": chunk_bytes, "torch": chunk_bytes})
     n, c_in, c_out, g, spatial, k = case
     x, w, b, args = case_tensors((spatial, k, k, 0, 0, 1), n, c_in, c_out, g, seed=8)
     _, geo, _ = check_transpose(x, w, None, *args)

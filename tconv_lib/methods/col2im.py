@@ -252,8 +252,10 @@ def uses_permuted_copy(x: Any, geo: Geometry) -> bool:
     return max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(x)
 
 
-# Bytes of columns per chunk in tiled_in_chunks: about what the two cores' L2 caches hold.
-CHUNK_BYTES = 4 << 20
+# Bytes of columns per chunk in tiled_in_chunks: about what the two cores' L2 caches hold. Torch,
+# whose copy interleaves in one pass (backend.interleave_into), did better with twice that
+# (interleaved A/B, 2 cores: the U-Net up-convolutions 4-10 % faster; NumPy 0-4 % slower).
+CHUNK_BYTES = {"numpy": 4 << 20, "torch": 8 << 20}
 # Least bytes of columns per chunk of whole samples where taps overlap. Larger than CHUNK_BYTES:
 # each chunk is one more round of GEMM, adds and copies, and smaller ones lose more than the
 # cache saves (interleaved A/B on the suite, 2 cores: a 1-D k16 s8 layer 53 -> 45 ms in two
@@ -273,9 +275,10 @@ def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
     Every output element receives exactly one tap, so the output *is* the columns, permuted:
     viewed as ``(N, C_out, i_1, s_1, ..., i_D, s_D)`` it takes each chunk of columns in one
     copy. The chunks are whole samples, or rows of the first spatial axis of one sample, with
-    about :data:`CHUNK_BYTES` of columns each, so the copy reads columns the GEMM has just left
-    in cache instead of a buffer as large as the output (a U-Net 128->64 up-convolution at
-    256x256: 38 ms -> 31 ms on 2 cores).
+    about :data:`CHUNK_BYTES` of columns each (per backend), so the copy reads columns the GEMM
+    has just left in cache instead of a buffer as large as the output (a U-Net 128->64
+    up-convolution at 256x256: 38 ms -> 31 ms on 2 cores). With ``s = 2`` on the last axis, each
+    pair of taps along it is written in one pass (:func:`tconv_lib.backend.interleave_into`).
     """
     xp = backend.namespace(x, weight)
     n, g, nd = int(x.shape[0]), geo.groups, geo.ndim
@@ -286,8 +289,9 @@ def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
     y_split = xp.reshape(y, (n, g * c_out_g) + tuple(
         v for i, s in zip(spatial, geo.stride, strict=True) for v in (i, s)))
     row = g * c_out_g * k_total * math.prod(spatial[1:]) * x.dtype.itemsize
-    rows = max(1, min(spatial[0], CHUNK_BYTES // row))
-    samples = max(1, CHUNK_BYTES // (row * spatial[0])) if rows == spatial[0] else 1
+    chunk_bytes = CHUNK_BYTES["torch" if backend.is_torch(x) else "numpy"]
+    rows = max(1, min(spatial[0], chunk_bytes // row))
+    samples = max(1, chunk_bytes // (row * spatial[0])) if rows == spatial[0] else 1
     x_rows = xp.reshape(x, (n, g, c_in // g, spatial[0], -1))
     # (n, C, k_1..k_D, r, i_2..i_D) -> (n, C, r, k_1, i_2, k_2, ...)
     order = (0, 1, 2 + nd) + tuple(v for a in range(nd) for v in (
@@ -296,6 +300,7 @@ def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
     # 3x faster than one permuted copy on NumPy, whose inner loop would run over s elements
     taps = (list(itertools.product(*(range(k) for k in geo.kernel)))
             if max(geo.stride) <= _MAX_PLANE_STRIDE else None)
+    pairs = taps is not None and geo.stride[-1] == 2
     starts = [(n0, h0) for n0 in range(0, n, samples) for h0 in range(0, spatial[0], rows)]
     tasked = in_tasks(x, len(starts))
 
@@ -312,10 +317,14 @@ def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
             if taps is None:
                 dst[:, lo:hi] = xp.permute_dims(cols, order)[:, lo:hi]
                 return
+            head = (slice(None), slice(lo, hi))
             for t in taps:     # dst axes: (n, C, i_1, k_1, i_2, k_2, ...)
-                dst[(slice(None), slice(lo, hi)) + tuple(
-                    v for a in t for v in (slice(None), a))] = cols[(slice(None),
-                                                                    slice(lo, hi)) + t]
+                at = head + tuple(v for a in t for v in (slice(None), a))
+                if not pairs:
+                    dst[at] = cols[head + t]
+                elif t[-1] == 0:   # last-axis taps 0 and 1 in one interleaving write
+                    backend.interleave_into(dst[at[:-1]], cols[head + t],
+                                            cols[head + t[:-1] + (1,)])
 
         _threads.run_chunks(copy, g * c_out_g, math.prod(y.shape),
                             parallel=not tasked and not backend.is_torch(x))
