@@ -141,7 +141,8 @@ _COMPLEX_PAIRS = ("float32", "float64")
 
 
 def interleave_into(target: Any, even: Any, odd: Any) -> None:
-    """``target[..., 0] = even`` and ``target[..., 1] = odd`` for a ``(..., 2)`` target.
+    """``target[..., 0] = even`` and ``target[..., 1] = odd`` for a ``(..., 2)`` target
+    (``None`` for zeros).
 
     Two plain copies each write every other element. On torch CPU tensors (float32 or float64,
     no gradient recorded, pairs aligned in memory) each pair is read as one complex number
@@ -154,10 +155,12 @@ def interleave_into(target: Any, even: Any, odd: Any) -> None:
             and not records_grad(target, even, odd)):
         import torch
 
-        torch.complex(even, odd, out=torch.view_as_complex(target))
+        zero = torch.zeros((), dtype=target.dtype)
+        torch.complex(zero if even is None else even, zero if odd is None else odd,
+                      out=torch.view_as_complex(target))
         return
-    target[..., 0] = even
-    target[..., 1] = odd
+    target[..., 0] = 0 if even is None else even
+    target[..., 1] = 0 if odd is None else odd
 
 
 def group_view(x: Any, groups: int) -> Any:

@@ -242,6 +242,61 @@ def test_interleave_into_pairs_or_copies(dtype: torch.dtype, layout: str) -> Non
     assert torch.isnan(untouched).all(), "wrote outside the target"
 
 
+@pytest.mark.parametrize("missing", ["even", "odd"])
+def test_interleave_into_zeros_for_a_missing_side(missing: str) -> None:
+    """``None`` on one side writes zeros there (a residue no tap reaches)."""
+    from tconv_lib import backend
+
+    values = torch.arange(1.0, 7.0).reshape(2, 3)
+    target = torch.full((2, 3, 2), float("nan"))
+    backend.interleave_into(target, None if missing == "even" else values,
+                            None if missing == "odd" else values)
+    zeros, filled = (0, 1) if missing == "even" else (1, 0)
+    assert torch.equal(target[..., zeros], torch.zeros(2, 3)), f"{missing} side not zeroed"
+    assert torch.equal(target[..., filled], values)
+
+
+# s = 2 on the last axis: the torch pixel shuffle writes planes two by two (shuffle_pairs), with
+# no zeroing pass first. Padding odd and even (the pairs start on either residue), odd output
+# widths (a last column with no partner), residues without taps on the last axis or before it
+# (dilation sharing a factor with the stride), padding cropping whole residues away, 1-D to 3-D.
+PAIRS = [
+    # (spatial, kernel, stride, padding, output_padding, dilation)
+    ((4, 5), 4, 2, 1, 0, 1),
+    ((4, 5), 3, 2, 1, 1, 1),
+    ((3, 4), 3, 2, 0, 0, 1),
+    ((3, 4), 3, 2, 1, 0, 1),
+    ((5, 6), 3, 2, 2, 1, 2),
+    ((4, 5), 3, (3, 2), (1, 2), 0, (3, 2)),
+    ((2, 3), 4, (4, 2), (3, 1), 0, 1),
+    ((5,), 2, 2, 3, 1, 1),
+    ((2, 3, 4), (2, 3, 3), (1, 3, 2), (0, 1, 1), 0, 1),
+]
+
+
+@pytest.mark.parametrize("case", PAIRS, ids=str)
+def test_pixel_shuffle_in_pairs(case, monkeypatch) -> None:
+    """Every output element is written (the output starts as NaN) and equals PyTorch's."""
+    from tconv_lib import backend
+    from tconv_lib.methods import col2im
+
+    real_empty, calls = backend.empty_cpu, []
+
+    def nan_filled(*args, **kwargs):
+        y = real_empty(*args, **kwargs)
+        y[...] = float("nan")
+        return y
+
+    monkeypatch.setattr(backend, "empty_cpu", nan_filled)
+    real_pairs = col2im.shuffle_pairs
+    monkeypatch.setattr(col2im, "shuffle_pairs",
+                        lambda *a, **k: calls.append(1) or real_pairs(*a, **k))
+    monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 0)    # pairs: batch outside
+    x, w, b, args = case_tensors(case, 2, 3, 4, 1, seed=11, bias=True)
+    check_on("torch", x, w, b, *args)
+    assert calls, "the pixel shuffle did not go pair by pair"
+
+
 # Dilations sharing a factor with the stride: taps land only on residues that are multiples of
 # gcd(s, d), and col2im keeps planes for those alone (residue_step); every other output
 # residue must come out zero (plus bias). Mixed axes, output_padding up to max(s, d) - 1.
