@@ -252,6 +252,13 @@ def uses_permuted_copy(x: Any, geo: Geometry) -> bool:
     return max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(x)
 
 
+def in_pairs(x: Any, geo: Geometry) -> bool:
+    """The copy into the output writes its last axis two columns at a time: torch on the CPU,
+    ``s = 2`` on that axis, a copy tap by tap or plane by plane (not :func:`uses_permuted_copy`).
+    Each pair is then one complex number (:func:`tconv_lib.backend.interleave_into`)."""
+    return (backend.is_torch(x) and geo.stride[-1] == 2 and not uses_permuted_copy(x, geo))
+
+
 # Bytes of columns per chunk in tiled_in_chunks: about what the two cores' L2 caches hold. Torch,
 # whose copy interleaves in one pass (backend.interleave_into), did better with twice that
 # (interleaved A/B, 2 cores: the U-Net up-convolutions 4-10 % faster; NumPy 0-4 % slower).
@@ -300,7 +307,7 @@ def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
     # 3x faster than one permuted copy on NumPy, whose inner loop would run over s elements
     taps = (list(itertools.product(*(range(k) for k in geo.kernel)))
             if max(geo.stride) <= _MAX_PLANE_STRIDE else None)
-    pairs = taps is not None and geo.stride[-1] == 2
+    pairs = in_pairs(x, geo)
     starts = [(n0, h0) for n0 in range(0, n, samples) for h0 in range(0, spatial[0], rows)]
     tasked = in_tasks(x, len(starts))
 
@@ -378,10 +385,9 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], y: Any, geo: Geometry,
         windows = [(r, w) for r in residues if not any(a % k for a, k in zip(r, step, strict=True))
                    and (w := phase_window(r, blocks, out, geo)) is not None]
         no_taps = max(step) > 1                 # some residues receive no tap: zeros
-        # torch, s = 2 on the last axis: planes two by two (not with the batch inner, whose
-        # permuted reads made it slower: interleaved A/B, DCGAN 512->256 at 4x4)
-        pairs = (backend.is_torch(planes) and not inner and geo.stride[-1] == 2
-                 and out[-1] >= 2)
+        # planes two by two (not with the batch inner, whose permuted reads made it slower:
+        # interleaved A/B, DCGAN 512->256 at 4x4)
+        pairs = in_pairs(planes, geo) and not inner and out[-1] >= 2
 
         def copy(lo: int, hi: int) -> None:
             if pairs:
