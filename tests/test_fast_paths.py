@@ -109,6 +109,8 @@ DEPTHWISE = [
     ((3, 4, 3), 2, 2, 2, 2, 0, 1, 1),
     ((4, 4), 6, 1, 1, 3, 1, 0, 1),
     ((6, 5), 3, 2, 2, 2, 0, 1, 3),            # d = 3: residue 1 has only a tap one row down
+    ((4, 5), 2, 1, 1, 2, 0, 1, 1),            # k < s with s = 2 last: pairs with a zero plane
+    ((2, 5), 2, 1, 4, (4, 2), (3, 1), 0, 1),  # padding crops residues 1 and 2 of axis 0 away
 ]
 
 
@@ -130,7 +132,23 @@ def test_depthwise_per_tap_path(case, backend: str, blocked: bool, monkeypatch) 
 
     if blocked:  # a budget of one byte: every block holds a single group
         monkeypatch.setattr(_depthwise, "PLANE_BLOCK_BYTES", 1)
+        monkeypatch.setattr(_depthwise, "PAIRS_BLOCK_BYTES", 1)
     check_depthwise(case, backend, seed=3)
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_depthwise_writes_pairs_where_col2im_would(backend: str, monkeypatch) -> None:
+    """On torch with s = 2 last, the depthwise planes go through col2im's pairwise shuffle."""
+    from tconv_lib.methods import col2im
+
+    calls, real = [], col2im.shuffle_pairs
+    monkeypatch.setattr(col2im, "shuffle_pairs", lambda *a: calls.append(a) or real(*a))
+    for case in DEPTHWISE:
+        calls.clear()
+        check_depthwise(case, backend, seed=5)
+        stride = case[4] if isinstance(case[4], tuple) else (case[4],) * len(case[0])
+        expected = backend == "torch" and stride[-1] == 2 and max(stride) <= 4
+        assert bool(calls) == expected, f"{case}: pairs {bool(calls)}, expected {expected}"
 
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])

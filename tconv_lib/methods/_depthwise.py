@@ -10,10 +10,12 @@ of :mod:`.col2im` has inner dimension 1: there is nothing to reduce, only
 
 one fused multiply-add per tap (``addcmul_`` on torch) into the phase plane of its residue
 :math:`\mathbf r`, which is then copied into its strided place in the output
-(:func:`._canvas.phase_window`). The shape is memory-bound, so the data should be touched while
-it is in cache: the groups are processed in blocks whose phase plane fits in
-:data:`PLANE_BLOCK_BYTES` (a GPU takes all groups at once; 256 KB and 4 MB blocks were
-slower on 2 cores). Within a block the input sits in a zero-padded, flattened grid, so that
+(:func:`._canvas.phase_window`); or, where col2im's pixel shuffle writes the output two columns
+at a time (:func:`.col2im.in_pairs`), every phase plane of a block is made first and that shuffle
+copies them. The shape is memory-bound, so the data should be touched while it is in cache: the
+groups are processed in blocks whose phase plane fits in :data:`PLANE_BLOCK_BYTES` (all planes:
+:data:`PAIRS_BLOCK_BYTES`; a GPU takes all groups at once; 256 KB and 4 MB blocks were slower
+on 2 cores). Within a block the input sits in a zero-padded, flattened grid, so that
 each multiply-add is one long row per channel (see :func:`conv_transpose`). The loop runs over
 blocks of channels, taps and phases, never over pixels or batch elements.
 """
@@ -31,6 +33,10 @@ from ._canvas import phase_window, spatial_of
 
 # Bytes of one phase plane per block of groups: about what a core's L2 cache holds.
 PLANE_BLOCK_BYTES = 1 << 20
+# Bytes of all phase planes per block when the output is written two columns at a time
+# (col2im.in_pairs), which needs every plane of a block first (interleaved A/B, 2 cores: 4 and
+# 8 MB alike, both 8-12 % faster than one plane at a time; 2 MB, one group per block, 2.5x slower).
+PAIRS_BLOCK_BYTES = 8 << 20
 
 
 def taps_by_phase(geo: Geometry) -> dict[tuple[int, ...], list[tuple[tuple[int, ...],
@@ -49,12 +55,15 @@ def taps_by_phase(geo: Geometry) -> dict[tuple[int, ...], list[tuple[tuple[int, 
     return phases
 
 
-def block_size(x: Any, groups: int, mult: int, blocks: tuple[int, ...]) -> int:
-    """Groups per block: all of them on a GPU, else as many as keep one plane in cache."""
+def block_size(x: Any, groups: int, mult: int, blocks: tuple[int, ...],
+               planes: int = 1) -> int:
+    """Groups per block: all of them on a GPU, else as many as keep their ``planes`` phase
+    planes within :data:`PLANE_BLOCK_BYTES` (one plane) or :data:`PAIRS_BLOCK_BYTES`."""
     if backend.on_gpu(x):
         return groups
-    per_group = int(x.shape[0]) * mult * math.prod(blocks) * x.dtype.itemsize
-    return max(1, min(groups, PLANE_BLOCK_BYTES // max(per_group, 1)))
+    per_group = int(x.shape[0]) * mult * math.prod(blocks) * x.dtype.itemsize * planes
+    budget = PLANE_BLOCK_BYTES if planes == 1 else PAIRS_BLOCK_BYTES
+    return max(1, min(groups, budget // max(per_group, 1)))
 
 
 def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
@@ -67,13 +76,20 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
     per channel instead of rows as short as the input is wide (NumPy's taps 2.2x faster on a
     64x64 input), and a tap at offset 0 writes its plane without zeroing it first.
     """
+    from . import col2im  # (col2im imports this module)
+
     xp = backend.namespace(x, weight)
     n, g, mult, nd = int(x.shape[0]), geo.groups, int(weight.shape[1]), geo.ndim
     spatial = spatial_of(x)
-    b = block_size(x, g, mult, blocks)
+    # every plane of a block first, then col2im's pixel shuffle two columns at a time; else
+    # each plane straight into its place in the output
+    pairs = col2im.in_pairs(x, geo)
+    slots = math.prod(geo.stride) if pairs else 1
+    b = block_size(x, g, mult, blocks, slots)
     length = n * math.prod(blocks)
     strides = [math.prod(blocks[a + 1:]) for a in range(nd)]
     y = backend.empty_cpu(xp, x, (n, g, mult) + out)
+    y_c = xp.reshape(y, (n, g * mult) + out)
     phases = []
     for r, taps in taps_by_phase(geo).items():
         shifted = sorted((sum(m * st for m, st in zip(offset, strides, strict=True)), tap)
@@ -86,7 +102,7 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
     def groups_range(lo: int, hi: int) -> None:     # groups [lo, hi), a block at a time
         grid = _workspace.empty(xp, x, (b, 1, n) + blocks, "depthwise_grid")
         _windows.zero_border(grid, spatial)
-        plane = _workspace.empty(xp, x, (b, mult, length), "planes")
+        plane = _workspace.empty(xp, x, (b, mult, slots, length), "planes")
         # NumPy has no fused multiply-add: the product of each tap goes through this buffer
         # (torch uses addcmul_; see backend.multiply_add)
         scratch = (None if backend.is_torch(x)
@@ -96,12 +112,13 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
             nb = min(hi, g0 + b) - g0
             grid[(slice(0, nb), 0, Ellipsis) + tuple(slice(0, i) for i in spatial)] = \
                 x_cf[g0:g0 + nb]
-            wb, pl, xf = weight[g0:g0 + nb], plane[:nb], flat[:nb]
-            for shifted, window in phases:
-                if window is None:                   # padding crops this phase away
+            wb, xf = weight[g0:g0 + nb], flat[:nb]
+            for phase, (shifted, window) in enumerate(phases):
+                if window is None and not pairs:     # padding crops this phase away
                     continue
-                dst, src = window
-                target = y[(slice(None), slice(g0, g0 + nb), slice(None)) + dst]
+                pl = plane[:nb, :, phase if pairs else 0]
+                target = pl if pairs else y[(slice(None), slice(g0, g0 + nb), slice(None))
+                                            + window[0]]
                 if not shifted:                      # no tap lands here (k < s): zeros
                     target[...] = 0
                     continue
@@ -115,9 +132,14 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
                     backend.multiply_add(pl[:, :, shift:], xf[:, :, :length - shift], w_tap,
                                          None if scratch is None
                                          else scratch[:nb, :, :length - shift])
-                planes = xp.reshape(pl, (nb, mult, n) + blocks)
-                target[...] = xp.permute_dims(planes[(Ellipsis,) + src], to_y)
+                if not pairs:
+                    planes = xp.reshape(pl, (nb, mult, n) + blocks)
+                    target[...] = xp.permute_dims(planes[(Ellipsis,) + window[1]], to_y)
+            if pairs:                                # planes (b*mult, s.., n, q..)
+                col2im.pixel_shuffle(
+                    xp.reshape(plane[:nb], (nb * mult,) + geo.stride + (n,) + blocks),
+                    blocks, y_c[:, g0 * mult:(g0 + nb) * mult], geo)
 
     # NumPy's elementwise loops are single-threaded, torch threads each operation itself
     _threads.run_chunks(groups_range, g, math.prod(y.shape), parallel=not backend.is_torch(x))
-    return xp.reshape(y, (n, g * mult) + out)
+    return y_c
