@@ -16,7 +16,8 @@ help:
 	@echo "make book-clean  rebuild the book from scratch, re-executing every notebook"
 	@echo "make test        run the whole test suite (what CI runs)"
 	@echo "make lint        ruff over the library, grader and tests"
-	@echo "make bench       full performance benchmark of tconv_lib against PyTorch"
+	@echo "make bench       full performance benchmark of tconv_lib against PyTorch (torch, then NumPy"
+	@echo "                 inputs; options via BENCH_ARGS, e.g. BENCH_ARGS='--methods auto')"
 	@echo "make bench-gpu   on a CUDA machine: the GPU tests, then the benchmark against cuDNN"
 	@echo "make bench-grader  sandboxed parallel autograding vs plain nbgrader"
 	@echo "make release     regenerate exercises/ from solutions/"
@@ -59,8 +60,10 @@ test-fast: venv
 lint: venv
 	$(PY) -m ruff check tconv_lib grader tests
 
+# Both array types: torch CPU tensors, then NumPy arrays, each against the same torch reference.
 bench: venv
-	$(PY) -m tconv_lib.bench
+	$(PY) -m tconv_lib.bench $(BENCH_ARGS)
+	$(PY) -m tconv_lib.bench --backend numpy $(BENCH_ARGS)
 
 bench-gpu: venv
 	PYTHON=$(PY) bash scripts/gpu_check.sh

@@ -415,6 +415,19 @@ def cpu_model() -> str:
     return platform.processor() or platform.machine()
 
 
+def vector_isa() -> str | None:
+    """The widest matrix/vector extension the CPU reports (``amx``, ``avx512``, ``avx2``), or
+    ``None``: it tells apart virtual CPUs whose model name is only ``Intel Xeon Processor``."""
+    try:
+        text = Path("/proc/cpuinfo").read_text()
+    except OSError:
+        return None
+    flags = next((set(line.split(":", 1)[1].split()) for line in text.splitlines()
+                  if line.startswith("flags")), set())
+    return next((name for flag, name in (("amx_tile", "amx"), ("avx512f", "avx512"),
+                                         ("avx2", "avx2")) if flag in flags), None)
+
+
 def machine_info(device: str, threads: int) -> dict[str, Any]:
     import torch
 
@@ -456,7 +469,9 @@ def device_label(device: str, backend: str, threads: int, quick: bool) -> str:
 
         name = torch.cuda.get_device_name(device)
     else:
-        name = f"{cpu_model()}-{threads}t"
+        model = cpu_model()
+        isa = None if re.search(r"\d", model) else vector_isa()   # a generic model name
+        name = f"{model}-{isa + '-' if isa else ''}{threads}t"
     slug = re.sub(r"[^a-z0-9]+", "-", name.lower()).strip("-")
     slug = re.sub(r"-(r|tm|processor|cpu)(?=-|$)", "", slug)
     return f"{'cuda' if device.startswith('cuda') else 'cpu'}-{backend}-{slug}" + (

@@ -136,3 +136,25 @@ def test_host_time_is_the_median_of_issuing_calls() -> None:
     calls, syncs = [], []
     t = bench.host_time(lambda: calls.append(1), lambda: syncs.append(1), reps=5)
     assert len(calls) == 5 and len(syncs) == 6 and t >= 0
+
+
+@pytest.mark.parametrize(("model", "flags", "label"), [
+    ("Intel(R) Xeon(R) Processor", "fpu avx2 avx512f amx_tile", "cpu-torch-intel-xeon-amx-2t"),
+    ("Intel(R) Xeon(R) Processor", "fpu avx2", "cpu-torch-intel-xeon-avx2-2t"),
+    ("Intel(R) Xeon(R) CPU @ 2.80GHz", "fpu avx2 avx512f", "cpu-torch-intel-xeon-2-80ghz-2t"),
+    ("AMD EPYC Processor", "fpu sse2", "cpu-torch-amd-epyc-2t"),
+])
+def test_device_label_names_the_isa_of_a_generic_cpu(model: str, flags: str, label: str,
+                                                     monkeypatch) -> None:
+    """A virtual CPU called only "Intel Xeon Processor" gets its widest ISA in the file name, so
+    results from different machines do not overwrite each other; a numbered model keeps its
+    name (the recorded files' names)."""
+    class FakePath:
+        def __init__(self, path: str) -> None:
+            assert path == "/proc/cpuinfo"
+
+        def read_text(self) -> str:
+            return f"model name\t: {model}\nflags\t\t: {flags}\n"
+
+    monkeypatch.setattr(bench, "Path", FakePath)
+    assert bench.device_label("cpu", "torch", 2, quick=False) == label
