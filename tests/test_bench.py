@@ -43,6 +43,7 @@ def test_quick_run_writes_every_field(quick_report: tuple[dict, Path]) -> None:
     for key in ("cpu_model", "cpu_cores", "threads", "torch", "numpy", "device_name"):
         assert report["machine"][key] not in (None, "")
     assert report["config"]["quick"] is True
+    assert report["config"]["malloc_warmed_bytes"] == bench.WARM_MALLOC_BYTES   # a CPU run
     assert set(report["results"]) == set(bench.SHAPE_NAMES)
     assert _positive(report["copy_bandwidth_gbs"])
     for name, r in report["results"].items():
@@ -158,3 +159,35 @@ def test_device_label_names_the_isa_of_a_generic_cpu(model: str, flags: str, lab
 
     monkeypatch.setattr(bench, "Path", FakePath)
     assert bench.device_label("cpu", "torch", 2, quick=False) == label
+
+
+MMAPPED_AFTER = """
+import ctypes, sys, torch
+from tconv_lib import bench
+class Info(ctypes.Structure):
+    _fields_ = [(name, ctypes.c_size_t) for name in (
+        "arena", "ordblks", "smblks", "hblks", "hblkhd", "usmblks", "fsmblks", "uordblks",
+        "fordblks", "keepcost")]
+libc = ctypes.CDLL(None)
+libc.mallinfo2.restype = Info
+if sys.argv[1] == "warm":
+    bench.warm_allocator()
+before = libc.mallinfo2().hblkhd
+block = torch.empty(24 << 18)                       # 24 MiB
+print(libc.mallinfo2().hblkhd - before >= 24 << 20)
+"""
+
+
+@pytest.mark.parametrize(("state", "mapped"), [("cold", True), ("warm", False)])
+def test_warm_allocator_keeps_blocks_up_to_32_mib_on_the_heap(state: str, mapped: bool) -> None:
+    """In a fresh process glibc maps a 24 MiB block afresh; after warm_allocator the same block
+    comes from the heap (glibc's mallinfo2 counts mapped bytes)."""
+    import ctypes
+
+    if not hasattr(ctypes.CDLL(None), "mallinfo2"):
+        pytest.skip("needs glibc's mallinfo2 (glibc >= 2.33)")
+    proc = subprocess.run([sys.executable, "-c", MMAPPED_AFTER, state], cwd=ROOT,
+                          capture_output=True, text=True, timeout=120)
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert proc.stdout.strip() == str(mapped), (
+        f"{state} process: expected the 24 MiB block {'mapped' if mapped else 'on the heap'}")
