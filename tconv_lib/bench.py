@@ -446,6 +446,8 @@ def machine_info(device: str, threads: int) -> dict[str, Any]:
         "device_name": cpu_model(),
         "blas_env": {k: v for k, v in os.environ.items()
                      if k.startswith(("OPENBLAS", "OMP_", "MKL_"))},
+        "malloc_env": {k: v for k, v in os.environ.items()
+                       if k.startswith("MALLOC_") or k == "GLIBC_TUNABLES"},
         "load_average": list(os.getloadavg()) if hasattr(os, "getloadavg") else None,
     }
     try:
@@ -494,7 +496,9 @@ def warm_allocator() -> int:
     not, and without this the reference's temporaries were re-faulted, or not, depending on
     which methods had run before it: PyTorch's DCGAN 128->64 layer took 30 ms in a run of
     ``auto`` alone and 19-22 ms among all methods. Blocks above 32 MiB are mapped afresh
-    whatever happened before; that cost is real for every caller. Returns the bytes used.
+    whatever happened before; that cost is real for every caller. Any ``MALLOC_*`` variable
+    (dask sets ``MALLOC_TRIM_THRESHOLD_``) or ``GLIBC_TUNABLES`` malloc setting pins the
+    threshold instead, and this changes nothing; the JSON records them. Returns the bytes used.
     """
     import torch
 
