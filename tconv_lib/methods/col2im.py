@@ -407,10 +407,10 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], y: Any, geo: Geometry,
 
 def shuffle_pairs(planes: Any, blocks: tuple[int, ...], y: Any, geo: Geometry,
                   step: tuple[int, ...], lo: int, hi: int) -> None:
-    """:func:`pixel_shuffle`'s plane-by-plane copy for channels ``lo:hi`` when ``s = 2`` on the
-    last axis: output columns ``2j`` and ``2j + 1`` come from the two residues of that axis,
-    so each pair of planes is written in one interleaving pass
-    (:func:`tconv_lib.backend.interleave_into`) instead of two copies ``s`` apart. A residue
+    """:func:`pixel_shuffle`'s plane-by-plane copy for channels ``lo:hi`` of torch planes with
+    ``s = 2`` on the last axis (:func:`in_pairs`): output columns ``2j`` and ``2j + 1`` come
+    from the two residues of that axis, so each pair of planes is written in one interleaving
+    pass (:func:`tconv_lib.backend.interleave_into`) instead of two copies ``s`` apart. A residue
     that receives no tap (``step``) contributes zeros; rows whose residue receives none are
     zeroed here, so the output needs no zeroing pass first.
 
