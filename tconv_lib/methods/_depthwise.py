@@ -34,8 +34,8 @@ from ._canvas import phase_window, spatial_of
 # Bytes of one phase plane per block of groups: about what a core's L2 cache holds.
 PLANE_BLOCK_BYTES = 1 << 20
 # Bytes of all phase planes per block when the output is written two columns at a time
-# (col2im.in_pairs), which needs every plane of a block first (interleaved A/B, 2 cores: 4 and
-# 8 MB alike, both 8-12 % faster than one plane at a time; 2 MB, one group per block, 2.5x slower).
+# (col2im.in_pairs), which needs every plane of a block first (interleaved A/B, 2 cores: 4 to
+# 31 MB alike, 8-12 % faster than one plane at a time; 1.7 MB 1.3x and 0.6 MB 2.5x slower).
 PAIRS_BLOCK_BYTES = 8 << 20
 
 
