@@ -801,6 +801,10 @@ def print_table(report: dict[str, Any]) -> None:
         print(f"{m}: geomean {s['geomean_speedup_vs_torch']:.2f}x torch, min "
               f"{s['min_speedup_vs_torch']:.2f}x, min fraction of bound "
               f"{s['min_fraction_of_bound']:.2f}")
+    auto = report["summary"].get("auto")
+    if auto:
+        print(f"auto below 0.9x torch: {', '.join(auto['shapes_below_0.9x_torch']) or 'none'}; "
+              f"below 0.8 of its bound: {', '.join(auto['shapes_below_0.8_of_bound']) or 'none'}")
 
 
 if __name__ == "__main__":

@@ -196,3 +196,16 @@ def test_warm_allocator_keeps_blocks_up_to_32_mib_on_the_heap(state: str, mapped
     assert proc.returncode == 0, proc.stderr[-2000:]
     assert proc.stdout.strip() == str(mapped), (
         f"{state} process: expected the 24 MiB block {'mapped' if mapped else 'on the heap'}")
+
+
+def test_table_names_the_shapes_below_the_targets(quick_report: tuple[dict, Path],
+                                                  capsys) -> None:
+    """The printed table ends with auto's shapes below 0.9x PyTorch and below 0.8 of the bound,
+    as the JSON summary lists them."""
+    report, _ = quick_report
+    report = json.loads(json.dumps(report))
+    report["summary"]["auto"]["shapes_below_0.9x_torch"] = ["dcgan-4to8"]
+    report["summary"]["auto"]["shapes_below_0.8_of_bound"] = []
+    bench.print_table(report)
+    last = capsys.readouterr().out.strip().splitlines()[-1]
+    assert last == ("auto below 0.9x torch: dcgan-4to8; below 0.8 of its bound: none"), last
