@@ -247,6 +247,11 @@ def residue_step(x: Any, geo: Geometry) -> tuple[int, ...]:
     return tuple(math.gcd(s, d) for s, d in zip(geo.stride, geo.dilation, strict=True))
 
 
+def receives_taps(residue: tuple[int, ...], step: tuple[int, ...]) -> bool:
+    """Taps land on ``residue`` (per axis a multiple of :func:`residue_step`'s ``step``)."""
+    return not any(r % k for r, k in zip(residue, step, strict=True))
+
+
 def uses_permuted_copy(x: Any, geo: Geometry) -> bool:
     """:func:`pixel_shuffle` interleaves all planes in one permuted copy (large strides, GPU)."""
     return max(geo.stride) > _MAX_PLANE_STRIDE or backend.on_gpu(x)
@@ -382,7 +387,7 @@ def pixel_shuffle(planes: Any, blocks: tuple[int, ...], y: Any, geo: Geometry,
         to_nc = (1 + nd, 0) + tuple(range(1, 1 + nd)) if inner else (1, 0) + tuple(range(2,
                                                                                        2 + nd))
         residues = list(itertools.product(*(range(s) for s in geo.stride)))
-        windows = [(r, w) for r in residues if not any(a % k for a, k in zip(r, step, strict=True))
+        windows = [(r, w) for r in residues if receives_taps(r, step)
                    and (w := phase_window(r, blocks, out, geo)) is not None]
         no_taps = max(step) > 1                 # some residues receive no tap: zeros
         # planes two by two (not with the batch inner, whose permuted reads made it slower:
@@ -418,7 +423,8 @@ def shuffle_pairs(planes: Any, blocks: tuple[int, ...], y: Any, geo: Geometry,
     ``(o + p) // 2``: the even columns start at row ``p // 2``, the odd ones at
     ``(p + 1) // 2``.
     """
-    nd, o_last, p_last = geo.ndim, int(y.shape[-1]), geo.padding[-1]
+    xp, nd, out = backend.namespace(planes), geo.ndim, tuple(int(v) for v in y.shape[2:])
+    o_last, p_last = out[-1], geo.padding[-1]
     half = o_last // 2
     r_even, r_odd = p_last % 2, (p_last + 1) % 2
     to_nc = (1, 0) + tuple(range(2, 2 + nd))          # (C, n, q...) -> (n, C, q...)
@@ -427,19 +433,18 @@ def shuffle_pairs(planes: Any, blocks: tuple[int, ...], y: Any, geo: Geometry,
     def plane(prefix: tuple[int, ...], src: tuple[slice, ...], r: int, q0: int,
               count: int) -> Any:
         residue = prefix + (r,)
-        if any(a % k for a, k in zip(residue, step, strict=True)):
+        if not receives_taps(residue, step):
             return None                               # no tap lands here: zeros
         index = ((slice(lo, hi),) + tuple(a // k for a, k in zip(residue, step, strict=True))
                  + (slice(None),) + src + (slice(q0, q0 + count),))
-        return backend.namespace(planes).permute_dims(planes[index], to_nc)
+        return xp.permute_dims(planes[index], to_nc)
 
     for prefix in itertools.product(*(range(s) for s in geo.stride[:-1])):
-        window = phase_window(prefix + (r_even,), blocks, tuple(int(v) for v in y.shape[2:]),
-                              geo)
+        window = phase_window(prefix + (r_even,), blocks, out, geo)
         if window is None:                            # padding crops these rows away
             continue
         dst, src = window[0][:-1], window[1][:-1]
-        if any(a % k for a, k in zip(prefix, step[:-1], strict=True)):
+        if not receives_taps(prefix, step[:-1]):
             y[head + dst] = 0
             continue
         even = plane(prefix, src, r_even, p_last // 2, half + o_last % 2)
