@@ -47,6 +47,15 @@ def light_interpreter():
 
 
 @pytest.fixture
+def block_adds(monkeypatch):
+    """col2im keeps its block adds into phase planes where it would take the channels-last
+    route (tconv_lib.methods._channels_last), so tests of the planes' passes run them."""
+    from tconv_lib.methods import _channels_last
+
+    monkeypatch.setattr(_channels_last, "CHUNK_BYTES", {"numpy": 0, "torch": 0})
+
+
+@pytest.fixture
 def nan_scratch(monkeypatch):
     """Workspace scratch handed out full of NaN: a result that stays right never read an
     element of it before writing it."""

@@ -293,7 +293,7 @@ PAIRS = [
 
 
 @pytest.mark.parametrize("case", PAIRS, ids=str)
-def test_pixel_shuffle_in_pairs(case, monkeypatch) -> None:
+def test_pixel_shuffle_in_pairs(case, monkeypatch, block_adds) -> None:
     """Every output element is written (the output starts as NaN) and equals PyTorch's."""
     from tconv_lib import backend
     from tconv_lib.methods import col2im
@@ -392,7 +392,7 @@ def test_huge_page_advice_covers_whole_pages_inside_the_array(monkeypatch) -> No
 @pytest.mark.parametrize("case", SHARED_FACTOR + [((3, 4), 4, 2, 1, 0, 1), ((5,), 5, 3, 2, 1, 1),
                                                   ((2, 3, 2), 3, 2, 1, 1, 1)], ids=str)
 def test_col2im_batch_axis_inner_or_outer(case, backend: str, batch_inner: bool,
-                                          monkeypatch) -> None:
+                                          monkeypatch, block_adds) -> None:
     """Both layouts of the columns and phase planes (batch before or after the positions)."""
     from tconv_lib._args import check_transpose
     from tconv_lib.methods import col2im
@@ -436,7 +436,7 @@ def test_tiled_in_chunks(case, backend: str, chunk_bytes: int, monkeypatch) -> N
                                    if s.groups == 1 and s.kernel != s.stride],
                          ids=lambda s: s.name)
 def test_col2im_in_chunks_of_samples(shape: Shape, backend: str, chunk_bytes: int,
-                                     monkeypatch) -> None:
+                                     monkeypatch, block_adds) -> None:
     """Overlapping taps: GEMM, block adds and shuffle per chunk of whole samples."""
     from tconv_lib.methods import col2im
 

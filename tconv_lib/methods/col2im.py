@@ -20,6 +20,9 @@ routes of :mod:`.col2im_gpu`, timed once per problem; on the CPU it works as fol
 - with one input channel per group (depthwise) the GEMM is an outer product: there is nothing
   to reduce, so :mod:`._depthwise` does one fused multiply-add per tap into cache-sized blocks
   of phase planes instead;
+- when the input rows are short (DCGAN's 16x16 maps) and ``C_out`` is at least as long,
+  :mod:`._channels_last` turns the GEMM around (``X^T W``) so that every add moves whole
+  channel vectors, into a buffer with the channels innermost that one copy transposes;
 - when the taps split evenly into phases (``d`` divides ``s``, ``s/d`` divides ``k``) and the
   columns would be several times larger than the input, :mod:`._windows` makes the phase planes
   with GEMMs over shifted windows of a zero-padded input instead: no columns and no adds.
@@ -39,7 +42,7 @@ from typing import Any
 
 from .. import _threads, _workspace, backend
 from .._args import Geometry
-from . import _depthwise, _windows
+from . import _channels_last, _depthwise, _windows
 from ._canvas import output_shape, phase_window, spatial_of
 
 # Below this many input positions per sample, one GEMM over the whole batch (after moving the
@@ -108,11 +111,37 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
         from . import col2im_gpu
 
         return col2im_gpu.conv_transpose(x, weight, geo)
-    if int(weight.shape[0]) == geo.groups:          # depthwise: the GEMM is an outer product
+    route = cpu_route(x, weight, geo)
+    if route == "depthwise":
         return depthwise(x, weight, geo)
-    if tiles_in_chunks(geo):
+    if route == "tiled in chunks":
         return tiled_in_chunks(x, weight, geo)
-    return planes(x, weight, geo)
+    if route == "channels last":
+        return _channels_last.conv_transpose(x, weight, geo)
+    return planes(x, weight, geo)       # "windows" or "block adds"
+
+
+def cpu_route(x: Any, weight: Any, geo: Geometry) -> str:
+    """The CPU route :func:`conv_transpose` takes, from the first that applies:
+
+    - ``"depthwise"``: one input channel per group, so the GEMM is an outer product;
+    - ``"tiled in chunks"``: ``k == s`` with no padding, so the columns are the output;
+    - ``"windows"``: GEMMs over shifted input windows, no column buffer (:mod:`._windows`);
+    - ``"channels last"``: input rows shorter than ``C_out`` (:mod:`._channels_last`), where
+      every residue receives taps and the batch is not put innermost;
+    - ``"block adds"``: the GEMM, block adds into phase planes, one pixel shuffle.
+    """
+    if int(weight.shape[0]) == geo.groups:
+        return "depthwise"
+    if tiles_in_chunks(geo):
+        return "tiled in chunks"
+    step = residue_step(x, geo)
+    if _windows.applies(x, weight, geo, step, phase_blocks(x, geo)):
+        return "windows"
+    if (step == (1,) * geo.ndim and not batch_inner(x, geo)
+            and _channels_last.applies(x, weight, geo)):
+        return "channels last"
+    return "block adds"
 
 
 def phase_blocks(x: Any, geo: Geometry) -> tuple[int, ...]:

@@ -1,0 +1,123 @@
+"""col2im's channels-last route (tconv_lib.methods._channels_last): the GEMM X^T W, block adds
+into a buffer with the channels innermost, one transposing copy; checked against PyTorch in
+float64 on both backends, and its tap bookkeeping against a brute-force count."""
+
+from __future__ import annotations
+
+import itertools
+
+import pytest
+import torch
+from test_fast_paths import case_tensors, check_on
+
+from tconv_lib._args import check_transpose
+from tconv_lib.methods import _channels_last, col2im
+
+# (spatial, kernel, stride, padding, output_padding, dilation), each with every residue
+# receiving taps (gcd(s, d) == 1), so the route applies once C_out >= the last input axis.
+CASES = [
+    ((5, 4), 4, 2, 1, 0, 1),            # DCGAN: taps 1 and 2 fill every block (copy, no zeroing)
+    ((5, 4), 3, 2, 1, 1, 1),            # k3 s2 op1: no block fills, the buffer is zeroed
+    ((4, 3), 2, 3, 0, 1, 1),            # k < s: columns no tap reaches stay zero
+    ((4, 4), 3, 3, 1, 2, 2),            # d = 2 with s = 3: a block's columns step by 2
+    ((3, 4), 4, 2, 3, 1, 1),            # padding crops whole blocks of taps away
+    ((5, 3), 5, 3, 2, 1, 1),            # output not a multiple of s: the buffer is cropped
+    ((6,), 6, 4, 1, 3, 1),              # 1-D
+    ((3, 2, 3), 4, 2, 1, 0, 1),         # 3-D
+    ((4, 3), (3, 4), (2, 3), (1, 0), (1, 2), (1, 1)),   # anisotropic
+]
+
+
+def route_of(x, w, args) -> str:
+    _, geo, _ = check_transpose(x, w, None, *args)
+    return col2im.cpu_route(x, w, geo)
+
+
+@pytest.mark.parametrize("chunk", ["sample", "one"])
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("case", CASES, ids=str)
+def test_channels_last_matches_torch(case, backend: str, chunk: str, nan_scratch,
+                                     monkeypatch) -> None:
+    """Every output element right, in chunks of one sample or the whole batch in one, with
+    every scratch buffer handed out full of NaN."""
+    x, w, b, args = case_tensors(case, 3, 4, 8, 1, seed=21, bias=True)
+    per_sample = x[0, 0].numel() * w[0, 0].numel() * 8 * x.dtype.itemsize
+    size = per_sample if chunk == "sample" else 1 << 30
+    monkeypatch.setattr(_channels_last, "CHUNK_BYTES", {"numpy": size, "torch": size})
+    monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 0)   # tiny inputs: batch inner
+    arrays = (x, w) if backend == "torch" else (x.numpy(), w.numpy())
+    assert route_of(*arrays, args) == "channels last"
+    check_on(backend, x, w, b, *args)
+
+
+def brute_force_writes(k: int, s: int, p: int, d: int, i: int, o: int) -> set:
+    """``(tap, input, output)`` for every tap that lands inside an output of size ``o``."""
+    return {(t, a, a * s + t * d - p) for t in range(k) for a in range(i)
+            if 0 <= a * s + t * d - p < o}
+
+
+@pytest.mark.parametrize("k,s,p,d", list(itertools.product([1, 2, 3, 4, 5], [1, 2, 3],
+                                                           [0, 1, 2, 4], [1, 2])))
+def test_axis_blocks_write_each_tap_once(k: int, s: int, p: int, d: int) -> None:
+    """The blocks expand to exactly the (tap, input, output) triples that land in the output,
+    and a block marked ``fills`` covers every output position once."""
+    for i in (1, 2, 5):
+        for op in range(max(s, d)):
+            o = (i - 1) * s - 2 * p + d * (k - 1) + op + 1
+            if o <= 0:
+                continue
+            rows, blocks = _channels_last.axis_blocks(k, s, p, d, i, o)
+            assert rows == -(-o // s)
+            got = []
+            for blk in blocks:
+                taps = range(k)[blk.taps]
+                columns = range(s)[blk.columns]
+                assert len(taps) == len(columns), blk
+                for a, j in zip(range(i)[blk.src], range(rows)[blk.dst], strict=True):
+                    got += [(t, a, j * s + e) for t, e in zip(taps, columns, strict=True)]
+                if blk.fills:
+                    filled = sorted(j * s + e for j in range(rows)[blk.dst] for e in columns)
+                    assert filled == list(range(rows * s)), (k, s, p, d, i, op, blk)
+            expected = brute_force_writes(k, s, p, d, i, o)
+            inside = {w for w in got if w[2] < o}   # past o: the cropped part of the last block
+            assert len(got) == len(set(got)), f"a tap written twice: {blocks}"
+            assert inside == expected, (
+                f"k={k} s={s} p={p} d={d} i={i} op={op}: expected {sorted(expected)}, "
+                f"the blocks write {sorted(inside)}")
+
+
+def test_route_needs_short_rows_and_small_samples(monkeypatch) -> None:
+    """Taken for short input rows (the last axis no longer than C_out), not for long ones,
+    not with gradients, not for residues without taps, and not once a sample's columns
+    outgrow a chunk."""
+    monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 0)
+    case = ((5, 4), 4, 2, 1, 0, 1)
+    x, w, _, args = case_tensors(case, 2, 3, 4, 1, seed=1)
+    assert route_of(x, w, args) == "channels last"
+    x5, w5, _, args5 = case_tensors(((5, 5), 4, 2, 1, 0, 1), 2, 3, 4, 1, seed=1)
+    assert route_of(x5, w5, args5) == "block adds"                  # rows of 5 > C_out = 4
+    assert route_of(x.requires_grad_(), w, args) == "block adds"
+    xd, wd, _, argsd = case_tensors(((5, 4), 3, 2, 2, 1, 2), 2, 3, 4, 1, seed=1)
+    assert route_of(xd, wd, argsd) == "block adds"                  # gcd(s, d) = 2
+    per_sample = 5 * 4 * 16 * 4 * x.dtype.itemsize
+    monkeypatch.setattr(_channels_last, "CHUNK_BYTES", {"numpy": per_sample,
+                                                        "torch": per_sample - 1})
+    x = x.detach()
+    assert route_of(x, w, args) == "block adds"
+    assert route_of(x.numpy(), w.numpy(), args) == "channels last"
+
+
+def test_gradients_take_the_block_adds(monkeypatch) -> None:
+    """With autograd recording, the planes' route runs and the gradients match PyTorch's."""
+    monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 0)
+    x, w, _, args = case_tensors(((5, 4), 4, 2, 1, 0, 1), 2, 3, 4, 1, seed=3)
+    x.requires_grad_()
+    w.requires_grad_()
+    import tconv_lib
+
+    tconv_lib.conv_transpose(x, w, None, *args).square().sum().backward()
+    gx, gw = x.grad, w.grad
+    x.grad = w.grad = None
+    torch.nn.functional.conv_transpose2d(x, w, None, *args).square().sum().backward()
+    torch.testing.assert_close(gx, x.grad, rtol=1e-10, atol=1e-10)
+    torch.testing.assert_close(gw, w.grad, rtol=1e-10, atol=1e-10)
