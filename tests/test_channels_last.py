@@ -50,17 +50,54 @@ def test_channels_last_matches_torch(case, backend: str, chunk: str, nan_scratch
     check_on(backend, x, w, b, *args)
 
 
+# Dilations sharing a factor g = gcd(s, d) with the stride: taps reach only the outputs
+# o = -p (mod g), the buffer keeps those alone and the rest must come out zero (plus bias).
+GAPS = [
+    ((5, 4), 3, 2, 2, 1, 2),                                # dilated-k3s2d2
+    ((4, 4), 3, 2, 1, 1, 2),                                # odd padding: the odd outputs
+    ((4, 5), 2, 4, 1, 3, 2),
+    ((6,), 3, 2, 0, 3, 4),
+    ((3, 4, 3), 2, (2, 3, 2), 1, (1, 2, 1), (2, 3, 2)),
+]
+
+
+@pytest.mark.parametrize("case", GAPS, ids=str)
+def test_channels_last_zeros_where_no_tap_lands(case, nan_scratch, monkeypatch) -> None:
+    """NumPy takes the route for these and torch keeps the planes (cpu_route); the route's
+    own result is right on both, with the output and every scratch buffer full of NaN."""
+    from tconv_lib import backend
+
+    real_empty = backend.empty_cpu
+
+    def nan_filled(*args, **kwargs):
+        y = real_empty(*args, **kwargs)
+        y[...] = float("nan")
+        return y
+
+    monkeypatch.setattr(backend, "empty_cpu", nan_filled)
+    monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 0)
+    x, w, b, args = case_tensors(case, 3, 4, 8, 1, seed=23, bias=True)
+    assert route_of(x.numpy(), w.numpy(), args) == "channels last"
+    assert route_of(x, w, args) == "block adds"
+    check_on("numpy", x, w, b, *args)
+    _, geo, _ = check_transpose(x, w, None, *args)
+    expected = getattr(torch.nn.functional, f"conv_transpose{w.ndim - 2}d")(x, w, None, *args)
+    torch.testing.assert_close(_channels_last.conv_transpose(x, w, geo), expected,
+                               rtol=1e-10, atol=1e-10)
+
+
 def brute_force_writes(k: int, s: int, p: int, d: int, i: int, o: int) -> set:
     """``(tap, input, output)`` for every tap that lands inside an output of size ``o``."""
     return {(t, a, a * s + t * d - p) for t in range(k) for a in range(i)
             if 0 <= a * s + t * d - p < o}
 
 
-@pytest.mark.parametrize("k,s,p,d", list(itertools.product([1, 2, 3, 4, 5], [1, 2, 3],
-                                                           [0, 1, 2, 4], [1, 2])))
+@pytest.mark.parametrize("k,s,p,d", list(itertools.product([1, 2, 3, 4, 5], [1, 2, 3, 4],
+                                                           [0, 1, 2, 4], [1, 2, 3])))
 def test_axis_blocks_write_each_tap_once(k: int, s: int, p: int, d: int) -> None:
     """The blocks expand to exactly the (tap, input, output) triples that land in the output,
-    and a block marked ``fills`` covers every output position once."""
+    and a block marked ``fills`` covers every buffer position once."""
+    g, r = _channels_last.reached(s, p, d)
     for i in (1, 2, 5):
         for op in range(max(s, d)):
             o = (i - 1) * s - 2 * p + d * (k - 1) + op + 1
@@ -68,16 +105,18 @@ def test_axis_blocks_write_each_tap_once(k: int, s: int, p: int, d: int) -> None
                 continue
             rows, blocks = _channels_last.axis_blocks(k, s, p, d, i, o)
             assert rows == -(-o // s)
+            width = s // g
             got = []
             for blk in blocks:
                 taps = range(k)[blk.taps]
-                columns = range(s)[blk.columns]
+                columns = range(width)[blk.columns]
                 assert len(taps) == len(columns), blk
                 for a, j in zip(range(i)[blk.src], range(rows)[blk.dst], strict=True):
-                    got += [(t, a, j * s + e) for t, e in zip(taps, columns, strict=True)]
+                    got += [(t, a, g * (j * width + c) + r)
+                            for t, c in zip(taps, columns, strict=True)]
                 if blk.fills:
-                    filled = sorted(j * s + e for j in range(rows)[blk.dst] for e in columns)
-                    assert filled == list(range(rows * s)), (k, s, p, d, i, op, blk)
+                    filled = sorted(j * width + c for j in range(rows)[blk.dst] for c in columns)
+                    assert filled == list(range(rows * width)), (k, s, p, d, i, op, blk)
             expected = brute_force_writes(k, s, p, d, i, o)
             inside = {w for w in got if w[2] < o}   # past o: the cropped part of the last block
             assert len(got) == len(set(got)), f"a tap written twice: {blocks}"
@@ -88,8 +127,8 @@ def test_axis_blocks_write_each_tap_once(k: int, s: int, p: int, d: int) -> None
 
 def test_route_needs_short_rows_and_small_samples(monkeypatch) -> None:
     """Taken for short input rows (the last axis no longer than C_out), not for long ones,
-    not with gradients, not for residues without taps, and not once a sample's columns
-    outgrow a chunk."""
+    not with gradients, not on torch for residues without taps, and not once a sample's
+    columns outgrow a chunk."""
     monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 0)
     case = ((5, 4), 4, 2, 1, 0, 1)
     x, w, _, args = case_tensors(case, 2, 3, 4, 1, seed=1)
@@ -98,7 +137,8 @@ def test_route_needs_short_rows_and_small_samples(monkeypatch) -> None:
     assert route_of(x5, w5, args5) == "block adds"                  # rows of 5 > C_out = 4
     assert route_of(x.requires_grad_(), w, args) == "block adds"
     xd, wd, _, argsd = case_tensors(((5, 4), 3, 2, 2, 1, 2), 2, 3, 4, 1, seed=1)
-    assert route_of(xd, wd, argsd) == "block adds"                  # gcd(s, d) = 2
+    assert route_of(xd, wd, argsd) == "block adds"           # gcd(s, d) = 2, on torch only
+    assert route_of(xd.numpy(), wd.numpy(), argsd) == "channels last"
     per_sample = 5 * 4 * 16 * 4 * x.dtype.itemsize
     monkeypatch.setattr(_channels_last, "CHUNK_BYTES", {"numpy": per_sample,
                                                         "torch": per_sample - 1})

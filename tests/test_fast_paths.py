@@ -330,7 +330,7 @@ SHARED_FACTOR = [
 
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
 @pytest.mark.parametrize("case", SHARED_FACTOR, ids=str)
-def test_col2im_planes_only_where_taps_land(case, backend: str) -> None:
+def test_col2im_planes_only_where_taps_land(case, backend: str, block_adds) -> None:
     from tconv_lib._args import check_transpose
     from tconv_lib.methods import col2im
 

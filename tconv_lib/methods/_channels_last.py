@@ -56,30 +56,40 @@ class AxisBlock(NamedTuple):
     """The taps of one axis that share a block offset ``m`` (see the module docstring)."""
 
     taps: slice      # kernel indices t (consecutive)
-    columns: slice   # their columns e within an output block (step d)
+    columns: slice   # their buffer columns e // gcd(s, d) within an output block
     src: slice       # input positions i that land inside the output
     dst: slice       # the output blocks j = i + m they land in
-    fills: bool      # the taps cover every column of every block
+    fills: bool      # the taps cover every buffer column of every block
+
+
+def reached(s: int, p: int, d: int) -> tuple[int, int]:
+    """``(g, r)``: taps reach only the output positions ``o = r (mod g)``, ``g = gcd(s, d)``.
+
+    Every column is ``e = (td - p) mod s``, and ``g`` divides both ``s`` and ``d``, so
+    ``e = -p (mod g)``. The buffer keeps only those columns, ``s // g`` per block."""
+    g = math.gcd(s, d)
+    return g, -p % g
 
 
 def axis_blocks(k: int, s: int, p: int, d: int, i: int, o: int) -> tuple[int, list[AxisBlock]]:
     """``(J, blocks)`` for one axis of kernel ``k``, stride ``s``, padding ``p``, dilation
     ``d``, input size ``i`` and output size ``o``: ``J = ceil(o / s)`` output blocks, and one
-    :class:`AxisBlock` per block offset ``m`` whose taps reach the output."""
-    rows = -(-o // s)
+    :class:`AxisBlock` per block offset ``m`` whose taps reach the output. Buffer column ``c``
+    of block ``j`` is output position ``o = g (j s/g + c) + r`` (:func:`reached`)."""
+    rows, (g, _) = -(-o // s), reached(s, p, d)
     by_offset: dict[int, list[tuple[int, int]]] = {}
     for t in range(k):
         m, e = divmod(t * d - p, s)
-        by_offset.setdefault(m, []).append((t, e))
+        by_offset.setdefault(m, []).append((t, e // g))
     blocks = []
-    for m, te in by_offset.items():
+    for m, tc in by_offset.items():
         i0, i1 = max(0, -m), min(i, rows - m)
         if i1 <= i0:                           # padding crops this block away
             continue
-        (t0, e0), (t1, e1) = te[0], te[-1]
-        blocks.append(AxisBlock(slice(t0, t1 + 1), slice(e0, e1 + 1, d), slice(i0, i1),
+        (t0, c0), (t1, c1) = tc[0], tc[-1]
+        blocks.append(AxisBlock(slice(t0, t1 + 1), slice(c0, c1 + 1, d // g), slice(i0, i1),
                                 slice(i0 + m, i1 + m),
-                                len(te) == s and d == 1 and i0 + m == 0 and i1 + m == rows))
+                                len(tc) == s // g and d == g and i0 + m == 0 and i1 + m == rows))
     return rows, blocks
 
 
@@ -104,7 +114,10 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     per_axis = [axis_blocks(*args) for args in zip(geo.kernel, geo.stride, geo.padding,
                                                    geo.dilation, spatial, out, strict=True)]
     rows = tuple(j for j, _ in per_axis)
-    extent = tuple(j * s for j, s in zip(rows, geo.stride, strict=True))
+    g_r = [reached(s, p, d) for s, p, d in zip(geo.stride, geo.padding, geo.dilation,
+                                                strict=True)]
+    width = tuple(s // g for s, (g, _) in zip(geo.stride, g_r, strict=True))
+    extent = tuple(j * w for j, w in zip(rows, width, strict=True))
     positions, k_total = math.prod(spatial), math.prod(geo.kernel)
     # (C_in, C_out, K) -> (C_in, K * C_out): one row per input channel, channels fastest
     w_cl = xp.reshape(xp.permute_dims(xp.reshape(weight, (c_in, c_out, k_total)), (0, 2, 1)),
@@ -115,7 +128,11 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     # cols (n, i_1..i_D, t_1..t_D, c) -> (n, i_1, t_1, ..., i_D, t_D, c)
     order = (0,) + tuple(v for a in range(nd) for v in (1 + a, 1 + nd + a)) + (1 + 2 * nd,)
     to_nc = (0, 1 + nd) + tuple(range(1, 1 + nd))
-    crop = (slice(None), slice(None)) + tuple(slice(0, o) for o in out)
+    # buffer position b is output position g*b + r: the others receive no tap, zeros
+    reach = tuple(slice(r, None, g) for g, r in g_r)
+    gaps = any(g > 1 for g, _ in g_r)
+    crop = (slice(None), slice(None)) + tuple(slice(0, -(-(o - r) // g))
+                                              for o, (g, r) in zip(out, g_r, strict=True))
     y = backend.empty_cpu(xp, x, (n, c_out) + out)
     samples = max(1, min(n, chunk_bytes(x) // (positions * k_total * c_out * x.dtype.itemsize)))
     threads = _threads.get_num_threads()
@@ -129,8 +146,8 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
         cols = _workspace.matmul(xp, x_t, w_cl, (m, positions, k_total * c_out), "cols")
         cols = xp.reshape(cols, (m,) + spatial + geo.kernel + (c_out,))
         buf = _workspace.empty(xp, x, (m,) + extent + (c_out,), "channels_last")
-        blocked = xp.reshape(buf, (m,) + tuple(v for j, s in zip(rows, geo.stride, strict=True)
-                                               for v in (j, s)) + (c_out,))
+        blocked = xp.reshape(buf, (m,) + tuple(v for j, w in zip(rows, width, strict=True)
+                                               for v in (j, w)) + (c_out,))
         if first is None:
             buf[...] = 0
         for combo in ordered:
@@ -141,7 +158,9 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
                 dst[...] = src
             else:
                 dst += src
-        y[n0:n0 + m] = xp.permute_dims(buf, to_nc)[crop]
+        if gaps:
+            y[n0:n0 + m] = 0
+        y[(slice(n0, n0 + m), slice(None)) + reach] = xp.permute_dims(buf, to_nc)[crop]
 
     def chunks(lo: int, hi: int) -> None:
         for n0 in starts[lo:hi]:
