@@ -24,6 +24,9 @@ The taps with the same :math:`m` have columns :math:`e` that step by :math:`d`, 
 add (:func:`axis_blocks`); with :math:`d = 1` that add moves ``(taps) * C_out`` contiguous
 numbers per block. When one block's taps fill every column of every block (``k = 4, s = 2,
 p = 1``: taps 1 and 2), it is written as a copy first and the buffer needs no zeroing.
+When :math:`g = \gcd(s, d) > 1`, every column satisfies :math:`e \equiv -p \pmod g`
+(:func:`reached`): the buffer keeps only those :math:`s/g` columns per block, and the output
+positions between them are written as zeros.
 
 The work runs in chunks of whole samples with about :data:`CHUNK_BYTES` of columns each (per
 backend), so the adds and the transposing copy read what the GEMM has just left in cache; for
@@ -41,9 +44,10 @@ from .._args import Geometry
 from ._canvas import output_shape, spatial_of
 
 # Bytes of columns per chunk of whole samples, per backend. Timed on 2 cores with DCGAN's
-# 128->64 layer at 16x16 (1 MB of columns per sample): torch 2 MB chunks 28 ms, 4 MB 24 ms,
-# 16 MB 22 ms; NumPy, whose chunks run as tasks with one BLAS thread each, 29 ms at 4 MB and
-# 31 ms at 16 MB (and 4 MB was as fast or faster on the other shapes tried).
+# 128->64 layer at 16x16 (1 MB of columns per sample), interleaved with PyTorch's call: torch
+# 2 MB chunks 29 ms, 4 MB 25 ms, 8 and 16 MB 24 ms, 32 MB 27 ms (16 MB won on a 3-D layer);
+# NumPy, whose chunks run as tasks with one BLAS thread each, 29 ms at 4 MB and 31 ms at 16 MB
+# (and 4 MB was as fast or faster on the other shapes tried).
 CHUNK_BYTES = {"numpy": 4 << 20, "torch": 16 << 20}
 
 
@@ -125,8 +129,6 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     combos = list(itertools.product(*(blocks for _, blocks in per_axis)))
     first = next((c for c in combos if all(b.fills for b in c)), None)
     ordered = ([first] if first else []) + [c for c in combos if c is not first]
-    # cols (n, i_1..i_D, t_1..t_D, c) -> (n, i_1, t_1, ..., i_D, t_D, c)
-    order = (0,) + tuple(v for a in range(nd) for v in (1 + a, 1 + nd + a)) + (1 + 2 * nd,)
     to_nc = (0, 1 + nd) + tuple(range(1, 1 + nd))
     # buffer position b is output position g*b + r: the others receive no tap, zeros
     reach = tuple(slice(r, None, g) for g, r in g_r)
@@ -150,14 +152,7 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
                                                for v in (j, w)) + (c_out,))
         if first is None:
             buf[...] = 0
-        for combo in ordered:
-            src = xp.permute_dims(cols[(slice(None),) + tuple(b.src for b in combo)
-                                       + tuple(b.taps for b in combo)], order)
-            dst = blocked[(slice(None),) + tuple(v for b in combo for v in (b.dst, b.columns))]
-            if combo is first:
-                dst[...] = src
-            else:
-                dst += src
+        add_blocks(cols, blocked, ordered, first)
         if gaps:
             y[n0:n0 + m] = 0
         y[(slice(n0, n0 + m), slice(None)) + reach] = xp.permute_dims(buf, to_nc)[crop]
@@ -168,3 +163,21 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
 
     _threads.run_tasks(chunks, len(starts), parallel=not backend.is_torch(x) and len(starts) > 1)
     return y
+
+
+def add_blocks(cols: Any, blocked: Any, combos: list[tuple[AxisBlock, ...]],
+               first: tuple[AxisBlock, ...] | None) -> None:
+    """Each combination of one block per axis into the buffer ``blocked`` ``(n, J_1, s_1/g_1,
+    ..., J_D, s_D/g_D, C)`` from ``cols`` ``(n, i_1..i_D, t_1..t_D, C)``: ``first`` (the one
+    that fills the buffer) as a copy, every other as an add."""
+    xp, nd = backend.namespace(cols), (len(cols.shape) - 2) // 2
+    # cols (n, i_1..i_D, t_1..t_D, c) -> (n, i_1, t_1, ..., i_D, t_D, c), as the buffer's axes
+    order = (0,) + tuple(v for a in range(nd) for v in (1 + a, 1 + nd + a)) + (1 + 2 * nd,)
+    for combo in combos:
+        src = xp.permute_dims(cols[(slice(None),) + tuple(b.src for b in combo)
+                                   + tuple(b.taps for b in combo)], order)
+        dst = blocked[(slice(None),) + tuple(v for b in combo for v in (b.dst, b.columns))]
+        if combo is first:
+            dst[...] = src
+        else:
+            dst += src
