@@ -24,6 +24,11 @@ def is_torch(x: Any) -> bool:
     return array_api_compat.is_torch_array(x)
 
 
+def family(x: Any) -> str:
+    """``"torch"`` or ``"numpy"``: the key of the per-backend tuning tables."""
+    return "torch" if is_torch(x) else "numpy"
+
+
 def on_gpu(x: Any) -> bool:
     """A torch tensor on an accelerator: kernel launches, not memory traffic, set the pace."""
     return is_torch(x) and x.device.type != "cpu"

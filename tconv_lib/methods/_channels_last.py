@@ -51,9 +51,10 @@ from ._canvas import output_shape, spatial_of
 CHUNK_BYTES = {"numpy": 4 << 20, "torch": 16 << 20}
 
 
-def chunk_bytes(x: Any) -> int:
-    """:data:`CHUNK_BYTES` for ``x``'s backend."""
-    return CHUNK_BYTES["torch" if backend.is_torch(x) else "numpy"]
+def sample_bytes(x: Any, weight: Any, geo: Geometry) -> int:
+    """Bytes of columns per sample: ``prod(i) * prod(k) * C_out`` values."""
+    return (math.prod(spatial_of(x)) * math.prod(geo.kernel) * int(weight.shape[1])
+            * x.dtype.itemsize)
 
 
 class AxisBlock(NamedTuple):
@@ -103,9 +104,8 @@ def applies(x: Any, weight: Any, geo: Geometry) -> bool:
     sample's columns within a chunk. :func:`.col2im.cpu_route` checks the rest."""
     if geo.groups != 1 or backend.on_gpu(x) or backend.records_grad(x, weight):
         return False
-    spatial, c_out = spatial_of(x), int(weight.shape[1])
-    per_sample = math.prod(spatial) * math.prod(geo.kernel) * c_out * x.dtype.itemsize
-    return spatial[-1] <= c_out and per_sample <= chunk_bytes(x)
+    return (spatial_of(x)[-1] <= int(weight.shape[1])
+            and sample_bytes(x, weight, geo) <= CHUNK_BYTES[backend.family(x)])
 
 
 def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
@@ -136,10 +136,9 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     crop = (slice(None), slice(None)) + tuple(slice(0, -(-(o - r) // g))
                                               for o, (g, r) in zip(out, g_r, strict=True))
     y = backend.empty_cpu(xp, x, (n, c_out) + out)
-    samples = max(1, min(n, chunk_bytes(x) // (positions * k_total * c_out * x.dtype.itemsize)))
-    threads = _threads.get_num_threads()
+    samples = max(1, min(n, CHUNK_BYTES[backend.family(x)] // sample_bytes(x, weight, geo)))
     if not backend.is_torch(x):               # NumPy: at least one task per thread
-        samples = min(samples, -(-n // threads))
+        samples = min(samples, -(-n // _threads.get_num_threads()))
     starts = list(range(0, n, samples))
 
     def chunk(n0: int) -> None:

@@ -70,7 +70,7 @@ def applies(x: Any, weight: Any, geo: Geometry, step: tuple[int, ...],
         return False
     c_in_g, c_out_g = int(weight.shape[0]) // geo.groups, int(weight.shape[1])
     border = math.prod(blocks) / math.prod(spatial_of(x))
-    saving = MIN_SAVING["torch" if backend.is_torch(x) else "numpy"]
+    saving = MIN_SAVING[backend.family(x)]
     return c_in_g * saving <= c_out_g * math.prod(split[1]) and border <= MAX_BORDER_RATIO
 
 

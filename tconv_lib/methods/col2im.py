@@ -334,7 +334,7 @@ def tiled_in_chunks(x: Any, weight: Any, geo: Geometry) -> Any:
     y_split = xp.reshape(y, (n, g * c_out_g) + tuple(
         v for i, s in zip(spatial, geo.stride, strict=True) for v in (i, s)))
     row = g * c_out_g * k_total * math.prod(spatial[1:]) * x.dtype.itemsize
-    chunk_bytes = CHUNK_BYTES["torch" if backend.is_torch(x) else "numpy"]
+    chunk_bytes = CHUNK_BYTES[backend.family(x)]
     rows = max(1, min(spatial[0], chunk_bytes // row))
     samples = max(1, chunk_bytes // (row * spatial[0])) if rows == spatial[0] else 1
     x_rows = xp.reshape(x, (n, g, c_in // g, spatial[0], -1))
