@@ -5,12 +5,16 @@ Run ``python -m tconv_lib.bench`` (or ``make bench``). For every shape of a fixe
 thread count for everybody:
 
 - the median wall time of a call after warm-up, timed **interleaved** with the reference
-  ``torch.nn.functional.conv_transpose{1,2,3}d`` (one call of each candidate per round), so slow
-  phases of a shared machine hit all candidates alike; with ``--backend numpy`` each call
-  follows a short busy-wait (``--settle``), so OpenBLAS threads still spinning after a NumPy
-  product do not slow the torch call after them; on the CPU the run starts by putting glibc's
-  malloc in a long-running process's state (:func:`warm_allocator`), so that what ran before
-  a call does not decide whether its temporaries are faulted in afresh;
+  ``torch.nn.functional.conv_transpose{1,2,3}d`` and the GEMM bound (one call of each per round,
+  in an order that changes every round), so slow phases of a shared machine hit all candidates
+  alike. Each method is timed in its own group with the reference and the GEMM, and its ratios
+  use that group's times: a method that churns gigabytes (``matrix``) slowed the reference
+  calls after it by up to 2x, which flattered every other method's ratio. With
+  ``--backend numpy`` each call follows a short busy-wait (``--settle``), so OpenBLAS threads
+  still spinning after a NumPy product do not slow the torch call after them. On the CPU the
+  run starts by putting glibc's malloc in a long-running process's state
+  (:func:`warm_allocator`), so that what ran before a call does not decide whether its
+  temporaries are faulted in afresh;
 - useful GFLOP/s = 2 N C_in (C_out/groups) prod(k) prod(input spatial) / time;
 - the speed-up over PyTorch (reference time / method time; > 1 is faster);
 - the fraction of the GEMM bound: the time of a plain matmul
@@ -274,8 +278,8 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int,
                      calls: dict[str, int] | None = None) -> dict[str, list[float]]:
     """Run every candidate once per round, ``warmup`` untimed rounds then ``reps`` timed.
 
-    The order rotates from round to round, so no candidate always runs right after the same
-    one (whose caches, threads and allocator state it would inherit).
+    The order changes from round to round (:func:`round_order`), so no candidate always runs
+    right after the same one (whose caches, threads and allocator state it would inherit).
 
     ``settle`` seconds (untimed, see :func:`settle_for`) go before each call: OpenBLAS's
     worker threads spin for about 0.1 s after a NumPy product, and the next torch call shares
@@ -286,10 +290,8 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int,
     synchronisation as much as the kernels).
     """
     times: dict[str, list[float]] = {k: [] for k in fns}
-    order = list(fns.items())
     for rnd in range(warmup + reps):
-        shift = rnd % len(order)
-        for name, fn in order[shift:] + order[:shift]:
+        for name, fn in round_order(list(fns.items()), rnd):
             k = calls.get(name, 1) if calls else 1
             if settle:
                 settle_for(settle)
@@ -303,6 +305,17 @@ def time_interleaved(fns: dict[str, Callable[[], Any]], reps: int, warmup: int,
         if progress is not None:
             progress.update(1)
     return times
+
+
+def round_order(items: list[Any], rnd: int) -> list[Any]:
+    """The order of round ``rnd``: rotated by ``rnd // 2``, reversed on odd rounds.
+
+    A plain rotation keeps every candidate's predecessor (the reference always ran right after
+    the same method); rotating and reversing puts each candidate after both its neighbours, and
+    for three candidates runs all six orders in six rounds."""
+    shift = (rnd // 2) % len(items)
+    order = items[shift:] + items[:shift]
+    return order[::-1] if rnd % 2 else order
 
 
 # One timed sample on a GPU lasts at least this long (see calls_per_sample).
@@ -527,6 +540,20 @@ def set_threads(threads: int) -> Any:
 
 # ----------------------------------------------------------------------------- the run
 
+def skip_reason(method: str, shape: Shape, args: argparse.Namespace) -> str | None:
+    """Why ``method`` is not timed on ``shape`` (``None``: it is): its estimated multiply-adds
+    or temporaries exceed ``--max-work-ratio`` / ``--max-mem-gb``. Never ``auto``."""
+    if args.no_skip or method == "auto":
+        return None
+    macs, mem = method_cost(method, shape)
+    useful = shape.useful_flops / 2
+    if macs <= args.max_work_ratio * useful and mem <= args.max_mem_gb * 1e9:
+        return None
+    return (f"estimated {macs / 1e9:.1f} G multiply-adds ({macs / useful:.0f}x useful) and "
+            f"{mem / 1e9:.2f} GB of temporaries exceed the limits (--max-work-ratio "
+            f"{args.max_work_ratio}, --max-mem-gb {args.max_mem_gb}); --no-skip runs it")
+
+
 def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
                 copy_gbs: float, progress: Any,
                 after: list[Callable[[], None]] | None = None) -> dict[str, Any]:
@@ -540,20 +567,16 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
     entry: dict[str, Any] = {"shape": asdict(shape), "useful_gflop": shape.useful_flops / 1e9,
                              "bytes_min": 4 * sum(shape.sizes().values()),
                              "bound": shape.bound, "methods": {}, "skipped": {}}
-    fns: dict[str, Callable[[], Any]] = {"torch": reference, "gemm": call_gemm(problem)}
-    budget = {"macs": args.max_work_ratio * shape.useful_flops / 2, "bytes": args.max_mem_gb * 1e9}
+    peers: dict[str, Callable[[], Any]] = {"torch": reference, "gemm": call_gemm(problem)}
+    fns: dict[str, Callable[[], Any]] = {}
     for m in methods:
-        macs, mem = method_cost(m, shape)
-        if not args.no_skip and m != "auto" and (macs > budget["macs"] or mem > budget["bytes"]):
-            entry["skipped"][m] = (f"estimated {macs / 1e9:.1f} G multiply-adds "
-                                   f"({macs / (shape.useful_flops / 2):.0f}x useful) and "
-                                   f"{mem / 1e9:.2f} GB of temporaries exceed the limits "
-                                   f"(--max-work-ratio {args.max_work_ratio}, --max-mem-gb "
-                                   f"{args.max_mem_gb}); --no-skip runs it")
+        reason = skip_reason(m, shape, args)
+        if reason:
+            entry["skipped"][m] = reason
             continue
         fns[m] = call_method(problem, m)
     tuned = set(_autotune.measured())
-    for m in [m for m in methods if m in fns]:
+    for m in fns:
         out = fns[m]()          # on a GPU, the first call of auto / col2im times its routes
         entry["methods"][m] = {"max_rel_error": check_close(out, ref_out)}
         del out
@@ -561,14 +584,19 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
         # seconds per call of each col2im GPU route, timed by auto's first call
         new = [v for k, v in _autotune.measured().items() if k not in tuned]
         entry["autotune_routes_s"] = new[0] if new else {}
-        calls = {k: calls_per_sample(fn, sync) for k, fn in fns.items()}
+        calls = {k: calls_per_sample(fn, sync) for k, fn in (peers | fns).items()}
         entry["calls_per_sample"] = calls
     else:
         calls = None
-    times = time_interleaved(fns, args.reps, args.warmup, sync, progress, args.settle, calls)
+    # one group per method: the method, the reference and the GEMM, interleaved
+    groups = {m: time_interleaved(peers | {m: fn}, args.reps, args.warmup, sync, progress,
+                                  args.settle, calls) for m, fn in fns.items()}
+    times = groups[next(iter(groups))] if groups else time_interleaved(
+        peers, args.reps, args.warmup, sync, progress, args.settle, calls)
     med = {k: statistics.median(v) for k, v in times.items()}
     entry["torch"] = {"median_s": med["torch"], "times_s": times["torch"],
-                      "gflops": shape.useful_flops / med["torch"] / 1e9}
+                      "gflops": shape.useful_flops / med["torch"] / 1e9,
+                      "timed_with": next(iter(groups), None)}
     entry["gemm"] = {"median_s": med["gemm"], "times_s": times["gemm"],
                      "gflops": shape.useful_flops / med["gemm"] / 1e9}
     gb = entry["bytes_min"] / 1e9
@@ -584,12 +612,14 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
     else:
         entry["torch"]["peak_extra_bytes"] = None
         entry["torch"]["memory_source"] = "not measurable (PyTorch's CPU allocator is untraced)"
-    for m in [m for m in methods if m in fns]:
-        t = med[m]
+    for m in fns:
+        own = {k: statistics.median(v) for k, v in groups[m].items()}
+        t = own[m]
         rec = entry["methods"][m]
         rec.update({
-            "median_s": t, "times_s": times[m], "gflops": shape.useful_flops / t / 1e9,
-            "speedup_vs_torch": med["torch"] / t, "fraction_of_gemm_bound": med["gemm"] / t,
+            "median_s": t, "times_s": groups[m][m], "gflops": shape.useful_flops / t / 1e9,
+            "torch_median_s": own["torch"], "gemm_median_s": own["gemm"],
+            "speedup_vs_torch": own["torch"] / t, "fraction_of_gemm_bound": own["gemm"] / t,
             "gbs": gb / t, "fraction_of_copy_bandwidth": gb / t / copy_gbs,
         })
         rec["fraction_of_bound"] = (rec["fraction_of_copy_bandwidth"] if shape.bound ==
@@ -738,7 +768,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     try:
         from tqdm import tqdm
 
-        progress: Any = tqdm(total=len(shapes) * (args.reps + args.warmup), unit="round",
+        groups = sum(max(1, sum(skip_reason(m, s, args) is None for m in methods))
+                     for s in shapes)
+        progress: Any = tqdm(total=groups * (args.reps + args.warmup), unit="round",
                              disable=args.no_progress, file=sys.stderr)
     except ImportError:  # pragma: no cover - tqdm is a dependency
         progress = None
@@ -769,8 +801,10 @@ def main(argv: Sequence[str] | None = None) -> int:
                    "settle_s": args.settle, "malloc_warmed_bytes": warmed,
                    "methods": methods, "shapes": [s.name for s in shapes],
                    "dtype": "float32", "statistic": "median",
-                   "speedup": "torch median time / method median time",
-                   "fraction_of_gemm_bound": "GEMM median time / method median time",
+                   "speedup": "torch median time / method median time, both from the "
+                              "method's own interleaved group (method, torch, GEMM)",
+                   "fraction_of_gemm_bound": "GEMM median time / method median time, same "
+                                             "group",
                    "fraction_of_bound": "GEMM bound, or copy bandwidth where bound=bandwidth"},
         "machine": machine_info(args.device, threads),
         "copy_bandwidth_gbs": copy_gbs,

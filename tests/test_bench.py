@@ -95,9 +95,42 @@ def test_settle_pauses_before_every_call_outside_the_timing(settle: float, monke
     calls: list[str] = []
     fns = {"a": lambda: calls.append("a"), "b": lambda: calls.append("b")}
     times = bench.time_interleaved(fns, reps=3, warmup=1, sync=lambda: None, settle=settle)
-    assert calls == ["a", "b", "b", "a"] * 2      # the order rotates every round
+    assert calls == ["a", "b", "b", "a", "b", "a", "a", "b"]   # the order changes each round
     assert slept == ([settle] * 8 if settle else []), slept
     assert times == {"a": [1.0] * 3, "b": [1.0] * 3}, times
+
+
+def test_round_order_puts_every_candidate_after_each_other() -> None:
+    """A plain rotation kept the reference right after the same method every round; six
+    rounds of three candidates must run all six orders, so each follows both others."""
+    orders = [tuple(bench.round_order(["torch", "gemm", "m"], r)) for r in range(6)]
+    assert len(set(orders)) == 6, orders
+    before = {(o[i - 1], o[i]) for o in orders for i in range(1, 3)}
+    assert {("gemm", "torch"), ("m", "torch")} <= before, before
+
+
+def test_each_method_is_compared_with_the_reference_of_its_own_group(monkeypatch) -> None:
+    """Every method is timed in its own group with the reference and the GEMM, and its ratios
+    use that group's medians: a slow neighbour (``matrix``) must not change ``auto``'s."""
+    groups: list[tuple[str, ...]] = []
+
+    def fake(fns, reps, warmup, sync, progress=None, settle=0.0, calls=None):
+        groups.append(tuple(fns))
+        k = len(groups)                              # group k: reference k*10 s, GEMM k s
+        return {name: [{"torch": 10.0 * k, "gemm": 1.0 * k}.get(name, 2.0)] * reps
+                for name in fns}
+
+    monkeypatch.setattr(bench, "time_interleaved", fake)
+    args = bench.build_parser().parse_args(["--methods", "auto", "col2im", "--reps", "3"])
+    args.warmup, args.settle = 0, 0.0
+    args.reps = 3
+    shape = bench.quick_version(bench.SUITE[0])
+    entry = bench.bench_shape(shape, ["auto", "col2im"], args, 1.0, None)
+    assert groups == [("torch", "gemm", "auto"), ("torch", "gemm", "col2im")], groups
+    assert entry["methods"]["auto"]["speedup_vs_torch"] == pytest.approx(10.0 / 2.0)
+    assert entry["methods"]["col2im"]["speedup_vs_torch"] == pytest.approx(20.0 / 2.0)
+    assert entry["methods"]["col2im"]["fraction_of_gemm_bound"] == pytest.approx(2.0 / 2.0)
+    assert entry["torch"]["median_s"] == 10.0 and entry["torch"]["timed_with"] == "auto"
 
 
 def test_numpy_backend_settles_by_default(monkeypatch, tmp_path: Path) -> None:
