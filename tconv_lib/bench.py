@@ -591,12 +591,14 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
     # one group per method: the method, the reference and the GEMM, interleaved
     groups = {m: time_interleaved(peers | {m: fn}, args.reps, args.warmup, sync, progress,
                                   args.settle, calls) for m, fn in fns.items()}
-    times = groups[next(iter(groups))] if groups else time_interleaved(
+    medians = {m: {k: statistics.median(v) for k, v in g.items()} for m, g in groups.items()}
+    first = next(iter(groups), None)     # the reference's own figures: from the first group
+    times = groups[first] if first else time_interleaved(
         peers, args.reps, args.warmup, sync, progress, args.settle, calls)
-    med = {k: statistics.median(v) for k, v in times.items()}
+    med = medians[first] if first else {k: statistics.median(v) for k, v in times.items()}
     entry["torch"] = {"median_s": med["torch"], "times_s": times["torch"],
                       "gflops": shape.useful_flops / med["torch"] / 1e9,
-                      "timed_with": next(iter(groups), None)}
+                      "timed_with": first}
     entry["gemm"] = {"median_s": med["gemm"], "times_s": times["gemm"],
                      "gflops": shape.useful_flops / med["gemm"] / 1e9}
     gb = entry["bytes_min"] / 1e9
@@ -613,7 +615,7 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
         entry["torch"]["peak_extra_bytes"] = None
         entry["torch"]["memory_source"] = "not measurable (PyTorch's CPU allocator is untraced)"
     for m in fns:
-        own = {k: statistics.median(v) for k, v in groups[m].items()}
+        own = medians[m]
         t = own[m]
         rec = entry["methods"][m]
         rec.update({

@@ -123,7 +123,6 @@ def test_each_method_is_compared_with_the_reference_of_its_own_group(monkeypatch
     monkeypatch.setattr(bench, "time_interleaved", fake)
     args = bench.build_parser().parse_args(["--methods", "auto", "col2im", "--reps", "3"])
     args.warmup, args.settle = 0, 0.0
-    args.reps = 3
     shape = bench.quick_version(bench.SUITE[0])
     entry = bench.bench_shape(shape, ["auto", "col2im"], args, 1.0, None)
     assert groups == [("torch", "gemm", "auto"), ("torch", "gemm", "col2im")], groups
