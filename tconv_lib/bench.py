@@ -18,10 +18,11 @@ thread count for everybody:
 - useful GFLOP/s = 2 N C_in (C_out/groups) prod(k) prod(input spatial) / time;
 - the speed-up over PyTorch (reference time / method time; > 1 is faster);
 - the fraction of the GEMM bound: the time of a plain matmul
-  ``[C_out/g * prod(k) x C_in/g] @ [C_in/g x N prod(spatial)]``, batched over groups, on the
-  same backend in the same run, divided by the method's time. For the depthwise shape, where
-  that GEMM is meaningless, it reports GB/s moved (input + weight + output, once) as a fraction
-  of the machine's copy bandwidth (a large array copy, bytes read + written);
+  ``[C_out/g * prod(k) x C_in/g] @ [C_in/g x N prod(spatial)]``, batched over groups, into an
+  output it reuses (:func:`call_gemm`), on the same backend in the same run, divided by the
+  method's time. For the depthwise shape, where that GEMM is meaningless, it reports GB/s
+  moved (input + weight + output, once) as a fraction of the machine's copy bandwidth (a large
+  array copy, bytes read + written);
 - the peak extra memory of one call (output included): ``tracemalloc`` on NumPy arrays,
   ``torch.cuda.max_memory_allocated`` on CUDA. PyTorch's CPU allocator cannot be traced, so for
   the torch CPU backend the figure is tracemalloc of the *same code* run on NumPy arrays (marked
@@ -210,8 +211,18 @@ def call_reference(problem: Problem) -> Callable[[], Any]:
     return run
 
 
+# What the GEMM bound writes into, recorded in the JSON's config (older files: a fresh output).
+GEMM_OUTPUT = "reused"
+
+
 def call_gemm(problem: Problem) -> Callable[[], Any]:
-    """``[C_out/g * K x C_in/g] @ [C_in/g x N*P]`` per group, contiguous operands."""
+    """``[C_out/g * K x C_in/g] @ [C_in/g x N*P]`` per group, contiguous operands, written into
+    one output allocated here and reused by every call (``out=``).
+
+    The bound is the multiply itself. A fresh output of 32 MiB or more is mapped anew by glibc on
+    every call and faulted in on first write, which made the "bound" 1.7-3.4x slower than the
+    GEMM on the suite's large shapes (2 cores), and its time depended on the allocator's state.
+    """
     s = problem.shape
     g, k_total = s.groups, s.kernel ** s.ndim
     m, kk, cols = s.c_out // g * k_total, s.c_in // g, s.n * math.prod(s.spatial)
@@ -219,18 +230,17 @@ def call_gemm(problem: Problem) -> Callable[[], Any]:
         rng = np.random.default_rng(0)
         a = rng.standard_normal((g, m, kk), dtype=np.float32)
         b = rng.standard_normal((g, kk, cols), dtype=np.float32)
-        if g == 1:
-            a2, b2 = a[0], b[0]
-            return lambda: a2 @ b2
-        return lambda: np.matmul(a, b)
+        out = np.empty((g, m, cols), dtype=np.float32)
+        return lambda: np.matmul(a, b, out=out)
     import torch
 
     a = torch.randn(g, m, kk, device=problem.device)
     b = torch.randn(g, kk, cols, device=problem.device)
-    if g == 1:
-        a2, b2 = a[0], b[0]
-        return lambda: a2 @ b2
-    return lambda: torch.matmul(a, b)
+    out_t = torch.empty(g, m, cols, device=problem.device)
+    if g == 1:               # a plain 2-D product (torch's batched path adds nothing here)
+        a2, b2, o2 = a[0], b[0], out_t[0]
+        return lambda: torch.matmul(a2, b2, out=o2)
+    return lambda: torch.matmul(a, b, out=out_t)
 
 
 def copy_bandwidth(backend: str, device: str, mbytes: int = 256, reps: int = 5) -> float:
@@ -801,6 +811,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         "config": {"backend": args.backend, "device": args.device, "threads": threads,
                    "quick": args.quick, "reps": args.reps, "warmup": args.warmup,
                    "settle_s": args.settle, "malloc_warmed_bytes": warmed,
+                   "gemm_output": GEMM_OUTPUT,
                    "methods": methods, "shapes": [s.name for s in shapes],
                    "dtype": "float32", "statistic": "median",
                    "speedup": "torch median time / method median time, both from the "

@@ -11,6 +11,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import numpy as np
 import pytest
 
 from tconv_lib import bench
@@ -44,6 +45,7 @@ def test_quick_run_writes_every_field(quick_report: tuple[dict, Path]) -> None:
         assert report["machine"][key] not in (None, "")
     assert report["config"]["quick"] is True
     assert report["config"]["malloc_warmed_bytes"] == bench.WARM_MALLOC_BYTES   # a CPU run
+    assert report["config"]["gemm_output"] == "reused"
     assert set(report["results"]) == set(bench.SHAPE_NAMES)
     assert _positive(report["copy_bandwidth_gbs"])
     for name, r in report["results"].items():
@@ -130,6 +132,24 @@ def test_each_method_is_compared_with_the_reference_of_its_own_group(monkeypatch
     assert entry["methods"]["col2im"]["speedup_vs_torch"] == pytest.approx(20.0 / 2.0)
     assert entry["methods"]["col2im"]["fraction_of_gemm_bound"] == pytest.approx(2.0 / 2.0)
     assert entry["torch"]["median_s"] == 10.0 and entry["torch"]["timed_with"] == "auto"
+
+
+@pytest.mark.parametrize("backend", ["numpy", "torch"])
+@pytest.mark.parametrize("name", ["dcgan-16to32", "depthwise-k4s2"])
+def test_gemm_bound_writes_every_call_into_one_output(backend: str, name: str) -> None:
+    """The bound is the multiply alone: a fresh output of >= 32 MiB is faulted in on every call
+    (the bound measured 1.7-3.4x slower that way), so every call must reuse one buffer."""
+    shape = bench.quick_version(next(s for s in bench.SUITE if s.name == name))
+    gemm = bench.call_gemm(bench.make_problem(shape, backend, "cpu"))
+    first, second = gemm(), gemm()
+    rows = shape.c_out // shape.groups * shape.kernel ** shape.ndim
+    cols = shape.n * math.prod(shape.spatial)
+    assert tuple(first.shape)[-2:] == (rows, cols)
+    if backend == "numpy":
+        assert second is first or np.shares_memory(first, second)
+    else:
+        assert second.data_ptr() == first.data_ptr()
+    assert bench.GEMM_OUTPUT == "reused"
 
 
 def test_numpy_backend_settles_by_default(monkeypatch, tmp_path: Path) -> None:
