@@ -258,6 +258,27 @@ def test_table_names_the_shapes_below_the_targets(quick_report: tuple[dict, Path
     report = json.loads(json.dumps(report))
     report["summary"]["auto"]["shapes_below_0.9x_torch"] = ["dcgan-4to8"]
     report["summary"]["auto"]["shapes_below_0.8_of_bound"] = []
+    report["summary"]["auto"]["bandwidth_bound"] = {
+        "depthwise-k4s2": {"gbs": 2.5, "fraction_of_copy_bandwidth": 0.1}}
     bench.print_table(report)
     last = capsys.readouterr().out.strip().splitlines()[-1]
-    assert last == ("auto below 0.9x torch: dcgan-4to8; below 0.8 of its bound: none"), last
+    assert last == ("auto below 0.9x torch: dcgan-4to8; below 0.8 of the GEMM bound: none; "
+                    "depthwise-k4s2 (memory-bound) 2.50 GB/s, 0.10 of the copy bandwidth"), last
+
+
+def test_summary_holds_only_gemm_bound_shapes_to_the_gemm_target() -> None:
+    """The issue's 0.8-of-the-GEMM-bound target exempts the memory-bound depthwise shape, which
+    reports GB/s against the copy bandwidth instead: it must not be listed as a miss."""
+    def shape(bound: str, speed: float, frac: float) -> dict:
+        return {"bound": bound, "methods": {"auto": {"speedup_vs_torch": speed,
+                                                     "fraction_of_bound": frac, "gbs": 2.0}}}
+
+    results = {"a": shape("gemm", 1.5, 0.9), "b": shape("gemm", 0.8, 0.5),
+               "depthwise-k4s2": shape("bandwidth", 1.2, 0.1)}
+    summary = bench.summarize(results, ["auto"])["auto"]
+    assert summary["shapes_below_0.8_of_bound"] == ["b"]
+    assert summary["shapes_below_0.9x_torch"] == ["b"]
+    assert summary["min_fraction_of_gemm_bound"] == pytest.approx(0.5)
+    assert summary["bandwidth_bound"] == {
+        "depthwise-k4s2": {"gbs": 2.0, "fraction_of_copy_bandwidth": 0.1}}
+    assert summary["geomean_speedup_vs_torch"] == pytest.approx((1.5 * 0.8 * 1.2) ** (1 / 3))
