@@ -598,14 +598,18 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
         entry["calls_per_sample"] = calls
     else:
         calls = None
-    # one group per method: the method, the reference and the GEMM, interleaved
-    groups = {m: time_interleaved(peers | {m: fn}, args.reps, args.warmup, sync, progress,
-                                  args.settle, calls) for m, fn in fns.items()}
+
+    def group(extra: dict[str, Callable[[], Any]]) -> dict[str, list[float]]:
+        return time_interleaved(peers | extra, args.reps, args.warmup, sync, progress,
+                                args.settle, calls)
+
+    # one group per method: the method, the reference and the GEMM, interleaved (every method
+    # skipped: the reference and the GEMM alone, keyed None)
+    groups: dict[str | None, dict[str, list[float]]] = (
+        {m: group({m: fn}) for m, fn in fns.items()} or {None: group({})})
     medians = {m: {k: statistics.median(v) for k, v in g.items()} for m, g in groups.items()}
-    first = next(iter(groups), None)     # the reference's own figures: from the first group
-    times = groups[first] if first else time_interleaved(
-        peers, args.reps, args.warmup, sync, progress, args.settle, calls)
-    med = medians[first] if first else {k: statistics.median(v) for k, v in times.items()}
+    first = next(iter(groups))           # the reference's own figures: from the first group
+    times, med = groups[first], medians[first]
     entry["torch"] = {"median_s": med["torch"], "times_s": times["torch"],
                       "gflops": shape.useful_flops / med["torch"] / 1e9,
                       "timed_with": first}
@@ -655,13 +659,11 @@ def bench_shape(shape: Shape, methods: Sequence[str], args: argparse.Namespace,
 def summarize(results: dict[str, Any], methods: Sequence[str]) -> dict[str, Any]:
     summary: dict[str, Any] = {}
     for m in methods:
-        speed = [r["methods"][m]["speedup_vs_torch"] for r in results.values()
-                 if m in r["methods"]]
-        bound = [r["methods"][m]["fraction_of_bound"] for r in results.values()
-                 if m in r["methods"]]
-        if not speed:
-            continue
         timed = {k: r for k, r in results.items() if m in r["methods"]}
+        if not timed:
+            continue
+        speed = [r["methods"][m]["speedup_vs_torch"] for r in timed.values()]
+        bound = [r["methods"][m]["fraction_of_bound"] for r in timed.values()]
         gemm_bound = {k: r["methods"][m]["fraction_of_bound"] for k, r in timed.items()
                       if r.get("bound", "gemm") == "gemm"}
         summary[m] = {
@@ -854,7 +856,7 @@ def print_table(report: dict[str, Any]) -> None:
                          f"{rec['median_s'] * 1e3:7.1f}ms")
         print(f"{name:16s} {r['torch']['median_s'] * 1e3:9.2f} " + " ".join(cells))
     for m, s in report["summary"].items():
-        gemm = s.get("min_fraction_of_gemm_bound", s["min_fraction_of_bound"])
+        gemm = s["min_fraction_of_gemm_bound"]
         print(f"{m}: geomean {s['geomean_speedup_vs_torch']:.2f}x torch, min "
               f"{s['min_speedup_vs_torch']:.2f}x, min fraction of the GEMM bound "
               + ("-" if gemm is None else f"{gemm:.2f}"))
@@ -862,7 +864,7 @@ def print_table(report: dict[str, Any]) -> None:
     if auto:
         memory = "; ".join(f"{k} (memory-bound) {v['gbs']:.2f} GB/s, "
                            f"{v['fraction_of_copy_bandwidth']:.2f} of the copy bandwidth"
-                           for k, v in auto.get("bandwidth_bound", {}).items())
+                           for k, v in auto["bandwidth_bound"].items())
         print(f"auto below 0.9x torch: {', '.join(auto['shapes_below_0.9x_torch']) or 'none'}; "
               f"below 0.8 of the GEMM bound: "
               f"{', '.join(auto['shapes_below_0.8_of_bound']) or 'none'}"
