@@ -9,17 +9,45 @@ may be lower; written answers are graded by hand and are not counted.
 
 from __future__ import annotations
 
+import os
 import re
 import sys
+import tempfile
 from pathlib import Path
 
 from grader.gradebook import UsageError
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
+# A traceback frame in a notebook cell: "Cell In[3], line 5, in pixel_shuffle"
+FRAME = re.compile(r"Cell In\[\d+\], line (\d+)(?:, in (\w+))?")
+
+
+def explain(error: dict) -> str:
+    """One test's failure as a student should read it, from a notebook ``error`` output.
+
+    An ``expect`` failure already says what was expected, what came back and a hint. Anything
+    else gets the place it was raised (the innermost notebook frame); a bare
+    ``NotImplementedError`` there is the released stub, still in the function the test calls.
+    """
+    name, value = error.get("ename", "Error"), ANSI.sub("", error.get("evalue", ""))
+    frames = [m for line in error.get("traceback", [])
+              for m in FRAME.finditer(ANSI.sub("", line))]
+    func = frames[-1].group(2) if frames else None
+    if name == "NotImplementedError" and not value:
+        where = f"`{func}`" if func else "a solution cell this test runs"
+        return (f"NotImplementedError: {where} is still the released stub; replace its "
+                "`raise NotImplementedError()` with your code")
+    message = f"{name}: {value}"
+    if name != "AssertionError" and frames:
+        line = frames[-1].group(1)
+        message += f" (raised in `{func}`, line {line} of its cell)" if func else (
+            f" (raised at line {line} of a cell)")
+    return message
 
 
 def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
     import nbformat
+    from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
     if not path.is_file():
@@ -29,21 +57,23 @@ def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"NOTEBOOK must be a valid Jupyter notebook; {path} is not ({exc})"
                          ) from exc
-    client = NotebookClient(nb, timeout=int(timeout), allow_errors=True, kernel_name="python3",
-                            resources={"metadata": {"path": str(path.parent)}})
     if progress:
         print(f"running {path.name} ...", file=sys.stderr)
-    client.execute()
+    # The kernel talks over Unix sockets in a private temporary folder, not TCP on localhost:
+    # nothing else on the machine can connect to it, and ipykernel prints no warning about
+    # unencrypted TCP.
+    with tempfile.TemporaryDirectory(prefix="tconv-check-") as sockets:
+        km = KernelManager(kernel_name="python3", transport="ipc",
+                           ip=os.path.join(sockets, "kernel"))
+        NotebookClient(nb, km=km, timeout=int(timeout), allow_errors=True,
+                       resources={"metadata": {"path": str(path.parent)}}).execute()
     tests = []
     for i, cell in enumerate(nb.cells):
         md = cell.metadata.get("nbgrader", {})
         if cell.cell_type != "code" or not md.get("grade"):
             continue
         errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        msg = ""
-        if errors:
-            e = errors[0]
-            msg = f"{e.get('ename')}: {ANSI.sub('', e.get('evalue', ''))}"
+        msg = explain(errors[0]) if errors else ""
         tests.append({"cell": i, "grade_id": md.get("grade_id", f"cell {i}"),
                       "points": float(md.get("points", 0)), "passed": not errors,
                       "message": msg})

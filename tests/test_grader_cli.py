@@ -145,7 +145,7 @@ def _released_fixture(tmp_path):
     return tmp_path / "rel" / "fx_scatter" / "fx_scatter.ipynb"
 
 
-def test_check_reports_visible_tests_and_an_estimate(tmp_path, capsys, monkeypatch):
+def test_check_reports_visible_tests_and_an_estimate(tmp_path, capfd, monkeypatch):
     import nbformat
     from grader_class import completed
 
@@ -157,11 +157,47 @@ def test_check_reports_visible_tests_and_an_estimate(tmp_path, capsys, monkeypat
     nbformat.write(completed(load_source(FIXTURES / "fx_scatter" / "fx_scatter.ipynb"),
                              nbformat.read(stub, as_version=4)), good)
     assert main(["check", str(stub), "-q"]) == 1
-    out = capsys.readouterr().out
-    assert "FAIL  test_basic" in out and "NotImplementedError" in out
+    out, err = capfd.readouterr()       # capfd: the kernel's own stderr as well
+    assert "FAIL  test_basic" in out
+    # the stub is named by the function the test calls, with what to do about it
+    assert "NotImplementedError: `scatter_1d` is still the released stub; replace its " in out
     assert "score estimate (visible tests only): 0 / 5" in out
+    # the kernel ran over Unix sockets in a temporary folder: no TCP warning, nothing left over
+    assert "without encryption" not in err, err
+    assert sorted(p.name for p in stub.parent.iterdir()) == [stub.name]
     assert main(["check", str(good), "-q"]) == 0
-    out = capsys.readouterr().out
+    out = capfd.readouterr().out
     assert "PASS  test_basic" in out and "PASS  test_more" in out
     assert "score estimate (visible tests only): 5 / 5" in out
     assert "random_stride3" not in out  # hidden tests are not in the student's copy
+
+
+def _error(ename, evalue, frames):
+    """A notebook ``error`` output whose traceback has these ``(line, function)`` frames."""
+    tb = ["\x1b[0;31m-----\x1b[0m", f"\x1b[0;31m{ename}\x1b[0m  Traceback"]
+    tb += [f"Cell \x1b[0;32mIn[{i + 3}], line {line}{f', in {fn}' if fn else ''}\x1b[0m"
+           for i, (line, fn) in enumerate(frames)]
+    return {"output_type": "error", "ename": ename, "evalue": evalue, "traceback": tb}
+
+
+@pytest.mark.parametrize("error, message", [
+    (_error("NotImplementedError", "", [(2, None), (7, "outer"), (5, "inner")]),
+     "NotImplementedError: `inner` is still the released stub; replace its "
+     "`raise NotImplementedError()` with your code"),
+    (_error("NotImplementedError", "", [(4, None)]),
+     "NotImplementedError: a solution cell this test runs is still the released stub; "
+     "replace its `raise NotImplementedError()` with your code"),
+    (_error("TypeError", "unsupported operand type(s)", [(3, None), (9, "scatter_1d")]),
+     "TypeError: unsupported operand type(s) (raised in `scatter_1d`, line 9 of its cell)"),
+    (_error("NameError", "name 'np' is not defined", [(1, None)]),
+     "NameError: name 'np' is not defined (raised at line 1 of a cell)"),
+    (_error("AssertionError", "basic: expected [1. 2.], got [0. 0.]\nhint: h",
+            [(1, None), (40, "expect")]),
+     "AssertionError: basic: expected [1. 2.], got [0. 0.]\nhint: h"),
+    (_error("NotImplementedError", "only stride 1 here", [(6, "scatter_1d")]),
+     "NotImplementedError: only stride 1 here (raised in `scatter_1d`, line 6 of its cell)"),
+])
+def test_check_explains_where_a_test_failed(error, message):
+    from grader.check import explain
+
+    assert explain(error) == message
