@@ -4,11 +4,14 @@ Everything is read back from the nbgrader gradebook through its own API (so it i
 shows, manual grades included), plus the flags from the autograder's ``results.json``. Writes to
 ``<course>/reports/`` (or ``--output``):
 
-* ``grades.csv``       one row per student, assignment, notebook and grade cell
-                       (auto_score, manual_score, score, max_score, flags)
+* ``grades.csv``       one row per student, assignment, notebook and grade cell: its kind
+                       (``test``, scored by the autograder, or ``written``, an answer graded
+                       by hand), auto_score, manual_score, score, max_score, flags
 * ``totals.csv``       one row per student and assignment (score, max_score, flags)
 * ``hist_<assignment>.png``  histogram of the assignment's total scores (matplotlib, Agg)
-* ``most_failed.txt``  grade cells ordered by how many submissions scored below full marks
+* ``most_failed.txt``  test cells ordered by how many submissions scored below full marks
+* ``written.txt``      per written answer: how many wait for a hand grade (formgrader), how many
+                       were left as released (nbgrader scores those 0) and how many are graded
 * ``flags.txt``        every flagged submission with its reasons
 """
 
@@ -23,8 +26,8 @@ from pathlib import Path
 
 from grader.gradebook import Course, UsageError, atomic_write_text
 
-GRADE_FIELDS = ["student", "assignment", "notebook", "grade_cell", "auto_score", "manual_score",
-                "score", "max_score", "flags"]
+GRADE_FIELDS = ["student", "assignment", "notebook", "grade_cell", "kind", "auto_score",
+                "manual_score", "score", "max_score", "flags"]
 TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags"]
 
 
@@ -47,12 +50,16 @@ def gather(course: Course) -> tuple[list[dict], list[dict]]:
                 for snb in sorted(sub.notebooks, key=lambda x: x.name):
                     nb_flags = [f.split(": ", 1)[1] for f in flags
                                 if f.startswith(snb.name + ": ")]
+                    # a cell that is both graded and a solution is an answer graded by hand
+                    written = {c.name for c in snb.notebook.solution_cells}
                     for g in sorted(snb.grades, key=lambda x: x.cell.name):
                         total += float(g.score or 0.0)
                         max_total += float(g.max_score)
                         grades.append({
                             "student": s, "assignment": a.name, "notebook": snb.name,
-                            "grade_cell": g.cell.name, "auto_score": _fmt(g.auto_score),
+                            "grade_cell": g.cell.name,
+                            "kind": "written" if g.cell.name in written else "test",
+                            "auto_score": _fmt(g.auto_score),
                             "manual_score": _fmt(g.manual_score), "score": _fmt(g.score),
                             "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags)})
                 totals.append({"student": s, "assignment": a.name, "score": _fmt(total),
@@ -88,17 +95,36 @@ def histogram(totals: list[dict], assignment: str, path: Path) -> None:
     plt.close(fig)
 
 
+def _cell(r: dict) -> str:
+    return f"{r['assignment']}/{r['notebook']}/{r['grade_cell']}"
+
+
 def most_failed(grades: list[dict]) -> list[tuple[str, int, int]]:
-    """``(assignment/notebook/cell, failures, submissions)``, most failures first."""
+    """``(assignment/notebook/cell, failures, submissions)`` of the test cells, most failures
+    first. A test cell without an auto score (its notebook could not be read) is left out."""
     fails, seen = Counter(), Counter()
     for r in grades:
-        if r["auto_score"] == "":
-            continue  # manually graded
-        key = f"{r['assignment']}/{r['notebook']}/{r['grade_cell']}"
+        if r["kind"] != "test" or r["auto_score"] == "":
+            continue
+        key = _cell(r)
         seen[key] += 1
         if float(r["score"] or 0) < float(r["max_score"]):
             fails[key] += 1
     return sorted(((k, fails[k], seen[k]) for k in seen), key=lambda t: (-t[1], t[0]))
+
+
+def written_answers(grades: list[dict]) -> dict[str, Counter]:
+    """Per written answer (``assignment/notebook/cell``): how many submissions are ``to grade``
+    (answered, no hand grade yet), ``blank`` (left as released: nbgrader's autograder scores
+    them 0) and ``graded`` (a hand grade is in the gradebook)."""
+    counts: dict[str, Counter] = {}
+    for r in grades:
+        if r["kind"] != "written":
+            continue
+        state = ("graded" if r["manual_score"] != "" else
+                 "blank" if r["auto_score"] != "" else "to grade")
+        counts.setdefault(_cell(r), Counter())[state] += 1
+    return counts
 
 
 def report(course: Course, out: Path | None = None, progress: bool = True) -> dict:
@@ -117,13 +143,20 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     mf = most_failed(grades)
     lines = ["Tests that fail most (failures / submissions):"]
     lines += [f"  {n:4d} / {m:<4d} {k}" for k, n, m in mf if n > 0] or ["  none"]
+    written = written_answers(grades)
+    total = sum(written.values(), Counter())
+    wlines = [f"Written answers (graded by hand in formgrader): {total['to grade']} to grade, "
+              f"{total['blank']} left blank (scored 0), {total['graded']} graded"]
+    wlines += [f"  {c['to grade']:4d} to grade {c['blank']:4d} blank {c['graded']:4d} graded"
+               f"    {k}" for k, c in sorted(written.items())]
     flagged = [r for r in totals if r["flags"]]
     flines = [f"Flagged submissions ({len(flagged)}):"]
     flines += [f"  {r['student']}/{r['assignment']}: {r['flags']}" for r in flagged] or ["  none"]
     atomic_write_text(out / "most_failed.txt", "\n".join(lines) + "\n")
+    atomic_write_text(out / "written.txt", "\n".join(wlines) + "\n")
     atomic_write_text(out / "flags.txt", "\n".join(flines) + "\n")
     return {"out": out, "grades": grades, "totals": totals, "most_failed": mf,
-            "summary": "\n".join(lines + flines)}
+            "written": written, "summary": "\n".join(lines + wlines[:1] + flines)}
 
 
 def main(args) -> int:
@@ -131,7 +164,7 @@ def main(args) -> int:
     res = report(course, Path(args.output).resolve() if args.output else None,
                  progress=not args.quiet)
     print(res["summary"])
-    print(f"wrote grades.csv, totals.csv, most_failed.txt, flags.txt and "
+    print(f"wrote grades.csv, totals.csv, most_failed.txt, written.txt, flags.txt and "
           f"{len({r['assignment'] for r in res['totals']})} histogram(s) to {res['out']}")
     return 0
 

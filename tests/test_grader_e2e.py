@@ -21,11 +21,13 @@ import copy
 import csv
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
 import time
 import zipfile
+from collections import Counter
 from pathlib import Path
 
 import nbformat
@@ -261,6 +263,14 @@ def test_synthetic_class_end_to_end(tmp_path, capsys, monkeypatch):
         assert (course / "reports" / f"hist_{a}.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
     most = (course / "reports" / "most_failed.txt").read_text()
     assert "ex2_scatter/ex2_scatter/" + m1_first_fail() in most
+    # written answers are not tests: their own file counts what waits for a hand grade
+    for r in rows:
+        assert r["kind"] == ("test" if r["grade_cell"] in cells[r["assignment"]]
+                             else "written"), r
+    answers = expected_written(book, cells, written)
+    assert answers and read_written(course) == answers
+    assert not any(cell in most for cell in answers)
+    assert "Written answers (graded by hand in formgrader): " in printed
 
     # --force regrades (here the students whose cells were restored, plus a written answer) and
     # changes nothing: the same gradebook, the same results and the same CSV
@@ -324,6 +334,44 @@ def test_synthetic_class_end_to_end(tmp_path, capsys, monkeypatch):
             assert line not in page, line
     assert "hidden test failed" in pages["dan/ex2_scatter"]
     assert "hidden test passed" in pages["ana/ex2_scatter"]
+
+    # a hand grade (what formgrader writes) moves ana's answer from "to grade" to "graded"
+    from nbgrader.api import Gradebook
+
+    cell = next(g for g in book[("ana", "ex1_shapes")] if g not in cells["ex1_shapes"])
+    with Gradebook(db_url, "tconv") as gb:
+        gb.find_grade(cell, "ex1_shapes", "ex1_shapes", "ana").manual_score = 1.0
+        gb.db.commit()
+    assert main(["report", "--course", str(course), "-q"]) == 0
+    capsys.readouterr()
+    key = f"ex1_shapes/ex1_shapes/{cell}"
+    answers[key]["to grade"] -= 1
+    answers[key]["graded"] += 1
+    assert read_written(course) == answers
+
+
+def expected_written(book: dict, cells: dict, written: dict) -> dict:
+    """``{assignment/notebook/cell: Counter}`` of every written answer's states, from the
+    class's own expectations: answered (auto score None) is "to grade", left as released is
+    "blank"; nothing is "graded" before an instructor grades by hand."""
+    out: dict = {}
+    for (s, a), got in book.items():
+        for g in got:
+            if g not in cells[a]:
+                c = out.setdefault(f"{a}/{a}/{g}", Counter(**{"to grade": 0, "blank": 0,
+                                                              "graded": 0}))
+                c["to grade" if written[(s, a)] is None else "blank"] += 1
+    return out
+
+
+def read_written(course: Path) -> dict:
+    """``written.txt``'s per-answer lines, parsed back into Counters."""
+    out = {}
+    for line in (course / "reports" / "written.txt").read_text().splitlines()[1:]:
+        m = re.fullmatch(r"\s*(\d+) to grade\s+(\d+) blank\s+(\d+) graded\s+(\S+)", line)
+        assert m, line
+        out[m[4]] = Counter(**{"to grade": int(m[1]), "blank": int(m[2]), "graded": int(m[3])})
+    return out
 
 
 def _results(path: Path) -> dict:
