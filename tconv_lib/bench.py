@@ -717,6 +717,17 @@ def plot(report: dict[str, Any], path: Path) -> None:
     plt.close(fig)
 
 
+class _DefaultsFormatter(argparse.HelpFormatter):
+    """Appends ``(default: X)`` to an option's help where the help does not already say its
+    default and there is one to show (not ``None``, not an unset flag)."""
+
+    def _get_help_string(self, action: argparse.Action) -> str:
+        text = action.help or ""
+        if "default" in text or action.default in (None, False, argparse.SUPPRESS):
+            return text
+        return text + " (default: %(default)s)"
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tconv_lib.bench",
@@ -725,7 +736,7 @@ def build_parser() -> argparse.ArgumentParser:
         "writes a JSON of all figures plus a PNG plot.",
         epilog="Shapes: " + ", ".join(SHAPE_NAMES) + ". Timings on a shared machine are noisy: "
         "ratios are robust (interleaved rounds), absolute times less so.",
-        formatter_class=argparse.ArgumentDefaultsHelpFormatter)
+        formatter_class=_DefaultsFormatter)
     p.add_argument("--quick", action="store_true",
                    help="CI-sized smoke run: tiny versions of the shapes, 1 warm-up, 3 rounds")
     p.add_argument("--device", default="cpu", help="'cpu' or 'cuda' (or 'cuda:N')")

@@ -72,6 +72,13 @@ def test_help_lists_every_option() -> None:
         assert opt in text
     for name in bench.SHAPE_NAMES:
         assert name in text
+    # each default is said once, and only where there is one
+    assert "(default: None)" not in text and "(default: False)" not in text, text
+    assert "(default: 8.0)" in text and "(default: cpu)" in text
+    parser = bench.build_parser()
+    for action in parser._actions:
+        said = parser._get_formatter()._expand_help(action) if action.help else ""
+        assert said.count("default") <= 1, said
 
 
 def test_suite_matches_the_issue() -> None:
