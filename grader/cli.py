@@ -28,7 +28,7 @@ class _Parser(argparse.ArgumentParser):
 
 
 def build_parser() -> argparse.ArgumentParser:
-    p = _Parser(prog="tconv-grader", description=__doc__.split("\n")[0].strip("`"),
+    p = _Parser(prog="tconv-grader", description=__doc__.split("\n")[0],
                 epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
@@ -40,6 +40,9 @@ def build_parser() -> argparse.ArgumentParser:
         migrate = None
     if migrate is not None:
         migrate.add_parser(sub)
+    # descriptions come from the modules' docstrings: drop their reST literal quotes
+    for parser in (p, *sub.choices.values()):
+        parser.description = (parser.description or "").replace("``", "")
     return p
 
 

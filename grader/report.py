@@ -1,4 +1,5 @@
-"""``tconv-grader report --course DIR``: grades as CSV, histograms, most-failed tests, flags.
+"""``tconv-grader report --course DIR``: grades as CSV, histograms, most-failed tests, written
+answers to grade, flags.
 
 Everything is read back from the nbgrader gradebook through its own API (so it is what formgrader
 shows, manual grades included), plus the flags from the autograder's ``results.json``. Writes to
@@ -170,7 +171,7 @@ def main(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="CSV of grades, histograms, most-failed tests, flags",
+    p = sub.add_parser("report", help="CSV of grades, histograms, most-failed tests, written answers, flags",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--course", required=True, help="course directory (instructor state)")
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook")

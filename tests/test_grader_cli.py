@@ -25,6 +25,7 @@ def test_every_subcommand_has_help(command, capsys):
     assert exc.value.code == 0
     out = capsys.readouterr().out
     assert out.startswith(f"usage: tconv-grader {command}")
+    assert "``" not in out, out      # the docstrings' reST quotes are not shown in a terminal
 
 
 def test_help_lists_every_subcommand_and_each_is_tested():
@@ -35,6 +36,7 @@ def test_help_lists_every_subcommand_and_each_is_tested():
     sub = next(a for a in parser._actions if isinstance(a, argparse._SubParsersAction))
     assert sorted(sub.choices) == sorted(COMMANDS)
     text = parser.format_help()
+    assert "``" not in text, text
     for command in COMMANDS:
         assert f"tconv-grader {command} " in text, f"usage text lacks {command}"
 
