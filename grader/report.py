@@ -171,7 +171,8 @@ def main(args) -> int:
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("report", help="CSV of grades, histograms, most-failed tests, written answers, flags",
+    p = sub.add_parser("report",
+                       help="CSV of grades, histograms, most-failed tests, written answers, flags",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("--course", required=True, help="course directory (instructor state)")
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook")
