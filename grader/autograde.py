@@ -169,6 +169,8 @@ def _shown_error(error: str | None, status: str, has_hidden: bool) -> str:
     student's code may have seen their source, so no text of its own is echoed: only a builtin
     exception's name, or what the grader itself observed."""
     text = error or status
+    if status == "error" and text.strip().rstrip(":") == "NotImplementedError":
+        return "NotImplementedError (the released stub: a function it calls is not written yet)"
     if not has_hidden:
         return text
     if status == "error":
@@ -457,7 +459,7 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex) -> dict[str, di
                 msg = f"[{name}] passed"
             elif key not in ex.records:
                 msg = (f"[{name}] not reached: the cell stopped with "
-                       f"{_shown_error(error, status, spec['has_hidden'])}")
+                       f"{_shown_error(error, status, spec['has_hidden']).rstrip('.: ')}.")
             elif spec["has_hidden"]:  # the answer is the student's text: not echoed here
                 msg = (f"[{name}] expected {describe(expected[key])}; your answer is not shown "
                        "(this cell also runs hidden tests).")

@@ -15,6 +15,7 @@ from __future__ import annotations
 
 import html
 import json
+import re
 import sys
 from pathlib import Path
 
@@ -29,6 +30,13 @@ text-align:left;vertical-align:top}.pass{color:#17663a}.fail{color:#a0141e}
 def _manual_scores(course: Course, student: str, assignment: str) -> dict[tuple[str, str], float]:
     return {(nb, g.cell.name): float(g.manual_score)
             for nb, g in course.grades(student, assignment) or [] if g.manual_score is not None}
+
+
+def _blank_answers(course: Course, student: str, assignment: str) -> set[tuple[str, str]]:
+    """Cells nbgrader scored 0 on its own and nobody has graded by hand: among written answers,
+    those left exactly as released."""
+    return {(nb, g.cell.name) for nb, g in course.grades(student, assignment) or []
+            if g.manual_score is None and g.auto_score is not None and g.auto_score == 0}
 
 
 def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[str]]:
@@ -47,8 +55,35 @@ def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[
     return out
 
 
+NOT_REACHED = re.compile(r"\[([^\]]+)\] not reached: (.*)", re.S)
+
+
+def merged_messages(tests: list[dict]) -> list[tuple[bool, str]]:
+    """``(passed, text)`` per line of a test cell's list. Hidden tests only say passed or failed;
+    visible tests that were not reached for the same reason share one line, at the place of
+    the first of them (a stub stops every test after it the same way)."""
+    lines: list[tuple[bool, str, str | None]] = []    # (passed, text, reason not reached)
+    names: dict[str, list[str]] = {}                   # reason -> names of the tests it stopped
+    for t in tests:
+        m = None if t["passed"] or t["hidden"] else NOT_REACHED.fullmatch(t["message"])
+        if t["hidden"]:
+            lines.append((t["passed"], f"hidden test {'passed' if t['passed'] else 'failed'}",
+                          None))
+        elif m is None:
+            lines.append((t["passed"], t["message"], None))
+        elif m[2] in names:
+            names[m[2]].append(m[1])
+        else:
+            names[m[2]] = [m[1]]
+            lines.append((False, m[2], m[2]))
+    return [(ok, text if reason is None else
+             f"[{', '.join(names[reason])}] not reached: {reason}")
+            for ok, text, reason in lines]
+
+
 def render(record: dict, manual: dict[tuple[str, str], float],
-           secrets: dict[str, frozenset[str]] | None = None) -> str:
+           secrets: dict[str, frozenset[str]] | None = None,
+           blank: set[tuple[str, str]] | frozenset = frozenset()) -> str:
     from grader.autograde import scrub_hidden
 
     secrets = secrets or {}
@@ -67,21 +102,21 @@ def render(record: dict, manual: dict[tuple[str, str], float],
             max_total += cell["max"]
             if cell["manual"]:
                 score = manual.get((nb_id, gid))
+                left = score is None and (nb_id, gid) in blank
                 total += score or 0.0
-                shown = "awaiting manual grading" if score is None else f"{score:g}"
+                shown = ("0" if left else "awaiting manual grading" if score is None
+                         else f"{score:g}")
+                note = ("written answer, left as released: no answer, so 0 points" if left
+                        else "written answer (graded by hand)")
                 rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{shown} / "
-                            f"{cell['max']:g}</td><td>written answer (graded by hand)</td></tr>")
+                            f"{cell['max']:g}</td><td>{note}</td></tr>")
                 continue
             score = manual.get((nb_id, gid), cell["points"] or 0.0)
             total += score
             items = []
-            for t in cell["tests"]:
-                cls = "pass" if t["passed"] else "fail"
-                mark = "&#10003;" if t["passed"] else "&#10007;"
-                if t["hidden"]:
-                    text = "hidden test passed" if t["passed"] else "hidden test failed"
-                else:
-                    text = t["message"]
+            for passed, text in merged_messages(cell["tests"]):
+                cls = "pass" if passed else "fail"
+                mark = "&#10003;" if passed else "&#10007;"
                 items.append(f'<li class="{cls}">{mark} {sc(text, nb_id)}</li>')
             rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{score:g} / "
                         f"{cell['max']:g}</td><td><ul>{''.join(items)}</ul></td></tr>")
@@ -113,7 +148,8 @@ def feedback(course: Course, students: list[str] | None = None,
         s, a = rec["student"], rec["assignment"]
         out = course.feedback / s / a / "feedback.html"
         atomic_write_text(out, render(rec, _manual_scores(course, s, a),
-                                      _secrets(course, a, rec.get("notebooks", {}))))
+                                      _secrets(course, a, rec.get("notebooks", {})),
+                                      _blank_answers(course, s, a)))
         written.append(out)
         per_student.setdefault(s, []).append((a, f"{a}/feedback.html"))
     for s, links in per_student.items():

@@ -334,6 +334,11 @@ def test_synthetic_class_end_to_end(tmp_path, capsys, monkeypatch):
             assert line not in page, line
     assert "hidden test failed" in pages["dan/ex2_scatter"]
     assert "hidden test passed" in pages["ana/ex2_scatter"]
+    # a written answer left as released reads as 0 points, one given waits for a hand grade
+    for key, w in written.items():
+        page = pages["/".join(key)]
+        assert ("left as released" in page) == (w == 0), (key, w)
+    assert "awaiting manual grading" in pages["ana/ex1_shapes"]
 
     # a hand grade (what formgrader writes) moves ana's answer from "to grade" to "graded"
     from nbgrader.api import Gradebook

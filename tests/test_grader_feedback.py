@@ -1,0 +1,73 @@
+"""What students read after grading: the stop reason of a stubbed cell, one line for the tests
+one stop skipped, and written answers left blank versus waiting for a hand grade."""
+
+from __future__ import annotations
+
+import pytest
+
+from grader.autograde import _shown_error
+from grader.feedback import merged_messages, render
+
+STUB = "NotImplementedError (the released stub: a function it calls is not written yet)"
+
+
+@pytest.mark.parametrize("has_hidden", [False, True])
+@pytest.mark.parametrize("error", ["NotImplementedError: ", "NotImplementedError"])
+def test_a_bare_not_implemented_error_is_named_as_the_stub(error, has_hidden):
+    assert _shown_error(error, "error", has_hidden) == STUB
+
+
+@pytest.mark.parametrize("error, has_hidden, shown", [
+    ("NotImplementedError: only stride 1", False, "NotImplementedError: only stride 1"),
+    ("NotImplementedError: only stride 1", True, "NotImplementedError"),
+    ("TypeError: bad operand", False, "TypeError: bad operand"),
+    ("TypeError: bad operand", True, "TypeError"),
+])
+def test_other_errors_keep_their_text_unless_hidden_tests_run(error, has_hidden, shown):
+    assert _shown_error(error, "error", has_hidden) == shown
+
+
+def _t(name, passed, message="", hidden=False):
+    return {"name": name, "passed": passed, "message": message, "hidden": hidden}
+
+
+def test_tests_stopped_for_one_reason_share_a_line_in_order():
+    stop = f"the cell stopped with {STUB}."
+    tests = [_t("a", True, "[a] passed"),
+             _t("b", False, f"[b] not reached: {stop}"),
+             _t("h1", False, hidden=True, message="secret text"),
+             _t("c", False, f"[c] not reached: {stop}"),
+             _t("d", False, f"[d] not reached: {stop} Hint: look at d"),
+             _t("e", False, "[e] expected 3, got 4."),
+             _t("f", False, f"[f] not reached: {stop}"),
+             _t("h2", True, hidden=True)]
+    assert merged_messages(tests) == [
+        (True, "[a] passed"),
+        (False, f"[b, c, f] not reached: {stop}"),
+        (False, "hidden test failed"),
+        (False, f"[d] not reached: {stop} Hint: look at d"),
+        (False, "[e] expected 3, got 4."),
+        (True, "hidden test passed")]
+
+
+def _record(points):
+    cells = {"test_x": {"points": points, "max": 2.0, "manual": False,
+                        "tests": [_t("x", points > 0, "[x] passed" if points else
+                                     "[x] expected 1, got 2.")]},
+             "why": {"points": None, "max": 3.0, "manual": True, "tests": []}}
+    return {"student": "s1", "assignment": "ex", "notebooks": {"ex": {"cells": cells}}}
+
+
+def _why_row(page: str) -> str:
+    return page[page.index("<td>why</td>"):].split("</tr>")[0]
+
+
+def test_a_written_answer_left_blank_says_so_and_one_given_waits_for_a_hand_grade():
+    blank = render(_record(2.0), {}, blank={("ex", "why")})
+    assert "0 / 3" in _why_row(blank) and "left as released" in _why_row(blank)
+    assert "Score: <b>2 / 5</b>" in blank
+    waiting = render(_record(2.0), {})
+    assert "awaiting manual grading / 3" in _why_row(waiting)
+    assert "left as released" not in waiting
+    graded = render(_record(0.0), {("ex", "why"): 2.5}, blank={("ex", "why")})
+    assert "2.5 / 3" in _why_row(graded) and "Score: <b>2.5 / 5</b>" in graded
