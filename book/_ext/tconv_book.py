@@ -7,13 +7,102 @@
 2. sphinx-thebe (always loaded by Jupyter Book) is switched off: its scripts point at a CDN and
    this book has no live kernels.
 3. The vendored MathJax (``book/_static/mathjax``) must exist; the build fails otherwise.
+4. Code cells are shown without their ``glue`` plumbing: the calls that hand computed numbers
+   to the prose (and the ``myst_nb`` import) are dropped from the displayed source only. They
+   still run, and the downloadable notebook keeps them. Cells collapsed behind "Show code cell
+   source" (``hide-input``, the chapters' "numbers for the prose below" cells) keep every line:
+   they are where a reader looks to see how a number in the text was computed.
 """
 
 from __future__ import annotations
 
+import ast
 from pathlib import Path
 
+from docutils import nodes
 from sphinx.application import Sphinx
+
+
+def _is_glue(stmt: ast.stmt) -> bool:
+    """``glue(...)`` as a statement, or ``from myst_nb import glue``."""
+    if isinstance(stmt, ast.ImportFrom):
+        return stmt.module == "myst_nb" and all(a.name == "glue" for a in stmt.names)
+    return (isinstance(stmt, ast.Expr) and isinstance(stmt.value, ast.Call)
+            and isinstance(stmt.value.func, ast.Name) and stmt.value.func.id == "glue")
+
+
+def _bodies(stmt: ast.stmt) -> list[list[ast.stmt]]:
+    return [b for b in (getattr(stmt, f, None) for f in ("body", "orelse", "finalbody"))
+            if isinstance(b, list) and b and isinstance(b[0], ast.stmt)]
+
+
+def _plumbing(stmt: ast.stmt) -> bool:
+    """A glue statement, or a loop/branch/with that does nothing but glue."""
+    if _is_glue(stmt):
+        return True
+    if not isinstance(stmt, ast.For | ast.If | ast.With):
+        return False
+    return all(_plumbing(s) for body in _bodies(stmt) for s in body)
+
+
+def _drop(body: list[ast.stmt], lines: set[int]) -> None:
+    """Add to ``lines`` the 1-based lines of ``body``'s plumbing, leaving no body empty."""
+    if all(_plumbing(s) for s in body):
+        return                          # the enclosing statement keeps at least this
+    for stmt in body:
+        if _plumbing(stmt):
+            lines.update(range(stmt.lineno, stmt.end_lineno + 1))
+        else:
+            for inner in _bodies(stmt):
+                _drop(inner, lines)
+
+
+def shown_source(code: str) -> str:
+    """``code`` as a reader sees it: without its glue plumbing (see the module docstring).
+
+    Only whole lines go, and only lines no other statement shares; code that does not parse
+    (IPython syntax) is shown as it is."""
+    try:
+        tree = ast.parse(code)
+    except SyntaxError:
+        return code
+    drop: set[int] = set()
+    if all(_plumbing(s) for s in tree.body):
+        drop.update(range(1, len(code.splitlines()) + 1))
+    else:
+        _drop(tree.body, drop)
+    kept = {n for stmt in ast.walk(tree) if isinstance(stmt, ast.stmt) and not _plumbing(stmt)
+            and not any(isinstance(c, ast.stmt) for c in ast.iter_child_nodes(stmt))
+            for n in range(stmt.lineno, stmt.end_lineno + 1)}
+    drop -= kept
+    lines = [line for i, line in enumerate(code.splitlines(), start=1) if i not in drop]
+    out: list[str] = []
+    for line in lines:                  # no run of blank lines where plumbing was
+        if line.strip() or (out and out[-1].strip()):
+            out.append(line)
+    return "\n".join(out).strip("\n")
+
+
+HIDDEN_TAGS = ("tag_hide-input", "tag_hide-cell")
+
+
+def _hide_glue(app: Sphinx, doctree: nodes.document) -> None:
+    for block in list(doctree.findall(nodes.literal_block)):
+        parent = block.parent
+        if not isinstance(parent, nodes.container) or "cell_input" not in parent["classes"]:
+            continue
+        cell = parent.parent
+        if any(tag in cell.get("classes", []) for tag in HIDDEN_TAGS):
+            continue
+        text = block.astext()
+        shown = shown_source(text)
+        if shown == text:
+            continue
+        if not shown:                   # a cell of plumbing only: show its outputs alone
+            parent.parent.remove(parent)
+            continue
+        block.rawsource = shown
+        block.children = [nodes.Text(shown)]
 
 
 def _executed_notebook(app: Sphinx, pagename: str) -> str | None:
@@ -80,4 +169,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("env-before-read-docs", _drop_thebe, priority=900)
     app.connect("builder-inited", _check_mathjax)
     app.connect("html-page-context", _add_ipynb_download, priority=400)
+    app.connect("doctree-read", _hide_glue)
     return {"parallel_read_safe": True, "parallel_write_safe": True}
