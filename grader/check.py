@@ -59,12 +59,13 @@ def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
                          ) from exc
     if progress:
         print(f"running {path.name} ...", file=sys.stderr)
-    # The kernel talks over Unix sockets in a private temporary folder, not TCP on localhost:
-    # nothing else on the machine can connect to it, and ipykernel prints no warning about
-    # unencrypted TCP.
+    # On POSIX the kernel talks over Unix sockets in a private temporary folder, not TCP on
+    # localhost: nothing else on the machine can connect to it, and ipykernel prints no warning
+    # about unencrypted TCP. Windows keeps Jupyter's default, TCP.
     with tempfile.TemporaryDirectory(prefix="tconv-check-") as sockets:
-        km = KernelManager(kernel_name="python3", transport="ipc",
-                           ip=os.path.join(sockets, "kernel"))
+        km = (KernelManager(kernel_name="python3", transport="ipc",
+                            ip=os.path.join(sockets, "kernel")) if os.name == "posix"
+              else KernelManager(kernel_name="python3"))
         NotebookClient(nb, km=km, timeout=int(timeout), allow_errors=True,
                        resources={"metadata": {"path": str(path.parent)}}).execute()
     tests = []
