@@ -66,8 +66,13 @@ def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
         km = (KernelManager(kernel_name="python3", transport="ipc",
                             ip=os.path.join(sockets, "kernel")) if os.name == "posix"
               else KernelManager(kernel_name="python3"))
-        NotebookClient(nb, km=km, timeout=int(timeout), allow_errors=True,
-                       resources={"metadata": {"path": str(path.parent)}}).execute()
+        client = NotebookClient(nb, km=km, timeout=int(timeout), allow_errors=True,
+                                resources={"metadata": {"path": str(path.parent)}})
+        try:
+            client.execute(cleanup_kc=True)   # nbclient leaves a kernel it did not start alive
+        finally:
+            if km.has_kernel:
+                km.shutdown_kernel(now=True)
     tests = []
     for i, cell in enumerate(nb.cells):
         md = cell.metadata.get("nbgrader", {})

@@ -140,6 +140,19 @@ def test_collect_skips_a_damaged_zip_member_and_says_why(tmp_path, capsys):
     assert not (course / "submitted" / "bo").exists()
 
 
+def _children() -> list[str]:
+    """Command lines of this process's living child processes (Linux /proc)."""
+    out = []
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+            if int(fields[1]) == os.getpid() and fields[0] != "Z":
+                out.append((stat.parent / "cmdline").read_text().replace("\0", " "))
+        except (OSError, IndexError, ValueError):
+            continue
+    return out
+
+
 def _released_fixture(tmp_path):
     from grader.release import release
 
@@ -164,9 +177,12 @@ def test_check_reports_visible_tests_and_an_estimate(tmp_path, capfd, monkeypatc
     # the stub is named by the function the test calls, with what to do about it
     assert "NotImplementedError: `scatter_1d` is still the released stub; replace its " in out
     assert "score estimate (visible tests only): 0 / 5" in out
-    # the kernel ran over Unix sockets in a temporary folder: no TCP warning, nothing left over
+    # the kernel ran over Unix sockets in a temporary folder: no TCP warning, nothing left over,
+    # and it was shut down (no kernel process outlives the check)
     assert "without encryption" not in err, err
     assert sorted(p.name for p in stub.parent.iterdir()) == [stub.name]
+    kernels = [c for c in _children() if "ipykernel" in c]
+    assert kernels == [], kernels
     assert main(["check", str(good), "-q"]) == 0
     out = capfd.readouterr().out
     assert "PASS  test_basic" in out and "PASS  test_more" in out
