@@ -76,21 +76,46 @@ def _csv(rows: list[dict], fields: list[str]) -> str:
     return buf.getvalue()
 
 
-def histogram(totals: list[dict], assignment: str, path: Path) -> None:
+def histogram_bins(top: float) -> list[float]:
+    """Bin edges for total scores out of ``top``: one bin per whole point, centred on it, up to
+    40 points (a score of 9 sits over the 9 tick); 20 equal bins above that."""
+    if top <= 40:
+        return [i - 0.5 for i in range(int(top) + 2)]
+    return [top * i / 20 for i in range(21)]
+
+
+def histogram_figure(scores: list[float], top: float, title: str):
+    """The figure of one assignment's total scores: whole students on the y axis, the median
+    marked."""
+    import statistics
+
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
+    from matplotlib.ticker import MaxNLocator
+
+    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
+    ax.hist(scores, bins=histogram_bins(top), color="#3b6ea8", edgecolor="white")
+    if scores:
+        median = statistics.median(scores)
+        ax.axvline(median, color="#c0392b", linestyle="--", label=f"median {median:g}")
+        ax.legend(loc="best", frameon=False)
+    ax.set_xlim(-0.5 if top <= 40 else 0, top + (0.5 if top <= 40 else 0))
+    ax.yaxis.set_major_locator(MaxNLocator(integer=True))
+    ax.set_xlabel(f"score (out of {top:g})")
+    ax.set_ylabel("students")
+    ax.set_title(title)
+    fig.tight_layout()
+    return fig
+
+
+def histogram(totals: list[dict], assignment: str, path: Path) -> None:
+    import matplotlib.pyplot as plt
 
     scores = [float(r["score"]) for r in totals if r["assignment"] == assignment]
     top = max([float(r["max_score"]) for r in totals if r["assignment"] == assignment] or [1.0])
-    fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.hist(scores, bins=min(20, max(5, int(top) + 1)), range=(0, max(top, 1e-9)),
-            color="#3b6ea8", edgecolor="white")
-    ax.set_xlabel(f"score (out of {top:g})")
-    ax.set_ylabel("students")
-    ax.set_title(f"{assignment}: {len(scores)} submission(s)")
-    fig.tight_layout()
+    fig = histogram_figure(scores, top, f"{assignment}: {len(scores)} submission(s)")
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
