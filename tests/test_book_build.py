@@ -168,3 +168,19 @@ def test_references_and_glossary(built_book: Path) -> None:
         assert name in refs, f"reference by {name} missing"
     glossary = (built_book / "book" / "glossary.html").read_text(encoding="utf-8")
     assert re.search(r'<dl class="[^"]*glossary', glossary) and "output_padding" in glossary
+
+
+def _exercise_table(readme: Path) -> dict[str, str]:
+    """``{exercise: chapter number}`` from a README table whose rows start with `exN_name`."""
+    rows = re.findall(r"^\| `(ex\d_\w+)` \|.*\| (\d+) \|$", readme.read_text(encoding="utf-8"),
+                      re.M)
+    return {ex: str(int(ch)) for ex, ch in rows}
+
+
+@pytest.mark.parametrize("readme", ["README.md", "solutions/README.md"])
+def test_readme_tables_list_every_exercise_with_its_chapter(readme: str) -> None:
+    table = _exercise_table(ROOT / readme)
+    released = sorted(p.name for p in (ROOT / "exercises").iterdir() if p.is_dir())
+    assert sorted(table) == released, (readme, sorted(table), released)
+    linked = {ex: str(int(chapter[:2])) for chapter, exs in EXERCISES.items() for ex in exs}
+    assert table == linked, readme
