@@ -57,8 +57,10 @@ def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"NOTEBOOK must be a valid Jupyter notebook; {path} is not ({exc})"
                          ) from exc
-    if progress:
-        print(f"running {path.name} ...", file=sys.stderr)
+    from tqdm import tqdm
+
+    cells = tqdm(total=sum(c.cell_type == "code" for c in nb.cells), desc=path.name,
+                 unit="cell", disable=not progress, file=sys.stderr)
     # On POSIX the kernel talks over Unix sockets in a private temporary folder, not TCP on
     # localhost: nothing else on the machine can connect to it, and ipykernel prints no warning
     # about unencrypted TCP. Windows keeps Jupyter's default, TCP.
@@ -67,10 +69,12 @@ def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
                             ip=os.path.join(sockets, "kernel")) if os.name == "posix"
               else KernelManager(kernel_name="python3"))
         client = NotebookClient(nb, km=km, timeout=int(timeout), allow_errors=True,
-                                resources={"metadata": {"path": str(path.parent)}})
+                                resources={"metadata": {"path": str(path.parent)}},
+                                on_cell_executed=lambda **_: cells.update())
         try:
             client.execute(cleanup_kc=True)   # nbclient leaves a kernel it did not start alive
         finally:
+            cells.close()
             if km.has_kernel:
                 km.shutdown_kernel(now=True)
     tests = []

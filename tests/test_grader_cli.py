@@ -183,8 +183,10 @@ def test_check_reports_visible_tests_and_an_estimate(tmp_path, capfd, monkeypatc
     assert sorted(p.name for p in stub.parent.iterdir()) == [stub.name]
     kernels = [c for c in _children() if "ipykernel" in c]
     assert kernels == [], kernels
-    assert main(["check", str(good), "-q"]) == 0
-    out = capfd.readouterr().out
+    assert main(["check", str(good)]) == 0          # not quiet: a progress bar over the cells
+    out, err = capfd.readouterr()
+    code_cells = sum(c.cell_type == "code" for c in nbformat.read(good, as_version=4).cells)
+    assert "good.ipynb: 100%" in err and f"{code_cells}/{code_cells}" in err, err
     assert "PASS  test_basic" in out and "PASS  test_more" in out
     assert "score estimate (visible tests only): 5 / 5" in out
     assert "random_stride3" not in out  # hidden tests are not in the student's copy
