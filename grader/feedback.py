@@ -81,6 +81,30 @@ def merged_messages(tests: list[dict]) -> list[tuple[bool, str]]:
             for ok, text, reason in lines]
 
 
+def score(record: dict, manual: dict[tuple[str, str], float],
+          blank: set[tuple[str, str]] | frozenset = frozenset()) -> tuple[float, float, int]:
+    """``(points, max points, written answers still to grade)`` of one submission: the
+    autograder's points, overridden by any hand grade; a written answer counts 0 until graded."""
+    total = max_total = 0.0
+    pending = 0
+    for nb_id, nb in record["notebooks"].items():
+        for gid, cell in nb["cells"].items():
+            max_total += cell["max"]
+            given = manual.get((nb_id, gid))
+            if cell["manual"]:
+                pending += given is None and (nb_id, gid) not in blank
+                total += given or 0.0
+            else:
+                total += (cell["points"] or 0.0) if given is None else given
+    return total, max_total, pending
+
+
+def _score_text(total: float, max_total: float, pending: int) -> str:
+    still = (f" (not final: {pending} written answer{'s' * (pending > 1)} still to be graded "
+             "by hand)" if pending else "")
+    return f"{total:g} / {max_total:g}{still}"
+
+
 def render(record: dict, manual: dict[tuple[str, str], float],
            secrets: dict[str, frozenset[str]] | None = None,
            blank: set[tuple[str, str]] | frozenset = frozenset()) -> str:
@@ -95,39 +119,35 @@ def render(record: dict, manual: dict[tuple[str, str], float],
         return e(scrub_hidden(text, secrets.get(nb_id, everything) if nb_id else everything))
     s, a = record["student"], record["assignment"]
     rows = []
-    total = 0.0
-    max_total = 0.0
     for nb_id, nb in sorted(record["notebooks"].items()):
         for gid, cell in nb["cells"].items():
-            max_total += cell["max"]
             if cell["manual"]:
-                score = manual.get((nb_id, gid))
-                left = score is None and (nb_id, gid) in blank
-                total += score or 0.0
-                shown = ("0" if left else "awaiting manual grading" if score is None
-                         else f"{score:g}")
+                given = manual.get((nb_id, gid))
+                left = given is None and (nb_id, gid) in blank
+                shown = ("0" if left else "awaiting manual grading" if given is None
+                         else f"{given:g}")
                 note = ("written answer, left as released: no answer, so 0 points" if left
                         else "written answer (graded by hand)")
                 rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{shown} / "
                             f"{cell['max']:g}</td><td>{note}</td></tr>")
                 continue
-            score = manual.get((nb_id, gid), cell["points"] or 0.0)
-            total += score
+            points = manual.get((nb_id, gid), cell["points"] or 0.0)
             items = []
             for passed, text in merged_messages(cell["tests"]):
                 cls = "pass" if passed else "fail"
                 mark = "&#10003;" if passed else "&#10007;"
                 items.append(f'<li class="{cls}">{mark} {sc(text, nb_id)}</li>')
-            rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{score:g} / "
+            rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{points:g} / "
                         f"{cell['max']:g}</td><td><ul>{''.join(items)}</ul></td></tr>")
     flags = "".join(f"<li>{sc(f)}</li>" for f in record.get("flags", []))
     flag_html = f'<div class="flag"><b>Notes from the grader</b><ul>{flags}</ul></div>' \
         if flags else ""
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(a)}: feedback for {e(s)}</title><style>{CSS}</style></head><body>"
-            f"<h1>{e(a)}</h1><p>Student: <b>{e(s)}</b>. Score: <b>{total:g} / {max_total:g}</b>"
-            f"</p>{flag_html}<table><tr><th>Notebook</th><th>Test cell</th><th>Points</th>"
-            f"<th>Tests</th></tr>{''.join(rows)}</table></body></html>\n")
+            f"<h1>{e(a)}</h1><p>Student: <b>{e(s)}</b>. Score: "
+            f"<b>{e(_score_text(*score(record, manual, blank)))}</b></p>{flag_html}"
+            f"<table><tr><th>Notebook</th><th>Test cell</th><th>Points</th><th>Tests</th></tr>"
+            f"{''.join(rows)}</table></body></html>\n")
 
 
 def feedback(course: Course, students: list[str] | None = None,
@@ -141,23 +161,25 @@ def feedback(course: Course, students: list[str] | None = None,
         raise UsageError(f"--course has no autograded submissions under {course.autograded} "
                          "(run `tconv-grader autograde --course ...` first)")
     written = []
-    per_student: dict[str, list[tuple[str, str]]] = {}
+    per_student: dict[str, list[tuple[str, str, str]]] = {}
     for p in tqdm(records, desc="feedback", unit="submission", disable=not progress,
                   file=sys.stderr):
         rec = json.loads(p.read_text())
         s, a = rec["student"], rec["assignment"]
         out = course.feedback / s / a / "feedback.html"
-        atomic_write_text(out, render(rec, _manual_scores(course, s, a),
-                                      _secrets(course, a, rec.get("notebooks", {})),
-                                      _blank_answers(course, s, a)))
+        manual, blank = _manual_scores(course, s, a), _blank_answers(course, s, a)
+        atomic_write_text(out, render(rec, manual, _secrets(course, a, rec.get("notebooks", {})),
+                                      blank))
         written.append(out)
-        per_student.setdefault(s, []).append((a, f"{a}/feedback.html"))
+        per_student.setdefault(s, []).append((a, f"{a}/feedback.html",
+                                              _score_text(*score(rec, manual, blank))))
     for s, links in per_student.items():
-        items = "".join(f'<li><a href="{html.escape(h)}">{html.escape(a)}</a></li>'
-                        for a, h in sorted(links))
+        items = "".join(f'<li><a href="{html.escape(h)}">{html.escape(a)}</a>: '
+                        f"{html.escape(text)}</li>" for a, h, text in sorted(links))
         atomic_write_text(course.feedback / s / "index.html",
-                          f"<!DOCTYPE html>\n<html><head><meta charset=\"utf-8\"><title>"
-                          f"Feedback for {html.escape(s)}</title></head><body><h1>Feedback for "
+                          f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
+                          f"<title>Feedback for {html.escape(s)}</title><style>{CSS}</style>"
+                          f"</head><body><h1>Feedback for "
                           f"{html.escape(s)}</h1><ul>{items}</ul></body></html>\n")
     return written
 

@@ -339,6 +339,14 @@ def test_synthetic_class_end_to_end(tmp_path, capsys, monkeypatch):
         page = pages["/".join(key)]
         assert ("left as released" in page) == (w == 0), (key, w)
     assert "awaiting manual grading" in pages["ana/ex1_shapes"]
+    # each student's index lists every assignment with its score, "not final" while a written
+    # answer waits for a hand grade
+    for (s, a), want in deserved.items():
+        index = (course / "feedback" / s / "index.html").read_text()
+        line = f'<a href="{a}/feedback.html">{a}</a>: {expected_score(want, cells[a]):g} / '
+        assert line in index, (s, a, index)
+        item = index[index.index(line):].split("</li>")[0]
+        assert ("not final" in item) == (written[(s, a)] is None), (s, a, item)
 
     # a hand grade (what formgrader writes) moves ana's answer from "to grade" to "graded"
     from nbgrader.api import Gradebook

@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 
 from grader.autograde import _shown_error
-from grader.feedback import merged_messages, render
+from grader.feedback import merged_messages, render, score
 
 STUB = "NotImplementedError (the released stub: a function it calls is not written yet)"
 
@@ -69,5 +69,15 @@ def test_a_written_answer_left_blank_says_so_and_one_given_waits_for_a_hand_grad
     waiting = render(_record(2.0), {})
     assert "awaiting manual grading / 3" in _why_row(waiting)
     assert "left as released" not in waiting
+    assert ("Score: <b>2 / 5 (not final: 1 written answer still to be graded by hand)</b>"
+            in waiting)
     graded = render(_record(0.0), {("ex", "why"): 2.5}, blank={("ex", "why")})
     assert "2.5 / 3" in _why_row(graded) and "Score: <b>2.5 / 5</b>" in graded
+
+
+def test_score_counts_hand_grades_over_the_autograder_and_pending_answers():
+    rec = _record(2.0)
+    assert score(rec, {}) == (2.0, 5.0, 1)                       # the answer waits
+    assert score(rec, {}, blank={("ex", "why")}) == (2.0, 5.0, 0)  # left blank: final 0
+    assert score(rec, {("ex", "why"): 3.0}) == (5.0, 5.0, 0)
+    assert score(rec, {("ex", "test_x"): 1.0}) == (1.0, 5.0, 1)  # a hand override of a test
