@@ -1,9 +1,10 @@
-"""``tconv-grader check NOTEBOOK``: run your notebook's visible tests and estimate your score.
+"""``tconv-grader check NOTEBOOK...``: run your notebooks' visible tests and estimate your score.
 
 For students. Runs the notebook top to bottom in a fresh Jupyter kernel on your machine
 (no sandbox: it is your own code), in student mode, where each ``expect`` raises an
 ``AssertionError`` that says what was expected and what came back. Prints every test cell's
-outcome and message and a score estimate. Hidden tests are not in your copy, so the real grade
+outcome and message and a score estimate (with several notebooks, one section each and a
+total). Hidden tests are not in your copy, so the real grade
 may be lower; written answers are graded by hand and are not counted.
 """
 
@@ -92,27 +93,45 @@ def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
     return {"tests": tests, "earned": earned, "total": total}
 
 
+def report(res: dict) -> list[str]:
+    """The lines ``check`` prints for one notebook's result."""
+    if not res["tests"]:
+        return ["no test cells found (is this an exercise notebook?)"]
+    lines = []
+    for t in res["tests"]:
+        mark = "PASS" if t["passed"] else "FAIL"
+        lines.append(f"{mark}  {t['grade_id']}  ({t['points']:g} pt)")
+        if t["message"]:
+            lines.append(f"      {t['message']}")
+    lines.append(f"score estimate (visible tests only): {res['earned']:g} / {res['total']:g}")
+    return lines
+
+
 def main(args) -> int:
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be a positive number of seconds; got {args.timeout}")
-    res = check(Path(args.notebook).expanduser().resolve(), args.timeout, not args.quiet)
-    if not res["tests"]:
-        print("no test cells found (is this an exercise notebook?)")
-        return 1
-    for t in res["tests"]:
-        mark = "PASS" if t["passed"] else "FAIL"
-        line = f"{mark}  {t['grade_id']}  ({t['points']:g} pt)"
-        if t["message"]:
-            line += f"\n      {t['message']}"
-        print(line)
-    print(f"score estimate (visible tests only): {res['earned']:g} / {res['total']:g}")
-    return 0 if res["earned"] == res["total"] else 1
+    paths = [Path(n).expanduser().resolve() for n in args.notebook]
+    for path in paths:                # every path is checked before any notebook runs
+        if not path.is_file():
+            raise UsageError(f"NOTEBOOK must be an existing .ipynb file; got {path}")
+    results = []
+    for path in paths:
+        res = check(path, args.timeout, not args.quiet)
+        if len(paths) > 1:
+            print(f"== {path.name}")
+        print("\n".join(report(res)))
+        results.append(res)
+    if len(paths) > 1:
+        earned, total = (sum(r[k] for r in results) for k in ("earned", "total"))
+        print(f"== all {len(paths)} notebooks: {earned:g} / {total:g} (visible tests only)")
+    return 0 if all(r["tests"] and r["earned"] == r["total"] for r in results) else 1
 
 
 def add_parser(sub) -> None:
     p = sub.add_parser("check", help="students: run the visible tests, estimate the score",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("notebook", metavar="NOTEBOOK", help="your exercise notebook (.ipynb)")
+    p.add_argument("notebook", metavar="NOTEBOOK", nargs="+",
+                   help="your exercise notebook(s) (.ipynb), e.g. exercises/*/*.ipynb")
     p.add_argument("--timeout", type=float, default=120.0, metavar="S",
                    help="per-cell time limit in seconds (default: %(default)s)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")

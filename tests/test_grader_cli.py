@@ -190,6 +190,11 @@ def test_check_reports_visible_tests_and_an_estimate(tmp_path, capfd, monkeypatc
     assert "PASS  test_basic" in out and "PASS  test_more" in out
     assert "score estimate (visible tests only): 5 / 5" in out
     assert "random_stride3" not in out  # hidden tests are not in the student's copy
+    # several notebooks at once: a section each and a total; full marks only if every one has
+    assert main(["check", str(stub), str(good), "-q"]) == 1
+    out = capfd.readouterr().out
+    assert f"== {stub.name}\nFAIL  test_basic" in out and "== good.ipynb\nPASS  test_basic" in out
+    assert out.rstrip().endswith("== all 2 notebooks: 5 / 10 (visible tests only)"), out
 
 
 def _error(ename, evalue, frames):
