@@ -184,3 +184,17 @@ def test_readme_tables_list_every_exercise_with_its_chapter(readme: str) -> None
     assert sorted(table) == released, (readme, sorted(table), released)
     linked = {ex: str(int(chapter[:2])) for chapter, exs in EXERCISES.items() for ex in exs}
     assert table == linked, readme
+
+
+@pytest.mark.parametrize("chapter", sorted(EXERCISES))
+def test_every_figure_has_a_description(built_book: Path, chapter: str) -> None:
+    """A screen reader reads an image's alt text: it must describe the figure, not be the
+    file name myst-nb falls back to (set per cell with ``mystnb: image: alt:``)."""
+    page = (built_book / "book" / f"{chapter}.html").read_text(encoding="utf-8")
+    imgs = re.findall(r"<img\b[^>]*>", page)
+    assert imgs, f"{chapter} has no figure"
+    for img in imgs:
+        alt = re.search(r'\balt="([^"]*)"', img)
+        text = alt[1] if alt else ""
+        assert len(text.split()) >= 6 and not re.search(r"\.(png|svg|jpe?g)\b", text), \
+            f"{chapter}: figure without a description: {img[:160]}"
