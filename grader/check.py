@@ -46,13 +46,18 @@ def explain(error: dict) -> str:
     return message
 
 
+def _require_notebook(path: Path) -> Path:
+    if not path.is_file():
+        raise UsageError(f"NOTEBOOK must be an existing .ipynb file; got {path}")
+    return path
+
+
 def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
     import nbformat
     from jupyter_client import KernelManager
     from nbclient import NotebookClient
 
-    if not path.is_file():
-        raise UsageError(f"NOTEBOOK must be an existing .ipynb file; got {path}")
+    _require_notebook(path)
     try:
         nb = nbformat.read(path, as_version=4)
     except Exception as exc:  # noqa: BLE001
@@ -73,11 +78,11 @@ def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
                                 resources={"metadata": {"path": str(path.parent)}},
                                 on_cell_executed=lambda **_: cells.update())
         try:
-            client.execute(cleanup_kc=True)   # nbclient leaves a kernel it did not start alive
+            # shut the kernel down afterwards, on errors too: nbclient's default leaves a kernel
+            # whose manager it did not create running
+            client.execute(cleanup_kc=True)
         finally:
             cells.close()
-            if km.has_kernel:
-                km.shutdown_kernel(now=True)
     tests = []
     for i, cell in enumerate(nb.cells):
         md = cell.metadata.get("nbgrader", {})
@@ -110,10 +115,8 @@ def report(res: dict) -> list[str]:
 def main(args) -> int:
     if args.timeout <= 0:
         raise UsageError(f"--timeout must be a positive number of seconds; got {args.timeout}")
-    paths = [Path(n).expanduser().resolve() for n in args.notebook]
-    for path in paths:                # every path is checked before any notebook runs
-        if not path.is_file():
-            raise UsageError(f"NOTEBOOK must be an existing .ipynb file; got {path}")
+    # every path is checked before any notebook runs
+    paths = [_require_notebook(Path(n).expanduser().resolve()) for n in args.notebook]
     results = []
     for path in paths:
         res = check(path, args.timeout, not args.quiet)

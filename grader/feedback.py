@@ -27,16 +27,17 @@ text-align:left;vertical-align:top}.pass{color:#17663a}.fail{color:#a0141e}
 .flag{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e0a800}"""
 
 
-def _manual_scores(course: Course, student: str, assignment: str) -> dict[tuple[str, str], float]:
-    return {(nb, g.cell.name): float(g.manual_score)
-            for nb, g in course.grades(student, assignment) or [] if g.manual_score is not None}
-
-
-def _blank_answers(course: Course, student: str, assignment: str) -> set[tuple[str, str]]:
-    """Cells nbgrader scored 0 on its own and nobody has graded by hand: among written answers,
-    those left exactly as released."""
-    return {(nb, g.cell.name) for nb, g in course.grades(student, assignment) or []
-            if g.manual_score is None and g.auto_score is not None and g.auto_score == 0}
+def _hand_grades(course: Course, student: str, assignment: str
+                 ) -> tuple[dict[tuple[str, str], float], set[tuple[str, str]]]:
+    """``(manual, blank)`` from one read of the gradebook: the hand grades by ``(notebook,
+    cell)``, and the cells nbgrader scored 0 on its own that nobody has graded by hand (among
+    written answers, those left exactly as released)."""
+    rows = course.grades(student, assignment) or []
+    manual = {(nb, g.cell.name): float(g.manual_score) for nb, g in rows
+              if g.manual_score is not None}
+    blank = {(nb, g.cell.name) for nb, g in rows
+             if g.manual_score is None and g.auto_score is not None and g.auto_score == 0}
+    return manual, blank
 
 
 def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[str]]:
@@ -167,7 +168,7 @@ def feedback(course: Course, students: list[str] | None = None,
         rec = json.loads(p.read_text())
         s, a = rec["student"], rec["assignment"]
         out = course.feedback / s / a / "feedback.html"
-        manual, blank = _manual_scores(course, s, a), _blank_answers(course, s, a)
+        manual, blank = _hand_grades(course, s, a)
         atomic_write_text(out, render(rec, manual, _secrets(course, a, rec.get("notebooks", {})),
                                       blank))
         written.append(out)

@@ -95,13 +95,14 @@ def histogram_figure(scores: list[float], top: float, title: str):
     import matplotlib.pyplot as plt
     from matplotlib.ticker import MaxNLocator
 
+    bins = histogram_bins(top)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.hist(scores, bins=histogram_bins(top), color="#3b6ea8", edgecolor="white")
+    ax.hist(scores, bins=bins, color="#3b6ea8", edgecolor="white")
     if scores:
         median = statistics.median(scores)
         ax.axvline(median, color="#c0392b", linestyle="--", label=f"median {median:g}")
         ax.legend(loc="best", frameon=False)
-    ax.set_xlim(-0.5 if top <= 40 else 0, top + (0.5 if top <= 40 else 0))
+    ax.set_xlim(bins[0], bins[-1])
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"score (out of {top:g})")
     ax.set_ylabel("students")

@@ -99,7 +99,7 @@ def _hide_glue(app: Sphinx, doctree: nodes.document) -> None:
         if shown == text:
             continue
         if not shown:                   # a cell of plumbing only: show its outputs alone
-            parent.parent.remove(parent)
+            cell.remove(parent)
             continue
         block.rawsource = shown
         block.children = [nodes.Text(shown)]
