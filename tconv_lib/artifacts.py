@@ -118,8 +118,9 @@ def overlap_map(kernel_size: IntOrTuple, stride: IntOrTuple, input_size: IntOrTu
 def interior(m: np.ndarray, kernel_size: IntOrTuple, dilation: IntOrTuple = 1) -> np.ndarray:
     r"""The positions of an :func:`overlap_map` that every kernel tap can reach.
 
-    Along each axis these are :math:`d(k-1) \le o \le (i-1)s`: the first ``d(k-1)`` and the last
-    ``d(k-1)`` positions are border (an input position is missing on one side).
+    Along each axis these are :math:`d(k-1) \le o \le (i-1)s`. Only among the first ``d(k-1)``
+    and the last ``d(k-1)`` positions can a tap's input position be missing (border); not all of
+    them are short of copies (none when ``k == s``), but all are cropped, conservatively.
     """
     ndim = m.ndim
     k = as_tuple("kernel_size", kernel_size, ndim)

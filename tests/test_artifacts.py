@@ -164,3 +164,38 @@ def test_block_edge_ratio_errors_name_the_argument():
         artifacts.block_edge_ratio(np.ones((2, 2)), 2)
     with pytest.raises(ValueError, match="ndim=2"):
         artifacts.block_edge_ratio(np.ones(5), 2)
+
+
+def _interior_of_constant_input(kernel: list[float], s: int, n: int = 8) -> np.ndarray:
+    """A 1-D transposed convolution of ``n`` ones with ``kernel``, border cropped."""
+    y = torch.nn.functional.conv_transpose1d(torch.ones(1, 1, n, dtype=torch.float64),
+                                             torch.tensor([[kernel]], dtype=torch.float64),
+                                             stride=s)[0, 0].numpy()
+    return artifacts.interior(y, len(kernel))
+
+
+@pytest.mark.parametrize(("kernel", "s"), [
+    ([0.5, 1.0, 0.5], 2),             # uneven overlap (2 does not divide 3), equal phase sums
+    ([1.0, 2.0, 3.0, 4.0], 2),        # even overlap (2 divides 4), phase sums 4 and 6
+    ([1.0, 1.0, 1.0, 1.0], 2),        # even overlap, equal sums
+    ([1.0, 1.0, 1.0], 2),             # uneven overlap, sums 2 and 1
+    ([0.2, 0.7, 0.1, 0.5, 0.4, 0.1], 3),
+])
+def test_constant_in_constant_out_exactly_when_phase_sums_are_equal(kernel, s):
+    """Chapter 6: s | k is neither necessary nor sufficient for a flat output; the kernel's
+    s phase sums (taps r, r + s, ...) decide."""
+    sums = [sum(kernel[r::s]) for r in range(s)]
+    flat = np.ptp(_interior_of_constant_input(kernel, s)) < 1e-12
+    assert flat == bool(np.ptp(sums) < 1e-12), (kernel, s, sums)
+
+
+@pytest.mark.parametrize(("k", "s"), [(2, 2), (3, 2), (4, 2), (5, 2), (3, 3), (4, 3)])
+def test_border_is_at_most_k_minus_1_and_empty_when_k_equals_s(k, s):
+    """Chapter 6: only among the first and last d(k-1) positions can a count fall short of the
+    interior's, and none does when k == s."""
+    m = artifacts.overlap_map(k, s, input_size=8)
+    periodic = [artifacts.overlap_counts(k, s)[q % s] for q in range(m.size)]
+    short = [q for q in range(m.size) if m[q] < periodic[q]]
+    assert all(q < k - 1 or q > m.size - k for q in short), (k, s, short)
+    if k == s:
+        assert short == [], m.tolist()

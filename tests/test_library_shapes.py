@@ -89,3 +89,31 @@ def test_the_rules_differ_exactly_when_dilation_exceeds_stride() -> None:
 def test_unknown_rule_refused() -> None:
     with pytest.raises(ValueError, match="rule must be 'module'.*'functional'.*got rule='nn'"):
         shapes.output_size_range(4, 3, 2, rule="nn")
+
+
+@pytest.mark.parametrize(("i", "k", "s", "p", "d"), GRID)
+def test_output_padding_extends_into_the_crop_then_beyond_the_canvas(i, k, s, p, d) -> None:
+    """Chapter 4's claim, against PyTorch: output ``q`` is canvas entry ``q + p`` where that
+    exists and the bias alone beyond it; so of the ``op`` entries that ``output_padding`` adds,
+    the first ``min(op, p)`` are canvas values ``padding`` would have cropped and the other
+    ``op - p`` hold the bias alone."""
+    rng = torch.Generator().manual_seed(i * 1000 + k * 100 + s * 10 + p + d)
+    x = torch.randn(1, 1, i, generator=rng, dtype=torch.float64)
+    w = torch.randn(1, 1, k, generator=rng, dtype=torch.float64)
+    bias = torch.tensor([0.25], dtype=torch.float64)
+    canvas = F.conv_transpose1d(x, w, None, s, 0, 0, 1, d)[0, 0]
+    for op in range(max(s, d)):
+        o = shapes.conv_transpose_output_size(i, k, s, p, op, d)
+        if o < 1:
+            continue
+        ref = F.conv_transpose1d(x, w, bias, s, p, op, 1, d)[0, 0]
+        ours = torch.as_tensor(tconv_lib.conv_transpose(x, w, bias, stride=s, padding=p,
+                                                        output_padding=op, dilation=d))[0, 0]
+        torch.testing.assert_close(ours, ref)
+        expected = torch.stack([canvas[q + p] + bias[0] if q + p < canvas.numel() else bias[0]
+                                for q in range(o)])
+        torch.testing.assert_close(ref, expected, msg=lambda m, op=op: (
+            f"op={op}, p={p}: output q should be canvas[q + p] (+ bias), else the bias; {m}"))
+        if o - op >= 1:                              # the size without output_padding exists
+            added = torch.arange(o - op, o) + p      # canvas positions of the added entries
+            assert int((added < canvas.numel()).sum()) == min(op, p), (op, p, added.tolist())
