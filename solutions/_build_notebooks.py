@@ -235,7 +235,8 @@ if (_widgets := _jupyter_widgets()) is not None:
                     f"i={case['i']}; return (smallest, largest)")
     ### BEGIN HIDDEN TESTS
     for n, case in enumerate([dict(i=1, k=1), dict(i=1, k=2, stride=4),
-                              dict(i=6, k=5, stride=3, padding=2, dilation=2)]):
+                              dict(i=6, k=5, stride=3, padding=2, dilation=2),
+                              dict(i=2, k=3, stride=1, dilation=3)]):
         edge_sizes = _sizes_back_to(**case)
         expect(f"range_edge_{n}", output_size_range(**case), (edge_sizes[0], edge_sizes[-1]),
                hint=f"edge case {case}: expected sizes {edge_sizes}")
@@ -247,6 +248,11 @@ if (_widgets := _jupyter_widgets()) is not None:
     Return the `output_padding` that makes the transposed convolution of length `i` produce
     exactly `target`. When `target` is outside the reachable range, raise a `ValueError` whose
     message names the target and the reachable range.
+
+    The reachable range is Task 2's: `output_padding` from 0 to `stride - 1`, the rule of
+    `nn.ConvTranspose1d(...)(x, output_size=...)`, also when the dilation is larger than the
+    stride. (`F.conv_transpose1d` then accepts `output_padding` up to `dilation - 1`, but those
+    longer outputs no longer convolve back to length `i`.)
     """)
     b.solution("output_padding", '''
     def output_padding_for(i, target, k, stride=1, padding=0, dilation=1):
@@ -280,6 +286,19 @@ if (_widgets := _jupyter_widgets()) is not None:
                   hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
     expect_raises("too_small", ValueError, output_padding_for, 4, 6, 3, 2, 1,
                   hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
+
+    def _message_of(fn, *args):
+        """The text of the ValueError that fn(*args) raises ('' if it raises none)."""
+        try:
+            fn(*args)
+        except ValueError as err:
+            return str(err)
+        return ""
+
+    message = _message_of(output_padding_for, 4, 9, 3, 2, 1)
+    expect("message_names_values", all(v in message for v in ("9", "7", "8")), True,
+           hint=f"the message should name the target 9 and the reachable sizes 7 and 8; "
+                f"it was {message!r}")
     ''')
     b.test("test_output_padding_edges", 1, '''
     expect("stride_1", output_padding_for(5, 7, 3), _reference_op(5, 7, 3),
@@ -293,6 +312,8 @@ if (_widgets := _jupyter_widgets()) is not None:
                   hint="with stride 1 only one size is reachable")
     expect_raises("one_past_high", ValueError, output_padding_for, 2, 8, 2, 4, 1,
                   hint="output_padding must be smaller than the stride")
+    expect_raises("dilation_above_stride", ValueError, output_padding_for, 2, 9, 3, 1, 0, 3,
+                  hint="dilation 3 > stride 1: still only output_padding 0 maps back to i")
     ### END HIDDEN TESTS
     ''')
     b.md("""
@@ -356,8 +377,9 @@ def ex2_scatter() -> Book:
                                   padding=padding)[0, 0].numpy()
 
     expect("seed", scatter_1d(np.array([2., 3.]), np.array([1., 2., 3.]), stride=2),
-           [2., 4., 9., 6., 9.],
-           hint="2*[1,2,3] at position 0 plus 3*[1,2,3] at position 2: the copies overlap at 2")
+           _torch_1d([2., 3.], [1., 2., 3.], stride=2),
+           hint="2*[1,2,3] at position 0 plus 3*[1,2,3] at position 2 gives [2, 4, 9, 6, 9]: "
+                "the copies overlap at 2")
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(5), rng.standard_normal(4)
     expect("stride3_padding1", scatter_1d(x, w, stride=3, padding=1), _torch_1d(x, w, 3, 1),
@@ -464,8 +486,9 @@ def ex2_scatter() -> Book:
     ''')
     b.test("test_zero_insert", 2, '''
     expect("seed", zero_insert_1d(np.array([2., 3.]), np.array([1., 2., 3.]), stride=2),
-           [2., 4., 9., 6., 9.],
-           hint="[2, 0, 3] padded by 2 zeros, correlated with the flipped kernel [3, 2, 1]")
+           _torch_1d([2., 3.], [1., 2., 3.], stride=2),
+           hint="[2, 0, 3] padded by 2 zeros, correlated with the flipped kernel [3, 2, 1], "
+                "gives [2, 4, 9, 6, 9]")
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal(5), rng.standard_normal(4)
     expect("stride2_padding1", zero_insert_1d(x, w, stride=2, padding=1),
@@ -559,6 +582,7 @@ def ex3_matrix() -> Book:
            hint="C @ x must equal F.conv1d(x, w, stride=2, padding=1)")
     ''')
     b.test("test_matrix_1d_edges", 1, '''
+    rng = np.random.default_rng(101)  # this cell's own inputs, whatever ran before
     expect("stride_1", conv_matrix_1d(w, 5), tconv_lib.conv_matrix(w[None, None], 5).toarray(),
            hint="stride 1: a banded (Toeplitz) matrix of n - k + 1 rows")
     ### BEGIN HIDDEN TESTS
@@ -609,6 +633,7 @@ def ex3_matrix() -> Book:
                 "w is (C_out, C_in, kH, kW)")
     ''')
     b.test("test_matrix_2d_edges", 1, '''
+    rng = np.random.default_rng(102)  # this cell's own inputs, whatever ran before
     w1 = rng.standard_normal((1, 1, 3, 3))
     expect("one_channel", conv_matrix_2d(w1, (3, 4)),
            tconv_lib.conv_matrix(w1, (3, 4)).toarray(), hint="one channel, stride 1")
@@ -647,6 +672,7 @@ def ex3_matrix() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_via_matrix_single", 1, '''
+    rng = np.random.default_rng(103)  # this cell's own inputs, whatever ran before
     def _torch_t2d(x, w, stride=(1, 1), padding=(0, 0)):
         return F.conv_transpose2d(torch.tensor(x)[None], torch.tensor(w), stride=stride,
                                   padding=padding)[0].numpy()
@@ -657,6 +683,7 @@ def ex3_matrix() -> Book:
            hint="C of the stride-2 convolution on the 5x5 output size, then C.T @ x")
     ''')
     b.test("test_via_matrix_channels", 2, '''
+    rng = np.random.default_rng(104)  # this cell's own inputs, whatever ran before
     x3, wt3 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2, 3, 2))
     expect("channels", conv_transpose_via_matrix(x3, wt3, stride=(2, 2), padding=(1, 0)),
            _torch_t2d(x3, wt3, (2, 2), (1, 0)),
@@ -676,14 +703,21 @@ def ex3_matrix() -> Book:
     For a stride-2 convolution with `k=3`, no padding, on a length-5 input, `C` is 2x5. Write
     `C` with symbols `w0, w1, w2`, then explain why `C.T` is called the *transposed*
     convolution and not the *inverse* convolution. When would `C.T @ C` be the identity?
+    (Chapter 2, section "Transposed, not inverse":
+    [02_three_views.md](../../book/02_three_views.md), built page
+    [02_three_views.html](../../_build/html/book/02_three_views.html#transposed-not-inverse).)
     """)
     b.manual("transpose_not_inverse", 2, """
     C = [[w0, w1, w2, 0, 0], [0, 0, w0, w1, w2]]. C.T (5x2) maps a length-2 vector to length 5
     by painting each entry times the kernel, copies two apart: it restores the *shape* (and the
     connectivity pattern) of the input, not its values. C is 2x5, it has no inverse at all
     (rank at most 2); C.T @ C is a 5x5 matrix of rank <= 2, never the identity here.
-    C.T @ C = I needs orthonormal columns, e.g. non-overlapping copies (k = s) of a kernel with
-    unit norm and no lost input positions (like an orthogonal patchify/unpatchify pair).
+    C.T @ C = I needs orthonormal columns, so at least as many outputs as inputs. With one
+    channel that means k = s = 1 and w0 = +-1. Non-overlapping copies (k = s) of a unit-norm
+    kernel give orthonormal *rows* instead: C @ C.T = I, so the convolution undoes the
+    transposed convolution, not the other way round. With channels, a stride-s layer with
+    C_out = s^D * C_in and an orthogonal weight matrix (space-to-depth) makes C square and
+    orthogonal, and then C.T is the inverse.
     """)
     return b
 
@@ -751,6 +785,7 @@ def ex4_gradients() -> Book:
                 "needs output_padding 1 (7 and 8 both give H_out = 4), along W 0")
     ''')
     b.test("test_input_grad_edges", 1, '''
+    gen = torch.Generator().manual_seed(105)  # this cell's own inputs, whatever ran before
     x, g, gx, gw = _autograd((1, 3, 5, 5), w)
     got = _no_grad(conv2d_input_grad, g, w, (5, 5))
     expect("stride_1", got, gx, hint="stride 1: a full-padding transposed convolution")
@@ -794,10 +829,12 @@ def ex4_gradients() -> Book:
     x, g, gx, gw = _autograd((2, 3, 8, 7), w, (2, 2), (1, 1))
     got = _no_grad(conv2d_weight_grad, x, g, (3, 3), stride=(2, 2), padding=(1, 1))
     expect("stride2_8x7", got, gw,
-           hint="shape (C_out, C_in, kH, kW); sum over the batch; with stride 2 the last input "
-                "row is never read (its gradient contribution is zero)")
+           hint="shape (C_out, C_in, kH, kW); sum over the batch; with stride 2 the correlation "
+                "of x with grad_out comes out one row longer than kH here (the bottom padding "
+                "row is never read): keep the first kH rows and kW columns")
     ''')
     b.test("test_weight_grad_edges", 1, '''
+    gen = torch.Generator().manual_seed(106)  # this cell's own inputs, whatever ran before
     x, g, gx, gw = _autograd((1, 3, 5, 5), w)
     got = _no_grad(conv2d_weight_grad, x, g, (3, 3))
     expect("stride_1", got, gw, hint="stride 1, no padding")
@@ -1036,11 +1073,19 @@ def ex5_conventions() -> Book:
         op = decoder_output_padding(size)
         expect(f"op_{n}", op, tuple(output_padding_for(conv_output_size(s, 3, 2, 1), s, 3, 2, 1)
                                     for s in size),
-               hint=f"skip size {size}: even sizes need output_padding 1 here, odd ones 0")
+               hint=f"skip size {size}: find the encoder's output size first, then how far "
+                    "the transposed layer without output_padding falls short of the skip")
         torch.manual_seed(n)
         out = TinyUNet(output_padding=op)(torch.randn(1, 1, *size))
         expect(f"shape_{n}", tuple(out.shape), (1, 1) + size,
                hint="the decoder output must have the input's size")
+    ### BEGIN HIDDEN TESTS
+    for n, (size, k, s, p) in enumerate([((8, 9), 4, 2, 1), ((10, 11), 5, 3, 2),
+                                         ((6, 7), 2, 2, 0), ((9, 10), 3, 3, 0)]):
+        expect(f"args_{n}", decoder_output_padding(size, k=k, stride=s, padding=p),
+               tuple(output_padding_for(conv_output_size(m, k, s, p), m, k, s, p) for m in size),
+               hint=f"skip size {size}, k={k}, stride={s}, padding={p}: use the arguments")
+    ### END HIDDEN TESTS
     ''')
     b.md("""
     ## Question (2 points, graded by hand)
@@ -1219,6 +1264,7 @@ if (_widgets := _jupyter_widgets()) is not None:
                hint="nearest upsampling (each pixel repeated 2x2), then conv2d with padding 1")
     ''')
     b.test("test_resize_conv_no_checkerboard", 1, '''
+    gen = torch.Generator().manual_seed(107)  # this cell's own inputs, whatever ran before
     ones = torch.ones(1, 1, 6, 6)
     w_pos = torch.rand(1, 1, 3, 3, generator=gen) + 0.5
     inner = resize_conv(ones, w_pos, torch.zeros(1), 2)[0, 0, 1:-1, 1:-1]
@@ -1313,6 +1359,7 @@ def ex7_subpixel() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_sub_kernels", 2, '''
+    gen = torch.Generator().manual_seed(108)  # this cell's own inputs, whatever ran before
     from tconv_lib.methods.phase import axis_phases
 
     def _expected_sub_kernels(w, s):
@@ -1355,6 +1402,7 @@ def ex7_subpixel() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_subpixel", 2, '''
+    gen = torch.Generator().manual_seed(109)  # this cell's own inputs, whatever ran before
     x = torch.randn(2, 2, 3, 4, generator=gen)
     w = torch.randn(2, 3, 4, 4, generator=gen)
     expect("k4_s2", conv_transpose_subpixel(x, w, 2), F.conv_transpose2d(x, w, stride=2),
@@ -1362,6 +1410,7 @@ def ex7_subpixel() -> Book:
                 "swapped to (C_out, C_in)); channel order c*s*s + r1*s + r2 before the shuffle")
     ''')
     b.test("test_subpixel_edges", 2, '''
+    gen = torch.Generator().manual_seed(110)  # this cell's own inputs, whatever ran before
     x1 = torch.randn(1, 2, 1, 1, generator=gen)
     expect("one_pixel", conv_transpose_subpixel(x1, w, 2), F.conv_transpose2d(x1, w, stride=2),
            hint="a 1x1 input gives one copy of the kernel")
@@ -1463,6 +1512,7 @@ def ex8_unet() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_decoder_block", 3, '''
+    gen = torch.Generator().manual_seed(111)  # this cell's own inputs, whatever ran before
     def _params(c_low, c_skip, c_out, seed):
         g = torch.Generator().manual_seed(seed)
         c_up = c_low // 2
@@ -1485,6 +1535,7 @@ def ex8_unet() -> Book:
                 "first, then two valid 3x3 conv + ReLU: output 8x6")
     ''')
     b.test("test_decoder_block_edges", 1, '''
+    gen = torch.Generator().manual_seed(112)  # this cell's own inputs, whatever ran before
     low2, skip2 = torch.randn(1, 2, 3, 3, generator=gen), torch.randn(1, 1, 6, 6, generator=gen)
     ps2 = _params(2, 1, 1, 2)
     expect("no_crop", decoder_block(low2, skip2, *ps2), _reference(low2, skip2, *ps2),
@@ -1605,6 +1656,7 @@ def ex8_unet() -> Book:
     ### END HIDDEN TESTS
     ''')
     b.test("test_toy_unet_runs", 1, '''
+    gen = torch.Generator().manual_seed(113)  # this cell's own inputs, whatever ran before
     n_in, n_out = valid_input_size(30, 2)
     out = ToyUNet(2)(torch.randn(1, 1, n_in, n_in, generator=gen))
     expect("runs", tuple(out.shape), (1, 1, n_out, n_out),
