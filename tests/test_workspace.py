@@ -154,3 +154,32 @@ def test_a_call_with_gradients_leaves_the_cached_buffers_out_of_its_graph() -> N
     torch.testing.assert_close(
         tconv_lib.conv_transpose(xd, wd, None, 2, 1, 0, 3, method="col2im"),
         F.conv_transpose2d(xd, wd, None, 2, 1, 0, 3), rtol=1e-10, atol=1e-10)
+
+
+@pytest.mark.parametrize("n,itemsize,expected", [(512, 4, 528), (4096, 4, 4112), (64, 4, 80),
+                                                 (100, 4, 100), (32, 8, 40), (31, 8, 31),
+                                                 (48, 4, 48)])
+def test_padded_rows_avoid_multiples_of_256_bytes(n: int, itemsize: int, expected: int) -> None:
+    """A row of a multiple of 256 bytes gets one 64-byte cache line more; others stay."""
+    got = _workspace.padded(n, itemsize)
+    assert got == expected, f"padded({n}, {itemsize}): expected {expected}, got {got}"
+    assert (got * itemsize) % 256 != 0
+
+
+@pytest.mark.parametrize("backend", ["torch", "numpy"])
+def test_empty_rows_is_a_writable_view_with_padded_rows(backend: str) -> None:
+    """The rows of the last axis start padded(n) elements apart, and writes through the view
+    (and through reshapes that split its leading axes) reach the kept buffer."""
+    xp = torch if backend == "torch" else np
+    like = xp.zeros(1, dtype=xp.float32)
+    _workspace.clear()
+    view = _workspace.empty_rows(xp, like, (2, 3, 64), "test rows")
+    assert tuple(view.shape) == (2, 3, 64)
+    row_stride = view.stride(1) if backend == "torch" else view.strides[1] // 4
+    assert row_stride == 80, f"rows 80 elements apart expected, got {row_stride}"
+    view[...] = 0
+    split = view.reshape(6, 64) if backend == "torch" else np.reshape(view, (6, 64))
+    split[4] = 7.0
+    again = _workspace.empty_rows(xp, like, (2, 3, 64), "test rows")
+    assert float(again[1, 1].sum()) == 7.0 * 64, "a write through the reshaped view was lost"
+    _workspace.clear()

@@ -31,6 +31,17 @@ positions between them are written as zeros.
 The work runs in chunks of whole samples with about :data:`CHUNK_BYTES` of columns each (per
 backend), so the adds and the transposing copy read what the GEMM has just left in cache; for
 NumPy arrays the chunks run as tasks on :mod:`tconv_lib._threads`'s pool.
+
+**Only the taps that land.** One GEMM over every (input position, tap) pair also computes the
+pairs whose output the padding crops away: a block's taps reach the output only from the inputs
+in its ``src`` range. On a tiny input that is a large share: DCGAN's 4x4 layer (``k = 4,
+s = 2, p = 1``) crops 2 of the 16 pairs along each axis, 23 % of the products in 2-D
+(:func:`cropped_fraction`). From :data:`MIN_CROPPED` on, :func:`block_gemms` runs one GEMM per
+combination of blocks instead, over just the rows of those inputs and the columns of those
+taps. The rows are ordered ``(i_1, ..., i_D, n)`` so that a range along the first axis is a
+range of rows; the other axes' ranges are gathered into copies, and the weight's columns for
+one tap along each axis but the last are one strided matrix, so a block of ``k_1`` taps takes
+``k_1`` GEMMs.
 """
 
 from __future__ import annotations
@@ -49,6 +60,15 @@ from ._canvas import output_shape, spatial_of
 # NumPy, whose chunks run as tasks with one BLAS thread each, 29 ms at 4 MB and 31 ms at 16 MB
 # (and 4 MB was as fast or faster on the other shapes tried).
 CHUNK_BYTES = {"numpy": 4 << 20, "torch": 16 << 20}
+# The same with block_gemms, whose GEMMs each write only part of the columns: DCGAN's 512->256
+# layer at 4x4 on NumPy, 16 samples per chunk 29.3 ms, 32 (one chunk per core) 25.1-25.4 ms.
+BLOCK_CHUNK_BYTES = 16 << 20
+
+# From this share of cropped (input position, tap) pairs on, one GEMM per combination of blocks
+# (block_gemms) replaces the single GEMM. DCGAN's 512->256 layer at 4x4 (23 % cropped), 2 cores,
+# interleaved with PyTorch's call: per-block GEMMs 22-24 ms, one GEMM with batch-innermost
+# block adds 28-34 ms, PyTorch 20-24 ms. Its 16x16 layer crops 6 %, below this.
+MIN_CROPPED = 0.125
 
 
 def sample_bytes(x: Any, weight: Any, geo: Geometry) -> int:
@@ -98,6 +118,32 @@ def axis_blocks(k: int, s: int, p: int, d: int, i: int, o: int) -> tuple[int, li
     return rows, blocks
 
 
+def cropped_fraction(kernel: tuple[int, ...], per_axis: list[tuple[int, list[AxisBlock]]],
+                     spatial: tuple[int, ...]) -> float:
+    """The share of (input position, tap) pairs whose output block the padding crops away:
+    :func:`block_gemms` skips them. (Taps that land past the output's end inside its last
+    block of ``s`` positions are still computed, and cropped by the transposing copy.)"""
+    live = math.prod(sum(_len(b.src) * _len(b.taps) for b in blocks) for _, blocks in per_axis)
+    return 1 - live / math.prod(i * k for i, k in zip(spatial, kernel, strict=True))
+
+
+def _len(sl: slice) -> int:
+    return sl.stop - sl.start
+
+
+def plan(x: Any, geo: Geometry) -> list[tuple[int, list[AxisBlock]]]:
+    """:func:`axis_blocks` for every axis of ``x``'s problem."""
+    spatial = spatial_of(x)
+    return [axis_blocks(*args) for args in zip(geo.kernel, geo.stride, geo.padding,
+                                               geo.dilation, spatial,
+                                               output_shape(spatial, geo), strict=True)]
+
+
+def skips_cropped(x: Any, geo: Geometry) -> bool:
+    """Whether :func:`block_gemms` replaces the single GEMM (:data:`MIN_CROPPED`)."""
+    return cropped_fraction(geo.kernel, plan(x, geo), spatial_of(x)) >= MIN_CROPPED
+
+
 def applies(x: Any, weight: Any, geo: Geometry) -> bool:
     """On the CPU, one group, no gradients recorded (the buffer is accumulated in place), input
     rows no longer than ``C_out`` (else :func:`.col2im.planes`' row adds are as long), and one
@@ -109,14 +155,15 @@ def applies(x: Any, weight: Any, geo: Geometry) -> bool:
 
 
 def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
-    """The GEMM ``X^T W``, the block adds into a channels-last buffer, and one transposing copy
-    into the output, in chunks of whole samples."""
+    """The GEMM ``X^T W`` (or, from :data:`MIN_CROPPED` on, :func:`block_gemms`' GEMMs per
+    block of taps), the block adds into a channels-last buffer, and one transposing copy into
+    the output, in chunks of whole samples."""
     xp = backend.namespace(x, weight)
     n, c_in, c_out, nd = int(x.shape[0]), int(weight.shape[0]), int(weight.shape[1]), geo.ndim
     spatial = spatial_of(x)
     out = output_shape(spatial, geo)
-    per_axis = [axis_blocks(*args) for args in zip(geo.kernel, geo.stride, geo.padding,
-                                                   geo.dilation, spatial, out, strict=True)]
+    per_axis = plan(x, geo)
+    per_block = cropped_fraction(geo.kernel, per_axis, spatial) >= MIN_CROPPED
     rows = tuple(j for j, _ in per_axis)
     g_r = [reached(s, p, d) for s, p, d in zip(geo.stride, geo.padding, geo.dilation,
                                                 strict=True)]
@@ -124,8 +171,12 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     extent = tuple(j * w for j, w in zip(rows, width, strict=True))
     positions, k_total = math.prod(spatial), math.prod(geo.kernel)
     # (C_in, C_out, K) -> (C_in, K * C_out): one row per input channel, channels fastest
-    w_cl = xp.reshape(xp.permute_dims(xp.reshape(weight, (c_in, c_out, k_total)), (0, 2, 1)),
-                      (c_in, k_total * c_out))
+    w_t = xp.permute_dims(xp.reshape(weight, (c_in, c_out, k_total)), (0, 2, 1))
+    if per_block:        # the GEMMs read strided blocks of its columns: padded rows
+        w_cl = _workspace.empty_rows(xp, weight, (c_in, k_total * c_out), "weight")
+        xp.reshape(w_cl, (c_in, k_total, c_out))[...] = w_t
+    else:
+        w_cl = xp.reshape(w_t, (c_in, k_total * c_out))
     combos = list(itertools.product(*(blocks for _, blocks in per_axis)))
     first = next((c for c in combos if all(b.fills for b in c)), None)
     ordered = ([first] if first else []) + [c for c in combos if c is not first]
@@ -136,22 +187,27 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     crop = (slice(None), slice(None)) + tuple(slice(0, -(-(o - r) // g))
                                               for o, (g, r) in zip(out, g_r, strict=True))
     y = backend.empty_cpu(xp, x, (n, c_out) + out)
-    samples = max(1, min(n, CHUNK_BYTES[backend.family(x)] // sample_bytes(x, weight, geo)))
+    budget = BLOCK_CHUNK_BYTES if per_block else CHUNK_BYTES[backend.family(x)]
+    samples = max(1, min(n, budget // sample_bytes(x, weight, geo)))
     if not backend.is_torch(x):               # NumPy: at least one task per thread
         samples = min(samples, -(-n // _threads.get_num_threads()))
     starts = list(range(0, n, samples))
 
     def chunk(n0: int) -> None:
         m = min(n, n0 + samples) - n0
-        x_t = xp.permute_dims(xp.reshape(x[n0:n0 + m], (m, c_in, positions)), (0, 2, 1))
-        cols = _workspace.matmul(xp, x_t, w_cl, (m, positions, k_total * c_out), "cols")
-        cols = xp.reshape(cols, (m,) + spatial + geo.kernel + (c_out,))
         buf = _workspace.empty(xp, x, (m,) + extent + (c_out,), "channels_last")
         blocked = xp.reshape(buf, (m,) + tuple(v for j, w in zip(rows, width, strict=True)
                                                for v in (j, w)) + (c_out,))
         if first is None:
             buf[...] = 0
-        add_blocks(cols, blocked, ordered, first)
+        if per_block:
+            block_gemms(x[n0:n0 + m], xp.reshape(w_cl, (c_in,) + geo.kernel + (c_out,)),
+                        blocked, ordered, first)
+        else:
+            x_t = xp.permute_dims(xp.reshape(x[n0:n0 + m], (m, c_in, positions)), (0, 2, 1))
+            cols = _workspace.matmul(xp, x_t, w_cl, (m, positions, k_total * c_out), "cols")
+            cols = xp.reshape(cols, (m,) + spatial + geo.kernel + (c_out,))
+            add_blocks(cols, blocked, ordered, first)
         if gaps:
             y[n0:n0 + m] = 0
         y[(slice(n0, n0 + m), slice(None)) + reach] = xp.permute_dims(buf, to_nc)[crop]
@@ -180,3 +236,58 @@ def add_blocks(cols: Any, blocked: Any, combos: list[tuple[AxisBlock, ...]],
             dst[...] = src
         else:
             dst += src
+
+
+def block_gemms(x: Any, w_taps: Any, blocked: Any, combos: list[tuple[AxisBlock, ...]],
+                first: tuple[AxisBlock, ...] | None) -> None:
+    r"""Like :func:`add_blocks`, but each combination of blocks gets its own GEMMs, over only
+    the input positions ``src`` whose taps land in the output.
+
+    ``w_taps`` is the weight ``(C_in, k_1..k_D, C_out)``. For one tap ``t_a`` per axis
+    ``a < D`` and a block ``T_D`` of the last axis,
+
+    .. math::
+        \text{cols}[\mathbf i, n, t_D, c] = \sum_{c_i} x[n, c_i, \mathbf i]\,
+            w[c_i, c, t_1, \ldots, t_{D-1}, t_D],
+        \quad \mathbf i \in \text{src}_1 \times \cdots \times \text{src}_D,
+
+    one GEMM whose weight columns are a strided view; it lands at column ``e(t_a)`` of each
+    axis's blocks, as in :func:`add_blocks`.
+    """
+    xp, nd = backend.namespace(x), len(x.shape) - 2
+    m, c_in, spatial = int(x.shape[0]), int(x.shape[1]), spatial_of(x)
+    rows = _workspace.empty_rows(xp, x, spatial + (m, c_in), "rows")   # (i_1..i_D, n, c_in)
+    rows[...] = xp.permute_dims(x, tuple(range(2, 2 + nd)) + (0, 1))
+    gathered: dict[tuple, Any] = {}
+    for combo in combos:
+        inner = tuple(b.src for b in combo[1:])
+        key = tuple((sl.start, sl.stop) for sl in inner)
+        if key not in gathered:      # the inputs of axes 2..D: a copy unless all of them
+            whole = all(_len(sl) == i for sl, i in zip(inner, spatial[1:], strict=True))
+            gathered[key] = rows if whole else _gather(xp, rows, inner, f"rows {len(gathered)}")
+        src_rows = gathered[key][combo[0].src]
+        a = xp.reshape(src_rows, (-1, c_in))
+        last = combo[-1]
+        # cols (i_1..i_D, n, t_D, c) -> (n, i_1..i_D, t_D, c), as the buffer's selected axes
+        order = (nd,) + tuple(range(nd)) + (nd + 1, nd + 2)
+        for taps in itertools.product(*(range(b.taps.start, b.taps.stop) for b in combo[:-1])):
+            b = xp.reshape(w_taps[(slice(None),) + taps + (last.taps,)], (c_in, -1))
+            cols = _workspace.matmul(xp, a, b, (int(a.shape[0]), int(b.shape[1])), "cols",
+                                     rows=True)
+            cols = xp.reshape(cols, tuple(src_rows.shape[:-1]) + (_len(last.taps), -1))
+            dst = blocked[(slice(None),) + tuple(
+                v for blk, t in zip(combo[:-1], taps, strict=True)
+                for v in (blk.dst, blk.columns.start + (t - blk.taps.start) * blk.columns.step))
+                + (last.dst, last.columns)]
+            if combo is first:       # one tap per axis but the last: the copies are disjoint
+                dst[...] = xp.permute_dims(cols, order)
+            else:
+                dst += xp.permute_dims(cols, order)
+
+
+def _gather(xp: Any, rows: Any, inner: tuple[slice, ...], slot: str) -> Any:
+    """``rows[:, inner...]`` as a contiguous copy in the workspace."""
+    sel = rows[(slice(None),) + inner]
+    out = _workspace.empty_rows(xp, rows, tuple(int(v) for v in sel.shape), slot)
+    out[...] = sel
+    return out

@@ -22,7 +22,9 @@ routes of :mod:`.col2im_gpu`, timed once per problem; on the CPU it works as fol
   of phase planes instead;
 - when the input rows are short (DCGAN's 16x16 maps) and ``C_out`` is at least as long,
   :mod:`._channels_last` turns the GEMM around (``X^T W``) so that every add moves whole
-  channel vectors, into a buffer with the channels innermost that one copy transposes;
+  channel vectors, into a buffer with the channels innermost that one copy transposes; where
+  the padding crops a large share of the (input, tap) pairs (DCGAN's 4x4 maps: 23 %), it runs
+  one GEMM per block of taps over only the inputs whose taps land;
 - when the taps split evenly into phases (``d`` divides ``s``, ``s/d`` divides ``k``) and the
   columns would be several times larger than the input, :mod:`._windows` makes the phase planes
   with GEMMs over shifted windows of a zero-padded input instead: no columns and no adds.
@@ -128,7 +130,8 @@ def cpu_route(x: Any, weight: Any, geo: Geometry) -> str:
     - ``"tiled in chunks"``: ``k == s`` with no padding, so the columns are the output;
     - ``"windows"``: GEMMs over shifted input windows, no column buffer (:mod:`._windows`);
     - ``"channels last"``: input rows no longer than ``C_out`` (:mod:`._channels_last`), where
-      the batch is not put innermost and, on torch, every residue receives taps;
+      the batch is not put innermost (or the padding crops enough pairs for one GEMM per
+      block of taps) and, on torch, every residue receives taps;
     - ``"block adds"``: the GEMM, block adds into phase planes, one pixel shuffle.
     """
     if int(weight.shape[0]) == geo.groups:
@@ -142,7 +145,8 @@ def cpu_route(x: Any, weight: Any, geo: Geometry) -> str:
     # buffer a zeroing pass over the output that the planes' shuffle folds into its copy: on
     # torch that lost (dilated-k3s2d2 10.6 -> 11.1 ms), on NumPy, whose row adds are slower, it
     # still won (12.8 -> 11.5 ms; interleaved A/B, 2 cores)
-    if ((step == (1,) * geo.ndim or not backend.is_torch(x)) and not batch_inner(x, geo)
+    if ((step == (1,) * geo.ndim or not backend.is_torch(x))
+            and (not batch_inner(x, geo) or _channels_last.skips_cropped(x, geo))
             and _channels_last.applies(x, weight, geo)):
         return "channels last"
     return "block adds"
