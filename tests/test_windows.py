@@ -1,5 +1,6 @@
 """col2im's windows path (tconv_lib.methods._windows): phase planes by GEMMs over shifted windows
-of a zero-padded input, checked against PyTorch in float64 on both backends."""
+of a zero-padded input (one GEMM per shift accumulated in place on torch, or the shifted windows
+stacked for one GEMM), checked against PyTorch in float64 on both backends."""
 
 from __future__ import annotations
 
@@ -38,35 +39,52 @@ def windows_always(monkeypatch):
     monkeypatch.setattr(_windows, "MAX_BORDER_RATIO", math.inf)
 
 
+# (backend, stacked): torch accumulates one GEMM per shift or stacks the windows (stacks());
+# NumPy always stacks.
+ROUTES = [("torch", False), ("torch", True), ("numpy", True)]
+
+
+def stack_when(monkeypatch, stacked: bool) -> None:
+    monkeypatch.setattr(_windows, "MIN_STACK_RATIO", 0 if stacked else math.inf)
+
+
 def windows_taken(x, w, args) -> bool:
     _, geo, _ = check_transpose(x, w, None, *args)
     return _windows.applies(x, w, geo, col2im.residue_step(x, geo), col2im.phase_blocks(x, geo))
 
 
 @pytest.mark.parametrize("sizes", GROUPS, ids=str)
-@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("backend,stacked", ROUTES, ids=str)
 @pytest.mark.parametrize("case", SPLIT, ids=str)
-def test_windows_match_torch(case, backend: str, sizes, windows_always) -> None:
+def test_windows_match_torch(case, backend: str, stacked: bool, sizes, windows_always,
+                             monkeypatch) -> None:
+    stack_when(monkeypatch, stacked)
     n, c_in, c_out, g = sizes
     x, w, b, args = case_tensors(case, n, c_in, c_out, g, seed=11, bias=True)
     assert windows_taken(x, w, args)
+    _, geo, _ = check_transpose(x, w, None, *args)
+    arrays = (x, w) if backend == "torch" else (x.numpy(), w.numpy())
+    assert _windows.stacks(*arrays, geo) == stacked
     check_on(backend, x, w, b, *args)
 
 
 @pytest.mark.parametrize("chunk_bytes", [1, 1 << 30], ids=["sample", "one"])
-@pytest.mark.parametrize("backend", ["torch", "numpy"])
+@pytest.mark.parametrize("backend,stacked", ROUTES, ids=str)
 @pytest.mark.parametrize("case", SPLIT[:4], ids=str)
-def test_windows_in_chunks_of_samples(case, backend: str, chunk_bytes: int, windows_always,
-                                      monkeypatch) -> None:
+def test_windows_in_chunks_of_samples(case, backend: str, stacked: bool, chunk_bytes: int,
+                                      windows_always, monkeypatch) -> None:
     """A shift never reaches into the previous sample of a chunk: its padding is zero."""
+    stack_when(monkeypatch, stacked)
     monkeypatch.setattr(_windows, "CHUNK_BYTES", chunk_bytes)
     x, w, b, args = case_tensors(case, 5, 3, 4, 1, seed=12)
     check_on(backend, x, w, b, *args)
 
 
-@pytest.mark.parametrize("backend", ["torch", "numpy"])
-def test_windows_never_read_stale_scratch(backend: str, windows_always, nan_scratch) -> None:
+@pytest.mark.parametrize("backend,stacked", ROUTES, ids=str)
+def test_windows_never_read_stale_scratch(backend: str, stacked: bool, windows_always,
+                                          nan_scratch, monkeypatch) -> None:
     """Every scratch element (padded input, windows, planes) is written before it is read."""
+    stack_when(monkeypatch, stacked)
     for case in SPLIT[:6]:
         x, w, b, args = case_tensors(case, 2, 3, 4, 1, seed=13)
         check_on(backend, x, w, b, *args)
@@ -130,3 +148,20 @@ def test_suite_shapes_that_take_the_windows() -> None:
     assert {k for k, v in chosen.items() if v} == {
         ("fcn32s", "torch"), ("fcn32s", "numpy"), ("conv1d-k16s8", "torch"),
         ("conv1d-k16s8", "numpy"), ("dcgan-16to32", "numpy")}, chosen
+
+
+def test_torch_stacks_where_the_planes_dwarf_the_input() -> None:
+    """FCN-32s (21504 plane rows, 21 input channels): extra accumulating GEMMs would re-read
+    and re-write every plane, so torch stacks the windows; the 1-D k16 s8 layer (1024 plane rows,
+    256 channels) keeps one GEMM per shift; NumPy always stacks."""
+    chosen = {}
+    for shape in SUITE:
+        if shape.name not in ("fcn32s", "conv1d-k16s8"):
+            continue
+        x = torch.zeros((1, shape.c_in) + shape.spatial)
+        w = torch.zeros((shape.c_in, shape.c_out) + (shape.kernel,) * shape.ndim)
+        _, geo, _ = check_transpose(x, w, None, shape.stride, shape.padding,
+                                    shape.output_padding, 1, shape.dilation)
+        chosen[shape.name] = (_windows.stacks(x, w, geo), _windows.stacks(x.numpy(), w.numpy(),
+                                                                           geo))
+    assert chosen == {"fcn32s": (True, True), "conv1d-k16s8": (False, True)}, chosen

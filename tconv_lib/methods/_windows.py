@@ -18,9 +18,12 @@ across a row or sample boundary comes from the padding, so it is zero. So:
 
 - on torch, one GEMM per offset ``m`` adds straight into the planes (``baddbmm_``, batched
   over groups, with :math:`\beta = 1`): no column buffer and no separate adds;
-- on NumPy, whose ``matmul`` cannot accumulate, the :math:`M^D` shifted copies of the padded
-  input are stacked (an im2col over the block offsets, each copy one contiguous run) and a
-  single GEMM with inner dimension :math:`M^D C_{in}` makes every plane.
+- on NumPy, whose ``matmul`` cannot accumulate, and on torch where the planes are much
+  larger than the input (:func:`stacks`), the :math:`M^D` shifted copies of the padded input
+  are stacked (an im2col over the block offsets, each copy one contiguous run) and a single
+  GEMM with inner dimension :math:`M^D C_{in}` makes every plane. Each extra ``baddbmm_``
+  reads and writes all the planes again, while the stack copies only the input: FCN-32s'
+  ``k = 64, s = 32`` layer has 21504 plane rows against 21 input channels.
 
 The padding costs :math:`\prod Q / \prod i` times the useful multiplies. That pays off when the
 windows are much smaller than the columns, i.e. :math:`C_{in} < C_{out} R^D` per group
@@ -45,6 +48,12 @@ MAX_BORDER_RATIO = 1.2
 # timings on 2 cores: at 2x, a DCGAN 128->64 layer 0.85x -> 1.0x of PyTorch on NumPy, but
 # 1.1x -> 1.0x on torch; at 4x, a 1-D k16 s8 layer gains on NumPy and ties on torch).
 MIN_SAVING = {"numpy": 2, "torch": 4}
+# On torch, stack the windows once the planes the extra baddbmm_ passes re-read and re-write,
+# (M^D - 1) * C_out R^D rows, are this many times the stacked copies, M^D * C_in rows.
+# Interleaved A/B on 2 cores (torch, one GEMM per offset / stacked / PyTorch's call): FCN-32s
+# (ratio 768) 48.2 / 28.1 / 31.5 ms and 46.7 / 38.3 / 50.4 ms; the 1-D k16 s8 layer (ratio 2)
+# 70.0 / 73.2 / 80.1 ms and 71.6 / 74.1 / 79.5 ms.
+MIN_STACK_RATIO = 8
 # Bytes of windows and planes per chunk of whole samples (see bytes_per_sample): smaller than
 # col2im's SAMPLE_CHUNK_BYTES, as there are no adds to amortise (2-8 MB timed alike, 32 MB slower).
 CHUNK_BYTES = 4 << 20
@@ -74,12 +83,25 @@ def applies(x: Any, weight: Any, geo: Geometry, step: tuple[int, ...],
     return c_in_g * saving <= c_out_g * math.prod(split[1]) and border <= MAX_BORDER_RATIO
 
 
+def stacks(x: Any, weight: Any, geo: Geometry) -> bool:
+    """Stack the shifted windows for one GEMM: always on NumPy, on torch from
+    :data:`MIN_STACK_RATIO` on (see the module docstring)."""
+    if not backend.is_torch(x):
+        return True
+    split = offsets_and_residues(geo)
+    assert split is not None
+    shifts, rows = math.prod(split[0]), int(weight.shape[1]) * math.prod(split[1])
+    c_in_g = int(weight.shape[0]) // geo.groups
+    return (shifts - 1) * rows >= MIN_STACK_RATIO * shifts * c_in_g
+
+
 def bytes_per_sample(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...]) -> int:
-    """Scratch per sample: the padded input, the stacked windows (NumPy) and the planes."""
+    """Scratch per sample: the padded input, the stacked windows (:func:`stacks`) and the
+    planes."""
     split = offsets_and_residues(geo)
     assert split is not None
     c_in, c_out = int(weight.shape[0]), int(weight.shape[1]) * geo.groups
-    stacked = math.prod(split[0]) if not backend.is_torch(x) else 0
+    stacked = math.prod(split[0]) if stacks(x, weight, geo) else 0
     rows = c_in * (1 + stacked) + c_out * math.prod(split[1])
     return rows * math.prod(blocks) * x.dtype.itemsize
 
@@ -134,18 +156,14 @@ def phase_planes(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
     rows = c_out_g * math.prod(residues)
     planes = _workspace.empty(xp, x, (g * c_out_g,) + residues + (n,) + blocks, "planes")
     out = xp.reshape(planes, (g, rows, length))
-    if backend.is_torch(x):
-        import torch
-
+    if not stacks(x, weight, geo):
         # (g, M.., C_out/g, R.., C_in/g): one (rows x C_in/g) matrix per offset
         w_m = xp.reshape(xp.permute_dims(w, (0,) + m_axes + (2,) + r_axes + (1,)),
                          (g, len(shifts), rows, c_in_g))
-        torch.matmul(w_m[:, 0], flat, out=out)                # shift 0 covers every column
+        _matmul_into(w_m[:, 0], flat, out)                    # shift 0 covers every column
         for j, shift in enumerate(shifts[1:], start=1):
             out[:, :, shift:].baddbmm_(w_m[:, j], flat[:, :, :length - shift])
         return planes
-    import numpy as np
-
     windows = _workspace.empty(xp, x, (g, len(shifts), c_in_g, length), "cols")
 
     def stack(lo: int, hi: int) -> None:
@@ -153,9 +171,22 @@ def phase_planes(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
             windows[:, j, lo:hi, :shift] = 0
             windows[:, j, lo:hi, shift:] = flat[:, lo:hi, :length - shift]
 
-    _threads.run_chunks(stack, c_in_g, math.prod(windows.shape), parallel=parallel)
+    _threads.run_chunks(stack, c_in_g, math.prod(windows.shape),
+                        parallel=parallel and not backend.is_torch(x))
     # (g, C_out/g, R.., M.., C_in/g): rows (c, r), columns (m, c_in) as the windows stack them
     w_all = xp.reshape(xp.permute_dims(w, (0, 2) + r_axes + m_axes + (1,)),
                        (g, rows, len(shifts) * c_in_g))
-    np.matmul(w_all, xp.reshape(windows, (g, len(shifts) * c_in_g, length)), out=out)
+    _matmul_into(w_all, xp.reshape(windows, (g, len(shifts) * c_in_g, length)), out)
     return planes
+
+
+def _matmul_into(a: Any, b: Any, out: Any) -> None:
+    """``out[...] = a @ b`` without a temporary (torch or NumPy)."""
+    if backend.is_torch(a):
+        import torch
+
+        torch.matmul(a, b, out=out)
+    else:
+        import numpy as np
+
+        np.matmul(a, b, out=out)
