@@ -88,13 +88,8 @@ def matmul(xp: Any, a: Any, b: Any, shape: tuple[int, ...], slot: str,
 
     Autograd cannot record an ``out=`` product, so tensors that need gradients get a fresh one.
     """
-    scratch = empty_rows if rows else empty
-    if backend.is_torch(a):
-        import torch
-
-        if torch.is_grad_enabled() and (a.requires_grad or b.requires_grad):
-            return xp.matmul(a, b)
-        return torch.matmul(a, b, out=scratch(xp, a, shape, slot))
-    import numpy as np
-
-    return np.matmul(a, b, out=scratch(xp, a, shape, slot))
+    if backend.records_grad(a, b):
+        return xp.matmul(a, b)
+    out = (empty_rows if rows else empty)(xp, a, shape, slot)
+    backend.matmul_into(out, a, b)
+    return out

@@ -142,6 +142,16 @@ def multiply_into(target: Any, a: Any, b: Any) -> None:
         np.multiply(a, b, out=target)
 
 
+def matmul_into(target: Any, a: Any, b: Any) -> None:
+    """``target[...] = a @ b`` without a temporary (``out=`` on both torch and NumPy)."""
+    if is_torch(target):
+        import torch
+
+        torch.matmul(a, b, out=target)
+    else:
+        np.matmul(a, b, out=target)
+
+
 _COMPLEX_PAIRS = ("float32", "float64")
 
 

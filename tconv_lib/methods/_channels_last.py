@@ -139,9 +139,12 @@ def plan(x: Any, geo: Geometry) -> list[tuple[int, list[AxisBlock]]]:
                                                output_shape(spatial, geo), strict=True)]
 
 
-def skips_cropped(x: Any, geo: Geometry) -> bool:
-    """Whether :func:`block_gemms` replaces the single GEMM (:data:`MIN_CROPPED`)."""
-    return cropped_fraction(geo.kernel, plan(x, geo), spatial_of(x)) >= MIN_CROPPED
+def skips_cropped(x: Any, geo: Geometry,
+                  per_axis: list[tuple[int, list[AxisBlock]]] | None = None) -> bool:
+    """Whether :func:`block_gemms` replaces the single GEMM (:data:`MIN_CROPPED`); ``per_axis``
+    is :func:`plan`'s result where the caller has it already."""
+    per_axis = plan(x, geo) if per_axis is None else per_axis
+    return cropped_fraction(geo.kernel, per_axis, spatial_of(x)) >= MIN_CROPPED
 
 
 def applies(x: Any, weight: Any, geo: Geometry) -> bool:
@@ -163,7 +166,7 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     spatial = spatial_of(x)
     out = output_shape(spatial, geo)
     per_axis = plan(x, geo)
-    per_block = cropped_fraction(geo.kernel, per_axis, spatial) >= MIN_CROPPED
+    per_block = skips_cropped(x, geo, per_axis)
     rows = tuple(j for j, _ in per_axis)
     g_r = [reached(s, p, d) for s, p, d in zip(geo.stride, geo.padding, geo.dilation,
                                                 strict=True)]
@@ -259,6 +262,8 @@ def block_gemms(x: Any, w_taps: Any, blocked: Any, combos: list[tuple[AxisBlock,
     rows = _workspace.empty_rows(xp, x, spatial + (m, c_in), "rows")   # (i_1..i_D, n, c_in)
     rows[...] = xp.permute_dims(x, tuple(range(2, 2 + nd)) + (0, 1))
     gathered: dict[tuple, Any] = {}
+    # cols (i_1..i_D, n, t_D, c) -> (n, i_1..i_D, t_D, c), as the buffer's selected axes
+    order = (nd,) + tuple(range(nd)) + (nd + 1, nd + 2)
     for combo in combos:
         inner = tuple(b.src for b in combo[1:])
         key = tuple((sl.start, sl.stop) for sl in inner)
@@ -268,8 +273,6 @@ def block_gemms(x: Any, w_taps: Any, blocked: Any, combos: list[tuple[AxisBlock,
         src_rows = gathered[key][combo[0].src]
         a = xp.reshape(src_rows, (-1, c_in))
         last = combo[-1]
-        # cols (i_1..i_D, n, t_D, c) -> (n, i_1..i_D, t_D, c), as the buffer's selected axes
-        order = (nd,) + tuple(range(nd)) + (nd + 1, nd + 2)
         for taps in itertools.product(*(range(b.taps.start, b.taps.stop) for b in combo[:-1])):
             b = xp.reshape(w_taps[(slice(None),) + taps + (last.taps,)], (c_in, -1))
             cols = _workspace.matmul(xp, a, b, (int(a.shape[0]), int(b.shape[1])), "cols",

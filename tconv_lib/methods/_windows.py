@@ -160,7 +160,7 @@ def phase_planes(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
         # (g, M.., C_out/g, R.., C_in/g): one (rows x C_in/g) matrix per offset
         w_m = xp.reshape(xp.permute_dims(w, (0,) + m_axes + (2,) + r_axes + (1,)),
                          (g, len(shifts), rows, c_in_g))
-        _matmul_into(w_m[:, 0], flat, out)                    # shift 0 covers every column
+        backend.matmul_into(out, w_m[:, 0], flat)             # shift 0 covers every column
         for j, shift in enumerate(shifts[1:], start=1):
             out[:, :, shift:].baddbmm_(w_m[:, j], flat[:, :, :length - shift])
         return planes
@@ -176,17 +176,5 @@ def phase_planes(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
     # (g, C_out/g, R.., M.., C_in/g): rows (c, r), columns (m, c_in) as the windows stack them
     w_all = xp.reshape(xp.permute_dims(w, (0, 2) + r_axes + m_axes + (1,)),
                        (g, rows, len(shifts) * c_in_g))
-    _matmul_into(w_all, xp.reshape(windows, (g, len(shifts) * c_in_g, length)), out)
+    backend.matmul_into(out, w_all, xp.reshape(windows, (g, len(shifts) * c_in_g, length)))
     return planes
-
-
-def _matmul_into(a: Any, b: Any, out: Any) -> None:
-    """``out[...] = a @ b`` without a temporary (torch or NumPy)."""
-    if backend.is_torch(a):
-        import torch
-
-        torch.matmul(a, b, out=out)
-    else:
-        import numpy as np
-
-        np.matmul(a, b, out=out)
