@@ -22,7 +22,7 @@ help:
 	@echo "make bench-grader  sandboxed parallel autograding vs plain nbgrader"
 	@echo "make release     regenerate exercises/ from solutions/"
 	@echo "make validate    every solution scores full marks, every released stub zero"
-	@echo "make lab         open the exercises in JupyterLab"
+	@echo "make lab         JupyterLab on exercises/, served from the repository root (chapter links work)"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "tconv needs Python 3.10+, found " + sys.version' 
@@ -78,7 +78,7 @@ validate: venv sysdeps
 	$(PY) -m grader validate
 
 lab: venv
-	$(VENV)/bin/jupyter lab exercises/
+	$(VENV)/bin/jupyter lab --ServerApp.root_dir=$(CURDIR) --LabApp.default_url=/lab/tree/exercises
 
 clean:
 	rm -rf _build .jupyter_cache $(STAMPS) .pytest_cache test-artifacts

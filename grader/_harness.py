@@ -359,6 +359,7 @@ def _run_cells(job):
             _os_exit(121)  # the source pipe is gone (closed by the notebook?): nothing can run
         status, error = "ok", None
         code = None
+        out_of_memory = False
         try:
             if cell.get("grade"):
                 ns["expect"], ns["expect_raises"] = _make_recorders(index, grade_id)
@@ -383,6 +384,7 @@ def _run_cells(job):
                 error = _type(exc).__name__
             if _isinstance(exc, MemoryError):
                 _H.flags.add("memory limit")
+                out_of_memory = True
             if _isinstance(exc, BlockingIOError) or (
                     _isinstance(exc, OSError) and _getattr(exc, "errno", None) == 11):
                 _H.flags.add("process limit")
@@ -399,6 +401,11 @@ def _run_cells(job):
             _disk_full()
         _send("cell_end", i=index, status=status, error=error, output=writer.take(),
               flags=_new_flags())
+        if out_of_memory:
+            # Stop here, as when the watcher kills an over-limit notebook: whether later cells
+            # could still run would depend on what the allocator gave back, and the same
+            # notebook must get the same grade on every run.
+            break
     _send("done")
 
 

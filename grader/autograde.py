@@ -16,9 +16,12 @@ For each assignment:
    (:func:`grader.testing.values_match`); otherwise 0.
 5. Each submission's grades are written in one transaction through the ``Gradebook`` API
    (``Grade.auto_score``; ``SubmittedNotebook.flagged``), then ``results.json`` (per-test
-   outcomes, flags) is written atomically next to the autograded notebooks. A submission whose
-   results exist and whose grades are all in the gradebook is skipped (``--force`` regrades), so a
-   batch killed at any point finishes on re-run with exactly the grades of an uninterrupted run.
+   outcomes, flags, and a hash of the submitted files) is written atomically next to the
+   autograded notebooks. A submission whose results exist for the files now submitted and whose
+   grades are all in the gradebook is skipped (``--force`` regrades anyway); one collected again
+   since (a resubmission) is regraded. So a batch killed at any point finishes on re-run with
+   exactly the grades of an uninterrupted run, and a late resubmission is never left with the
+   grade of the work it replaced.
 """
 
 from __future__ import annotations
@@ -239,16 +242,22 @@ def source_hash(path: Path) -> str:
     return h.hexdigest()[:16]
 
 
-def _limits(timeout: float | None, memory_mib: int | None = None):
-    """The sandbox's limits for one notebook: the defaults of ``grader.execute.Limits`` (2 GiB of
-    memory for the whole notebook), a wall-clock ``timeout`` per notebook, ``memory_mib``."""
+def _limits(timeout: float | None, memory_mib: int | None = None,
+            cell_timeout: float | None = None):
+    """The sandbox's limits for one notebook: the defaults of ``grader.execute.Limits`` (30 s per
+    cell, 120 s per notebook, 2 GiB of memory for the whole notebook), a wall-clock ``timeout``
+    per notebook (a cell never gets more than the notebook), ``cell_timeout`` per cell,
+    ``memory_mib``."""
     from dataclasses import replace
 
     from grader.execute import Limits
 
     lim = Limits()
     if timeout is not None:
-        lim = replace(lim, cell_timeout=min(lim.cell_timeout, timeout), notebook_timeout=timeout)
+        lim = replace(lim, notebook_timeout=timeout)
+    if cell_timeout is not None:
+        lim = replace(lim, cell_timeout=cell_timeout)
+    lim = replace(lim, cell_timeout=min(lim.cell_timeout, lim.notebook_timeout))
     if memory_mib is not None:
         lim = replace(lim, memory_bytes=int(memory_mib) << 20)
     return lim
@@ -317,8 +326,34 @@ def expected_records(course: Course, assignment: str, notebook: str, *, sandbox:
     return lambda: finish(fut.result())
 
 
-def _warm_worker(sandbox: bool) -> None:
+def _worker_signals(grader_pid: int | None) -> None:
+    """A pool worker leaves Ctrl-C to the grader (which stops the batch) and dies with it: a
+    grader killed with ``kill -9`` leaves no workers, nor their sandboxes (bwrap's
+    ``--die-with-parent``), behind. The worker's parent is multiprocessing's fork server, which
+    only exits once every worker has, so a thread watches the grader's process itself."""
+    import signal
+    import threading
+
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
+    if grader_pid is None or not hasattr(os, "pidfd_open"):
+        return
+    try:
+        fd = os.pidfd_open(grader_pid)
+    except OSError:                   # already gone, or a kernel without pidfds (< 5.3)
+        return
+
+    def watch() -> None:
+        import select
+
+        select.select([fd], [], [])   # readable once the grader has exited, reaped or not
+        os.kill(os.getpid(), signal.SIGKILL)
+
+    threading.Thread(target=watch, name="grader-watch", daemon=True).start()
+
+
+def _warm_worker(sandbox: bool, grader_pid: int | None = None) -> None:
     """Pool initializer: start this worker's warm interpreter while the batch is prepared."""
+    _worker_signals(grader_pid)
     try:
         from grader.execute import run_notebook
 
@@ -429,8 +464,20 @@ def sanitise(nb: nbformat.NotebookNode, source: nbformat.NotebookNode, course: C
 
 # ---------------------------------------------------------------------------------------------
 # grading one notebook (worker process)
-def _judge(specs: dict[str, dict], expected: dict[str, Any], ex) -> dict[str, dict]:
+NOT_RUN_STOPPED = "an earlier cell stopped the notebook; see the flags"
+NOT_RUN_UNREAD = "the notebook could not be read; see the flags"
+
+
+def _judge(specs: dict[str, dict], expected: dict[str, Any], ex,
+           not_run: str = NOT_RUN_STOPPED) -> dict[str, dict]:
+    """Each grade cell's points and per-test messages; ``not_run`` says why a cell that never
+    ran did not."""
     from grader.testing import describe, values_match
+
+    def stop(error: str | None, status: str, has_hidden: bool) -> str:
+        if status == "not_run":
+            return f"did not run ({not_run})"
+        return f"stopped with {_shown_error(error, status, has_hidden).rstrip('.: ')}"
 
     runs = {}
     for c in ex.cells:
@@ -458,8 +505,7 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex) -> dict[str, di
             elif ok:
                 msg = f"[{name}] passed"
             elif key not in ex.records:
-                msg = (f"[{name}] not reached: the cell stopped with "
-                       f"{_shown_error(error, status, spec['has_hidden']).rstrip('.: ')}.")
+                msg = f"[{name}] not reached: the cell {stop(error, status, spec['has_hidden'])}."
             elif spec["has_hidden"]:  # the answer is the student's text: not echoed here
                 msg = (f"[{name}] expected {describe(expected[key])}; your answer is not shown "
                        "(this cell also runs hidden tests).")
@@ -473,9 +519,8 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex) -> dict[str, di
         passed = status == "ok" and set(got_names) == set(exp_names) and all(
             t["passed"] for t in tests)
         if status != "ok" and not tests:
-            shown = _shown_error(error, status, spec["has_hidden"])
             tests.append({"name": gid, "hidden": False, "passed": False,
-                          "message": f"the cell stopped with {shown}"})
+                          "message": f"the cell {stop(error, status, spec['has_hidden'])}"})
         if extra:
             what = (f"{len(extra)} record(s) under names no test uses" if spec["has_hidden"]
                     else ", ".join(extra))
@@ -496,7 +541,7 @@ def grade_notebook(task: dict) -> dict:
         expected = {k: decode(v) for k, v in task["expected"].items()}
         specs = task["specs"]
         if task["nb"] is None:
-            out["cells"] = _judge(specs, expected, _EmptyExecution())
+            out["cells"] = _judge(specs, expected, _EmptyExecution(), NOT_RUN_UNREAD)
             for c in out["cells"].values():
                 if not c["manual"]:
                     c["points"] = 0.0
@@ -505,7 +550,8 @@ def grade_notebook(task: dict) -> dict:
         with tempfile.TemporaryDirectory(prefix="tconv-grade-") as tmp:
             _prepare_workdir(task["files"], Path(tmp))
             ex = run_notebook(nb, workdir=Path(tmp),
-                              limits=_limits(task["timeout"], task.get("memory_mib")),
+                              limits=_limits(task["timeout"], task.get("memory_mib"),
+                                             task.get("cell_timeout")),
                               sandbox=task["sandbox"])
         out["seconds"] = float(ex.seconds)
         out["flags"] += [str(f) for f in ex.flags]
@@ -538,6 +584,7 @@ class _EmptyExecution:
 class Summary:
     graded: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
+    resubmitted: list[tuple[str, str]] = field(default_factory=list)  # regraded: files changed
     flagged: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # assignments that could not be graded
     seconds: float = 0.0
@@ -559,6 +606,33 @@ def submissions(course: Course, assignments: list[str] | None,
                     (not assignments or adir.name in assignments):
                 out.append((sdir.name, adir.name))
     return out
+
+
+def submitted_hash(course: Course, student: str, assignment: str) -> str:
+    """Hash of every file submitted for one assignment (names and contents): what was graded."""
+    root = course.submitted / student / assignment
+    h = hashlib.sha256(b"submitted-v1")
+    for f in sorted(p for p in root.rglob("*") if p.is_file()):
+        rel = f.relative_to(root).as_posix().encode()
+        h.update(len(rel).to_bytes(4, "little") + rel)
+        data = f.read_bytes()
+        h.update(len(data).to_bytes(8, "little") + data)
+    return h.hexdigest()[:24]
+
+
+def graded_state(course: Course, student: str, assignment: str) -> str:
+    """``"graded"`` (results for the files now submitted, every grade in the gradebook),
+    ``"changed"`` (graded, but submitted again since: a resubmission) or ``"new"``."""
+    path = course.results_path(student, assignment)
+    if not path.exists():
+        return "new"
+    try:
+        recorded = json.loads(path.read_text()).get("submitted_hash")
+    except (OSError, ValueError, AttributeError):
+        return "new"
+    if recorded != submitted_hash(course, student, assignment):
+        return "changed"  # also results written before the hash was recorded: regraded once
+    return "graded" if is_graded(course, student, assignment) else "new"
 
 
 def is_graded(course: Course, student: str, assignment: str) -> bool:
@@ -630,7 +704,7 @@ def _executed_notebook(nb_text: str, outputs: dict) -> nbformat.NotebookNode:
 
 
 def commit_submission(course: Course, student: str, assignment: str, results: list[dict],
-                      timestamp: str | None) -> dict:
+                      timestamp: str | None, files_hash: str | None = None) -> dict:
     """Write one submission's grades in one transaction, then its results.json atomically."""
     adir = course.autograded / student / assignment
     for r in results:
@@ -681,6 +755,7 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
             retrying(gb, work)
     record = {
         "student": student, "assignment": assignment, "timestamp": timestamp,
+        "submitted_hash": files_hash,
         "notebooks": {r["notebook"]: {"flags": r["flags"], "cells": r["cells"]}
                       for r in sorted(results, key=lambda r: r["notebook"])},
     }
@@ -704,7 +779,7 @@ def autograde(course: Course, assignments: list[str] | None = None,
               students: list[str] | None = None, *, jobs: int | None = None,
               timeout: float | None = None, sandbox: bool = True, force: bool = False,
               progress: bool = True, scheduler: str | None = None,
-              memory_mib: int | None = None) -> Summary:
+              memory_mib: int | None = None, cell_timeout: float | None = None) -> Summary:
     import time
 
 
@@ -731,10 +806,14 @@ def autograde(course: Course, assignments: list[str] | None = None,
 
     todo = []
     for s, a in pairs:
-        if not force and is_graded(course, s, a):
+        state = "new" if force else graded_state(course, s, a)
+        if state == "graded":
             summary.skipped.append((s, a))
         else:
             todo.append((s, a))
+            if state == "changed":
+                summary.resubmitted.append((s, a))
+
     if not todo:
         summary.seconds = time.perf_counter() - t0
         return summary
@@ -744,7 +823,8 @@ def autograde(course: Course, assignments: list[str] | None = None,
 
     def new_pool() -> cf.ProcessPoolExecutor:
         return cf.ProcessPoolExecutor(max_workers=jobs, mp_context=ctx,
-                                      initializer=_warm_worker, initargs=(sandbox,))
+                                      initializer=_warm_worker,
+                                      initargs=(sandbox, os.getpid()))
 
     pools = [new_pool()] if jobs > 1 and not scheduler else []
 
@@ -756,13 +836,35 @@ def autograde(course: Course, assignments: list[str] | None = None,
         prep = _prepare(course, sorted({a for _, a in todo}), sandbox, timeout, summary,
                         pools[0].submit if pools else None, progress)
         _grade_batch(course, todo, prep, sandbox, timeout, summary, pools[0] if pools else None,
-                     replacement_pool, progress, scheduler, memory_mib=memory_mib)
+                     replacement_pool, progress, scheduler, memory_mib=memory_mib,
+                     cell_timeout=cell_timeout)
+    except KeyboardInterrupt:
+        # Every committed submission is complete (one transaction, then results.json), so the
+        # running notebooks are stopped now rather than waited for: a re-run resumes.
+        running = _stop_pools(pools)
+        print(f"\ninterrupted: stopped {running} running notebook process(es); "
+              f"{len(summary.graded)} submission(s) graded and kept, re-run to grade the rest",
+              file=sys.stderr)
+        raise
     finally:
         for p in pools:
             p.shutdown(wait=True, cancel_futures=True)
     summary.graded.sort()
     summary.seconds = time.perf_counter() - t0
     return summary
+
+
+def _stop_pools(pools: list[cf.ProcessPoolExecutor]) -> int:
+    """Kill every worker of ``pools`` (their sandboxes die with them); the number killed."""
+    killed = 0
+    for p in pools:
+        for proc in list((getattr(p, "_processes", None) or {}).values()):
+            if proc.is_alive():
+                proc.kill()
+                killed += 1
+        for proc in list((getattr(p, "_processes", None) or {}).values()):
+            proc.join(timeout=5)
+    return killed
 
 
 def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: float | None,
@@ -803,11 +905,12 @@ def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: flo
 def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, dict],
                  sandbox: bool, timeout: float | None, summary: Summary, pool, new_pool,
                  progress: bool, scheduler: str | None = None,
-                 memory_mib: int | None = None) -> None:
+                 memory_mib: int | None = None, cell_timeout: float | None = None) -> None:
     from tqdm import tqdm
 
     tasks = []
     todo = [(s, a) for s, a in todo if a in prep]
+    hashes = {key: submitted_hash(course, *key) for key in todo}   # what is graded, as read now
     for s, a in todo:
         names = list(prep[a]["notebooks"])
         for nb_id, info in prep[a]["notebooks"].items():
@@ -824,7 +927,7 @@ def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, di
                           "nb": nbformat.writes(nb) if nb is not None else None,
                           "specs": info["specs"], "expected": info["expected"],
                           "files": prep[a]["files"], "timeout": timeout, "sandbox": sandbox,
-                          "memory_mib": memory_mib})
+                          "memory_mib": memory_mib, "cell_timeout": cell_timeout})
 
     pending: dict[tuple[str, str], list[dict]] = {}
     need: dict[tuple[str, str], int] = {}
@@ -842,7 +945,7 @@ def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, di
         if len(pending[key]) == need[key]:
             s, a = key
             rec = commit_submission(course, s, a, pending.pop(key),
-                                    _read_timestamp(course.submitted / s / a))
+                                    _read_timestamp(course.submitted / s / a), hashes[key])
             summary.graded.append(key)
             if rec["flags"]:
                 summary.flagged[key] = rec["flags"]
@@ -919,6 +1022,10 @@ def main(args) -> int:
         raise UsageError(f"--jobs must be a positive integer; got {args.jobs}")
     if args.timeout is not None and args.timeout <= 0:
         raise UsageError(f"--timeout must be a positive number of seconds; got {args.timeout}")
+    cell_timeout = getattr(args, "cell_timeout", None)
+    if cell_timeout is not None and cell_timeout <= 0:
+        raise UsageError(f"--cell-timeout must be a positive number of seconds; got "
+                         f"{cell_timeout}")
     memory = getattr(args, "memory", None)
     if memory is not None and memory < 64:
         raise UsageError(f"--memory must be at least 64 (MiB per notebook); got {memory}")
@@ -926,9 +1033,13 @@ def main(args) -> int:
     summary = autograde(course, [args.assignment] if args.assignment else None,
                         args.student or None, jobs=args.jobs, timeout=args.timeout,
                         sandbox=sandbox, force=args.force, progress=not args.quiet,
-                        scheduler=getattr(args, "scheduler", None), memory_mib=memory)
-    print(f"graded {len(summary.graded)} submission(s), skipped {len(summary.skipped)} already "
-          f"graded, in {summary.seconds:.1f} s; gradebook: {redact(course.db_url)}")
+                        scheduler=getattr(args, "scheduler", None), memory_mib=memory,
+                        cell_timeout=cell_timeout)
+    again = (f" ({len(summary.resubmitted)} collected again since last graded: "
+             f"{', '.join(f'{s}/{a}' for s, a in summary.resubmitted)})"
+             if summary.resubmitted else "")
+    print(f"graded {len(summary.graded)} submission(s){again}, skipped {len(summary.skipped)} "
+          f"already graded, in {summary.seconds:.1f} s; gradebook: {redact(course.db_url)}")
     for (s, a), flags in sorted(summary.flagged.items()):
         for f in flags:
             print(f"  flag {s}/{a}: {f}")
@@ -952,7 +1063,11 @@ def add_parser(sub) -> None:
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: "
                    "sqlite:///<course>/gradebook.db)")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
-                   help="wall-clock limit per notebook in seconds (default: the sandbox's, 120)")
+                   help="wall-clock limit per notebook in seconds (default: 120); a cell never "
+                        "gets more than this")
+    p.add_argument("--cell-timeout", type=float, default=None, metavar="S",
+                   help="wall-clock limit per cell in seconds (default: 30); a cell over it is "
+                        "stopped and flagged 'timeout', and later cells still run")
     p.add_argument("--memory", type=int, default=None, metavar="MIB",
                    help="memory limit per notebook, all its processes together, in MiB "
                         "(default: 2048)")

@@ -276,6 +276,13 @@ def test_autograde_uses_the_default_limits_unless_told(monkeypatch) -> None:
     five = autograde._limits(5.0)
     assert (five.cell_timeout, five.notebook_timeout, five.memory_bytes) == (5.0, 5.0, 2 << 30)
     assert autograde._limits(None, 512).memory_bytes == 512 << 20
+    # --cell-timeout raises (or lowers) the per-cell limit, never past the notebook's
+    assert autograde._limits(None, None, 60.0).cell_timeout == 60.0
+    longer = autograde._limits(300.0, None, 60.0)
+    assert (longer.cell_timeout, longer.notebook_timeout) == (60.0, 300.0)
+    assert autograde._limits(20.0, None, 60.0).cell_timeout == 20.0
+    assert build_parser().parse_args(["autograde", "--course", "c", "--cell-timeout", "45"]
+                                     ).cell_timeout == 45.0
     args = build_parser().parse_args(["autograde", "--course", "c"])
     assert args.memory is None and args.timeout is None
     seen = []

@@ -1,0 +1,126 @@
+"""Re-running and stopping ``tconv-grader autograde``: a resubmission is regraded, Ctrl-C stops a
+batch at once and keeps what was committed, and a grader killed outright leaves no workers."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import nbformat
+import pytest
+from grader_class import sandbox_args
+from gradingbatch import (
+    ASSIGNMENT,
+    ROOT,
+    VARIANTS,
+    autograde_cmd,
+    env,
+    make_course,
+    run_autograde,
+    scores,
+    submission,
+)
+
+pytestmark = pytest.mark.skipif(sys.platform != "linux", reason="process groups, /proc")
+
+
+def _wait_group_gone(pgid: int, seconds: float = 20.0) -> bool:
+    """True once no process is left in process group ``pgid``."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline:
+        try:
+            os.killpg(pgid, 0)
+        except ProcessLookupError:
+            return True
+        time.sleep(0.1)
+    return False
+
+
+def _start(course: Path, db: str, *extra: str) -> subprocess.Popen:
+    return subprocess.Popen(autograde_cmd(course, db, "--jobs", "2", *sandbox_args(), *extra),
+                            cwd=ROOT, env=env(), start_new_session=True,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+
+
+def _wait_for_results(course: Path, proc: subprocess.Popen, n: int = 1) -> int:
+    results = course / "autograded"
+    deadline = time.monotonic() + 240
+    while proc.poll() is None and time.monotonic() < deadline:
+        done = len(list(results.glob(f"*/{ASSIGNMENT}/results.json")))
+        if done >= n:
+            return done
+        time.sleep(0.05)
+    return len(list(results.glob(f"*/{ASSIGNMENT}/results.json")))
+
+
+def test_a_resubmission_is_regraded_and_the_rest_skipped(tmp_path):
+    course = tmp_path / "course"
+    make_course(course, ["not_done", "correct"])
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    run_autograde(course, db, *sandbox_args())
+    first = scores(db)
+    assert first["st000_not_done"][0] == 0.0 and first["st001_correct"][0] == 3.0
+
+    # the first student hands in corrected work; collect would overwrite the files like this
+    late = course / "submitted" / "st000_not_done" / ASSIGNMENT
+    nbformat.write(submission("correct"), late / f"{ASSIGNMENT}.ipynb")
+    (late / "timestamp.txt").write_text("2026-11-21 09:00:00.000000 UTC\n")
+    _, out = run_autograde(course, db, *sandbox_args())
+    assert "graded 1 submission(s) (1 collected again since last graded: " \
+           f"st000_not_done/{ASSIGNMENT}), skipped 1 already graded" in out, out
+    assert scores(db)["st000_not_done"][0] == VARIANTS["correct"][1]
+    assert scores(db)["st001_correct"] == first["st001_correct"]
+
+    # nothing changed since: a third run grades nothing
+    _, out = run_autograde(course, db, *sandbox_args())
+    assert "graded 0 submission(s), skipped 2 already graded" in out, out
+
+
+def test_ctrl_c_stops_the_batch_at_once_and_a_rerun_finishes_it(tmp_path):
+    course = tmp_path / "course"
+    mix = ["correct", "infinite_loop", "infinite_loop", "triple", "correct", "infinite_loop"]
+    deserved = make_course(course, mix)
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    proc = _start(course, db)
+    try:
+        _wait_for_results(course, proc)
+        assert proc.poll() is None, "the batch finished before it could be interrupted"
+        t0 = time.monotonic()
+        os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C in a terminal sends
+        _, err = proc.communicate(timeout=60)
+        stopped_in = time.monotonic() - t0
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err[-3000:]
+    assert "interrupted: stopped" in err and "re-run to grade the rest" in err, err[-3000:]
+    assert "Traceback" not in err, err[-3000:]      # no worker tracebacks
+    # the infinite loops would hold a waiting grader for the 15 s notebook timeout
+    assert stopped_in < 10, stopped_in
+    assert _wait_group_gone(proc.pid), "workers or sandboxes outlived the interrupted grader"
+
+    run_autograde(course, db, *sandbox_args())
+    assert {s: v[0] for s, v in scores(db).items()} == deserved
+
+
+def test_a_grader_killed_outright_leaves_no_workers(tmp_path):
+    course = tmp_path / "course"
+    make_course(course, ["correct", "infinite_loop", "infinite_loop", "correct"])
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    proc = _start(course, db)
+    try:
+        _wait_for_results(course, proc)
+        assert proc.poll() is None, "the batch finished before it could be killed"
+        os.kill(proc.pid, signal.SIGKILL)           # the main process only, not its group
+        proc.communicate(timeout=30)
+        assert _wait_group_gone(proc.pid), "pool workers outlived the killed grader"
+    finally:
+        try:
+            os.killpg(proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
