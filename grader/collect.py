@@ -12,13 +12,16 @@ PATH is either
 
 Each accepted notebook is written to ``<course>/submitted/<student>/<assignment>/<notebook>.ipynb``
 with ``timestamp.txt`` (from the file name, else the zip entry's or file's modification time).
-Files that match no assignment (or no pattern) are listed and skipped.
+Files that match no assignment (or no pattern) are listed and skipped. A browser's or LMS's
+re-download name (``ex3_matrix (1).ipynb``, ``ex3_matrix(2).ipynb``) is stored under the expected
+name when it is the only candidate and the expected name is absent; each such rename is listed.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import re
+import shlex
 import shutil
 import sys
 import tempfile
@@ -29,20 +32,52 @@ from pathlib import Path
 
 from grader.gradebook import REPO, Course, UsageError, assignments_in, notebooks_of
 
-STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9.@+-]*$")
+STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
+#: a browser's or LMS's name for a second download of <name>.ipynb: "<name> (1)", "<name>(2)"
+REDOWNLOAD_RE = re.compile(r"^(?P<name>.+?) ?\((?P<n>\d+)\)$")
+ZIP_MAGIC = (b"PK\x03\x04", b"PK\x05\x06", b"PK\x07\x08")
 
 
 @dataclass
 class Collected:
     imported: list[tuple[str, str, str]] = field(default_factory=list)  # student, assignment, nb
     unmatched: list[tuple[str, str]] = field(default_factory=list)  # file, reason
+    renamed: list[tuple[str, str]] = field(default_factory=list)  # file, stored as
+    pattern: str = ""             # the file-name regexp used for LMS names
+    no_pattern: list[str] = field(default_factory=list)  # LMS names the pattern did not match
+    underscore_ids: list[str] = field(default_factory=list)  # ... with a '_' in the student id
 
 
-def default_regexp(assignments: list[str]) -> str:
+@dataclass
+class _Item:
+    """One notebook to import: who, what, from which file (``shown`` as in messages)."""
+    student: str
+    assignment: str
+    notebook: str
+    file: Path
+    ts: str
+    shown: str
+    noted: bool = False  # already listed with a reason
+
+
+def default_regexp(assignments: list[str], student: str = r"[^_/]+?") -> str:
+    """nbgrader's ``<student>_<assignment>[_attempt_<timestamp>]_<notebook>`` for these
+    assignments; ``student`` is the student id's pattern (by default no ``_`` in it)."""
     alts = "|".join(re.escape(a) for a in sorted(assignments, key=len, reverse=True)) or r"[^_]+"
-    return (r"^(?:.*/)?(?P<student_id>[^_/]+?)_(?P<assignment_id>" + alts + r")"
+    return (r"^(?:.*/)?(?P<student_id>" + student + r")_(?P<assignment_id>" + alts + r")"
             r"(?:_attempt_(?P<timestamp>\d{4}-\d{2}-\d{2}-\d{2}-\d{2}-\d{2}))?"
             r"_(?P<file_id>[^/]+)$")
+
+
+def underscore_regexp(assignments: list[str]) -> str:
+    """:func:`default_regexp` with student ids that may contain ``_`` (``mary_jane``)."""
+    return default_regexp(assignments, r"[^/]+?")
+
+
+def redownload_of(nb: str) -> str | None:
+    """``ex3_matrix`` for ``ex3_matrix (1)`` or ``ex3_matrix(2)``; else ``None``."""
+    m = REDOWNLOAD_RE.match(nb)
+    return m["name"] if m else None
 
 
 def _fmt_ts(t: dt.datetime) -> str:
@@ -54,6 +89,94 @@ def _is_tree(root: Path) -> bool:
         p.is_file() and p.suffix == ".ipynb" for p in root.iterdir())
 
 
+def _open_zip(path: Path) -> zipfile.ZipFile:
+    """The archive at ``path``; a usage error that tells no zip from a damaged one."""
+    try:
+        return zipfile.ZipFile(path)
+    except OSError as exc:
+        raise UsageError(f"PATH must be a readable folder or .zip archive; got {path} "
+                         f"({exc.strerror or exc})") from exc
+    except (zipfile.BadZipFile, zlib.error, EOFError, ValueError, NotImplementedError) as exc:
+        with open(path, "rb") as fh:
+            head = fh.read(4)
+        if head not in ZIP_MAGIC:
+            raise UsageError(f"PATH must be a folder or a .zip archive; got {path} (not a zip)"
+                             ) from exc
+        raise UsageError(f"PATH must be a folder or a readable .zip archive; got {path} "
+                         f"(damaged zip ({exc}): it starts like a zip but cannot be read, a "
+                         "truncated download? download it again)") from exc
+
+
+def _extract(path: Path, root: Path, result: Collected) -> dict[Path, dt.datetime]:
+    """Unpack the zip at ``path`` into ``root``; ``{file: the entry's modification time}``.
+    A damaged or unsafe entry is skipped and listed; the others are still unpacked."""
+    stamps = {}
+    with _open_zip(path) as zf:
+        for info in zf.infolist():
+            name = info.filename
+            if info.is_dir() or "__MACOSX" in name or Path(name).name.startswith("."):
+                continue
+            target = (root / name).resolve()
+            if not target.is_relative_to(root.resolve()):
+                result.unmatched.append((name, "unsafe path in archive"))
+                continue
+            target.parent.mkdir(parents=True, exist_ok=True)
+            try:
+                with zf.open(info) as src, open(target, "wb") as dst:
+                    shutil.copyfileobj(src, dst)
+            except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
+                target.unlink(missing_ok=True)  # one damaged member: skip it, say why
+                result.unmatched.append((name, f"damaged in the archive ({exc})"))
+                continue
+            stamps[target] = dt.datetime(*info.date_time)
+    return stamps
+
+
+def _no_pattern(shown: str, known: list[str], result: Collected) -> str:
+    """Why an LMS file name matched no pattern, with a hint at ``--regexp`` when the student id
+    seems to contain ``_`` (the default pattern takes it up to the first ``_``)."""
+    why = "file name matches no <student>_<assignment>_<notebook>.ipynb pattern"
+    result.no_pattern.append(shown)
+    m = re.match(underscore_regexp(known), shown) if known else None
+    if m and "_" in m["student_id"]:
+        result.underscore_ids.append(shown)
+        return (f"{why}: the student id {m['student_id']!r} contains '_', which the pattern "
+                "does not allow; pass --regexp (see below)")
+    return why
+
+
+def _resolve_redownloads(items: list[_Item], nb_names: dict[str, set[str]], course: Course,
+                         result: Collected) -> None:
+    """Store a re-download (``<nb> (1).ipynb``) under the expected ``<nb>.ipynb`` when it is the
+    student's only such file for the assignment and ``<nb>.ipynb`` is neither among the files
+    collected nor already submitted; list every rename, and every re-download left as it is."""
+    by_sub: dict[tuple[str, str], list[_Item]] = {}
+    for it in items:
+        by_sub.setdefault((it.student, it.assignment), []).append(it)
+    for (s, a), its in by_sub.items():
+        for expected in sorted(nb_names[a]):
+            copies = [it for it in its if redownload_of(it.notebook) == expected]
+            if not copies:
+                continue
+            names = sorted({f"{it.notebook}.ipynb" for it in copies})
+            if any(it.notebook == expected for it in its) or \
+                    (course.submitted / s / a / f"{expected}.ipynb").exists():
+                why = (f"not renamed: {expected}.ipynb is there too, and only it is graded; "
+                       "imported under its own name")
+            elif len(names) > 1:
+                why = (f"not renamed to {expected}.ipynb: several re-downloads "
+                       f"({', '.join(names)}); imported under their own names, they will be "
+                       "flagged as a wrong file name (keep one and collect again)")
+            else:
+                for it in copies:
+                    result.renamed.append((it.shown, f"{s}/{a}/{expected}.ipynb"))
+                    it.notebook = expected
+                continue
+            for it in copies:
+                result.unmatched.append((it.shown, why))
+                it.noted = True
+
+
 def collect(course: Course, path: Path, regexp: str | None = None, progress: bool = True
             ) -> Collected:
     from nbgrader.plugins.zipcollect import FileNameCollectorPlugin
@@ -61,32 +184,12 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
 
     known = assignments_in(course.solutions)
     nb_names = {a: set(notebooks_of(course.solutions, a)) for a in known}
-    result = Collected()
-    items: list[tuple[str, str, str, Path, str, str]] = []  # s, a, nb, file, ts, shown
+    result = Collected(pattern=regexp or default_regexp(known))
+    items: list[_Item] = []
     with tempfile.TemporaryDirectory(prefix="tconv-collect-") as tmp:
         if path.is_file():
-            if not zipfile.is_zipfile(path):
-                raise UsageError(f"PATH must be a folder or a .zip archive; got {path} (not a zip)")
             root = Path(tmp)
-            stamps = {}
-            with zipfile.ZipFile(path) as zf:
-                for info in zf.infolist():
-                    name = info.filename
-                    if info.is_dir() or "__MACOSX" in name or Path(name).name.startswith("."):
-                        continue
-                    target = (root / name).resolve()
-                    if not target.is_relative_to(root.resolve()):
-                        result.unmatched.append((name, "unsafe path in archive"))
-                        continue
-                    target.parent.mkdir(parents=True, exist_ok=True)
-                    try:
-                        with zf.open(info) as src, open(target, "wb") as dst:
-                            shutil.copyfileobj(src, dst)
-                    except (zipfile.BadZipFile, zlib.error, EOFError, NotImplementedError) as exc:
-                        target.unlink(missing_ok=True)  # one damaged member: skip it, say why
-                        result.unmatched.append((name, f"damaged in the archive ({exc})"))
-                        continue
-                    stamps[target] = dt.datetime(*info.date_time)
+            stamps = _extract(path, root, result)
         elif path.is_dir():
             root, stamps = path, {}
         else:
@@ -99,7 +202,7 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
         files = sorted(p for p in root.rglob("*") if p.is_file()
                        and ".ipynb_checkpoints" not in p.parts and not p.name.startswith("."))
         tree = _is_tree(root)
-        plugin = FileNameCollectorPlugin(named_regexp=regexp or default_regexp(known))
+        plugin = FileNameCollectorPlugin(named_regexp=result.pattern)
         for f in files:
             rel = f.relative_to(root)
             shown = str(rel)
@@ -114,8 +217,7 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
             else:
                 gd = plugin.collect(str(f))
                 if not gd:
-                    result.unmatched.append((shown, "file name matches no "
-                                             "<student>_<assignment>_<notebook>.ipynb pattern"))
+                    result.unmatched.append((shown, _no_pattern(shown, known, result)))
                     continue
                 s = gd["student_id"]
                 a = gd.get("assignment_id") or ""
@@ -131,18 +233,20 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
             if not STUDENT_RE.match(s):
                 result.unmatched.append((shown, f"student id {s!r} is not a plain identifier"))
                 continue
-            if nb not in nb_names[a]:
+            items.append(_Item(s, a, nb, f, ts, shown))
+        _resolve_redownloads(items, nb_names, course, result)
+        for it in items:
+            if it.notebook not in nb_names[it.assignment] and not it.noted:
                 result.unmatched.append(
-                    (shown, f"assignment {a} has no notebook {nb!r} (expected "
-                     f"{', '.join(sorted(nb_names[a]))}); imported under its own name, "
-                     "it will be flagged as a wrong file name"))
-            items.append((s, a, nb, f, ts, shown))
+                    (it.shown, f"assignment {it.assignment} has no notebook {it.notebook!r} "
+                     f"(expected {', '.join(sorted(nb_names[it.assignment]))}); imported under "
+                     "its own name, it will be flagged as a wrong file name"))
         # later attempts of the same notebook replace earlier ones
         latest: dict[tuple[str, str, str], tuple[Path, str]] = {}
-        for s, a, nb, f, ts, _ in items:
-            key = (s, a, nb)
-            if key not in latest or ts >= latest[key][1]:
-                latest[key] = (f, ts)
+        for it in items:
+            key = (it.student, it.assignment, it.notebook)
+            if key not in latest or it.ts >= latest[key][1]:
+                latest[key] = (it.file, it.ts)
         for (s, a, nb), (f, ts) in tqdm(sorted(latest.items()), desc="collect", unit="file",
                                         disable=not progress, file=sys.stderr):
             dest = course.submitted / s / a
@@ -155,26 +259,59 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
     return result
 
 
-def main(args) -> int:
-    course = Course.open(args.course, None, args.solutions)
-    if args.regexp:
-        try:
-            rx = re.compile(args.regexp)
-        except re.error as exc:
-            raise UsageError(f"--regexp must be a valid regular expression; got "
-                             f"{args.regexp!r} ({exc})") from exc
-        if not {"student_id", "file_id"} <= set(rx.groupindex):
-            raise UsageError("--regexp must define the named groups (?P<student_id>...) and "
-                             f"(?P<file_id>...); got {args.regexp!r}")
-    res = collect(course, Path(args.path).expanduser().resolve(), args.regexp,
-                  progress=not args.quiet)
+def check_regexp(regexp: str | None) -> None:
+    if not regexp:
+        return
+    try:
+        rx = re.compile(regexp)
+    except re.error as exc:
+        raise UsageError(f"--regexp must be a valid regular expression; got "
+                         f"{regexp!r} ({exc})") from exc
+    if not {"student_id", "file_id"} <= set(rx.groupindex):
+        raise UsageError("--regexp must define the named groups (?P<student_id>...) and "
+                         f"(?P<file_id>...); got {regexp!r}")
+
+
+def _remove_if_empty(root: Path) -> None:
+    """Remove ``root`` (a course directory this run created) unless a file was written in it."""
+    if root.is_dir() and not any(p.is_file() for p in root.rglob("*")):
+        shutil.rmtree(root)
+
+
+def _print_result(res: Collected, course: Course) -> None:
     students = sorted({s for s, _, _ in res.imported})
     print(f"imported {len(res.imported)} notebook(s) from {len(students)} student(s) into "
           f"{course.submitted}")
+    if res.renamed:
+        print(f"{len(res.renamed)} re-download(s) stored under the expected notebook name:")
+        for f, dest in res.renamed:
+            print(f"  {f}: renamed to {dest}")
     if res.unmatched:
         print(f"{len(res.unmatched)} file(s) not imported or needing attention:")
         for f, why in res.unmatched:
             print(f"  {f}: {why}")
+    if res.no_pattern:
+        print(f"--regexp: {len(res.no_pattern)} file name(s) did not match the current pattern "
+              f"{res.pattern}")
+    if res.underscore_ids:
+        known = assignments_in(course.solutions)
+        print(f"  for student ids with '_' ({len(res.underscore_ids)} file(s)), collect again "
+              f"with --regexp {shlex.quote(underscore_regexp(known))}")
+
+
+def main(args) -> int:
+    check_regexp(args.regexp)
+    root = Path(args.course).expanduser().resolve()
+    new = not root.exists()
+    try:
+        course = Course.open(root, None, args.solutions)
+        res = collect(course, Path(args.path).expanduser().resolve(), args.regexp,
+                      progress=not args.quiet)
+    except BaseException:
+        if new:  # a failed collect leaves no empty course directory behind
+            _remove_if_empty(root)
+        raise
+    _print_result(res, course)
     return 0
 
 

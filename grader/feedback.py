@@ -1,14 +1,15 @@
 """``tconv-grader feedback --course DIR``: one HTML page per student and assignment.
 
 Written to ``<course>/feedback/<student>/<assignment>/feedback.html`` (+ an ``index.html`` per
-student) from the autograder's ``results.json`` and the gradebook's scores (manual grades
-included when present). Each test shows its outcome and message; hidden tests show only "hidden
-test passed" / "hidden test failed": their source and values never reach the page. A visible test
-that fails shows what was expected, what came back and its hint, except in a cell that also runs
-hidden tests: there the student's code may have seen the hidden source, so nothing it produced
-(answer, error text) is echoed. As a last line of defence every text on the page is scrubbed of
-runs of hidden test source (:func:`grader.autograde.scrub_hidden`; the autograder already did so
-when it wrote ``results.json``).
+student, listing every assignment of the gradebook: its score, or "no submission") from the
+autograder's ``results.json`` and the gradebook's scores (manual grades included when present). Each
+test shows its outcome and message; hidden tests show only "hidden test passed" / "hidden test
+failed": their source and values never reach the page. A visible test that fails shows what was
+expected, what came back and its hint, except in a cell that also runs hidden tests: there the
+student's code may have seen the hidden source, so nothing it produced (answer, error text) is
+echoed. As a last line of defence every text on the page is scrubbed of runs of hidden test source
+(:func:`grader.autograde.scrub_hidden`; the autograder already did so when it wrote
+``results.json``).
 """
 
 from __future__ import annotations
@@ -17,6 +18,7 @@ import html
 import json
 import re
 import sys
+from glob import escape as glob_escape
 from pathlib import Path
 
 from grader.gradebook import Course, UsageError, atomic_write_text
@@ -151,32 +153,118 @@ def render(record: dict, manual: dict[tuple[str, str], float],
             f"{''.join(rows)}</table></body></html>\n")
 
 
+def _some(names: list[str], n: int = 20) -> str:
+    """Up to ``n`` names, comma-separated, with how many there are in all when more."""
+    if not names:
+        return "none"
+    return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
+
+
+def select(course: Course, students: list[str] | None, assignments: list[str] | None
+           ) -> list[Path]:
+    """The ``results.json`` files of the autograded submissions asked for; a usage error that
+    names the argument and the value when ASSIGNMENT or a --student matches none."""
+    records = sorted(course.autograded.glob("*/*/results.json"))
+    if not records:
+        raise UsageError(f"--course has no autograded submissions under {course.autograded} "
+                         "(run `tconv-grader autograde --course ...` first)")
+    have_a = sorted({p.parent.name for p in records})
+    have_s = sorted({p.parent.parent.name for p in records})
+    for a in assignments or []:
+        if a not in have_a:
+            raise UsageError(f"ASSIGNMENT matched no autograded submission; got {a!r} "
+                             f"(autograded assignments: {_some(have_a)})")
+    unknown = [s for s in students or [] if s not in have_s]
+    if unknown:
+        raise UsageError(f"--student matched no autograded submission; got "
+                         f"{', '.join(map(repr, unknown))} (students with autograded "
+                         f"submissions: {_some(have_s)})")
+    picked = [p for p in records if (not students or p.parent.parent.name in students)
+              and (not assignments or p.parent.name in assignments)]
+    if not picked:
+        raise UsageError(f"--student {', '.join(map(repr, students or []))} matched no "
+                         f"autograded submission of ASSIGNMENT {', '.join(assignments or [])}")
+    return picked
+
+
+def _roster(course: Course) -> tuple[list[str], set[tuple[str, str]]]:
+    """``(assignments, {(student, assignment)})`` of the gradebook: the assignments it holds a
+    submission of (as ``report`` lists them) and every submission."""
+    with course.gradebook() as gb:
+        subs = {(sub.student.id, a.name) for a in gb.assignments for sub in a.submissions}
+    return sorted({a for _, a in subs}), subs
+
+
+def _index_items(course: Course, student: str, assignments: list[str],
+                 subs: set[tuple[str, str]], scores: dict[str, str]) -> str:
+    """The list items of one student's index: every assignment, linked to its page with its
+    score, or said to have no submission (or not to be graded yet)."""
+    e = html.escape
+    items = []
+    for a in sorted(set(assignments) | set(scores)):
+        page = course.feedback / student / a / "feedback.html"
+        if a in scores and page.exists():
+            items.append(f'<li><a href="{e(f"{a}/feedback.html")}">{e(a)}</a>: '
+                         f"{e(scores[a])}</li>")
+        elif a in scores:
+            items.append(f"<li>{e(a)}: {e(scores[a])} (no feedback page yet)</li>")
+        else:
+            state = "not graded yet" if (student, a) in subs else "no submission"
+            items.append(f"<li>{e(a)}: {state}</li>")
+    return "".join(items)
+
+
+#: what a damaged results.json raises when read or rendered
+BAD_RECORD = (OSError, ValueError, KeyError, TypeError, AttributeError)
+
+
+def _score_of(course: Course, record: Path) -> str | None:
+    try:
+        rec = json.loads(record.read_text())
+        manual, blank = _hand_grades(course, rec["student"], rec["assignment"])
+        return _score_text(*score(rec, manual, blank))
+    except BAD_RECORD:
+        return None  # said when its own page was (not) written
+
+
+def _page(course: Course, path: Path) -> tuple[str, str, str]:
+    """Write the feedback page of one ``results.json``; ``(student, assignment, score text)``."""
+    rec = json.loads(path.read_text())
+    s, a = rec["student"], rec["assignment"]
+    manual, blank = _hand_grades(course, s, a)
+    page = render(rec, manual, _secrets(course, a, rec.get("notebooks", {})), blank)
+    atomic_write_text(course.feedback / s / a / "feedback.html", page)
+    return s, a, _score_text(*score(rec, manual, blank))
+
+
 def feedback(course: Course, students: list[str] | None = None,
              assignments: list[str] | None = None, progress: bool = True) -> list[Path]:
     from tqdm import tqdm
 
-    records = sorted(course.autograded.glob("*/*/results.json"))
-    records = [p for p in records if (not students or p.parent.parent.name in students)
-               and (not assignments or p.parent.name in assignments)]
-    if not records:
-        raise UsageError(f"--course has no autograded submissions under {course.autograded} "
-                         "(run `tconv-grader autograde --course ...` first)")
+    if not course.default_db:
+        course.require_gradebook()  # a --db that does not exist: say so first
+    records = select(course, students, assignments)
+    course.require_gradebook()
     written = []
-    per_student: dict[str, list[tuple[str, str, str]]] = {}
+    per_student: dict[str, dict[str, str]] = {}
     for p in tqdm(records, desc="feedback", unit="submission", disable=not progress,
                   file=sys.stderr):
-        rec = json.loads(p.read_text())
-        s, a = rec["student"], rec["assignment"]
-        out = course.feedback / s / a / "feedback.html"
-        manual, blank = _hand_grades(course, s, a)
-        atomic_write_text(out, render(rec, manual, _secrets(course, a, rec.get("notebooks", {})),
-                                      blank))
-        written.append(out)
-        per_student.setdefault(s, []).append((a, f"{a}/feedback.html",
-                                              _score_text(*score(rec, manual, blank))))
-    for s, links in per_student.items():
-        items = "".join(f'<li><a href="{html.escape(h)}">{html.escape(a)}</a>: '
-                        f"{html.escape(text)}</li>" for a, h, text in sorted(links))
+        try:
+            s, a, text = _page(course, p)
+        except BAD_RECORD as exc:  # one damaged record never stops the others
+            print(f"feedback: skipped {p} (unreadable: {type(exc).__name__}: {exc}); "
+                  "`tconv-grader autograde --force` rewrites it", file=sys.stderr)
+            continue
+        written.append(course.feedback / s / a / "feedback.html")
+        per_student.setdefault(s, {})[a] = text
+    roster, subs = _roster(course)
+    for s, scores in per_student.items():
+        for other in course.autograded.glob(f"{glob_escape(s)}/*/results.json"):
+            if other.parent.name not in scores:  # left out by ASSIGNMENT: still listed
+                text = _score_of(course, other)
+                if text is not None:
+                    scores[other.parent.name] = text
+        items = _index_items(course, s, roster, subs, scores)
         atomic_write_text(course.feedback / s / "index.html",
                           f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
                           f"<title>Feedback for {html.escape(s)}</title><style>{CSS}</style>"

@@ -20,6 +20,7 @@ from __future__ import annotations
 
 import json
 import os
+import re
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
@@ -77,9 +78,32 @@ class Course:
     def results_path(self, student: str, assignment: str) -> Path:
         return self.autograded / student / assignment / "results.json"
 
+    @property
+    def default_db(self) -> bool:
+        """True when the gradebook is the course's own ``gradebook.db`` (no ``--db``)."""
+        return self.db_url == f"sqlite:///{self.root / 'gradebook.db'}"
+
+    @property
+    def db_arg(self) -> str:
+        """How messages name the gradebook: ``--db`` or ``--course`` (its ``gradebook.db``)."""
+        return "--course gradebook" if self.default_db else "--db"
+
+    def require_gradebook(self) -> None:
+        """For commands that only read the gradebook: a SQLite file that does not exist is a
+        usage error (nbgrader would create an empty gradebook there and report nothing)."""
+        path = sqlite_file(self.db_url)
+        if path is None or path.exists():
+            return
+        if self.default_db:
+            raise UsageError(f"--course {self.root} holds no graded submissions: its gradebook "
+                             f"{path} does not exist (run `tconv-grader autograde --course "
+                             f"{self.root}` first, or pass --db)")
+        raise UsageError(f"--db must name an existing gradebook; got {redact_url(self.db_url)} "
+                         f"(no such file: {path})")
+
     def gradebook(self):
         """An ``nbgrader.api.Gradebook`` on the course database (a context manager)."""
-        return connect_gradebook(self.db_url)
+        return connect_gradebook(self.db_url, self.db_arg)
 
     def grades(self, student: str, assignment: str) -> list[tuple[str, Any]] | None:
         """``(notebook name, nbgrader Grade)`` for every grade cell of one submission.
@@ -100,15 +124,68 @@ class Course:
             return rows
 
 
-def connect_gradebook(db_url: str):
-    """An ``nbgrader.api.Gradebook`` on ``db_url`` (schema created if needed, race-free)."""
-    try:  # race-free schema creation for several graders sharing one database
-        from grader.dbretry import connect
-    except ImportError:  # pragma: no cover - dbretry is optional
-        from nbgrader.api import Gradebook
+def connect_gradebook(db_url: str, arg: str = "--db"):
+    """An ``nbgrader.api.Gradebook`` on ``db_url`` (schema created if needed, race-free).
 
-        return Gradebook(db_url, COURSE_ID)
-    return connect(db_url, COURSE_ID)
+    A URL that cannot be parsed or a database that cannot be reached is a :class:`UsageError`
+    naming ``arg`` and the URL without its password (not SQLAlchemy's long traceback).
+    """
+    from sqlalchemy.exc import SQLAlchemyError
+
+    try:
+        try:  # race-free schema creation for several graders sharing one database
+            from grader.dbretry import connect
+        except ImportError:  # pragma: no cover - dbretry is optional
+            from nbgrader.api import Gradebook
+
+            return Gradebook(db_url, COURSE_ID)
+        return connect(db_url, COURSE_ID)
+    except (SQLAlchemyError, ValueError, ImportError) as exc:
+        first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
+        raise UsageError(f"{arg} cannot connect to {redact_url(db_url)}: "
+                         f"{_scrub_url(first, db_url)}") from exc
+
+
+_USERINFO = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
+
+
+def _scrub_url(text: str, url: str) -> str:
+    """``text`` with ``url`` and any ``user:password@`` in it redacted."""
+    if url in text:
+        text = text.replace(url, redact_url(url))
+    return _USERINFO.sub(r"\1***@", text)
+
+
+def redact_url(url: str) -> str:
+    """``url`` without its password (:func:`grader.dbretry.redact`), for messages."""
+    if "://" not in url:
+        return url  # a plain path to a SQLite file
+    try:
+        from grader.dbretry import redact
+
+        shown = redact(url)
+    except ImportError:  # pragma: no cover - dbretry is optional
+        shown = "<database url>"
+    if shown != "<database url>":
+        return shown
+    # not a URL SQLAlchemy can parse: show it unless it may hold credentials
+    return url.split("://", 1)[0] + "://<redacted>" if "@" in url else url
+
+
+def sqlite_file(db_url: str) -> Path | None:
+    """The file of a SQLite gradebook URL (a plain path counts as one); ``None`` for other
+    databases, in-memory SQLite or a URL that does not parse (connecting will say why)."""
+    if "://" not in db_url:
+        return Path(db_url).expanduser().resolve()
+    try:
+        from sqlalchemy.engine import make_url
+
+        url = make_url(db_url)
+    except Exception:  # noqa: BLE001 - reported when the gradebook is opened
+        return None
+    if url.get_backend_name() != "sqlite" or url.database in (None, "", ":memory:"):
+        return None
+    return Path(url.database).expanduser().resolve()
 
 
 def assignments_in(solutions: Path) -> list[str]:

@@ -8,12 +8,20 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
 * ``grades.csv``       one row per student, assignment, notebook and grade cell: its kind
                        (``test``, scored by the autograder, or ``written``, an answer graded
                        by hand), auto_score, manual_score, score, max_score, flags
-* ``totals.csv``       one row per student and assignment (score, max_score, flags)
-* ``hist_<assignment>.png``  histogram of the assignment's total scores (matplotlib, Agg)
-* ``most_failed.txt``  test cells ordered by how many submissions scored below full marks
+* ``totals.csv``       one row per student and assignment (score, max_score, flags, status,
+                       pending_manual, provisional): every student of the gradebook, with
+                       ``status`` ``no submission`` and score 0 where one has none;
+                       ``pending_manual`` counts the written answers still waiting for a hand
+                       grade, and while there are any the total is ``provisional`` (``yes``)
+* ``hist_<assignment>.png``  histogram of the assignment's total scores, every student counted
+                       (no submission as 0, drawn apart), with how many are provisional
+* ``most_failed.txt``  test cells ordered by how many submissions scored below full marks, and
+                       per assignment how many students had no submission (not counted there)
 * ``written.txt``      per written answer: how many wait for a hand grade (formgrader), how many
                        were left as released (nbgrader scores those 0) and how many are graded
-* ``flags.txt``        every flagged submission with its reasons
+* ``flags.txt``        every flagged submission with its reasons, and every missing submission
+
+An assignment enters the reports once the gradebook holds a submission of it.
 """
 
 from __future__ import annotations
@@ -25,46 +33,83 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from grader.gradebook import Course, UsageError, atomic_write_text
+from grader.gradebook import Course, UsageError, atomic_write_text, redact_url
 
 GRADE_FIELDS = ["student", "assignment", "notebook", "grade_cell", "kind", "auto_score",
                 "manual_score", "score", "max_score", "flags"]
-TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags"]
+#: new columns go at the end: consumers of the first five keep working
+TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags", "status",
+                "pending_manual", "provisional"]
+SUBMITTED, NO_SUBMISSION = "submitted", "no submission"
 
 
 def _fmt(x) -> str:
     return "" if x is None else f"{float(x):g}"
 
 
+def _flags(path: Path) -> list[str]:
+    """The autograder's flags of one submission; a damaged ``results.json`` is itself a flag
+    (one bad file never stops the report)."""
+    if not path.exists():
+        return []
+    try:
+        return [str(f) for f in json.loads(path.read_text()).get("flags", [])]
+    except (OSError, ValueError, AttributeError, TypeError) as exc:
+        return [f"results.json unreadable ({type(exc).__name__}: {exc}); `tconv-grader "
+                "autograde --force` rewrites it"]
+
+
+def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], dict]:
+    """grades.csv rows and the totals.csv row of one submission in the gradebook."""
+    s = sub.student.id
+    flags = _flags(course.results_path(s, assignment))
+    grades = []
+    total = max_total = 0.0
+    pending = 0
+    for snb in sorted(sub.notebooks, key=lambda x: x.name):
+        nb_flags = [f.split(": ", 1)[1] for f in flags if f.startswith(snb.name + ": ")]
+        # a cell that is both graded and a solution is an answer graded by hand
+        written = {c.name for c in snb.notebook.solution_cells}
+        for g in sorted(snb.grades, key=lambda x: x.cell.name):
+            total += float(g.score or 0.0)
+            max_total += float(g.max_score)
+            kind = "written" if g.cell.name in written else "test"
+            pending += kind == "written" and g.manual_score is None and g.auto_score is None
+            grades.append({
+                "student": s, "assignment": assignment, "notebook": snb.name,
+                "grade_cell": g.cell.name, "kind": kind, "auto_score": _fmt(g.auto_score),
+                "manual_score": _fmt(g.manual_score), "score": _fmt(g.score),
+                "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags)})
+    return grades, {"student": s, "assignment": assignment, "score": _fmt(total),
+                    "max_score": _fmt(max_total), "flags": " | ".join(flags),
+                    "status": SUBMITTED, "pending_manual": str(pending),
+                    "provisional": "yes" if pending else "no"}
+
+
+def _missing_row(student: str, assignment: str, max_score: float) -> dict:
+    """The totals.csv row of a student with no submission of ``assignment``: 0 points."""
+    return {"student": student, "assignment": assignment, "score": "0",
+            "max_score": _fmt(max_score), "flags": "", "status": NO_SUBMISSION,
+            "pending_manual": "0", "provisional": "no"}
+
+
 def gather(course: Course) -> tuple[list[dict], list[dict]]:
-    """Rows of grades.csv and totals.csv, read from the gradebook."""
+    """Rows of grades.csv and totals.csv, read from the gradebook: every student of the
+    gradebook for every assignment it holds a submission of (no submission: score 0)."""
     grades, totals = [], []
     with course.gradebook() as gb:
+        students = {st.id for st in gb.students}
         for a in sorted(gb.assignments, key=lambda x: x.name):
-            for sub in sorted(a.submissions, key=lambda x: x.student.id):
-                s = sub.student.id
-                res_path = course.results_path(s, a.name)
-                flags = json.loads(res_path.read_text()).get("flags", []) \
-                    if res_path.exists() else []
-                flag_text = " | ".join(flags)
-                total = max_total = 0.0
-                for snb in sorted(sub.notebooks, key=lambda x: x.name):
-                    nb_flags = [f.split(": ", 1)[1] for f in flags
-                                if f.startswith(snb.name + ": ")]
-                    # a cell that is both graded and a solution is an answer graded by hand
-                    written = {c.name for c in snb.notebook.solution_cells}
-                    for g in sorted(snb.grades, key=lambda x: x.cell.name):
-                        total += float(g.score or 0.0)
-                        max_total += float(g.max_score)
-                        grades.append({
-                            "student": s, "assignment": a.name, "notebook": snb.name,
-                            "grade_cell": g.cell.name,
-                            "kind": "written" if g.cell.name in written else "test",
-                            "auto_score": _fmt(g.auto_score),
-                            "manual_score": _fmt(g.manual_score), "score": _fmt(g.score),
-                            "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags)})
-                totals.append({"student": s, "assignment": a.name, "score": _fmt(total),
-                               "max_score": _fmt(max_total), "flags": flag_text})
+            subs = {sub.student.id: sub for sub in a.submissions}
+            if not subs:
+                continue  # nothing graded yet: not in the reports
+            for s in sorted(students | set(subs)):
+                if s not in subs:
+                    totals.append(_missing_row(s, a.name, float(a.max_score or 0.0)))
+                    continue
+                rows, total = _submission_rows(course, a.name, subs[s])
+                grades += rows
+                totals.append(total)
     return grades, totals
 
 
@@ -84,9 +129,10 @@ def histogram_bins(top: float) -> list[float]:
     return [top * i / 20 for i in range(21)]
 
 
-def histogram_figure(scores: list[float], top: float, title: str):
+def histogram_figure(scores: list[float], top: float, title: str, missing: int = 0):
     """The figure of one assignment's total scores: whole students on the y axis, the median
-    marked."""
+    of every student's total marked; ``missing`` students without a submission count as 0,
+    stacked apart in grey."""
     import statistics
 
     import matplotlib
@@ -97,26 +143,47 @@ def histogram_figure(scores: list[float], top: float, title: str):
 
     bins = histogram_bins(top)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
-    ax.hist(scores, bins=bins, color="#3b6ea8", edgecolor="white")
-    if scores:
-        median = statistics.median(scores)
+    if missing:
+        ax.hist([scores, [0.0] * missing], bins=bins, stacked=True, edgecolor="white",
+                color=["#3b6ea8", "#9a9a9a"], label=["submitted", f"no submission ({missing})"])
+    else:
+        ax.hist(scores, bins=bins, color="#3b6ea8", edgecolor="white")
+    everyone = list(scores) + [0.0] * missing
+    if everyone:
+        median = statistics.median(everyone)
         ax.axvline(median, color="#c0392b", linestyle="--", label=f"median {median:g}")
         ax.legend(loc="best", frameon=False)
     ax.set_xlim(bins[0], bins[-1])
     ax.yaxis.set_major_locator(MaxNLocator(integer=True))
     ax.set_xlabel(f"score (out of {top:g})")
     ax.set_ylabel("students")
-    ax.set_title(title)
+    ax.set_title(title, fontsize=10)
     fig.tight_layout()
     return fig
+
+
+def counts(totals: list[dict], assignment: str) -> tuple[int, int, int]:
+    """``(students, without a submission, provisional totals)`` of one assignment."""
+    rows = [r for r in totals if r["assignment"] == assignment]
+    return (len(rows), sum(r["status"] == NO_SUBMISSION for r in rows),
+            sum(r["provisional"] == "yes" for r in rows))
+
+
+def histogram_title(assignment: str, students: int, missing: int, provisional: int) -> str:
+    return (f"{assignment}: {students} student(s), {students - missing} submission(s)\n"
+            f"{missing} with no submission (scored 0); {provisional} provisional "
+            "(written answers to grade)")
 
 
 def histogram(totals: list[dict], assignment: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
-    scores = [float(r["score"]) for r in totals if r["assignment"] == assignment]
-    top = max([float(r["max_score"]) for r in totals if r["assignment"] == assignment] or [1.0])
-    fig = histogram_figure(scores, top, f"{assignment}: {len(scores)} submission(s)")
+    rows = [r for r in totals if r["assignment"] == assignment]
+    scores = [float(r["score"]) for r in rows if r["status"] != NO_SUBMISSION]
+    top = max([float(r["max_score"]) for r in rows] or [1.0]) or 1.0
+    n, missing, provisional = counts(totals, assignment)
+    fig = histogram_figure(scores, top, histogram_title(assignment, n, missing, provisional),
+                           missing=missing)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)
@@ -158,27 +225,38 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     from tqdm import tqdm
 
     out = out or course.reports
+    course.require_gradebook()
     grades, totals = gather(course)
     if not totals:
-        raise UsageError(f"--course gradebook {course.db_url} holds no graded submissions "
-                         "(run `tconv-grader autograde --course ...` first)")
+        raise UsageError(f"{course.db_arg} {redact_url(course.db_url)} holds no graded "
+                         "submissions (run `tconv-grader autograde --course ...` first)")
     atomic_write_text(out / "grades.csv", _csv(grades, GRADE_FIELDS))
     atomic_write_text(out / "totals.csv", _csv(totals, TOTAL_FIELDS))
     assignments = sorted({r["assignment"] for r in totals})
     for a in tqdm(assignments, desc="histograms", disable=not progress, file=sys.stderr):
         histogram(totals, a, out / f"hist_{a}.png")
     mf = most_failed(grades)
-    lines = ["Tests that fail most (failures / submissions):"]
+    lines = ["Tests that fail most (failures / submissions; students with no submission are "
+             "not counted):"]
+    for a in assignments:
+        n, missing, provisional = counts(totals, a)
+        lines.append(f"  {a}: {n - missing} submission(s) of {n} student(s), {missing} with "
+                     f"no submission, {provisional} provisional")
     lines += [f"  {n:4d} / {m:<4d} {k}" for k, n, m in mf if n > 0] or ["  none"]
     written = written_answers(grades)
     total = sum(written.values(), Counter())
     wlines = [f"Written answers (graded by hand in formgrader): {total['to grade']} to grade, "
-              f"{total['blank']} left blank (scored 0), {total['graded']} graded"]
+              f"{total['blank']} left blank (scored 0), {total['graded']} graded; "
+              f"{sum(r['provisional'] == 'yes' for r in totals)} provisional total(s) in "
+              "totals.csv"]
     wlines += [f"  {c['to grade']:4d} to grade {c['blank']:4d} blank {c['graded']:4d} graded"
                f"    {k}" for k, c in sorted(written.items())]
     flagged = [r for r in totals if r["flags"]]
     flines = [f"Flagged submissions ({len(flagged)}):"]
     flines += [f"  {r['student']}/{r['assignment']}: {r['flags']}" for r in flagged] or ["  none"]
+    absent = [r for r in totals if r["status"] == NO_SUBMISSION]
+    flines += [f"No submission ({len(absent)}, scored 0 in totals.csv):"]
+    flines += [f"  {r['student']}/{r['assignment']}" for r in absent] or ["  none"]
     atomic_write_text(out / "most_failed.txt", "\n".join(lines) + "\n")
     atomic_write_text(out / "written.txt", "\n".join(wlines) + "\n")
     atomic_write_text(out / "flags.txt", "\n".join(flines) + "\n")

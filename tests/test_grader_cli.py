@@ -65,18 +65,38 @@ def test_python_m_grader_is_tconv_grader():
     (["feedback", "--course", "{tmp}/nope"], "--course must be an existing course directory"),
     (["autograde", "--course", "{tmp}", "--student", "nobody", "--solutions", str(FIXTURES),
       "--unsafe-no-sandbox"], "--student must name a student with a submission"),
-    (["collect", "{tmp}/bad.zip", "--course", "{tmp}/c"], "PATH must be a folder or a .zip "
-     "archive; got {tmp}/bad.zip (not a zip)"),
+    (["collect", "{tmp}/bad.zip", "--course", "{tmp}/c"], "PATH must be a folder or a readable "
+     ".zip archive; got {tmp}/bad.zip (damaged zip (File is not a zip file): it starts like a "
+     "zip but cannot be read, a truncated download?"),
+    (["collect", "{tmp}/notes.zip", "--course", "{tmp}/c"], "PATH must be a folder or a .zip "
+     "archive; got {tmp}/notes.zip (not a zip)"),
+    (["report", "--course", "{tmp}", "--db", "sqlite:///{tmp}/typo.db"],
+     "--db must name an existing gradebook; got sqlite:///{tmp}/typo.db (no such file: "
+     "{tmp}/typo.db)"),
+    (["feedback", "--course", "{tmp}", "--db", "{tmp}/typo.db"],
+     "--db must name an existing gradebook; got {tmp}/typo.db (no such file: {tmp}/typo.db)"),
+    (["report", "--course", "{tmp}", "--db", "postgresql://u:s3cret@localhost:1/x"],
+     "--db cannot connect to postgresql://u:***@localhost:1/x: "),
+    (["report", "--course", "{tmp}", "--db", "bogus://x"],
+     "--db cannot connect to bogus://x: Can't load plugin: sqlalchemy.dialects:bogus"),
+    (["report", "--course", "{tmp}", "--db", "postgresql://u:s3cret@localhost:port/x"],
+     "--db cannot connect to postgresql://<redacted>: "),
     (["check", "{tmp}/missing.ipynb"], "NOTEBOOK must be an existing .ipynb file"),
     (["autograde", "--course", str(REPO / "grader")], "--course must be outside the repository"),
 ])
 def test_usage_errors_exit_2_and_name_the_argument(tmp_path, capsys, argv, needle):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]
     (tmp_path / "bad.zip").write_bytes(b"PK\x03\x04 truncated, not really a zip")
+    (tmp_path / "notes.zip").write_text("meeting notes, not a zip")
     assert main(argv) == 2
     err = capsys.readouterr().err
     assert needle.replace("{tmp}", str(tmp_path)) in err, err
+    assert err.count("\n") == 1, err                  # one line, no traceback
+    assert "s3cret" not in err                        # never the password
     assert not (tmp_path / "nope").exists()  # a missing --course is not created
+    assert not (tmp_path / "c").exists()     # a failed collect leaves no empty course behind
+    assert not (tmp_path / "typo.db").exists()        # nor an empty gradebook
+    assert not (tmp_path / "gradebook.db").exists()
 
 
 def test_argparse_errors_exit_2(capsys):

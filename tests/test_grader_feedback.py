@@ -81,3 +81,65 @@ def test_score_counts_hand_grades_over_the_autograder_and_pending_answers():
     assert score(rec, {}, blank={("ex", "why")}) == (2.0, 5.0, 0)  # left blank: final 0
     assert score(rec, {("ex", "why"): 3.0}) == (5.0, 5.0, 0)
     assert score(rec, {("ex", "test_x"): 1.0}) == (1.0, 5.0, 1)  # a hand override of a test
+
+
+def _index(course, student: str) -> str:
+    return (course.feedback / student / "index.html").read_text()
+
+
+def test_the_index_lists_every_assignment_a_missing_one_as_no_submission(tmp_path):
+    from test_grader_report import small_class
+
+    from grader.feedback import feedback
+
+    course = small_class(tmp_path / "course")
+    assert len(feedback(course, progress=False)) == 3
+    bo = _index(course, "bo")
+    assert '<a href="ex/feedback.html">ex</a>: 0 / 5' in bo
+    assert "<li>hw: no submission</li>" in bo
+    amy = _index(course, "amy")
+    assert ('<a href="ex/feedback.html">ex</a>: 2 / 5 (not final: 1 written answer still to be '
+            'graded by hand)') in amy
+    assert '<a href="hw/feedback.html">hw</a>: 2 / 5</li>' in amy
+    # feedback for one assignment rewrites the index with the others still in it
+    assert len(feedback(course, assignments=["ex"], progress=False)) == 2
+    assert '<a href="hw/feedback.html">hw</a>: 2 / 5</li>' in _index(course, "amy")
+    assert "<li>hw: no submission</li>" in _index(course, "bo")
+
+
+@pytest.mark.parametrize("args, needle", [
+    (["ex9_nothing"], "ASSIGNMENT matched no autograded submission; got 'ex9_nothing' "
+     "(autograded assignments: ex, hw)"),
+    (["--student", "zed"], "--student matched no autograded submission; got 'zed' (students "
+     "with autograded submissions: amy, bo)"),
+    (["--student", "amy", "--student", "zed"], "--student matched no autograded submission; "
+     "got 'zed'"),
+    (["hw", "--student", "bo"], "--student 'bo' matched no autograded submission of "
+     "ASSIGNMENT hw"),
+])
+def test_a_filter_that_matches_nothing_names_the_argument_and_what_exists(tmp_path, capsys,
+                                                                          args, needle):
+    from test_grader_report import small_class
+
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    assert main(["feedback", *args, "--course", str(course.root), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert needle in err, err
+    assert "has no autograded submissions" not in err
+    assert not course.feedback.exists()
+
+
+def test_a_damaged_record_is_skipped_and_said_the_others_get_their_pages(tmp_path, capsys):
+    from test_grader_report import small_class
+
+    from grader.feedback import feedback
+
+    course = small_class(tmp_path / "course")
+    bad = course.results_path("bo", "ex")
+    bad.write_text('{"student": "bo"')
+    pages = feedback(course, progress=False)
+    assert sorted(p.relative_to(course.feedback).as_posix() for p in pages) == [
+        "amy/ex/feedback.html", "amy/hw/feedback.html"]
+    assert f"feedback: skipped {bad} (unreadable: JSONDecodeError" in capsys.readouterr().err

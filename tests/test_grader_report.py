@@ -1,11 +1,15 @@
-"""The instructor's class histogram: whole points in their own bins, whole students on the y
-axis, the median marked."""
+"""The instructor's reports: the class histogram (whole points in their own bins, whole students
+on the y axis, the median marked), every student in totals.csv (a missing submission scores 0
+and says so) and which totals are provisional (written answers waiting for a hand grade)."""
 
 from __future__ import annotations
 
+import csv
+
 import pytest
 
-from grader.report import histogram_bins, histogram_figure
+from grader.gradebook import Course, atomic_write_text, dump_json
+from grader.report import TOTAL_FIELDS, histogram_bins, histogram_figure, report
 
 
 @pytest.mark.parametrize("top", [1, 5, 11, 40])
@@ -33,3 +37,116 @@ def test_the_figure_counts_whole_students_and_marks_the_median():
     assert all(float(t).is_integer() for t in ticks), ticks
     assert [t.get_text() for t in ax.get_legend().get_texts()] == ["median 9"]
     plt.close(fig)
+
+
+def test_the_figure_counts_students_without_a_submission_apart():
+    import matplotlib.pyplot as plt
+
+    fig = histogram_figure([9, 9, 10.5], 11, "ex", missing=2)
+    ax = fig.axes[0]
+    heights = [p.get_height() for p in ax.patches]
+    assert sum(heights) == 5                          # every student, the missing ones too
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "no submission (2)" in legend and "median 9" in legend
+    plt.close(fig)
+
+
+# -- a small class straight in an nbgrader gradebook: ex (amy, bo; cy has no submission) and hw
+#    (amy only); each notebook has a test (2 points) and a written answer (3 points)
+SUBMISSIONS = {("amy", "ex"): (2.0, None),   # written answer given: waits for a hand grade
+               ("bo", "ex"): (0.0, 0.0),     # written answer left as released: 0, final
+               ("amy", "hw"): (2.0, 0.0)}
+
+
+def small_class(root) -> Course:
+    import warnings
+
+    from sqlalchemy.exc import SAWarning
+
+    course = Course.open(root)
+    with course.gradebook() as gb, warnings.catch_warnings():
+        warnings.simplefilter("ignore", SAWarning)
+        for a in ("ex", "hw"):
+            gb.add_assignment(a)
+            gb.add_notebook(a, a)
+            gb.add_grade_cell("test_x", a, a, max_score=2, cell_type="code")
+            gb.add_grade_cell("why", a, a, max_score=3, cell_type="markdown")
+            gb.add_solution_cell("why", a, a)
+        for s in ("amy", "bo", "cy"):
+            gb.add_student(s)
+        for (s, a), (test, why) in SUBMISSIONS.items():
+            gb.add_submission(a, s)
+            gb.find_grade("test_x", a, a, s).auto_score = test
+            gb.find_grade("why", a, a, s).auto_score = why
+        gb.db.commit()
+    for (s, a), (test, _) in SUBMISSIONS.items():
+        cells = {"test_x": {"points": test, "max": 2.0, "manual": False, "tests": [
+                     {"name": "x", "passed": test > 0, "hidden": False,
+                      "message": "[x] passed" if test else "[x] expected 1, got 2."}]},
+                 "why": {"points": None, "max": 3.0, "manual": True, "tests": []}}
+        atomic_write_text(course.results_path(s, a), dump_json(
+            {"student": s, "assignment": a, "flags": [], "notebooks": {a: {"cells": cells}}}))
+    return course
+
+
+def _totals(out) -> dict:
+    with (out / "totals.csv").open() as fh:
+        return {(r["student"], r["assignment"]): r for r in csv.DictReader(fh)}
+
+
+def test_every_student_has_a_total_and_a_missing_submission_scores_0(tmp_path):
+    res = report(small_class(tmp_path / "course"), progress=False)
+    out = res["out"]
+    header = (out / "totals.csv").read_text().splitlines()[0].split(",")
+    assert header[:5] == ["student", "assignment", "score", "max_score", "flags"]  # kept
+    assert header == TOTAL_FIELDS
+    totals = _totals(out)
+    assert set(totals) == {(s, a) for s in ("amy", "bo", "cy") for a in ("ex", "hw")}
+    for key in [("cy", "ex"), ("bo", "hw"), ("cy", "hw")]:
+        assert totals[key]["status"] == "no submission", totals[key]
+        assert (totals[key]["score"], totals[key]["max_score"]) == ("0", "5")
+    assert totals[("bo", "ex")]["status"] == "submitted"
+    most = (out / "most_failed.txt").read_text()
+    assert "ex: 2 submission(s) of 3 student(s), 1 with no submission" in most, most
+    assert "hw: 1 submission(s) of 3 student(s), 2 with no submission" in most, most
+    assert "     1 / 2    ex/ex/test_x" in most, most
+    flags = (out / "flags.txt").read_text()
+    assert "No submission (3, scored 0 in totals.csv):\n  cy/ex\n  bo/hw\n  cy/hw" in flags
+
+
+def test_totals_say_which_wait_for_a_hand_grade(tmp_path):
+    res = report(small_class(tmp_path / "course"), progress=False)
+    totals = _totals(res["out"])
+    assert (totals[("amy", "ex")]["pending_manual"], totals[("amy", "ex")]["provisional"]) == \
+        ("1", "yes")
+    for key in [("bo", "ex"), ("amy", "hw"), ("cy", "ex")]:
+        assert (totals[key]["pending_manual"], totals[key]["provisional"]) == ("0", "no"), key
+    assert "1 provisional total(s)" in (res["out"] / "written.txt").read_text()
+
+
+def test_histogram_titles_count_students_missing_and_provisional(tmp_path, monkeypatch):
+    import grader.report
+
+    titles, real = {}, grader.report.histogram_figure
+
+    def spy(scores, top, title, missing=0):
+        titles[title.split(":")[0]] = (sorted(scores), missing, title)
+        return real(scores, top, title, missing)
+
+    monkeypatch.setattr(grader.report, "histogram_figure", spy)
+    report(small_class(tmp_path / "course"), progress=False)
+    assert titles["ex"][:2] == ([0.0, 2.0], 1)
+    assert titles["ex"][2] == ("ex: 3 student(s), 2 submission(s)\n1 with no submission "
+                               "(scored 0); 1 provisional (written answers to grade)")
+    assert titles["hw"][:2] == ([2.0], 2)
+    assert "0 provisional" in titles["hw"][2]
+
+
+def test_a_damaged_results_file_is_flagged_and_the_others_are_reported(tmp_path):
+    course = small_class(tmp_path / "course")
+    course.results_path("bo", "ex").write_text('{"flags": [')
+    res = report(course, progress=False)
+    totals = _totals(res["out"])
+    assert totals[("bo", "ex")]["flags"].startswith("results.json unreadable (JSONDecodeError")
+    assert totals[("bo", "ex")]["score"] == "0" and totals[("amy", "ex")]["score"] == "2"
+    assert totals[("amy", "hw")]["score"] == "2"
