@@ -27,10 +27,11 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 HERE = Path(__file__).resolve().parent
 
 SETUP = """\
-import numpy as np
+import numpy as np  # noqa: F401 - not every exercise needs all of these
 import torch
 import torch.nn.functional as F
-from grader.testing import expect, expect_raises
+
+from grader.testing import expect, expect_raises  # noqa: F401
 
 torch.set_default_dtype(torch.float64)  # float64 everywhere: exact comparisons with PyTorch"""
 
@@ -45,6 +46,11 @@ def _jupyter_widgets():
     except ImportError:
         return None
     return ipywidgets if getattr(get_ipython(), "kernel", None) is not None else None"""
+
+
+# Test cells that also run hidden tests say so in the release, right where the hidden block was.
+HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
+HIDDEN_NOTICE = "# At grading this cell also runs hidden tests (edge cases)."
 
 
 def _src(text: str) -> str:
@@ -78,7 +84,13 @@ class Book:
             grade=False, solution=True, locked=False, grade_id=grade_id)))
 
     def test(self, grade_id: str, points: int, src: str) -> None:
-        self.cells.append(new_code_cell(_src(src), id=grade_id, metadata=self._nbg(
+        """A graded test cell. When it holds hidden tests, a visible comment right before them
+        says so (the release strips the hidden block, the comment stays)."""
+        src = _src(src)
+        if HIDDEN_BEGIN in src:
+            assert HIDDEN_NOTICE not in src, grade_id
+            src = src.replace(HIDDEN_BEGIN, f"{HIDDEN_NOTICE}\n{HIDDEN_BEGIN}", 1)
+        self.cells.append(new_code_cell(src, id=grade_id, metadata=self._nbg(
             grade=True, solution=False, locked=True, points=points, grade_id=grade_id)))
 
     def explore(self, cell_id: str, src: str) -> None:
@@ -282,20 +294,24 @@ if (_widgets := _jupyter_widgets()) is not None:
                hint="PyTorch, given your output_padding, should produce the target length")
     ''')
     b.test("test_output_padding_unreachable", 1, '''
-    expect_raises("too_large", ValueError, output_padding_for, 4, 9, 3, 2, 1,
-                  hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
-    expect_raises("too_small", ValueError, output_padding_for, 4, 6, 3, 2, 1,
-                  hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
-
     def _message_of(fn, *args):
-        """The text of the ValueError that fn(*args) raises ('' if it raises none)."""
+        """The text of the ValueError that fn(*args) raises ('' if it raises another one or
+        none). The released stub's NotImplementedError stops the cell, as in every test cell."""
         try:
             fn(*args)
         except ValueError as err:
             return str(err)
+        except NotImplementedError:
+            raise
+        except Exception:  # another exception: expect_raises below names it
+            return ""
         return ""
 
     message = _message_of(output_padding_for, 4, 9, 3, 2, 1)
+    expect_raises("too_large", ValueError, output_padding_for, 4, 9, 3, 2, 1,
+                  hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
+    expect_raises("too_small", ValueError, output_padding_for, 4, 6, 3, 2, 1,
+                  hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
     expect("message_names_values", all(v in message for v in ("9", "7", "8")), True,
            hint=f"the message should name the target 9 and the reachable sizes 7 and 8; "
                 f"it was {message!r}")
@@ -445,6 +461,12 @@ def ex2_scatter() -> Book:
            _torch_2d(x, w, (2, 2), (1, 1)),
            hint="w is (C_in, C_out, kH, kW): output channel co sums x[ci] * w[ci, co] over ci; "
                 "crop `padding` rows/columns from each side of the full canvas")
+    expect("channels_output_padding",
+           scatter_2d(x, w, stride=(3, 2), padding=(1, 0), output_padding=(2, 1)),
+           _torch_2d(x, w, (3, 2), (1, 0), (2, 1)),
+           hint="output_padding (2, 1) adds 2 rows at the bottom and 1 column at the right of the "
+                "full canvas before the crop: kernel copies reach into them (not zeros added "
+                "afterwards)")
     ''')
     b.test("test_scatter_2d_edges", 2, '''
     rng = np.random.default_rng(4)
@@ -755,7 +777,8 @@ def ex4_gradients() -> Book:
         ### BEGIN SOLUTION
         k = w.shape[2:]
         op = tuple((i + 2 * p - d * (kk - 1) - 1) % s
-                   for i, kk, s, p, d in zip(input_size, k, stride, padding, dilation))
+                   for i, kk, s, p, d in zip(input_size, k, stride, padding, dilation,
+                                             strict=True))
         return F.conv_transpose2d(grad_out, w, stride=stride, padding=padding,
                                   output_padding=op, groups=groups, dilation=dilation)
         ### END SOLUTION
@@ -783,6 +806,19 @@ def ex4_gradients() -> Book:
     expect("stride2_8x7", got, gx,
            hint="a transposed convolution of grad_out with the same w; along H the size 8 "
                 "needs output_padding 1 (7 and 8 both give H_out = 4), along W 0")
+    x, g, gx, gw = _autograd((1, 3, 10, 9), w, (2, 2), (1, 1), (2, 1), seed=2)
+    got = _no_grad(conv2d_input_grad, g, w, (10, 9), stride=(2, 2), padding=(1, 1),
+                   dilation=(2, 1))
+    expect("dilation_2_1", got, gx,
+           hint="dilation (2, 1): pass it on to the transposed convolution, and use the dilated "
+                "kernel extent d*(k-1) + 1 in the output_padding (here 1 along H, 0 along W)")
+    w_groups = torch.randn(4, 2, 3, 2, generator=gen)
+    x, g, gx, gw = _autograd((1, 4, 6, 7), w_groups, (2, 1), (0, 1), seed=3, groups=2)
+    got = _no_grad(conv2d_input_grad, g, w_groups, (6, 7), stride=(2, 1), padding=(0, 1),
+                   groups=2)
+    expect("groups_2_of_4", got, gx,
+           hint="groups=2: w is (C_out, C_in/groups, kH, kW); pass groups on to "
+                "F.conv_transpose2d")
     ''')
     b.test("test_input_grad_edges", 1, '''
     gen = torch.Generator().manual_seed(105)  # this cell's own inputs, whatever ran before
@@ -829,9 +865,18 @@ def ex4_gradients() -> Book:
     x, g, gx, gw = _autograd((2, 3, 8, 7), w, (2, 2), (1, 1))
     got = _no_grad(conv2d_weight_grad, x, g, (3, 3), stride=(2, 2), padding=(1, 1))
     expect("stride2_8x7", got, gw,
-           hint="shape (C_out, C_in, kH, kW); sum over the batch; with stride 2 the correlation "
-                "of x with grad_out comes out one row longer than kH here (the bottom padding "
-                "row is never read): keep the first kH rows and kW columns")
+           hint="shape (C_out, C_in, kH, kW); sum over the batch. In the correlation of x with "
+                "grad_out, stride and dilation swap roles: conv2d(..., stride=dilation, "
+                "dilation=stride), not stride=stride (the usual slip). With stride 2 it also "
+                "comes out one row longer than kH here (the bottom padding row is never read): "
+                "keep the first kH rows and kW columns")
+    x, g, gx, gw = _autograd((1, 3, 11, 9), w, (1, 2), (1, 0), (2, 1), seed=4)
+    got = _no_grad(conv2d_weight_grad, x, g, (3, 3), stride=(1, 2), padding=(1, 0),
+                   dilation=(2, 1))
+    expect("dilation_2_1", got, gw,
+           hint="dilation (2, 1): tap a reads x_pad at r*stride + a*dilation, so dilation is the "
+                "step of the kernel taps (conv2d's stride) and stride the step of grad_out "
+                "(conv2d's dilation)")
     ''')
     b.test("test_weight_grad_edges", 1, '''
     gen = torch.Generator().manual_seed(106)  # this cell's own inputs, whatever ran before
@@ -929,6 +974,7 @@ def ex5_conventions() -> Book:
     b.test("test_tf_same", 2, '''
     import math
 
+
     def _tf_reference(x, w, stride, padding):
         """TensorFlow's conv1d_transpose: the adjoint (autograd) of its forward convolution."""
         i, k = x.shape[-1], w.shape[-1]
@@ -941,16 +987,28 @@ def ex5_conventions() -> Book:
         (gz,) = torch.autograd.grad(y, z, x)
         return gz
 
+    def _run_conversion(convert, args, x, w, stride, dilation=1):
+        """(conversion, output): your conversion of args and apply_conversion's output. An
+        exception (other than the released stub's) becomes the output, as text, so that the
+        test still names the case, your conversion and the hint."""
+        conversion = f"none ({convert.__name__} raised)"
+        try:
+            conversion = convert(*args)
+            return conversion, apply_conversion(x, w, stride, conversion, dilation)
+        except NotImplementedError:
+            raise  # the released stub stops the cell, as in every test cell
+        except Exception as exc:  # reported by the expect that follows
+            return conversion, f"{type(exc).__name__}: {exc}"
+
     def _check(name, i, k, stride, padding, seed):
         gen = torch.Generator().manual_seed(seed)
         x, w = torch.randn(2, 3, i, generator=gen), torch.randn(3, 2, k, generator=gen)
-        conversion = tf_to_torch(i, k, stride, padding)
-        expect(name, apply_conversion(x, w, stride, conversion),
-               _tf_reference(x, w, stride, padding),
+        conversion, got = _run_conversion(tf_to_torch, (i, k, stride, padding), x, w, stride)
+        length = i * stride + (0 if padding.upper() == "SAME" else max(k - stride, 0))
+        expect(name, got, _tf_reference(x, w, stride, padding),
                hint=f"i={i}, k={k}, stride={stride}, padding={padding!r}: your conversion "
-                    f"{conversion}; Keras wants length "
-                    f"{i * stride if padding.upper() == 'SAME' else i * stride + max(k - stride, 0)}"
-                    " and TF puts the odd extra padding at the end")
+                    f"{conversion!r}; Keras wants length {length} and TF puts the odd extra "
+                    "padding at the end")
 
     _check("same_k3_s2", 5, 3, 2, "SAME", 0)
     _check("same_k4_s2", 5, 4, 2, "SAME", 1)
@@ -959,18 +1017,23 @@ def ex5_conventions() -> Book:
     b.test("test_tf_valid_and_edges", 2, '''
     _check("valid_k3_s2", 5, 3, 2, "VALID", 3)
     _check("same_k1_s2", 4, 1, 2, "SAME", 4)
+    _check("valid_lower_k4_s2", 3, 4, 2, "valid", 10)
+    expect_raises("full_mode", ValueError, tf_to_torch, 4, 3, 2, "FULL",
+                  hint="Keras' Conv1DTranspose knows only 'SAME' and 'VALID' (any case): raise "
+                       "ValueError for anything else")
     ### BEGIN HIDDEN TESTS
     _check("valid_k2_s3", 4, 2, 3, "VALID", 5)
     _check("same_k3_s1", 6, 3, 1, "SAME", 6)
     _check("same_k2_s1", 6, 2, 1, "SAME", 7)
     _check("same_k5_s3_i1", 1, 5, 3, "SAME", 8)
     _check("valid_k1_s1", 3, 1, 1, "valid", 9)
-    expect_raises("bad_mode", ValueError, tf_to_torch, 4, 3, 2, "FULL",
+    expect_raises("bad_mode", ValueError, tf_to_torch, 4, 3, 2, "causal",
                   hint="only SAME and VALID exist")
     ### END HIDDEN TESTS
     ''')
     b.md("""
-    ## Task 2 (3 points): JAX `lax.conv_transpose(..., padding=[(low, high)], transpose_kernel=True)`
+    ## Task 2 (3 points): JAX `lax.conv_transpose(..., padding=[(low, high)], \
+transpose_kernel=True)`
 
     JAX inserts `stride - 1` zeros between input elements, pads `low` zeros before and `high`
     after (negative values crop), then slides the flipped kernel (dilated by `dilation`). PyTorch
@@ -1008,18 +1071,23 @@ def ex5_conventions() -> Book:
     def _check_jax(name, i, k, stride, low, high, dilation=1, seed=0):
         gen = torch.Generator().manual_seed(seed)
         x, w = torch.randn(1, 2, i, generator=gen), torch.randn(2, 3, k, generator=gen)
-        conversion = jax_to_torch(k, stride, low, high, dilation)
-        expect(name, apply_conversion(x, w, stride, conversion, dilation),
-               _jax_reference(x, w, stride, low, high, dilation),
+        conversion, got = _run_conversion(jax_to_torch, (k, stride, low, high, dilation), x, w,
+                                          stride, dilation)
+        expect(name, got, _jax_reference(x, w, stride, low, high, dilation),
                hint=f"k={k}, stride={stride}, (low, high)=({low}, {high}), dilation={dilation}: "
-                    f"your conversion {conversion}")
+                    f"your conversion {conversion!r}; PyTorch's low side is d*(k-1) - padding")
 
     _check_jax("lo1_hi2", 5, 3, 2, 1, 2)
     _check_jax("lo2_hi1", 5, 3, 2, 2, 1, seed=1)
     _check_jax("full", 4, 3, 1, 2, 2, seed=2)
+    expect_raises("low_above_reach", ValueError, jax_to_torch, 3, 2, 4, 4,
+                  hint="k=3: low=4 > d*(k-1)=2 would need PyTorch padding -2")
+    expect_raises("output_padding_too_big", ValueError, jax_to_torch, 3, 2, 1, 3,
+                  hint="high - low = 2 needs output_padding 2, not < max(stride, dilation) = 2")
     ''')
     b.test("test_jax_edges", 1, '''
     _check_jax("dilated", 4, 3, 2, 3, 4, dilation=2, seed=3)
+    _check_jax("dilation_above_stride", 4, 3, 1, 2, 4, dilation=3, seed=7)
     ### BEGIN HIDDEN TESTS
     _check_jax("negative", 5, 3, 2, -1, -1, seed=4)
     _check_jax("crop_two", 6, 4, 3, 3, 1, seed=5)
@@ -1079,6 +1147,14 @@ def ex5_conventions() -> Book:
         out = TinyUNet(output_padding=op)(torch.randn(1, 1, *size))
         expect(f"shape_{n}", tuple(out.shape), (1, 1) + size,
                hint="the decoder output must have the input's size")
+    expect("k4_s2_p1", decoder_output_padding((9, 8), k=4, stride=2, padding=1),
+           tuple(output_padding_for(conv_output_size(m, 4, 2, 1), m, 4, 2, 1) for m in (9, 8)),
+           hint="k=4, stride=2, padding=1: the same two steps with these arguments (the rule "
+                "'1 for even sizes' only holds for k=3, stride=2, padding=1)")
+    expect("k5_s3_p1", decoder_output_padding((11, 10), k=5, stride=3, padding=1),
+           tuple(output_padding_for(conv_output_size(m, 5, 3, 1), m, 5, 3, 1) for m in (11, 10)),
+           hint="k=5, stride=3, padding=1: output_padding can be 0, 1 or 2; the padding counts "
+                "twice in the encoder's size (n + 2*padding - k) // stride + 1")
     ### BEGIN HIDDEN TESTS
     for n, (size, k, s, p) in enumerate([((8, 9), 4, 2, 1), ((10, 11), 5, 3, 2),
                                          ((6, 7), 2, 2, 0), ((9, 10), 3, 3, 0)]):
@@ -1141,7 +1217,8 @@ def ex6_checkerboard() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_overlap_1d", 2, '''
-    from tconv_lib.artifacts import is_even as _lib_is_even, overlap_map as _lib_overlap_map
+    from tconv_lib.artifacts import is_even as _lib_is_even
+    from tconv_lib.artifacts import overlap_map as _lib_overlap_map
 
     for k, s, n in [(3, 2, 5), (4, 2, 5), (5, 3, 4)]:
         expect(f"k{k}_s{s}_n{n}", overlap_map_1d(k, s, n), _lib_overlap_map(k, s, n),
@@ -1172,8 +1249,13 @@ def ex6_checkerboard() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_overlap_2d", 2, '''
-    expect("k3_s2", overlap_map_2d((3, 3), (2, 2), (4, 4)), _lib_overlap_map((3, 3), (2, 2), (4, 4)),
+    expect("k3_s2", overlap_map_2d((3, 3), (2, 2), (4, 4)),
+           _lib_overlap_map((3, 3), (2, 2), (4, 4)),
            hint="the interior alternates 1, 2, 4 copies: a 2-D checkerboard")
+    expect("kernel_2x3_stride_1x2", overlap_map_2d((2, 3), (1, 2), (3, 4)),
+           _lib_overlap_map((2, 3), (1, 2), (3, 4)),
+           hint="k, s and size are (along H, along W) pairs: rows use k[0], s[0], size[0], "
+                "columns k[1], s[1], size[1]; the map has (h-1)*sH + kH rows")
     ### BEGIN HIDDEN TESTS
     expect("non_square", overlap_map_2d((4, 3), (3, 2), (2, 5)),
            _lib_overlap_map((4, 3), (3, 2), (2, 5)), hint="different k and s along H and W")
@@ -1190,22 +1272,25 @@ def ex6_checkerboard() -> Book:
     """)
     b.solution("is_even", '''
     def is_even(k, s):
-        """Interior position o is covered by #{t < k : t = o (mod s)} copies: even iff s divides k."""
+        """Interior position o is covered by #{t < k : t = o (mod s)} copies:
+        even iff s divides k."""
         ### BEGIN SOLUTION
         return k % s == 0
         ### END SOLUTION
     ''')
     b.test("test_is_even", 1, '''
     pairs = [(3, 2), (4, 2), (5, 2), (6, 3), (4, 3), (2, 2)]
-    expect("pairs", [bool(is_even(k, s)) for k, s in pairs],
+    expect("pairs", [is_even(k, s) for k, s in pairs],
            [_lib_is_even(k, s) for k, s in pairs],
-           hint="count, for each phase r = o mod s, the taps t < k with t mod s = r")
+           hint="count, for each phase r = o mod s, the taps t < k with t mod s = r; return "
+                "True or False")
     ''')
     b.test("test_is_even_edges", 1, '''
-    expect("stride_1", bool(is_even(3, 1)), _lib_is_even(3, 1), hint="stride 1 is always even")
+    expect("stride_1", is_even(3, 1), _lib_is_even(3, 1),
+           hint="stride 1 is always even: return True")
     ### BEGIN HIDDEN TESTS
     edge = [(1, 2), (2, 3), (9, 3), (1, 1), (7, 4), (8, 4)]
-    expect("edge_pairs", [bool(is_even(k, s)) for k, s in edge],
+    expect("edge_pairs", [is_even(k, s) for k, s in edge],
            [_lib_is_even(k, s) for k, s in edge],
            hint="k < s leaves holes (some phases get no copy): not even")
     ### END HIDDEN TESTS
@@ -1246,7 +1331,8 @@ if (_widgets := _jupyter_widgets()) is not None:
     """)
     b.solution("resize_conv", '''
     def resize_conv(x, weight, bias, scale=2):
-        """conv2d(interpolate(x, scale_factor=scale, mode="nearest"), weight, bias, padding=k//2)."""
+        """conv2d(interpolate(x, scale_factor=scale, mode="nearest"), weight, bias,
+        padding=k//2)."""
         ### BEGIN SOLUTION
         up = F.interpolate(x, scale_factor=scale, mode="nearest")
         return F.conv2d(up, weight, bias, padding=weight.shape[-1] // 2)
@@ -1359,8 +1445,10 @@ def ex7_subpixel() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_sub_kernels", 2, '''
-    gen = torch.Generator().manual_seed(108)  # this cell's own inputs, whatever ran before
     from tconv_lib.methods.phase import axis_phases
+
+    gen = torch.Generator().manual_seed(108)  # this cell's own inputs, whatever ran before
+
 
     def _expected_sub_kernels(w, s):
         """Taps per phase from tconv_lib's phase decomposition (k divisible by s)."""
@@ -1389,7 +1477,8 @@ def ex7_subpixel() -> Book:
     """)
     b.solution("subpixel", '''
     def conv_transpose_subpixel(x, w, s):
-        """y = pixel_shuffle(stack_{r1, r2} conv2d(pad(x, q-1), flip(w[:, :, r1::s, r2::s]).swap), s)."""
+        """y = pixel_shuffle(stack_{r1, r2} conv2d(pad(x, q-1),
+                                               flip(w[:, :, r1::s, r2::s]).swap), s)."""
         ### BEGIN SOLUTION
         q = w.shape[-1] // s
         subs = sub_kernels(w, s)                                  # (s, s, C_in, C_out, q, q)
@@ -1408,6 +1497,11 @@ def ex7_subpixel() -> Book:
     expect("k4_s2", conv_transpose_subpixel(x, w, 2), F.conv_transpose2d(x, w, stride=2),
            hint="each phase: conv2d of x padded by q-1 with the FLIPPED sub-kernel (channels "
                 "swapped to (C_out, C_in)); channel order c*s*s + r1*s + r2 before the shuffle")
+    w_k6 = torch.randn(2, 2, 6, 6, generator=gen)
+    expect("s3_k6", conv_transpose_subpixel(x, w_k6, 3),
+           F.conv_transpose2d(x, w_k6, stride=3),
+           hint="s = 3, k = 6: q = k // s = 2 (pad x by q - 1 = 1), s*s = 9 phases; take s and q "
+                "from the arguments, not from the k=4, s=2 example")
     ''')
     b.test("test_subpixel_edges", 2, '''
     gen = torch.Generator().manual_seed(110)  # this cell's own inputs, whatever ran before
@@ -1488,11 +1582,16 @@ def ex8_unet() -> Book:
     ''')
     b.test("test_center_crop_edges", 1, '''
     expect("same_size", center_crop(t, (9, 10)), t, hint="cropping to the same size is a no-op")
+    expect_raises("taller_than_map", ValueError, center_crop, t, (10, 6),
+                  hint="10 rows cannot be cut from a 9-row map (even though 6 columns fit): "
+                       "raise ValueError when h > H or w > W")
     ### BEGIN HIDDEN TESTS
     expect("one_pixel", center_crop(t, (1, 1)), t[..., 4:5, 4:5], hint="1x1 center")
     expect("rows_only", center_crop(t, (4, 10)), t[..., 2:6, :], hint="crop rows only")
     expect_raises("too_large", ValueError, center_crop, t, (10, 10),
                   hint="a crop cannot be larger than the map")
+    expect_raises("wider_than_map", ValueError, center_crop, t, (9, 11),
+                  hint="11 columns from a 10-column map")
     ### END HIDDEN TESTS
     ''')
     b.md("""
@@ -1539,7 +1638,8 @@ def ex8_unet() -> Book:
     low2, skip2 = torch.randn(1, 2, 3, 3, generator=gen), torch.randn(1, 1, 6, 6, generator=gen)
     ps2 = _params(2, 1, 1, 2)
     expect("no_crop", decoder_block(low2, skip2, *ps2), _reference(low2, skip2, *ps2),
-           hint="skip already has up's size: nothing to crop")
+           hint="skip already has up's size, so nothing to crop: check the order of the "
+                "concatenation (cropped skip first, then up) and the two valid 3x3 conv + ReLU")
     ### BEGIN HIDDEN TESTS
     low3, skip3 = torch.randn(1, 4, 3, 4, generator=gen), torch.randn(1, 2, 11, 10, generator=gen)
     ps3 = _params(4, 2, 3, 3)
@@ -1565,7 +1665,10 @@ def ex8_unet() -> Book:
             super().__init__()
             g = torch.Generator().manual_seed(seed)
             self.depth = depth
-            w = lambda *shape: torch.nn.Parameter(torch.randn(*shape, generator=g) / 3)
+
+            def w(*shape):
+                return torch.nn.Parameter(torch.randn(*shape, generator=g) / 3)
+
             self.down = torch.nn.ParameterList(w(1, 1, 3, 3) for _ in range(2 * depth + 2))
             self.up = torch.nn.ParameterList(w(2, 1, 2, 2) for _ in range(depth))
             self.dec = torch.nn.ParameterList(w(1, 2, 3, 3) if i % 2 == 0 else w(1, 1, 3, 3)
@@ -1616,6 +1719,7 @@ def ex8_unet() -> Book:
     ''')
     b.test("test_valid_size", 2, '''
     from tconv_lib.shapes import conv_output_size, conv_transpose_output_size
+
 
     def _simulate(n, depth):
         """Output size of ToyUNet(depth) on n x n, or None if a pool sees an odd size."""

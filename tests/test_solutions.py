@@ -21,6 +21,7 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 SOLUTIONS = ROOT / "solutions"
+EXERCISES = ROOT / "exercises"
 ASSIGNMENTS = ["ex1_shapes", "ex2_scatter", "ex3_matrix", "ex4_gradients", "ex5_conventions",
                "ex6_checkerboard", "ex7_subpixel", "ex8_unet"]
 CHAPTERS = {"01_matrix.md", "02_three_views.md", "03_gradient.md", "04_shapes_padding.md",
@@ -28,6 +29,8 @@ CHAPTERS = {"01_matrix.md", "02_three_views.md", "03_gradient.md", "04_shapes_pa
 GROUP = pytest.mark.xdist_group("exercise-notebooks")
 VARIANTS = pytest.mark.xdist_group("exercise-variants")  # runs beside GROUP on a second worker
 HIDDEN = re.compile(r"### BEGIN HIDDEN TESTS\n(.*?)### END HIDDEN TESTS", re.S)
+HIDDEN_NOTICE = "# At grading this cell also runs hidden tests (edge cases)."
+STUB_ERROR = ["NotImplementedError", ""]  # what `raise NotImplementedError()` leaves
 
 
 def notebook_path(name: str) -> Path:
@@ -194,6 +197,73 @@ def test_released_stub_fails_every_test_and_every_hidden_block(name, variant_res
 
 
 @VARIANTS
+@pytest.mark.parametrize("mistake", parse_mistakes(), ids=lambda m: m["title"][:40])
+def test_mistakes_are_caught_by_visible_tests(mistake, variant_results) -> None:
+    """A typical mistake must not get the full visible score: the student's own checks
+    (``tconv-grader check``, the released cells without hidden blocks) must show it."""
+    result = variant_results[f"mistake:{mistake['title']}"]
+    caught = [gid for gid in mistake["fails"] if not result[f"{gid}#visible"]]
+    assert caught, f"{mistake['title']}: only hidden tests catch it ({mistake['fails']})"
+
+
+@VARIANTS
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_released_stub_stops_every_test_cell_with_its_own_error(name, variant_results) -> None:
+    """Every test cell of the stub stops with the stub's bare ``NotImplementedError`` (which
+    ``tconv-grader check`` and the grader report as "still the released stub"), not with an
+    ``expect`` failure such as "expected ValueError, got NotImplementedError"."""
+    result = variant_results[f"stub:{name}"]
+    other = {gid: result[f"{gid}#error"] for gid in graded_test_cells(load(name))
+             if result[f"{gid}#error"] != STUB_ERROR}
+    assert not other, f"{name}: test cells of the stub stop with something else: {other}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_cells_with_hidden_tests_say_so_in_the_release(name: str) -> None:
+    """The released test cell keeps a visible notice where its hidden block was stripped."""
+    source = {nbg(c)["grade_id"]: c.source for c in load(name).cells if nbg(c).get("grade")}
+    released = nbformat.read(EXERCISES / name / f"{name}.ipynb", as_version=4)
+    cells = {nbg(c)["grade_id"]: c.source for c in released.cells
+             if c.cell_type == "code" and nbg(c).get("grade")}
+    assert cells and set(cells) <= set(source)
+    for gid, src in cells.items():
+        has_hidden = "### BEGIN HIDDEN TESTS" in source[gid]
+        assert (HIDDEN_NOTICE in src) == has_hidden, f"{name}/{gid}: hidden {has_hidden}"
+        assert "HIDDEN TESTS" not in src, f"{name}/{gid}: hidden block released"
+        if has_hidden:
+            notice = source[gid].index(HIDDEN_NOTICE)
+            assert not any(m.start() < notice < m.end() for m in HIDDEN.finditer(source[gid]))
+
+
+# (mistake, test cell, texts its student-mode failure must show): the student's answer, the
+# case and the hint, also when the answer makes a test helper raise.
+MESSAGES = [
+    ("M23", "test_jax_edges", ["AssertionError", "[dilated]", "RuntimeError",
+                               "your conversion (-1, 1, 0)", "Hint:"]),
+    ("M25", "test_jax_edges", ["[dilation_above_stride]", "got 'ValueError",
+                               "none (jax_to_torch raised)", "Hint:"]),
+    ("M27", "test_is_even", ["[pairs]", "got ['no', 'yes', 'no'"]),
+    ("M27", "test_is_even_edges", ["[stride_1]", "got 'yes'"]),
+    ("M18", "test_weight_grad", ["[stride2_8x7]", "stride=dilation", "dilation=stride"]),
+    ("M10", "test_decoder_block_edges", ["[no_crop]", "order of the concatenation"]),
+    ("M21", "test_tf_valid_and_edges", ["[full_mode]", "expected ValueError to be raised"]),
+    ("M22", "test_tf_valid_and_edges", ["[valid_lower_k4_s2]", "your conversion (1, 0, 0)"]),
+]
+
+
+@VARIANTS
+@pytest.mark.parametrize("number,cell,texts", MESSAGES, ids=[f"{m}-{c}" for m, c, _ in MESSAGES])
+def test_mistake_failure_messages(number, cell, texts, variant_results) -> None:
+    mistake = next(m for m in parse_mistakes() if m["title"].startswith(f"{number}."))
+    assert cell in mistake["fails"]
+    error = variant_results[f"mistake:{mistake['title']}"][f"{cell}#error"]
+    assert error, f"{number}: {cell} did not fail"
+    text = ": ".join(error)
+    missing = [t for t in texts if t not in text]
+    assert not missing, f"{number}/{cell}: {missing} not in {text!r}"
+
+
+@VARIANTS
 @pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_solution_records_are_deterministic(name, variant_results) -> None:
     """The grader compares students' records with the solution's: inputs must be seeded."""
@@ -216,8 +286,10 @@ def test_mistakes_fail_exactly_the_listed_cells(mistake, variant_results) -> Non
 
 def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
     """Execute each variant's code cells in order in a fresh namespace (like a fresh kernel):
-    for every test cell, whether it ran without error; for its hidden block, whether the block
-    alone (run right after the cell) ran without error."""
+    for every test cell, whether it ran without error (``gid``) and what stopped it
+    (``gid#error``); for its hidden block, whether the block alone (run right after the cell)
+    ran without error (``gid#hidden``); whether the cell without its hidden block, as released,
+    ran without error (``gid#visible``)."""
     import contextlib
     import io
 
@@ -240,12 +312,17 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
                 continue
             gid = nbg(cell).get("grade_id")
             src = variant["replace"].get(gid, cell.source)
-            ok = _exec(src, namespace, f"<{name}/{gid}>", contextlib, io)
+            error = _run(src, namespace, f"<{name}/{gid}>", contextlib, io)
             if nbg(cell).get("grade"):
-                result[gid] = ok
+                result[gid] = error is None
+                result[f"{gid}#error"] = error
                 for hidden in HIDDEN.findall(src):
                     result[f"{gid}#hidden"] = _exec(hidden, namespace, f"<{gid} hidden>",
                                                    contextlib, io)
+                # what the student can check: the cell as released, without its hidden block
+                result[f"{gid}#visible"] = _exec(HIDDEN.sub("", src), namespace,
+                                                 f"<{gid} visible>", contextlib, io) \
+                    if HIDDEN.search(src) else result[gid]
         out[key] = result
     return out
 
@@ -280,12 +357,17 @@ def _values_match(a, b) -> bool:
 
 
 def _exec(src: str, namespace: dict, filename: str, contextlib, io) -> bool:
+    return _run(src, namespace, filename, contextlib, io) is None
+
+
+def _run(src: str, namespace: dict, filename: str, contextlib, io) -> list[str] | None:
+    """Run one cell; None, or ``[exception type, message]`` of what stopped it."""
     try:
         with contextlib.redirect_stdout(io.StringIO()), contextlib.redirect_stderr(io.StringIO()):
             exec(compile(src, filename, "exec"), namespace)  # noqa: S102 - our own notebooks
-    except Exception:  # noqa: BLE001 - a failing cell is the datum
-        return False
-    return True
+    except Exception as exc:  # noqa: BLE001 - a failing cell is the datum
+        return [type(exc).__name__, str(exc)]
+    return None
 
 
 if __name__ == "__main__" and sys.argv[1:] == ["--variants"]:
