@@ -3,26 +3,55 @@
 For students. Runs the notebook top to bottom in a fresh Jupyter kernel on your machine
 (no sandbox: it is your own code), in student mode, where each ``expect`` raises an
 ``AssertionError`` that says what was expected and what came back. Prints every test cell's
-outcome and message and a score estimate (with several notebooks, one section each and a
-total). Hidden tests are not in your copy, so the real grade
-may be lower; written answers are graded by hand and are not counted.
+outcome and message, errors in your own cells, written answers still blank, the run time and a
+score estimate (with several notebooks, one section each and a total). Hidden tests are not in
+your copy, so the real grade may be lower; written answers are graded by hand and are not counted.
+
+Time limits are the grader's (a cell that runs longer is stopped, the cells after it do not run).
+Test cells and other locked cells are compared with their released text (nbgrader checksums, and
+the released notebook in ``exercises/`` when there is one): grading restores edited or deleted
+locked cells, and so does this estimate where it can.
 """
 
 from __future__ import annotations
 
+import asyncio
+import copy
+import logging
 import os
 import re
+import signal
+import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
-from grader.gradebook import UsageError
+from grader.execute import Limits
+from grader.gradebook import REPO, UsageError
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # A traceback frame in a notebook cell: "Cell In[3], line 5, in pixel_shuffle"
 FRAME = re.compile(r"Cell In\[\d+\], line (\d+)(?:, in (\w+))?")
+# IPython's file name in a SyntaxError's message: "invalid syntax (3672172933.py, line 2)"
+SYNTAX_WHERE = re.compile(r"\s*\(\S+\.py, line (\d+)\)\s*$")
+UNDEFINED = re.compile(r"name '(\w+)' is not defined")
+BLANK_ANSWERS = {"", "YOUR ANSWER HERE"}
+#: the released notebooks (``exercises/<assignment>/<notebook>.ipynb``), the reference for
+#: locked cells; a module attribute so tests can point it elsewhere
+RELEASED = REPO / "exercises"
+GRADING = Limits()
 
 
+class Stopped(Exception):  # noqa: N818 - a stop request, not an error
+    """The run was stopped by a signal (SIGINT or SIGTERM); the kernel has been shut down."""
+
+    def __init__(self, signum: int) -> None:
+        super().__init__(signal.Signals(signum).name)
+        self.signum = signum
+
+
+# ---- explaining errors ---------------------------------------------------------------------------
 def explain(error: dict) -> str:
     """One test's failure as a student should read it, from a notebook ``error`` output.
 
@@ -38,6 +67,11 @@ def explain(error: dict) -> str:
         where = f"`{func}`" if func else "a solution cell this test runs"
         return (f"NotImplementedError: {where} is still the released stub; replace its "
                 "`raise NotImplementedError()` with your code")
+    if name in ("SyntaxError", "IndentationError", "TabError"):
+        m = SYNTAX_WHERE.search(value)
+        line = m.group(1) if m else (frames[-1].group(1) if frames else None)
+        value = SYNTAX_WHERE.sub("", value)
+        return f"{name}: {value}" + (f" (line {line} of the cell)" if line else "")
     message = f"{name}: {value}"
     if name != "AssertionError" and frames:
         line = frames[-1].group(1)
@@ -46,88 +80,499 @@ def explain(error: dict) -> str:
     return message
 
 
+def _error_line(error: dict, source: str) -> str:
+    """The source line of ``source`` where ``error`` was raised in that cell, or ''."""
+    if error.get("ename") in ("SyntaxError", "IndentationError", "TabError"):
+        m = SYNTAX_WHERE.search(ANSI.sub("", error.get("evalue", "")))
+        number = int(m.group(1)) if m else None
+    else:  # the outermost frame is the cell itself
+        frames = [m for line in error.get("traceback", [])
+                  for m in FRAME.finditer(ANSI.sub("", line))]
+        number = int(frames[0].group(1)) if frames else None
+    lines = source.splitlines()
+    if number is None or not 1 <= number <= len(lines):
+        return ""
+    text = lines[number - 1].strip()
+    return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _cell_name(cell, index: int) -> str:
+    """How a student finds a cell: its nbgrader id, else its position and first line."""
+    gid = cell.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+    if gid:
+        return f"`{gid}`"
+    first = next((line.strip() for line in cell.source.splitlines() if line.strip()), "")
+    first = first if len(first) <= 40 else first[:37] + "..."
+    return f"cell {index + 1}" + (f" (`{first}`)" if first else "")
+
+
+# ---- the released notebook and locked cells ------------------------------------------------------
+def _nbg(cell) -> dict:
+    return cell.get("metadata", {}).get("nbgrader", {})
+
+
+def _is_test(cell) -> bool:
+    return cell.cell_type == "code" and bool(_nbg(cell).get("grade"))
+
+
+def _is_locked_code(cell) -> bool:
+    return cell.cell_type == "code" and bool(_nbg(cell).get("locked") or _nbg(cell).get("grade"))
+
+
+def _read_quietly(text_or_path) -> object | None:
+    import nbformat
+
+    try:
+        if isinstance(text_or_path, Path):
+            return nbformat.read(text_or_path, as_version=4)
+        return nbformat.reads(text_or_path, as_version=4)
+    except Exception:  # noqa: BLE001 - no reference is not an error
+        return None
+
+
+def released_copy(path: Path):
+    """The released notebook ``path`` was made from, or None.
+
+    ``RELEASED/<assignment>/<notebook>.ipynb``; when ``path`` *is* that file (a student working in
+    the repository's ``exercises/``), its last committed version (``git show HEAD:...``).
+    """
+    candidates = [RELEASED / path.parent.name / path.name,
+                  RELEASED / path.stem / f"{path.stem}.ipynb"]
+    for ref in candidates:
+        if not ref.is_file():
+            continue
+        try:
+            same = ref.samefile(path)
+        except OSError:
+            same = False
+        if not same:
+            return _read_quietly(ref)
+        try:
+            res = subprocess.run(["git", "-C", str(ref.parent), "show", f"HEAD:./{ref.name}"],
+                                 capture_output=True, text=True, timeout=20, check=False)
+        except (OSError, subprocess.SubprocessError):
+            return None
+        return _read_quietly(res.stdout) if res.returncode == 0 else None
+    return None
+
+
+def _same_release(nb, reference) -> bool:
+    """True when ``reference`` is the release ``nb`` came from: the nbgrader checksums stored
+    in the cells they share agree (a student edits a cell's text, not its stored checksum)."""
+    ref = {_nbg(c).get("grade_id"): _nbg(c).get("checksum") for c in reference.cells}
+    shared = [(ref[_nbg(c)["grade_id"]], _nbg(c).get("checksum")) for c in nb.cells
+              if _nbg(c).get("grade_id") in ref and _nbg(c).get("checksum")]
+    return bool(shared) and all(a == b for a, b in shared)
+
+
+def restore_locked(nb, reference=None) -> tuple[object, list[dict]]:
+    """Put back locked code cells (test cells included) as grading does; say what changed.
+
+    A locked code cell is *edited* when its text or points no longer match the nbgrader
+    checksum stored in it (without a checksum: when its text differs from the released one), and
+    *deleted* when the released notebook ``reference`` has it and ``nb`` does not. ``reference``
+    is used only when it is the release ``nb`` came from (see :func:`_same_release`); then edited
+    cells get their released text and points back and deleted ones are re-inserted after the
+    nearest preceding cell still there, as grading does. Without it an edited cell cannot be
+    restored (``restored`` is False) and a deleted one goes unnoticed.
+    Returns the notebook to run (a copy) and ``[{"grade_id", "test", "change", "restored"}]``.
+    """
+    from nbgrader.utils import compute_checksum
+
+    nb = copy.deepcopy(nb)
+    if reference is not None and not _same_release(nb, reference):
+        reference = None
+    ref_cells = {} if reference is None else {
+        _nbg(c)["grade_id"]: c for c in reference.cells
+        if _nbg(c).get("grade_id") and _is_locked_code(c)}
+    changes: list[dict] = []
+    seen: set[str] = set()
+    ids: set[str] = set()
+    for cell in nb.cells:
+        md = _nbg(cell)
+        gid = md.get("grade_id")
+        if gid and gid in ids and (_is_locked_code(cell) or gid in ref_cells):
+            # a copy of a locked cell: nbgrader ignores duplicates (it runs as a plain cell)
+            test = _is_test(cell)
+            del cell.metadata["nbgrader"]
+            changes.append({"grade_id": gid, "test": test, "change": "duplicated",
+                            "restored": True})
+            continue
+        if gid:
+            ids.add(gid)
+        if not gid or gid in seen or not (_is_locked_code(cell) or gid in ref_cells):
+            continue
+        seen.add(gid)
+        ref = ref_cells.get(gid)
+        if md.get("checksum"):
+            try:
+                edited = compute_checksum(cell) != md["checksum"]
+            except Exception:  # noqa: BLE001 - metadata too broken to check: edited
+                edited = True
+        else:
+            edited = ref is not None and (cell.source != ref.source
+                                          or cell.cell_type != ref.cell_type)
+        if not edited:
+            continue
+        if ref is not None:
+            cell.source, cell.cell_type = ref.source, ref.cell_type
+            cell.metadata["nbgrader"] = copy.deepcopy(_nbg(ref))
+            cell.setdefault("outputs", [])
+            cell.setdefault("execution_count", None)
+        changes.append({"grade_id": gid, "test": _is_test(ref if ref is not None else cell),
+                        "change": "edited", "restored": ref is not None})
+    if reference is not None:  # re-insert deleted locked code cells, in released order
+        order = [_nbg(c).get("grade_id") for c in reference.cells]
+        for pos, gid in enumerate(order):
+            if gid not in ref_cells or gid in seen:
+                continue
+            restored = copy.deepcopy(ref_cells[gid])
+            restored.outputs, restored.execution_count = [], None
+            at = 0
+            for prev in reversed(order[:pos]):
+                idx = next((i for i, c in enumerate(nb.cells)
+                            if prev and _nbg(c).get("grade_id") == prev), None)
+                if idx is not None:
+                    at = idx + 1
+                    break
+            nb.cells.insert(at, restored)
+            seen.add(gid)
+            changes.append({"grade_id": gid, "test": _is_test(restored), "change": "deleted",
+                            "restored": True})
+    return nb, changes
+
+
+# ---- running the notebook ------------------------------------------------------------------------
+def _quiet_log() -> logging.Logger:
+    log = logging.getLogger("tconv.check.nbclient")
+    log.propagate = False
+    log.addHandler(logging.NullHandler())
+    return log
+
+
+async def _execute(nb, workdir: Path, cell_timeout: float, notebook_timeout: float,
+                   progress) -> dict:
+    """Run ``nb``'s code cells in order in a fresh kernel; stop at a time-out or a dead kernel.
+
+    The kernel manager is asynchronous, so the event loop keeps running while a cell runs: the
+    cell deadline fires, and SIGINT/SIGTERM (handled here) stop the run. On every way out the
+    kernel is shut down (killed, if the run did not finish normally).
+    Returns ``{"runs": {index: {"status", "seconds"}}, "seconds": float}``.
+    """
+    from jupyter_client.manager import AsyncKernelManager
+    from nbclient import NotebookClient
+    from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    loop = asyncio.get_running_loop()
+    task = asyncio.current_task()
+    stop: list[int] = []
+
+    def on_signal(signum: int) -> None:
+        if not stop:
+            stop.append(signum)
+            task.cancel()
+
+    handled = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, on_signal, sig)
+            handled.append(sig)
+        except (NotImplementedError, RuntimeError, ValueError):  # Windows, not the main thread
+            pass
+    runs: dict[int, dict] = {}
+    limit = {"s": cell_timeout}
+    finished = False
+    t_start = t_end = 0.0
+    with tempfile.TemporaryDirectory(prefix="tconv-check-") as sockets:
+        # On POSIX the kernel talks over Unix sockets in a private temporary folder, not TCP on
+        # localhost: nothing else on the machine can connect to it, and ipykernel prints no
+        # warning about unencrypted TCP. Windows keeps Jupyter's default, TCP.
+        km = (AsyncKernelManager(kernel_name="python3", transport="ipc",
+                                 ip=os.path.join(sockets, "kernel")) if os.name == "posix"
+              else AsyncKernelManager(kernel_name="python3"))
+        client = NotebookClient(nb, km=km, allow_errors=True, log=_quiet_log(),
+                                timeout_func=lambda cell: limit["s"],
+                                resources={"metadata": {"path": str(workdir)}})
+        try:
+            await client.async_start_new_kernel()
+            await client.async_start_new_kernel_client()
+            t_start = time.monotonic()
+            count = 0
+            for index, cell in enumerate(nb.cells):
+                if cell.cell_type != "code":
+                    continue
+                left = notebook_timeout - (time.monotonic() - t_start)
+                if left <= 0:
+                    runs[index] = {"status": "notebook_timeout", "seconds": 0.0}
+                    break
+                limit["s"] = min(cell_timeout, left)
+                t0 = time.monotonic()
+                status = "ok"
+                try:
+                    count += 1
+                    await client.async_execute_cell(cell, index, execution_count=count)
+                except CellTimeoutError:
+                    status = "timeout" if limit["s"] >= cell_timeout else "notebook_timeout"
+                except DeadKernelError:
+                    if stop:
+                        raise asyncio.CancelledError from None
+                    status = "died"
+                runs[index] = {"status": status, "seconds": time.monotonic() - t0}
+                progress.update()
+                if status != "ok":
+                    break
+            t_end = time.monotonic()
+            finished = True
+        except asyncio.CancelledError:
+            if not stop:
+                raise
+        finally:
+            for sig in handled:
+                loop.remove_signal_handler(sig)
+            try:
+                if client.kc is not None:
+                    client.kc.stop_channels()
+                if km.has_kernel:
+                    clean = finished and all(r["status"] == "ok" for r in runs.values())
+                    await km.shutdown_kernel(now=not clean)
+            except Exception:  # noqa: BLE001 - kill it the hard way
+                if km.has_kernel:
+                    await km.shutdown_kernel(now=True)
+    if stop:
+        raise Stopped(stop[0])
+    return {"runs": runs, "seconds": t_end - t_start}
+
+
+def _run(nb, workdir: Path, cell_timeout: float, notebook_timeout: float, progress) -> dict:
+    coro = _execute(nb, workdir, cell_timeout, notebook_timeout, progress)
+    try:
+        asyncio.get_running_loop()
+    except RuntimeError:
+        return asyncio.run(coro)
+    # called from a running event loop (a notebook): run in a thread of its own
+    from concurrent.futures import ThreadPoolExecutor
+
+    with ThreadPoolExecutor(1) as pool:
+        return pool.submit(asyncio.run, coro).result()
+
+
+# ---- one notebook --------------------------------------------------------------------------------
 def _require_notebook(path: Path) -> Path:
+    if path.is_dir():
+        found = sorted(p for p in path.rglob("*.ipynb") if ".ipynb_checkpoints" not in p.parts)
+        if not found:
+            raise UsageError(f"NOTEBOOK must be an existing .ipynb file; got {path}, a directory "
+                             "with no .ipynb notebook in it")
+        listed = ", ".join(str(p) for p in found[:8]) + (", ..." if len(found) > 8 else "")
+        raise UsageError(f"NOTEBOOK must be an existing .ipynb file; got {path}, a directory "
+                         f"holding {listed}; name the notebook(s), e.g. "
+                         f"`tconv-grader check {found[0]}`")
     if not path.is_file():
         raise UsageError(f"NOTEBOOK must be an existing .ipynb file; got {path}")
     return path
 
 
-def check(path: Path, timeout: float = 120.0, progress: bool = True) -> dict:
+def _is_blank(cell) -> bool:
+    from nbgrader.utils import compute_checksum
+
+    if cell.source.strip() in BLANK_ANSWERS:
+        return True
+    md = _nbg(cell)
+    try:
+        return bool(md.get("checksum")) and compute_checksum(cell) == md["checksum"]
+    except Exception:  # noqa: BLE001
+        return False
+
+
+def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = True,
+          notebook_timeout: float = GRADING.notebook_timeout) -> dict:
+    """Run one notebook and judge it; the result ``report`` prints.
+
+    Keys: ``tests`` (one per test cell: grade_id, points, passed, message, status), ``earned``,
+    ``total``, ``errors`` (non-test cells that raised, timed out or killed the kernel), ``written``
+    (hand-graded answers: grade_id, points, blank), ``changes`` (edited/deleted locked cells, see
+    :func:`restore_locked`), ``cells`` (index -> status and seconds), ``seconds`` (run time),
+    ``slow`` (cells over half the cell limit), ``limits`` and ``stopped`` (a time-out or crash).
+    """
     import nbformat
-    from jupyter_client import KernelManager
-    from nbclient import NotebookClient
 
     _require_notebook(path)
     try:
-        nb = nbformat.read(path, as_version=4)
+        student = nbformat.read(path, as_version=4)
     except Exception as exc:  # noqa: BLE001
         raise UsageError(f"NOTEBOOK must be a valid Jupyter notebook; {path} is not ({exc})"
                          ) from exc
+    nb, changes = restore_locked(student, released_copy(path))
     from tqdm import tqdm
 
-    cells = tqdm(total=sum(c.cell_type == "code" for c in nb.cells), desc=path.name,
-                 unit="cell", disable=not progress, file=sys.stderr)
-    # On POSIX the kernel talks over Unix sockets in a private temporary folder, not TCP on
-    # localhost: nothing else on the machine can connect to it, and ipykernel prints no warning
-    # about unencrypted TCP. Windows keeps Jupyter's default, TCP.
-    with tempfile.TemporaryDirectory(prefix="tconv-check-") as sockets:
-        km = (KernelManager(kernel_name="python3", transport="ipc",
-                            ip=os.path.join(sockets, "kernel")) if os.name == "posix"
-              else KernelManager(kernel_name="python3"))
-        client = NotebookClient(nb, km=km, timeout=int(timeout), allow_errors=True,
-                                resources={"metadata": {"path": str(path.parent)}},
-                                on_cell_executed=lambda **_: cells.update())
-        try:
-            # shut the kernel down afterwards, on errors too: nbclient's default leaves a kernel
-            # whose manager it did not create running
-            client.execute(cleanup_kc=True)
-        finally:
-            cells.close()
-    tests = []
+    bar = tqdm(total=sum(c.cell_type == "code" for c in nb.cells), desc=path.name,
+               unit="cell", disable=not progress, file=sys.stderr)
+    try:
+        ran = _run(nb, path.parent, timeout, notebook_timeout, bar)
+    finally:
+        bar.close()
+    runs = ran["runs"]
+    unrestored = {c["grade_id"] for c in changes if not c["restored"]}
+
+    stopped = None  # (index, status) of the cell the run stopped at
+    for i, r in runs.items():
+        if r["status"] != "ok":
+            stopped = (i, r["status"])
+
+    def stop_message(status: str, seconds: float) -> str:
+        if status == "timeout":
+            return (f"timed out: still running after {seconds:.0f} s, the limit per cell "
+                    f"(grading allows {GRADING.cell_timeout:g} s per cell); the cells after it "
+                    "did not run")
+        if status == "notebook_timeout":
+            return (f"the notebook reached its time limit of {notebook_timeout:g} s here "
+                    f"(grading allows {GRADING.notebook_timeout:g} s per notebook); the cells "
+                    "after it did not run")
+        return ("the kernel died while this cell ran (a crash, or out of memory); the cells "
+                "after it did not run")
+
+    errors: list[dict] = []   # non-test cells that failed, in order
+    entries: list[dict] = []  # everything in notebook order, for the report
+    tests: list[dict] = []
+    written: list[dict] = []
     for i, cell in enumerate(nb.cells):
-        md = cell.metadata.get("nbgrader", {})
-        if cell.cell_type != "code" or not md.get("grade"):
+        md = _nbg(cell)
+        if cell.cell_type != "code":
+            if md.get("grade") and md.get("solution"):
+                written.append({"grade_id": md.get("grade_id", f"cell {i + 1}"),
+                                "points": float(md.get("points", 0)), "blank": _is_blank(cell)})
             continue
-        errors = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"]
-        msg = explain(errors[0]) if errors else ""
-        tests.append({"cell": i, "grade_id": md.get("grade_id", f"cell {i}"),
-                      "points": float(md.get("points", 0)), "passed": not errors,
-                      "message": msg})
+        run = runs.get(i)
+        errs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"] \
+            if run else []
+        if _is_test(cell):
+            gid = md.get("grade_id", f"cell {i + 1}")
+            status = run["status"] if run else "not_run"
+            if run is None:
+                where = _cell_name(nb.cells[stopped[0]], stopped[0]) if stopped else "a cell"
+                msg = f"not run: {where} above stopped the notebook"
+            elif status != "ok":
+                msg = stop_message(status, run["seconds"])
+            elif errs:
+                msg = explain(errs[0])
+                missing = UNDEFINED.search(ANSI.sub("", errs[0].get("evalue", "")))
+                if errs[0].get("ename") == "NameError" and missing and errors:
+                    culprit = next((e for e in reversed(errors) if re.search(
+                        rf"\b(def|class)\s+{missing.group(1)}\b|\b{missing.group(1)}\s*=",
+                        nb.cells[e["cell"]].source)), errors[-1])
+                    msg += (f"; an earlier cell failed: {culprit['name']} "
+                            f"({culprit['message'].split(':')[0]}), fix it first")
+            else:
+                msg = ""
+            passed = run is not None and status == "ok" and not errs
+            if gid in unrestored:
+                msg = ("edited: grading runs the released test instead, so this cell is not "
+                       "counted here" + (f" ({msg})" if msg else ""))
+                passed = False
+            t = {"cell": i, "grade_id": gid, "points": float(md.get("points", 0)),
+                 "passed": passed, "message": msg, "status": status}
+            tests.append(t)
+            entries.append({"kind": "test", **t})
+        elif run is not None and (run["status"] != "ok" or errs):
+            msg = stop_message(run["status"], run["seconds"]) if run["status"] != "ok" \
+                else explain(errs[0])
+            line = _error_line(errs[0], cell.source) if errs and run["status"] == "ok" else ""
+            if line:
+                msg += f": `{line}`"
+            e = {"cell": i, "name": _cell_name(cell, i), "message": msg,
+                 "status": run["status"] if run["status"] != "ok" else "error"}
+            errors.append(e)
+            entries.append({"kind": "error", **e})
     earned = sum(t["points"] for t in tests if t["passed"])
     total = sum(t["points"] for t in tests)
-    return {"tests": tests, "earned": earned, "total": total}
+    slow = [{"cell": i, "name": _cell_name(nb.cells[i], i), "seconds": r["seconds"]}
+            for i, r in runs.items() if r["status"] == "ok" and r["seconds"] > timeout / 2]
+    return {"tests": tests, "earned": earned, "total": total, "errors": errors,
+            "entries": entries, "written": written, "changes": changes, "cells": runs,
+            "seconds": ran["seconds"], "slow": slow,
+            "limits": {"cell": timeout, "notebook": notebook_timeout},
+            "stopped": stopped[1] if stopped else None}
 
 
 def report(res: dict) -> list[str]:
     """The lines ``check`` prints for one notebook's result."""
-    if not res["tests"]:
-        return ["no test cells found (is this an exercise notebook?)"]
     lines = []
-    for t in res["tests"]:
-        mark = "PASS" if t["passed"] else "FAIL"
-        lines.append(f"{mark}  {t['grade_id']}  ({t['points']:g} pt)")
-        if t["message"]:
-            lines.append(f"      {t['message']}")
-    lines.append(f"score estimate (visible tests only): {res['earned']:g} / {res['total']:g}")
+    for c in res.get("changes", []):
+        kind = "test cell" if c["test"] else "locked cell"
+        if c["change"] == "duplicated":
+            done = "the copy is not counted (as in grading)"
+        elif c["restored"]:
+            done = "this check ran the released cell"
+        elif c["test"]:
+            done = "its result is not counted here (no released copy found to restore it)"
+        else:
+            done = "this check ran your version (no released copy found to restore it)"
+        lines.append(f"WARNING  {kind} `{c['grade_id']}` was {c['change']}: grading restores "
+                     f"the original locked cells and counts the released tests; {done}")
+    if not res["tests"]:
+        lines.append("no test cells found (is this an exercise notebook?)")
+    for e in res.get("entries", [{"kind": "test", **t} for t in res["tests"]]):
+        if e["kind"] == "test":
+            mark = "PASS" if e["passed"] else "FAIL"
+            lines.append(f"{mark}  {e['grade_id']}  ({e['points']:g} pt)")
+        else:
+            mark = {"timeout": "TIMEOUT", "notebook_timeout": "TIMEOUT"}.get(e["status"], "ERROR")
+            lines.append(f"{mark}  {e['name']}  (not a test cell)")
+        if e["message"]:
+            lines.append(f"      {e['message']}")
+    written = res.get("written", [])
+    if written:
+        lines.append("written answers (graded by hand, not in the estimate):")
+        for w in written:
+            state = "still blank" if w["blank"] else "answered"
+            lines.append(f"      {w['grade_id']} ({w['points']:g} pt): {state}, graded by hand")
+    limits = res.get("limits", {"cell": GRADING.cell_timeout,
+                                "notebook": GRADING.notebook_timeout})
+    for s in res.get("slow", []):
+        lines.append(f"WARNING  {s['name']} took {s['seconds']:.1f} s, more than half the "
+                     f"{limits['cell']:g} s limit per cell (grading allows "
+                     f"{GRADING.cell_timeout:g} s per cell, on a machine that may be slower)")
+    if "seconds" in res:
+        lines.append(f"ran in {res['seconds']:.1f} s (grading allows {GRADING.cell_timeout:g} s "
+                     f"per cell, {GRADING.notebook_timeout:g} s per notebook)")
+        if res["seconds"] > limits["notebook"] / 2 and not res.get("stopped"):
+            lines.append(f"WARNING  the notebook took more than half the "
+                         f"{limits['notebook']:g} s limit per notebook")
+    if res["tests"]:
+        lines.append(f"score estimate (visible tests only): {res['earned']:g} / "
+                     f"{res['total']:g}")
     return lines
 
 
 def main(args) -> int:
-    if args.timeout <= 0:
-        raise UsageError(f"--timeout must be a positive number of seconds; got {args.timeout}")
+    for name in ("timeout", "notebook_timeout"):
+        value = getattr(args, name)
+        if not value > 0:
+            raise UsageError(f"--{name.replace('_', '-')} must be a positive number of seconds; "
+                             f"got {value}")
     # every path is checked before any notebook runs
     paths = [_require_notebook(Path(n).expanduser().resolve()) for n in args.notebook]
     results = []
     for path in paths:
-        res = check(path, args.timeout, not args.quiet)
+        try:
+            res = check(path, args.timeout, not args.quiet, args.notebook_timeout)
+        except Stopped as exc:
+            if exc.signum == signal.SIGINT:
+                raise KeyboardInterrupt from None
+            print(f"stopped ({exc}); the kernel was shut down", file=sys.stderr)
+            return 128 + exc.signum
         if len(paths) > 1:
             print(f"== {path.name}")
-        print("\n".join(report(res)))
+        print("\n".join(report(res)), flush=True)
         results.append(res)
     if len(paths) > 1:
         earned, total = (sum(r[k] for r in results) for k in ("earned", "total"))
+        blank = sum(w["blank"] for r in results for w in r["written"])
+        if blank:
+            print(f"== {blank} written answer(s) still blank")
         print(f"== all {len(paths)} notebooks: {earned:g} / {total:g} (visible tests only)")
-    return 0 if all(r["tests"] and r["earned"] == r["total"] for r in results) else 1
+    return 0 if all(r["tests"] and r["earned"] == r["total"] and not r["stopped"]
+                    for r in results) else 1
 
 
 def add_parser(sub) -> None:
@@ -135,7 +580,13 @@ def add_parser(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("notebook", metavar="NOTEBOOK", nargs="+",
                    help="your exercise notebook(s) (.ipynb), e.g. exercises/*/*.ipynb")
-    p.add_argument("--timeout", type=float, default=120.0, metavar="S",
-                   help="per-cell time limit in seconds (default: %(default)s)")
+    p.add_argument("--timeout", type=float, default=GRADING.cell_timeout, metavar="S",
+                   help="time limit per cell in seconds; a cell still running is stopped and "
+                        "the cells after it do not run (default: %(default)g, the grading "
+                        "limit)")
+    p.add_argument("--notebook-timeout", type=float, default=GRADING.notebook_timeout,
+                   metavar="S",
+                   help="time limit for all cells of one notebook together, in seconds "
+                        "(default: %(default)g, the grading limit)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")
     p.set_defaults(func=main)

@@ -33,6 +33,7 @@ import numpy as np
 
 RTOL = 1e-6
 ATOL = 1e-8
+SHOW_WHOLE = 120  # a failed comparison of arrays this short (as text) shows both in full
 
 
 class Unserialisable:
@@ -120,11 +121,112 @@ def describe(value: Any, limit: int = 300) -> str:
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
+def _shape_text(value: Any) -> str:
+    arr = np.asarray(value)
+    return f"shape {arr.shape} ({arr.dtype})"
+
+
+def _as_numeric_array(value: Any) -> np.ndarray | None:
+    """``value`` as a numeric array, when ``values_match`` would compare it as one."""
+    if isinstance(value, np.ndarray):
+        return value if value.dtype.kind in "biuf" else None
+    if isinstance(value, list | tuple | int | float) and not isinstance(value, bool):
+        try:
+            arr = np.asarray(value)
+        except (ValueError, TypeError):
+            return None
+        return arr if arr.dtype.kind in "biuf" else None
+    return None
+
+
+def _fmt_number(x: Any) -> str:
+    if not isinstance(x, float):
+        return repr(x)
+    text = f"{x:.6g}"
+    return text if any(c in text for c in ".ein") else text + ".0"
+
+
+def _array_mismatch(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> str:
+    """Where two numeric arrays differ, in a few words (never a wall of numbers)."""
+    if g.shape != e.shape:
+        what = f"the number {_fmt_number(g.item())}" if g.ndim == 0 else (
+            f"an array of {_shape_text(g)}")
+        expected = f"the number {_fmt_number(e.item())}" if e.ndim == 0 else (
+            f"an array of {_shape_text(e)}")
+        return f"expected {expected}, got {what}"
+    gf, ef = g.astype(np.float64), e.astype(np.float64)
+    with np.errstate(invalid="ignore", over="ignore"):
+        diff = np.abs(gf - ef)
+        bad = ~(diff <= atol + rtol * np.abs(ef))   # NaN never matches
+    n_bad, size = int(bad.sum()), int(bad.size)
+    if g.ndim == 0:
+        return f"expected {_fmt_number(ef.item())}, got {_fmt_number(gf.item())}"
+    first = tuple(int(i) for i in np.argwhere(bad)[0]) if n_bad else ()
+    where = first[0] if len(first) == 1 else first
+    finite = np.isfinite(diff)
+    parts = [f"arrays of shape {g.shape} differ at {n_bad} of {size} entries"]
+    if finite.any() and bad[finite].any():
+        parts.append(f"largest difference {float(diff[finite & bad].max()):.6g}")
+    nonfinite = int((~np.isfinite(gf)).sum())
+    if nonfinite:
+        parts.append(f"{nonfinite} of your entries are NaN or infinite")
+    if n_bad:
+        parts.append(f"first at index {where}: expected {_fmt_number(ef[first].item())}, "
+                     f"got {_fmt_number(gf[first].item())}")
+    return "; ".join(parts)
+
+
+def describe_mismatch(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL) -> str:
+    """What is wrong with ``got`` (plain data, see :func:`to_plain`), in a short phrase.
+
+    Numbers, strings and small arrays are shown whole (``expected 3, got 4``); other arrays are
+    summarised: two shapes and dtypes when the shapes differ (never the values), else how many
+    entries differ, the largest difference and the first differing index with both values.
+    Lists, tuples and dicts point at their first differing item. Meant for values that
+    ``values_match`` rejected; the rule is the same (``rtol``, ``atol``).
+    """
+    if isinstance(got, Unserialisable):
+        return f"expected {describe(expected)}, got {describe(got)} (not plain data)"
+    ge, ee = _as_numeric_array(got), _as_numeric_array(expected)
+    if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray):
+        if ge is not None and ee is not None:
+            whole = f"expected {describe(expected)}, got {describe(got)}"
+            if ge.shape == ee.shape and len(whole) <= SHOW_WHOLE:
+                return whole  # small: both arrays in full say it best
+            return _array_mismatch(ge, ee, rtol, atol)
+        return f"expected {describe(expected, 120)}, got {describe(got, 120)}"
+    if isinstance(expected, list | tuple) and isinstance(got, list | tuple):
+        kind = type(expected).__name__
+        if len(got) != len(expected):
+            return (f"expected a {kind} of {len(expected)} items, got a {type(got).__name__} of "
+                    f"{len(got)}" + (f" (expected {describe(expected, 100)}, got "
+                                     f"{describe(got, 100)})" if len(repr(expected)) <= 100
+                                     and len(repr(got)) <= 100 else ""))
+        for i, (g, e) in enumerate(zip(got, expected, strict=True)):
+            if not values_match(g, e, rtol, atol):
+                if len(repr(expected)) <= 100 and len(repr(got)) <= 100:
+                    return f"expected {describe(expected)}, got {describe(got)}"
+                return f"item {i}: {describe_mismatch(g, e, rtol, atol)}"
+    if isinstance(expected, dict) and isinstance(got, dict):
+        missing = [k for k in expected if k not in got]
+        extra = [k for k in got if k not in expected]
+        if missing or extra:
+            return f"expected the keys {sorted(expected, key=str)}, got {sorted(got, key=str)}"
+        for k in expected:
+            if not values_match(got[k], expected[k], rtol, atol):
+                return f"key {k!r}: {describe_mismatch(got[k], expected[k], rtol, atol)}"
+    return f"expected {describe(expected)}, got {describe(got)}"
+
+
 def expect(name: str, got: Any, expected: Any, hint: str = "") -> None:
     """Student mode: raise ``AssertionError`` unless ``got`` matches ``expected``."""
     g, e = to_plain(got), to_plain(expected)
     if not values_match(g, e):
-        msg = f"[{name}] expected {describe(e)}, got {describe(g)}."
+        try:
+            what = describe_mismatch(g, e)
+        except Exception:  # noqa: BLE001 - an odd value still gets the plain message
+            what = f"expected {describe(e)}, got {describe(g)}"
+        msg = f"[{name}] {what}."
         if hint:
             msg += f" Hint: {hint}"
         raise AssertionError(msg)

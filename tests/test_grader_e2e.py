@@ -427,19 +427,30 @@ def subs_need_manual(api, assignment: str) -> list[str]:
 
 
 def test_tampered_cells_would_change_the_score_unrestored(tmp_path, monkeypatch):
-    """The forgery above is decisive: run as handed in (``tconv-grader check``: a Jupyter kernel,
-    nothing restored), ivo's forged test cells pass; graded, they fail. (hana's ``raise`` cell
-    and deleted cell would plainly score 0 unrestored.)"""
-    from grader.check import check
+    """The forgery above is decisive: run as handed in (a Jupyter kernel, nothing restored),
+    ivo's forged test cells run clean; graded, they fail. ``tconv-grader check`` restores them
+    as grading does, so the student's estimate is the grade, not the forgery's. (hana's ``raise``
+    cell and deleted cell would plainly score 0 unrestored.)"""
+    from types import SimpleNamespace
+
+    from grader import check as student_check
 
     _need_sources()
     tree, _, deserved, _, _, _ = build_class(tmp_path)
     monkeypatch.setenv("PYTHONPATH", str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", ""))
     m1 = next(m for m in mistakes() if m.title.startswith("M1"))
-    ivo = check(tree / "ivo" / "ex2_scatter" / "ex2_scatter.ipynb", progress=False)
-    passed = {t["grade_id"] for t in ivo["tests"] if t["passed"]}
-    assert set(m1.fails) <= passed  # graded: they fail (restored from the source)
-    assert not all(deserved[("ivo", "ex2_scatter")][g] for g in m1.fails)
+    path = tree / "ivo" / "ex2_scatter" / "ex2_scatter.ipynb"
+    as_handed_in = nbformat.read(path, as_version=4)
+    ran = student_check._run(as_handed_in, path.parent, 30.0, 120.0,
+                             SimpleNamespace(update=lambda *a, **k: None))
+    clean = {gid(as_handed_in.cells[i]) for i, r in ran["runs"].items() if r["status"] == "ok"}
+    assert set(m1.fails) <= clean  # unrestored, the forged cells raise nothing
+    assert not all(deserved[("ivo", "ex2_scatter")][g] for g in m1.fails)  # graded: they fail
+    estimate = student_check.check(path, progress=False)
+    passed = {t["grade_id"] for t in estimate["tests"] if t["passed"]}
+    for g in m1.fails:
+        assert (g in passed) == bool(deserved[("ivo", "ex2_scatter")][g]), g
+    assert estimate["changes"], "check names the edited cells"
 
 
 def m1_first_fail() -> str:
