@@ -246,3 +246,15 @@ def test_check_explains_where_a_test_failed(error, message):
     from grader.check import explain
 
     assert explain(error) == message
+
+
+@pytest.mark.parametrize(("url", "shown"), [
+    ("postgresql://u:pw@host:5432/db", "postgresql://u:***@host:5432/db"),
+    # a raw '@' in the password (it should be %40): hidden whole, not up to its first '@'
+    ("postgresql://u:p@ss@h/db", "postgresql://u:***@h/db"),
+    ("sqlite:////tmp/x.db", "sqlite:////tmp/x.db"),
+])
+def test_redact_hides_the_whole_password(url, shown):
+    from grader.dbretry import redact
+
+    assert redact(url) == shown
