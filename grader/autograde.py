@@ -1029,6 +1029,9 @@ def main(args) -> int:
     memory = getattr(args, "memory", None)
     if memory is not None and memory < 64:
         raise UsageError(f"--memory must be at least 64 (MiB per notebook); got {memory}")
+    if args.db:  # an unreachable --db is one line now, not a traceback after the batch started
+        with course.gradebook():
+            pass
     sandbox = resolve_sandbox(args.unsafe_no_sandbox)
     summary = autograde(course, [args.assignment] if args.assignment else None,
                         args.student or None, jobs=args.jobs, timeout=args.timeout,
@@ -1045,6 +1048,10 @@ def main(args) -> int:
             print(f"  flag {s}/{a}: {f}")
     for e in summary.errors:
         print(f"error: {e}", file=sys.stderr)
+    if not summary.graded and not summary.skipped and not summary.flagged:
+        which = f" for {args.assignment}" if args.assignment else ""
+        print(f"warning: no submissions{which} under {course.submitted}; collect them first "
+              f"(`tconv-grader collect SUBMISSIONS --course {course.root}`)", file=sys.stderr)
     return 1 if summary.errors else 0
 
 

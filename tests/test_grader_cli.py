@@ -81,6 +81,10 @@ def test_python_m_grader_is_tconv_grader():
      "--db cannot connect to bogus://x: Can't load plugin: sqlalchemy.dialects:bogus"),
     (["report", "--course", "{tmp}", "--db", "postgresql://u:s3cret@localhost:port/x"],
      "--db cannot connect to postgresql://<redacted>: "),
+    (["autograde", "--course", "{tmp}", "--db", "postgresql://u:s3cret@localhost:1/x"],
+     "--db cannot connect to postgresql://u:***@localhost:1/x: "),
+    (["autograde", "--course", "{tmp}", "--db", "bogus://x"],
+     "--db cannot connect to bogus://x: Can't load plugin: sqlalchemy.dialects:bogus"),
     (["check", "{tmp}/missing.ipynb"], "NOTEBOOK must be an existing .ipynb file"),
     (["autograde", "--course", str(REPO / "grader")], "--course must be outside the repository"),
 ])
@@ -258,3 +262,10 @@ def test_redact_hides_the_whole_password(url, shown):
     from grader.dbretry import redact
 
     assert redact(url) == shown
+
+
+def test_autograde_with_nothing_collected_says_so(tmp_path, capsys):
+    assert main(["autograde", "--course", str(tmp_path), "--solutions", str(FIXTURES),
+                 "--unsafe-no-sandbox", "-q"]) == 0
+    err = capsys.readouterr().err
+    assert f"warning: no submissions under {tmp_path / 'submitted'}; collect them first" in err
