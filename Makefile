@@ -15,7 +15,7 @@ help:
 	@echo "make book        build the book into $(BOOK_HTML)/ (first run installs everything)"
 	@echo "make book-clean  rebuild the book from scratch, re-executing every notebook"
 	@echo "make test        run the whole test suite (what CI runs)"
-	@echo "make lint        ruff over the library, grader and tests"
+	@echo "make lint        ruff over the library, grader, tests, exercise builder and book extension"
 	@echo "make bench       full performance benchmark of tconv_lib against PyTorch (torch, then NumPy"
 	@echo "                 inputs; options via BENCH_ARGS, e.g. BENCH_ARGS='--methods auto')"
 	@echo "make bench-gpu   on a CUDA machine: the GPU tests, then the benchmark against cuDNN"
@@ -50,7 +50,7 @@ book-clean: venv
 	@bash scripts/build_book.sh
 
 test: venv sysdeps
-	$(PY) -m ruff check tconv_lib grader tests
+	$(PY) -m ruff check tconv_lib grader tests solutions book/_ext
 	@bash scripts/build_book.sh
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
@@ -58,7 +58,7 @@ test-fast: venv
 	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
 
 lint: venv
-	$(PY) -m ruff check tconv_lib grader tests
+	$(PY) -m ruff check tconv_lib grader tests solutions book/_ext
 
 # Both array types: torch CPU tensors, then NumPy arrays, each against the same torch reference.
 bench: venv
