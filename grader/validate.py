@@ -37,10 +37,15 @@ def validate(solutions: Path, released: Path, assignments: list[str] | None = No
     problems = []
     if student_mode:  # the solutions pass their own test cells' `expected` values (expect raises)
         from grader.check import check
+        from grader.execute import Limits
+
+        # the grading limits (30 s per cell), a --timeout being the notebook's, as in autograde
+        limits = {} if timeout is None else {
+            "timeout": min(Limits().cell_timeout, timeout), "notebook_timeout": timeout}
 
         for a in names:
             for nb_id in notebooks_of(solutions, a):
-                res = check(solutions / a / f"{nb_id}.ipynb", timeout or 120.0, progress=False)
+                res = check(solutions / a / f"{nb_id}.ipynb", progress=False, **limits)
                 bad = [f"{t['grade_id']}: {t['message']}" for t in res["tests"] if not t["passed"]]
                 if bad:
                     problems.append(f"{a}: the solution fails its test cells in student mode "
@@ -122,7 +127,8 @@ def add_parser(sub) -> None:
                    help="student release (default: %(default)s)")
     p.add_argument("--jobs", "-j", type=int, default=None, help="parallel notebooks")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
-                   help="per-notebook time limit in seconds")
+                   help="per-notebook time limit in seconds (default: grading's 120; cells get "
+                        "grading's 30 s each)")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="run unsandboxed when bubblewrap is unavailable (never in CI)")
     p.add_argument("--no-student-mode", action="store_true",
