@@ -547,14 +547,17 @@ def grade_notebook(task: dict) -> dict:
                     c["points"] = 0.0
             return out
         nb = nbformat.reads(task["nb"], as_version=4)
+        limits = _limits(task["timeout"], task.get("memory_mib"), task.get("cell_timeout"))
         with tempfile.TemporaryDirectory(prefix="tconv-grade-") as tmp:
             _prepare_workdir(task["files"], Path(tmp))
-            ex = run_notebook(nb, workdir=Path(tmp),
-                              limits=_limits(task["timeout"], task.get("memory_mib"),
-                                             task.get("cell_timeout")),
-                              sandbox=task["sandbox"])
+            ex = run_notebook(nb, workdir=Path(tmp), limits=limits, sandbox=task["sandbox"])
         out["seconds"] = float(ex.seconds)
         out["flags"] += [str(f) for f in ex.flags]
+        # which cell ran over, and the limits in force (from this side: the sandbox's own
+        # words are not trusted): what an instructor needs to decide on --cell-timeout
+        out["flags"] += [f"cell {c.grade_id or f'#{c.index}'} timed out (limits: "
+                         f"{limits.cell_timeout:g} s per cell, {limits.notebook_timeout:g} s per "
+                         f"notebook)" for c in ex.cells if c.status == "timeout"]
         out["cells"] = _judge(specs, expected, ex)
         out["outputs"] = {str(c.index): {"status": c.status, "error": c.error,
                                          "output": c.output} for c in ex.cells}

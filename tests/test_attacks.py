@@ -564,6 +564,7 @@ def test_end_to_end_autograde_and_report(tmp_path: Path) -> None:
     assert "disk limit" in flags["x_tmp_fill"]
     assert "memory limit" in flags["x_fork_allocate"]
     assert "timeout" in flags["x_infinite_loop"]
+    assert "timed out (limits: 5 s per cell, 5 s per notebook)" in flags["x_infinite_loop"]
     assert "memory limit" in flags["x_memory_bomb_huge"]
     assert "process limit" in flags["x_fork_bomb"]
     assert "kernel died (exit code 0)" in flags["x_os_exit"]
