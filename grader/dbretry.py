@@ -53,19 +53,22 @@ def is_postgres(url: str) -> bool:
 
 
 def redact(url: str) -> str:
-    """``url`` without its password, for messages. A password with a raw ``@`` in it (it should
-    be written ``%40``) is still hidden whole: everything up to the authority's last ``@``."""
+    """``url`` without its password, for messages. A plain path (a SQLite file) is shown as it
+    is; a password with a raw ``@`` in it (it should be written ``%40``) is still hidden whole,
+    up to the authority's last ``@``; a URL that does not parse is shown only without ``@``."""
     import re
 
     from sqlalchemy.engine import make_url
 
+    if "://" not in url:
+        return url
     m = re.match(r"^([A-Za-z][\w+.-]*://)([^/?#]*)@([^/?#@]*)(.*)$", url, re.S)
     if m and m[2].count("@") and ":" in m[2]:
         return f"{m[1]}{m[2].split(':', 1)[0]}:***@{m[3]}{m[4]}"
     try:
         return make_url(url).render_as_string(hide_password=True)
     except Exception:  # noqa: BLE001 - a message must not fail on a malformed URL
-        return "<database url>"
+        return url.split("://", 1)[0] + "://<redacted>" if "@" in url else url
 
 
 _ALEMBIC_HEAD: list[str] = []

@@ -26,6 +26,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from grader.dbretry import redact
+
 REPO = Path(__file__).resolve().parent.parent
 COURSE_ID = "tconv"
 
@@ -98,7 +100,7 @@ class Course:
             raise UsageError(f"--course {self.root} holds no graded submissions: its gradebook "
                              f"{path} does not exist (run `tconv-grader autograde --course "
                              f"{self.root}` first, or pass --db)")
-        raise UsageError(f"--db must name an existing gradebook; got {redact_url(self.db_url)} "
+        raise UsageError(f"--db must name an existing gradebook; got {redact(self.db_url)} "
                          f"(no such file: {path})")
 
     def gradebook(self):
@@ -142,7 +144,7 @@ def connect_gradebook(db_url: str, arg: str = "--db"):
         return connect(db_url, COURSE_ID)
     except (SQLAlchemyError, ValueError, ImportError) as exc:
         first = (str(exc).strip().splitlines() or [type(exc).__name__])[0]
-        raise UsageError(f"{arg} cannot connect to {redact_url(db_url)}: "
+        raise UsageError(f"{arg} cannot connect to {redact(db_url)}: "
                          f"{_scrub_url(first, db_url)}") from exc
 
 
@@ -152,24 +154,8 @@ _USERINFO = re.compile(r"(://[^:/@\s]*:)[^@\s]*@")
 def _scrub_url(text: str, url: str) -> str:
     """``text`` with ``url`` and any ``user:password@`` in it redacted."""
     if url in text:
-        text = text.replace(url, redact_url(url))
+        text = text.replace(url, redact(url))
     return _USERINFO.sub(r"\1***@", text)
-
-
-def redact_url(url: str) -> str:
-    """``url`` without its password (:func:`grader.dbretry.redact`), for messages."""
-    if "://" not in url:
-        return url  # a plain path to a SQLite file
-    try:
-        from grader.dbretry import redact
-
-        shown = redact(url)
-    except ImportError:  # pragma: no cover - dbretry is optional
-        shown = "<database url>"
-    if shown != "<database url>":
-        return shown
-    # not a URL SQLAlchemy can parse: show it unless it may hold credentials
-    return url.split("://", 1)[0] + "://<redacted>" if "@" in url else url
 
 
 def sqlite_file(db_url: str) -> Path | None:

@@ -33,7 +33,8 @@ import sys
 from collections import Counter
 from pathlib import Path
 
-from grader.gradebook import Course, UsageError, atomic_write_text, redact_url
+from grader.dbretry import redact
+from grader.gradebook import Course, UsageError, atomic_write_text
 
 GRADE_FIELDS = ["student", "assignment", "notebook", "grade_cell", "kind", "auto_score",
                 "manual_score", "score", "max_score", "flags"]
@@ -228,7 +229,7 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     course.require_gradebook()
     grades, totals = gather(course)
     if not totals:
-        raise UsageError(f"{course.db_arg} {redact_url(course.db_url)} holds no graded "
+        raise UsageError(f"{course.db_arg} {redact(course.db_url)} holds no graded "
                          "submissions (run `tconv-grader autograde --course ...` first)")
     atomic_write_text(out / "grades.csv", _csv(grades, GRADE_FIELDS))
     atomic_write_text(out / "totals.csv", _csv(totals, TOTAL_FIELDS))

@@ -81,6 +81,12 @@ def _torch_plain_dtype(tensor: Any) -> Any:
     return torch.int64
 
 
+def _within(got: Any, expected: Any, rtol: float, atol: float) -> Any:
+    """The tolerance rule, elementwise: ``|got - expected| <= atol + rtol |expected|`` (a NaN is
+    never within)."""
+    return np.abs(got - expected) <= atol + rtol * np.abs(expected)
+
+
 def values_match(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL) -> bool:
     """True when two plain values agree: same structure and shape, numbers within tolerance.
 
@@ -97,7 +103,7 @@ def values_match(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL
         g, e = g.astype(np.float64), e.astype(np.float64)
         if not (np.isfinite(g).all() and np.isfinite(e).all()):
             return False
-        return bool(np.all(np.abs(g - e) <= atol + rtol * np.abs(e)))
+        return bool(np.all(_within(g, e, rtol, atol)))
     if isinstance(expected, bool) or isinstance(got, bool):
         return type(got) is type(expected) and got == expected
     if isinstance(expected, int | float) and isinstance(got, int | float):
@@ -157,7 +163,7 @@ def _array_mismatch(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> s
     gf, ef = g.astype(np.float64), e.astype(np.float64)
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(gf - ef)
-        bad = ~(diff <= atol + rtol * np.abs(ef))   # NaN never matches
+        bad = ~_within(gf, ef, rtol, atol)
     n_bad, size = int(bad.sum()), int(bad.size)
     if g.ndim == 0:
         return f"expected {_fmt_number(ef.item())}, got {_fmt_number(gf.item())}"
