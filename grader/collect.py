@@ -12,9 +12,13 @@ PATH is either
 
 Each accepted notebook is written to ``<course>/submitted/<student>/<assignment>/<notebook>.ipynb``
 with ``timestamp.txt`` (from the file name, else the zip entry's or file's modification time).
-Files that match no assignment (or no pattern) are listed and skipped. A browser's or LMS's
-re-download name (``ex3_matrix (1).ipynb``, ``ex3_matrix(2).ipynb``) is stored under the expected
-name when it is the only candidate and the expected name is absent; each such rename is listed.
+The newest copy wins and nothing is dropped without a word: of several attempts of one notebook
+the latest is kept (the others are listed), and a notebook already collected is replaced only by
+one at least as new (an older download collected later is listed and skipped). Collecting the
+same files again changes nothing. Files that match no assignment (or no pattern) are listed and
+skipped. A browser's or LMS's re-download name (``ex3_matrix (1).ipynb``, ``ex3_matrix(2).ipynb``)
+is stored under the expected name when it is the only candidate among the files collected; each
+such rename is listed.
 """
 
 from __future__ import annotations
@@ -30,7 +34,7 @@ import zlib
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from grader.gradebook import REPO, Course, UsageError, assignments_in, notebooks_of
+from grader.gradebook import REPO, Course, UsageError, assignments_in, next_command, notebooks_of
 
 STUDENT_RE = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._@+-]*$")
 #: a browser's or LMS's name for a second download of <name>.ipynb: "<name> (1)", "<name>(2)"
@@ -43,6 +47,9 @@ class Collected:
     imported: list[tuple[str, str, str]] = field(default_factory=list)  # student, assignment, nb
     unmatched: list[tuple[str, str]] = field(default_factory=list)  # file, reason
     renamed: list[tuple[str, str]] = field(default_factory=list)  # file, stored as
+    attention: list[tuple[str, str]] = field(default_factory=list)  # imported; file, warning
+    superseded: list[tuple[str, str]] = field(default_factory=list)  # not imported: file, why
+    unchanged: int = 0            # imported notebooks identical to what was already there
     pattern: str = ""             # the file-name regexp used for LMS names
     no_pattern: list[str] = field(default_factory=list)  # LMS names the pattern did not match
     underscore_ids: list[str] = field(default_factory=list)  # ... with a '_' in the student id
@@ -142,14 +149,16 @@ def _no_pattern(shown: str, known: list[str], result: Collected) -> str:
         result.underscore_ids.append(shown)
         return (f"{why}: the student id {m['student_id']!r} contains '_', which the pattern "
                 "does not allow; pass --regexp (see below)")
-    return why
+    return f"{why} with a known assignment ({', '.join(known) or 'none'})"
 
 
 def _resolve_redownloads(items: list[_Item], nb_names: dict[str, set[str]], course: Course,
                          result: Collected) -> None:
     """Store a re-download (``<nb> (1).ipynb``) under the expected ``<nb>.ipynb`` when it is the
-    student's only such file for the assignment and ``<nb>.ipynb`` is neither among the files
-    collected nor already submitted; list every rename, and every re-download left as it is."""
+    student's only such file for the assignment and ``<nb>.ipynb`` is not among the files
+    collected (one already submitted is replaced only if the re-download is at least as new, as
+    for any notebook: so collecting the same files twice changes nothing); list every rename,
+    and every re-download left as it is."""
     by_sub: dict[tuple[str, str], list[_Item]] = {}
     for it in items:
         by_sub.setdefault((it.student, it.assignment), []).append(it)
@@ -159,8 +168,7 @@ def _resolve_redownloads(items: list[_Item], nb_names: dict[str, set[str]], cour
             if not copies:
                 continue
             names = sorted({f"{it.notebook}.ipynb" for it in copies})
-            if any(it.notebook == expected for it in its) or \
-                    (course.submitted / s / a / f"{expected}.ipynb").exists():
+            if any(it.notebook == expected for it in its):
                 why = (f"not renamed: {expected}.ipynb is there too, and only it is graded; "
                        "imported under its own name")
             elif len(names) > 1:
@@ -173,7 +181,7 @@ def _resolve_redownloads(items: list[_Item], nb_names: dict[str, set[str]], cour
                     it.notebook = expected
                 continue
             for it in copies:
-                result.unmatched.append((it.shown, why))
+                result.attention.append((it.shown, why))
                 it.noted = True
 
 
@@ -231,32 +239,56 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                                          f"(known: {', '.join(known)})"))
                 continue
             if not STUDENT_RE.match(s):
-                result.unmatched.append((shown, f"student id {s!r} is not a plain identifier"))
+                result.unmatched.append((shown, f"student id {s!r} is not a plain identifier "
+                                         "(ASCII letters, digits and . _ @ + -, starting with a "
+                                         "letter or digit); rename the file or pass --regexp"))
                 continue
             items.append(_Item(s, a, nb, f, ts, shown))
         _resolve_redownloads(items, nb_names, course, result)
         for it in items:
             if it.notebook not in nb_names[it.assignment] and not it.noted:
-                result.unmatched.append(
+                result.attention.append(
                     (it.shown, f"assignment {it.assignment} has no notebook {it.notebook!r} "
                      f"(expected {', '.join(sorted(nb_names[it.assignment]))}); imported under "
                      "its own name, it will be flagged as a wrong file name"))
-        # later attempts of the same notebook replace earlier ones
-        latest: dict[tuple[str, str, str], tuple[Path, str]] = {}
+        # later attempts of the same notebook replace earlier ones, which are listed
+        latest: dict[tuple[str, str, str], _Item] = {}
         for it in items:
             key = (it.student, it.assignment, it.notebook)
-            if key not in latest or it.ts >= latest[key][1]:
-                latest[key] = (it.file, it.ts)
-        for (s, a, nb), (f, ts) in tqdm(sorted(latest.items()), desc="collect", unit="file",
-                                        disable=not progress, file=sys.stderr):
+            if key not in latest or it.ts >= latest[key].ts:
+                if key in latest:
+                    _supersede(latest[key], it, result)
+                latest[key] = it
+            else:
+                _supersede(it, latest[key], result)
+        for (s, a, nb), it in tqdm(sorted(latest.items()), desc="collect", unit="file",
+                                   disable=not progress, file=sys.stderr):
             dest = course.submitted / s / a
-            dest.mkdir(parents=True, exist_ok=True)
-            shutil.copyfile(f, dest / f"{nb}.ipynb")
+            target = dest / f"{nb}.ipynb"
             stamp = dest / "timestamp.txt"
-            if not stamp.exists() or stamp.read_text().strip() < ts:
-                stamp.write_text(ts + "\n")
+            stored = stamp.read_text().strip() if stamp.exists() else ""
+            if target.exists() and stored > it.ts:  # an older copy never replaces a newer one
+                result.superseded.append(
+                    (it.shown, f"older ({it.ts}) than {s}/{a}/{nb}.ipynb already collected "
+                     f"({stored}), which is kept (to grade this file instead, delete "
+                     f"{dest} and collect again)"))
+                continue
+            dest.mkdir(parents=True, exist_ok=True)
+            if target.exists() and target.read_bytes() == it.file.read_bytes():
+                result.unchanged += 1
+            else:
+                shutil.copyfile(it.file, target)
+            if stored < it.ts:
+                stamp.write_text(it.ts + "\n")
             result.imported.append((s, a, nb))
     return result
+
+
+def _supersede(old: _Item, new: _Item, result: Collected) -> None:
+    """List ``old``, an earlier attempt of the notebook ``new`` replaces."""
+    result.superseded.append(
+        (old.shown, f"an earlier attempt ({old.ts}) of {new.student}/{new.assignment}/"
+         f"{new.notebook}.ipynb; the later {new.shown} ({new.ts}) is kept"))
 
 
 def check_regexp(regexp: str | None) -> None:
@@ -280,14 +312,23 @@ def _remove_if_empty(root: Path) -> None:
 
 def _print_result(res: Collected, course: Course) -> None:
     students = sorted({s for s, _, _ in res.imported})
+    same = f" ({res.unchanged} unchanged: already collected)" if res.unchanged else ""
     print(f"imported {len(res.imported)} notebook(s) from {len(students)} student(s) into "
-          f"{course.submitted}")
+          f"{course.submitted}{same}")
     if res.renamed:
         print(f"{len(res.renamed)} re-download(s) stored under the expected notebook name:")
         for f, dest in res.renamed:
             print(f"  {f}: renamed to {dest}")
+    if res.attention:
+        print(f"{len(res.attention)} file(s) imported but needing attention:")
+        for f, why in res.attention:
+            print(f"  {f}: {why}")
+    if res.superseded:
+        print(f"{len(res.superseded)} older file(s) not imported (a newer copy is kept):")
+        for f, why in res.superseded:
+            print(f"  {f}: {why}")
     if res.unmatched:
-        print(f"{len(res.unmatched)} file(s) not imported or needing attention:")
+        print(f"{len(res.unmatched)} file(s) not imported:")
         for f, why in res.unmatched:
             print(f"  {f}: {why}")
     if res.no_pattern:
@@ -312,6 +353,8 @@ def main(args) -> int:
             _remove_if_empty(root)
         raise
     _print_result(res, course)
+    if res.imported:
+        print(f"next: {next_command('autograde', args)}")
     return 0
 
 

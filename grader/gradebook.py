@@ -211,6 +211,22 @@ def atomic_write_text(path: Path, text: str) -> None:
         raise
 
 
+def next_command(command: str, args: Any) -> str:
+    """``tconv-grader COMMAND --course DIR ...``: the next step of the workflow, with the options
+    of this run that the next command needs again (``--db`` as a placeholder: its URL may hold
+    a password), ready to copy."""
+    import shlex
+
+    parts = ["tconv-grader", command, "--course", shlex.quote(str(args.course))]
+    if getattr(args, "db", None):
+        parts += ["--db", "URL"]
+    solutions = getattr(args, "solutions", None)
+    if solutions and command in {"autograde", "feedback"} and \
+            Path(solutions).resolve() != REPO / "solutions":
+        parts += ["--solutions", shlex.quote(str(solutions))]
+    return " ".join(parts)
+
+
 def dump_json(obj: Any) -> str:
     """Stable JSON (sorted keys, fixed indentation, trailing newline)."""
     return json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n"

@@ -30,6 +30,11 @@ def _collect(capsys, source: Path, course: Path, *more: str) -> str:
     return capsys.readouterr().out
 
 
+def _snapshot(course: Path) -> dict[str, bytes]:
+    sub = course / "submitted"
+    return {p.relative_to(sub).as_posix(): p.read_bytes() for p in sub.rglob("*") if p.is_file()}
+
+
 def _submitted(course: Path) -> list[str]:
     sub = course / "submitted"
     return sorted(p.relative_to(sub).as_posix() for p in sub.rglob("*.ipynb"))
@@ -62,8 +67,7 @@ def test_a_lone_re_download_is_stored_under_the_expected_name_and_listed(tmp_pat
                                      "timestamp.txt").read_text()
 
 
-def test_a_re_download_in_a_folder_tree_is_not_renamed_over_a_submitted_notebook(tmp_path,
-                                                                              capsys):
+def test_a_re_download_in_a_folder_tree_collected_twice_changes_nothing(tmp_path, capsys):
     tree = tmp_path / "tree"
     (tree / "amy" / "fx_scatter").mkdir(parents=True)
     (tree / "amy" / "fx_scatter" / "fx_scatter (1).ipynb").write_text(NB)
@@ -72,11 +76,12 @@ def test_a_re_download_in_a_folder_tree_is_not_renamed_over_a_submitted_notebook
     assert "amy/fx_scatter/fx_scatter (1).ipynb: renamed to amy/fx_scatter/fx_scatter.ipynb" \
         in out, out
     assert _submitted(course) == ["amy/fx_scatter/fx_scatter.ipynb"]
-    # collected again: the expected notebook is there now, the re-download keeps its name
+    # collected again: the same file under the same name, nothing changes (no stray copy
+    # under the re-download's name that would make autograde regrade it as a resubmission)
+    before = _snapshot(course)
     out = _collect(capsys, tree, course)
-    assert "not renamed: fx_scatter.ipynb is there too" in out, out
-    assert _submitted(course) == ["amy/fx_scatter/fx_scatter (1).ipynb",
-                                  "amy/fx_scatter/fx_scatter.ipynb"]
+    assert "(1 unchanged: already collected)" in out, out
+    assert _snapshot(course) == before
 
 
 def test_a_student_id_with_an_underscore_gets_a_regexp_that_reads_it(tmp_path, capsys):
@@ -111,3 +116,54 @@ def test_a_failed_collect_leaves_the_course_as_it_was(tmp_path, capsys, existing
     assert course.exists() == existing
     if existing:
         assert (course / "submitted").is_dir()
+
+
+def test_of_several_attempts_the_latest_is_kept_and_the_others_are_listed(tmp_path, capsys):
+    z = tmp_path / "lms.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("amy_fx_scatter_attempt_2026-01-02-03-04-05_fx_scatter.ipynb", NB)
+        zf.writestr("amy_fx_scatter_attempt_2026-01-03-03-04-05_fx_scatter.ipynb", NB + " ")
+    course = tmp_path / "course"
+    out = _collect(capsys, z, course)
+    stored = course / "submitted" / "amy" / "fx_scatter"
+    assert (stored / "fx_scatter.ipynb").read_text() == NB + " "
+    assert (stored / "timestamp.txt").read_text().startswith("2026-01-03 03:04:05")
+    assert ("1 older file(s) not imported (a newer copy is kept):\n"
+            "  amy_fx_scatter_attempt_2026-01-02-03-04-05_fx_scatter.ipynb: an earlier attempt "
+            "(2026-01-02 03:04:05.000000 UTC) of amy/fx_scatter/fx_scatter.ipynb; the later "
+            "amy_fx_scatter_attempt_2026-01-03-03-04-05_fx_scatter.ipynb") in out, out
+
+
+def test_an_older_download_collected_later_never_replaces_a_newer_submission(tmp_path, capsys):
+    course = tmp_path / "course"
+    new = _zip(tmp_path / "new.zip",
+               ["amy_fx_scatter_attempt_2026-01-03-00-00-00_fx_scatter.ipynb"])
+    _collect(capsys, new, course)
+    stored = course / "submitted" / "amy" / "fx_scatter"
+    before = _snapshot(course)
+    old = tmp_path / "old.zip"
+    with zipfile.ZipFile(old, "w") as zf:
+        zf.writestr("amy_fx_scatter_attempt_2026-01-01-00-00-00_fx_scatter.ipynb", NB + " ")
+    out = _collect(capsys, old, course)
+    assert _snapshot(course) == before  # the newer notebook and its timestamp are kept
+    assert ("amy_fx_scatter_attempt_2026-01-01-00-00-00_fx_scatter.ipynb: older "
+            "(2026-01-01 00:00:00.000000 UTC) than amy/fx_scatter/fx_scatter.ipynb already "
+            f"collected (2026-01-03 00:00:00.000000 UTC), which is kept (to grade this file "
+            f"instead, delete {stored} and collect again)") in out, out
+    assert "imported 0 notebook(s)" in out and "next:" not in out, out
+    # a newer one does replace it
+    newer = tmp_path / "newer.zip"
+    with zipfile.ZipFile(newer, "w") as zf:
+        zf.writestr("amy_fx_scatter_attempt_2026-01-04-00-00-00_fx_scatter.ipynb", NB + "  ")
+    out = _collect(capsys, newer, course)
+    assert (stored / "fx_scatter.ipynb").read_text() == NB + "  "
+    assert (stored / "timestamp.txt").read_text().startswith("2026-01-04 00:00:00")
+
+
+def test_collect_names_the_next_command_and_unknown_assignments(tmp_path, capsys):
+    z = _zip(tmp_path / "lms.zip", ["amy_fx_scatter_fx_scatter.ipynb", "bo_hw9_hw9.ipynb"])
+    out = _collect(capsys, z, tmp_path / "my course")
+    assert "bo_hw9_hw9.ipynb: file name matches no <student>_<assignment>_<notebook>.ipynb " \
+           "pattern with a known assignment (fx_" in out, out
+    assert out.rstrip().splitlines()[-1] == \
+        f"next: tconv-grader autograde --course '{tmp_path / 'my course'}' --solutions {FIXTURES}"
