@@ -9,8 +9,23 @@ from __future__ import annotations
 import itertools
 from typing import Any
 
-from . import backend
+from . import backend, shapes
 from ._args import Geometry, IntOrTuple, check_conv
+
+
+def empty_batch(like: Any, shape: tuple[int, ...], *sources: Any) -> Any:
+    """Zeros of ``shape`` (with ``like``'s kind, dtype and device) for a call on an empty batch.
+
+    When autograd records a gradient for one of the torch ``sources``, the result is joined to
+    them (by adding their sums times zero, all finite: ``shape`` or the sum is empty), so that
+    ``backward`` reaches them with zero gradients as it does through PyTorch's own operations.
+    """
+    y = backend.zeros(backend.namespace(like), like, shape)
+    if backend.records_grad(*sources):
+        for s in sources:
+            if s is not None and s.requires_grad:
+                y = y + s.sum() * 0
+    return y
 
 
 def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
@@ -72,7 +87,12 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
         (1, 6, 8, 8)
     """
     x, geo, batched = check_conv(input, weight, bias, stride, padding, dilation, groups)
-    y = conv_core(x, weight, geo)
+    if int(x.shape[0]) == 0:                      # an empty batch, as PyTorch allows
+        out = shapes.conv_output_shape(tuple(int(v) for v in x.shape[2:]), geo.kernel,
+                                       geo.stride, geo.padding, geo.dilation)
+        y = empty_batch(x, (0, int(weight.shape[0])) + out, x, weight)
+    else:
+        y = conv_core(x, weight, geo)
     if bias is not None:
         y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
     return y if batched else y[0]

@@ -21,9 +21,9 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from . import backend
-from ._args import IntOrTuple, as_tuple
-from .conv import conv
+from . import backend, shapes
+from ._args import Geometry, IntOrTuple, _geometry, as_tuple
+from .conv import conv, empty_batch
 from .transpose import conv_transpose
 
 
@@ -31,13 +31,102 @@ def _spatial(x: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in x.shape[2:])
 
 
+def _sizes(name: str, value: Any, nsp: int) -> tuple[int, ...]:
+    """``input_size``/``kernel_size``: an int, ``nsp`` positive ints, or (like
+    ``torch.nn.grad.conv*d_input``) a whole ``(N, C, *spatial)`` shape."""
+    if isinstance(value, Sequence) and len(value) == nsp + 2:
+        value = tuple(value)[2:]
+    sizes = as_tuple(name, value, nsp)
+    if any(v < 1 for v in sizes):
+        raise ValueError(f"{name} must be positive in every dimension, got {name}={value!r}")
+    return sizes
+
+
+def _check(arrays: dict[str, Any], kernel: Any, stride: IntOrTuple, padding: IntOrTuple,
+           dilation: IntOrTuple, groups: int) -> tuple[list[Any], Geometry]:
+    """Kinds, dtypes, dims and geometry of a gradient call.
+
+    ``arrays`` are the named data arrays (batched or unbatched alike), returned batched;
+    ``kernel`` is the weight (also checked for kind and dtype; its spatial shape is the kernel)
+    or a ``kernel_size``."""
+    named = dict(arrays, weight=kernel) if hasattr(kernel, "shape") else dict(arrays)
+    backend.check_same_kind(**named)
+    backend.check_float_dtypes(**named)
+    first = next(iter(arrays.values()))
+    if hasattr(kernel, "shape"):
+        nsp = kernel.ndim - 2
+        if nsp < 1:
+            raise ValueError(f"weight must have at least 3 dims, got weight.shape="
+                             f"{tuple(kernel.shape)}")
+        kernel = tuple(int(v) for v in kernel.shape[2:])
+    else:
+        nsp = len(kernel) if isinstance(kernel, Sequence) else first.ndim - 2
+        kernel = _sizes("kernel_size", kernel, nsp)
+    for name, a in arrays.items():
+        if a.ndim not in (nsp + 1, nsp + 2):
+            raise ValueError(f"{name} must have {nsp + 2} dims (N, C, *spatial) or {nsp + 1} "
+                             f"(C, *spatial) for a kernel with {nsp} spatial dims, got "
+                             f"{name}.shape={tuple(a.shape)}")
+    shapes_ = ", ".join(f"{name}.shape={tuple(a.shape)}" for name, a in arrays.items())
+    if len({a.ndim for a in arrays.values()}) > 1:
+        raise ValueError(f"{' and '.join(arrays)} must both be batched or both unbatched, got "
+                         f"{shapes_}")
+    batched = [a if a.ndim == nsp + 2 else a[None] for a in arrays.values()]
+    if len({int(a.shape[0]) for a in batched}) > 1:
+        raise ValueError(f"{' and '.join(arrays)} must have the same batch size, got {shapes_}")
+    return batched, _geometry(_Kernel(kernel), stride, padding, 0, groups, dilation)
+
+
+class _Kernel:
+    """A stand-in weight of a given kernel size, for :func:`tconv_lib._args._geometry`."""
+
+    def __init__(self, kernel: tuple[int, ...]) -> None:
+        self.shape, self.ndim = (1, 1) + kernel, len(kernel) + 2
+
+
+def _check_conv_sizes(x_size: tuple[int, ...], y_size: tuple[int, ...], geo: Geometry,
+                      x_name: str, y_name: str) -> None:
+    """``y_size`` must be what a convolution of ``x_size`` gives."""
+    out = shapes.conv_output_shape(x_size, geo.kernel, geo.stride, geo.padding, geo.dilation)
+    if out != y_size:
+        raise ValueError(
+            f"{y_name} has spatial size {y_size}, but a convolution of {x_name} {x_size} with "
+            f"kernel={geo.kernel}, stride={geo.stride}, padding={geo.padding}, "
+            f"dilation={geo.dilation} gives {out}")
+
+
+def _check_transpose_sizes(x_size: tuple[int, ...], y_size: tuple[int, ...], geo: Geometry,
+                           x_name: str, y_name: str) -> None:
+    """``y_size`` must be what a transposed convolution of ``x_size`` gives for some
+    ``output_padding`` (``0 <= op < max(stride, dilation)``)."""
+    for axis, (i, o, k, s, p, d) in enumerate(zip(x_size, y_size, geo.kernel, geo.stride,
+                                                  geo.padding, geo.dilation, strict=True)):
+        low = shapes.conv_transpose_output_size(i, k, s, p, 0, d)
+        if not low <= o < low + max(s, d):
+            raise ValueError(
+                f"{y_name} has spatial size {y_size}, but a transposed convolution of {x_name} "
+                f"{x_size} with kernel={geo.kernel}, stride={geo.stride}, padding={geo.padding},"
+                f" dilation={geo.dilation} gives {low}..{low + max(s, d) - 1} on spatial axis "
+                f"{axis} (output_padding 0..{max(s, d) - 1}), not {o}")
+
+
+def _channels(name: str, a: Any, expected: int, rule: str) -> None:
+    if int(a.shape[1]) != expected:
+        raise ValueError(f"{name} has {int(a.shape[1])} channels, but {rule} = {expected}")
+
+
 def conv_input_grad(grad_output: Any, weight: Any, input_size: Sequence[int],
                     stride: IntOrTuple = 1, padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
                     groups: int = 1) -> Any:
     """dL/dx of ``conv``: a transposed convolution of the output gradient with the same weight.
 
-    ``output_padding`` is chosen so the result has the forward input's ``input_size``.
+    ``output_padding`` is chosen so the result has the forward input's ``input_size`` (its
+    spatial size; a whole ``(N, C, *spatial)`` shape is taken too). ``grad_output`` is
+    ``(N, C_out, *out)`` or unbatched, ``out`` the size the convolution of ``input_size`` gives;
+    anything else is a ``ValueError`` naming both sizes.
     """
+    input_size = _check_input_grad(grad_output, weight, input_size, stride, padding, dilation,
+                                   groups)
     nsp = weight.ndim - 2
     k = tuple(int(v) for v in weight.shape[2:])
     s, p, d = (as_tuple(n, v, nsp) for n, v in
@@ -47,15 +136,32 @@ def conv_input_grad(grad_output: Any, weight: Any, input_size: Sequence[int],
     return conv_transpose(grad_output, weight, None, s, p, op, groups, d)
 
 
+def _check_input_grad(grad_output: Any, weight: Any, input_size: Any, stride: IntOrTuple,
+                      padding: IntOrTuple, dilation: IntOrTuple, groups: int
+                      ) -> tuple[int, ...]:
+    """Validate a :func:`conv_input_grad` call; returns the spatial ``input_size``."""
+    (go,), geo = _check({"grad_output": grad_output}, weight, stride, padding, dilation, groups)
+    _channels("grad_output", go, int(weight.shape[0]), "weight.shape[0] (C_out)")
+    size = _sizes("input_size", input_size, geo.ndim)
+    _check_conv_sizes(size, _spatial(go), geo, "input_size", "grad_output")
+    return size
+
+
 def conv_weight_grad(input: Any, grad_output: Any, kernel_size: Sequence[int],
                      stride: IntOrTuple = 1, padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
                      groups: int = 1) -> Any:
-    """dL/dw of ``conv``, shape ``(C_out, C_in/groups, *kernel)``: one matmul per kernel tap."""
+    """dL/dw of ``conv``, shape ``(C_out, C_in/groups, *kernel)``: one matmul per kernel tap.
+
+    ``input`` is ``(N, C_in, *spatial)`` and ``grad_output`` ``(N, C_out, *out)`` (or both
+    unbatched), ``out`` the size the convolution of ``input`` gives.
+    """
+    input, grad_output, geo = _check_weight_grad(input, grad_output, kernel_size, stride,
+                                                 padding, dilation, groups)
+    s, p, d, kernel, groups = geo.stride, geo.padding, geo.dilation, geo.kernel, geo.groups
+    if int(input.shape[0]) == 0:                  # an empty batch: no term, zero gradient
+        return empty_batch(input, (int(grad_output.shape[1]), int(input.shape[1]) // groups)
+                           + kernel, input, grad_output)
     xp = backend.namespace(input, grad_output)
-    nsp = input.ndim - 2
-    s, p, d = (as_tuple(n, v, nsp) for n, v in
-               (("stride", stride), ("padding", padding), ("dilation", dilation)))
-    kernel = tuple(kernel_size)
     out = _spatial(grad_output)
     xpad = backend.crop_or_pad(input, tuple(-q for q in p),
                                tuple(i + 2 * q for i, q in zip(_spatial(input), p, strict=True)))
@@ -70,12 +176,48 @@ def conv_weight_grad(input: Any, grad_output: Any, kernel_size: Sequence[int],
     return xp.reshape(grad, (c_out, int(input.shape[1]) // groups) + kernel)
 
 
+def _check_weight_grad(input: Any, grad_output: Any, kernel_size: Any, stride: IntOrTuple,
+                       padding: IntOrTuple, dilation: IntOrTuple, groups: int
+                       ) -> tuple[Any, Any, Geometry]:
+    """Validate a :func:`conv_weight_grad` call; returns both arrays batched, and the geometry."""
+    (x, g), geo = _check({"input": input, "grad_output": grad_output}, kernel_size, stride,
+                         padding, dilation, groups)
+    _divisible(geo.groups, input=x, grad_output=g)
+    _check_conv_sizes(_spatial(x), _spatial(g), geo, "input", "grad_output")
+    return x, g, geo
+
+
+def _divisible(groups: int, **arrays: Any) -> None:
+    for name, a in arrays.items():
+        if int(a.shape[1]) % groups:
+            raise ValueError(f"groups must divide the channels of {name}: {name}.shape[1]="
+                             f"{int(a.shape[1])} is not divisible by groups={groups}")
+
+
 def conv_transpose_input_grad(grad_output: Any, weight: Any, input_size: Sequence[int],
                               stride: IntOrTuple = 1, padding: IntOrTuple = 0,
                               dilation: IntOrTuple = 1, groups: int = 1) -> Any:
-    """dL/dx of ``conv_transpose``: a forward convolution of the output gradient."""
+    """dL/dx of ``conv_transpose``: a forward convolution of the output gradient.
+
+    ``input_size`` is the forward input's spatial size (or whole shape); ``grad_output`` must
+    have a size the transposed convolution of it gives (with any ``output_padding``).
+    """
+    input_size = _check_transpose_input_grad(grad_output, weight, input_size, stride, padding,
+                                             dilation, groups)
     g = conv(grad_output, weight, None, stride, padding, dilation, groups)
     return g[(Ellipsis,) + tuple(slice(0, i) for i in input_size)]
+
+
+def _check_transpose_input_grad(grad_output: Any, weight: Any, input_size: Any,
+                                stride: IntOrTuple, padding: IntOrTuple, dilation: IntOrTuple,
+                                groups: int) -> tuple[int, ...]:
+    """Validate a :func:`conv_transpose_input_grad` call; returns the spatial ``input_size``."""
+    (go,), geo = _check({"grad_output": grad_output}, weight, stride, padding, dilation, groups)
+    _channels("grad_output", go, int(weight.shape[1]) * geo.groups,
+              "weight.shape[1] * groups (C_out)")
+    size = _sizes("input_size", input_size, geo.ndim)
+    _check_transpose_sizes(size, _spatial(go), geo, "input_size", "grad_output")
+    return size
 
 
 def conv_transpose_weight_grad(input: Any, grad_output: Any, kernel_size: Sequence[int],
@@ -87,11 +229,40 @@ def conv_transpose_weight_grad(input: Any, grad_output: Any, kernel_size: Sequen
     :math:`\\langle g, C_w^{\\mathsf T} x\\rangle = \\langle C_w g, x\\rangle`: the weight gradient
     is :func:`conv_weight_grad` with the output gradient as the input and ``x`` as the gradient.
     """
+    input = _check_transpose_weight_grad(input, grad_output, kernel_size, stride, padding,
+                                         dilation, groups)
     return conv_weight_grad(grad_output, input, kernel_size, stride, padding, dilation, groups)
 
 
+def _check_transpose_weight_grad(input: Any, grad_output: Any, kernel_size: Any,
+                                 stride: IntOrTuple, padding: IntOrTuple, dilation: IntOrTuple,
+                                 groups: int) -> Any:
+    """Validate a :func:`conv_transpose_weight_grad` call. Returns ``input``, with zeros
+    appended when an ``output_padding`` of at least ``stride`` (possible when ``dilation >
+    stride``) makes the convolution of ``grad_output`` longer than it: the size
+    :func:`conv_weight_grad` expects for its ``grad_output``; zeros add nothing."""
+    (x, g), geo = _check({"input": input, "grad_output": grad_output}, kernel_size, stride,
+                         padding, dilation, groups)
+    _divisible(geo.groups, input=x, grad_output=g)
+    _check_transpose_sizes(_spatial(x), _spatial(g), geo, "input", "grad_output")
+    size = shapes.conv_output_shape(_spatial(g), geo.kernel, geo.stride, geo.padding,
+                                    geo.dilation)
+    if size == _spatial(x):
+        return input
+    padded = backend.crop_or_pad(x, (0,) * geo.ndim, size)
+    return padded if input.ndim == x.ndim else padded[0]
+
+
 def bias_grad(grad_output: Any) -> Any:
-    """dL/db: the output gradient summed over the batch and every spatial position."""
+    """dL/db: the output gradient summed over the batch and every spatial position.
+
+    ``grad_output`` is batched, ``(N, C_out, *spatial)``: give an unbatched one a batch axis
+    first (``grad_output[None]``); it cannot be told from a batched one of one dimension less.
+    """
+    backend.check_same_kind(grad_output=grad_output)
+    if grad_output.ndim < 3:
+        raise ValueError(f"grad_output must be batched, (N, C_out, *spatial) with at least 3 "
+                         f"dims, got grad_output.shape={tuple(grad_output.shape)}")
     xp = backend.namespace(grad_output)
     return xp.sum(grad_output, axis=(0,) + tuple(range(2, grad_output.ndim)))
 

@@ -12,6 +12,7 @@ from typing import Any
 
 from . import backend, shapes
 from ._args import Geometry, IntOrTuple, check_transpose
+from .conv import empty_batch
 from .methods import IMPLEMENTATIONS
 
 METHODS: tuple[str, ...] = tuple(IMPLEMENTATIONS)
@@ -122,7 +123,7 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     if int(x.shape[0]) == 0:                      # an empty batch, as PyTorch allows
         out = shapes.conv_transpose_output_shape(tuple(x.shape[2:]), geo.kernel, geo.stride,
                                                  geo.padding, geo.output_padding, geo.dilation)
-        y = backend.zeros(backend.namespace(x), x, (0, int(weight.shape[1]) * groups) + out)
+        y = empty_batch(x, (0, int(weight.shape[1]) * geo.groups) + out, x, weight)
     else:
         y = IMPLEMENTATIONS[name](x, weight, geo)
     if bias is not None:

@@ -1,0 +1,186 @@
+"""tconv_lib.gradients used directly, and empty batches through every public operation.
+
+The gradient functions check their arguments as ``conv_transpose`` does: an ``input_size``,
+``kernel_size`` or ``grad_output`` that no convolution with these arguments connects is refused
+with the sizes named, never answered with an array of some other problem. PyTorch float64
+(autograd, ``torch.nn.grad``) is the oracle.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+
+import tconv_lib
+from tconv_lib import gradients
+from tconv_lib import nn as tnn
+
+KW = dict(stride=2, padding=1, dilation=1, groups=2)
+
+
+def _conv_case(seed: int = 0):
+    g = torch.Generator().manual_seed(seed)
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(6, 2, 3, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    y = F.conv2d(x, w, None, **KW)
+    go = torch.randn(y.shape, dtype=torch.float64, generator=g)
+    gx, gw = torch.autograd.grad(y, (x, w), go)
+    return x.detach(), w.detach(), go, gx, gw
+
+
+def _fragments(info, *fragments: str) -> None:
+    for fragment in fragments:
+        assert fragment in str(info.value), f"{fragment!r} missing from: {info.value}"
+
+
+def test_input_size_that_the_convolution_does_not_connect_is_refused() -> None:
+    x, w, go, gx, _ = _conv_case()
+    # (7, 7) convolves to (4, 4), not grad_output's (3, 3): the result used to be (5, 5)
+    with pytest.raises(ValueError) as info:
+        gradients.conv_input_grad(go, w, (7, 7), **KW)
+    _fragments(info, "grad_output", "(3, 3)", "input_size (7, 7)", "gives (4, 4)")
+    with pytest.raises(RuntimeError):
+        torch.nn.grad.conv2d_input((2, 4, 7, 7), w, go, **KW)
+    torch.testing.assert_close(gradients.conv_input_grad(go, w, (5, 5), **KW), gx)
+
+
+@pytest.mark.parametrize("size", [5, (5, 5), torch.Size([2, 4, 5, 5]), (np.int64(5), 5)],
+                         ids=str)
+def test_input_size_forms(size) -> None:
+    """One int, one per spatial axis, or torch.nn.grad's whole (N, C, *spatial) shape."""
+    x, w, go, gx, _ = _conv_case()
+    torch.testing.assert_close(gradients.conv_input_grad(go, w, size, **KW), gx)
+    torch.testing.assert_close(torch.nn.grad.conv2d_input(x.shape, w, go, **KW), gx)
+
+
+def test_grad_output_of_another_size_is_refused() -> None:
+    x, w, go, _, gw = _conv_case()
+    with pytest.raises(ValueError) as info:        # used to return a (6, 2, 3, 3) "gradient"
+        gradients.conv_weight_grad(x, go[:, :, :2], (3, 3), **KW)
+    _fragments(info, "grad_output", "(2, 3)", "input (5, 5)", "gives (3, 3)")
+    with pytest.raises(RuntimeError):
+        torch.nn.grad.conv2d_weight(x, w.shape, go[:, :, :2], **KW)
+    torch.testing.assert_close(gradients.conv_weight_grad(x, go, (3, 3), **KW), gw)
+
+
+@pytest.mark.parametrize("kw, exc, fragments", [
+    (dict(stride=0), ValueError, ["stride", "positive", "0"]),
+    (dict(groups=3), ValueError, ["groups", "divid", "groups=3"]),
+    (dict(dilation=True), TypeError, ["dilation", "int", "True"]),
+    (dict(kernel_size=(3, 0)), ValueError, ["kernel_size", "positive", "(3, 0)"]),
+    (dict(kernel_size=(5, 5)), ValueError, ["grad_output", "kernel=(5, 5)", "gives (2, 2)"]),
+], ids=["zero stride", "groups not dividing", "bool dilation", "zero kernel", "kernel too big"])
+def test_weight_grad_arguments_are_checked(kw, exc, fragments) -> None:
+    x, _, go, _, _ = _conv_case()
+    args = dict(input=x, grad_output=go, kernel_size=(3, 3)) | KW | kw
+    with pytest.raises(exc) as info:
+        gradients.conv_weight_grad(**args)
+    _fragments(info, *fragments)
+
+
+def test_arrays_of_two_kinds_are_refused() -> None:
+    x, w, go, _, _ = _conv_case()
+    with pytest.raises(TypeError) as info:
+        gradients.conv_weight_grad(x.numpy(), go, (3, 3), **KW)
+    _fragments(info, "one kind", "input is a NumPy array", "grad_output is a torch tensor")
+    with pytest.raises(ValueError) as info:
+        gradients.conv_input_grad(go[0, 0], w, (5, 5), **KW)
+    _fragments(info, "grad_output", "4 dims", "(3, 3)")
+
+
+def test_unbatched_weight_gradient() -> None:
+    x, w, go, _, _ = _conv_case()
+    w = w.clone().requires_grad_()
+    y = F.conv2d(x[0], w, None, **KW)               # unbatched, as PyTorch allows
+    (gw,) = torch.autograd.grad(y, (w,), go[0])
+    torch.testing.assert_close(gradients.conv_weight_grad(x[0], go[0], (3, 3), **KW), gw)
+
+
+def test_transposed_gradients_check_sizes() -> None:
+    g = torch.Generator().manual_seed(1)
+    x = torch.randn(2, 4, 5, 5, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    kw = dict(stride=2, padding=1, dilation=2)
+    y = F.conv_transpose2d(x, w, None, output_padding=1, **kw)
+    go = torch.randn(y.shape, dtype=torch.float64, generator=g)
+    gx, gw = torch.autograd.grad(y, (x, w), go)
+    torch.testing.assert_close(gradients.conv_transpose_input_grad(go, w, (5, 5), **kw), gx)
+    torch.testing.assert_close(
+        gradients.conv_transpose_weight_grad(x.detach(), go, (3, 3), **kw), gw)
+    with pytest.raises(ValueError) as info:        # used to return a (5, 5) slice
+        gradients.conv_transpose_input_grad(go, w, (9, 9), **kw)
+    _fragments(info, "grad_output", "(12, 12)", "input_size (9, 9)", "19..20", "not 12")
+    with pytest.raises(ValueError) as info:
+        gradients.conv_transpose_weight_grad(x.detach(), go[..., :10], (3, 3), **kw)
+    _fragments(info, "grad_output", "(12, 10)", "input (5, 5)", "11..12", "not 10")
+
+
+@pytest.mark.parametrize("op", [0, 1, 2])
+def test_transposed_weight_gradient_with_output_padding_beyond_the_stride(op: int) -> None:
+    """dilation 3 > stride 1 allows output_padding up to 2, which reaches past the sizes whose
+    convolution gives the input back; padding 2 > stride means those positions still count."""
+    g = torch.Generator().manual_seed(2)
+    x = torch.randn(2, 2, 4, dtype=torch.float64, generator=g, requires_grad=True)
+    w = torch.randn(2, 3, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    y = F.conv_transpose1d(x, w, stride=1, padding=2, output_padding=op, dilation=3)
+    go = torch.randn(y.shape, dtype=torch.float64, generator=g)
+    gx, gw = torch.autograd.grad(y, (x, w), go)
+    kw = dict(stride=1, padding=2, dilation=3)
+    torch.testing.assert_close(gradients.conv_transpose_weight_grad(x.detach(), go, 3, **kw), gw)
+    torch.testing.assert_close(gradients.conv_transpose_input_grad(go, w.detach(), 4, **kw), gx)
+    torch.testing.assert_close(
+        gradients.conv_transpose_weight_grad(x.detach()[0], go[0], (3,), **kw),
+        torch.autograd.grad(F.conv_transpose1d(x[:1], w, None, 1, 2, op, 1, 3), w, go[:1])[0])
+
+
+def test_bias_grad_needs_a_batched_gradient() -> None:
+    go = torch.randn(2, 3, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(gradients.bias_grad(go), go.sum((0, 2, 3)))
+    with pytest.raises(ValueError, match=r"batched.*grad_output.shape=\(3, 4\)"):
+        gradients.bias_grad(go[0, :, 0])
+
+
+# --- empty batches (N=0), which PyTorch allows -------------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["numpy", "torch"])
+def test_conv_on_an_empty_batch(kind: str) -> None:
+    x, w = torch.zeros(0, 4, 5, 5, dtype=torch.float64), torch.ones(6, 2, 3, 3,
+                                                                   dtype=torch.float64)
+    expected = F.conv2d(x, w, None, 2, 1, 1, 2)
+    if kind == "numpy":
+        x, w = x.numpy(), w.numpy()
+    y = tconv_lib.conv(x, w, None, 2, 1, 1, 2)       # used to fail reshaping 0 elements
+    assert tuple(y.shape) == tuple(expected.shape) == (0, 6, 3, 3)
+
+
+def test_conv_transpose_on_an_empty_batch_stays_in_the_graph() -> None:
+    x = torch.zeros(0, 4, 5, 5, dtype=torch.float64, requires_grad=True)
+    w = torch.ones(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    ref = F.conv_transpose2d(x, w, stride=2)
+    y = tconv_lib.conv_transpose(x, w, stride=2)
+    assert y.shape == ref.shape and y.requires_grad == ref.requires_grad is True
+    ours = torch.autograd.grad(y.sum(), (x, w))      # used to raise: y had no grad_fn
+    theirs = torch.autograd.grad(ref.sum(), (x, w))
+    for a, b in zip(ours, theirs, strict=True):
+        torch.testing.assert_close(a, b)
+
+
+def test_module_backward_on_an_empty_batch() -> None:
+    torch.manual_seed(0)
+    theirs = torch.nn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, groups=2).double()
+    ours = tnn.ConvTranspose2d(4, 6, 3, stride=2, padding=1, groups=2).double()
+    ours.load_state_dict(theirs.state_dict())
+    grads = []
+    for module in (ours, theirs):
+        x = torch.zeros(0, 4, 5, 5, dtype=torch.float64, requires_grad=True)
+        module.zero_grad()
+        module(x).sum().backward()                    # used to fail in the backward
+        grads.append((x.grad, module.weight.grad, module.bias.grad))
+    for a, b in zip(*grads, strict=True):
+        torch.testing.assert_close(a, b)
+    torch.testing.assert_close(
+        gradients.conv_weight_grad(torch.zeros(0, 4, 5, 5), torch.zeros(0, 6, 3, 3), 3, 2, 1,
+                                   groups=2), torch.zeros(6, 2, 3, 3))
