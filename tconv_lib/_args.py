@@ -8,7 +8,7 @@ data. They turn ints into per-dimension tuples, add a batch axis to unbatched in
 from __future__ import annotations
 
 import operator
-from collections.abc import Sequence
+from collections.abc import Iterator, Mapping, Sequence, Set
 from dataclasses import dataclass
 from typing import Any
 
@@ -54,6 +54,9 @@ def as_tuple(name: str, value: Any, ndim: int) -> tuple[int, ...]:
         return (operator.index(value),) * ndim
     except TypeError:
         pass                                   # not one integer: a sequence of them?
+    if isinstance(value, (Set, Mapping, Iterator)):  # no order, keys, or used up by reading
+        raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got "
+                        f"{type(value).__name__} {value!r}")
     try:
         values = tuple(value)
     except TypeError:

@@ -90,8 +90,8 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
 
     Raises:
         TypeError: an array is not a NumPy array or torch tensor, arrays are of different
-            kinds, devices or dtypes, a dtype is not floating, or an argument is not an int (or
-            a tuple of them).
+            kinds, devices or dtypes, a dtype is not floating, an argument is not an int (or
+            a tuple or list of them), or ``method`` is not a str.
         ValueError: a shape or argument breaks a rule (stride, dilation or groups below 1,
             negative padding or output_padding, ``output_padding >= max(stride, dilation)``,
             channels that do not match the weight or are not divisible by ``groups``, a bias
@@ -114,6 +114,9 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
         ...
         ValueError: output_padding must be smaller than max(stride, dilation)...=(2, 2)...
     """
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str, 'auto' or one of {', '.join(METHODS)}, "
+                        f"got method={method!r}")
     if method != "auto" and method not in IMPLEMENTATIONS:
         raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, "
                          f"got method={method!r}")

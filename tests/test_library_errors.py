@@ -76,6 +76,12 @@ BAD = [
      ["input", "4 dims", "3 dims", "(5, 5)"], r"Expected 3D \(unbatched\) or 4D \(batched\)"),
     ("empty spatial input", dict(input=np.zeros((2, 4, 0, 5))), ValueError,
      ["empty", "(2, 4, 0, 5)"], "Only zero batch or zero channel inputs are supported"),
+    ("dict stride", dict(stride={2: 1, 3: 1}), TypeError, ["stride", "tuple of 2 ints", "dict"],
+     "'stride' must be tuple of ints, not dict"),
+    ("set padding", dict(padding={1}), TypeError, ["padding", "tuple of 2 ints", "set {1}"],
+     "'padding' must be tuple of ints, not set"),
+    ("generator dilation", dict(dilation=iter((1, 2))), TypeError,
+     ["dilation", "tuple of 2 ints", "tuple_iterator"], "'dilation' must be tuple of ints"),
     ("stride tuple of wrong length", dict(stride=(1, 2, 3)), ValueError,
      ["stride", "one per spatial dimension", "(1, 2, 3)"],
      "expected stride to be a single integer value or a list of 2 values"),
@@ -183,6 +189,9 @@ def test_integer_like_arguments_accepted_like_pytorch(kw) -> None:
 def test_unknown_method() -> None:
     with pytest.raises(ValueError, match="method must be 'auto' or one of .*'fft'"):
         tconv_lib.conv_transpose(X, W, method="fft")
+    for method in (None, ["col2im"]):           # a list used to raise "unhashable type"
+        with pytest.raises(TypeError, match=r"method must be a str.*col2im.*got method="):
+            tconv_lib.conv_transpose(X, W, method=method)
 
 
 def test_forward_conv_errors() -> None:
