@@ -198,3 +198,38 @@ def test_every_figure_has_a_description(built_book: Path, chapter: str) -> None:
         text = alt[1] if alt else ""
         assert len(text.split()) >= 6 and not re.search(r"\.(png|svg|jpe?g)\b", text), \
             f"{chapter}: figure without a description: {img[:160]}"
+
+
+# the prose of a chapter with its code cells, directives, math, inline code and roles removed
+_NOT_PROSE = [re.compile(p, re.S | re.M) for p in (
+    r"\A---\n.*?\n---\n",                              # jupytext front matter
+    r"^(```+|~~~+)[^\n]*\n.*?^\1\s*$",                 # code cells and directives
+    r"\$\$.*?\$\$", r"\$[^$\n]*\$",                    # display and inline math
+    r"\{[\w:-]+\}`[^`]*`", r"`[^`]*`")]                # roles ({glue:text}, {term}, ...), code
+# a result typed into the prose: a decimal number or a percentage
+_TYPED_RESULT = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])|\d+(\.\d+)?\s*%")
+# typed on purpose: an input of an experiment, not a result
+_TYPED_INPUTS = {("06_checkerboard", "10 %")}
+
+
+def _prose(src: str) -> str:
+    for pattern in _NOT_PROSE:
+        src = pattern.sub("", src)
+    return src
+
+
+def test_the_prose_types_no_decimal_or_percentage() -> None:
+    """The book's rule: numbers that code computes reach the prose through glue. Decimals and
+    percentages are what a computed result looks like, so none may be typed into the prose."""
+    typed = []
+    for page in sorted((ROOT / "book").glob("*.md")):
+        for m in _TYPED_RESULT.finditer(_prose(page.read_text(encoding="utf-8"))):
+            if (page.stem, m.group()) not in _TYPED_INPUTS:
+                typed.append(f"{page.name}: {m.group()!r}")
+    assert not typed, "numbers typed into the prose instead of glued:\n" + "\n".join(typed)
+
+
+def test_the_typed_number_check_sees_prose_only() -> None:
+    src = ("---\nkernelspec: 3.11\n---\n# T\nIt is 0.85 here, 12 % there, {glue:text}`a` and "
+           "$0.5$ and `1.5`.\n```{code-cell} ipython3\nprint(0.25)\n```\n")
+    assert [m.group() for m in _TYPED_RESULT.finditer(_prose(src))] == ["0.85", "12 %"]
