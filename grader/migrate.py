@@ -66,11 +66,12 @@ def _require_source(url: str) -> None:
 
     u = normalize_url(url)
     if u.startswith("sqlite:///") and not os.path.exists(u[len("sqlite:///"):]):
-        raise MigrationError(f"--from {url}: no such gradebook file")
+        raise MigrationError(f"--from must name an existing gradebook; got {url} "
+                             "(no such gradebook file)")
     engine = _engine(u)
     try:
         if "assignment" not in inspect(engine).get_table_names():
-            raise MigrationError(f"--from {redact(u)}: not an nbgrader gradebook "
+            raise MigrationError(f"--from must be an nbgrader gradebook; got {redact(u)} "
                                  "(no 'assignment' table)")
     finally:
         engine.dispose()
@@ -103,9 +104,9 @@ def copy_tables(src_url: str, dst_url: str) -> dict[str, int]:
                 n = conn.execute(select(func.count()).select_from(table)).scalar_one()
                 if n:
                     raise MigrationError(
-                        f"--to {redact(normalize_url(dst_url))} already holds a gradebook "
-                        f"({n} rows in table {table.name!r}); migrate into an empty database, "
-                        "or compare the two with --check-only")
+                        f"--to must be an empty database; got {redact(normalize_url(dst_url))}"
+                        f" (it already holds a gradebook: {n} rows in table {table.name!r}; "
+                        "migrate into an empty database, or compare the two with --check-only)")
         src_tables = set(inspect(src).get_table_names())
         with src.connect() as sconn, dst.begin() as dconn:
             for table in Base.metadata.sorted_tables:
@@ -238,7 +239,7 @@ def run(args: argparse.Namespace) -> int:
         else:
             result = migrate(args.src, args.dst)
     except MigrationError as exc:
-        print(f"tconv-grader migrate: {exc}", file=sys.stderr)
+        print(f"tconv-grader migrate: error: {exc}", file=sys.stderr)
         return 2
     return 0 if result.ok else 1
 

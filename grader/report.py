@@ -13,6 +13,10 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
                        ``status`` ``no submission`` and score 0 where one has none;
                        ``pending_manual`` counts the written answers still waiting for a hand
                        grade, and while there are any the total is ``provisional`` (``yes``)
+* ``scores.csv``       the same totals one row per student, for an LMS grade import: student,
+                       one column per assignment (its score; 0 without a submission), total,
+                       max_total, provisional (``yes`` while any written answer waits for a
+                       hand grade) and flagged (``yes`` when any submission has a flag)
 * ``hist_<assignment>.png``  histogram of the assignment's total scores, every student counted
                        (no submission as 0, drawn apart), with how many are provisional
 * ``most_failed.txt``  test cells ordered by how many submissions scored below full marks, and
@@ -30,6 +34,7 @@ import csv
 import io
 import json
 import sys
+import tempfile
 from collections import Counter
 from pathlib import Path
 
@@ -112,6 +117,31 @@ def gather(course: Course) -> tuple[list[dict], list[dict]]:
                 grades += rows
                 totals.append(total)
     return grades, totals
+
+
+def wide(totals: list[dict]) -> tuple[list[dict], list[str]]:
+    """``scores.csv``: one row per student (sorted), a column per assignment, from the
+    totals.csv rows; and its field names."""
+    assignments = sorted({r["assignment"] for r in totals})
+    students: dict[str, dict] = {}
+    maxima = {r["assignment"]: float(r["max_score"] or 0) for r in totals}
+    for r in totals:
+        row = students.setdefault(r["student"], {"student": r["student"], "provisional": "no",
+                                                 "flagged": "no"})
+        row[r["assignment"]] = r["score"]
+        if r["provisional"] == "yes":
+            row["provisional"] = "yes"
+        if r["flags"]:
+            row["flagged"] = "yes"
+    rows = []
+    for s in sorted(students):
+        row = students[s]
+        for a in assignments:
+            row.setdefault(a, "0")
+        row["total"] = _fmt(sum(float(row[a]) for a in assignments))
+        row["max_total"] = _fmt(sum(maxima.values()))
+        rows.append(row)
+    return rows, ["student", *assignments, "total", "max_total", "provisional", "flagged"]
 
 
 def _csv(rows: list[dict], fields: list[str]) -> str:
@@ -222,17 +252,30 @@ def written_answers(grades: list[dict]) -> dict[str, Counter]:
     return counts
 
 
+def _require_writable(out: Path, arg: str) -> None:
+    """A usage error naming ``arg`` unless the reports can be written into the folder ``out``."""
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.NamedTemporaryFile(dir=out):
+            pass
+    except OSError as exc:
+        raise UsageError(f"{arg} must be a folder the reports can be written to; got {out} "
+                         f"({exc.strerror or exc})") from exc
+
+
 def report(course: Course, out: Path | None = None, progress: bool = True) -> dict:
     from tqdm import tqdm
 
-    out = out or course.reports
     course.require_gradebook()
     grades, totals = gather(course)
     if not totals:
         raise UsageError(f"{course.db_arg} {redact(course.db_url)} holds no graded "
                          "submissions (run `tconv-grader autograde --course ...` first)")
+    _require_writable(out or course.reports, "--output" if out else "--course reports folder")
+    out = out or course.reports
     atomic_write_text(out / "grades.csv", _csv(grades, GRADE_FIELDS))
     atomic_write_text(out / "totals.csv", _csv(totals, TOTAL_FIELDS))
+    atomic_write_text(out / "scores.csv", _csv(*wide(totals)))
     assignments = sorted({r["assignment"] for r in totals})
     for a in tqdm(assignments, desc="histograms", disable=not progress, file=sys.stderr):
         histogram(totals, a, out / f"hist_{a}.png")
@@ -262,16 +305,39 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     atomic_write_text(out / "written.txt", "\n".join(wlines) + "\n")
     atomic_write_text(out / "flags.txt", "\n".join(flines) + "\n")
     return {"out": out, "grades": grades, "totals": totals, "most_failed": mf,
-            "written": written, "summary": "\n".join(lines + wlines[:1] + flines)}
+            "written": written, "summary": "\n".join(lines + wlines[:1] + flines),
+            "next": next_steps(course, out, total["to grade"],
+                               sum(r["provisional"] == "yes" for r in totals), len(flagged))}
+
+
+def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int
+               ) -> list[str]:
+    """What the instructor does next, in order: look at the flagged submissions, grade the
+    written answers by hand, then upload scores.csv (final once nothing is provisional)."""
+    steps = []
+    if flagged:
+        steps.append(f"look at the {flagged} flagged submission(s) in {out / 'flags.txt'} (each "
+                     f"executed notebook is in {course.autograded}/<student>/<assignment>/)")
+    if to_grade:
+        where = (f"from the repository root, TCONV_COURSE={course.root} jupyter lab, menu "
+                 "Nbgrader > Formgrader" if course.default_db else "with --db's gradebook")
+        steps.append(f"grade the {to_grade} written answer(s) by hand in nbgrader's formgrader "
+                     f"({where}), then run report and feedback again")
+    state = (f"{provisional} total(s) are provisional until then" if provisional
+             else "every total is final")
+    steps.append(f"upload {out / 'scores.csv'} (one row per student) to your LMS; {state}")
+    return steps
 
 
 def main(args) -> int:
     course = Course.open(args.course, args.db)
-    res = report(course, Path(args.output).resolve() if args.output else None,
+    res = report(course, Path(args.output).expanduser().resolve() if args.output else None,
                  progress=not args.quiet)
     print(res["summary"])
-    print(f"wrote grades.csv, totals.csv, most_failed.txt, written.txt, flags.txt and "
-          f"{len({r['assignment'] for r in res['totals']})} histogram(s) to {res['out']}")
+    print(f"wrote grades.csv, totals.csv, scores.csv, most_failed.txt, written.txt, flags.txt "
+          f"and {len({r['assignment'] for r in res['totals']})} histogram(s) to {res['out']}")
+    for step in res["next"]:
+        print(f"next: {step}")
     return 0
 
 

@@ -87,6 +87,9 @@ def test_python_m_grader_is_tconv_grader():
      "--db cannot connect to bogus://x: Can't load plugin: sqlalchemy.dialects:bogus"),
     (["check", "{tmp}/missing.ipynb"], "NOTEBOOK must be an existing .ipynb file"),
     (["autograde", "--course", str(REPO / "grader")], "--course must be outside the repository"),
+    (["migrate", "--from", "{tmp}/nope.db", "--to", "sqlite:///{tmp}/new.db"],
+     "tconv-grader migrate: error: --from must name an existing gradebook; got {tmp}/nope.db "
+     "(no such gradebook file)"),
 ])
 def test_usage_errors_exit_2_and_name_the_argument(tmp_path, capsys, argv, needle):
     argv = [a.replace("{tmp}", str(tmp_path)) for a in argv]

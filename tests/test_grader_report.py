@@ -150,3 +150,42 @@ def test_a_damaged_results_file_is_flagged_and_the_others_are_reported(tmp_path)
     assert totals[("bo", "ex")]["flags"].startswith("results.json unreadable (JSONDecodeError")
     assert totals[("bo", "ex")]["score"] == "0" and totals[("amy", "ex")]["score"] == "2"
     assert totals[("amy", "hw")]["score"] == "2"
+
+
+def test_scores_csv_has_one_row_per_student_for_an_lms(tmp_path):
+    res = report(small_class(tmp_path / "course"), progress=False)
+    assert (res["out"] / "scores.csv").read_text() == (
+        "student,ex,hw,total,max_total,provisional,flagged\n"
+        "amy,2,2,4,10,yes,no\n"      # amy's written answer in ex waits for a hand grade
+        "bo,0,0,0,10,no,no\n"        # no submission of hw: 0
+        "cy,0,0,0,10,no,no\n")       # no submission at all: still a row
+
+
+def test_the_summary_says_what_to_do_next(tmp_path, capsys):
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    course.results_path("bo", "ex").write_text('{"flags": ["ex: timeout"]}')
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    steps = [line for line in capsys.readouterr().out.splitlines() if line.startswith("next: ")]
+    reports = course.root / "reports"
+    assert steps == [
+        f"next: look at the 1 flagged submission(s) in {reports / 'flags.txt'} (each executed "
+        f"notebook is in {course.autograded}/<student>/<assignment>/)",
+        "next: grade the 1 written answer(s) by hand in nbgrader's formgrader (from the "
+        f"repository root, TCONV_COURSE={course.root} jupyter lab, menu Nbgrader > Formgrader)"
+        ", then run report and feedback again",
+        f"next: upload {reports / 'scores.csv'} (one row per student) to your LMS; 1 total(s) "
+        "are provisional until then"]
+
+
+def test_an_output_that_cannot_be_written_is_one_line_naming_it(tmp_path, capsys):
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    (tmp_path / "a_file").write_text("")
+    assert main(["report", "--course", str(course.root), "-o", str(tmp_path / "a_file"),
+                 "-q"]) == 2
+    err = capsys.readouterr().err
+    assert err == (f"tconv-grader report: error: --output must be a folder the reports can be "
+                   f"written to; got {tmp_path / 'a_file'} (File exists)\n"), err
