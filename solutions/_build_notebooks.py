@@ -239,12 +239,14 @@ if (_widgets := _jupyter_widgets()) is not None:
             dilation=dilation).shape[-1] == i]
 
     cases = [dict(i=4, k=3, stride=2), dict(i=3, k=3, stride=1, padding=1),
-             dict(i=5, k=4, stride=3, padding=1), dict(i=4, k=3, stride=2, dilation=2)]
+             dict(i=5, k=4, stride=3, padding=1), dict(i=4, k=3, stride=2, dilation=2),
+             dict(i=3, k=2, stride=1, dilation=3)]
     for n, case in enumerate(cases):
         sizes = _sizes_back_to(**case)
         expect(f"range_{n}", output_size_range(**case), (sizes[0], sizes[-1]),
                hint=f"for {case} the forward convolution maps exactly the lengths {sizes} to "
-                    f"i={case['i']}; return (smallest, largest)")
+                    f"i={case['i']}; return (smallest, largest): there are `stride` of them, "
+                    "whatever the dilation")
     ### BEGIN HIDDEN TESTS
     for n, case in enumerate([dict(i=1, k=1), dict(i=1, k=2, stride=4),
                               dict(i=6, k=5, stride=3, padding=2, dilation=2),
@@ -282,12 +284,24 @@ if (_widgets := _jupyter_widgets()) is not None:
     b.test("test_output_padding", 2, '''
     from tconv_lib.shapes import output_padding_for as _reference_op
 
+
+    def _op_or_error(i, target, k, s, p, d):
+        """Your output_padding_for, or the text of the exception it raised (then the expect
+        below names the case). The released stub's NotImplementedError stops the cell."""
+        try:
+            return output_padding_for(i, target, k, stride=s, padding=p, dilation=d)
+        except NotImplementedError:
+            raise
+        except Exception as exc:  # reported by the expect that follows, with the case
+            return f"{type(exc).__name__}: {exc}"
+
     cases = [(4, 8, 3, 2, 1, 1), (4, 7, 3, 2, 1, 1), (5, 18, 4, 3, 0, 1), (3, 10, 3, 3, 1, 2)]
     for n, (i, target, k, s, p, d) in enumerate(cases):
-        op = output_padding_for(i, target, k, stride=s, padding=p, dilation=d)
+        op = _op_or_error(i, target, k, s, p, d)
         expect(f"op_{n}", op, _reference_op(i, target, k, s, p, d),
                hint=f"i={i}, target={target}, k={k}, stride={s}, padding={p}, dilation={d}: "
-                    "output_padding is target minus the size reached with output_padding=0")
+                    "this target is reachable; output_padding is target minus the size "
+                    "reached with output_padding=0 (the dilated kernel spans d*(k-1) + 1)")
         y = F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), stride=s, padding=p,
                                output_padding=op, dilation=d)
         expect(f"torch_length_{n}", y.shape[-1], target,
@@ -319,6 +333,10 @@ if (_widgets := _jupyter_widgets()) is not None:
     b.test("test_output_padding_edges", 1, '''
     expect("stride_1", output_padding_for(5, 7, 3), _reference_op(5, 7, 3),
            hint="with stride 1 exactly one size is reachable, with output_padding 0")
+    expect_raises("dilation_3_stride_1", ValueError, output_padding_for, 3, 7, 2, 1, 0, 3,
+                  hint="i=3, k=2, stride=1, dilation=3: only 6 is reachable. F.conv_transpose1d "
+                       "accepts output_padding 1 here (it is below the dilation), but a length "
+                       "7 no longer convolves back to 3: the bound is the stride alone")
     ### BEGIN HIDDEN TESTS
     expect("size_1", output_padding_for(1, 1, 1), _reference_op(1, 1, 1),
            hint="i=1, k=1: the only size is 1")
@@ -513,14 +531,20 @@ def ex2_scatter() -> Book:
                 "gives [2, 4, 9, 6, 9]")
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal(5), rng.standard_normal(4)
-    expect("stride2_padding1", zero_insert_1d(x, w, stride=2, padding=1),
-           _torch_1d(x, w, 2, 1),
+    x_before, w_before = x.copy(), w.copy()
+    got = zero_insert_1d(x, w, stride=2, padding=1)
+    expect("inputs_unchanged",
+           bool(np.array_equal(x, x_before) and np.array_equal(w, w_before)), True,
+           hint="zero_insert_1d changed the caller's x or w in place (e.g. w[:] = w[::-1]); "
+                "build new arrays instead: w[::-1] reads w backwards without changing it")
+    expect("stride2_padding1", got, _torch_1d(x_before, w_before, 2, 1),
            hint="pad with k-1-padding zeros, and flip the kernel before sliding it")
     ''')
     b.test("test_zero_insert_edges", 1, '''
     rng = np.random.default_rng(6)
     x, w = rng.standard_normal(4), rng.standard_normal(3)
-    expect("stride_1", zero_insert_1d(x, w), _torch_1d(x, w),
+    want = _torch_1d(x, w)  # before your function sees x and w
+    expect("stride_1", zero_insert_1d(x, w), want,
            hint="stride 1: no zeros inserted, full padding k-1, flipped kernel")
     ### BEGIN HIDDEN TESTS
     expect("length_1", zero_insert_1d(x[:1], w, stride=3), _torch_1d(x[:1], w, 3),
@@ -607,6 +631,10 @@ def ex3_matrix() -> Book:
     rng = np.random.default_rng(101)  # this cell's own inputs, whatever ran before
     expect("stride_1", conv_matrix_1d(w, 5), tconv_lib.conv_matrix(w[None, None], 5).toarray(),
            hint="stride 1: a banded (Toeplitz) matrix of n - k + 1 rows")
+    expect("size_floors", conv_matrix_1d(w, 8, stride=2, padding=1),
+           tconv_lib.conv_matrix(w[None, None], 8, 2, 1).toarray(),
+           hint="n=8, k=3, stride=2, padding=1: (8 + 2 - 3) / 2 = 3.5 and the convolution "
+                "floors, o = (n + 2*padding - k) // stride + 1 = 4 rows (not 5)")
     ### BEGIN HIDDEN TESTS
     expect("one_row", conv_matrix_1d(w, 3, stride=2),
            tconv_lib.conv_matrix(w[None, None], 3, 2).toarray(),
@@ -1018,6 +1046,7 @@ def ex5_conventions() -> Book:
     _check("valid_k3_s2", 5, 3, 2, "VALID", 3)
     _check("same_k1_s2", 4, 1, 2, "SAME", 4)
     _check("valid_lower_k4_s2", 3, 4, 2, "valid", 10)
+    _check("valid_k2_s4", 3, 2, 4, "VALID", 11)
     expect_raises("full_mode", ValueError, tf_to_torch, 4, 3, 2, "FULL",
                   hint="Keras' Conv1DTranspose knows only 'SAME' and 'VALID' (any case): raise "
                        "ValueError for anything else")
@@ -1225,8 +1254,12 @@ def ex6_checkerboard() -> Book:
                hint=f"k={k}, s={s}, n={n}: add 1 on [j*s, j*s + k) for every input position j")
     ''')
     b.test("test_overlap_1d_edges", 1, '''
-    expect("stride_1", overlap_map_1d(3, 1, 4), _lib_overlap_map(3, 1, 4),
+    counts = overlap_map_1d(3, 1, 4)
+    expect("stride_1", counts, _lib_overlap_map(3, 1, 4),
            hint="stride 1: the interior is covered k times")
+    expect("integer_counts", np.issubdtype(np.asarray(counts).dtype, np.integer), True,
+           hint=f"the task asks for an integer array; yours has dtype "
+                f"{np.asarray(counts).dtype} (np.zeros(n) is float: np.zeros(n, dtype=int))")
     ### BEGIN HIDDEN TESTS
     expect("n_1", overlap_map_1d(3, 2, 1), _lib_overlap_map(3, 2, 1), hint="one copy")
     expect("holes", overlap_map_1d(2, 3, 4), _lib_overlap_map(2, 3, 4),
@@ -1348,6 +1381,13 @@ if (_widgets := _jupyter_widgets()) is not None:
     with torch.no_grad():
         expect("matches_resize_conv", resize_conv(x, ref.conv.weight, ref.conv.bias, 2), ref(x),
                hint="nearest upsampling (each pixel repeated 2x2), then conv2d with padding 1")
+    torch.manual_seed(1)
+    ref3 = _ResizeConv(2, 1, scale=3, kernel_size=5)
+    x3 = torch.randn(1, 2, 3, 2, generator=gen)
+    with torch.no_grad():
+        expect("scale_3_k5", resize_conv(x3, ref3.conv.weight, ref3.conv.bias, 3), ref3(x3),
+               hint="scale 3 and kernel 5: use the arguments, scale_factor=scale and padding "
+                    "k // 2 = 2 (output 9x6)")
     ''')
     b.test("test_resize_conv_no_checkerboard", 1, '''
     gen = torch.Generator().manual_seed(107)  # this cell's own inputs, whatever ran before
@@ -1357,11 +1397,15 @@ if (_widgets := _jupyter_widgets()) is not None:
     expect("constant_interior", float(inner.max() - inner.min()), 0.0,
            hint="a constant input must give a constant interior: no structural checkerboard")
     ### BEGIN HIDDEN TESTS
-    torch.manual_seed(1)
-    ref3 = _ResizeConv(2, 1, scale=3, kernel_size=5)
-    x3 = torch.randn(1, 2, 3, 2, generator=gen)
-    expect("scale_3_k5", resize_conv(x3, ref3.conv.weight.detach(), ref3.conv.bias.detach(), 3),
-           ref3(x3).detach(), hint="scale 3, kernel 5 (padding 2), non-square input")
+    torch.manual_seed(2)
+    ref4 = _ResizeConv(1, 2, scale=4, kernel_size=1)
+    x4 = torch.randn(2, 1, 2, 3, generator=gen)
+    expect("scale_4_k1", resize_conv(x4, ref4.conv.weight.detach(), ref4.conv.bias.detach(), 4),
+           ref4(x4).detach(), hint="scale 4, a 1x1 kernel (padding 0)")
+    ref7 = _ResizeConv(1, 1, scale=1, kernel_size=7)
+    x7 = torch.randn(1, 1, 5, 4, generator=gen)
+    expect("scale_1_k7", resize_conv(x7, ref7.conv.weight.detach(), ref7.conv.bias.detach(), 1),
+           ref7(x7).detach(), hint="scale 1 (no upsampling), kernel 7 (padding 3)")
     ### END HIDDEN TESTS
     ''')
     b.md("""

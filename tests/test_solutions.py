@@ -248,6 +248,13 @@ MESSAGES = [
     ("M10", "test_decoder_block_edges", ["[no_crop]", "order of the concatenation"]),
     ("M21", "test_tf_valid_and_edges", ["[full_mode]", "expected ValueError to be raised"]),
     ("M22", "test_tf_valid_and_edges", ["[valid_lower_k4_s2]", "your conversion (1, 0, 0)"]),
+    ("M32", "test_output_padding", ["[op_3]", "got 'ValueError: target 10", "dilation=2",
+                                    "Hint:"]),
+    ("M33", "test_zero_insert", ["[inputs_unchanged]", "in place", "Hint:"]),
+    ("M35", "test_tf_valid_and_edges", ["[valid_k2_s4]", "your conversion (0, 0, 0)",
+                                        "length 12"]),
+    ("M36", "test_overlap_1d_edges", ["[integer_counts]", "dtype float64"]),
+    ("M37", "test_resize_conv", ["[scale_3_k5]", "shape (1, 1, 9, 6)", "k // 2"]),
 ]
 
 
