@@ -462,6 +462,9 @@ def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = Tr
                         nb.cells[e["cell"]].source)), errors[-1])
                     msg += (f"; an earlier cell failed: {culprit['name']} "
                             f"({culprit['message'].split(':')[0]}), fix it first")
+                elif errs[0].get("ename") != "AssertionError" and "still the released stub" \
+                        not in msg and (line := _error_line(errs[0], cell.source)):
+                    msg += f", at the test's line `{line}`"
             else:
                 msg = ""
             passed = run is not None and status == "ok" and not errs

@@ -182,6 +182,15 @@ def _array_mismatch(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> s
     return "; ".join(parts)
 
 
+def _brief(value: Any) -> str:
+    """``value`` in a few words: a long numeric array as its shape and dtype, not its numbers
+    (beside a value of another kind, such as an error's text, the numbers say nothing)."""
+    if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and \
+            len(describe(value, SHOW_WHOLE + 1)) > SHOW_WHOLE:
+        return f"an array of {_shape_text(value)}"
+    return describe(value, 120)
+
+
 def describe_mismatch(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL) -> str:
     """What is wrong with ``got`` (plain data, see :func:`to_plain`), in a short phrase.
 
@@ -200,7 +209,7 @@ def describe_mismatch(got: Any, expected: Any, rtol: float = RTOL, atol: float =
             if ge.shape == ee.shape and len(whole) <= SHOW_WHOLE:
                 return whole  # small: both arrays in full say it best
             return _array_mismatch(ge, ee, rtol, atol)
-        return f"expected {describe(expected, 120)}, got {describe(got, 120)}"
+        return f"expected {_brief(expected)}, got {_brief(got)}"
     if isinstance(expected, list | tuple) and isinstance(got, list | tuple):
         kind = type(expected).__name__
         if len(got) != len(expected):

@@ -235,6 +235,12 @@ def test_mismatched_arrays_are_summarised_not_printed():
     assert "2 of your entries are NaN or infinite; first at index 5: expected 0.0, got nan" in \
         _message(nan, np.zeros(100))
     assert len(_message([got, 1], [expected, 1])) < 200
+    # an answer of another kind (an error's text) beside a long array: its shape, not its numbers
+    assert _message("RuntimeError: negative padding", expected) == (
+        "[big] expected an array of shape (100, 100) (float64), got 'RuntimeError: negative "
+        "padding'. Hint: h")
+    assert _message(None, np.ones(2)) == ("[big] expected array of shape (2,): [1.0, 1.0], got "
+                                          "None. Hint: h")
 
 
 # ---- 4. errors in solution cells ----------------------------------------------------------------
@@ -255,6 +261,21 @@ def test_an_error_in_a_solution_cell_is_shown_and_tests_point_at_it(tmp_path, ca
     out = capfd.readouterr().out
     assert ("ERROR  cell 3 (`helper = 1 / 0`)  (not a test cell)\n      ZeroDivisionError: "
             "division by zero (raised at line 1 of a cell): `helper = 1 / 0`") in out, out
+
+
+def test_an_error_raised_in_the_students_function_names_the_tests_line(tmp_path, capfd):
+    """A test cell stopped by the student's own exception says where it was raised and which
+    line of the test called it (the case), not only the student's line."""
+    nb = _with(_released(), "double_impl",
+               "def double(x):\n    if np.ndim(x):\n        raise ValueError('no lists')\n"
+               "    return 2 * x")
+    path = _write(nb, tmp_path / "raises.ipynb")
+    assert main(["check", str(path), "-q"]) == 1
+    out = capfd.readouterr().out
+    assert ("FAIL  test_a  (2 pt)\n      ValueError: no lists (raised in `double`, line 3 of its "
+            "cell), at the test's line `expect(\"a\", double([1, 2]), expected=np.array([2, "
+            "4]))`") in out, out
+    assert "PASS  test_b  (3 pt)" in out, out
 
 
 # ---- 5. blank written answers -------------------------------------------------------------------
