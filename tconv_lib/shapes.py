@@ -35,19 +35,46 @@ which one they follow (the ``rule`` argument of :func:`output_size_range` and
 
 from __future__ import annotations
 
+import operator
 from collections.abc import Sequence
 
 
-def _check_positive(**values: int) -> None:
-    for name, v in values.items():
-        if v < 1:
-            raise ValueError(f"{name} must be positive, got {name}={v}")
+def _int(name: str, v: object) -> int:
+    """An int, or an integer-like scalar (``np.int64``, a 0-d integer tensor), as a plain int;
+    ``bool``, floats (``8.0``, ``8.5``) and ``None`` are refused."""
+    if isinstance(v, bool) or type(v).__name__ == "bool_":
+        raise TypeError(f"{name} must be an int, got {name}={v!r}")
+    try:
+        return operator.index(v)
+    except TypeError:
+        raise TypeError(f"{name} must be an int, got {name}={v!r}") from None
 
 
-def _check_non_negative(**values: int) -> None:
+def _check_positive(**values: object) -> list[int]:
+    out = []
     for name, v in values.items():
-        if v < 0:
-            raise ValueError(f"{name} must be non-negative, got {name}={v}")
+        n = _int(name, v)
+        if n < 1:
+            raise ValueError(f"{name} must be positive, got {name}={n}")
+        out.append(n)
+    return out
+
+
+def _check_non_negative(**values: object) -> list[int]:
+    out = []
+    for name, v in values.items():
+        n = _int(name, v)
+        if n < 0:
+            raise ValueError(f"{name} must be non-negative, got {name}={n}")
+        out.append(n)
+    return out
+
+
+def _same_length(**values: Sequence[int]) -> None:
+    lengths = {name: len(v) for name, v in values.items()}
+    if len(set(lengths.values())) > 1:
+        listing = ", ".join(f"{name}={tuple(v)!r}" for name, v in values.items())
+        raise ValueError(f"every argument must have one entry per spatial axis, got {listing}")
 
 
 def conv_output_size(i: int, k: int, stride: int = 1, padding: int = 0, dilation: int = 1) -> int:
@@ -64,13 +91,15 @@ def conv_output_size(i: int, k: int, stride: int = 1, padding: int = 0, dilation
         dilation (int, optional): spacing between kernel taps. Default: 1
 
     Raises:
+        TypeError: an argument is not an int (``np.int64`` and 0-d integer tensors are ints;
+            ``bool`` and ``8.0`` are not).
         ValueError: ``i``, ``k``, ``stride`` or ``dilation`` below 1, or ``padding`` below 0.
 
     >>> conv_output_size(8, k=3, stride=2, padding=1)
     4
     """
-    _check_positive(i=i, k=k, stride=stride, dilation=dilation)
-    _check_non_negative(padding=padding)
+    i, k, stride, dilation = _check_positive(i=i, k=k, stride=stride, dilation=dilation)
+    (padding,) = _check_non_negative(padding=padding)
     return (i + 2 * padding - dilation * (k - 1) - 1) // stride + 1
 
 
@@ -91,14 +120,15 @@ def conv_transpose_output_size(i: int, k: int, stride: int = 1, padding: int = 0
         dilation (int, optional): spacing between kernel taps. Default: 1
 
     Raises:
+        TypeError: an argument is not an int (as :func:`conv_output_size`).
         ValueError: ``i``, ``k``, ``stride`` or ``dilation`` below 1, or ``padding`` or
             ``output_padding`` below 0.
 
     >>> conv_transpose_output_size(4, k=3, stride=2, padding=1)
     7
     """
-    _check_positive(i=i, k=k, stride=stride, dilation=dilation)
-    _check_non_negative(padding=padding, output_padding=output_padding)
+    i, k, stride, dilation = _check_positive(i=i, k=k, stride=stride, dilation=dilation)
+    padding, output_padding = _check_non_negative(padding=padding, output_padding=output_padding)
     return (i - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
 
 
@@ -109,6 +139,8 @@ def conv_output_shape(spatial: Sequence[int], kernel: Sequence[int], stride: Seq
     >>> conv_output_shape((8, 5), (3, 3), (2, 1), (1, 0), (1, 1))
     (4, 3)
     """
+    _same_length(spatial=spatial, kernel=kernel, stride=stride, padding=padding,
+                 dilation=dilation)
     return tuple(conv_output_size(*a) for a in zip(spatial, kernel, stride, padding, dilation,
                                                    strict=True))
 
@@ -122,6 +154,8 @@ def conv_transpose_output_shape(spatial: Sequence[int], kernel: Sequence[int],
     >>> conv_transpose_output_shape((4, 3), (3, 3), (2, 1), (1, 0), (1, 0), (1, 1))
     (8, 5)
     """
+    _same_length(spatial=spatial, kernel=kernel, stride=stride, padding=padding,
+                 output_padding=output_padding, dilation=dilation)
     return tuple(conv_transpose_output_size(*a) for a in zip(
         spatial, kernel, stride, padding, output_padding, dilation, strict=True))
 
@@ -143,7 +177,7 @@ def max_output_padding(stride: int, dilation: int = 1, rule: str = "module") -> 
     >>> max_output_padding(1, 3), max_output_padding(1, 3, rule="functional")
     (0, 2)
     """
-    _check_positive(stride=stride, dilation=dilation)
+    stride, dilation = _check_positive(stride=stride, dilation=dilation)
     if rule not in RULES:
         raise ValueError(f"rule must be 'module' (nn.ConvTranspose*d's output_size=) or "
                          f"'functional' (F.conv_transpose*d's output_padding=), got rule={rule!r}")
@@ -183,12 +217,15 @@ def output_padding_for(i: int, target: int, k: int, stride: int = 1, padding: in
     1
     """
     sizes = output_size_range(i, k, stride, padding, dilation, rule)
+    target = _int("target", target)
     if target not in sizes:
+        reachable = (f"reachable sizes are {sizes.start}..{sizes.stop - 1}" if len(sizes) else
+                     f"no size is reachable (the largest would be {sizes.stop - 1}: padding "
+                     f"crops everything)")
         raise ValueError(
             f"target output size {target} is unreachable from input size {i} with k={k}, "
-            f"stride={stride}, padding={padding}, dilation={dilation}: reachable sizes are "
-            f"{sizes.start}..{sizes.stop - 1} (output_padding "
-            f"0..{max_output_padding(stride, dilation, rule)}, the {rule} rule)")
+            f"stride={stride}, padding={padding}, dilation={dilation}: {reachable} "
+            f"(output_padding 0..{max_output_padding(stride, dilation, rule)}, the {rule} rule)")
     return target - conv_transpose_output_size(i, k, stride, padding, 0, dilation)
 
 
@@ -203,6 +240,7 @@ def conv_input_sizes(o: int, k: int, stride: int = 1, padding: int = 0,
     >>> conv_input_sizes(4, k=3, stride=2, padding=1)
     [7, 8]
     """
+    (o,) = _check_positive(o=o)
     low = conv_transpose_output_size(o, k, stride, padding, 0, dilation)
     return [n for n in range(low, low + stride)
             if n >= 1 and conv_output_size(n, k, stride, padding, dilation) == o]
@@ -243,7 +281,24 @@ def relationship(n: int, i: int, k: int, s: int = 1, p: int = 0, d: int = 1, a: 
     ``i`` is the input of the operation itself (for transposed ones, the guide's ``i'``).
     Each formula is written as the guide states it; the tests check it against the general
     formulas above and against PyTorch, under the relationship's own preconditions.
+
+    Raises:
+        TypeError: an argument is not an int.
+        ValueError: ``n`` is not 1..15, ``i``, ``k``, ``s`` or ``d`` is below 1, ``p`` or
+            ``a`` below 0, or an argument breaks the relationship's preconditions (relationship
+            1 with ``p=2``, 3 with an even ``k``, 14 with ``a >= s``, ...): its formula would
+            give a size no convolution with those arguments has. :func:`conv_output_size` and
+            :func:`conv_transpose_output_size` take any arguments.
+
+    >>> relationship(6, i=5, k=3, s=2, p=1), relationship(14, i=3, k=3, s=2, p=1, a=1)
+    (3, 6)
     """
+    if n not in RELATIONSHIPS:
+        raise ValueError(f"relationship number n must be one of 1..15 (the guide's numbering), "
+                         f"got n={n!r}")
+    i, k, s, d = _check_positive(i=i, k=k, s=s, d=d)
+    p, a = _check_non_negative(p=p, a=a)
+    _check_preconditions(n, i=i, k=k, s=s, p=p, d=d, a=a)
     formulas = {
         1: lambda: (i - k) + 1,
         2: lambda: (i - k) + 2 * p + 1,
@@ -261,13 +316,46 @@ def relationship(n: int, i: int, k: int, s: int = 1, p: int = 0, d: int = 1, a: 
         14: lambda: s * (i - 1) + a + k - 2 * p,
         15: lambda: (i + 2 * p - k - (k - 1) * (d - 1)) // s + 1,
     }
-    if n not in formulas:
-        raise ValueError(f"relationship number n must be one of 1..15 (the guide's numbering), "
-                         f"got n={n}")
     return formulas[n]()
+
+
+# Per relationship, the arguments its formula assumes (value, or a rule on the others).
+_FIXED: dict[int, dict[str, int]] = {
+    1: dict(s=1, p=0, d=1), 2: dict(s=1, d=1), 3: dict(s=1, d=1), 4: dict(s=1, d=1),
+    5: dict(p=0, d=1), 6: dict(d=1), 7: dict(p=0, d=1), 8: dict(s=1, p=0, d=1),
+    9: dict(s=1, d=1), 10: dict(s=1, d=1), 11: dict(s=1, d=1), 12: dict(p=0, d=1),
+    13: dict(d=1), 14: dict(d=1), 15: {},
+}
+
+
+def _check_preconditions(n: int, **args: int) -> None:
+    def refuse(rule: str) -> None:
+        raise ValueError(f"relationship {n} ({RELATIONSHIPS[n]}) assumes {rule}, got "
+                         + ", ".join(f"{key}={v}" for key, v in args.items())
+                         + "; conv_output_size and conv_transpose_output_size take any arguments")
+
+    for name, value in (_FIXED[n] | ({} if n == 14 else {"a": 0})).items():
+        if args[name] != value:
+            refuse(f"{name}={value}")
+    k, p, s, a = args["k"], args["p"], args["s"], args["a"]
+    if n in (3, 10) and (k % 2 == 0 or p != k // 2):
+        refuse(f"an odd k and half padding p = floor(k/2) = {k // 2}")
+    if n in (4, 11) and p != k - 1:
+        refuse(f"full padding p = k - 1 = {k - 1}")
+    if n == 14 and a >= s:
+        refuse("0 <= a < s (a is the forward convolution's remainder mod s)")
 
 
 def dilated_transposed_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1,
                             a: int = 0) -> int:
-    """Output size by :data:`DILATED_TRANSPOSED`, the unnumbered transpose of relationship 15."""
+    """Output size by :data:`DILATED_TRANSPOSED`, the unnumbered transpose of relationship 15.
+
+    Raises:
+        TypeError, ValueError: as :func:`relationship`; ``a`` must be in ``0 .. s-1``.
+    """
+    i, k, s, d = _check_positive(i=i, k=k, s=s, d=d)
+    p, a = _check_non_negative(p=p, a=a)
+    if a >= s:
+        raise ValueError(f"a is the forward convolution's remainder (i + 2p - d(k - 1) - 1) mod "
+                         f"s, so 0 <= a < s, got a={a}, s={s}")
     return s * (i - 1) + d * (k - 1) + 1 - 2 * p + a

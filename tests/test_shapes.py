@@ -3,7 +3,9 @@
 from __future__ import annotations
 
 import itertools
+import re
 
+import numpy as np
 import pytest
 import torch
 import torch.nn.functional as F
@@ -147,3 +149,75 @@ def test_bad_arguments_are_named() -> None:
         shapes.conv_output_size(3, 3, 1, -1)
     with pytest.raises(ValueError, match=r"n must be one of 1\.\.15 .*got n=16"):
         shapes.relationship(16, 3, 3)
+
+
+@pytest.mark.parametrize("fn, args, name", [
+    (shapes.conv_output_size, (8.0, 3), "i=8.0"),
+    (shapes.conv_output_size, (8.5, 3), "i=8.5"),
+    (shapes.conv_output_size, (8, 3, True), "stride=True"),
+    (shapes.conv_output_size, (None, 3), "i=None"),
+    (shapes.conv_transpose_output_size, (4, 3, 2.5), "stride=2.5"),
+    (shapes.max_output_padding, (2.0,), "stride=2.0"),
+    (shapes.output_padding_for, (4, 8.0, 3, 2, 1), "target=8.0"),
+    (shapes.output_padding_for, (4, True, 1), "target=True"),
+], ids=lambda v: v if isinstance(v, str) else None)
+def test_sizes_must_be_ints(fn, args, name) -> None:
+    """A float used to come back as a float size (8.5 -> 6.0), True as 1."""
+    with pytest.raises(TypeError, match=f"must be an int, got {re.escape(name)}"):
+        fn(*args)
+    with pytest.raises(TypeError, match="stride=float"):           # PyTorch refuses one too
+        torch.nn.functional.conv1d(torch.zeros(1, 1, 8), torch.zeros(1, 1, 3), stride=2.0)
+
+
+def test_integer_like_sizes_give_plain_ints() -> None:
+    got = shapes.conv_transpose_output_size(np.int64(4), torch.tensor(3), np.int32(2), 1)
+    assert type(got) is int and got == _torch_tsize(4, 3, 2, 1, 0, 1)
+    assert type(shapes.conv_output_size(np.int64(8), 3)) is int
+
+
+def test_shape_arguments_of_different_lengths_are_named() -> None:
+    with pytest.raises(ValueError, match=r"one entry per spatial axis.*kernel=\(3,\)"):
+        shapes.conv_output_shape((8, 5), (3,), (1, 1), (0, 0), (1, 1))
+    with pytest.raises(ValueError, match=r"one entry per spatial axis.*stride=\(2, 2, 2\)"):
+        shapes.conv_transpose_output_shape((4, 3), (3, 3), (2, 2, 2), (1, 0), (1, 0), (1, 1))
+
+
+def test_messages_name_the_right_argument() -> None:
+    with pytest.raises(ValueError, match="o must be positive, got o=0"):   # was "i=0"
+        shapes.conv_input_sizes(0, 3, 2, 1)
+    # padding 3 crops everything: no "reachable sizes are 1..-5"
+    with pytest.raises(ValueError, match="no size is reachable .*largest would be -5"):
+        shapes.output_padding_for(1, 1, 1, 1, 3)
+    with pytest.raises(RuntimeError):
+        torch.nn.functional.conv_transpose1d(torch.zeros(1, 1, 1), torch.zeros(1, 1, 1),
+                                             padding=3)
+
+
+@pytest.mark.parametrize("n, params, rule", [
+    (1, dict(i=5, k=3, p=2), "p=0"),
+    (3, dict(i=5, k=4, p=2), "odd k"),
+    (4, dict(i=5, k=3, p=1), "p = k - 1 = 2"),
+    (5, dict(i=7, k=3, s=2, d=2), "d=1"),
+    (9, dict(i=4, k=4, s=2, p=2), "s=1"),
+    (12, dict(i=3, k=3, s=2, a=1), "a=0"),
+], ids=str)
+def test_relationship_refuses_arguments_outside_its_preconditions(n, params, rule) -> None:
+    """The guide's formula would be a wrong size for these arguments (PyTorch says which)."""
+    i, k = params["i"], params["k"]
+    s, p, d, a = params.get("s", 1), params.get("p", 0), params.get("d", 1), params.get("a", 0)
+    truth = _torch_tsize(i, k, s, p, a, d) if n >= 8 else _torch_csize(i, k, s, p, d)
+    with pytest.raises(ValueError, match=f"relationship {n} .*assumes .*{re.escape(rule)}"):
+        shapes.relationship(n, **params)
+    formula = {1: (i - k) + 1, 3: i, 4: i + (k - 1), 5: (i - k) // s + 1,
+               9: i + (k - 1) - 2 * p, 12: s * (i - 1) + k}[n]
+    assert formula != truth
+
+
+def test_relationship_and_dilated_transposed_check_values() -> None:
+    with pytest.raises(ValueError, match="s must be positive, got s=0"):   # was ZeroDivisionError
+        shapes.relationship(5, 5, 3, s=0)
+    with pytest.raises(ValueError, match="0 <= a < s.*a=2, s=2"):
+        shapes.dilated_transposed_size(3, 3, 2, 1, 2, a=2)
+    with pytest.raises(RuntimeError, match="output padding must be smaller"):
+        torch.nn.functional.conv_transpose1d(torch.zeros(1, 1, 3), torch.zeros(1, 1, 3),
+                                             stride=2, output_padding=2)
