@@ -31,10 +31,21 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import backend
-from ._args import IntOrTuple, as_tuple
+from ._args import IntOrTuple, as_int, as_tuple, check_transpose
 from .transpose import conv_transpose
 
 Crop = tuple[tuple[int, int], ...]
+
+
+def _positive(ndim: int, **values: IntOrTuple) -> list[tuple[int, ...]]:
+    """Each argument as ``ndim`` ints (via :func:`tconv_lib._args.as_tuple`), all positive."""
+    out = []
+    for name, value in values.items():
+        sizes = as_tuple(name, value, ndim)
+        if any(v < 1 for v in sizes):
+            raise ValueError(f"{name} must be positive in every dimension, got {name}={value!r}")
+        out.append(sizes)
+    return out
 
 
 def _dilated(kernel: Sequence[int], dilation: Sequence[int]) -> tuple[int, ...]:
@@ -59,6 +70,10 @@ class TransposeArgs:
 
     def output_size(self, input_size: Sequence[int], kernel_size: Sequence[int]
                     ) -> tuple[int, ...]:
+        """The output's spatial size for an input of ``input_size`` and a kernel of
+        ``kernel_size`` (one entry per spatial dimension each)."""
+        input_size, kernel_size = _positive(len(self.stride), input_size=input_size,
+                                            kernel_size=kernel_size)
         full = tuple((i - 1) * s + kk for i, s, kk in zip(
             input_size, self.stride, _dilated(kernel_size, self.dilation), strict=True))
         lo_hi = self.crop or tuple((p, p - op) for p, op in zip(self.padding,
@@ -66,12 +81,18 @@ class TransposeArgs:
         return tuple(f - lo - hi for f, (lo, hi) in zip(full, lo_hi, strict=True))
 
     def __call__(self, x: Any, weight: Any, bias: Any = None, *, method: str = "auto") -> Any:
-        """Run it on PyTorch-layout ``x`` (``(N, C_in, *spatial)``) and ``weight``."""
+        """Run it on PyTorch-layout ``x`` (``(N, C_in, *spatial)`` or ``(C_in, *spatial)``),
+        ``weight`` (``(C_in, C_out, *k)``) and ``bias`` (``(C_out,)``), checked as
+        :func:`tconv_lib.conv_transpose` checks them."""
+        nsp = len(self.stride)
+        if getattr(weight, "ndim", nsp + 2) != nsp + 2:
+            raise ValueError(f"these arguments are for {nsp} spatial dimensions, so weight must "
+                             f"have {nsp + 2} dims (C_in, C_out, *kernel), got weight.shape="
+                             f"{tuple(weight.shape)}")
         if self.crop is None:
             return conv_transpose(x, weight, bias, self.stride, self.padding,
                                   self.output_padding, 1, self.dilation, method=method)
-        batched = x.ndim == weight.ndim
-        xb = x if batched else x[None]
+        xb, _, batched = check_transpose(x, weight, bias, self.stride, 0, 0, 1, self.dilation)
         full = conv_transpose(xb, weight, None, self.stride, 0, 0, 1, self.dilation,
                               method=method)
         spatial = tuple(int(v) for v in full.shape[2:])
@@ -115,8 +136,8 @@ def from_tf(input_size: IntOrTuple, kernel_size: IntOrTuple, strides: IntOrTuple
     ``(i-1)s + K`` for ``'VALID'``. It must be a size whose forward convolution has length ``i``.
     """
     ndim = len(input_size) if isinstance(input_size, Sequence) else 1
-    i, k, s, d = (as_tuple(n, v, ndim) for n, v in (("input_size", input_size),
-                  ("kernel_size", kernel_size), ("strides", strides), ("dilations", dilations)))
+    i, k, s, d = _positive(ndim, input_size=input_size, kernel_size=kernel_size,
+                           strides=strides, dilations=dilations)
     mode = padding.upper() if isinstance(padding, str) else padding
     if mode not in ("SAME", "VALID"):
         raise ValueError(f"padding must be 'SAME' or 'VALID' for TensorFlow, got {padding!r}")
@@ -125,7 +146,7 @@ def from_tf(input_size: IntOrTuple, kernel_size: IntOrTuple, strides: IntOrTuple
         out = tuple(ii * ss if mode == "SAME" else (ii - 1) * ss + kk
                     for ii, ss, kk in zip(i, s, kd, strict=True))
     else:
-        out = as_tuple("output_shape", output_shape, ndim)
+        (out,) = _positive(ndim, output_shape=output_shape)
     crop = []
     for ii, kk, ss, oo in zip(i, kd, s, out, strict=True):
         fwd = -(-oo // ss) if mode == "SAME" else -(-(oo - kk + 1) // ss)
@@ -141,7 +162,14 @@ def from_tf(input_size: IntOrTuple, kernel_size: IntOrTuple, strides: IntOrTuple
 
 def keras_output_length(i: int, k: int, stride: int, padding: str,
                         output_padding: int | None = None, dilation: int = 1) -> int:
-    """Keras' ``deconv_output_length``: the ``output_shape`` ``Conv*DTranspose`` asks TF for."""
+    """Keras' ``deconv_output_length``: the ``output_shape`` ``Conv*DTranspose`` asks TF for.
+
+    ``padding`` is ``'valid'``, ``'same'`` or ``'full'`` (any case, as Keras takes it)."""
+    mode = padding.lower() if isinstance(padding, str) else padding
+    if mode not in ("valid", "same", "full"):
+        raise ValueError(f"padding must be 'valid', 'same' or 'full' for Keras, got "
+                         f"padding={padding!r}")
+    padding = mode
     kd = dilation * (k - 1) + 1
     if output_padding is None:
         return {"valid": i * stride + max(kd - stride, 0), "same": i * stride,
@@ -155,13 +183,20 @@ def from_keras(input_size: IntOrTuple, kernel_size: IntOrTuple, strides: IntOrTu
                dilation_rate: IntOrTuple = 1) -> TransposeArgs:
     """``keras.layers.Conv{1,2,3}DTranspose`` arguments as a PyTorch call."""
     ndim = len(input_size) if isinstance(input_size, Sequence) else 1
-    i, k, s, d = (as_tuple(n, v, ndim) for n, v in (("input_size", input_size),
-                  ("kernel_size", kernel_size), ("strides", strides),
-                  ("dilation_rate", dilation_rate)))
-    if padding not in ("valid", "same"):
-        raise ValueError(f"padding must be 'valid' or 'same' for Keras, got {padding!r}")
+    i, k, s, d = _positive(ndim, input_size=input_size, kernel_size=kernel_size,
+                           strides=strides, dilation_rate=dilation_rate)
+    mode = padding.lower() if isinstance(padding, str) else padding
+    if mode not in ("valid", "same"):
+        raise ValueError(f"padding must be 'valid' or 'same' (any case) for Keras, got "
+                         f"padding={padding!r}")
+    padding = mode
     ops = (None,) * ndim if output_padding is None else as_tuple("output_padding",
                                                                   output_padding, ndim)
+    if output_padding is not None and not all(0 <= op < ss for op, ss in zip(ops, s,
+                                                                             strict=True)):
+        raise ValueError(f"output_padding must be non-negative and smaller than strides in "
+                         f"every dimension (Keras' rule), got output_padding={output_padding!r}"
+                         f", strides={strides!r}")
     out = tuple(keras_output_length(*a, padding, op, dd) for a, op, dd in zip(
         zip(i, k, s, strict=True), ops, d, strict=True))
     return from_tf(i, k, s, padding.upper(), out, d)
@@ -169,6 +204,10 @@ def from_keras(input_size: IntOrTuple, kernel_size: IntOrTuple, strides: IntOrTu
 
 def tf_kernel_to_torch(kernel: Any) -> Any:
     """TF/Keras transposed-conv kernel ``(*k, C_out, C_in)`` -> PyTorch ``(C_in, C_out, *k)``."""
+    backend.check_same_kind(kernel=kernel)
+    if kernel.ndim < 3:
+        raise ValueError(f"kernel must have at least 3 dims (*k, C_out, C_in), got "
+                         f"kernel.shape={tuple(kernel.shape)}")
     xp = backend.namespace(kernel)
     nsp = kernel.ndim - 2
     return xp.permute_dims(kernel, (nsp + 1, nsp) + tuple(range(nsp)))
@@ -201,14 +240,18 @@ def from_jax(kernel_size: IntOrTuple, strides: IntOrTuple,
     """
     ndim = len(strides) if isinstance(strides, Sequence) else (
         len(kernel_size) if isinstance(kernel_size, Sequence) else 1)
-    k, s = as_tuple("kernel_size", kernel_size, ndim), as_tuple("strides", strides, ndim)
-    d = as_tuple("rhs_dilation", 1 if rhs_dilation is None else rhs_dilation, ndim)
+    k, s, d = _positive(ndim, kernel_size=kernel_size, strides=strides,
+                        rhs_dilation=1 if rhs_dilation is None else rhs_dilation)
     kd = _dilated(k, d)
     if isinstance(padding, str):
         pads = tuple(jax_padding(kk, ss, padding) for kk, ss in zip(kd, s, strict=True))
     else:
-        pairs = tuple(tuple(p) for p in padding)
-        if len(pairs) != ndim or any(len(p) != 2 for p in pairs):
+        try:
+            pairs = tuple((as_int("padding", lo), as_int("padding", hi)) for lo, hi in padding)
+        except (TypeError, ValueError):
+            raise TypeError(f"padding must be 'SAME', 'VALID' or one (low, high) pair of ints "
+                            f"per spatial dimension ({ndim}), got {padding!r}") from None
+        if len(pairs) != ndim:
             raise ValueError(f"padding must have one (low, high) pair per spatial dimension "
                              f"({ndim}), got {padding!r}")
         pads = (tuple((kk - 1 - a, kk - 1 - b) for kk, (a, b) in zip(kd, pairs, strict=True))
@@ -226,10 +269,12 @@ def jax_kernel_to_torch(rhs: Any, rhs_spec: str = "HWIO", transpose_kernel: bool
     JAX flips and swaps I/O itself, so the kernel is already a forward-conv kernel.
     """
     xp = backend.namespace(rhs)
-    if len(rhs_spec) != rhs.ndim or "I" not in rhs_spec or "O" not in rhs_spec:
-        raise ValueError(f"rhs_spec must name every axis of the kernel with 'I', 'O' and one "
-                         f"letter per spatial axis, got rhs_spec={rhs_spec!r} for a kernel of "
-                         f"{rhs.ndim} dims")
+    backend.check_same_kind(rhs=rhs)
+    if (not isinstance(rhs_spec, str) or len(rhs_spec) != rhs.ndim or rhs.ndim < 3
+            or rhs_spec.count("I") != 1 or rhs_spec.count("O") != 1):
+        raise ValueError(f"rhs_spec must name every axis of the kernel with one 'I', one 'O' "
+                         f"and one letter per spatial axis, got rhs_spec={rhs_spec!r} for a "
+                         f"kernel of {rhs.ndim} dims")
     spatial = tuple(n for n, c in enumerate(rhs_spec) if c not in "IO")
     i_ax, o_ax = rhs_spec.index("I"), rhs_spec.index("O")
     if transpose_kernel:

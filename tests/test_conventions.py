@@ -157,3 +157,56 @@ def test_inconsistent_tf_output_shape_is_refused() -> None:
 def test_jax_kernel_spec_checked() -> None:
     with pytest.raises(ValueError, match="rhs_spec must name every axis"):
         cv.jax_kernel_to_torch(np.zeros((3, 3, 2, 2)), "HWI")
+
+
+@pytest.mark.parametrize("fn, args, exc, fragments", [
+    (cv.from_tf, ((4, 4), 3, 0, "SAME"), ValueError, ["strides", "positive", "0"]),
+    (cv.from_tf, ((4, 4), 0, 2, "SAME"), ValueError, ["kernel_size", "positive", "0"]),
+    (cv.from_tf, ((0, 4), 3, 2, "SAME"), ValueError, ["input_size", "positive", "(0, 4)"]),
+    (cv.from_tf, ((4, 4), 3, 2, "SAME", (8, 0)), ValueError, ["output_shape", "(8, 0)"]),
+    (cv.from_keras, ((4, 4), 3, 0, "same"), ValueError, ["strides", "positive", "0"]),
+    (cv.from_keras, ((4, 4), 3, 2, "same", 2), ValueError,
+     ["output_padding", "smaller than strides", "output_padding=2", "strides=2"]),
+    (cv.keras_output_length, (4, 3, 2, "bogus"), ValueError, ["padding", "'bogus'"]),
+    (cv.from_jax, (3, 0, "SAME"), ValueError, ["strides", "positive", "0"]),
+    (cv.from_jax, (0, 2, "SAME"), ValueError, ["kernel_size", "positive", "0"]),
+    (cv.from_jax, ((3, 3), (2, 2), [1, 1]), TypeError, ["(low, high) pair", "[1, 1]"]),
+    (cv.jax_kernel_to_torch, (np.zeros((3, 3, 2, 4)), "HIIO"), ValueError,
+     ["rhs_spec", "one 'I', one 'O'", "'HIIO'"]),
+    (cv.tf_kernel_to_torch, (np.zeros((3, 3)),), ValueError, ["kernel", "3 dims", "(3, 3)"]),
+], ids=["tf stride 0", "tf kernel 0", "tf input 0", "tf output 0", "keras stride 0",
+        "keras output_padding", "keras padding", "jax stride 0", "jax kernel 0", "jax pairs",
+        "jax spec", "tf kernel 2-D"])
+def test_bad_arguments_are_named(fn, args, exc, fragments) -> None:
+    """These used to divide by zero, fail inside zip/transpose, or return a meaningless
+    TransposeArgs (a stride 0, a kernel 0, a crop of a 2-D array)."""
+    with pytest.raises(exc) as info:
+        fn(*args)
+    for fragment in fragments:
+        assert fragment in str(info.value), f"{fragment!r} missing from: {info.value}"
+
+
+def test_keras_padding_is_case_insensitive_as_in_keras() -> None:
+    same = cv.from_keras((5, 4), 3, 2, "same")
+    assert cv.from_keras((5, 4), 3, 2, "SAME") == same
+    assert cv.keras_output_length(4, 3, 2, "Same") == cv.keras_output_length(4, 3, 2, "same")
+    x = torch.as_tensor(R.standard_normal((1, 2, 5, 4)))
+    w = torch.as_tensor(R.standard_normal((2, 3, 3, 3)))
+    # TF 'SAME' with stride 2 keeps the first full-output entries: a crop of (0, 1) per axis
+    full = F.conv_transpose2d(x, w, stride=2)
+    torch.testing.assert_close(same(x, w), full[..., :10, :8])
+
+
+def test_transpose_args_check_the_bias_and_the_rank() -> None:
+    args = cv.from_tf((4, 4), 3, 2, "SAME")                 # needs a crop: no torch padding
+    x = torch.as_tensor(R.standard_normal((1, 2, 4, 4)))
+    w = torch.as_tensor(R.standard_normal((2, 3, 3, 3)))
+    b = torch.as_tensor(R.standard_normal(3))
+    full = F.conv_transpose2d(x, w, b, stride=2)
+    torch.testing.assert_close(args(x, w, b), full[..., :8, :8])
+    with pytest.raises(ValueError, match=r"bias must have shape \(C_out,\) = \(3,\).*\(4,\)"):
+        args(x, w, torch.zeros(4, dtype=torch.float64))     # used to fail inside the addition
+    with pytest.raises(RuntimeError):
+        F.conv_transpose2d(x, w, torch.zeros(4, dtype=torch.float64), stride=2)
+    with pytest.raises(ValueError, match=r"2 spatial dimensions.*4 dims.*\(2, 3, 3\)"):
+        args(x[..., 0], w[..., 0])
