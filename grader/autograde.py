@@ -55,6 +55,7 @@ from grader.gradebook import (
     atomic_write_text,
     check_assignment,
     dump_json,
+    next_command,
     notebooks_of,
 )
 
@@ -1055,6 +1056,12 @@ def main(args) -> int:
         which = f" for {args.assignment}" if args.assignment else ""
         print(f"warning: no submissions{which} under {course.submitted}; collect them first "
               f"(`tconv-grader collect SUBMISSIONS --course {course.root}`)", file=sys.stderr)
+    elif not summary.errors:
+        if summary.flagged:
+            print(f"next: look at the {len(summary.flagged)} flagged submission(s) above (each "
+                  f"executed notebook is in {course.autograded}/<student>/<assignment>/)")
+        print(f"next: {next_command('feedback', args)}")
+        print(f"next: {next_command('report', args)}")
     return 1 if summary.errors else 0
 
 

@@ -21,7 +21,7 @@ import sys
 from glob import escape as glob_escape
 from pathlib import Path
 
-from grader.gradebook import Course, UsageError, atomic_write_text
+from grader.gradebook import Course, UsageError, atomic_write_text, next_command
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:56em;margin:2em auto;padding:0 1em}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3em .5em;
@@ -227,18 +227,23 @@ def _score_of(course: Course, record: Path) -> str | None:
         return None  # said when its own page was (not) written
 
 
-def _page(course: Course, path: Path) -> tuple[str, str, str]:
-    """Write the feedback page of one ``results.json``; ``(student, assignment, score text)``."""
+def _page(course: Course, path: Path) -> tuple[str, str, str, int]:
+    """Write the feedback page of one ``results.json``; ``(student, assignment, score text,
+    written answers still to grade)``."""
     rec = json.loads(path.read_text())
     s, a = rec["student"], rec["assignment"]
     manual, blank = _hand_grades(course, s, a)
     page = render(rec, manual, _secrets(course, a, rec.get("notebooks", {})), blank)
     atomic_write_text(course.feedback / s / a / "feedback.html", page)
-    return s, a, _score_text(*score(rec, manual, blank))
+    points = score(rec, manual, blank)
+    return s, a, _score_text(*points), points[2]
 
 
 def feedback(course: Course, students: list[str] | None = None,
-             assignments: list[str] | None = None, progress: bool = True) -> list[Path]:
+             assignments: list[str] | None = None, progress: bool = True,
+             provisional: list[Path] | None = None) -> list[Path]:
+    """Write the pages asked for and each of their students' index; the pages written. Pages
+    whose score is not final yet (written answers to grade) are appended to ``provisional``."""
     from tqdm import tqdm
 
     if not course.default_db:
@@ -250,12 +255,14 @@ def feedback(course: Course, students: list[str] | None = None,
     for p in tqdm(records, desc="feedback", unit="submission", disable=not progress,
                   file=sys.stderr):
         try:
-            s, a, text = _page(course, p)
+            s, a, text, pending = _page(course, p)
         except BAD_RECORD as exc:  # one damaged record never stops the others
             print(f"feedback: skipped {p} (unreadable: {type(exc).__name__}: {exc}); "
                   "`tconv-grader autograde --force` rewrites it", file=sys.stderr)
             continue
         written.append(course.feedback / s / a / "feedback.html")
+        if pending and provisional is not None:
+            provisional.append(written[-1])
         per_student.setdefault(s, {})[a] = text
     roster, subs = _roster(course)
     for s, scores in per_student.items():
@@ -275,9 +282,18 @@ def feedback(course: Course, students: list[str] | None = None,
 
 def main(args) -> int:
     course = Course.open(args.course, args.db, getattr(args, "solutions", None))
+    provisional: list[Path] = []
     files = feedback(course, args.student or None, [args.assignment] if args.assignment else None,
-                     progress=not args.quiet)
-    print(f"wrote {len(files)} feedback page(s) under {course.feedback}")
+                     progress=not args.quiet, provisional=provisional)
+    students = sorted({f.parent.parent.name for f in files})
+    print(f"wrote {len(files)} feedback page(s) for {len(students)} student(s) under "
+          f"{course.feedback}")
+    if provisional:
+        print(f"next: {len(provisional)} page(s) show a score that is not final (written answers "
+              "still to grade by hand in formgrader); after grading, run feedback again")
+    print(f"next: send each student their folder {course.feedback}/<student>/ (its index.html "
+          "links every page of theirs)")
+    print(f"next: {next_command('report', args)}")
     return 0
 
 

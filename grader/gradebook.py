@@ -218,7 +218,9 @@ def next_command(command: str, args: Any) -> str:
     import shlex
 
     parts = ["tconv-grader", command, "--course", shlex.quote(str(args.course))]
-    if getattr(args, "db", None):
+    db = getattr(args, "db", None)
+    own = f"sqlite:///{Path(args.course).expanduser().resolve() / 'gradebook.db'}"
+    if db and db != own:
         parts += ["--db", "URL"]
     solutions = getattr(args, "solutions", None)
     if solutions and command in {"autograde", "feedback"} and \

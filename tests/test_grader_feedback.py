@@ -143,3 +143,19 @@ def test_a_damaged_record_is_skipped_and_said_the_others_get_their_pages(tmp_pat
     assert sorted(p.relative_to(course.feedback).as_posix() for p in pages) == [
         "amy/ex/feedback.html", "amy/hw/feedback.html"]
     assert f"feedback: skipped {bad} (unreadable: JSONDecodeError" in capsys.readouterr().err
+
+
+def test_the_summary_counts_students_and_says_what_to_do_next(tmp_path, capsys):
+    from test_grader_report import small_class
+
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"wrote 3 feedback page(s) for 2 student(s) under {course.feedback}",
+        "next: 1 page(s) show a score that is not final (written answers still to grade by hand "
+        "in formgrader); after grading, run feedback again",
+        f"next: send each student their folder {course.feedback}/<student>/ (its index.html "
+        "links every page of theirs)",
+        f"next: tconv-grader report --course {course.root}"]

@@ -16,6 +16,7 @@ from grader_class import sandbox_args
 from gradingbatch import (
     ASSIGNMENT,
     ROOT,
+    SOLUTIONS,
     VARIANTS,
     autograde_cmd,
     env,
@@ -78,6 +79,10 @@ def test_a_resubmission_is_regraded_and_the_rest_skipped(tmp_path):
     # nothing changed since: a third run grades nothing
     _, out = run_autograde(course, db, *sandbox_args())
     assert "graded 0 submission(s), skipped 2 already graded" in out, out
+    # and says what comes next (the course's own gradebook needs no --db)
+    assert [line for line in out.splitlines() if line.startswith("next: ")] == [
+        f"next: tconv-grader feedback --course {course} --solutions {SOLUTIONS}",
+        f"next: tconv-grader report --course {course}"], out
 
 
 def test_ctrl_c_stops_the_batch_at_once_and_a_rerun_finishes_it(tmp_path):
