@@ -677,10 +677,10 @@ def ex3_matrix() -> Book:
     b.test("test_matrix_2d", 2, '''
     rng = np.random.default_rng(1)
     w2 = rng.standard_normal((2, 3, 2, 3))
-    expect("matrix_2d", conv_matrix_2d(w2, (4, 5), stride=(2, 1), padding=(1, 0)),
-           tconv_lib.conv_matrix(w2, (4, 5), (2, 1), (1, 0)).toarray(),
+    expect("matrix_2d", conv_matrix_2d(w2, (5, 5), stride=(2, 1), padding=(1, 0)),
+           tconv_lib.conv_matrix(w2, (5, 5), (2, 1), (1, 0)).toarray(),
            hint="rows are (c_out, row, col) and columns (c_in, row, col), both row-major; "
-                "w is (C_out, C_in, kH, kW)")
+                "w is (C_out, C_in, kH, kW); H_out = (5 + 2 - 2) // 2 + 1 = 3 (floored)")
     ''')
     b.test("test_matrix_2d_edges", 1, '''
     rng = np.random.default_rng(102)  # this cell's own inputs, whatever ran before
@@ -1153,13 +1153,13 @@ transpose_kernel=True)`
     ''')
     b.solution("decoder_fix", '''
     def decoder_output_padding(skip_size, k=3, stride=2, padding=1):
-        """Per axis: low = (n + 2p - k) // s + 1 (the encoder's size), then
-        output_padding = n - ((low - 1) * s - 2p + k)."""
+        """Per axis of skip_size (n): m = (n + 2p - k) // s + 1, the encoder's output size,
+        then output_padding = n - ((m - 1) * s - 2p + k). Return a tuple, one per axis."""
         ### BEGIN SOLUTION
         result = []
         for n in skip_size:
-            low = (n + 2 * padding - k) // stride + 1
-            result.append(n - ((low - 1) * stride - 2 * padding + k))
+            m = (n + 2 * padding - k) // stride + 1
+            result.append(n - ((m - 1) * stride - 2 * padding + k))
         return tuple(result)
         ### END SOLUTION
     ''')
@@ -1740,7 +1740,8 @@ def ex8_unet() -> Book:
     b.solution("valid_size", '''
     def valid_input_size(min_size, depth):
         """(n, out): smallest n >= min_size such that, applying "-4 then /2" depth times, every
-        pool sees an even size; out = bottom size - 4, then "*2 - 4" depth times."""
+        pool sees an even size, and out >= 1, where out = bottom size - 4, then "*2 - 4" depth
+        times."""
         ### BEGIN SOLUTION
         n = max(min_size, 1)
         while True:
@@ -1790,7 +1791,8 @@ def ex8_unet() -> Book:
 
     expect("depth_2", valid_input_size(30, 2), _smallest(30, 2),
            hint="n - 4 must be even, (n - 4)/2 - 4 must be even, and so on; then go back up "
-                "with *2 - 4 per level")
+                "with *2 - 4 per level, and the output must be at least 1 (n = 32 pools "
+                "evenly but comes back up to -8)")
     ''')
     b.test("test_valid_size_edges", 1, '''
     expect("depth_1", valid_input_size(10, 1), _smallest(10, 1), hint="depth 1")
