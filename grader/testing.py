@@ -233,6 +233,22 @@ def describe_mismatch(got: Any, expected: Any, rtol: float = RTOL, atol: float =
     return f"expected {describe(expected)}, got {describe(got)}"
 
 
+LOW_PRECISION = ("float32", "float16", "bfloat16")
+
+
+def precision_note(value: Any) -> str:
+    """A sentence for a float32 (or float16) answer, whose rounding alone can fail a test;
+    '' for anything else. Looks at NumPy arrays and scalars and torch tensors."""
+    dtype = getattr(value, "dtype", None)
+    if dtype is None or type(value).__module__.split(".")[0] not in ("numpy", "torch"):
+        return ""
+    name = str(dtype).removeprefix("torch.")
+    if name not in LOW_PRECISION:
+        return ""
+    return (f" Your answer is {name}: the tests compare with float64 results to a relative "
+            f"{RTOL:g}, which {name} rounding alone can miss; compute in float64.")
+
+
 def expect(name: str, got: Any, expected: Any, hint: str = "") -> None:
     """Student mode: raise ``AssertionError`` unless ``got`` matches ``expected``."""
     g, e = to_plain(got), to_plain(expected)
@@ -241,7 +257,7 @@ def expect(name: str, got: Any, expected: Any, hint: str = "") -> None:
             what = describe_mismatch(g, e)
         except Exception:  # noqa: BLE001 - an odd value still gets the plain message
             what = f"expected {describe(e)}, got {describe(g)}"
-        msg = f"[{name}] {what}."
+        msg = f"[{name}] {what}.{precision_note(got)}"
         if hint:
             msg += f" Hint: {hint}"
         raise AssertionError(msg)

@@ -263,6 +263,17 @@ def test_an_error_in_a_solution_cell_is_shown_and_tests_point_at_it(tmp_path, ca
             "division by zero (raised at line 1 of a cell): `helper = 1 / 0`") in out, out
 
 
+def test_a_float32_answer_is_told_why_it_may_fail():
+    import torch
+
+    expected = np.array([1.0, 2.0])
+    for got in (np.float32([1.00001, 2.0]), torch.tensor([1.00001, 2.0], dtype=torch.float32)):
+        assert "Your answer is float32: the tests compare with float64 results" in \
+            _message(got, expected)
+    assert "Your answer" not in _message(np.array([1.1, 2.0]), expected)
+    assert "Your answer" not in _message(torch.tensor([1.1, 2.0], dtype=torch.float64), expected)
+
+
 def test_an_error_raised_in_the_students_function_names_the_tests_line(tmp_path, capfd):
     """A test cell stopped by the student's own exception says where it was raised and which
     line of the test called it (the case), not only the student's line."""
