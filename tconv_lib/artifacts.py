@@ -162,6 +162,28 @@ def is_even(kernel_size: IntOrTuple, stride: IntOrTuple, dilation: IntOrTuple = 
                                                                                 strict=True))
 
 
+def _check_period(stride: IntOrTuple, ndim: int) -> tuple[int, ...]:
+    """``ndim`` (a positive int) and ``stride`` (positive, one per axis or one for all)."""
+    if isinstance(ndim, bool) or not isinstance(ndim, (int, np.integer)):
+        raise TypeError(f"ndim (the number of trailing spatial axes) must be an int, got "
+                        f"ndim={ndim!r}")
+    if ndim < 1:
+        raise ValueError(f"ndim (the number of trailing spatial axes) must be positive, got "
+                         f"ndim={ndim}")
+    s = as_tuple("stride", stride, int(ndim))
+    if any(v < 1 for v in s):
+        raise ValueError(f"stride must be positive in every dimension, got stride={s}")
+    return s
+
+
+def _check_scale(scale: Any) -> int:
+    if isinstance(scale, bool) or not isinstance(scale, (int, np.integer)):
+        raise TypeError(f"scale must be an int, got scale={scale!r}")
+    if scale < 1:
+        raise ValueError(f"scale must be positive, got scale={scale}")
+    return int(scale)
+
+
 def _as_numpy(x: Any) -> np.ndarray:
     if hasattr(x, "detach"):
         x = x.detach().cpu().double().numpy()
@@ -188,9 +210,7 @@ def periodic_component(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> np.ndar
     its phase (its index modulo ``stride`` on every axis). Spatial sizes are cropped to multiples
     of ``stride``. The result has the cropped shape of ``x``.
     """
-    s = as_tuple("stride", stride, ndim)
-    if any(v < 1 for v in s):
-        raise ValueError(f"stride must be positive in every dimension, got stride={s}")
+    s = _check_period(stride, ndim)
     a = _as_numpy(x)
     if a.ndim < ndim:
         raise ValueError(f"x must have at least ndim={ndim} dims, got x.shape={a.shape}")
@@ -226,7 +246,7 @@ def checkerboard_score(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> float:
         stride: the period to look for (int or one per spatial axis).
         ndim: number of trailing spatial axes.
     """
-    s = as_tuple("stride", stride, ndim)
+    s = _check_period(stride, ndim)
     a = _as_numpy(x)
     if a.ndim < ndim:
         raise ValueError(f"x must have at least ndim={ndim} dims, got x.shape={a.shape}")
@@ -251,7 +271,7 @@ def block_edge_ratio(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> float:
     piecewise-constant image such as a nearest-neighbour upsampling; 1.0 for a constant input.
     :func:`checkerboard_score` cannot see such blocks: their phases all have the same mean.
     """
-    s = as_tuple("stride", stride, ndim)
+    s = _check_period(stride, ndim)
     if any(v < 2 for v in s):
         raise ValueError(f"stride must be at least 2 in every dimension (blocks of one sample "
                          f"have no inside), got stride={s}")
@@ -298,8 +318,7 @@ def icnr_(weight: torch.Tensor, scale: int = 2,
         scale: the pixel-shuffle factor ``r``.
         init: in-place initialiser for the sub-kernel.
     """
-    if scale < 1:
-        raise ValueError(f"scale must be positive, got scale={scale}")
+    scale = _check_scale(scale)
     phases = scale ** (weight.ndim - 2)
     if weight.shape[0] % phases:
         raise ValueError(f"weight.shape[0] must be divisible by scale**D = {phases} (the pixel "
@@ -330,6 +349,7 @@ class ResizeConv(nn.Module):
         super().__init__()
         if mode not in ("nearest", "bilinear"):
             raise ValueError(f"mode must be 'nearest' or 'bilinear', got mode={mode!r}")
+        scale = _check_scale(scale)
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd so that 'same' padding keeps the size, "
                              f"got kernel_size={kernel_size}")
@@ -360,6 +380,7 @@ class PixelShuffleUp(nn.Module):
         if kernel_size % 2 != 1:
             raise ValueError(f"kernel_size must be odd so that 'same' padding keeps the size, "
                              f"got kernel_size={kernel_size}")
+        scale = _check_scale(scale)
         self.conv = nn.Conv2d(in_channels, out_channels * scale ** 2, kernel_size,
                               padding=kernel_size // 2)
         self.shuffle = nn.PixelShuffle(scale)

@@ -96,6 +96,15 @@ class LevelShapes:
     dec_out: int | None = None
 
 
+def _count(name: str, value: object, low: int) -> int:
+    """A plain int of at least ``low`` (``np.int64`` is one; ``bool`` and ``64.0`` are not)."""
+    if isinstance(value, (bool, np.bool_)) or not isinstance(value, (int, np.integer)):
+        raise TypeError(f"{name} must be an int, got {name}={value!r}")
+    if value < low:
+        raise ValueError(f"{name} must be at least {low}, got {name}={value}")
+    return int(value)
+
+
 def _double_conv_size(n: int, mode: str) -> int:
     if mode == "same":
         return shapes.conv_output_size(n, 3, 1, 1)
@@ -113,8 +122,7 @@ def plan_shapes(size: int, depth: int = 4, mode: str = "valid", up: str = "tconv
     """
     if mode not in ("valid", "same"):
         raise ValueError(f"mode must be 'valid' or 'same', got mode={mode!r}")
-    if depth < 0:
-        raise ValueError(f"depth must be non-negative, got depth={depth}")
+    size, depth = _count("size", size, 1), _count("depth", depth, 0)
     if up not in UPSAMPLERS:
         raise ValueError(f"up must be one of {', '.join(UPSAMPLERS)}, got up={up!r}")
     enc: list[tuple[int, int]] = []
@@ -176,8 +184,14 @@ def valid_sizes(depth: int, mode: str = "valid", up: str = "tconv_k2s2",
 def center_crop(x: torch.Tensor, size: Sequence[int]) -> torch.Tensor:
     """Crop the last ``len(size)`` axes of ``x`` to ``size`` around the centre (extra pixel of an
     odd difference at the far end)."""
+    size = tuple(size)
     nd = len(size)
+    if not 1 <= nd <= x.ndim:
+        raise ValueError(f"center_crop: size must have 1 to x.ndim = {x.ndim} entries (the last "
+                         f"axes of x), got size={size} for x.shape={tuple(x.shape)}")
     spatial = tuple(x.shape[-nd:])
+    if any(t < 0 for t in size):
+        raise ValueError(f"center_crop: size must be non-negative, got size={size}")
     if any(t > s for t, s in zip(size, spatial, strict=True)):
         raise ValueError(f"center_crop: size {tuple(size)} is larger than the map {spatial}")
     idx = tuple(slice((s - t) // 2, (s - t) // 2 + t) for t, s in zip(size, spatial, strict=True))
@@ -224,6 +238,7 @@ class UNet(nn.Module):
             raise ValueError(f"mode must be 'valid' or 'same', got mode={mode!r}")
         if up not in UPSAMPLERS:
             raise ValueError(f"up must be one of {', '.join(UPSAMPLERS)}, got up={up!r}")
+        depth, base = _count("depth", depth, 0), _count("base", base, 1)
         self.mode, self.depth, self.up_kind, self.base = mode, depth, up, base
         widths = [base * 2 ** level for level in range(depth + 1)]
         self.down = nn.ModuleList([DoubleConv(in_channels, widths[0], mode, norm)] + [
@@ -295,17 +310,25 @@ def make_shapes_dataset(n: int, size: int = 32, seed: int = 0, noise: float = 0.
     return torch.from_numpy(images), torch.from_numpy(masks)
 
 
+def _masks(pred: torch.Tensor, target: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    if tuple(pred.shape) != tuple(target.shape):       # broadcasting would count pixels twice
+        raise ValueError(f"pred and target must have the same shape, got pred.shape="
+                         f"{tuple(pred.shape)} and target.shape={tuple(target.shape)}")
+    return pred.bool(), target.bool()
+
+
 def iou(pred: torch.Tensor, target: torch.Tensor) -> float:
     r"""Intersection over union of two binary masks, pooled over the batch:
-    :math:`|P \cap T| / |P \cup T|` (1.0 when both are empty)."""
-    p, t = pred.bool(), target.bool()
+    :math:`|P \cap T| / |P \cup T|` (1.0 when both are empty). Both have one shape."""
+    p, t = _masks(pred, target)
     union = int((p | t).sum())
     return 1.0 if union == 0 else int((p & t).sum()) / union
 
 
 def dice(pred: torch.Tensor, target: torch.Tensor) -> float:
-    r"""Dice coefficient :math:`2|P \cap T| / (|P| + |T|)`, pooled over the batch."""
-    p, t = pred.bool(), target.bool()
+    r"""Dice coefficient :math:`2|P \cap T| / (|P| + |T|)`, pooled over the batch. Both masks
+    have one shape."""
+    p, t = _masks(pred, target)
     total = int(p.sum()) + int(t.sum())
     return 1.0 if total == 0 else 2 * int((p & t).sum()) / total
 

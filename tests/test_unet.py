@@ -138,3 +138,34 @@ def test_train_and_evaluate_on_cuda(up):
     assert l1 == l2 and torch.equal(p1, p2) and s1 == s2      # same seed, same numbers
     assert 0.0 <= s1["iou"] <= s1["dice"] <= 1.0
     assert torch.are_deterministic_algorithms_enabled() == was_deterministic   # restored
+
+
+@pytest.mark.parametrize("call, exc, fragments", [
+    (lambda: unet.plan_shapes(64.0, 2, "same"), TypeError, ["size", "int", "64.0"]),
+    (lambda: unet.plan_shapes(64, 2.0, "same"), TypeError, ["depth", "int", "2.0"]),
+    (lambda: unet.plan_shapes(-4, 2, "same"), ValueError, ["size", "at least 1", "-4"]),
+    (lambda: unet.UNet(depth=-1), ValueError, ["depth", "at least 0", "-1"]),
+    (lambda: unet.center_crop(torch.zeros(1, 1, 4, 4), (-1, 4)), ValueError,
+     ["size", "non-negative", "(-1, 4)"]),
+    (lambda: unet.center_crop(torch.zeros(4, 4), (1, 1, 1)), ValueError,
+     ["size", "1 to x.ndim = 2", "(1, 1, 1)"]),
+    (lambda: unet.iou(torch.ones(1, 2), torch.ones(2, 2)), ValueError,
+     ["pred", "target", "same shape", "(1, 2)", "(2, 2)"]),
+    (lambda: unet.dice(torch.ones(2, 1), torch.zeros(2, 2)), ValueError,
+     ["same shape", "(2, 1)", "(2, 2)"]),
+], ids=["float size", "float depth", "negative size", "negative depth", "negative crop",
+        "crop of more axes", "iou broadcast", "dice broadcast"])
+def test_bad_arguments_are_named(call, exc, fragments) -> None:
+    """These used to plan with floats (sizes 16.0 ...), crop to an empty map, fail with an
+    IndexError or a zip error, or score broadcast masks (IoU 1.0 for (1, 2) against (2, 2))."""
+    with pytest.raises(exc) as info:
+        call()
+    for fragment in fragments:
+        assert fragment in str(info.value), f"{fragment!r} missing from: {info.value}"
+
+
+def test_scores_are_those_of_equal_shapes() -> None:
+    pred = torch.tensor([[1, 0, 1, 1]], dtype=torch.bool)
+    target = torch.tensor([[1, 1, 0, 1]], dtype=torch.bool)
+    assert unet.iou(pred, target) == 2 / 4
+    assert unet.dice(pred, target) == 2 * 2 / 6
