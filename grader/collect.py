@@ -8,7 +8,9 @@ PATH is either
   ``zip_collect`` conventions (``FileNameCollectorPlugin``), ``<student>_<assignment>_<notebook>
   .ipynb``, optionally ``<student>_<assignment>_attempt_<YYYY-MM-DD-HH-MM-SS>_<notebook>.ipynb``.
   ``--regexp`` overrides the pattern; it must define the named groups ``student_id`` and
-  ``file_id`` and may define ``assignment_id`` and ``timestamp`` (as nbgrader's plugin does).
+  ``file_id`` and may define ``assignment_id`` (else the assignment is the one whose released
+  notebook ``file_id`` names) and ``timestamp`` (as nbgrader's plugin does). It is matched
+  against each file's path inside PATH (``ex1/amy_ex1_shapes.ipynb``), so it may start with ``^``.
 
 Each accepted notebook is written to ``<course>/submitted/<student>/<assignment>/<notebook>.ipynb``
 with ``timestamp.txt`` (from the file name, else the zip entry's or file's modification time).
@@ -81,6 +83,28 @@ def underscore_regexp(assignments: list[str]) -> str:
     return default_regexp(assignments, r"[^/]+?")
 
 
+def _assignment_of(nb: str, nb_names: dict[str, set[str]]) -> str:
+    """The assignment whose released notebooks include ``nb`` (or the notebook ``nb`` is a
+    re-download of); ``""`` when none or several do."""
+    for name in (nb, redownload_of(nb)):
+        owners = [a for a, names in nb_names.items() if name in names]
+        if len(owners) == 1:
+            return owners[0]
+    return ""
+
+
+def _parse_ts(text: str) -> dt.datetime:
+    """A timestamp from a file name: nbgrader's ``YYYY-MM-DD-HH-MM-SS``, else any form
+    ``dateutil`` reads (as nbgrader's zip_collect does); in UTC, without a time zone."""
+    try:
+        return dt.datetime.strptime(text, "%Y-%m-%d-%H-%M-%S")
+    except ValueError:
+        from dateutil.parser import parse
+
+        t = parse(text)
+        return t.astimezone(dt.timezone.utc).replace(tzinfo=None) if t.tzinfo else t
+
+
 def redownload_of(nb: str) -> str | None:
     """``ex3_matrix`` for ``ex3_matrix (1)`` or ``ex3_matrix(2)``; else ``None``."""
     m = REDOWNLOAD_RE.match(nb)
@@ -139,11 +163,13 @@ def _extract(path: Path, root: Path, result: Collected) -> dict[Path, dt.datetim
     return stamps
 
 
-def _no_pattern(shown: str, known: list[str], result: Collected) -> str:
+def _no_pattern(shown: str, known: list[str], result: Collected, custom: bool = False) -> str:
     """Why an LMS file name matched no pattern, with a hint at ``--regexp`` when the student id
     seems to contain ``_`` (the default pattern takes it up to the first ``_``)."""
-    why = "file name matches no <student>_<assignment>_<notebook>.ipynb pattern"
     result.no_pattern.append(shown)
+    if custom:
+        return "file name does not match --regexp"
+    why = "file name matches no <student>_<assignment>_<notebook>.ipynb pattern"
     m = re.match(underscore_regexp(known), shown) if known else None
     if m and "_" in m["student_id"]:
         result.underscore_ids.append(shown)
@@ -223,15 +249,27 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                 ts_file = f.parent / "timestamp.txt"
                 ts = ts_file.read_text().strip() if ts_file.exists() else _fmt_ts(mtime(f))
             else:
-                gd = plugin.collect(str(f))
+                # the name as shown (relative to PATH), so a --regexp may start with '^'
+                gd = plugin.collect(shown)
                 if not gd:
-                    result.unmatched.append((shown, _no_pattern(shown, known, result)))
+                    result.unmatched.append((shown, _no_pattern(shown, known, result,
+                                                                custom=bool(regexp))))
                     continue
                 s = gd["student_id"]
-                a = gd.get("assignment_id") or ""
                 nb = Path(gd["file_id"]).stem
+                a = gd.get("assignment_id") or _assignment_of(nb, nb_names)
+                if not a:
+                    result.unmatched.append((shown, f"--regexp has no (?P<assignment_id>...) "
+                                             f"group and the notebook {nb!r} is none of the "
+                                             "released ones, so its assignment is unknown"))
+                    continue
                 if gd.get("timestamp"):
-                    ts = _fmt_ts(dt.datetime.strptime(gd["timestamp"], "%Y-%m-%d-%H-%M-%S"))
+                    try:
+                        ts = _fmt_ts(_parse_ts(gd["timestamp"]))
+                    except (ValueError, OverflowError):
+                        result.unmatched.append((shown, f"timestamp {gd['timestamp']!r} from "
+                                                 "the file name is not a date and time"))
+                        continue
                 else:
                     ts = _fmt_ts(mtime(f))
             if a not in known:

@@ -167,3 +167,32 @@ def test_collect_names_the_next_command_and_unknown_assignments(tmp_path, capsys
            "pattern with a known assignment (fx_" in out, out
     assert out.rstrip().splitlines()[-1] == \
         f"next: tconv-grader autograde --course '{tmp_path / 'my course'}' --solutions {FIXTURES}"
+
+
+def test_a_regexp_is_matched_inside_path_and_may_leave_out_the_assignment(tmp_path, capsys):
+    """A Canvas-style download (``<name>_<late_>?<user id>_<file id>_<original name>``): the
+    --regexp starts with '^' (matched against the name inside the zip, not a temporary path)
+    and has no assignment_id: the released notebook's name says which assignment it is."""
+    z = _zip(tmp_path / "canvas.zip", ["smithjo_12345_67890_fx_scatter.ipynb",
+                                       "doeja_late_12346_67891_fx_scatter (1).ipynb",
+                                       "roeri_12347_67892_notes.ipynb"])
+    course = tmp_path / "course"
+    out = _collect(capsys, z, course, "--regexp",
+                   r"^(?P<student_id>[a-z]+)_(?:late_)?\d+_\d+_(?P<file_id>.+)$")
+    assert _submitted(course) == ["doeja/fx_scatter/fx_scatter.ipynb",
+                                  "smithjo/fx_scatter/fx_scatter.ipynb"], out
+    assert ("roeri_12347_67892_notes.ipynb: --regexp has no (?P<assignment_id>...) group and "
+            "the notebook 'notes' is none of the released ones") in out, out
+
+
+def test_a_timestamp_in_another_form_is_read_and_a_bad_one_is_listed(tmp_path, capsys):
+    z = _zip(tmp_path / "lms.zip", ["amy__2026-01-02T03:04:05Z__fx_scatter.ipynb",
+                                    "bo__yesterday__fx_scatter.ipynb"])
+    course = tmp_path / "course"
+    out = _collect(capsys, z, course, "--regexp",
+                   r"^(?P<student_id>\w+?)__(?P<timestamp>[^_]+)__(?P<file_id>.+)$")
+    assert _submitted(course) == ["amy/fx_scatter/fx_scatter.ipynb"], out
+    assert (course / "submitted" / "amy" / "fx_scatter" / "timestamp.txt").read_text() == \
+        "2026-01-02 03:04:05.000000 UTC\n"
+    assert "bo__yesterday__fx_scatter.ipynb: timestamp 'yesterday' from the file name is not " \
+           "a date and time" in out, out
