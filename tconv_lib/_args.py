@@ -54,6 +54,12 @@ def as_tuple(name: str, value: Any, ndim: int) -> tuple[int, ...]:
         return (operator.index(value),) * ndim
     except TypeError:
         pass                                   # not one integer: a sequence of them?
+    if isinstance(value, str):
+        hint = (" (the 'same'/'valid' strings of F.conv*d are not supported: 'valid' is "
+                "padding=0, 'same' with an odd kernel is padding=dilation*(kernel_size-1)//2)"
+                if name == "padding" else "")
+        raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got the string "
+                        f"{value!r}{hint}")
     if isinstance(value, (Set, Mapping, Iterator)):  # no order, keys, or used up by reading
         raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got "
                         f"{type(value).__name__} {value!r}")

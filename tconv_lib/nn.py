@@ -18,6 +18,7 @@ from typing import Any
 import torch
 
 from . import gradients
+from ._args import IntOrTuple
 from .transpose import conv_transpose
 
 
@@ -52,9 +53,9 @@ class ConvTransposeFunction(torch.autograd.Function):
 
 
 def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
-                            stride: Any = 1, padding: Any = 0, output_padding: Any = 0,
-                            groups: int = 1, dilation: Any = 1, method: str = "auto"
-                            ) -> torch.Tensor:
+                            stride: IntOrTuple = 1, padding: IntOrTuple = 0,
+                            output_padding: IntOrTuple = 0, groups: int = 1,
+                            dilation: IntOrTuple = 1, method: str = "auto") -> torch.Tensor:
     """:func:`tconv_lib.conv_transpose` with tconv_lib's own backward pass (same arguments;
     ``method`` picks the forward's implementation). Differentiable twice.
 
@@ -115,8 +116,9 @@ _DOC = r"""Applies a {d}D transposed convolution over an input of several input 
             channels; it divides both. Default: 1
         bias (bool, optional): if ``True``, adds a learnable bias to the output. Default: True
         dilation (int or tuple, optional): spacing between kernel taps. Default: 1
-        padding_mode (str, optional): only ``'zeros'``; anything else raises ``ValueError`` in
-            ``forward``, as in PyTorch. Default: ``'zeros'``
+        padding_mode (str, optional): only ``'zeros'``; anything else raises ``ValueError``
+            when the module is made (PyTorch's own check), or in ``forward`` if it was changed
+            afterwards. Default: ``'zeros'``
         device, dtype (optional): of the parameters, as in PyTorch.
 
     ``forward(input, output_size=None)`` also takes ``output_size``, a target spatial size that

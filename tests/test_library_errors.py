@@ -327,3 +327,18 @@ def test_the_quick_check_accepts_only_what_the_full_checks_accept() -> None:
     assert quick_yes >= 8      # and it does take the plain cases
     assert backend.plainly_compatible(torch.zeros(1), torch.zeros(1), None)
     assert backend.plainly_compatible(np.zeros(1), np.zeros(1), np.zeros(1))
+
+
+def test_padding_strings_are_refused_with_the_int_to_use() -> None:
+    """F.conv2d takes padding='same'; tconv_lib.conv does not, and says which int is 'same'
+    (it used to say the string 'same' was a tuple of the wrong length)."""
+    x, w = R.standard_normal((1, 4, 7, 6)), R.standard_normal((3, 4, 3, 5))
+    with pytest.raises(TypeError) as info:
+        tconv_lib.conv(x, w, padding="same", dilation=2)
+    for fragment in ("padding", "the string 'same'", "dilation*(kernel_size-1)//2"):
+        assert fragment in str(info.value), f"{fragment!r} missing from: {info.value}"
+    same = F.conv2d(torch.as_tensor(x), torch.as_tensor(w), padding="same", dilation=2)
+    np.testing.assert_allclose(tconv_lib.conv(x, w, padding=(2, 4), dilation=2), same.numpy(),
+                               rtol=1e-12, atol=1e-12)
+    with pytest.raises(TypeError, match="the string 'valid'"):
+        tconv_lib.conv_transpose(X, W, padding="valid")
