@@ -141,6 +141,9 @@ def _check_input_grad(grad_output: Any, weight: Any, input_size: Any, stride: In
                       ) -> tuple[int, ...]:
     """Validate a :func:`conv_input_grad` call; returns the spatial ``input_size``."""
     (go,), geo = _check({"grad_output": grad_output}, weight, stride, padding, dilation, groups)
+    if int(weight.shape[0]) % geo.groups:
+        raise ValueError(f"groups must divide the output channels: weight.shape[0]="
+                         f"{int(weight.shape[0])} (C_out) is not divisible by groups={geo.groups}")
     _channels("grad_output", go, int(weight.shape[0]), "weight.shape[0] (C_out)")
     size = _sizes("input_size", input_size, geo.ndim)
     _check_conv_sizes(size, _spatial(go), geo, "input_size", "grad_output")

@@ -55,6 +55,17 @@ def test_input_size_forms(size) -> None:
     torch.testing.assert_close(torch.nn.grad.conv2d_input(x.shape, w, go, **KW), gx)
 
 
+def test_input_grad_names_conv_channels() -> None:
+    """Not in conv_transpose's terms (C_in), which the caller of a conv gradient never wrote."""
+    _, w, go, _, _ = _conv_case()
+    with pytest.raises(ValueError, match=r"weight.shape\[0\]=6 \(C_out\).*groups=4"):
+        gradients.conv_input_grad(go, w, (5, 5), 2, 1, 1, 4)
+    with pytest.raises(ValueError, match=r"grad_output has 5 channels.*\(C_out\) = 6"):
+        gradients.conv_input_grad(go[:, :5], w, (5, 5), **KW)
+    with pytest.raises(RuntimeError):
+        torch.nn.grad.conv2d_input((2, 8, 5, 5), w, go, 2, 1, 1, 4)
+
+
 def test_grad_output_of_another_size_is_refused() -> None:
     x, w, go, _, gw = _conv_case()
     with pytest.raises(ValueError) as info:        # used to return a (6, 2, 3, 3) "gradient"
