@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+import textwrap
 from pathlib import Path
 
 from grader import autograde, check, collect, feedback, release, report, validate
@@ -18,7 +19,83 @@ EPILOG = """instructor workflow:
   tconv-grader report --course DIR
   tconv-grader migrate --from sqlite:///DIR/gradebook.db --to postgresql://...
 students:
-  tconv-grader check exercises/ex1_shapes/ex1_shapes.ipynb"""
+  tconv-grader check exercises/ex1_shapes/ex1_shapes.ipynb
+`tconv-grader COMMAND --help` gives each command's options and examples."""
+
+#: examples and what comes next, shown under each instructor command's --help
+EXAMPLES = {
+    "release": r"""examples:
+  tconv-grader release                     every assignment: solutions/ -> exercises/
+  tconv-grader release ex3_matrix          one assignment
+  tconv-grader release -o /tmp/preview     into another folder, to look before publishing
+
+next: tconv-grader validate""",
+    "validate": r"""examples:
+  tconv-grader validate                    every assignment (after each release)
+  tconv-grader validate ex2_scatter -j 2   one assignment, two notebooks at a time
+
+Exit status 0 when valid; 1 with what differs; 2 for bad arguments.""",
+    "collect": r"""layouts:
+  <student>/<assignment>/<notebook>.ipynb     a folder tree (nbgrader exchange, shared drive)
+  <student>_<assignment>_<notebook>.ipynb     an LMS zip or flat folder (nbgrader zip_collect)
+  <student>_<assignment>_attempt_<YYYY-MM-DD-HH-MM-SS>_<notebook>.ipynb
+
+examples:
+  tconv-grader collect ~/Downloads/ex1_shapes.zip --course ~/tconv-2026
+  tconv-grader collect /srv/inbound --course ~/tconv-2026
+  tconv-grader collect canvas.zip --course ~/tconv-2026 \
+      --regexp '^(?P<student_id>[a-z]+)_(late_)?\d+_\d+_(?P<file_id>.+)$'
+
+Collecting again is safe: identical files change nothing, and an older copy never replaces a
+newer one. Every file not imported is listed with the reason.
+
+next: tconv-grader autograde --course DIR""",
+    "autograde": r"""examples:
+  tconv-grader autograde --course ~/tconv-2026                    all that is not graded yet
+  tconv-grader autograde ex2_scatter --course ~/tconv-2026 -j 8   one assignment, 8 at a time
+  tconv-grader autograde --course ~/tconv-2026 --student amy --force   regrade one student
+  tconv-grader autograde --course ~/tconv-2026 --cell-timeout 60       allow slower cells
+
+A re-run grades only new or re-collected submissions; Ctrl-C keeps every grade committed so
+far. A broken submission (syntax error, endless loop, huge output, unreadable file) scores
+what it earns and is flagged; it never stops the batch or touches another student's grade.
+
+next: tconv-grader feedback --course DIR, then tconv-grader report --course DIR""",
+    "feedback": r"""Writes DIR/feedback/<student>/<assignment>/feedback.html and, per
+student, an index.html linking every assignment (or saying "no submission").
+
+examples:
+  tconv-grader feedback --course ~/tconv-2026
+  tconv-grader feedback ex2_scatter --course ~/tconv-2026 --student amy --student bo
+
+Run it again after grading written answers by hand: the pages then show the final score.""",
+    "report": r"""examples:
+  tconv-grader report --course ~/tconv-2026
+  tconv-grader report --course ~/tconv-2026 -o ~/grades-2026-12-07
+
+Upload scores.csv (one row per student) to the LMS once no total is provisional.""",
+    "migrate": r"""examples:
+  tconv-grader migrate --from ~/tconv-2026/gradebook.db --to postgresql://grader:PW@db/tconv
+  tconv-grader migrate --from ~/tconv-2026/gradebook.db --to postgresql://... --check-only
+
+Then pass the same URL as --db to autograde, feedback and report.""",
+}
+
+
+class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
+    """Descriptions and epilogs: a plain paragraph is wrapped to the terminal; a paragraph with
+    a list or examples (a line that is indented or starts with '*') is kept as written."""
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        out = []
+        for para in text.split("\n\n"):
+            lines = para.splitlines()
+            if any(line.startswith((" ", "*")) for line in lines):
+                out.append("\n".join(indent + line for line in lines))
+            else:
+                out.append(textwrap.fill(" ".join(line.strip() for line in lines), width,
+                                         initial_indent=indent, subsequent_indent=indent))
+        return "\n\n".join(out)
 
 
 class _Parser(argparse.ArgumentParser):
@@ -29,7 +106,7 @@ class _Parser(argparse.ArgumentParser):
 
 def build_parser() -> argparse.ArgumentParser:
     p = _Parser(prog="tconv-grader", description=__doc__.split("\n")[0],
-                epilog=EPILOG, formatter_class=argparse.RawDescriptionHelpFormatter)
+                epilog=EPILOG, formatter_class=_HelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
     for mod in (release, validate, collect, autograde, feedback, report, check):
@@ -41,6 +118,10 @@ def build_parser() -> argparse.ArgumentParser:
     if migrate is not None:
         migrate.add_parser(sub)
     # descriptions come from the modules' docstrings: drop their reST literal quotes
+    for name, parser in sub.choices.items():
+        parser.formatter_class = _HelpFormatter
+        if name in EXAMPLES:
+            parser.epilog = EXAMPLES[name]
     for parser in (p, *sub.choices.values()):
         parser.description = (parser.description or "").replace("``", "")
     return p

@@ -398,9 +398,7 @@ def main(args) -> int:
 
 def add_parser(sub) -> None:
     p = sub.add_parser("collect", help="import submissions (folder tree or LMS zip)",
-                       description=__doc__.split("\n\n")[0],
-                       epilog="Layouts: <student>/<assignment>/<notebook>.ipynb, or a zip/folder "
-                              "of <student>_<assignment>_<notebook>.ipynb files.")
+                       description=__doc__.split("\n\n")[0])  # layouts, examples: grader.cli
     p.add_argument("path", metavar="PATH", help="folder tree or .zip of submissions")
     p.add_argument("--course", required=True, help="course directory (instructor state)")
     p.add_argument("--solutions", default=str(REPO / "solutions"),

@@ -301,7 +301,8 @@ def add_parser(sub) -> None:
     p = sub.add_parser("feedback", help="per-student HTML feedback",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("assignment", nargs="?", metavar="ASSIGNMENT", help="only this assignment")
-    p.add_argument("--student", action="append", metavar="ID", help="only this student")
+    p.add_argument("--student", action="append", metavar="ID",
+                   help="only this student (repeatable)")
     p.add_argument("--course", required=True, help="course directory (instructor state)")
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook")
     p.add_argument("--solutions", help="instructor source, to scrub hidden test text from the "

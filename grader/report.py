@@ -5,25 +5,26 @@ Everything is read back from the nbgrader gradebook through its own API (so it i
 shows, manual grades included), plus the flags from the autograder's ``results.json``. Writes to
 ``<course>/reports/`` (or ``--output``):
 
-* ``grades.csv``       one row per student, assignment, notebook and grade cell: its kind
-                       (``test``, scored by the autograder, or ``written``, an answer graded
-                       by hand), auto_score, manual_score, score, max_score, flags
-* ``totals.csv``       one row per student and assignment (score, max_score, flags, status,
-                       pending_manual, provisional): every student of the gradebook, with
-                       ``status`` ``no submission`` and score 0 where one has none;
-                       ``pending_manual`` counts the written answers still waiting for a hand
-                       grade, and while there are any the total is ``provisional`` (``yes``)
-* ``scores.csv``       the same totals one row per student, for an LMS grade import: student,
-                       one column per assignment (its score; 0 without a submission), total,
-                       max_total, provisional (``yes`` while any written answer waits for a
-                       hand grade) and flagged (``yes`` when any submission has a flag)
-* ``hist_<assignment>.png``  histogram of the assignment's total scores, every student counted
-                       (no submission as 0, drawn apart), with how many are provisional
-* ``most_failed.txt``  test cells ordered by how many submissions scored below full marks, and
-                       per assignment how many students had no submission (not counted there)
-* ``written.txt``      per written answer: how many wait for a hand grade (formgrader), how many
-                       were left as released (nbgrader scores those 0) and how many are graded
-* ``flags.txt``        every flagged submission with its reasons, and every missing submission
+* grades.csv            one row per student, assignment, notebook and grade cell: its kind
+                        (``test``, scored by the autograder, or ``written``, an answer graded by
+                        hand), auto_score, manual_score, score, max_score, flags
+* totals.csv            one row per student and assignment (score, max_score, flags, status,
+                        pending_manual, provisional): every student of the gradebook, with
+                        ``status`` ``no submission`` and score 0 where one has none;
+                        ``pending_manual`` counts the written answers still waiting for a hand
+                        grade, and while there are any the total is ``provisional`` (``yes``)
+* scores.csv            the same totals one row per student, for an LMS grade import: student,
+                        one column per assignment (its score; 0 without a submission), total,
+                        max_total, provisional (``yes`` while any written answer waits for a
+                        hand grade) and flagged (``yes`` when any submission has a flag)
+* hist_<assignment>.png histogram of the assignment's total scores, every student counted (no
+                        submission as 0, drawn apart), with how many are provisional
+* most_failed.txt       test cells ordered by how many submissions scored below full marks, and
+                        per assignment how many students had no submission (not counted there)
+* written.txt           per written answer: how many wait for a hand grade (formgrader), how
+                        many were left as released (nbgrader scores those 0) and how many are
+                        graded
+* flags.txt             every flagged submission with its reasons, and every missing submission
 
 An assignment enters the reports once the gradebook holds a submission of it.
 """
@@ -344,7 +345,7 @@ def main(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("report",
                        help="CSV of grades, histograms, most-failed tests, written answers, flags",
-                       description=__doc__.split("\n\n")[0])
+                       description=__doc__.rstrip())  # every file it writes
     p.add_argument("--course", required=True, help="course directory (instructor state)")
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook")
     p.add_argument("--output", "-o", help="output folder (default: <course>/reports)")

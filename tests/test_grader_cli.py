@@ -28,6 +28,29 @@ def test_every_subcommand_has_help(command, capsys):
     assert "``" not in out, out      # the docstrings' reST quotes are not shown in a terminal
 
 
+@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "check"])
+def test_instructor_help_has_examples_that_parse(command, capsys):
+    """Every instructor command's --help ends with examples (and what comes next), and each
+    example is a command line the parser accepts."""
+    import re
+    import shlex
+
+    from grader.cli import EXAMPLES
+
+    with pytest.raises(SystemExit):
+        main([command, "--help"])
+    out = capsys.readouterr().out
+    assert "\nexamples:\n" in out, out
+    text = re.sub(r"\\\n\s*", " ", EXAMPLES[command])
+    examples = [re.split(r"\s{2,}", line.strip())[0] for line in text.splitlines()
+                if line.startswith("  tconv-grader ")]
+    assert len(examples) >= 2, text
+    for example in examples:
+        assert example.split(" --")[0] in out, example
+        args = build_parser().parse_args(shlex.split(example)[1:])
+        assert args.command == command, example
+
+
 def test_help_lists_every_subcommand_and_each_is_tested():
     """A new subcommand must join COMMANDS (its --help is tested) and the usage text."""
     import argparse
