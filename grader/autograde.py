@@ -159,9 +159,11 @@ def scrub_hidden(text: str, grams: frozenset[str] | set[str]) -> str:
 
 
 def scrub_result(res: dict, grams: frozenset[str]) -> dict:
-    """A graded notebook's student-visible texts (test messages, flags) scrubbed in place."""
+    """A graded notebook's student-visible texts (test messages, flags, errors of its code
+    cells) scrubbed in place."""
     if grams:
         res["flags"] = [scrub_hidden(f, grams) for f in res.get("flags", [])]
+        res["code_errors"] = [scrub_hidden(e, grams) for e in res.get("code_errors", [])]
         for cell in res.get("cells", {}).values():
             for t in cell.get("tests", []):
                 t["message"] = scrub_hidden(t["message"], grams)
@@ -560,6 +562,7 @@ def grade_notebook(task: dict) -> dict:
                          f"{limits.cell_timeout:g} s per cell, {limits.notebook_timeout:g} s per "
                          f"notebook)" for c in ex.cells if c.status == "timeout"]
         out["cells"] = _judge(specs, expected, ex)
+        out["code_errors"] = code_errors(ex.cells, specs)
         out["outputs"] = {str(c.index): {"status": c.status, "error": c.error,
                                          "output": c.output} for c in ex.cells}
         out["nb"] = task["nb"]
@@ -573,6 +576,24 @@ def grade_notebook(task: dict) -> dict:
                 "manual": spec["cell_type"] != "code", "status": "not_run",
                 "tests": [] if spec["cell_type"] != "code" else
                 [{"name": gid, "hidden": False, "passed": False, "message": "not graded"}]})
+    return out
+
+
+def code_errors(runs, specs: dict) -> list[str]:
+    """``cell <grade_id or #index>: <error's first line>`` for each code cell that is not a
+    test cell and raised: the cause a student needs when a later test stops with NameError.
+    A cell that ran after a test cell with hidden tests may have seen their source, so of its
+    error only a builtin exception's name is told (as for the test cells themselves)."""
+    hidden_at = [c.index for c in runs if c.grade_id in specs and specs[c.grade_id]["has_hidden"]]
+    first_hidden = min(hidden_at, default=None)
+    out = []
+    for c in runs:
+        if c.status == "error" and c.grade_id not in specs:
+            lines = (c.error or "").strip().splitlines()
+            text = (lines or ["error"])[0][:300]
+            if first_hidden is not None and c.index > first_hidden:
+                text = _shown_error(text, "error", has_hidden=True)
+            out.append(f"cell {c.grade_id or f'#{c.index}'}: {text}")
     return out
 
 
@@ -760,7 +781,8 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
     record = {
         "student": student, "assignment": assignment, "timestamp": timestamp,
         "submitted_hash": files_hash,
-        "notebooks": {r["notebook"]: {"flags": r["flags"], "cells": r["cells"]}
+        "notebooks": {r["notebook"]: {"flags": r["flags"], "cells": r["cells"],
+                                      "code_errors": r.get("code_errors", [])}
                       for r in sorted(results, key=lambda r: r["notebook"])},
     }
     record["flags"] = [f"{n}: {f}" for n, v in record["notebooks"].items() for f in v["flags"]]

@@ -2,14 +2,15 @@
 
 Written to ``<course>/feedback/<student>/<assignment>/feedback.html`` (+ an ``index.html`` per
 student, listing every assignment of the gradebook: its score, or "no submission") from the
-autograder's ``results.json`` and the gradebook's scores (manual grades included when present). Each
-test shows its outcome and message; hidden tests show only "hidden test passed" / "hidden test
-failed": their source and values never reach the page. A visible test that fails shows what was
-expected, what came back and its hint, except in a cell that also runs hidden tests: there the
-student's code may have seen the hidden source, so nothing it produced (answer, error text) is
-echoed. As a last line of defence every text on the page is scrubbed of runs of hidden test source
-(:func:`grader.autograde.scrub_hidden`; the autograder already did so when it wrote
-``results.json``).
+autograder's ``results.json`` and the gradebook's scores (manual grades included when present).
+Each test shows its outcome and message, and errors raised by the student's own code cells are
+listed above the tests (a later test's NameError often starts there); hidden tests show only
+"hidden test passed" / "hidden test failed": their source and values never reach the page. A
+visible test that fails shows what was expected, what came back and its hint, except in a cell that
+also runs hidden tests: there the student's code may have seen the hidden source, so nothing it
+produced (answer, error text) is echoed. As a last line of defence every text on the page is
+scrubbed of runs of hidden test source (:func:`grader.autograde.scrub_hidden`; the autograder
+already did so when it wrote ``results.json``).
 """
 
 from __future__ import annotations
@@ -145,6 +146,13 @@ def render(record: dict, manual: dict[tuple[str, str], float],
     flags = "".join(f"<li>{sc(f)}</li>" for f in record.get("flags", []))
     flag_html = f'<div class="flag"><b>Notes from the grader</b><ul>{flags}</ul></div>' \
         if flags else ""
+    errors = "".join(f"<li>{e(nb_id)}, {sc(err, nb_id)}</li>"
+                     for nb_id, nb in sorted(record["notebooks"].items())
+                     for err in nb.get("code_errors", []))
+    if errors:
+        flag_html += ('<div class="flag"><b>Errors in your code cells</b> (a test below that '
+                      "stops with NameError or the like may come from one of these)"
+                      f"<ul>{errors}</ul></div>")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(a)}: feedback for {e(s)}</title><style>{CSS}</style></head><body>"
             f"<h1>{e(a)}</h1><p>Student: <b>{e(s)}</b>. Score: "

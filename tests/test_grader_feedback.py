@@ -3,6 +3,8 @@ one stop skipped, and written answers left blank versus waiting for a hand grade
 
 from __future__ import annotations
 
+import json
+
 import pytest
 
 from grader.autograde import _shown_error
@@ -159,3 +161,47 @@ def test_the_summary_counts_students_and_says_what_to_do_next(tmp_path, capsys):
         f"next: send each student their folder {course.feedback}/<student>/ (its index.html "
         "links every page of theirs)",
         f"next: tconv-grader report --course {course.root}"]
+
+
+def test_errors_of_the_students_own_cells_are_told_after_hidden_tests_only_by_name():
+    from types import SimpleNamespace as Run
+
+    from grader.autograde import code_errors
+
+    specs = {"test_a": {"has_hidden": False}, "test_b": {"has_hidden": True}}
+    runs = [Run(index=1, grade_id="setup", status="ok", error=None),
+            Run(index=2, grade_id="impl", status="error",
+                error="SyntaxError: invalid syntax (line 1)\n  def f(:"),
+            Run(index=3, grade_id="test_a", status="error", error="NameError: name 'f'"),
+            Run(index=4, grade_id="test_b", status="ok", error=None),
+            Run(index=5, grade_id="impl2", status="error", error="ValueError: 1, 2, 3 seen"),
+            Run(index=6, grade_id=None, status="error", error="MyError: secret")]
+    assert code_errors(runs, specs) == ["cell impl: SyntaxError: invalid syntax (line 1)",
+                                        "cell impl2: ValueError", "cell #6: an exception"]
+
+
+def test_the_page_lists_the_errors_of_the_students_own_cells():
+    rec = _record(0.0)
+    rec["notebooks"]["ex"]["code_errors"] = ["cell impl: SyntaxError: invalid <syntax>"]
+    page = render(rec, {})
+    assert ("<b>Errors in your code cells</b> (a test below that stops with NameError or the "
+            "like may come from one of these)<ul><li>ex, cell impl: SyntaxError: invalid "
+            "&lt;syntax&gt;</li></ul>") in page
+    assert "Errors in your code cells" not in render(_record(0.0), {})
+
+
+def test_a_syntax_error_reaches_results_and_the_feedback_page(tmp_path):
+    from grader_class import sandbox_args
+    from gradingbatch import ASSIGNMENT, make_course, run_autograde
+
+    from grader.cli import main
+
+    course = tmp_path / "course"
+    make_course(course, ["syntax"])
+    run_autograde(course, f"sqlite:///{course / 'gradebook.db'}", *sandbox_args())
+    rec = json.loads(next((course / "autograded").rglob("results.json")).read_text())
+    errors = rec["notebooks"][ASSIGNMENT]["code_errors"]
+    assert len(errors) == 1 and errors[0].startswith("cell double_impl: SyntaxError"), errors
+    assert main(["feedback", "--course", str(course), "-q"]) == 0
+    page = next((course / "feedback").rglob("feedback.html")).read_text()
+    assert "cell double_impl: SyntaxError" in page
