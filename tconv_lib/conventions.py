@@ -22,6 +22,17 @@ Kernel layouts: TF/Keras store ``(*k, C_out, C_in)``; JAX's default ``conv_trans
 ``(*k, I, O)`` used *without* flipping (``transpose_kernel=False``), i.e. PyTorch's weight is the
 spatially flipped kernel; with ``transpose_kernel=True`` the kernel is a forward-conv kernel and
 no flip is needed. :func:`tf_kernel_to_torch` and :func:`jax_kernel_to_torch` convert them.
+
+>>> import torch, torch.nn.functional as F
+>>> from tconv_lib import conventions
+>>> conventions.from_tf(4, kernel_size=4, strides=2, padding="SAME")  # PyTorch can say it
+TransposeArgs(stride=(2,), padding=(1,), output_padding=(0,), dilation=(1,), crop=None)
+>>> args = conventions.from_tf(4, kernel_size=3, strides=2, padding="SAME")
+>>> args.crop                         # one entry off the end only: no symmetric padding does it
+((0, 1),)
+>>> x, w = torch.randn(1, 2, 4, dtype=torch.float64), torch.randn(2, 3, 3, dtype=torch.float64)
+>>> torch.allclose(args(x, w), F.conv_transpose1d(x, w, stride=2)[..., :8])
+True
 """
 
 from __future__ import annotations

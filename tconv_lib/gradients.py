@@ -10,9 +10,34 @@ For a convolution :math:`y = \operatorname{conv}(x, w)` with loss :math:`L`:
         \frac{\partial L}{\partial y[n, c_o, \mathbf{j}]}\;
         x_{\text{pad}}[n, c_i, \mathbf{j}s + \mathbf{t}d]
 
-The weight gradient is a correlation of the input with the output gradient. For a transposed
+(with ``groups``, :math:`c_i` runs over the input channels of :math:`c_o`'s group). The weight
+gradient is a correlation of the input with the output gradient. For a transposed
 convolution the roles swap: its input gradient is a convolution, and its weight gradient is the
 same correlation with input and output gradient exchanged.
+
+Every function takes ``stride``, ``padding``, ``dilation`` and ``groups`` as the forward call
+did (ints or one per spatial axis), NumPy arrays or torch tensors (one kind, one floating
+dtype), batched ``(N, C, *spatial)`` or unbatched ``(C, *spatial)`` arrays, and the size the
+result must have (``input_size`` or ``kernel_size``). Sizes that no forward call with these
+arguments connects are refused with a ``ValueError`` naming them; so are the argument errors
+of :func:`tconv_lib.conv_transpose`.
+
+>>> import torch, torch.nn.functional as F
+>>> from tconv_lib import gradients
+>>> x = torch.randn(2, 4, 9, 8, dtype=torch.float64, requires_grad=True)
+>>> w = torch.randn(6, 2, 3, 3, dtype=torch.float64, requires_grad=True)
+>>> y = F.conv2d(x, w, stride=2, padding=1, groups=2)
+>>> g = torch.randn_like(y)
+>>> gx, gw = torch.autograd.grad(y, (x, w), g)
+>>> kw = dict(stride=2, padding=1, groups=2)
+>>> torch.allclose(gradients.conv_input_grad(g, w.detach(), (9, 8), **kw), gx)
+True
+>>> torch.allclose(gradients.conv_weight_grad(x.detach(), g, (3, 3), **kw), gw)
+True
+>>> gradients.conv_input_grad(g, w.detach(), (11, 8), **kw)  # doctest: +ELLIPSIS
+Traceback (most recent call last):
+...
+ValueError: grad_output has spatial size (5, 4), but a convolution of input_size (11, 8) ...
 """
 
 from __future__ import annotations

@@ -15,7 +15,8 @@ MODULES = ["tconv_lib"] + [m.name for m in pkgutil.walk_packages(tconv_lib.__pat
 FLAGS = doctest.ELLIPSIS | doctest.NORMALIZE_WHITESPACE
 # the public API documents itself with examples; these must never lose them
 DOCUMENTED = ["tconv_lib", "tconv_lib.transpose", "tconv_lib.conv", "tconv_lib.methods.matrix",
-              "tconv_lib.nn", "tconv_lib.shapes"]
+              "tconv_lib.nn", "tconv_lib.shapes", "tconv_lib.gradients",
+              "tconv_lib.conventions"]
 
 
 def _examples(name: str) -> list[doctest.DocTest]:
