@@ -73,7 +73,12 @@ Run it again after grading written answers by hand: the pages then show the fina
   tconv-grader report --course ~/tconv-2026
   tconv-grader report --course ~/tconv-2026 -o ~/grades-2026-12-07
 
-Upload scores.csv (one row per student) to the LMS once no total is provisional.""",
+Upload scores.csv (one row per student) to the LMS once no total is provisional.
+
+A student with no submission at all (none collected, or every file refused by collect) is in
+the reports only once the gradebook knows them: import the class list first, with nbgrader's
+own command (a CSV with the columns id, first_name, last_name, email):
+  nbgrader db student import --db sqlite:///DIR/gradebook.db roster.csv""",
     "migrate": r"""examples:
   tconv-grader migrate --from ~/tconv-2026/gradebook.db --to postgresql://grader:PW@db/tconv
   tconv-grader migrate --from ~/tconv-2026/gradebook.db --to postgresql://... --check-only
