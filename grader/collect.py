@@ -3,7 +3,8 @@
 PATH is either
 
 * a folder tree ``<student>/<assignment>/<notebook>.ipynb`` (what nbgrader's exchange or a
-  shared drive gives you), or
+  shared drive gives you; also inside wrapping folders, as in a zip of that tree, or as
+  ``<student>/<notebook>.ipynb`` when the notebook's name says the assignment), or
 * an LMS download: a ``.zip`` (or a flat folder) of files named, following nbgrader's
   ``zip_collect`` conventions (``FileNameCollectorPlugin``), ``<student>_<assignment>_<notebook>
   .ipynb``, optionally ``<student>_<assignment>_attempt_<YYYY-MM-DD-HH-MM-SS>_<notebook>.ipynb``.
@@ -244,8 +245,15 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                 if f.name != "timestamp.txt":
                     result.unmatched.append((shown, "not a notebook (.ipynb)"))
                 continue
-            if tree and len(rel.parts) == 3:
-                s, a, nb = rel.parts[0], rel.parts[1], f.stem
+            parts = rel.parts
+            # a tree: <student>/<assignment>/<nb>.ipynb, also inside wrapping folders (a zip
+            # of the folder "submissions/"), or <student>/<nb>.ipynb (the notebook's name says
+            # which assignment)
+            in_tree = tree and ((len(parts) >= 3 and parts[-2] in known) or len(parts) == 3 or
+                                (len(parts) == 2 and _assignment_of(f.stem, nb_names)))
+            if in_tree:
+                s, nb = parts[-3 if len(parts) >= 3 else 0], f.stem
+                a = parts[-2] if len(parts) >= 3 else _assignment_of(nb, nb_names)
                 ts_file = f.parent / "timestamp.txt"
                 ts = ts_file.read_text().strip() if ts_file.exists() else _fmt_ts(mtime(f))
             else:

@@ -196,3 +196,23 @@ def test_a_timestamp_in_another_form_is_read_and_a_bad_one_is_listed(tmp_path, c
         "2026-01-02 03:04:05.000000 UTC\n"
     assert "bo__yesterday__fx_scatter.ipynb: timestamp 'yesterday' from the file name is not " \
            "a date and time" in out, out
+
+
+def test_a_zipped_tree_in_a_wrapping_folder_and_student_folders_without_assignment(tmp_path,
+                                                                                   capsys):
+    z = _zip(tmp_path / "submissions.zip", ["submissions/amy/fx_scatter/fx_scatter.ipynb",
+                                            "submissions/bo/fx_scatter/fx_scatter.ipynb"])
+    course = tmp_path / "course"
+    out = _collect(capsys, z, course)
+    assert _submitted(course) == ["amy/fx_scatter/fx_scatter.ipynb",
+                                  "bo/fx_scatter/fx_scatter.ipynb"], out
+    tree = tmp_path / "drive"
+    (tree / "cy").mkdir(parents=True)
+    (tree / "cy" / "fx_scatter.ipynb").write_text(NB)   # the notebook names the assignment
+    (tree / "dee").mkdir()
+    (tree / "dee" / "homework.ipynb").write_text(NB)    # this one does not: listed
+    out = _collect(capsys, tree, course)
+    assert _submitted(course) == ["amy/fx_scatter/fx_scatter.ipynb",
+                                  "bo/fx_scatter/fx_scatter.ipynb",
+                                  "cy/fx_scatter/fx_scatter.ipynb"], out
+    assert "dee/homework.ipynb: file name matches no" in out, out
