@@ -171,12 +171,16 @@ def ex1_shapes() -> Book:
     expect("stride_1", conv_transpose_output_size(5, 3), _torch_size(5, 3),
            hint="with stride 1 and no padding the output grows by k - 1")
     ### BEGIN HIDDEN TESTS
-    edge_cases = [dict(i=1, k=1), dict(i=1, k=4, stride=3), dict(i=3, k=3, dilation=3),
-                  dict(i=3, k=3, stride=1, dilation=2, output_padding=1),
-                  dict(i=7, k=5, stride=4, padding=2, output_padding=3)]
-    for n, case in enumerate(edge_cases):
-        expect(f"edge_{n}", conv_transpose_output_size(**case), _torch_size(**case),
-               hint=f"edge case {case}")
+    expect("edge_0", conv_transpose_output_size(1, 1), _torch_size(1, 1), hint="i=1, k=1")
+    expect("edge_1", conv_transpose_output_size(1, 4, stride=3), _torch_size(1, 4, stride=3),
+           hint="one input element")
+    expect("edge_2", conv_transpose_output_size(3, 3, dilation=3),
+           _torch_size(3, 3, dilation=3), hint="dilation 3")
+    expect("edge_3", conv_transpose_output_size(3, 3, stride=1, dilation=2, output_padding=1),
+           _torch_size(3, 3, stride=1, dilation=2, output_padding=1),
+           hint="output_padding below the dilation")
+    expect("edge_4", conv_transpose_output_size(7, 5, 4, 2, 3), _torch_size(7, 5, 4, 2, 3),
+           hint="stride 4, output_padding 3")
     ### END HIDDEN TESTS
     ''')
     b.md("""
@@ -248,12 +252,17 @@ if (_widgets := _jupyter_widgets()) is not None:
                     f"i={case['i']}; return (smallest, largest): there are `stride` of them, "
                     "whatever the dilation")
     ### BEGIN HIDDEN TESTS
-    for n, case in enumerate([dict(i=1, k=1), dict(i=1, k=2, stride=4),
-                              dict(i=6, k=5, stride=3, padding=2, dilation=2),
-                              dict(i=2, k=3, stride=1, dilation=3)]):
+    def _first_and_last(**case):
         edge_sizes = _sizes_back_to(**case)
-        expect(f"range_edge_{n}", output_size_range(**case), (edge_sizes[0], edge_sizes[-1]),
-               hint=f"edge case {case}: expected sizes {edge_sizes}")
+        return (edge_sizes[0], edge_sizes[-1])
+
+    expect("range_edge_0", output_size_range(1, 1), _first_and_last(i=1, k=1), hint="i=1, k=1")
+    expect("range_edge_1", output_size_range(1, 2, stride=4),
+           _first_and_last(i=1, k=2, stride=4), hint="stride 4")
+    expect("range_edge_2", output_size_range(6, 5, stride=3, padding=2, dilation=2),
+           _first_and_last(i=6, k=5, stride=3, padding=2, dilation=2), hint="everything")
+    expect("range_edge_3", output_size_range(2, 3, stride=1, dilation=3),
+           _first_and_last(i=2, k=3, stride=1, dilation=3), hint="dilation above the stride")
     ### END HIDDEN TESTS
     ''')
     b.md("""
@@ -295,6 +304,15 @@ if (_widgets := _jupyter_widgets()) is not None:
         except Exception as exc:  # reported by the expect that follows, with the case
             return f"{type(exc).__name__}: {exc}"
 
+    def _length_with(op, i, k, s, p, d):
+        """The length F.conv_transpose1d gives with your output_padding, or why it refuses
+        (so that at grading a wrong answer fails this case, not the whole cell)."""
+        try:
+            return F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), stride=s,
+                                      padding=p, output_padding=op, dilation=d).shape[-1]
+        except Exception as exc:  # the refusal is the answer shown
+            return f"{type(exc).__name__}: {str(exc)[:120]}"
+
     cases = [(4, 8, 3, 2, 1, 1), (4, 7, 3, 2, 1, 1), (5, 18, 4, 3, 0, 1), (3, 10, 3, 3, 1, 2)]
     for n, (i, target, k, s, p, d) in enumerate(cases):
         op = _op_or_error(i, target, k, s, p, d)
@@ -302,9 +320,7 @@ if (_widgets := _jupyter_widgets()) is not None:
                hint=f"i={i}, target={target}, k={k}, stride={s}, padding={p}, dilation={d}: "
                     "this target is reachable; output_padding is target minus the size "
                     "reached with output_padding=0 (the dilated kernel spans d*(k-1) + 1)")
-        y = F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), stride=s, padding=p,
-                               output_padding=op, dilation=d)
-        expect(f"torch_length_{n}", y.shape[-1], target,
+        expect(f"torch_length_{n}", _length_with(op, i, k, s, p, d), target,
                hint="PyTorch, given your output_padding, should produce the target length")
     ''')
     b.test("test_output_padding_unreachable", 1, '''
@@ -622,7 +638,11 @@ def ex3_matrix() -> Book:
     expect("matrix_s2_p1", c, tconv_lib.conv_matrix(w[None, None], 7, 2, 1).toarray(),
            hint="row r holds the kernel starting at column r*stride - padding "
                 "(taps that fall in the padding are dropped)")
-    expect("applies_conv", c @ x,
+    try:  # a C of the wrong shape fails this case, not the whole cell
+        c_times_x = c @ x
+    except Exception as exc:  # the error is the answer shown
+        c_times_x = f"{type(exc).__name__}: {exc}"
+    expect("applies_conv", c_times_x,
            F.conv1d(torch.tensor(x)[None, None], torch.tensor(w)[None, None], stride=2,
                     padding=1)[0, 0].numpy(),
            hint="C @ x must equal F.conv1d(x, w, stride=2, padding=1)")
@@ -854,14 +874,18 @@ def ex4_gradients() -> Book:
     got = _no_grad(conv2d_input_grad, g, w, (5, 5))
     expect("stride_1", got, gx, hint="stride 1: a full-padding transposed convolution")
     ### BEGIN HIDDEN TESTS
-    cases = [((1, 3, 9, 10), (2, 2), (0, 1), (2, 2)),    # dilation
-             ((2, 3, 7, 9), (3, 2), (1, 0), (1, 1)),     # non-square stride, output_padding 2
-             ((1, 3, 3, 3), (1, 1), (0, 0), (1, 1))]     # 1x1 output
-    for n, (shape, s, p, d) in enumerate(cases):
-        x, g, gx, gw = _autograd(shape, w, s, p, d, seed=n)
-        got = _no_grad(conv2d_input_grad, g, w, shape[2:], stride=s, padding=p, dilation=d)
-        expect(f"case_{n}", got, gx, hint=f"input {shape}, stride {s}, padding {p}, "
-                                          f"dilation {d}")
+    def _input_grad_case(shape, s, p, d, seed):
+        """(your input gradient, autograd's) for one case."""
+        _, g_case, gx_case, _ = _autograd(shape, w, s, p, d, seed=seed)
+        return _no_grad(conv2d_input_grad, g_case, w, shape[2:], stride=s, padding=p,
+                        dilation=d), gx_case
+
+    expect("case_0", *_input_grad_case((1, 3, 9, 10), (2, 2), (0, 1), (2, 2), 0),
+           hint="dilation")
+    expect("case_1", *_input_grad_case((2, 3, 7, 9), (3, 2), (1, 0), (1, 1), 1),
+           hint="non-square stride, output_padding 2")
+    expect("case_2", *_input_grad_case((1, 3, 3, 3), (1, 1), (0, 0), (1, 1), 2),
+           hint="1x1 output")
     wg = torch.randn(4, 2, 3, 2, generator=gen)
     x, g, gx, gw = _autograd((2, 4, 7, 6), wg, (2, 2), (1, 0), seed=5, groups=2)
     got = _no_grad(conv2d_input_grad, g, wg, (7, 6), stride=(2, 2), padding=(1, 0), groups=2)
@@ -913,14 +937,18 @@ def ex4_gradients() -> Book:
     expect("stride_1", got, gw, hint="stride 1, no padding")
     ### BEGIN HIDDEN TESTS
     w23 = torch.randn(4, 3, 2, 3, generator=gen)
-    cases = [((1, 3, 9, 10), (2, 2), (0, 1), (2, 2)),
-             ((2, 3, 7, 9), (3, 2), (1, 0), (1, 1)),
-             ((3, 3, 2, 3), (1, 1), (0, 0), (1, 1))]
-    for n, (shape, s, p, d) in enumerate(cases):
-        x, g, gx, gw = _autograd(shape, w23, s, p, d, seed=10 + n)
-        got = _no_grad(conv2d_weight_grad, x, g, (2, 3), stride=s, padding=p, dilation=d)
-        expect(f"case_{n}", got, gw, hint=f"input {shape}, kernel (2, 3), stride {s}, "
-                                          f"padding {p}, dilation {d}")
+    def _weight_grad_case(shape, s, p, d, seed):
+        """(your weight gradient, autograd's) for one case, kernel (2, 3)."""
+        x_case, g_case, _, gw_case = _autograd(shape, w23, s, p, d, seed=seed)
+        return _no_grad(conv2d_weight_grad, x_case, g_case, (2, 3), stride=s, padding=p,
+                        dilation=d), gw_case
+
+    expect("case_0", *_weight_grad_case((1, 3, 9, 10), (2, 2), (0, 1), (2, 2), 10),
+           hint="stride and dilation 2")
+    expect("case_1", *_weight_grad_case((2, 3, 7, 9), (3, 2), (1, 0), (1, 1), 11),
+           hint="non-square stride")
+    expect("case_2", *_weight_grad_case((3, 3, 2, 3), (1, 1), (0, 0), (1, 1), 12),
+           hint="input of the kernel's size")
     ### END HIDDEN TESTS
     ''')
     b.md("""
@@ -1028,15 +1056,19 @@ def ex5_conventions() -> Book:
         except Exception as exc:  # reported by the expect that follows
             return conversion, f"{type(exc).__name__}: {exc}"
 
-    def _check(name, i, k, stride, padding, seed):
+    def _tf_case(i, k, stride, padding, seed):
+        """(your output, TensorFlow's, a hint naming the case and your conversion)."""
         gen = torch.Generator().manual_seed(seed)
         x, w = torch.randn(2, 3, i, generator=gen), torch.randn(3, 2, k, generator=gen)
         conversion, got = _run_conversion(tf_to_torch, (i, k, stride, padding), x, w, stride)
         length = i * stride + (0 if padding.upper() == "SAME" else max(k - stride, 0))
-        expect(name, got, _tf_reference(x, w, stride, padding),
-               hint=f"i={i}, k={k}, stride={stride}, padding={padding!r}: your conversion "
-                    f"{conversion!r}; Keras wants length {length} and TF puts the odd extra "
-                    "padding at the end")
+        return got, _tf_reference(x, w, stride, padding), (
+            f"i={i}, k={k}, stride={stride}, padding={padding!r}: your conversion "
+            f"{conversion!r}; Keras wants length {length} and TF puts the odd extra padding "
+            "at the end")
+
+    def _check(name, i, k, stride, padding, seed):
+        expect(name, *_tf_case(i, k, stride, padding, seed))
 
     _check("same_k3_s2", 5, 3, 2, "SAME", 0)
     _check("same_k4_s2", 5, 4, 2, "SAME", 1)
@@ -1051,11 +1083,11 @@ def ex5_conventions() -> Book:
                   hint="Keras' Conv1DTranspose knows only 'SAME' and 'VALID' (any case): raise "
                        "ValueError for anything else")
     ### BEGIN HIDDEN TESTS
-    _check("valid_k2_s3", 4, 2, 3, "VALID", 5)
-    _check("same_k3_s1", 6, 3, 1, "SAME", 6)
-    _check("same_k2_s1", 6, 2, 1, "SAME", 7)
-    _check("same_k5_s3_i1", 1, 5, 3, "SAME", 8)
-    _check("valid_k1_s1", 3, 1, 1, "valid", 9)
+    expect("valid_k2_s3", *_tf_case(4, 2, 3, "VALID", 5))
+    expect("same_k3_s1", *_tf_case(6, 3, 1, "SAME", 6))
+    expect("same_k2_s1", *_tf_case(6, 2, 1, "SAME", 7))
+    expect("same_k5_s3_i1", *_tf_case(1, 5, 3, "SAME", 8))
+    expect("valid_k1_s1", *_tf_case(3, 1, 1, "valid", 9))
     expect_raises("bad_mode", ValueError, tf_to_torch, 4, 3, 2, "causal",
                   hint="only SAME and VALID exist")
     ### END HIDDEN TESTS
@@ -1097,14 +1129,18 @@ transpose_kernel=True)`
         z[..., ::stride] = x
         return F.conv1d(F.pad(z, (low, high)), w.transpose(0, 1).flip(-1), dilation=dilation)
 
-    def _check_jax(name, i, k, stride, low, high, dilation=1, seed=0):
+    def _jax_case(i, k, stride, low, high, dilation=1, seed=0):
+        """(your output, JAX's, a hint naming the case and your conversion)."""
         gen = torch.Generator().manual_seed(seed)
         x, w = torch.randn(1, 2, i, generator=gen), torch.randn(2, 3, k, generator=gen)
         conversion, got = _run_conversion(jax_to_torch, (k, stride, low, high, dilation), x, w,
                                           stride, dilation)
-        expect(name, got, _jax_reference(x, w, stride, low, high, dilation),
-               hint=f"k={k}, stride={stride}, (low, high)=({low}, {high}), dilation={dilation}: "
-                    f"your conversion {conversion!r}; PyTorch's low side is d*(k-1) - padding")
+        return got, _jax_reference(x, w, stride, low, high, dilation), (
+            f"k={k}, stride={stride}, (low, high)=({low}, {high}), dilation={dilation}: your "
+            f"conversion {conversion!r}; PyTorch's low side is d*(k-1) - padding")
+
+    def _check_jax(name, i, k, stride, low, high, dilation=1, seed=0):
+        expect(name, *_jax_case(i, k, stride, low, high, dilation, seed))
 
     _check_jax("lo1_hi2", 5, 3, 2, 1, 2)
     _check_jax("lo2_hi1", 5, 3, 2, 2, 1, seed=1)
@@ -1118,9 +1154,9 @@ transpose_kernel=True)`
     _check_jax("dilated", 4, 3, 2, 3, 4, dilation=2, seed=3)
     _check_jax("dilation_above_stride", 4, 3, 1, 2, 4, dilation=3, seed=7)
     ### BEGIN HIDDEN TESTS
-    _check_jax("negative", 5, 3, 2, -1, -1, seed=4)
-    _check_jax("crop_two", 6, 4, 3, 3, 1, seed=5)
-    _check_jax("k1_s1", 3, 1, 1, 0, 0, seed=6)
+    expect("negative", *_jax_case(5, 3, 2, -1, -1, seed=4))
+    expect("crop_two", *_jax_case(6, 4, 3, 3, 1, seed=5))
+    expect("k1_s1", *_jax_case(3, 1, 1, 0, 0, seed=6))
     expect_raises("low_too_big", ValueError, jax_to_torch, 3, 2, 3, 3,
                   hint="low > k-1 would need negative PyTorch padding")
     expect_raises("high_too_big", ValueError, jax_to_torch, 3, 2, 0, 2,
@@ -1173,8 +1209,11 @@ transpose_kernel=True)`
                hint=f"skip size {size}: find the encoder's output size first, then how far "
                     "the transposed layer without output_padding falls short of the skip")
         torch.manual_seed(n)
-        out = TinyUNet(output_padding=op)(torch.randn(1, 1, *size))
-        expect(f"shape_{n}", tuple(out.shape), (1, 1) + size,
+        try:  # a wrong output_padding fails this case, not the whole cell
+            out_shape = tuple(TinyUNet(output_padding=op)(torch.randn(1, 1, *size)).shape)
+        except Exception as exc:  # the error is the answer shown
+            out_shape = f"{type(exc).__name__}: {str(exc)[:120]}"
+        expect(f"shape_{n}", out_shape, (1, 1) + size,
                hint="the decoder output must have the input's size")
     expect("k4_s2_p1", decoder_output_padding((9, 8), k=4, stride=2, padding=1),
            tuple(output_padding_for(conv_output_size(m, 4, 2, 1), m, 4, 2, 1) for m in (9, 8)),
@@ -1185,11 +1224,15 @@ transpose_kernel=True)`
            hint="k=5, stride=3, padding=1: output_padding can be 0, 1 or 2; the padding counts "
                 "twice in the encoder's size (n + 2*padding - k) // stride + 1")
     ### BEGIN HIDDEN TESTS
-    for n, (size, k, s, p) in enumerate([((8, 9), 4, 2, 1), ((10, 11), 5, 3, 2),
-                                         ((6, 7), 2, 2, 0), ((9, 10), 3, 3, 0)]):
-        expect(f"args_{n}", decoder_output_padding(size, k=k, stride=s, padding=p),
-               tuple(output_padding_for(conv_output_size(m, k, s, p), m, k, s, p) for m in size),
-               hint=f"skip size {size}, k={k}, stride={s}, padding={p}: use the arguments")
+    def _decoder_case(size, k, s, p):
+        """(your output_padding, the reference) for one skip size and layer."""
+        return decoder_output_padding(size, k=k, stride=s, padding=p), tuple(
+            output_padding_for(conv_output_size(m, k, s, p), m, k, s, p) for m in size)
+
+    expect("args_0", *_decoder_case((8, 9), 4, 2, 1), hint="k=4, stride=2, padding=1")
+    expect("args_1", *_decoder_case((10, 11), 5, 3, 2), hint="k=5, stride=3, padding=2")
+    expect("args_2", *_decoder_case((6, 7), 2, 2, 0), hint="k=2, stride=2, padding=0")
+    expect("args_3", *_decoder_case((9, 10), 3, 3, 0), hint="k=3, stride=3, padding=0")
     ### END HIDDEN TESTS
     ''')
     b.md("""

@@ -280,6 +280,25 @@ def test_solution_records_are_deterministic(name, variant_results) -> None:
 
 
 @VARIANTS
+@pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_the_grader_finds_every_hidden_tests_name(name, variant_results) -> None:
+    """The grader tells hidden tests from visible ones by the names it reads in the hidden
+    blocks (``expect("name", ...)``): every test that only a hidden block records must be named
+    there literally (not by an f-string or a helper's argument), or its name and expected value
+    would reach the student's feedback."""
+    from grader.autograde import test_specs
+
+    result = variant_results[f"records:{name}"]
+    found = {f"{gid}/{n}" for gid, spec in test_specs(load(name)).items()
+             for n in spec.hidden_names}
+    assert result["hidden"], f"{name}: no hidden test recorded"
+    assert set(result["hidden"]) == found, (
+        f"{name}: recorded only by hidden blocks {sorted(set(result['hidden']) - found)}, "
+        f"read as hidden but recorded visibly or never {sorted(found - set(result['hidden']))}")
+    assert not found & set(result["visible"]), f"{name}: {sorted(found & set(result['visible']))}"
+
+
+@VARIANTS
 @pytest.mark.parametrize("mistake", parse_mistakes(), ids=lambda m: m["title"][:40])
 def test_mistakes_fail_exactly_the_listed_cells(mistake, variant_results) -> None:
     nb = load(mistake["assignment"])
@@ -307,8 +326,11 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
                     for _ in range(variant["record"])]
             differ = sorted(k for k in runs[0] if k not in runs[1]
                             or not _values_match(runs[0][k], runs[1][k]))
+            visible = _record_run(variant["assignment"], contextlib, io, strip_hidden=True)
             out[key] = {"n_records": len(runs[0]),
-                        "differ": differ + sorted(set(runs[1]) - set(runs[0]))}
+                        "differ": differ + sorted(set(runs[1]) - set(runs[0])),
+                        "hidden": sorted(set(runs[0]) - set(visible)),
+                        "visible": sorted(visible)}
             continue
         name = variant["assignment"]
         os.chdir(notebook_path(name).parent)
@@ -334,8 +356,9 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
     return out
 
 
-def _record_run(name: str, contextlib, io) -> dict:
-    """Run the solution like the grader does: expect/expect_raises rebound to recorders."""
+def _record_run(name: str, contextlib, io, strip_hidden: bool = False) -> dict:
+    """Run the solution like the grader does: expect/expect_raises rebound to recorders
+    (``strip_hidden``: without the hidden blocks, as released)."""
     from grader.testing import outcome_of, to_plain
 
     os.chdir(notebook_path(name).parent)
@@ -353,7 +376,8 @@ def _record_run(name: str, contextlib, io) -> dict:
                 records[f"{_gid}/{key}"] = outcome_of(fn, *args, **kwargs)
 
             namespace.update(expect=expect, expect_raises=expect_raises)
-        assert _exec(cell.source, namespace, f"<{name}/{gid}>", contextlib, io), gid
+        src = HIDDEN.sub("", cell.source) if strip_hidden else cell.source
+        assert _exec(src, namespace, f"<{name}/{gid}>", contextlib, io), gid
     return records
 
 
