@@ -120,10 +120,24 @@ def values_match(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL
 
 
 def describe(value: Any, limit: int = 300) -> str:
-    """A short human-readable rendering for failure messages."""
-    text = repr(value.tolist()) if isinstance(value, np.ndarray) else repr(value)
+    """A short human-readable rendering for failure messages (at most ``limit`` characters).
+
+    A numeric array too long to show whole is its shape, dtype and first entries (row-major),
+    never a cut-off wall of digits."""
     if isinstance(value, np.ndarray):
-        text = f"array of shape {value.shape}: {text}"
+        text = f"array of shape {value.shape}: {value.tolist()!r}"
+        if len(text) > limit and value.dtype.kind in "biuf" and value.size:
+            head = f"an array of shape {value.shape} ({value.dtype}) whose first entries are ["
+            items: list[str] = []
+            for x in value.ravel()[:limit]:
+                item = _fmt_number(x.item())
+                if len(head) + len(", ".join([*items, item])) + len(", ...]") > limit:
+                    break
+                items.append(item)
+            if items:
+                return head + ", ".join(items) + ", ...]"
+    else:
+        text = repr(value)
     return text if len(text) <= limit else text[: limit - 3] + "..."
 
 
@@ -186,7 +200,7 @@ def _brief(value: Any) -> str:
     """``value`` in a few words: a long numeric array as its shape and dtype, not its numbers
     (beside a value of another kind, such as an error's text, the numbers say nothing)."""
     if isinstance(value, np.ndarray) and value.dtype.kind in "biuf" and \
-            len(describe(value, SHOW_WHOLE + 1)) > SHOW_WHOLE:
+            len(f"array of shape {value.shape}: {value.tolist()!r}") > SHOW_WHOLE:
         return f"an array of {_shape_text(value)}"
     return describe(value, 120)
 

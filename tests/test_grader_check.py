@@ -243,6 +243,19 @@ def test_mismatched_arrays_are_summarised_not_printed():
                                           "None. Hint: h")
 
 
+def test_describe_shows_a_long_array_by_its_shape_and_first_entries():
+    """What the feedback pages show of a recorded array: never a cut-off wall of digits."""
+    from grader.testing import describe
+
+    assert describe(np.array([1.0, 2.5])) == "array of shape (2,): [1.0, 2.5]"
+    text = describe(np.arange(1000, dtype=float).reshape(10, 100) / 3)
+    assert text.startswith("an array of shape (10, 100) (float64) whose first entries are "
+                           "[0.0, 0.333333, 0.666667, 1.0, 1.33333,"), text
+    assert text.endswith(", ...]") and len(text) <= 300, text
+    assert len(describe(np.arange(1000), 80)) <= 80
+    assert describe(np.zeros((0, 500))) == "array of shape (0, 500): []"
+
+
 # ---- 4. errors in solution cells ----------------------------------------------------------------
 def test_an_error_in_a_solution_cell_is_shown_and_tests_point_at_it(tmp_path, capfd):
     nb = _with(_released(), "double_impl", "x = 1\ndef double(x:\n    return 2 * x")
