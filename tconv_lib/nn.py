@@ -57,7 +57,8 @@ def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
                             output_padding: IntOrTuple = 0, groups: int = 1,
                             dilation: IntOrTuple = 1, method: str = "auto") -> torch.Tensor:
     """:func:`tconv_lib.conv_transpose` with tconv_lib's own backward pass (same arguments;
-    ``method`` picks the forward's implementation). Differentiable twice.
+    ``method`` picks the forward's implementation). Differentiable twice. Inside
+    ``torch.autocast`` the tensors are cast to its dtype first, as for ``F.conv_transpose*d``.
 
     >>> import torch
     >>> from tconv_lib.nn import conv_transpose_autograd
@@ -69,11 +70,24 @@ def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     """
     from ._args import check_transpose
 
+    x, weight, bias = _autocast(x, weight, bias)
     xb, geo, batched = check_transpose(x, weight, bias, stride, padding, output_padding, groups,
                                        dilation)
     y = ConvTransposeFunction.apply(xb, weight, bias, geo.stride, geo.padding,
                                     geo.output_padding, geo.groups, geo.dilation, method)
     return y if batched else y[0]
+
+
+def _autocast(x: Any, weight: Any, bias: Any) -> tuple[Any, Any, Any]:
+    """Inside ``torch.autocast`` for ``x``'s device, the floating tensors in the autocast dtype,
+    as autocast casts the arguments of ``F.conv_transpose*d`` (a mixed-precision model whose
+    float32 parameters meet bfloat16 activations); otherwise unchanged. The casts are
+    differentiable, so the parameters' gradients come back in their own dtype."""
+    if not (isinstance(x, torch.Tensor) and torch.is_autocast_enabled(x.device.type)):
+        return x, weight, bias
+    dtype = torch.get_autocast_dtype(x.device.type)
+    return tuple(t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t
+                 for t in (x, weight, bias))
 
 
 class _TconvMixin:

@@ -103,3 +103,26 @@ def test_padding_mode_refused() -> None:
     m.padding_mode = "reflect"
     with pytest.raises(ValueError, match="padding_mode must be 'zeros'.*'reflect'"):
         m(torch.zeros(1, 1, 4, 4))
+
+
+@pytest.mark.parametrize("dims", [1, 2])
+def test_autocast_casts_like_pytorch(dims) -> None:
+    """Under torch.autocast a float32 module meets bfloat16 activations: PyTorch's module casts
+    both (it used to be a TypeError here, 'all arrays must share one dtype')."""
+    cfg = CONFIGS[0] if dims == 1 else CONFIGS[2]
+    ours, theirs, x = _pair(cfg)
+    ours, theirs, x = ours.float(), theirs.float(), x.float()
+    exact = theirs.double()(x.double()).detach()                 # the float64 oracle
+    theirs.float()
+    results = {}
+    for name, module in (("ours", ours), ("theirs", theirs)):
+        module.zero_grad()
+        with torch.autocast("cpu", dtype=torch.bfloat16):
+            y = module(x.bfloat16())
+        y.float().sum().backward()
+        results[name] = (y, module.weight.grad)
+    (ya, ga), (yb, gb) = results["ours"], results["theirs"]
+    assert ya.dtype == yb.dtype == torch.bfloat16
+    assert ga.dtype == gb.dtype == torch.float32
+    torch.testing.assert_close(ya.double(), exact, atol=0.1, rtol=0.05)
+    torch.testing.assert_close(ga, gb, atol=0.1, rtol=0.05)
