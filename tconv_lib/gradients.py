@@ -75,6 +75,12 @@ def _check(arrays: dict[str, Any], kernel: Any, stride: IntOrTuple, padding: Int
     ``kernel`` is the weight (also checked for kind and dtype; its spatial shape is the kernel)
     or a ``kernel_size``."""
     named = dict(arrays, weight=kernel) if hasattr(kernel, "shape") else dict(arrays)
+    for name, a in named.items():
+        if isinstance(a, Sequence):                  # a size where an array belongs
+            order = ("grad_output, weight, input_size" if "input" not in arrays else
+                     "input, grad_output, kernel_size")
+            raise TypeError(f"{name} must be a NumPy array or a torch tensor, got the size "
+                            f"{a!r}: the arguments are ({order}, ...), not torch.nn.grad's order")
     backend.check_same_kind(**named)
     backend.check_float_dtypes(**named)
     first = next(iter(arrays.values()))

@@ -101,6 +101,17 @@ def test_arrays_of_two_kinds_are_refused() -> None:
     _fragments(info, "grad_output", "4 dims", "(3, 3)")
 
 
+def test_torch_nn_grad_argument_order_is_named() -> None:
+    """torch.nn.grad puts the size first (input) or second (weight); here it comes last."""
+    x, w, go, gx, gw = _conv_case()
+    torch.testing.assert_close(torch.nn.grad.conv2d_input(x.shape, w, go, **KW), gx)
+    with pytest.raises(TypeError, match=r"got the size .*\(grad_output, weight, input_size"):
+        gradients.conv_input_grad(x.shape, w, go, **KW)
+    torch.testing.assert_close(torch.nn.grad.conv2d_weight(x, w.shape, go, **KW), gw)
+    with pytest.raises(TypeError, match=r"got the size .*\(input, grad_output, kernel_size"):
+        gradients.conv_weight_grad(x, w.shape, go, **KW)
+
+
 def test_unbatched_weight_gradient() -> None:
     x, w, go, _, _ = _conv_case()
     w = w.clone().requires_grad_()
