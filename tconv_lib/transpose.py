@@ -19,7 +19,11 @@ METHODS: tuple[str, ...] = tuple(IMPLEMENTATIONS)
 
 
 def choose_method(x: Any, weight: Any, geo: Geometry) -> str:
-    """The method ``"auto"`` runs for this problem.
+    """The method ``"auto"`` runs for this problem: one of :data:`METHODS`.
+
+    ``x`` is the batched input, ``weight`` the kernels and ``geo`` the validated arguments
+    (``tconv_lib._args.check_transpose(...)`` returns both); :func:`conv_transpose` calls it
+    after its checks.
 
     ``col2im`` is the fast path on every backend: one large GEMM does every useful multiply, then
     one strided add per block of ``ceil(k/s)**D`` taps (a single pixel-shuffle copy when

@@ -282,8 +282,10 @@ def make_shapes_dataset(n: int, size: int = 32, seed: int = 0, noise: float = 0.
     ``(n, 1, size, size)`` (float32, 0/1). Deterministic for a given ``seed``. Shapes are brighter
     than the background by a random contrast in [0.6, 1.2]; Gaussian noise of std ``noise``.
     """
-    if n < 1 or size < 8:
-        raise ValueError(f"need n >= 1 and size >= 8, got n={n}, size={size}")
+    n, size = _count("n", n, 1), _count("size", size, 8)
+    max_shapes = _count("max_shapes", max_shapes, 1)
+    if not noise >= 0:
+        raise ValueError(f"noise (a standard deviation) must be non-negative, got noise={noise}")
     rng = np.random.default_rng(seed)
     yy, xx = np.mgrid[0:size, 0:size].astype(np.float64)
     images = np.empty((n, 1, size, size), np.float32)
@@ -371,6 +373,11 @@ def train(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, steps: in
     are moved there batch by batch (CUDA when the model lives on a GPU, where training runs under
     :func:`deterministic`).
     """
+    steps, batch_size = _count("steps", steps, 0), _count("batch_size", batch_size, 1)
+    if images.shape[0] != masks.shape[0] or images.shape[0] < 1:
+        raise ValueError(f"images and masks must hold the same number (at least 1) of samples, "
+                         f"got images.shape={tuple(images.shape)}, masks.shape="
+                         f"{tuple(masks.shape)}")
     device = torch.device(device) if device is not None else next(model.parameters()).device
     model.to(device).train()
     gen = torch.Generator().manual_seed(seed)

@@ -153,8 +153,15 @@ def test_train_and_evaluate_on_cuda(up):
      ["pred", "target", "same shape", "(1, 2)", "(2, 2)"]),
     (lambda: unet.dice(torch.ones(2, 1), torch.zeros(2, 2)), ValueError,
      ["same shape", "(2, 1)", "(2, 2)"]),
+    (lambda: unet.make_shapes_dataset(4.0), TypeError, ["n", "int", "4.0"]),
+    (lambda: unet.make_shapes_dataset(4, max_shapes=0), ValueError, ["max_shapes", "0"]),
+    (lambda: unet.train(unet.UNet(), torch.zeros(4, 1, 16, 16), torch.zeros(3, 1, 16, 16)),
+     ValueError, ["same number", "(4, 1, 16, 16)", "(3, 1, 16, 16)"]),
+    (lambda: unet.train(unet.UNet(), torch.zeros(4, 1, 16, 16), torch.zeros(4, 1, 16, 16),
+                        batch_size=0), ValueError, ["batch_size", "at least 1", "0"]),
 ], ids=["float size", "float depth", "negative size", "negative depth", "negative crop",
-        "crop of more axes", "iou broadcast", "dice broadcast"])
+        "crop of more axes", "iou broadcast", "dice broadcast", "float n", "no shapes",
+        "masks for other images", "empty batches"])
 def test_bad_arguments_are_named(call, exc, fragments) -> None:
     """These used to plan with floats (sizes 16.0 ...), crop to an empty map, fail with an
     IndexError or a zip error, or score broadcast masks (IoU 1.0 for (1, 2) against (2, 2))."""
