@@ -1506,10 +1506,35 @@ def ex7_subpixel() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_pixel_shuffle", 2, '''
+    def _with_f_calls(fn, *args, watch=("pixel_shuffle",)):
+        """(fn(*args), "calls F.<name>" for the watched functions it called, or "no
+        call"): the functions this exercise rebuilds, watched while fn runs."""
+        called = set()
+        originals = {name: getattr(F, name) for name in watch}
+
+        def watched(name):
+            def call(*f_args, **f_kwargs):
+                called.add(f"F.{name}")
+                return originals[name](*f_args, **f_kwargs)
+            return call
+
+        for name in originals:
+            setattr(F, name, watched(name))
+        try:
+            result = fn(*args)
+        finally:
+            for name, original in originals.items():
+                setattr(F, name, original)
+        return result, ("calls " + " and ".join(sorted(called)) if called else "no call")
+
+
     gen = torch.Generator().manual_seed(0)
     t = torch.randn(2, 12, 3, 4, generator=gen)
-    expect("s2", pixel_shuffle(t, 2), F.pixel_shuffle(t, 2),
+    got, f_calls = _with_f_calls(pixel_shuffle, t, 2)
+    expect("s2", got, F.pixel_shuffle(t, 2),
            hint="channel c*s*s + r1*s + r2 goes to rows r1::s and columns r2::s of channel c")
+    expect("own_code", f_calls, "no call",
+           hint="Task 1 rebuilds F.pixel_shuffle: reshape and permute, do not call it")
     ### BEGIN HIDDEN TESTS
     t3 = torch.randn(1, 9, 2, 1, generator=gen)
     expect("s3_one_channel", pixel_shuffle(t3, 3), F.pixel_shuffle(t3, 3), hint="s = 3")
@@ -1581,9 +1606,13 @@ def ex7_subpixel() -> Book:
     gen = torch.Generator().manual_seed(109)  # this cell's own inputs, whatever ran before
     x = torch.randn(2, 2, 3, 4, generator=gen)
     w = torch.randn(2, 3, 4, 4, generator=gen)
-    expect("k4_s2", conv_transpose_subpixel(x, w, 2), F.conv_transpose2d(x, w, stride=2),
+    got, f_calls = _with_f_calls(conv_transpose_subpixel, x, w, 2, watch=("conv_transpose2d",))
+    expect("k4_s2", got, F.conv_transpose2d(x, w, stride=2),
            hint="each phase: conv2d of x padded by q-1 with the FLIPPED sub-kernel (channels "
                 "swapped to (C_out, C_in)); channel order c*s*s + r1*s + r2 before the shuffle")
+    expect("own_code", f_calls, "no call",
+           hint="Task 3 computes F.conv_transpose2d by phases, with F.conv2d and your "
+                "pixel_shuffle: do not call F.conv_transpose2d")
     w_k6 = torch.randn(2, 2, 6, 6, generator=gen)
     expect("s3_k6", conv_transpose_subpixel(x, w_k6, 3),
            F.conv_transpose2d(x, w_k6, stride=3),

@@ -255,6 +255,7 @@ MESSAGES = [
                                         "length 12"]),
     ("M36", "test_overlap_1d_edges", ["[integer_counts]", "dtype float64"]),
     ("M37", "test_resize_conv", ["[scale_3_k5]", "shape (1, 1, 9, 6)", "k // 2"]),
+    ("M41", "test_pixel_shuffle", ["[own_code]", "got 'calls F.pixel_shuffle'", "Hint:"]),
 ]
 
 
