@@ -401,6 +401,13 @@ def main(args) -> int:
     _print_result(res, course)
     if res.imported:
         print(f"next: {next_command('autograde', args)}")
+        return 0
+    seen = len(res.unmatched) + len(res.attention) + len(res.superseded)
+    print(f"warning: nothing imported from {args.path} "
+          f"({f'none of its {seen} file(s) could be imported; see above' if seen else 'no files'})",
+          file=sys.stderr)
+    if new:  # nor does one that imported nothing
+        _remove_if_empty(root)
     return 0
 
 

@@ -216,3 +216,23 @@ def test_a_zipped_tree_in_a_wrapping_folder_and_student_folders_without_assignme
                                   "bo/fx_scatter/fx_scatter.ipynb",
                                   "cy/fx_scatter/fx_scatter.ipynb"], out
     assert "dee/homework.ipynb: file name matches no" in out, out
+
+
+def test_a_collect_that_imports_nothing_warns_and_leaves_no_course(tmp_path, capsys):
+    empty = tmp_path / "empty"
+    empty.mkdir()
+    course = tmp_path / "course"
+    assert main(["collect", str(empty), "--course", str(course), "--solutions", str(FIXTURES),
+                 "-q"]) == 0
+    assert capsys.readouterr().err == f"warning: nothing imported from {empty} (no files)\n"
+    assert not course.exists()
+    z = tmp_path / "lms.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("README.txt", "from the LMS")
+    assert main(["collect", str(z), "--course", str(course), "--solutions", str(FIXTURES),
+                 "-q"]) == 0
+    out, err = capsys.readouterr()
+    assert "README.txt: not a notebook (.ipynb)" in out and "next:" not in out
+    assert err == (f"warning: nothing imported from {z} (none of its 1 file(s) could be "
+                   "imported; see above)\n")
+    assert not course.exists()
