@@ -313,6 +313,12 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
             target = dest / f"{nb}.ipynb"
             stamp = dest / "timestamp.txt"
             stored = stamp.read_text().strip() if stamp.exists() else ""
+            if target.exists() and target.read_bytes() == it.file.read_bytes():
+                # the same notebook again (a second download of the same files): nothing
+                # changes, not even its time, so nothing is regraded
+                result.unchanged += 1
+                result.imported.append((s, a, nb))
+                continue
             if target.exists() and stored > it.ts:  # an older copy never replaces a newer one
                 result.superseded.append(
                     (it.shown, f"older ({it.ts}) than {s}/{a}/{nb}.ipynb already collected "
@@ -320,10 +326,7 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                      f"{dest} and collect again)"))
                 continue
             dest.mkdir(parents=True, exist_ok=True)
-            if target.exists() and target.read_bytes() == it.file.read_bytes():
-                result.unchanged += 1
-            else:
-                shutil.copyfile(it.file, target)
+            shutil.copyfile(it.file, target)
             if stored < it.ts:
                 stamp.write_text(it.ts + "\n")
             result.imported.append((s, a, nb))

@@ -4,6 +4,7 @@ is skipped with a hint at ``--regexp`` that works; a failed collect leaves no em
 
 from __future__ import annotations
 
+import os
 import shlex
 import zipfile
 from pathlib import Path
@@ -79,6 +80,11 @@ def test_a_re_download_in_a_folder_tree_collected_twice_changes_nothing(tmp_path
     # collected again: the same file under the same name, nothing changes (no stray copy
     # under the re-download's name that would make autograde regrade it as a resubmission)
     before = _snapshot(course)
+    out = _collect(capsys, tree, course)
+    assert "(1 unchanged: already collected)" in out, out
+    assert _snapshot(course) == before
+    # downloaded again later (a newer modification time): still the same submission, same time
+    os.utime(tree / "amy" / "fx_scatter" / "fx_scatter (1).ipynb", (2e9, 2e9))
     out = _collect(capsys, tree, course)
     assert "(1 unchanged: already collected)" in out, out
     assert _snapshot(course) == before
