@@ -83,7 +83,6 @@ def _check(arrays: dict[str, Any], kernel: Any, stride: IntOrTuple, padding: Int
                             f"{a!r}: the arguments are ({order}, ...), not torch.nn.grad's order")
     backend.check_same_kind(**named)
     backend.check_float_dtypes(**named)
-    first = next(iter(arrays.values()))
     if hasattr(kernel, "shape"):
         nsp = kernel.ndim - 2
         if nsp < 1:
@@ -91,7 +90,13 @@ def _check(arrays: dict[str, Any], kernel: Any, stride: IntOrTuple, padding: Int
                              f"{tuple(kernel.shape)}")
         kernel = tuple(int(v) for v in kernel.shape[2:])
     else:
-        nsp = len(kernel) if isinstance(kernel, Sequence) else first.ndim - 2
+        if not isinstance(kernel, Sequence):   # one int could not tell (C, H, W) from (N, C, L)
+            raise TypeError(f"kernel_size must be a tuple of one size per spatial dimension "
+                            f"(it says how many there are), got kernel_size={kernel!r}")
+        ndim = next(iter(arrays.values())).ndim
+        if len(kernel) == ndim >= 3:             # torch.nn.grad's whole weight_size, batched
+            kernel = tuple(kernel)[2:]
+        nsp = len(kernel)
         kernel = _sizes("kernel_size", kernel, nsp)
     for name, a in arrays.items():
         if a.ndim not in (nsp + 1, nsp + 2):
@@ -187,7 +192,9 @@ def conv_weight_grad(input: Any, grad_output: Any, kernel_size: Sequence[int],
     """dL/dw of ``conv``, shape ``(C_out, C_in/groups, *kernel)``: one matmul per kernel tap.
 
     ``input`` is ``(N, C_in, *spatial)`` and ``grad_output`` ``(N, C_out, *out)`` (or both
-    unbatched), ``out`` the size the convolution of ``input`` gives.
+    unbatched), ``out`` the size the convolution of ``input`` gives; ``kernel_size`` has one
+    entry per spatial axis (or is a whole weight shape, as ``torch.nn.grad.conv*d_weight``
+    takes it, for batched arrays).
     """
     input, grad_output, geo = _check_weight_grad(input, grad_output, kernel_size, stride,
                                                  padding, dilation, groups)

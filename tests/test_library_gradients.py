@@ -112,6 +112,22 @@ def test_torch_nn_grad_argument_order_is_named() -> None:
         gradients.conv_weight_grad(x, w.shape, go, **KW)
 
 
+def test_kernel_size_says_how_many_spatial_dims() -> None:
+    """One int cannot tell an unbatched 2-D (C, H, W) from a batched 1-D (N, C, L): with 3 it
+    used to return a (3, 5, 3) 'gradient' of the 1-D reading for this 2-D problem."""
+    g = torch.Generator().manual_seed(3)
+    x = torch.randn(4, 5, 5, dtype=torch.float64, generator=g)
+    w = torch.randn(4, 4, 3, 3, dtype=torch.float64, generator=g, requires_grad=True)
+    y = F.conv2d(x, w, stride=2, padding=1)
+    go = torch.randn(y.shape, dtype=torch.float64, generator=g)
+    (gw,) = torch.autograd.grad(y, (w,), go)
+    with pytest.raises(TypeError, match="kernel_size must be a tuple .*got kernel_size=3"):
+        gradients.conv_weight_grad(x, go, 3, 2, 1)
+    torch.testing.assert_close(gradients.conv_weight_grad(x, go, (3, 3), 2, 1), gw)
+    # batched, a whole weight shape is taken as torch.nn.grad.conv2d_weight takes it
+    torch.testing.assert_close(gradients.conv_weight_grad(x[None], go[None], w.shape, 2, 1), gw)
+
+
 def test_unbatched_weight_gradient() -> None:
     x, w, go, _, _ = _conv_case()
     w = w.clone().requires_grad_()
@@ -150,7 +166,7 @@ def test_transposed_weight_gradient_with_output_padding_beyond_the_stride(op: in
     go = torch.randn(y.shape, dtype=torch.float64, generator=g)
     gx, gw = torch.autograd.grad(y, (x, w), go)
     kw = dict(stride=1, padding=2, dilation=3)
-    torch.testing.assert_close(gradients.conv_transpose_weight_grad(x.detach(), go, 3, **kw), gw)
+    torch.testing.assert_close(gradients.conv_transpose_weight_grad(x.detach(), go, (3,), **kw), gw)
     torch.testing.assert_close(gradients.conv_transpose_input_grad(go, w.detach(), 4, **kw), gx)
     torch.testing.assert_close(
         gradients.conv_transpose_weight_grad(x.detach()[0], go[0], (3,), **kw),
@@ -204,5 +220,5 @@ def test_module_backward_on_an_empty_batch() -> None:
     for a, b in zip(*grads, strict=True):
         torch.testing.assert_close(a, b)
     torch.testing.assert_close(
-        gradients.conv_weight_grad(torch.zeros(0, 4, 5, 5), torch.zeros(0, 6, 3, 3), 3, 2, 1,
+        gradients.conv_weight_grad(torch.zeros(0, 4, 5, 5), torch.zeros(0, 6, 3, 3), (3, 3), 2, 1,
                                    groups=2), torch.zeros(6, 2, 3, 3))
