@@ -234,8 +234,10 @@ def conv_input_sizes(o: int, k: int, stride: int = 1, padding: int = 0,
     """Every forward-convolution input length that produces output length ``o``.
 
     With ``stride > 1`` there are up to ``stride`` of them: this is the ambiguity that
-    ``output_padding`` resolves. Entry ``j`` of the result is reached by ``output_padding=j``
-    (within the ``"module"`` rule: ``j < stride``).
+    ``output_padding`` resolves. Size ``n`` is reached by ``output_padding = n - low``, ``low =
+    conv_transpose_output_size(o, k, stride, padding, 0, dilation)`` (within the ``"module"``
+    rule: below ``stride``); that is entry ``j`` for ``output_padding=j`` unless ``low < 1``
+    (padding that crops everything), whose sizes are left out.
 
     >>> conv_input_sizes(4, k=3, stride=2, padding=1)
     [7, 8]
