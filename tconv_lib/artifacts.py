@@ -319,6 +319,9 @@ def icnr_(weight: torch.Tensor, scale: int = 2,
         init: in-place initialiser for the sub-kernel.
     """
     scale = _check_scale(scale)
+    if weight.ndim < 3:
+        raise ValueError(f"weight must be a conv weight (C * scale**D, C_in, *kernel) with at "
+                         f"least 3 dims, got weight.shape={tuple(weight.shape)}")
     phases = scale ** (weight.ndim - 2)
     if weight.shape[0] % phases:
         raise ValueError(f"weight.shape[0] must be divisible by scale**D = {phases} (the pixel "

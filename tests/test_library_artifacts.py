@@ -6,6 +6,8 @@ The measures take NumPy or torch input; PyTorch's own layers (``nn.PixelShuffle`
 
 from __future__ import annotations
 
+import re
+
 import numpy as np
 import pytest
 import torch
@@ -41,13 +43,14 @@ def test_scores_still_measure() -> None:
 @pytest.mark.parametrize("make, exc, fragment", [
     (lambda: artifacts.icnr_(torch.zeros(4, 2, 3, 3), 2.0), TypeError, "scale=2.0"),
     (lambda: artifacts.icnr_(torch.zeros(4, 2, 3, 3), True), TypeError, "scale=True"),
+    (lambda: artifacts.icnr_(torch.zeros(4, 2), 2), ValueError, "(4, 2)"),
     (lambda: artifacts.ResizeConv(2, 2, 0), ValueError, "scale=0"),
     (lambda: artifacts.PixelShuffleUp(2, 2, 0, icnr=False), ValueError, "scale=0"),
-], ids=["icnr float", "icnr bool", "resize 0", "pixel shuffle 0"])
+], ids=["icnr float", "icnr bool", "icnr 2-D weight", "resize 0", "pixel shuffle 0"])
 def test_scales_are_checked_when_the_layer_is_made(make, exc, fragment) -> None:
     """ResizeConv(scale=0) used to be built and fail in forward inside F.interpolate;
     icnr_(scale=2.0) failed inside torch.empty."""
-    with pytest.raises(exc, match=f"scale must be .*{fragment}"):
+    with pytest.raises(exc, match=f"(scale|weight) must be .*{re.escape(fragment)}"):
         make()
     with pytest.raises(RuntimeError):          # PyTorch's interpolation refuses a 0 scale too
         torch.nn.functional.interpolate(torch.zeros(1, 2, 4, 4), scale_factor=0)
