@@ -469,6 +469,8 @@ def sanitise(nb: nbformat.NotebookNode, source: nbformat.NotebookNode, course: C
 # grading one notebook (worker process)
 NOT_RUN_STOPPED = "an earlier cell stopped the notebook; see the flags"
 NOT_RUN_UNREAD = "the notebook could not be read; see the flags"
+NOT_RUN_GRADER = "the grader failed on it, not your code; it is graded again"
+GRADER_ERROR = "grader error: "  # a flag that starts so: the next run grades it again
 
 
 def _judge(specs: dict[str, dict], expected: dict[str, Any], ex,
@@ -544,7 +546,8 @@ def grade_notebook(task: dict) -> dict:
         expected = {k: decode(v) for k, v in task["expected"].items()}
         specs = task["specs"]
         if task["nb"] is None:
-            out["cells"] = _judge(specs, expected, _EmptyExecution(), NOT_RUN_UNREAD)
+            out["cells"] = _judge(specs, expected, _EmptyExecution(),
+                                  task.get("not_run", NOT_RUN_UNREAD))
             for c in out["cells"].values():
                 if not c["manual"]:
                     c["points"] = 0.0
@@ -567,7 +570,7 @@ def grade_notebook(task: dict) -> dict:
                                          "output": c.output} for c in ex.cells}
         out["nb"] = task["nb"]
     except Exception as exc:  # noqa: BLE001 - one bad notebook never stops the batch
-        out["flags"].append(f"grader error: {type(exc).__name__}: {exc}")
+        out["flags"].append(f"{GRADER_ERROR}{type(exc).__name__}: {exc}")
         out["error_trace"] = traceback.format_exc()
         for gid, spec in task["specs"].items():
             out["cells"].setdefault(gid, {
@@ -610,6 +613,7 @@ class Summary:
     graded: list[tuple[str, str]] = field(default_factory=list)
     skipped: list[tuple[str, str]] = field(default_factory=list)
     resubmitted: list[tuple[str, str]] = field(default_factory=list)  # regraded: files changed
+    retried: list[tuple[str, str]] = field(default_factory=list)  # regraded: a grader error
     flagged: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # assignments that could not be graded
     seconds: float = 0.0
@@ -647,13 +651,17 @@ def submitted_hash(course: Course, student: str, assignment: str) -> str:
 
 def graded_state(course: Course, student: str, assignment: str) -> str:
     """``"graded"`` (results for the files now submitted, every grade in the gradebook),
-    ``"changed"`` (graded, but submitted again since: a resubmission) or ``"new"``."""
+    ``"changed"`` (graded, but submitted again since: a resubmission), ``"retry"`` (the grader
+    itself failed on it last time) or ``"new"``."""
     path = course.results_path(student, assignment)
     if not path.exists():
         return "new"
     try:
-        recorded = json.loads(path.read_text()).get("submitted_hash")
-    except (OSError, ValueError, AttributeError):
+        rec = json.loads(path.read_text())
+        recorded = rec.get("submitted_hash")
+        if any(GRADER_ERROR in str(f) for f in rec.get("flags", [])):
+            return "retry"
+    except (OSError, ValueError, AttributeError, TypeError):
         return "new"
     if recorded != submitted_hash(course, student, assignment):
         return "changed"  # also results written before the hash was recorded: regraded once
@@ -839,6 +847,8 @@ def autograde(course: Course, assignments: list[str] | None = None,
             todo.append((s, a))
             if state == "changed":
                 summary.resubmitted.append((s, a))
+            elif state == "retry":
+                summary.retried.append((s, a))
 
     if not todo:
         summary.seconds = time.perf_counter() - t0
@@ -977,8 +987,8 @@ def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, di
                 summary.flagged[key] = rec["flags"]
 
     def failed(t: dict, exc: BaseException) -> None:
-        res = grade_notebook({**t, "nb": None})
-        res["flags"].append(f"grader error: {type(exc).__name__}: {exc}")
+        res = grade_notebook({**t, "nb": None, "not_run": NOT_RUN_GRADER})
+        res["flags"].append(f"{GRADER_ERROR}{type(exc).__name__}: {exc}")
         finish(res)
 
     if scheduler:  # a Dask cluster runs the same pure tasks (grader.distributed)
@@ -1067,6 +1077,9 @@ def main(args) -> int:
     again = (f" ({len(summary.resubmitted)} collected again since last graded: "
              f"{', '.join(f'{s}/{a}' for s, a in summary.resubmitted)})"
              if summary.resubmitted else "")
+    if summary.retried:
+        again += (f" ({len(summary.retried)} retried after a grader error: "
+                  f"{', '.join(f'{s}/{a}' for s, a in summary.retried)})")
     print(f"graded {len(summary.graded)} submission(s){again}, skipped {len(summary.skipped)} "
           f"already graded, in {summary.seconds:.1f} s; gradebook: {redact(course.db_url)}")
     for (s, a), flags in sorted(summary.flagged.items()):
@@ -1079,6 +1092,11 @@ def main(args) -> int:
         print(f"warning: no submissions{which} under {course.submitted}; collect them first "
               f"(`tconv-grader collect SUBMISSIONS --course {course.root}`)", file=sys.stderr)
     elif not summary.errors:
+        broken = [k for k, flags in summary.flagged.items()
+                  if any(GRADER_ERROR in f for f in flags)]
+        if broken:
+            print(f"next: run autograde again: the {len(broken)} submission(s) the grader "
+                  "failed on (flag 'grader error') are graded again, the rest skipped")
         if summary.flagged:
             print(f"next: look at the {len(summary.flagged)} flagged submission(s) above (each "
                   f"executed notebook is in {course.autograded}/<student>/<assignment>/)")

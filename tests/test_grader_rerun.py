@@ -129,3 +129,51 @@ def test_a_grader_killed_outright_leaves_no_workers(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
+
+
+def test_a_submission_the_grader_failed_on_is_graded_again_by_the_next_run(tmp_path,
+                                                                          monkeypatch, capsys):
+    """A grader fault (not the student's) scores 0 with a flag, tells the student it was not
+    their code, and the next plain run grades that submission again; the others are skipped."""
+    import json
+
+    import grader.execute
+    from grader.autograde import autograde, main
+    from grader.cli import build_parser
+    from grader.gradebook import Course
+
+    course_dir = tmp_path / "course"
+    make_course(course_dir, ["correct", "correct"])
+    broken = course_dir / "submitted" / "st001_correct" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb"
+    nb = nbformat.read(broken, as_version=4)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("solution"):
+            cell.source += "\n# the grader breaks on this one\n"
+    nbformat.write(nb, broken)
+    real = grader.execute.run_notebook
+
+    def flaky(nb, **kw):
+        if any("the grader breaks" in c.source for c in nb.cells):
+            raise RuntimeError("worker lost")
+        return real(nb, **kw)
+
+    monkeypatch.setattr(grader.execute, "run_notebook", flaky)
+    course = Course.open(course_dir, None, SOLUTIONS)
+    first = autograde(course, jobs=1, sandbox=False, progress=False)
+    key = ("st001_correct", ASSIGNMENT)
+    assert first.flagged[key] == [f"{ASSIGNMENT}: grader error: RuntimeError: worker lost"]
+    rec = json.loads(course.results_path(*key).read_text())
+    messages = [t["message"] for c in rec["notebooks"][ASSIGNMENT]["cells"].values()
+                for t in c["tests"]]
+    assert messages and all("not graded" in m or "not your code" in m for m in messages), messages
+
+    monkeypatch.setattr(grader.execute, "run_notebook", real)
+    monkeypatch.setattr("grader.autograde.resolve_sandbox", lambda unsafe: False)
+    args = build_parser().parse_args(["autograde", "--course", str(course_dir), "--solutions",
+                                      str(SOLUTIONS), "-j", "1", "-q"])
+    assert main(args) == 0
+    out = capsys.readouterr().out
+    assert (f"graded 1 submission(s) (1 retried after a grader error: st001_correct/"
+            f"{ASSIGNMENT}), skipped 1 already graded") in out, out
+    assert scores(f"sqlite:///{course_dir / 'gradebook.db'}")["st001_correct"][0] == \
+        VARIANTS["correct"][1]
