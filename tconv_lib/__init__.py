@@ -15,8 +15,9 @@ Public API:
     gradients        the gradients of conv and conv_transpose, written with tconv_lib itself
     nn               ConvTranspose1d/2d/3d modules backed by tconv_lib (needs torch)
 
-Imported by name (they need torch): ``tconv_lib.artifacts`` (checkerboard overlap, scores and
-the fixes) and ``tconv_lib.unet`` (a U-Net with selectable upsampling, its shape plan, training).
+Also imported on first use (they need torch): ``tconv_lib.artifacts`` (checkerboard overlap,
+scores and the fixes) and ``tconv_lib.unet`` (a U-Net with selectable upsampling, its shape
+plan, training).
 
 Bad input is refused before anything is computed, with a ``TypeError`` or ``ValueError`` that
 names the argument, the rule and the value.
@@ -32,9 +33,9 @@ __all__ = ["METHODS", "choose_method", "conv", "conv_matrix", "conv_transpose", 
 __version__ = "0.1.0"
 
 
-def __getattr__(name: str):  # ``tconv_lib.nn`` imports torch.nn lazily
-    if name == "nn":
+def __getattr__(name: str):  # the torch-based modules are imported on first use
+    if name in ("nn", "artifacts", "unet"):
         import importlib
 
-        return importlib.import_module(".nn", __name__)
+        return importlib.import_module(f".{name}", __name__)
     raise AttributeError(f"module 'tconv_lib' has no attribute {name!r}")

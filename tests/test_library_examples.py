@@ -84,3 +84,16 @@ def test_symbolic_1d_with_padding(method: str) -> None:
         itertools.product(range(2), range(3)), got, strict=True) if y[pos] != 0}
         for pos in range(3)]
     assert terms == [{"x1w2"}, {"x1w3", "x2w1"}, {"x2w2"}]
+
+
+def test_torch_modules_load_on_first_use() -> None:
+    """``tconv_lib.unet`` and ``tconv_lib.artifacts`` work after a plain ``import tconv_lib``
+    (they used to raise AttributeError unless imported by name), as ``tconv_lib.nn`` does."""
+    import subprocess
+    import sys
+
+    code = ("import tconv_lib; print(tconv_lib.unet.plan_shapes(572)[-1].dec_out, "
+            "tconv_lib.artifacts.overlap_counts(3, 2), tconv_lib.nn.ConvTranspose2d.__name__)")
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True,
+                         check=True, timeout=120).stdout.split()
+    assert out == ["388", "[2,", "1]", "ConvTranspose2d"]
