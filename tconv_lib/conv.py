@@ -17,8 +17,9 @@ def empty_batch(like: Any, shape: tuple[int, ...], *sources: Any) -> Any:
     """Zeros of ``shape`` (with ``like``'s kind, dtype and device) for a call on an empty batch.
 
     When autograd records a gradient for one of the torch ``sources``, the result is joined to
-    them (by adding their sums times zero, all finite: ``shape`` or the sum is empty), so that
-    ``backward`` reaches them with zero gradients as it does through PyTorch's own operations.
+    them by adding each one's sum times zero, so that ``backward`` reaches them with zero
+    gradients as it does through PyTorch's own operations. Either the result or the source is
+    empty, so no infinity in a source can make a NaN in a value.
     """
     y = backend.zeros(backend.namespace(like), like, shape)
     if backend.records_grad(*sources):

@@ -83,7 +83,8 @@ def _autocast(x: Any, weight: Any, bias: Any) -> tuple[Any, Any, Any]:
     as autocast casts the arguments of ``F.conv_transpose*d`` (a mixed-precision model whose
     float32 parameters meet bfloat16 activations); otherwise unchanged. The casts are
     differentiable, so the parameters' gradients come back in their own dtype."""
-    if not (isinstance(x, torch.Tensor) and torch.is_autocast_enabled(x.device.type)):
+    if not (isinstance(x, torch.Tensor) and torch.amp.is_autocast_available(x.device.type)
+            and torch.is_autocast_enabled(x.device.type)):     # no autocast on 'meta', say
         return x, weight, bias
     dtype = torch.get_autocast_dtype(x.device.type)
     return tuple(t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point() else t

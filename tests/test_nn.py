@@ -126,3 +126,14 @@ def test_autocast_casts_like_pytorch(dims) -> None:
     assert ga.dtype == gb.dtype == torch.float32
     torch.testing.assert_close(ya.double(), exact, atol=0.1, rtol=0.05)
     torch.testing.assert_close(ga, gb, atol=0.1, rtol=0.05)
+
+
+def test_meta_tensors_give_shapes_like_pytorch() -> None:
+    """Shape inference on the 'meta' device, where autocast does not exist (the autocast check
+    must not ask it)."""
+    ours = nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1, device="meta")
+    theirs = torch.nn.ConvTranspose2d(4, 3, 3, stride=2, padding=1, output_padding=1,
+                                      device="meta")
+    x = torch.empty(2, 4, 5, 5, device="meta")
+    assert ours(x).shape == theirs(x).shape == (2, 3, 10, 10)
+    assert ours(x).device.type == "meta"
