@@ -145,7 +145,20 @@ def main(args) -> int:
         db_url = Course.open(args.course, args.db, solutions).db_url
     files = release(solutions, out, args.assignment or None, db_url, progress=not args.quiet)
     print(f"released {len(files)} file(s) into {out}")
+    print(f"next: {validate_command(args)}")
     return 0
+
+
+def validate_command(args) -> str:
+    """``tconv-grader validate`` with this release's non-default folders."""
+    import shlex
+
+    parts = ["tconv-grader", "validate", *map(shlex.quote, args.assignment or [])]
+    if Path(args.solutions).resolve() != REPO / "solutions":
+        parts += ["--solutions", shlex.quote(str(args.solutions))]
+    if Path(args.output).resolve() != REPO / "exercises":
+        parts += ["--released", shlex.quote(str(args.output))]
+    return " ".join(parts)
 
 
 def add_parser(sub) -> None:

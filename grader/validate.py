@@ -114,6 +114,13 @@ def main(args) -> int:
         return 1
     print(f"valid: every solution scores full marks and every stub zero "
           f"({len(args.assignment or assignments_in(solutions))} assignment(s))")
+    released = Path(args.released).resolve()
+    if released.is_dir():
+        print(f"next: hand out {released} to the students; collect their work with "
+              "`tconv-grader collect SUBMISSIONS --course DIR`")
+    else:  # the stubs were released in memory for this check
+        print(f"next: tconv-grader release -o {released} (there is no release there yet; the "
+              "stubs validated here were generated in memory)")
     return 0
 
 

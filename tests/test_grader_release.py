@@ -87,12 +87,14 @@ def test_release_is_deterministic_and_uses_nbgrader(tmp_path):
     assert all(not c.get("outputs") for c in nb.cells if c.cell_type == "code")
 
 
-def test_release_into_course_gradebook_records_cells(tmp_path):
+def test_release_into_course_gradebook_records_cells(tmp_path, capsys):
     from nbgrader.api import Gradebook
 
     course = tmp_path / "course"
     assert main(["release", "--solutions", str(FIXTURES), "-o", str(tmp_path / "rel"),
                  "--course", str(course), "-q"]) == 0
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"next: tconv-grader validate --solutions {FIXTURES} --released {tmp_path / 'rel'}")
     with Gradebook(f"sqlite:///{course / 'gradebook.db'}", "tconv") as gb:
         nb = gb.find_notebook("fx_scatter", "fx_scatter")
         assert sorted(c.name for c in nb.grade_cells) == ["explain", "test_basic", "test_more"]

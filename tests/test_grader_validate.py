@@ -34,7 +34,9 @@ def test_validate_fixture_and_detects_a_broken_solution(tmp_path, capsys, monkey
     fixtures = REPO / "tests" / "fixtures" / "grader" / "solutions"
     assert main(["validate", "--solutions", str(fixtures), "--released", str(tmp_path / "none"),
                  "--jobs", "1", "-q", *sandbox_args()]) == 0
-    capsys.readouterr()
+    assert capsys.readouterr().out.splitlines()[-1] == (
+        f"next: tconv-grader release -o {tmp_path / 'none'} (there is no release there yet; the "
+        "stubs validated here were generated in memory)")
     # a "solution" that is really the stub must be reported, naming the assignment
     broken = tmp_path / "solutions"
     shutil.copytree(fixtures, broken)
