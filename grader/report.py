@@ -48,28 +48,35 @@ GRADE_FIELDS = ["student", "assignment", "notebook", "grade_cell", "kind", "auto
 TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags", "status",
                 "pending_manual", "provisional"]
 SUBMITTED, NO_SUBMISSION = "submitted", "no submission"
+#: grades.csv rows' own key (not a column): the notebook never ran (unreadable, wrong name)
+UNREAD = "_unread"
 
 
 def _fmt(x) -> str:
     return "" if x is None else f"{float(x):g}"
 
 
-def _flags(path: Path) -> list[str]:
-    """The autograder's flags of one submission; a damaged ``results.json`` is itself a flag
-    (one bad file never stops the report)."""
+def _flags(path: Path) -> tuple[list[str], set[str]]:
+    """The autograder's flags of one submission, and its notebooks of which no cell ran (could
+    not be read, wrong name, missing); a damaged ``results.json`` is itself a flag (one bad
+    file never stops the report)."""
     if not path.exists():
-        return []
+        return [], set()
     try:
-        return [str(f) for f in json.loads(path.read_text()).get("flags", [])]
+        rec = json.loads(path.read_text())
+        unread = {nb for nb, v in rec.get("notebooks", {}).items()
+                  if v.get("cells") and all(c.get("status") == "not_run" for c in
+                                            v["cells"].values() if not c.get("manual"))}
+        return [str(f) for f in rec.get("flags", [])], unread
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         return [f"results.json unreadable ({type(exc).__name__}: {exc}); `tconv-grader "
-                "autograde --force` rewrites it"]
+                "autograde --force` rewrites it"], set()
 
 
 def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], dict]:
     """grades.csv rows and the totals.csv row of one submission in the gradebook."""
     s = sub.student.id
-    flags = _flags(course.results_path(s, assignment))
+    flags, unread = _flags(course.results_path(s, assignment))
     grades = []
     total = max_total = 0.0
     pending = 0
@@ -86,11 +93,12 @@ def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], 
                 "student": s, "assignment": assignment, "notebook": snb.name,
                 "grade_cell": g.cell.name, "kind": kind, "auto_score": _fmt(g.auto_score),
                 "manual_score": _fmt(g.manual_score), "score": _fmt(g.score),
-                "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags)})
+                "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags),
+                UNREAD: snb.name in unread})
     return grades, {"student": s, "assignment": assignment, "score": _fmt(total),
                     "max_score": _fmt(max_total), "flags": " | ".join(flags),
                     "status": SUBMITTED, "pending_manual": str(pending),
-                    "provisional": "yes" if pending else "no"}
+                    "provisional": "yes" if pending else "no", UNREAD: bool(unread)}
 
 
 def _missing_row(student: str, assignment: str, max_score: float) -> dict:
@@ -147,7 +155,7 @@ def wide(totals: list[dict]) -> tuple[list[dict], list[str]]:
 
 def _csv(rows: list[dict], fields: list[str]) -> str:
     buf = io.StringIO()
-    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n")
+    w = csv.DictWriter(buf, fieldnames=fields, lineterminator="\n", extrasaction="ignore")
     w.writeheader()
     w.writerows(rows)
     return buf.getvalue()
@@ -227,10 +235,11 @@ def _cell(r: dict) -> str:
 
 def most_failed(grades: list[dict]) -> list[tuple[str, int, int]]:
     """``(assignment/notebook/cell, failures, submissions)`` of the test cells, most failures
-    first. A test cell without an auto score (its notebook could not be read) is left out."""
+    first. A test cell whose notebook never ran (could not be read, wrong file name) or without
+    an auto score is left out: it says nothing about the test."""
     fails, seen = Counter(), Counter()
     for r in grades:
-        if r["kind"] != "test" or r["auto_score"] == "":
+        if r["kind"] != "test" or r["auto_score"] == "" or r.get(UNREAD):
             continue
         key = _cell(r)
         seen[key] += 1
@@ -242,12 +251,13 @@ def most_failed(grades: list[dict]) -> list[tuple[str, int, int]]:
 def written_answers(grades: list[dict]) -> dict[str, Counter]:
     """Per written answer (``assignment/notebook/cell``): how many submissions are ``to grade``
     (answered, no hand grade yet), ``blank`` (left as released: nbgrader's autograder scores
-    them 0) and ``graded`` (a hand grade is in the gradebook)."""
+    them 0), ``graded`` (a hand grade is in the gradebook) and ``unread`` (in a notebook that
+    could not be read: nothing to grade until the student sends it again)."""
     counts: dict[str, Counter] = {}
     for r in grades:
         if r["kind"] != "written":
             continue
-        state = ("graded" if r["manual_score"] != "" else
+        state = ("graded" if r["manual_score"] != "" else "unread" if r.get(UNREAD) else
                  "blank" if r["auto_score"] != "" else "to grade")
         counts.setdefault(_cell(r), Counter())[state] += 1
     return counts
@@ -281,8 +291,8 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     for a in tqdm(assignments, desc="histograms", disable=not progress, file=sys.stderr):
         histogram(totals, a, out / f"hist_{a}.png")
     mf = most_failed(grades)
-    lines = ["Tests that fail most (failures / submissions; students with no submission are "
-             "not counted):"]
+    lines = ["Tests that fail most (failures / submissions; students with no submission and "
+             "notebooks that could not be read are not counted):"]
     for a in assignments:
         n, missing, provisional = counts(totals, a)
         lines.append(f"  {a}: {n - missing} submission(s) of {n} student(s), {missing} with "
@@ -290,8 +300,10 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     lines += [f"  {n:4d} / {m:<4d} {k}" for k, n, m in mf if n > 0] or ["  none"]
     written = written_answers(grades)
     total = sum(written.values(), Counter())
+    unread = (f", {total['unread']} in notebooks that could not be read (see flags.txt)"
+              if total["unread"] else "")
     wlines = [f"Written answers (graded by hand in formgrader): {total['to grade']} to grade, "
-              f"{total['blank']} left blank (scored 0), {total['graded']} graded; "
+              f"{total['blank']} left blank (scored 0), {total['graded']} graded{unread}; "
               f"{sum(r['provisional'] == 'yes' for r in totals)} provisional total(s) in "
               "totals.csv"]
     wlines += [f"  {c['to grade']:4d} to grade {c['blank']:4d} blank {c['graded']:4d} graded"
@@ -308,23 +320,29 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     return {"out": out, "grades": grades, "totals": totals, "most_failed": mf,
             "written": written, "summary": "\n".join(lines + wlines[:1] + flines),
             "next": next_steps(course, out, total["to grade"],
-                               sum(r["provisional"] == "yes" for r in totals), len(flagged))}
+                               sum(r["provisional"] == "yes" for r in totals), len(flagged),
+                               sum(bool(r.get(UNREAD)) for r in totals))}
 
 
-def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int
-               ) -> list[str]:
-    """What the instructor does next, in order: look at the flagged submissions, grade the
-    written answers by hand, then upload scores.csv (final once nothing is provisional)."""
+def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int,
+               unread: int = 0) -> list[str]:
+    """What the instructor does next, in order: look at the flagged submissions (ask again for
+    the notebooks that could not be read), grade the written answers by hand, then upload
+    scores.csv (final once nothing is provisional)."""
     steps = []
     if flagged:
         steps.append(f"look at the {flagged} flagged submission(s) in {out / 'flags.txt'} (each "
                      f"executed notebook is in {course.autograded}/<student>/<assignment>/)")
+    if unread:
+        steps.append(f"{unread} submission(s) could not be graded at all (unreadable notebook or "
+                     "wrong file name, see flags.txt): get the notebook again, collect and "
+                     "autograde it, or give a hand grade in formgrader")
     if to_grade:
         where = (f"from the repository root, TCONV_COURSE={course.root} jupyter lab, menu "
                  "Nbgrader > Formgrader" if course.default_db else "with --db's gradebook")
         steps.append(f"grade the {to_grade} written answer(s) by hand in nbgrader's formgrader "
                      f"({where}), then run report and feedback again")
-    state = (f"{provisional} total(s) are provisional until then" if provisional
+    state = (f"{provisional} total(s) are still provisional" if provisional
              else "every total is final")
     steps.append(f"upload {out / 'scores.csv'} (one row per student) to your LMS; {state}")
     return steps

@@ -267,7 +267,9 @@ def test_synthetic_class_end_to_end(tmp_path, capsys, monkeypatch):
     for r in rows:
         assert r["kind"] == ("test" if r["grade_cell"] in cells[r["assignment"]]
                              else "written"), r
-    answers = expected_written(book, cells, written)
+    unread = {k for k, f in flags.items() if f in ("not valid JSON", "wrong file name")}
+    assert len(unread) == 2, unread
+    answers = expected_written(book, cells, written, unread)
     assert answers and read_written(course) == answers
     assert not any(cell in most for cell in answers)
     assert "Written answers (graded by hand in formgrader): " in printed
@@ -363,12 +365,15 @@ def test_synthetic_class_end_to_end(tmp_path, capsys, monkeypatch):
     assert read_written(course) == answers
 
 
-def expected_written(book: dict, cells: dict, written: dict) -> dict:
+def expected_written(book: dict, cells: dict, written: dict, unread=frozenset()) -> dict:
     """``{assignment/notebook/cell: Counter}`` of every written answer's states, from the
     class's own expectations: answered (auto score None) is "to grade", left as released is
-    "blank"; nothing is "graded" before an instructor grades by hand."""
+    "blank"; nothing is "graded" before an instructor grades by hand. A submission whose
+    notebook could not be read (``unread``) has nothing to grade: not counted per answer."""
     out: dict = {}
     for (s, a), got in book.items():
+        if (s, a) in unread:
+            continue
         for g in got:
             if g not in cells[a]:
                 c = out.setdefault(f"{a}/{a}/{g}", Counter(**{"to grade": 0, "blank": 0,

@@ -176,7 +176,7 @@ def test_the_summary_says_what_to_do_next(tmp_path, capsys):
         f"repository root, TCONV_COURSE={course.root} jupyter lab, menu Nbgrader > Formgrader)"
         ", then run report and feedback again",
         f"next: upload {reports / 'scores.csv'} (one row per student) to your LMS; 1 total(s) "
-        "are provisional until then"]
+        "are still provisional"]
 
 
 def test_an_output_that_cannot_be_written_is_one_line_naming_it(tmp_path, capsys):
@@ -189,3 +189,36 @@ def test_an_output_that_cannot_be_written_is_one_line_naming_it(tmp_path, capsys
     err = capsys.readouterr().err
     assert err == (f"tconv-grader report: error: --output must be a folder the reports can be "
                    f"written to; got {tmp_path / 'a_file'} (File exists)\n"), err
+
+
+def test_a_notebook_that_never_ran_is_not_a_failed_test_nor_an_answer_to_grade(tmp_path,
+                                                                             capsys):
+    """bo's ex notebook could not be read: its 0 says nothing about the test, and there is no
+    written answer to grade; the summary says to get the notebook again."""
+    from collections import Counter
+
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    with course.gradebook() as gb:
+        gb.find_grade("why", "ex", "ex", "bo").auto_score = None  # as autograde leaves it
+        gb.db.commit()
+    cells = {"test_x": {"points": 0.0, "max": 2.0, "manual": False, "status": "not_run",
+                        "tests": []},
+             "why": {"points": None, "max": 3.0, "manual": True, "status": "manual",
+                     "tests": []}}
+    atomic_write_text(course.results_path("bo", "ex"), dump_json(
+        {"student": "bo", "assignment": "ex", "flags": ["ex: ex.ipynb is not valid JSON"],
+         "notebooks": {"ex": {"cells": cells}}}))
+    res = report(course, progress=False)
+    assert res["most_failed"] == [("ex/ex/test_x", 0, 1), ("hw/hw/test_x", 0, 1)]
+    assert res["written"]["ex/ex/why"] == Counter({"to grade": 1, "unread": 1})
+    assert ("Written answers (graded by hand in formgrader): 1 to grade, 1 left blank (scored "
+            "0), 0 graded, 1 in notebooks that could not be read (see flags.txt);"
+            ) in res["summary"], res["summary"]
+    assert "_unread" not in (res["out"] / "grades.csv").read_text()
+    assert "_unread" not in (res["out"] / "totals.csv").read_text()
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    assert ("next: 1 submission(s) could not be graded at all (unreadable notebook or wrong "
+            "file name, see flags.txt): get the notebook again, collect and autograde it, or "
+            "give a hand grade in formgrader") in capsys.readouterr().out
