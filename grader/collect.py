@@ -359,6 +359,17 @@ def _remove_if_empty(root: Path) -> None:
         shutil.rmtree(root)
 
 
+def _case_clashes(course: Course, imported: set[str]) -> list[list[str]]:
+    """Groups of student ids of the course that differ only in case (``Amy`` and ``amy``), each
+    with one just imported: two gradebook students, one report row each, for one person."""
+    ids = [p.name for p in course.submitted.iterdir() if p.is_dir()] \
+        if course.submitted.is_dir() else []
+    groups: dict[str, list[str]] = {}
+    for i in ids:
+        groups.setdefault(i.lower(), []).append(i)
+    return [sorted(g) for _, g in sorted(groups.items()) if len(g) > 1 and set(g) & imported]
+
+
 def _print_result(res: Collected, course: Course) -> None:
     students = sorted({s for s, _, _ in res.imported})
     same = f" ({res.unchanged} unchanged: already collected)" if res.unchanged else ""
@@ -380,6 +391,13 @@ def _print_result(res: Collected, course: Course) -> None:
         print(f"{len(res.unmatched)} file(s) not imported:")
         for f, why in res.unmatched:
             print(f"  {f}: {why}")
+    clashes = _case_clashes(course, {s for s, _, _ in res.imported})
+    if clashes:
+        print(f"{len(clashes)} student id(s) differ from another only in case (the same "
+              "student? rename the files and collect again, or merge the folders under "
+              f"{course.submitted}):")
+        for ids in clashes:
+            print(f"  {', '.join(ids)}")
     if res.no_pattern:
         print(f"--regexp: {len(res.no_pattern)} file name(s) did not match the current pattern "
               f"{res.pattern}")

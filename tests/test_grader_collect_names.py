@@ -242,3 +242,15 @@ def test_a_collect_that_imports_nothing_warns_and_leaves_no_course(tmp_path, cap
     assert err == (f"warning: nothing imported from {z} (none of its 1 file(s) could be "
                    "imported; see above)\n")
     assert not course.exists()
+
+
+def test_student_ids_that_differ_only_in_case_are_pointed_out(tmp_path, capsys):
+    course = tmp_path / "course"
+    _collect(capsys, _zip(tmp_path / "a.zip", ["Amy_fx_scatter_fx_scatter.ipynb"]), course)
+    out = _collect(capsys, _zip(tmp_path / "b.zip", ["amy_fx_scatter_fx_scatter.ipynb",
+                                                     "bo_fx_scatter_fx_scatter.ipynb"]), course)
+    assert ("1 student id(s) differ from another only in case (the same student? rename the "
+            "files and collect again, or merge the folders under "
+            f"{course / 'submitted'}):\n  Amy, amy\n") in out, out
+    out = _collect(capsys, _zip(tmp_path / "c.zip", ["bo_fx_scatter_fx_scatter.ipynb"]), course)
+    assert "only in case" not in out, out  # said for the ids just imported
