@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import backend, shapes
-from ._args import Geometry, IntOrTuple, _geometry, as_tuple
+from ._args import Geometry, IntOrTuple, _cached, _geometry, as_tuple
 from .conv import conv, empty_batch
 from .transpose import conv_transpose
 
@@ -67,50 +67,58 @@ def _sizes(name: str, value: Any, nsp: int) -> tuple[int, ...]:
     return sizes
 
 
-def _check(arrays: dict[str, Any], kernel: Any, stride: IntOrTuple, padding: IntOrTuple,
-           dilation: IntOrTuple, groups: int) -> tuple[list[Any], Geometry]:
-    """Kinds, dtypes, dims and geometry of a gradient call.
-
-    ``arrays`` are the named data arrays (batched or unbatched alike), returned batched;
-    ``kernel`` is the weight (also checked for kind and dtype; its spatial shape is the kernel)
-    or a ``kernel_size``."""
-    named = dict(arrays, weight=kernel) if hasattr(kernel, "shape") else dict(arrays)
+def _kinds(named: dict[str, Any], order: str) -> None:
+    """Kinds and dtypes of a gradient call's arrays (``order`` names its arguments)."""
+    if backend.plainly_compatible(*named.values()):
+        return
     for name, a in named.items():
         if isinstance(a, Sequence):                  # a size where an array belongs
-            order = ("grad_output, weight, input_size" if "input" not in arrays else
-                     "input, grad_output, kernel_size")
             raise TypeError(f"{name} must be a NumPy array or a torch tensor, got the size "
                             f"{a!r}: the arguments are ({order}, ...), not torch.nn.grad's order")
     backend.check_same_kind(**named)
     backend.check_float_dtypes(**named)
-    if hasattr(kernel, "shape"):
-        nsp = kernel.ndim - 2
+
+
+def _shape(a: Any) -> tuple[int, ...]:
+    return tuple(int(v) for v in a.shape)
+
+
+def _rules(arrays: dict[str, tuple[int, ...]], w_shape: tuple[int, ...] | None, kernel_size: Any,
+           stride: IntOrTuple, padding: IntOrTuple, dilation: IntOrTuple, groups: int
+           ) -> tuple[bool, list[tuple[int, ...]], Geometry]:
+    """Dims and geometry of a gradient call, on shapes only.
+
+    ``arrays`` are the named shapes of the data arrays (batched or unbatched alike); the kernel
+    is the spatial part of ``w_shape`` (a weight's) or ``kernel_size``. Returns whether they
+    are batched, their batched shapes and the geometry."""
+    if w_shape is not None:
+        nsp = len(w_shape) - 2
         if nsp < 1:
-            raise ValueError(f"weight must have at least 3 dims, got weight.shape="
-                             f"{tuple(kernel.shape)}")
-        kernel = tuple(int(v) for v in kernel.shape[2:])
+            raise ValueError(f"weight must have at least 3 dims, got weight.shape={w_shape}")
+        kernel = w_shape[2:]
     else:
-        if not isinstance(kernel, Sequence):   # one int could not tell (C, H, W) from (N, C, L)
+        if not isinstance(kernel_size, Sequence):  # one int: (C, H, W) or (N, C, L)?
             raise TypeError(f"kernel_size must be a tuple of one size per spatial dimension "
-                            f"(it says how many there are), got kernel_size={kernel!r}")
-        ndim = next(iter(arrays.values())).ndim
-        if len(kernel) == ndim >= 3:             # torch.nn.grad's whole weight_size, batched
-            kernel = tuple(kernel)[2:]
+                            f"(it says how many there are), got kernel_size={kernel_size!r}")
+        kernel = tuple(kernel_size)
+        if len(kernel) == len(next(iter(arrays.values()))) >= 3:   # torch.nn.grad's whole
+            kernel = kernel[2:]                                    # weight_size, batched
         nsp = len(kernel)
         kernel = _sizes("kernel_size", kernel, nsp)
-    for name, a in arrays.items():
-        if a.ndim not in (nsp + 1, nsp + 2):
+    for name, shape in arrays.items():
+        if len(shape) not in (nsp + 1, nsp + 2):
             raise ValueError(f"{name} must have {nsp + 2} dims (N, C, *spatial) or {nsp + 1} "
                              f"(C, *spatial) for a kernel with {nsp} spatial dims, got "
-                             f"{name}.shape={tuple(a.shape)}")
-    shapes_ = ", ".join(f"{name}.shape={tuple(a.shape)}" for name, a in arrays.items())
-    if len({a.ndim for a in arrays.values()}) > 1:
+                             f"{name}.shape={shape}")
+    listing = ", ".join(f"{name}.shape={shape}" for name, shape in arrays.items())
+    if len({len(shape) for shape in arrays.values()}) > 1:
         raise ValueError(f"{' and '.join(arrays)} must both be batched or both unbatched, got "
-                         f"{shapes_}")
-    batched = [a if a.ndim == nsp + 2 else a[None] for a in arrays.values()]
-    if len({int(a.shape[0]) for a in batched}) > 1:
-        raise ValueError(f"{' and '.join(arrays)} must have the same batch size, got {shapes_}")
-    return batched, _geometry(_Kernel(kernel), stride, padding, 0, groups, dilation)
+                         f"{listing}")
+    batched = len(next(iter(arrays.values()))) == nsp + 2
+    shapes_ = [shape if batched else (1,) + shape for shape in arrays.values()]
+    if len({shape[0] for shape in shapes_}) > 1:
+        raise ValueError(f"{' and '.join(arrays)} must have the same batch size, got {listing}")
+    return batched, shapes_, _geometry(_Kernel(kernel), stride, padding, 0, groups, dilation)
 
 
 class _Kernel:
@@ -146,9 +154,9 @@ def _check_transpose_sizes(x_size: tuple[int, ...], y_size: tuple[int, ...], geo
                 f"{axis} (output_padding 0..{max(s, d) - 1}), not {o}")
 
 
-def _channels(name: str, a: Any, expected: int, rule: str) -> None:
-    if int(a.shape[1]) != expected:
-        raise ValueError(f"{name} has {int(a.shape[1])} channels, but {rule} = {expected}")
+def _channels(name: str, shape: tuple[int, ...], expected: int, rule: str) -> None:
+    if shape[1] != expected:
+        raise ValueError(f"{name} has {shape[1]} channels, but {rule} = {expected}")
 
 
 def conv_input_grad(grad_output: Any, weight: Any, input_size: Sequence[int],
@@ -176,13 +184,22 @@ def _check_input_grad(grad_output: Any, weight: Any, input_size: Any, stride: In
                       padding: IntOrTuple, dilation: IntOrTuple, groups: int
                       ) -> tuple[int, ...]:
     """Validate a :func:`conv_input_grad` call; returns the spatial ``input_size``."""
-    (go,), geo = _check({"grad_output": grad_output}, weight, stride, padding, dilation, groups)
-    if int(weight.shape[0]) % geo.groups:
+    _kinds({"grad_output": grad_output, "weight": weight}, "grad_output, weight, input_size")
+    return _cached(_input_grad_rules, (_shape(grad_output), _shape(weight)),
+                   (input_size, stride, padding, dilation, groups))
+
+
+def _input_grad_rules(go_shape: tuple[int, ...], w_shape: tuple[int, ...], input_size: Any,
+                      stride: IntOrTuple, padding: IntOrTuple, dilation: IntOrTuple,
+                      groups: int) -> tuple[int, ...]:
+    _, (go,), geo = _rules({"grad_output": go_shape}, w_shape, None, stride, padding, dilation,
+                           groups)
+    if w_shape[0] % geo.groups:
         raise ValueError(f"groups must divide the output channels: weight.shape[0]="
-                         f"{int(weight.shape[0])} (C_out) is not divisible by groups={geo.groups}")
-    _channels("grad_output", go, int(weight.shape[0]), "weight.shape[0] (C_out)")
+                         f"{w_shape[0]} (C_out) is not divisible by groups={geo.groups}")
+    _channels("grad_output", go, w_shape[0], "weight.shape[0] (C_out)")
     size = _sizes("input_size", input_size, geo.ndim)
-    _check_conv_sizes(size, _spatial(go), geo, "input_size", "grad_output")
+    _check_conv_sizes(size, go[2:], geo, "input_size", "grad_output")
     return size
 
 
@@ -221,18 +238,27 @@ def _check_weight_grad(input: Any, grad_output: Any, kernel_size: Any, stride: I
                        padding: IntOrTuple, dilation: IntOrTuple, groups: int
                        ) -> tuple[Any, Any, Geometry]:
     """Validate a :func:`conv_weight_grad` call; returns both arrays batched, and the geometry."""
-    (x, g), geo = _check({"input": input, "grad_output": grad_output}, kernel_size, stride,
-                         padding, dilation, groups)
+    _kinds({"input": input, "grad_output": grad_output}, "input, grad_output, kernel_size")
+    batched, geo = _cached(_weight_grad_rules, (_shape(input), _shape(grad_output)),
+                           (kernel_size, stride, padding, dilation, groups))
+    return (input, grad_output, geo) if batched else (input[None], grad_output[None], geo)
+
+
+def _weight_grad_rules(x_shape: tuple[int, ...], g_shape: tuple[int, ...], kernel_size: Any,
+                       stride: IntOrTuple, padding: IntOrTuple, dilation: IntOrTuple,
+                       groups: int) -> tuple[bool, Geometry]:
+    batched, (x, g), geo = _rules({"input": x_shape, "grad_output": g_shape}, None, kernel_size,
+                                  stride, padding, dilation, groups)
     _divisible(geo.groups, input=x, grad_output=g)
-    _check_conv_sizes(_spatial(x), _spatial(g), geo, "input", "grad_output")
-    return x, g, geo
+    _check_conv_sizes(x[2:], g[2:], geo, "input", "grad_output")
+    return batched, geo
 
 
-def _divisible(groups: int, **arrays: Any) -> None:
-    for name, a in arrays.items():
-        if int(a.shape[1]) % groups:
+def _divisible(groups: int, **shapes_: tuple[int, ...]) -> None:
+    for name, shape in shapes_.items():
+        if shape[1] % groups:
             raise ValueError(f"groups must divide the channels of {name}: {name}.shape[1]="
-                             f"{int(a.shape[1])} is not divisible by groups={groups}")
+                             f"{shape[1]} is not divisible by groups={groups}")
 
 
 def conv_transpose_input_grad(grad_output: Any, weight: Any, input_size: Sequence[int],
@@ -253,11 +279,19 @@ def _check_transpose_input_grad(grad_output: Any, weight: Any, input_size: Any,
                                 stride: IntOrTuple, padding: IntOrTuple, dilation: IntOrTuple,
                                 groups: int) -> tuple[int, ...]:
     """Validate a :func:`conv_transpose_input_grad` call; returns the spatial ``input_size``."""
-    (go,), geo = _check({"grad_output": grad_output}, weight, stride, padding, dilation, groups)
-    _channels("grad_output", go, int(weight.shape[1]) * geo.groups,
-              "weight.shape[1] * groups (C_out)")
+    _kinds({"grad_output": grad_output, "weight": weight}, "grad_output, weight, input_size")
+    return _cached(_transpose_input_grad_rules, (_shape(grad_output), _shape(weight)),
+                   (input_size, stride, padding, dilation, groups))
+
+
+def _transpose_input_grad_rules(go_shape: tuple[int, ...], w_shape: tuple[int, ...],
+                                input_size: Any, stride: IntOrTuple, padding: IntOrTuple,
+                                dilation: IntOrTuple, groups: int) -> tuple[int, ...]:
+    _, (go,), geo = _rules({"grad_output": go_shape}, w_shape, None, stride, padding, dilation,
+                           groups)
+    _channels("grad_output", go, w_shape[1] * geo.groups, "weight.shape[1] * groups (C_out)")
     size = _sizes("input_size", input_size, geo.ndim)
-    _check_transpose_sizes(size, _spatial(go), geo, "input_size", "grad_output")
+    _check_transpose_sizes(size, go[2:], geo, "input_size", "grad_output")
     return size
 
 
@@ -282,16 +316,27 @@ def _check_transpose_weight_grad(input: Any, grad_output: Any, kernel_size: Any,
     appended when an ``output_padding`` of at least ``stride`` (possible when ``dilation >
     stride``) makes the convolution of ``grad_output`` longer than it: the size
     :func:`conv_weight_grad` expects for its ``grad_output``; zeros add nothing."""
-    (x, g), geo = _check({"input": input, "grad_output": grad_output}, kernel_size, stride,
-                         padding, dilation, groups)
-    _divisible(geo.groups, input=x, grad_output=g)
-    _check_transpose_sizes(_spatial(x), _spatial(g), geo, "input", "grad_output")
-    size = shapes.conv_output_shape(_spatial(g), geo.kernel, geo.stride, geo.padding,
-                                    geo.dilation)
-    if size == _spatial(x):
+    _kinds({"input": input, "grad_output": grad_output}, "input, grad_output, kernel_size")
+    batched, size = _cached(_transpose_weight_grad_rules, (_shape(input), _shape(grad_output)),
+                            (kernel_size, stride, padding, dilation, groups))
+    if size is None:
         return input
-    padded = backend.crop_or_pad(x, (0,) * geo.ndim, size)
-    return padded if input.ndim == x.ndim else padded[0]
+    x = input if batched else input[None]
+    padded = backend.crop_or_pad(x, (0,) * len(size), size)
+    return padded if batched else padded[0]
+
+
+def _transpose_weight_grad_rules(x_shape: tuple[int, ...], g_shape: tuple[int, ...],
+                                 kernel_size: Any, stride: IntOrTuple, padding: IntOrTuple,
+                                 dilation: IntOrTuple, groups: int
+                                 ) -> tuple[bool, tuple[int, ...] | None]:
+    """(batched, the spatial size to pad ``input`` to, or ``None`` when it fits)."""
+    batched, (x, g), geo = _rules({"input": x_shape, "grad_output": g_shape}, None, kernel_size,
+                                  stride, padding, dilation, groups)
+    _divisible(geo.groups, input=x, grad_output=g)
+    _check_transpose_sizes(x[2:], g[2:], geo, "input", "grad_output")
+    size = shapes.conv_output_shape(g[2:], geo.kernel, geo.stride, geo.padding, geo.dilation)
+    return batched, (None if size == x[2:] else size)
 
 
 def bias_grad(grad_output: Any) -> Any:

@@ -222,3 +222,20 @@ def test_module_backward_on_an_empty_batch() -> None:
     torch.testing.assert_close(
         gradients.conv_weight_grad(torch.zeros(0, 4, 5, 5), torch.zeros(0, 6, 3, 3), (3, 3), 2, 1,
                                    groups=2), torch.zeros(6, 2, 3, 3))
+
+
+def test_the_memoised_checks_never_vouch_for_a_bad_call() -> None:
+    """The gradient checks are memoised on shapes and arguments (the nn backward runs them on
+    every step); a good call must not let an equal-looking bad one through."""
+    x, w, go, gx, gw = _conv_case()
+    torch.testing.assert_close(gradients.conv_input_grad(go, w, (5, 5), **KW), gx)
+    torch.testing.assert_close(gradients.conv_weight_grad(x, go, (3, 3), **KW), gw)
+    with pytest.raises(TypeError, match="stride"):
+        gradients.conv_input_grad(go, w, (5, 5), 2.0, 1, 1, 2)
+    with pytest.raises(TypeError, match="groups"):
+        gradients.conv_weight_grad(x, go, (3, 3), 2, 1, 1, True)
+    with pytest.raises(ValueError, match="input_size"):
+        gradients.conv_input_grad(go, w, (7, 7), **KW)
+    with pytest.raises(TypeError, match="one kind"):               # kinds are checked each call
+        gradients.conv_weight_grad(x.numpy(), go, (3, 3), **KW)
+    torch.testing.assert_close(gradients.conv_input_grad(go, w, [5, 5], **KW), gx)
