@@ -1130,7 +1130,8 @@ def add_parser(sub) -> None:
                         "(default: 2048)")
     p.add_argument("--scheduler", metavar="ADDRESS",
                    help="run the notebooks on a Dask cluster (tcp://host:8786 or a scheduler "
-                        "file) instead of the local pool; see grader/distributed.py")
+                        "file) instead of the local pool; see the README's 'Grading beyond "
+                        "one machine'")
     p.add_argument("--force", action="store_true", help="regrade submissions already graded")
     p.add_argument("--unsafe-no-sandbox", action="store_true",
                    help="run student code unsandboxed when bubblewrap is unavailable "

@@ -309,19 +309,35 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     wlines += [f"  {c['to grade']:4d} to grade {c['blank']:4d} blank {c['graded']:4d} graded"
                f"    {k}" for k, c in sorted(written.items())]
     flagged = [r for r in totals if r["flags"]]
-    flines = [f"Flagged submissions ({len(flagged)}):"]
-    flines += [f"  {r['student']}/{r['assignment']}: {r['flags']}" for r in flagged] or ["  none"]
+    flag_items = [f"  {r['student']}/{r['assignment']}: {r['flags']}" for r in flagged]
     absent = [r for r in totals if r["status"] == NO_SUBMISSION]
-    flines += [f"No submission ({len(absent)}, scored 0 in totals.csv):"]
-    flines += [f"  {r['student']}/{r['assignment']}" for r in absent] or ["  none"]
+    absent_items = [f"  {r['student']}/{r['assignment']}" for r in absent]
+    heads = (f"Flagged submissions ({len(flagged)}):",
+             f"No submission ({len(absent)}, scored 0 in totals.csv):")
+    flines = [heads[0], *(flag_items or ["  none"]), heads[1], *(absent_items or ["  none"])]
+    # the terminal gets the first SHOWN of each list (a class of hundreds), the file all
+    shown = [heads[0], *_first(flag_items, out / "flags.txt"),
+             heads[1], *_first(absent_items, out / "flags.txt")]
     atomic_write_text(out / "most_failed.txt", "\n".join(lines) + "\n")
     atomic_write_text(out / "written.txt", "\n".join(wlines) + "\n")
     atomic_write_text(out / "flags.txt", "\n".join(flines) + "\n")
     return {"out": out, "grades": grades, "totals": totals, "most_failed": mf,
-            "written": written, "summary": "\n".join(lines + wlines[:1] + flines),
+            "written": written, "summary": "\n".join(lines + wlines[:1] + shown),
             "next": next_steps(course, out, total["to grade"],
                                sum(r["provisional"] == "yes" for r in totals), len(flagged),
                                sum(bool(r.get(UNREAD)) for r in totals))}
+
+
+#: list items a summary prints before "... and N more in <file>"
+SHOWN = 20
+
+
+def _first(items: list[str], where: Path) -> list[str]:
+    """The first ``SHOWN`` items (``none`` when empty) and how many more ``where`` lists."""
+    if not items:
+        return ["  none"]
+    more = len(items) - SHOWN
+    return items[:SHOWN] + ([f"  ... and {more} more in {where}"] if more > 0 else [])
 
 
 def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int,

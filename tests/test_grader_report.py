@@ -222,3 +222,15 @@ def test_a_notebook_that_never_ran_is_not_a_failed_test_nor_an_answer_to_grade(t
     assert ("next: 1 submission(s) could not be graded at all (unreadable notebook or wrong "
             "file name, see flags.txt): get the notebook again, collect and autograde it, or "
             "give a hand grade in formgrader") in capsys.readouterr().out
+
+
+def test_the_printed_summary_shortens_long_lists_and_the_file_keeps_all(tmp_path, monkeypatch):
+    import grader.report
+
+    monkeypatch.setattr(grader.report, "SHOWN", 2)
+    res = report(small_class(tmp_path / "course"), progress=False)
+    out = res["out"]
+    assert "No submission (3, scored 0 in totals.csv):\n  cy/ex\n  bo/hw\n  ... and 1 more " \
+           f"in {out / 'flags.txt'}" in res["summary"], res["summary"]
+    assert "No submission (3, scored 0 in totals.csv):\n  cy/ex\n  bo/hw\n  cy/hw" in \
+        (out / "flags.txt").read_text()
