@@ -77,6 +77,7 @@ ENOSPC, EFBIG, EDQUOT = 28, 27, 122
 SOURCE_MAX = 16 << 20  # the parent never sends a bigger cell
 # the notebook's private writable mounts: a cell that leaves one (nearly) full is flagged
 _DISKS = ("/tmp", "/work", "/dev/shm")
+HINT_MAX = 600  # characters of a test's hint= text sent with its record
 
 _MAGIC_OK = ("%matplotlib", "%load_ext autoreload", "%autoreload", "%config")
 
@@ -237,20 +238,24 @@ def _disk_full():
 def _make_recorders(index, grade_id):
     to_plain, outcome_of = _H.to_plain, _H.outcome_of
 
-    def _record(name, value):
+    def _record(name, value, hint):
         if _H.current != (index, grade_id):
             return  # a recorder smuggled out of its own test cell records nothing
         try:
             plain = to_plain(value)
         except _BaseException:  # noqa: BLE001 - odd objects are simply not plain data
             plain = _H.Unserialisable("error")
-        _send("record", cell=index, key=_str(grade_id) + "/" + _str(name), value=plain)
+        # the hint as the test cell computed it (an f-string may name the case or the answer);
+        # only an exact str is taken: no object's own __str__ runs here
+        hint = hint[:HINT_MAX] if _type(hint) is _str else ""
+        _send("record", cell=index, key=_str(grade_id) + "/" + _str(name), value=plain,
+              hint=hint)
 
     def expect(name, got, expected=None, hint=""):
-        _record(name, got)
+        _record(name, got, hint)
 
     def expect_raises(name, exc_type, fn, *args, hint="", **kwargs):
-        _record(name, outcome_of(fn, *args, **kwargs))
+        _record(name, outcome_of(fn, *args, **kwargs), hint)
 
     return expect, expect_raises
 

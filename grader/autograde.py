@@ -59,7 +59,8 @@ from grader.gradebook import (
     notebooks_of,
 )
 
-CACHE_VERSION = "1"
+CACHE_VERSION = "2"   # 2: the solution's hints are cached beside its records
+HINT_SHOWN = 300      # characters of a hint from a student's run shown in feedback
 _QUIET = logging.getLogger("tconv.grader.nbgrader")  # repairs are reported as flags instead
 _QUIET.setLevel(logging.ERROR)
 # Pool workers only run notebooks (no database, no threads of ours): "forkserver" starts them
@@ -295,33 +296,35 @@ def run_solution(task: dict) -> dict:
            for c in ex.cells if c.grade_id in specs and specs[c.grade_id].cell_type == "code"
            and c.status != "ok"]
     return {"records": {k: encode(v) for k, v in ex.records.items()}, "bad": bad,
-            "flags": [str(f) for f in ex.flags]}
+            "flags": [str(f) for f in ex.flags], "hints": dict(ex.hints)}
 
 
 def expected_records(course: Course, assignment: str, notebook: str, *, sandbox: bool,
                      timeout: float | None, submit=None) -> Any:
-    """The solution's records for one notebook (cached in the course directory).
+    """The solution's records and hints for one notebook, ``(records, hints)`` (cached in the
+    course directory). ``hints`` maps a record key to the ``hint=`` text its test computed.
 
     With ``submit`` (a pool's ``submit``) returns a zero-argument callable that waits for the
-    run and returns the records, so several solutions can run at once.
+    run and returns the pair, so several solutions can run at once.
     """
     path = course.solutions / assignment / f"{notebook}.ipynb"
     cache = course.cache / "expected" / assignment / f"{notebook}.{source_hash(path)}.json"
     if cache.exists():
-        recs = {k: decode(v) for k, v in json.loads(cache.read_text())["records"].items()}
-        return (lambda: recs) if submit else recs
+        cached = json.loads(cache.read_text())
+        pair = ({k: decode(v) for k, v in cached["records"].items()}, cached.get("hints", {}))
+        return (lambda: pair) if submit else pair
     files = [(str(p), str(p.relative_to(course.solutions / assignment)))
              for p in _workdir_files(course, assignment)]
     task = {"nb": path.read_text(encoding="utf-8"), "files": files, "timeout": timeout,
             "sandbox": sandbox}
 
-    def finish(res: dict) -> dict[str, Any]:
+    def finish(res: dict) -> tuple[dict[str, Any], dict[str, str]]:
         if res["bad"]:
             extra = f" (flags: {', '.join(res['flags'])})" if res["flags"] else ""
             raise RuntimeError(f"the solution of {assignment}/{notebook}.ipynb fails its own "
                                "tests: " + "; ".join(res["bad"]) + extra)
-        atomic_write_text(cache, dump_json({"records": res["records"]}))
-        return {k: decode(v) for k, v in res["records"].items()}
+        atomic_write_text(cache, dump_json({"records": res["records"], "hints": res["hints"]}))
+        return {k: decode(v) for k, v in res["records"].items()}, res["hints"]
 
     if submit is None:
         return finish(run_solution(task))
@@ -477,7 +480,7 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex,
            not_run: str = NOT_RUN_STOPPED) -> dict[str, dict]:
     """Each grade cell's points and per-test messages; ``not_run`` says why a cell that never
     ran did not."""
-    from grader.testing import describe, values_match
+    from grader.testing import describe, describe_mismatch, values_match
 
     def stop(error: str | None, status: str, has_hidden: bool) -> str:
         if status == "not_run":
@@ -514,11 +517,11 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex,
             elif spec["has_hidden"]:  # the answer is the student's text: not echoed here
                 msg = (f"[{name}] expected {describe(expected[key])}; your answer is not shown "
                        "(this cell also runs hidden tests).")
-            else:
-                msg = (f"[{name}] expected {describe(expected[key])}, "
-                       f"got {describe(ex.records[key])}.")
-            if not ok and name not in hidden and spec.get("hints", {}).get(name):
-                msg += f" Hint: {spec['hints'][name]}"
+            else:  # as `tconv-grader check` words it
+                msg = f"[{name}] {describe_mismatch(ex.records[key], expected[key])}."
+            hint = None if ok or name in hidden else _hint(spec, name, ex.hints.get(key))
+            if hint:
+                msg += f" Hint: {hint}"
             tests.append({"name": name, "hidden": name in hidden, "passed": ok, "message": msg})
         extra = sorted(set(got_names) - set(exp_names))
         passed = status == "ok" and set(got_names) == set(exp_names) and all(
@@ -534,6 +537,19 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex,
         cells[gid] = {"points": spec["points"] if passed else 0.0, "max": spec["points"],
                       "passed": passed, "tests": tests, "manual": False, "status": status}
     return cells
+
+
+def _hint(spec: dict, name: str, mine: str | None) -> str | None:
+    """The hint shown under a failed visible test.
+
+    ``mine`` is the hint text as the test computed it in the student's run: an f-string hint
+    names the case and may name the student's answer. It is shown where answers are (a cell
+    without hidden tests), and elsewhere only when it is exactly the solution's text (then
+    nothing of the student's run is in it). Otherwise the cell's literal ``hint=`` text, if any.
+    """
+    if mine and (not spec["has_hidden"] or mine == spec.get("ref_hints", {}).get(name)):
+        return mine[:HINT_SHOWN]
+    return spec.get("hints", {}).get(name)
 
 
 def grade_notebook(task: dict) -> dict:
@@ -602,6 +618,7 @@ def code_errors(runs, specs: dict) -> list[str]:
 
 class _EmptyExecution:
     records: dict = {}
+    hints: dict = {}
     cells: list = []
     flags: list = []
     seconds = 0.0
@@ -923,9 +940,13 @@ def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: flo
             summary.errors.append(str(exc))
             continue
         nbs = {}
-        for nb_id, exp in exps.items():
+        for nb_id, (exp, ref_hints) in exps.items():
             source = nbformat.read(course.solutions / a / f"{nb_id}.ipynb", as_version=4)
             specs = {g: vars(sp) for g, sp in test_specs(source).items()}
+            for g, sp in specs.items():  # the solution's hints of the visible tests
+                sp["ref_hints"] = {k[len(g) + 1:]: h for k, h in ref_hints.items()
+                                   if k.startswith(g + "/")
+                                   and k[len(g) + 1:] not in sp["hidden_names"]}
             rel = {c.metadata["nbgrader"]["grade_id"]: c.source
                    for c in released_nbs[nb_id].cells
                    if c.metadata.get("nbgrader", {}).get("grade_id")}

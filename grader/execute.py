@@ -45,7 +45,7 @@ import tempfile
 import threading
 import time
 import uuid
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
@@ -57,6 +57,7 @@ from grader.testing import Unserialisable
 FRAME_MAX = 32 << 20          # one frame from the sandbox
 DATA_MAX = 256 << 20          # all frames of one notebook together
 RECORDS_MAX = 100_000
+HINT_MAX = 600                # characters of one test's hint text (the harness cuts it there too)
 # Seconds the notebook process has to exit after its last cell. 10 s was too short: in a CI run
 # where the machine stalled (a book chapter that takes 5 s took 309 s), a correct notebook on a
 # Dask worker was flagged for a slow exit. Its score was unaffected.
@@ -91,6 +92,7 @@ class Execution:
     cells: list[CellRun]
     flags: list[str]
     seconds: float
+    hints: dict[str, str] = field(default_factory=dict)  # record key -> the hint= text sent
 
 
 @dataclass
@@ -605,6 +607,7 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
          limits: Limits, t0: float) -> Execution:
     flags: list[str] = []
     records: dict[str, object] = {}
+    hints: dict[str, str] = {}
     rec_cell: dict[str, int] = {}
     ends: dict[int, dict] = {}
     raw_out: dict[int, list[bytes]] = {}
@@ -722,6 +725,11 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                 if len(records) >= RECORDS_MAX:
                     raise _Bad("too many records")
                 records[key] = value = decode_value(msg.get("value"))
+                hint = msg.get("hint")
+                if isinstance(hint, str) and hint:
+                    hints[key] = hint[:HINT_MAX]
+                else:
+                    hints.pop(key, None)
                 for why in _suspicious(value):
                     if info["hidden"] or exposed:  # the name and the type are the student's
                         _flag(flags, f"{why.split(' (')[0]} in a test value of cell "
@@ -889,4 +897,5 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
     # records of cells that did not finish ok never count; drop them so nothing half-done leaks
     ok_cells = {r.index for r in runs if r.status == "ok"}
     records = {k: v for k, v in records.items() if rec_cell[k] in ok_cells}
-    return Execution(records, runs, flags, time.monotonic() - t0)
+    hints = {k: v for k, v in hints.items() if k in records}
+    return Execution(records, runs, flags, time.monotonic() - t0, hints)

@@ -120,11 +120,15 @@ def printed(ex: Execution, gid: str, tag: str):
 PROBE = "ORCHID-7731-HIDDEN-PROBE"
 NEEDLES = ("BEGIN HIDDEN TESTS", PROBE, "ORCHID-7731", "np.arange(4.0) - 1.5")
 RAISES_HINT = "strings that are not numbers must raise ValueError"
+CASE_HINT = "each entry doubled"
+ANSWER_HINT = "double(5.0) returned"
 
 
 def probe_source():
-    """atk_tiny with a distinctive constant in test_double's hidden block, and a hint on the
-    visible-only test_raises (same points: 2 + 1)."""
+    """atk_tiny with a distinctive constant in test_double's hidden block, and hints on the
+    visible tests (same points: 2 + 1): test_double gets an f-string hint that names the case
+    and one that names the answer; the visible-only test_raises a literal hint and one naming
+    the answer."""
     nb = nbformat.read(SOURCE, as_version=4)
     for c in nb.cells:
         gid = c.metadata.get("nbgrader", {}).get("grade_id")
@@ -132,9 +136,17 @@ def probe_source():
             c.source = c.source.replace(
                 "### END HIDDEN TESTS",
                 f'expect("probe", double(len("{PROBE}")), 48.0)\n### END HIDDEN TESTS')
+            c.source = c.source.replace(
+                "np.array([2.0, 4.0, 6.0]))",
+                'np.array([2.0, 4.0, 6.0]),\n       hint=f"for {[1.0, 2.0, 3.0]}: {CASE_HINT}")\n'
+                'five = double(5.0)\n'
+                'expect("five", five, 10.0, hint=f"{ANSWER_HINT} {float(five)!r}")')
+            c.source = f"CASE_HINT = {CASE_HINT!r}\nANSWER_HINT = {ANSWER_HINT!r}\n" + c.source
         elif gid == "test_raises":
             c.source = (f'expect_raises("text", ValueError, double, "not a number", '
-                        f'hint="{RAISES_HINT}")')
+                        f'hint="{RAISES_HINT}")\n'
+                        'two = double(2.0)\n'
+                        'expect("two", two, 4.0, hint=f"double(2.0) returned {two!r}")')
     return nb
 
 
@@ -593,7 +605,7 @@ def test_hidden_source_never_reaches_feedback_reports_or_gradebook(tmp_path: Pat
     wrong = {"triple": "def double(x):\n    return np.asarray(x, dtype=float) * 3\n",
              "no_raise": "def double(x):\n    try:\n        return np.asarray(x, dtype=float) * 2"
                          "\n    except ValueError:\n        return None\n"}
-    deserved = {"alice": 3.0, "triple": 1.0, "no_raise": 2.0, "leak_raise": 0.0,
+    deserved = {"alice": 3.0, "triple": 0.0, "no_raise": 2.0, "leak_raise": 0.0,
                 "leak_return": 0.0}
     for s in deserved:
         code = attack_source(s) if s.startswith("leak") else wrong.get(s, attack_source("correct"))
@@ -633,14 +645,20 @@ def test_hidden_source_never_reaches_feedback_reports_or_gradebook(tmp_path: Pat
     def page(s: str) -> str:
         return html.unescape((course / "feedback" / s / "atk_tiny" / "feedback.html").read_text())
 
-    # a visible-only cell: what was expected, what came back, and its hint
+    # a visible-only cell: what was expected, what came back, and its hint, as the test cell
+    # computed it in the student's run (an f-string may name the answer there)
     assert (f"[text] expected 'ValueError', got 'no exception'. Hint: {RAISES_HINT}"
             in page("no_raise"))
-    # a cell that also runs hidden tests: expected and hint, not the student's answer; a hidden
-    # test shows its outcome only (not its name, input or values)
     tri = page("triple")
+    assert "[two] expected 4.0, got 6.0. Hint: double(2.0) returned np.float64(6.0)" in tri
+    # a cell that also runs hidden tests: expected and hint, not the student's answer; an
+    # f-string hint only when it came out as in the solution's run (it names the case, not the
+    # answer: neither the student's 15.0 nor the solution's 10.0); a hidden test shows its
+    # outcome only (not its name, input or values)
     assert ("[scalar] expected 6.0; your answer is not shown (this cell also runs hidden "
             "tests). Hint: 2 * 3") in tri
+    assert f"Hint: for [1.0, 2.0, 3.0]: {CASE_HINT}" in tri
+    assert "[five] expected 10.0; your answer is not shown" in tri and ANSWER_HINT not in tri
     assert tri.count("hidden test failed") == 2 and "9.0" not in tri and "probe" not in tri
     assert page("alice").count("hidden test passed") == 2
     for s in ("leak_raise", "leak_return"):
