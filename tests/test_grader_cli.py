@@ -295,3 +295,21 @@ def test_autograde_with_nothing_collected_says_so(tmp_path, capsys):
                  "--unsafe-no-sandbox", "-q"]) == 0
     err = capsys.readouterr().err
     assert f"warning: no submissions under {tmp_path / 'submitted'}; collect them first" in err
+
+
+def test_a_closed_pipe_stops_quietly() -> None:
+    """`tconv-grader collect ... | head`: when the reader goes away, the command stops with
+    the shell's SIGPIPE status and no traceback (a long listing used to end in BrokenPipeError)."""
+    code = ("import sys\nfrom grader import cli\n"
+            "def long_listing(args):\n    for i in range(20000):\n        print('line', i)\n"
+            "    sys.exit(0)\n"
+            "cli.check_course = long_listing\n"
+            "sys.exit(cli.main(['report', '--course', 'nowhere']))\n")
+    p = subprocess.Popen([sys.executable, "-c", code], cwd=REPO, stdout=subprocess.PIPE,
+                         stderr=subprocess.PIPE)
+    assert p.stdout is not None and p.stderr is not None
+    p.stdout.read(100)      # the reader takes a little, then goes away
+    p.stdout.close()
+    err = p.stderr.read().decode()
+    assert p.wait(timeout=60) == 141, err
+    assert "Traceback" not in err and "BrokenPipe" not in err, err
