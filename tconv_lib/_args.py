@@ -39,11 +39,11 @@ def as_int(name: str, value: Any) -> int:
     """An int, or an integer-like scalar such as ``np.int64(2)`` (anything with ``__index__``,
     as PyTorch accepts). ``True``/``False`` are refused, as PyTorch refuses them."""
     if isinstance(value, (bool, np.bool_)):
-        raise TypeError(f"{name} must be an int, got {value!r}")
+        raise TypeError(f"{name} must be an int, got {name}={value!r}")
     try:
         return operator.index(value)
     except TypeError:
-        raise TypeError(f"{name} must be an int, got {value!r}") from None
+        raise TypeError(f"{name} must be an int, got {name}={value!r}") from None
 
 
 def as_tuple(name: str, value: Any, ndim: int) -> tuple[int, ...]:
@@ -77,6 +77,14 @@ def as_tuple(name: str, value: Any, ndim: int) -> tuple[int, ...]:
         return tuple(as_int(name, v) for v in values)
     except TypeError:
         raise TypeError(f"{name} must be an int or a tuple of {ndim} ints, got {value!r}") from None
+
+
+def positive_tuple(name: str, value: Any, ndim: int) -> tuple[int, ...]:
+    """:func:`as_tuple`, every entry at least 1 (a size, a stride)."""
+    sizes = as_tuple(name, value, ndim)
+    if any(v < 1 for v in sizes):
+        raise ValueError(f"{name} must be positive in every dimension, got {name}={value!r}")
+    return sizes
 
 
 def _require(cond: bool, msg: str) -> None:
@@ -258,9 +266,7 @@ def check_conv_matrix(weight: Any, input_size: IntOrTuple, stride: IntOrTuple,
     backend.check_same_kind(weight=weight)
     backend.check_float_dtypes(weight=weight)
     _check_weight_ndim(weight, "conv_matrix")
-    in_size = as_tuple("input_size", input_size, weight.ndim - 2)
-    _require(all(v >= 1 for v in in_size),
-             f"input_size must be positive in every dimension, got input_size={input_size!r}")
+    in_size = positive_tuple("input_size", input_size, weight.ndim - 2)
     c_in = int(weight.shape[1]) * max(as_int("groups", groups), 0)   # the input it multiplies
     geo, _ = _cached(_conv_rules, ((c_in,) + in_size, _shape_key(weight)[0], None),
                      (stride, padding, dilation, groups))

@@ -42,21 +42,15 @@ from dataclasses import dataclass
 from typing import Any
 
 from . import backend
-from ._args import IntOrTuple, as_int, as_tuple, check_transpose
+from ._args import IntOrTuple, as_int, as_tuple, check_transpose, positive_tuple
 from .transpose import conv_transpose
 
 Crop = tuple[tuple[int, int], ...]
 
 
 def _positive(ndim: int, **values: IntOrTuple) -> list[tuple[int, ...]]:
-    """Each argument as ``ndim`` ints (via :func:`tconv_lib._args.as_tuple`), all positive."""
-    out = []
-    for name, value in values.items():
-        sizes = as_tuple(name, value, ndim)
-        if any(v < 1 for v in sizes):
-            raise ValueError(f"{name} must be positive in every dimension, got {name}={value!r}")
-        out.append(sizes)
-    return out
+    """Each argument as ``ndim`` positive ints (:func:`tconv_lib._args.positive_tuple`)."""
+    return [positive_tuple(name, value, ndim) for name, value in values.items()]
 
 
 def _dilated(kernel: Sequence[int], dilation: Sequence[int]) -> tuple[int, ...]:
@@ -171,16 +165,21 @@ def from_tf(input_size: IntOrTuple, kernel_size: IntOrTuple, strides: IntOrTuple
     return from_crop(tuple(crop), s, d)
 
 
+def _keras_padding(padding: str, modes: tuple[str, ...]) -> str:
+    """Keras' ``padding`` in lower case, one of ``modes`` (Keras takes any case)."""
+    mode = padding.lower() if isinstance(padding, str) else padding
+    if mode not in modes:
+        raise ValueError(f"padding must be {' or '.join(repr(m) for m in modes)} (any case) for "
+                         f"Keras, got padding={padding!r}")
+    return mode
+
+
 def keras_output_length(i: int, k: int, stride: int, padding: str,
                         output_padding: int | None = None, dilation: int = 1) -> int:
     """Keras' ``deconv_output_length``: the ``output_shape`` ``Conv*DTranspose`` asks TF for.
 
     ``padding`` is ``'valid'``, ``'same'`` or ``'full'`` (any case, as Keras takes it)."""
-    mode = padding.lower() if isinstance(padding, str) else padding
-    if mode not in ("valid", "same", "full"):
-        raise ValueError(f"padding must be 'valid', 'same' or 'full' for Keras, got "
-                         f"padding={padding!r}")
-    padding = mode
+    padding = _keras_padding(padding, ("valid", "same", "full"))
     kd = dilation * (k - 1) + 1
     if output_padding is None:
         return {"valid": i * stride + max(kd - stride, 0), "same": i * stride,
@@ -196,11 +195,7 @@ def from_keras(input_size: IntOrTuple, kernel_size: IntOrTuple, strides: IntOrTu
     ndim = len(input_size) if isinstance(input_size, Sequence) else 1
     i, k, s, d = _positive(ndim, input_size=input_size, kernel_size=kernel_size,
                            strides=strides, dilation_rate=dilation_rate)
-    mode = padding.lower() if isinstance(padding, str) else padding
-    if mode not in ("valid", "same"):
-        raise ValueError(f"padding must be 'valid' or 'same' (any case) for Keras, got "
-                         f"padding={padding!r}")
-    padding = mode
+    padding = _keras_padding(padding, ("valid", "same"))
     ops = (None,) * ndim if output_padding is None else as_tuple("output_padding",
                                                                   output_padding, ndim)
     if output_padding is not None and not all(0 <= op < ss for op, ss in zip(ops, s,

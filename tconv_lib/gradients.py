@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import backend, shapes
-from ._args import Geometry, IntOrTuple, _cached, _geometry, as_tuple
+from ._args import Geometry, IntOrTuple, _cached, _geometry, as_tuple, positive_tuple
 from .conv import conv, empty_batch
 from .transpose import conv_transpose
 
@@ -61,10 +61,7 @@ def _sizes(name: str, value: Any, nsp: int) -> tuple[int, ...]:
     ``torch.nn.grad.conv*d_input``) a whole ``(N, C, *spatial)`` shape."""
     if isinstance(value, Sequence) and len(value) == nsp + 2:
         value = tuple(value)[2:]
-    sizes = as_tuple(name, value, nsp)
-    if any(v < 1 for v in sizes):
-        raise ValueError(f"{name} must be positive in every dimension, got {name}={value!r}")
-    return sizes
+    return positive_tuple(name, value, nsp)
 
 
 def _kinds(named: dict[str, Any], order: str) -> None:
@@ -81,6 +78,13 @@ def _kinds(named: dict[str, Any], order: str) -> None:
 
 def _shape(a: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in a.shape)
+
+
+def _checked(rules: Any, arrays: dict[str, Any], size_name: str, *args: Any) -> Any:
+    """``rules(*shapes of arrays, *args)``, memoised, after the arrays' kinds and dtypes are
+    checked (``arrays`` and ``size_name`` name a call's first three arguments, in order)."""
+    _kinds(arrays, ", ".join([*arrays, size_name]))
+    return _cached(rules, tuple(_shape(a) for a in arrays.values()), args)
 
 
 def _rules(arrays: dict[str, tuple[int, ...]], w_shape: tuple[int, ...] | None, kernel_size: Any,
@@ -169,8 +173,8 @@ def conv_input_grad(grad_output: Any, weight: Any, input_size: Sequence[int],
     ``(N, C_out, *out)`` or unbatched, ``out`` the size the convolution of ``input_size`` gives;
     anything else is a ``ValueError`` naming both sizes.
     """
-    input_size = _check_input_grad(grad_output, weight, input_size, stride, padding, dilation,
-                                   groups)
+    input_size = _checked(_input_grad_rules, {"grad_output": grad_output, "weight": weight},
+                          "input_size", input_size, stride, padding, dilation, groups)
     nsp = weight.ndim - 2
     k = tuple(int(v) for v in weight.shape[2:])
     s, p, d = (as_tuple(n, v, nsp) for n, v in
@@ -180,18 +184,11 @@ def conv_input_grad(grad_output: Any, weight: Any, input_size: Sequence[int],
     return conv_transpose(grad_output, weight, None, s, p, op, groups, d)
 
 
-def _check_input_grad(grad_output: Any, weight: Any, input_size: Any, stride: IntOrTuple,
-                      padding: IntOrTuple, dilation: IntOrTuple, groups: int
-                      ) -> tuple[int, ...]:
-    """Validate a :func:`conv_input_grad` call; returns the spatial ``input_size``."""
-    _kinds({"grad_output": grad_output, "weight": weight}, "grad_output, weight, input_size")
-    return _cached(_input_grad_rules, (_shape(grad_output), _shape(weight)),
-                   (input_size, stride, padding, dilation, groups))
-
-
 def _input_grad_rules(go_shape: tuple[int, ...], w_shape: tuple[int, ...], input_size: Any,
                       stride: IntOrTuple, padding: IntOrTuple, dilation: IntOrTuple,
                       groups: int) -> tuple[int, ...]:
+    """The rules of a :func:`conv_input_grad` call on shapes; returns the spatial
+    ``input_size``."""
     _, (go,), geo = _rules({"grad_output": go_shape}, w_shape, None, stride, padding, dilation,
                            groups)
     if w_shape[0] % geo.groups:
@@ -238,9 +235,8 @@ def _check_weight_grad(input: Any, grad_output: Any, kernel_size: Any, stride: I
                        padding: IntOrTuple, dilation: IntOrTuple, groups: int
                        ) -> tuple[Any, Any, Geometry]:
     """Validate a :func:`conv_weight_grad` call; returns both arrays batched, and the geometry."""
-    _kinds({"input": input, "grad_output": grad_output}, "input, grad_output, kernel_size")
-    batched, geo = _cached(_weight_grad_rules, (_shape(input), _shape(grad_output)),
-                           (kernel_size, stride, padding, dilation, groups))
+    batched, geo = _checked(_weight_grad_rules, {"input": input, "grad_output": grad_output},
+                            "kernel_size", kernel_size, stride, padding, dilation, groups)
     return (input, grad_output, geo) if batched else (input[None], grad_output[None], geo)
 
 
@@ -269,24 +265,18 @@ def conv_transpose_input_grad(grad_output: Any, weight: Any, input_size: Sequenc
     ``input_size`` is the forward input's spatial size (or whole shape); ``grad_output`` must
     have a size the transposed convolution of it gives (with any ``output_padding``).
     """
-    input_size = _check_transpose_input_grad(grad_output, weight, input_size, stride, padding,
-                                             dilation, groups)
+    input_size = _checked(_transpose_input_grad_rules,
+                          {"grad_output": grad_output, "weight": weight}, "input_size",
+                          input_size, stride, padding, dilation, groups)
     g = conv(grad_output, weight, None, stride, padding, dilation, groups)
     return g[(Ellipsis,) + tuple(slice(0, i) for i in input_size)]
-
-
-def _check_transpose_input_grad(grad_output: Any, weight: Any, input_size: Any,
-                                stride: IntOrTuple, padding: IntOrTuple, dilation: IntOrTuple,
-                                groups: int) -> tuple[int, ...]:
-    """Validate a :func:`conv_transpose_input_grad` call; returns the spatial ``input_size``."""
-    _kinds({"grad_output": grad_output, "weight": weight}, "grad_output, weight, input_size")
-    return _cached(_transpose_input_grad_rules, (_shape(grad_output), _shape(weight)),
-                   (input_size, stride, padding, dilation, groups))
 
 
 def _transpose_input_grad_rules(go_shape: tuple[int, ...], w_shape: tuple[int, ...],
                                 input_size: Any, stride: IntOrTuple, padding: IntOrTuple,
                                 dilation: IntOrTuple, groups: int) -> tuple[int, ...]:
+    """The rules of a :func:`conv_transpose_input_grad` call on shapes; returns the
+    spatial ``input_size``."""
     _, (go,), geo = _rules({"grad_output": go_shape}, w_shape, None, stride, padding, dilation,
                            groups)
     _channels("grad_output", go, w_shape[1] * geo.groups, "weight.shape[1] * groups (C_out)")
@@ -316,9 +306,9 @@ def _check_transpose_weight_grad(input: Any, grad_output: Any, kernel_size: Any,
     appended when an ``output_padding`` of at least ``stride`` (possible when ``dilation >
     stride``) makes the convolution of ``grad_output`` longer than it: the size
     :func:`conv_weight_grad` expects for its ``grad_output``; zeros add nothing."""
-    _kinds({"input": input, "grad_output": grad_output}, "input, grad_output, kernel_size")
-    batched, size = _cached(_transpose_weight_grad_rules, (_shape(input), _shape(grad_output)),
-                            (kernel_size, stride, padding, dilation, groups))
+    batched, size = _checked(_transpose_weight_grad_rules,
+                             {"input": input, "grad_output": grad_output}, "kernel_size",
+                             kernel_size, stride, padding, dilation, groups)
     if size is None:
         return input
     x = input if batched else input[None]

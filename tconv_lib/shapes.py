@@ -35,37 +35,20 @@ which one they follow (the ``rule`` argument of :func:`output_size_range` and
 
 from __future__ import annotations
 
-import operator
 from collections.abc import Sequence
 
-
-def _int(name: str, v: object) -> int:
-    """An int, or an integer-like scalar (``np.int64``, a 0-d integer tensor), as a plain int;
-    ``bool``, floats (``8.0``, ``8.5``) and ``None`` are refused."""
-    if isinstance(v, bool) or type(v).__name__ == "bool_":
-        raise TypeError(f"{name} must be an int, got {name}={v!r}")
-    try:
-        return operator.index(v)
-    except TypeError:
-        raise TypeError(f"{name} must be an int, got {name}={v!r}") from None
+from ._args import as_int
 
 
-def _check_positive(**values: object) -> list[int]:
+def _at_least(low: int, **values: object) -> list[int]:
+    """Each value as a plain int (:func:`tconv_lib._args.as_int`: ``np.int64`` and 0-d integer
+    tensors are ints, ``bool``, ``8.0`` and ``None`` are not) of at least ``low`` (0 or 1)."""
     out = []
     for name, v in values.items():
-        n = _int(name, v)
-        if n < 1:
-            raise ValueError(f"{name} must be positive, got {name}={n}")
-        out.append(n)
-    return out
-
-
-def _check_non_negative(**values: object) -> list[int]:
-    out = []
-    for name, v in values.items():
-        n = _int(name, v)
-        if n < 0:
-            raise ValueError(f"{name} must be non-negative, got {name}={n}")
+        n = as_int(name, v)
+        if n < low:
+            rule = "positive" if low == 1 else "non-negative"
+            raise ValueError(f"{name} must be {rule}, got {name}={n}")
         out.append(n)
     return out
 
@@ -98,8 +81,8 @@ def conv_output_size(i: int, k: int, stride: int = 1, padding: int = 0, dilation
     >>> conv_output_size(8, k=3, stride=2, padding=1)
     4
     """
-    i, k, stride, dilation = _check_positive(i=i, k=k, stride=stride, dilation=dilation)
-    (padding,) = _check_non_negative(padding=padding)
+    i, k, stride, dilation = _at_least(1, i=i, k=k, stride=stride, dilation=dilation)
+    (padding,) = _at_least(0, padding=padding)
     return (i + 2 * padding - dilation * (k - 1) - 1) // stride + 1
 
 
@@ -127,8 +110,8 @@ def conv_transpose_output_size(i: int, k: int, stride: int = 1, padding: int = 0
     >>> conv_transpose_output_size(4, k=3, stride=2, padding=1)
     7
     """
-    i, k, stride, dilation = _check_positive(i=i, k=k, stride=stride, dilation=dilation)
-    padding, output_padding = _check_non_negative(padding=padding, output_padding=output_padding)
+    i, k, stride, dilation = _at_least(1, i=i, k=k, stride=stride, dilation=dilation)
+    padding, output_padding = _at_least(0, padding=padding, output_padding=output_padding)
     return (i - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
 
 
@@ -177,7 +160,7 @@ def max_output_padding(stride: int, dilation: int = 1, rule: str = "module") -> 
     >>> max_output_padding(1, 3), max_output_padding(1, 3, rule="functional")
     (0, 2)
     """
-    stride, dilation = _check_positive(stride=stride, dilation=dilation)
+    stride, dilation = _at_least(1, stride=stride, dilation=dilation)
     if rule not in RULES:
         raise ValueError(f"rule must be 'module' (nn.ConvTranspose*d's output_size=) or "
                          f"'functional' (F.conv_transpose*d's output_padding=), got rule={rule!r}")
@@ -217,7 +200,7 @@ def output_padding_for(i: int, target: int, k: int, stride: int = 1, padding: in
     1
     """
     sizes = output_size_range(i, k, stride, padding, dilation, rule)
-    target = _int("target", target)
+    target = as_int("target", target)
     if target not in sizes:
         reachable = (f"reachable sizes are {sizes.start}..{sizes.stop - 1}" if len(sizes) else
                      f"no size is reachable (the largest would be {sizes.stop - 1}: padding "
@@ -242,7 +225,7 @@ def conv_input_sizes(o: int, k: int, stride: int = 1, padding: int = 0,
     >>> conv_input_sizes(4, k=3, stride=2, padding=1)
     [7, 8]
     """
-    (o,) = _check_positive(o=o)
+    (o,) = _at_least(1, o=o)
     low = conv_transpose_output_size(o, k, stride, padding, 0, dilation)
     return [n for n in range(low, low + stride)
             if n >= 1 and conv_output_size(n, k, stride, padding, dilation) == o]
@@ -298,8 +281,8 @@ def relationship(n: int, i: int, k: int, s: int = 1, p: int = 0, d: int = 1, a: 
     if n not in RELATIONSHIPS:
         raise ValueError(f"relationship number n must be one of 1..15 (the guide's numbering), "
                          f"got n={n!r}")
-    i, k, s, d = _check_positive(i=i, k=k, s=s, d=d)
-    p, a = _check_non_negative(p=p, a=a)
+    i, k, s, d = _at_least(1, i=i, k=k, s=s, d=d)
+    p, a = _at_least(0, p=p, a=a)
     _check_preconditions(n, i=i, k=k, s=s, p=p, d=d, a=a)
     formulas = {
         1: lambda: (i - k) + 1,
@@ -355,8 +338,8 @@ def dilated_transposed_size(i: int, k: int, s: int = 1, p: int = 0, d: int = 1,
     Raises:
         TypeError, ValueError: as :func:`relationship`; ``a`` must be in ``0 .. s-1``.
     """
-    i, k, s, d = _check_positive(i=i, k=k, s=s, d=d)
-    p, a = _check_non_negative(p=p, a=a)
+    i, k, s, d = _at_least(1, i=i, k=k, s=s, d=d)
+    p, a = _at_least(0, p=p, a=a)
     if a >= s:
         raise ValueError(f"a is the forward convolution's remainder (i + 2p - d(k - 1) - 1) mod "
                          f"s, so 0 <= a < s, got a={a}, s={s}")
