@@ -310,8 +310,8 @@ def expected_records(course: Course, assignment: str, notebook: str, *, sandbox:
     path = course.solutions / assignment / f"{notebook}.ipynb"
     cache = course.cache / "expected" / assignment / f"{notebook}.{source_hash(path)}.json"
     if cache.exists():
-        cached = json.loads(cache.read_text())
-        pair = ({k: decode(v) for k, v in cached["records"].items()}, cached.get("hints", {}))
+        cached = json.loads(cache.read_text())   # CACHE_VERSION 2: always with its hints
+        pair = ({k: decode(v) for k, v in cached["records"].items()}, cached["hints"])
         return (lambda: pair) if submit else pair
     files = [(str(p), str(p.relative_to(course.solutions / assignment)))
              for p in _workdir_files(course, assignment)]
@@ -944,9 +944,9 @@ def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: flo
             source = nbformat.read(course.solutions / a / f"{nb_id}.ipynb", as_version=4)
             specs = {g: vars(sp) for g, sp in test_specs(source).items()}
             for g, sp in specs.items():  # the solution's hints of the visible tests
-                sp["ref_hints"] = {k[len(g) + 1:]: h for k, h in ref_hints.items()
-                                   if k.startswith(g + "/")
-                                   and k[len(g) + 1:] not in sp["hidden_names"]}
+                mine = {k.removeprefix(g + "/"): h for k, h in ref_hints.items()
+                        if k.startswith(g + "/")}
+                sp["ref_hints"] = {n: h for n, h in mine.items() if n not in sp["hidden_names"]}
             rel = {c.metadata["nbgrader"]["grade_id"]: c.source
                    for c in released_nbs[nb_id].cells
                    if c.metadata.get("nbgrader", {}).get("grade_id")}

@@ -379,18 +379,13 @@ def _print_result(res: Collected, course: Course) -> None:
         print(f"{len(res.renamed)} re-download(s) stored under the expected notebook name:")
         for f, dest in res.renamed:
             print(f"  {f}: renamed to {dest}")
-    if res.attention:
-        print(f"{len(res.attention)} file(s) imported but needing attention:")
-        for f, why in res.attention:
-            print(f"  {f}: {why}")
-    if res.superseded:
-        print(f"{len(res.superseded)} older file(s) not imported (a newer copy is kept):")
-        for f, why in res.superseded:
-            print(f"  {f}: {why}")
-    if res.unmatched:
-        print(f"{len(res.unmatched)} file(s) not imported:")
-        for f, why in res.unmatched:
-            print(f"  {f}: {why}")
+    for files, what in ((res.attention, "file(s) imported but needing attention"),
+                        (res.superseded, "older file(s) not imported (a newer copy is kept)"),
+                        (res.unmatched, "file(s) not imported")):
+        if files:
+            print(f"{len(files)} {what}:")
+            for f, why in files:
+                print(f"  {f}: {why}")
     clashes = _case_clashes(course, {s for s, _, _ in res.imported})
     if clashes:
         print(f"{len(clashes)} student id(s) differ from another only in case (the same "

@@ -143,12 +143,13 @@ def wide(totals: list[dict]) -> tuple[list[dict], list[str]]:
         if r["flags"]:
             row["flagged"] = "yes"
     rows = []
+    max_total = _fmt(sum(maxima.values()))
     for s in sorted(students):
         row = students[s]
         for a in assignments:
             row.setdefault(a, "0")
         row["total"] = _fmt(sum(float(row[a]) for a in assignments))
-        row["max_total"] = _fmt(sum(maxima.values()))
+        row["max_total"] = max_total
         rows.append(row)
     return rows, ["student", *assignments, "total", "max_total", "provisional", "flagged"]
 
@@ -282,8 +283,9 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     if not totals:
         raise UsageError(f"{course.db_arg} {redact(course.db_url)} holds no graded "
                          "submissions (run `tconv-grader autograde --course ...` first)")
-    _require_writable(out or course.reports, "--output" if out else "--course reports folder")
+    arg = "--output" if out else "--course reports folder"
     out = out or course.reports
+    _require_writable(out, arg)
     atomic_write_text(out / "grades.csv", _csv(grades, GRADE_FIELDS))
     atomic_write_text(out / "totals.csv", _csv(totals, TOTAL_FIELDS))
     atomic_write_text(out / "scores.csv", _csv(*wide(totals)))
@@ -300,12 +302,12 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     lines += [f"  {n:4d} / {m:<4d} {k}" for k, n, m in mf if n > 0] or ["  none"]
     written = written_answers(grades)
     total = sum(written.values(), Counter())
+    provisional = sum(r["provisional"] == "yes" for r in totals)
     unread = (f", {total['unread']} in notebooks that could not be read (see flags.txt)"
               if total["unread"] else "")
     wlines = [f"Written answers (graded by hand in formgrader): {total['to grade']} to grade, "
               f"{total['blank']} left blank (scored 0), {total['graded']} graded{unread}; "
-              f"{sum(r['provisional'] == 'yes' for r in totals)} provisional total(s) in "
-              "totals.csv"]
+              f"{provisional} provisional total(s) in totals.csv"]
     wlines += [f"  {c['to grade']:4d} to grade {c['blank']:4d} blank {c['graded']:4d} graded"
                f"    {k}" for k, c in sorted(written.items())]
     flagged = [r for r in totals if r["flags"]]
@@ -323,8 +325,7 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     atomic_write_text(out / "flags.txt", "\n".join(flines) + "\n")
     return {"out": out, "grades": grades, "totals": totals, "most_failed": mf,
             "written": written, "summary": "\n".join(lines + wlines[:1] + shown),
-            "next": next_steps(course, out, total["to grade"],
-                               sum(r["provisional"] == "yes" for r in totals), len(flagged),
+            "next": next_steps(course, out, total["to grade"], provisional, len(flagged),
                                sum(bool(r.get(UNREAD)) for r in totals))}
 
 

@@ -129,9 +129,11 @@ def describe(value: Any, limit: int = 300) -> str:
         if len(text) > limit and value.dtype.kind in "biuf" and value.size:
             head = f"an array of shape {value.shape} ({value.dtype}) whose first entries are ["
             items: list[str] = []
+            used = len(head) + len(", ...]")
             for x in value.ravel()[:limit]:
                 item = _fmt_number(x.item())
-                if len(head) + len(", ".join([*items, item])) + len(", ...]") > limit:
+                used += len(item) + (2 if items else 0)     # ", " before all but the first
+                if used > limit:
                     break
                 items.append(item)
             if items:
