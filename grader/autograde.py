@@ -574,12 +574,7 @@ def grade_notebook(task: dict) -> dict:
             _prepare_workdir(task["files"], Path(tmp))
             ex = run_notebook(nb, workdir=Path(tmp), limits=limits, sandbox=task["sandbox"])
         out["seconds"] = float(ex.seconds)
-        out["flags"] += [str(f) for f in ex.flags]
-        # which cell ran over, and the limits in force (from this side: the sandbox's own
-        # words are not trusted): what an instructor needs to decide on --cell-timeout
-        out["flags"] += [f"cell {c.grade_id or f'#{c.index}'} timed out (limits: "
-                         f"{limits.cell_timeout:g} s per cell, {limits.notebook_timeout:g} s per "
-                         f"notebook)" for c in ex.cells if c.status == "timeout"]
+        out["flags"] += timeout_flags([str(f) for f in ex.flags], ex.cells, limits)
         out["cells"] = _judge(specs, expected, ex)
         out["code_errors"] = code_errors(ex.cells, specs)
         out["outputs"] = {str(c.index): {"status": c.status, "error": c.error,
@@ -595,6 +590,32 @@ def grade_notebook(task: dict) -> dict:
                 "manual": spec["cell_type"] != "code", "status": "not_run",
                 "tests": [] if spec["cell_type"] != "code" else
                 [{"name": gid, "hidden": False, "passed": False, "message": "not graded"}]})
+    return out
+
+
+#: the run's own time-out flags, replaced by one flag per event (``timeout_flags``)
+_BARE_TIMEOUTS = ("timeout", "notebook timeout")
+
+
+def timeout_flags(flags: list[str], cells, limits) -> list[str]:
+    """``flags`` with each time-out told once, as specifically as it is known: one flag per cell
+    that timed out (which cell ran over and the limits in force, worded on this side: the
+    sandbox's own words are not trusted; the one the notebook's limit stopped says so), and a
+    notebook-level flag only when no cell is known (the notebook's time ran out between cells).
+    The run's bare ``timeout`` and ``notebook timeout`` flags would tell the same events again.
+    """
+    lim = (f"(limits: {limits.cell_timeout:g} s per cell, {limits.notebook_timeout:g} s per "
+           "notebook)")
+    timed = [c for c in cells if c.status == "timeout"]
+    notebook = "notebook timeout" in flags  # set outside the sandbox: not forgeable
+    if not timed and not notebook:
+        return flags  # a bare 'timeout' with no cell timed out is kept as it came
+    out = [f for f in flags if f not in _BARE_TIMEOUTS]
+    if not timed:
+        return [*out, f"notebook timed out between cells {lim}"]
+    for k, c in enumerate(timed):
+        why = ": the notebook's time ran out" if notebook and k == len(timed) - 1 else ""
+        out.append(f"cell {c.grade_id or f'#{c.index}'} timed out{why} {lim}")
     return out
 
 
@@ -1145,7 +1166,7 @@ def add_parser(sub) -> None:
                         "gets more than this")
     p.add_argument("--cell-timeout", type=float, default=None, metavar="S",
                    help="wall-clock limit per cell in seconds (default: 30); a cell over it is "
-                        "stopped and flagged 'timeout', and later cells still run")
+                        "stopped and flagged ('cell ID timed out'), and later cells still run")
     p.add_argument("--memory", type=int, default=None, metavar="MIB",
                    help="memory limit per notebook, all its processes together, in MiB "
                         "(default: 2048)")

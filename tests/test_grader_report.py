@@ -234,3 +234,52 @@ def test_the_printed_summary_shortens_long_lists_and_the_file_keeps_all(tmp_path
            f"in {out / 'flags.txt'}" in res["summary"], res["summary"]
     assert "No submission (3, scored 0 in totals.csv):\n  cy/ex\n  bo/hw\n  cy/hw" in \
         (out / "flags.txt").read_text()
+
+
+# -- each time-out is one flag (report printed a bare 'timeout' beside the cell's own flag)
+def _graded_flags(*sources, timeout, cell_timeout):
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from grader import autograde
+
+    nb = new_notebook(cells=[new_code_cell(s) for s in sources])
+    task = {"key": ("s", "a"), "notebook": "n", "flags": [], "nb": nbformat.writes(nb),
+            "specs": {}, "expected": {}, "files": [], "timeout": timeout,
+            "cell_timeout": cell_timeout, "sandbox": False}
+    return autograde.grade_notebook(task)["flags"]
+
+
+def test_a_cell_over_its_limit_is_flagged_once_naming_the_cell():
+    flags = _graded_flags("x = 1", "while True:\n    pass", "y = 2", timeout=30.0,
+                          cell_timeout=0.5)
+    assert flags == ["cell #1 timed out (limits: 0.5 s per cell, 30 s per notebook)"], flags
+
+
+def test_a_notebook_over_its_limit_is_flagged_once_naming_the_cell_it_stopped():
+    naps = ["import time\ntime.sleep(0.3)"] * 15
+    flags = _graded_flags(*naps, timeout=1.5, cell_timeout=3.0)
+    assert len(flags) == 1, flags
+    assert flags[0].startswith("cell #") and flags[0].endswith(
+        " timed out: the notebook's time ran out (limits: 1.5 s per cell, 1.5 s per notebook)")
+
+
+def test_time_out_flags_tell_each_event_once():
+    from types import SimpleNamespace as Run
+
+    from grader.autograde import timeout_flags
+    from grader.execute import Limits
+
+    lim = Limits(cell_timeout=2.0, notebook_timeout=9.0)
+    said = "(limits: 2 s per cell, 9 s per notebook)"
+    ok = Run(index=1, grade_id=None, status="ok")
+    slow = Run(index=2, grade_id="t", status="timeout")
+    late = Run(index=3, grade_id=None, status="timeout")
+    assert timeout_flags(["network attempt"], [ok], lim) == ["network attempt"]
+    assert timeout_flags(["timeout", "memory limit"], [ok, slow], lim) == [
+        "memory limit", f"cell t timed out {said}"]
+    assert timeout_flags(["timeout", "notebook timeout"], [slow, late], lim) == [
+        f"cell t timed out {said}", f"cell #3 timed out: the notebook's time ran out {said}"]
+    # the notebook's time ran out while no cell was running: no cell to name
+    assert timeout_flags(["timeout", "notebook timeout"], [ok], lim) == [
+        f"notebook timed out between cells {said}"]
