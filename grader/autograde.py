@@ -798,12 +798,12 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
                     None if score is None else float(score)
 
     def work(gb) -> None:  # idempotent: look up or create, then set scores; one commit
-        from sqlalchemy.exc import SAWarning
-
-        warnings.filterwarnings("ignore", category=SAWarning)  # nbgrader's add_submission
         gb.update_or_create_student(student)
         kwargs = {"timestamp": timestamp} if timestamp else {}
-        sub = gb.update_or_create_submission(assignment, student, **kwargs)
+        # nbgrader's add_submission builds the submission's rows before adding them to the
+        # session: a lazy load in between would autoflush and SQLAlchemy warn (SAWarning)
+        with gb.db.no_autoflush:
+            sub = gb.update_or_create_submission(assignment, student, **kwargs)
         for snb in sub.notebooks:
             r = by_nb.get(snb.name)
             snb.flagged = bool(r and r["flags"])

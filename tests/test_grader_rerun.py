@@ -131,6 +131,7 @@ def test_a_grader_killed_outright_leaves_no_workers(tmp_path):
             pass
 
 
+@pytest.mark.filterwarnings("error::sqlalchemy.exc.SAWarning")  # submissions: no_autoflush
 def test_a_submission_the_grader_failed_on_is_graded_again_by_the_next_run(tmp_path,
                                                                           monkeypatch, capsys):
     """A grader fault (not the student's) scores 0 with a flag, tells the student it was not
