@@ -179,9 +179,39 @@ def interleave_into(target: Any, even: Any, odd: Any) -> None:
 
 
 def group_view(x: Any, groups: int) -> Any:
-    """(N, C, *sp) -> (N, groups, C/groups, prod(sp))."""
+    """(N, C, *sp) -> (N, groups, C/groups, prod(sp)), also when some size is zero."""
     n, c = int(x.shape[0]), int(x.shape[1])
-    return namespace(x).reshape(x, (n, groups, c // groups, -1))
+    positions = math.prod(int(v) for v in x.shape[2:])
+    return namespace(x).reshape(x, (n, groups, c // groups, positions))
+
+
+def memory_format(x: Any, weight: Any) -> Any:
+    """The memory format PyTorch's convolutions give their output: ``torch.channels_last``
+    (4-D) or ``torch.channels_last_3d`` (5-D) when the batched input ``x`` or the ``weight``
+    has channels-last strides, as ``Tensor.suggest_memory_format()`` reads them, else
+    ``torch.contiguous_format``; ``None`` for NumPy arrays (C order)."""
+    if not is_torch(x):
+        return None
+    import torch
+    from torch._prims_common import suggest_memory_format  # eager's rule, in Python
+
+    if len(x.shape) in (4, 5):
+        for a in (x, weight):
+            if suggest_memory_format(a) != torch.contiguous_format:
+                return suggest_memory_format(a)
+    return torch.contiguous_format
+
+
+def channels_last(memory_format: Any) -> bool:
+    """Whether ``memory_format`` (from :func:`memory_format`) lays the channels innermost."""
+    return memory_format is not None and "channels_last" in str(memory_format)
+
+
+def in_memory_format(y: Any, memory_format: Any) -> Any:
+    """``y`` laid out in ``memory_format`` (:func:`memory_format`; ``None``: NumPy's C order),
+    copied only where it is not already."""
+    return np.ascontiguousarray(y) if memory_format is None else y.contiguous(
+        memory_format=memory_format)
 
 
 def tap_slices(start: tuple[int, ...], count: tuple[int, ...], step: tuple[int, ...]
@@ -218,7 +248,7 @@ _libc: Any = None
 
 
 def empty_cpu(xp: Any, like: Any, shape: tuple[int, ...],
-              huge_from: int = HUGE_PAGE_MIN_BYTES) -> Any:
+              huge_from: int = HUGE_PAGE_MIN_BYTES, *, memory_format: Any = None) -> Any:
     """A fresh uninitialised array of ``like``'s kind, dtype and device.
 
     A torch CPU tensor of at least ``huge_from`` bytes is advised to use transparent huge
@@ -227,7 +257,12 @@ def empty_cpu(xp: Any, like: Any, shape: tuple[int, ...],
     ``always`` or ``madvise``). PyTorch's own allocator does that only when
     ``THP_MEM_ALLOC_ENABLE=1`` is set; NumPy does it for its large arrays already. The tensor
     stays an ordinary one, owned and freed by PyTorch.
+
+    A channels-last ``memory_format`` (:func:`memory_format`) lays axis 1 innermost.
     """
+    if channels_last(memory_format):                 # (N, *spatial, C), viewed as (N, C, *spatial)
+        array = empty_cpu(xp, like, (shape[0],) + shape[2:] + (shape[1],), huge_from)
+        return xp.permute_dims(array, (0, len(shape) - 1) + tuple(range(1, len(shape) - 1)))
     array = xp.empty(shape, dtype=like.dtype, device=array_api_compat.device(like))
     nbytes = math.prod(shape) * like.dtype.itemsize
     if is_torch(array) and not on_gpu(array) and nbytes >= huge_from:

@@ -68,7 +68,8 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
     in :func:`tconv_lib.conv_transpose`.
 
     Returns:
-        The output, of the same kind, device and dtype as ``input``.
+        The output, of the same kind, device and dtype as ``input``; channels-last when a torch
+        input or weight is, as PyTorch's is.
 
     Raises:
         TypeError: as :func:`tconv_lib.conv_transpose` (array kinds, dtypes, non-int
@@ -94,6 +95,7 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
         y = empty_batch(x, (0, int(weight.shape[0])) + out, x, weight)
     else:
         y = conv_core(x, weight, geo)
+    y = backend.in_memory_format(y, backend.memory_format(x, weight))
     if bias is not None:
         y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
     return y if batched else y[0]

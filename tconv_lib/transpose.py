@@ -90,7 +90,9 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     tensor), but not ``bool``.
 
     Returns:
-        The output, of the same kind, device and dtype as ``input``; a fresh array.
+        The output, of the same kind, device and dtype as ``input``; a fresh array. A torch
+        output is channels-last (``torch.channels_last`` or ``channels_last_3d``) when the
+        input or the weight is, as PyTorch's is.
 
     Raises:
         TypeError: an array is not a NumPy array or torch tensor, arrays are of different
@@ -133,6 +135,7 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
         y = empty_batch(x, (0, int(weight.shape[1]) * geo.groups) + out, x, weight)
     else:
         y = IMPLEMENTATIONS[name](x, weight, geo)
+    y = backend.in_memory_format(y, backend.memory_format(x, weight))
     if bias is not None:
         y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
     return y if batched else y[0]

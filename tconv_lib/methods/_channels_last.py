@@ -10,7 +10,8 @@ about as much as the GEMM itself. Here the GEMM is turned around instead:
 
 one row per input position with the taps and output channels along it, channels fastest
 (``X^T W``). Each add then moves ``C_out`` numbers per tap into a buffer that has the channels
-innermost, and one copy transposes that buffer into the ``(N, C_out, *out)`` output.
+innermost, and one copy transposes that buffer into the ``(N, C_out, *out)`` output (a plain
+copy when the output is channels-last too, see :func:`.backend.memory_format`).
 
 Along one axis, tap :math:`t` of input position :math:`i` lands on output position
 :math:`o = is + td - p`. Write :math:`td - p = ms + e` with :math:`0 \le e < s`. Then
@@ -189,7 +190,9 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     gaps = any(g > 1 for g, _ in g_r)
     crop = (slice(None), slice(None)) + tuple(slice(0, -(-(o - r) // g))
                                               for o, (g, r) in zip(out, g_r, strict=True))
-    y = backend.empty_cpu(xp, x, (n, c_out) + out)
+    # channels-last output (as PyTorch gives for channels-last operands): a plain final copy
+    y = backend.empty_cpu(xp, x, (n, c_out) + out,
+                          memory_format=backend.memory_format(x, weight))
     budget = BLOCK_CHUNK_BYTES if per_block else CHUNK_BYTES[backend.family(x)]
     samples = max(1, min(n, budget // sample_bytes(x, weight, geo)))
     if not backend.is_torch(x):               # NumPy: at least one task per thread
