@@ -53,6 +53,7 @@ class Collected:
     attention: list[tuple[str, str]] = field(default_factory=list)  # imported; file, warning
     superseded: list[tuple[str, str]] = field(default_factory=list)  # not imported: file, why
     unchanged: int = 0            # imported notebooks identical to what was already there
+    same: set[tuple[str, str, str]] = field(default_factory=set)  # ... which ones
     pattern: str = ""             # the file-name regexp used for LMS names
     no_pattern: list[str] = field(default_factory=list)  # LMS names the pattern did not match
     underscore_ids: list[str] = field(default_factory=list)  # ... with a '_' in the student id
@@ -297,11 +298,13 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                     (it.shown, f"assignment {it.assignment} has no notebook {it.notebook!r} "
                      f"(expected {', '.join(sorted(nb_names[it.assignment]))}); imported under "
                      "its own name, it will be flagged as a wrong file name"))
-        # later attempts of the same notebook replace earlier ones, which are listed
+        # later attempts of the same notebook replace earlier ones, which are listed; an empty
+        # file (an LMS's entry for a failed upload) never replaces a notebook with content
         latest: dict[tuple[str, str, str], _Item] = {}
         for it in items:
             key = (it.student, it.assignment, it.notebook)
-            if key not in latest or it.ts >= latest[key].ts:
+            if key not in latest or (_has_content(it), it.ts) >= (_has_content(latest[key]),
+                                                                   latest[key].ts):
                 if key in latest:
                     _supersede(latest[key], it, result)
                 latest[key] = it
@@ -317,6 +320,7 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                 # the same notebook again (a second download of the same files): nothing
                 # changes, not even its time, so nothing is regraded
                 result.unchanged += 1
+                result.same.add((s, a, nb))
                 result.imported.append((s, a, nb))
                 continue
             if target.exists() and stored > it.ts:  # an older copy never replaces a newer one
@@ -325,6 +329,15 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                      f"({stored}), which is kept (to grade this file instead, delete "
                      f"{dest} and collect again)"))
                 continue
+            if not _has_content(it) and target.exists() and target.stat().st_size:
+                result.superseded.append(
+                    (it.shown, f"{EMPTY}; {s}/{a}/{nb}.ipynb already collected ({stored}) is "
+                     "kept"))
+                continue
+            if not _has_content(it):
+                result.attention.append(
+                    (it.shown, f"{EMPTY}: imported, it scores 0 (nothing to grade); ask the "
+                     "student to upload the notebook again"))
             dest.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(it.file, target)
             if stored < it.ts:
@@ -333,8 +346,19 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
     return result
 
 
+EMPTY = "empty file (0 bytes)"
+
+
+def _has_content(it: _Item) -> bool:
+    return it.file.stat().st_size > 0
+
+
 def _supersede(old: _Item, new: _Item, result: Collected) -> None:
-    """List ``old``, an earlier attempt of the notebook ``new`` replaces."""
+    """List ``old``, an earlier attempt of the notebook ``new`` replaces (or an empty file)."""
+    if not _has_content(old) and _has_content(new):
+        result.superseded.append(
+            (old.shown, f"{EMPTY}; the notebook in {new.shown} ({new.ts}) is kept"))
+        return
     result.superseded.append(
         (old.shown, f"an earlier attempt ({old.ts}) of {new.student}/{new.assignment}/"
          f"{new.notebook}.ipynb; the later {new.shown} ({new.ts}) is kept"))
@@ -371,9 +395,11 @@ def _case_clashes(course: Course, imported: set[str]) -> list[list[str]]:
 
 
 def _print_result(res: Collected, course: Course) -> None:
-    students = sorted({s for s, _, _ in res.imported})
-    same = f" ({res.unchanged} unchanged: already collected)" if res.unchanged else ""
-    print(f"imported {len(res.imported)} notebook(s) from {len(students)} student(s) into "
+    fresh = [k for k in res.imported if k not in res.same]
+    students = sorted({s for s, _, _ in fresh})
+    same = (f"; {res.unchanged} more unchanged (already collected, nothing to regrade)"
+            if res.unchanged else "")
+    print(f"imported {len(fresh)} notebook(s) from {len(students)} student(s) into "
           f"{course.submitted}{same}")
     if res.renamed:
         print(f"{len(res.renamed)} re-download(s) stored under the expected notebook name:")

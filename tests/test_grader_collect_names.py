@@ -81,12 +81,14 @@ def test_a_re_download_in_a_folder_tree_collected_twice_changes_nothing(tmp_path
     # under the re-download's name that would make autograde regrade it as a resubmission)
     before = _snapshot(course)
     out = _collect(capsys, tree, course)
-    assert "(1 unchanged: already collected)" in out, out
+    assert "imported 0 notebook(s) from 0 student(s) into " in out, out
+    assert "; 1 more unchanged (already collected, nothing to regrade)" in out, out
     assert _snapshot(course) == before
     # downloaded again later (a newer modification time): still the same submission, same time
     os.utime(tree / "amy" / "fx_scatter" / "fx_scatter (1).ipynb", (2e9, 2e9))
     out = _collect(capsys, tree, course)
-    assert "(1 unchanged: already collected)" in out, out
+    assert "imported 0 notebook(s) from 0 student(s) into " in out, out
+    assert "; 1 more unchanged (already collected, nothing to regrade)" in out, out
     assert _snapshot(course) == before
 
 
@@ -254,3 +256,32 @@ def test_student_ids_that_differ_only_in_case_are_pointed_out(tmp_path, capsys):
             f"{course / 'submitted'}):\n  Amy, amy\n") in out, out
     out = _collect(capsys, _zip(tmp_path / "c.zip", ["bo_fx_scatter_fx_scatter.ipynb"]), course)
     assert "only in case" not in out, out  # said for the ids just imported
+
+
+def test_an_empty_file_never_replaces_a_notebook_and_is_pointed_out(tmp_path, capsys):
+    """An LMS's 0-byte entry (a failed upload) is newer than the student's real notebook: the
+    notebook is kept, in the same zip or collected before; an empty file alone is imported (it
+    scores 0) and said to need a new upload."""
+    z = tmp_path / "lms.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("amy_fx_scatter_attempt_2026-01-01-00-00-00_fx_scatter.ipynb", NB)
+        zf.writestr("amy_fx_scatter_attempt_2026-01-02-00-00-00_fx_scatter.ipynb", "")
+        zf.writestr("bo_fx_scatter_fx_scatter.ipynb", "")
+        zf.writestr("cy_fx_scatter_fx_scatter.ipynb", NB)
+    course = tmp_path / "course"
+    out = _collect(capsys, z, course)
+    sub = course / "submitted"
+    assert (sub / "amy" / "fx_scatter" / "fx_scatter.ipynb").read_text() == NB
+    assert ("amy_fx_scatter_attempt_2026-01-02-00-00-00_fx_scatter.ipynb: empty file (0 bytes); "
+            "the notebook in amy_fx_scatter_attempt_2026-01-01-00-00-00_fx_scatter.ipynb") in out
+    assert (sub / "bo" / "fx_scatter" / "fx_scatter.ipynb").read_bytes() == b""
+    assert ("bo_fx_scatter_fx_scatter.ipynb: empty file (0 bytes): imported, it scores 0 "
+            "(nothing to grade); ask the student to upload the notebook again") in out, out
+    later = tmp_path / "later.zip"
+    with zipfile.ZipFile(later, "w") as zf:
+        info = zipfile.ZipInfo("cy_fx_scatter_fx_scatter.ipynb", (2030, 1, 1, 0, 0, 0))
+        zf.writestr(info, "")
+    out = _collect(capsys, later, course)
+    assert (sub / "cy" / "fx_scatter" / "fx_scatter.ipynb").read_text() == NB
+    assert "cy_fx_scatter_fx_scatter.ipynb: empty file (0 bytes); cy/fx_scatter/fx_scatter" \
+        ".ipynb already collected" in out, out
