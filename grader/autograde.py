@@ -474,6 +474,7 @@ NOT_RUN_STOPPED = "an earlier cell stopped the notebook; see the flags"
 NOT_RUN_UNREAD = "the notebook could not be read; see the flags"
 NOT_RUN_GRADER = "the grader failed on it, not your code; it is graded again"
 GRADER_ERROR = "grader error: "  # a flag that starts so: the next run grades it again
+WRONG_NAME = "wrong file name: "  # ... so: the submission holds a notebook under another name
 
 
 def _judge(specs: dict[str, dict], expected: dict[str, Any], ex,
@@ -574,7 +575,8 @@ def grade_notebook(task: dict) -> dict:
             _prepare_workdir(task["files"], Path(tmp))
             ex = run_notebook(nb, workdir=Path(tmp), limits=limits, sandbox=task["sandbox"])
         out["seconds"] = float(ex.seconds)
-        out["flags"] += timeout_flags([str(f) for f in ex.flags], ex.cells, limits)
+        out["flags"] += memory_flags(timeout_flags([str(f) for f in ex.flags], ex.cells, limits),
+                                     ex.cells, limits)
         out["cells"] = _judge(specs, expected, ex)
         out["code_errors"] = code_errors(ex.cells, specs)
         out["outputs"] = {str(c.index): {"status": c.status, "error": c.error,
@@ -617,6 +619,22 @@ def timeout_flags(flags: list[str], cells, limits) -> list[str]:
         why = ": the notebook's time ran out" if notebook and k == len(timed) - 1 else ""
         out.append(f"cell {c.grade_id or f'#{c.index}'} timed out{why} {lim}")
     return out
+
+
+def memory_flags(flags: list[str], cells, limits) -> list[str]:
+    """``flags`` with the run's bare ``memory limit`` told once, naming the cell that ran out of
+    memory (the last one that raised MemoryError or was killed: it stopped the notebook) and the
+    limit in force (``--memory``), as :func:`timeout_flags` does for time."""
+    if "memory limit" not in flags:
+        return flags
+    lim = f"{limits.memory_bytes >> 20} MiB per notebook, all its processes together"
+    hit = [c for c in cells if c.status == "killed" or
+           (c.status == "error" and (c.error or "").startswith("MemoryError"))]
+    out = [f for f in flags if f != "memory limit"]
+    if not hit:
+        return [*out, f"memory limit ({lim})"]
+    c = hit[-1]
+    return [*out, f"cell {c.grade_id or f'#{c.index}'} hit the memory limit ({lim})"]
 
 
 def code_errors(runs, specs: dict) -> list[str]:
@@ -729,9 +747,11 @@ def _load_submission(path: Path, notebook: str, all_names: list[str]
     if not f.exists():
         others = sorted(p.name for p in path.glob("*.ipynb") if p.stem not in all_names)
         if others:
-            return None, [f"wrong file name: found {', '.join(others)}, expected {f.name} "
+            return None, [f"{WRONG_NAME}found {', '.join(others)}, expected {f.name} "
                           f"(scored 0)"]
         return None, [f"missing notebook {f.name} (scored 0)"]
+    if f.stat().st_size == 0:
+        return None, [f"{f.name} is empty (0 bytes): nothing to grade (scored 0)"]
     try:
         text = f.read_text(encoding="utf-8")
         raw = json.loads(text)
@@ -828,7 +848,10 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
         "student": student, "assignment": assignment, "timestamp": timestamp,
         "submitted_hash": files_hash,
         "notebooks": {r["notebook"]: {"flags": r["flags"], "cells": r["cells"],
-                                      "code_errors": r.get("code_errors", [])}
+                                      "code_errors": r.get("code_errors", []),
+                                      # false: not read (unreadable, wrong name, missing,
+                                      # grader error), so no answer in it to grade by hand
+                                      "read": r["nb"] is not None}
                       for r in sorted(results, key=lambda r: r["notebook"])},
     }
     record["flags"] = [f"{n}: {f}" for n, v in record["notebooks"].items() for f in v["flags"]]
@@ -1139,6 +1162,13 @@ def main(args) -> int:
         if broken:
             print(f"next: run autograde again: the {len(broken)} submission(s) the grader "
                   "failed on (flag 'grader error') are graded again, the rest skipped")
+        misnamed = sorted(f"{s}/{a}" for (s, a), flags in summary.flagged.items()
+                          if any(WRONG_NAME in f for f in flags))
+        if misnamed:
+            print(f"next: {len(misnamed)} submission(s) scored 0 for a notebook under another "
+                  f"name ({', '.join(misnamed)}): if it is the assignment's notebook, rename it "
+                  f"to the expected name in {course.submitted}/<student>/<assignment>/ and run "
+                  "autograde again (a changed submission is graded again)")
         if summary.flagged:
             print(f"next: look at the {len(summary.flagged)} flagged submission(s) above (each "
                   f"executed notebook is in {course.autograded}/<student>/<assignment>/)")

@@ -64,9 +64,13 @@ def _flags(path: Path) -> tuple[list[str], set[str]]:
         return [], set()
     try:
         rec = json.loads(path.read_text())
+        # "read" is false for a notebook the autograder could not read; results written
+        # before it was recorded: no test cell ran (which also holds for a notebook that was
+        # read but stopped before its first test, e.g. out of memory in the first cell)
         unread = {nb for nb, v in rec.get("notebooks", {}).items()
-                  if v.get("cells") and all(c.get("status") == "not_run" for c in
-                                            v["cells"].values() if not c.get("manual"))}
+                  if (not v["read"] if "read" in v else
+                      v.get("cells") and all(c.get("status") == "not_run" for c in
+                                             v["cells"].values() if not c.get("manual")))}
         return [str(f) for f in rec.get("flags", [])], unread
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         return [f"results.json unreadable ({type(exc).__name__}: {exc}); `tconv-grader "

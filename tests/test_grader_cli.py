@@ -313,3 +313,19 @@ def test_a_closed_pipe_stops_quietly() -> None:
     err = p.stderr.read().decode()
     assert p.wait(timeout=60) == 141, err
     assert "Traceback" not in err and "BrokenPipe" not in err, err
+
+
+def test_autograde_says_how_to_grade_a_notebook_under_another_name(tmp_path, capsys,
+                                                                  monkeypatch):
+    from grader import autograde
+
+    flagged = {("wes", "ex1"): [f"ex1: {autograde.WRONG_NAME}found Ex1 FINAL.ipynb, expected "
+                                "ex1.ipynb (scored 0)"], ("amy", "ex1"): ["ex1: x"]}
+    monkeypatch.setattr(autograde, "autograde", lambda *a, **k: autograde.Summary(
+        graded=sorted(flagged), flagged=flagged))
+    assert main(["autograde", "--course", str(tmp_path), "--solutions", str(FIXTURES),
+                 "--unsafe-no-sandbox", "-q"]) == 0
+    out = capsys.readouterr().out
+    assert ("next: 1 submission(s) scored 0 for a notebook under another name (wes/ex1): if it "
+            "is the assignment's notebook, rename it to the expected name in "
+            f"{tmp_path / 'submitted'}/<student>/<assignment>/ and run autograde again") in out

@@ -278,3 +278,47 @@ def test_time_out_flags_tell_each_event_once():
     # the notebook's time ran out while no cell was running: no cell to name
     assert timeout_flags(["timeout", "notebook timeout"], [ok], lim) == [
         f"notebook timed out between cells {said}"]
+
+
+def test_running_out_of_memory_is_flagged_once_naming_the_cell_and_the_limit():
+    from types import SimpleNamespace as Run
+
+    from grader.autograde import memory_flags
+    from grader.execute import Limits
+
+    lim = Limits(memory_bytes=512 << 20)
+    said = "(512 MiB per notebook, all its processes together)"
+    ok = Run(index=1, grade_id="a", status="ok", error=None)
+    oom = Run(index=2, grade_id=None, status="error", error="MemoryError: Unable to allocate")
+    killed = Run(index=3, grade_id="t", status="killed", error="the notebook used more than")
+    assert memory_flags(["output truncated"], [ok, oom], lim) == ["output truncated"]
+    assert memory_flags(["memory limit", "x"], [ok, oom], lim) == [
+        "x", f"cell #2 hit the memory limit {said}"]
+    assert memory_flags(["memory limit"], [ok, oom, killed], lim) == [
+        f"cell t hit the memory limit {said}"]
+    assert memory_flags(["memory limit"], [ok], lim) == [f"memory limit {said}"]
+
+
+def test_an_empty_notebook_is_flagged_as_empty(tmp_path):
+    from grader.autograde import _load_submission
+
+    (tmp_path / "ex.ipynb").write_bytes(b"")
+    assert _load_submission(tmp_path, "ex", ["ex"]) == (
+        None, ["ex.ipynb is empty (0 bytes): nothing to grade (scored 0)"])
+
+
+def test_a_notebook_that_ran_but_stopped_before_its_first_test_is_not_unread(tmp_path):
+    """Its first cell ran out of memory: no test ran, but the notebook was read and its written
+    answer is there to grade (only a notebook the autograder could not read is 'unread')."""
+    course = small_class(tmp_path / "course")
+    cells = {"test_x": {"points": 0.0, "max": 2.0, "manual": False, "status": "not_run",
+                        "tests": []},
+             "why": {"points": None, "max": 3.0, "manual": True, "status": "manual",
+                     "tests": []}}
+    for read, who in ((False, "amy"), (True, "bo")):
+        atomic_write_text(course.results_path(who, "ex"), dump_json(
+            {"student": who, "assignment": "ex", "flags": ["ex: memory limit"],
+             "notebooks": {"ex": {"cells": cells, "read": read}}}))
+    res = report(course, progress=False)
+    assert res["most_failed"][0] == ("ex/ex/test_x", 1, 1)  # bo's 0 counts, amy's does not
+    assert res["written"]["ex/ex/why"]["unread"] == 1
