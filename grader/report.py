@@ -279,6 +279,13 @@ def _require_writable(out: Path, arg: str) -> None:
                          f"({exc.strerror or exc})") from exc
 
 
+def roster_imported(course: Course) -> bool:
+    """Whether a class list seems to have been imported into the gradebook: a student with a
+    name or e-mail (collect and autograde add students by id alone)."""
+    with course.gradebook() as gb:
+        return any(st.first_name or st.last_name or st.email for st in gb.students)
+
+
 def report(course: Course, out: Path | None = None, progress: bool = True) -> dict:
     from tqdm import tqdm
 
@@ -330,7 +337,8 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     return {"out": out, "grades": grades, "totals": totals, "most_failed": mf,
             "written": written, "summary": "\n".join(lines + wlines[:1] + shown),
             "next": next_steps(course, out, total["to grade"], provisional, len(flagged),
-                               sum(bool(r.get(UNREAD)) for r in totals))}
+                               sum(bool(r.get(UNREAD)) for r in totals),
+                               roster=roster_imported(course))}
 
 
 #: list items a summary prints before "... and N more in <file>"
@@ -346,11 +354,18 @@ def _first(items: list[str], where: Path) -> list[str]:
 
 
 def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int,
-               unread: int = 0) -> list[str]:
-    """What the instructor does next, in order: look at the flagged submissions (ask again for
-    the notebooks that could not be read), grade the written answers by hand, then upload
-    scores.csv (final once nothing is provisional)."""
+               unread: int = 0, roster: bool = True) -> list[str]:
+    """What the instructor does next, in order: import the class list when the gradebook seems
+    to know only the students who submitted something (``roster`` false), look at the flagged
+    submissions (ask again for the notebooks that could not be read), grade the written answers
+    by hand, then upload scores.csv (final once nothing is provisional)."""
     steps = []
+    if not roster:
+        steps.append("the gradebook knows only the students who submitted something: to give "
+                     "every student of the class a row (0 where nothing came in), import the "
+                     "class list (columns id, first_name, last_name, email) with `nbgrader db "
+                     f"student import --db {redact(course.db_url)} roster.csv`, then run "
+                     "report again")
     if flagged:
         steps.append(f"look at the {flagged} flagged submission(s) in {out / 'flags.txt'} (each "
                      f"executed notebook is in {course.autograded}/<student>/<assignment>/)")

@@ -164,6 +164,15 @@ def test_the_summary_says_what_to_do_next(tmp_path, capsys):
     assert main(["report", "--course", str(course.root), "-q"]) == 0
     steps = [line for line in capsys.readouterr().out.splitlines() if line.startswith("next: ")]
     reports = course.root / "reports"
+    roster = ("next: the gradebook knows only the students who submitted something: to give "
+              "every student of the class a row (0 where nothing came in), import the class "
+              "list (columns id, first_name, last_name, email) with `nbgrader db student import "
+              f"--db sqlite:///{course.root / 'gradebook.db'} roster.csv`, then run report again")
+    assert steps[0] == roster
+    with course.gradebook() as gb:  # as `nbgrader db student import` leaves it
+        gb.update_or_create_student("amy", first_name="Amy", email="amy@example.org")
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    steps = [line for line in capsys.readouterr().out.splitlines() if line.startswith("next: ")]
     assert steps == [
         f"next: look at the 1 flagged submission(s) in {reports / 'flags.txt'} (each executed "
         f"notebook is in {course.autograded}/<student>/<assignment>/)",
