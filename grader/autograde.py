@@ -787,10 +787,19 @@ def _executed_notebook(nb_text: str, outputs: dict) -> nbformat.NotebookNode:
         if run["output"]:
             cell.outputs.append(nbformat.v4.new_output("stream", name="stdout",
                                                        text=run["output"]))
-        if run["status"] != "ok":
-            ename, _, evalue = (run["error"] or run["status"]).partition(": ")
+        if run["status"] == "not_run":  # no exception of its own: say why it is empty
+            cell.outputs.append(nbformat.v4.new_output(
+                "stream", name="stderr", text=f"[autograder] this cell did not run "
+                f"({NOT_RUN_STOPPED.replace('the flags', 'the flags in results.json')})\n"))
+        elif run["status"] != "ok":
+            text = run["error"] or run["status"]
+            ename, sep, evalue = text.partition(": ")
+            if not (sep and ename.isidentifier()):  # the sandbox's words: "cell timed out"
+                ename = {"timeout": "TimeoutError", "killed": "Killed"}.get(run["status"],
+                                                                             "Error")
+                evalue = text
             cell.outputs.append(nbformat.v4.new_output("error", ename=ename, evalue=evalue,
-                                                       traceback=[run["error"] or run["status"]]))
+                                                       traceback=[text]))
     return nb
 
 

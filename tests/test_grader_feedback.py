@@ -205,3 +205,27 @@ def test_a_syntax_error_reaches_results_and_the_feedback_page(tmp_path):
     assert main(["feedback", "--course", str(course), "-q"]) == 0
     page = next((course / "feedback").rglob("feedback.html")).read_text()
     assert "cell double_impl: SyntaxError" in page
+
+
+def test_the_executed_notebook_says_why_a_cell_is_empty_or_stopped():
+    """What an instructor opens for a flagged submission: a time-out reads as one, and a cell
+    that never ran says so instead of an error named 'not_run'."""
+    import nbformat
+    from nbformat.v4 import new_code_cell, new_notebook
+
+    from grader.autograde import _executed_notebook
+
+    nb = nbformat.writes(new_notebook(cells=[new_code_cell(s) for s in ("a", "b", "c", "d")]))
+    outputs = {"0": {"status": "error", "error": "ValueError: bad k", "output": ""},
+               "1": {"status": "timeout", "error": "cell timed out", "output": "hi\n"},
+               "2": {"status": "not_run", "error": None, "output": ""},
+               "3": {"status": "ok", "error": None, "output": ""}}
+    cells = _executed_notebook(nb, outputs).cells
+    assert [(o.ename, o.evalue) for o in cells[0].outputs] == [("ValueError", "bad k")]
+    assert cells[1].outputs[0].text == "hi\n"
+    assert (cells[1].outputs[1].ename, cells[1].outputs[1].evalue) == ("TimeoutError",
+                                                                       "cell timed out")
+    assert [o.output_type for o in cells[2].outputs] == ["stream"]
+    assert cells[2].outputs[0].text.startswith("[autograder] this cell did not run (an earlier "
+                                               "cell stopped the notebook")
+    assert cells[3].outputs == []
