@@ -420,8 +420,9 @@ def _print_result(res: Collected, course: Course) -> None:
         for ids in clashes:
             print(f"  {', '.join(ids)}")
     if res.no_pattern:
-        print(f"--regexp: {len(res.no_pattern)} file name(s) did not match the current pattern "
-              f"{res.pattern}")
+        print(f"{len(res.no_pattern)} file name(s) did not match the pattern for LMS names; "
+              "if your LMS names files another way, pass --regexp (the pattern now: "
+              f"{res.pattern})")
     if res.underscore_ids:
         known = assignments_in(course.solutions)
         print(f"  for student ids with '_' ({len(res.underscore_ids)} file(s)), collect again "

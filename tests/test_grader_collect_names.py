@@ -101,8 +101,9 @@ def test_a_student_id_with_an_underscore_gets_a_regexp_that_reads_it(tmp_path, c
     assert ("mary_jane_fx_scatter_fx_scatter.ipynb: file name matches no "
             "<student>_<assignment>_<notebook>.ipynb pattern: the student id 'mary_jane' "
             "contains '_', which the pattern does not allow; pass --regexp") in out, out
-    assert "--regexp: 1 file name(s) did not match the current pattern ^(?:.*/)?" \
-           "(?P<student_id>[^_/]+?)_" in out, out
+    assert "1 file name(s) did not match the pattern for LMS names; if your LMS names files " \
+           "another way, pass --regexp (the pattern now: ^(?:.*/)?(?P<student_id>[^_/]+?)_" \
+           in out, out
     suggested = out.split("collect again with --regexp ", 1)[1].splitlines()[0]
     out = _collect(capsys, z, course, "--regexp", *shlex.split(suggested))
     assert _submitted(course) == ["ann/fx_scatter/fx_scatter.ipynb",
