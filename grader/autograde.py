@@ -470,8 +470,8 @@ def sanitise(nb: nbformat.NotebookNode, source: nbformat.NotebookNode, course: C
 
 # ---------------------------------------------------------------------------------------------
 # grading one notebook (worker process)
-NOT_RUN_STOPPED = "an earlier cell stopped the notebook; see the flags"
-NOT_RUN_UNREAD = "the notebook could not be read; see the flags"
+NOT_RUN_STOPPED = "an earlier cell stopped the notebook; see the notes from the grader"
+NOT_RUN_UNREAD = "the notebook could not be read; see the notes from the grader"
 NOT_RUN_GRADER = "the grader failed on it, not your code; it is graded again"
 GRADER_ERROR = "grader error: "  # a flag that starts so: the next run grades it again
 WRONG_NAME = "wrong file name: "  # ... so: the submission holds a notebook under another name
@@ -789,8 +789,8 @@ def _executed_notebook(nb_text: str, outputs: dict) -> nbformat.NotebookNode:
                                                        text=run["output"]))
         if run["status"] == "not_run":  # no exception of its own: say why it is empty
             cell.outputs.append(nbformat.v4.new_output(
-                "stream", name="stderr", text=f"[autograder] this cell did not run "
-                f"({NOT_RUN_STOPPED.replace('the flags', 'the flags in results.json')})\n"))
+                "stream", name="stderr", text="[autograder] this cell did not run (an earlier "
+                "cell stopped the notebook; see the flags in results.json)\n"))
         elif run["status"] != "ok":
             text = run["error"] or run["status"]
             ename, sep, evalue = text.partition(": ")
