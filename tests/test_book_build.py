@@ -233,3 +233,70 @@ def test_the_typed_number_check_sees_prose_only() -> None:
     src = ("---\nkernelspec: 3.11\n---\n# T\nIt is 0.85 here, 12 % there, {glue:text}`a` and "
            "$0.5$ and `1.5`.\n```{code-cell} ipython3\nprint(0.25)\n```\n")
     assert [m.group() for m in _TYPED_RESULT.finditer(_prose(src))] == ["0.85", "12 %"]
+
+
+class _Pre(html.parser.HTMLParser):
+    """The text of every ``<pre>`` block of a page (code cells, their outputs, literalincludes)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.depth, self.blocks = 0, []
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "pre":
+            self.depth += 1
+            self.blocks.append("")
+
+    def handle_endtag(self, tag: str) -> None:
+        self.depth -= tag == "pre" and self.depth > 0
+
+    def handle_data(self, data: str) -> None:
+        if self.depth:
+            self.blocks[-1] += data
+
+
+@pytest.mark.parametrize("chapter", sorted(EXERCISES))
+def test_printed_output_is_shown_as_printed(built_book: Path, chapter: str) -> None:
+    """Every cell's stdout appears on the page exactly as the cell printed it. The kernel sends
+    it in chunks that can end mid-line; joined carelessly (MyST-NB's ``merge_streams`` alone)
+    they gain blank lines or broken lines wherever a chunk ended."""
+    nb = json.loads((built_book / "_sources" / "book" / f"{chapter}.ipynb").read_text("utf-8"))
+    parser = _Pre()
+    parser.feed((built_book / "book" / f"{chapter}.html").read_text(encoding="utf-8"))
+    checked, missing = 0, []
+    for cell in nb["cells"]:
+        tags = cell.get("metadata", {}).get("tags", [])
+        if cell["cell_type"] != "code" or {"remove-output", "remove-cell"} & set(tags):
+            continue
+        printed = "".join("".join(o["text"]) for o in cell.get("outputs", [])
+                          if o["output_type"] == "stream" and o["name"] == "stdout").strip()
+        if not printed or "\r" in printed or "\b" in printed:
+            continue
+        checked += 1
+        if not any(printed in block for block in parser.blocks):
+            missing.append(printed[:120])
+    assert checked, f"{chapter}: no printed output found: parser broken?"
+    assert not missing, f"{chapter}: printed output not shown as printed: {missing}"
+
+
+def test_split_stdout_chunks_are_joined_exactly() -> None:
+    """The book's extension joins the chunks before MyST-NB's merge, which then only trims."""
+    import sys
+
+    import nbformat
+    from myst_nb.core import render
+
+    sys.path.insert(0, str(ROOT / "book" / "_ext"))
+    from tconv_book import _install_exact_stream_merge
+
+    _install_exact_stream_merge()
+    chunks = ["a -> 4   (the figure)", "\nb -> 2\n\n", "c d", "e\n"]
+    outputs = [nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": t})
+               for t in chunks[:1]]
+    outputs.append(nbformat.from_dict({"output_type": "display_data", "data": {},
+                                       "metadata": {}}))
+    outputs += [nbformat.from_dict({"output_type": "stream", "name": "stdout", "text": t})
+                for t in chunks[1:]]
+    merged = render.coalesce_streams(outputs)
+    assert [o.get("text") for o in merged] == ["".join(chunks).rstrip() + "\n", None]
+    assert outputs[0]["text"] == chunks[0]                  # the cached notebook is untouched

@@ -12,6 +12,10 @@
    still run, and the downloadable notebook keeps them. Cells collapsed behind "Show code cell
    source" (``hide-input``, the chapters' "numbers for the prose below" cells) keep every line:
    they are where a reader looks to see how a number in the text was computed.
+5. A cell's printed output is shown as it was printed. The kernel sends stdout in chunks that
+   may end mid-line (a flush before a figure, a timer); MyST-NB's ``merge_streams`` strips each
+   chunk and ends it with a newline, which adds a blank line or breaks a line in two wherever a
+   chunk happened to end. The chunks are joined exactly before MyST-NB sees them.
 """
 
 from __future__ import annotations
@@ -81,6 +85,39 @@ def shown_source(code: str) -> str:
         if line.strip() or (out and out[-1].strip()):
             out.append(line)
     return "\n".join(out).strip("\n")
+
+
+def merge_streams_exactly(outputs: list) -> list:
+    """``outputs`` with each stream (stdout, stderr) joined into its first chunk, text exact.
+
+    MyST-NB's own ``coalesce_streams`` runs afterwards, on one chunk per stream: it only strips
+    the end and orders stderr before stdout."""
+    merged: dict[str, dict] = {}
+    out = []
+    for output in outputs:
+        if output.get("output_type") == "stream":
+            name = output.get("name")
+            if name in merged:
+                merged[name]["text"] += output["text"]
+                continue
+            output = type(output)(output)           # a copy: the cached notebook is not ours
+            merged[name] = output
+        out.append(output)
+    return out
+
+
+def _install_exact_stream_merge() -> None:
+    from myst_nb.core import render
+
+    original = render.coalesce_streams
+    if getattr(original, "tconv_exact", False):
+        return
+
+    def coalesce(outputs: list) -> list:
+        return original(merge_streams_exactly(outputs))
+
+    coalesce.tconv_exact = True
+    render.coalesce_streams = coalesce
 
 
 HIDDEN_TAGS = ("tag_hide-input", "tag_hide-cell")
@@ -170,4 +207,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("builder-inited", _check_mathjax)
     app.connect("html-page-context", _add_ipynb_download, priority=400)
     app.connect("doctree-read", _hide_glue)
+    _install_exact_stream_merge()
     return {"parallel_read_safe": True, "parallel_write_safe": True}
