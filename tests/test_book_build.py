@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import html
 import html.parser
 import json
 import re
@@ -300,3 +301,19 @@ def test_split_stdout_chunks_are_joined_exactly() -> None:
     merged = render.coalesce_streams(outputs)
     assert [o.get("text") for o in merged] == ["".join(chunks).rstrip() + "\n", None]
     assert outputs[0]["text"] == chunks[0]                  # the cached notebook is untouched
+
+
+# a glued value as the prose shows it: MyST-NB's {glue:text} span
+PASTED = re.compile(r'<span class="pasted-text">(.*?)</span>', re.S)
+
+
+@pytest.mark.parametrize("chapter", ["intro"] + sorted(EXERCISES))
+def test_glued_values_read_as_prose(built_book: Path, chapter: str) -> None:
+    """``{glue:text}`` pastes a value verbatim: Markdown in it is not rendered (a backtick shows
+    as a backtick), and a value that is empty or Python's ``nan``/``inf``/``None`` reads as a
+    bug in the sentence around it."""
+    page = (built_book / "book" / f"{chapter}.html").read_text(encoding="utf-8")
+    values = [html.unescape(v) for v in PASTED.findall(page)]
+    bad = [v for v in values if "`" in v or "**" in v or v.strip() in {"", "nan", "inf", "-inf",
+                                                                         "None"}]
+    assert not bad, f"{chapter}: glued values that do not read as prose: {bad}"
