@@ -984,7 +984,7 @@ def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: flo
     waits = {a: {nb_id: expected_records(course, a, nb_id, sandbox=sandbox, timeout=timeout,
                                          submit=submit)
                  for nb_id in notebooks_of(course.solutions, a)} for a in assignments}
-    for a in tqdm(assignments, desc="solutions", unit="assignment", disable=not progress,
+    for a in tqdm(assignments, desc="solution runs", unit="assignment", disable=not progress,
                   file=sys.stderr):
         released_nbs = sync_source_shared(course, a)  # safe for graders sharing a gradebook
         try:
