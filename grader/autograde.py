@@ -613,11 +613,15 @@ def timeout_flags(flags: list[str], cells, limits) -> list[str]:
     if not timed and not notebook:
         return flags  # a bare 'timeout' with no cell timed out is kept as it came
     out = [f for f in flags if f not in _BARE_TIMEOUTS]
-    if not timed:
-        return [*out, f"notebook timed out between cells {lim}"]
-    for k, c in enumerate(timed):
-        why = ": the notebook's time ran out" if notebook and k == len(timed) - 1 else ""
+    told = False  # the notebook's time-out is told with the cell it stopped
+    for c in timed:
+        # run_notebook's own words for the cell running when the notebook's time ran out
+        by_notebook = notebook and c.error == "notebook timed out"
+        told = told or by_notebook
+        why = ": the notebook's time ran out" if by_notebook else ""
         out.append(f"cell {c.grade_id or f'#{c.index}'} timed out{why} {lim}")
+    if notebook and not told:
+        out.append(f"notebook timed out between cells {lim}")
     return out
 
 

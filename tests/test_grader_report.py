@@ -276,9 +276,9 @@ def test_time_out_flags_tell_each_event_once():
 
     lim = Limits(cell_timeout=2.0, notebook_timeout=9.0)
     said = "(limits: 2 s per cell, 9 s per notebook)"
-    ok = Run(index=1, grade_id=None, status="ok")
-    slow = Run(index=2, grade_id="t", status="timeout")
-    late = Run(index=3, grade_id=None, status="timeout")
+    ok = Run(index=1, grade_id=None, status="ok", error=None)
+    slow = Run(index=2, grade_id="t", status="timeout", error="cell exceeded 2 s")
+    late = Run(index=3, grade_id=None, status="timeout", error="notebook timed out")
     assert timeout_flags(["network attempt"], [ok], lim) == ["network attempt"]
     assert timeout_flags(["timeout", "memory limit"], [ok, slow], lim) == [
         "memory limit", f"cell t timed out {said}"]
@@ -287,6 +287,8 @@ def test_time_out_flags_tell_each_event_once():
     # the notebook's time ran out while no cell was running: no cell to name
     assert timeout_flags(["timeout", "notebook timeout"], [ok], lim) == [
         f"notebook timed out between cells {said}"]
+    assert timeout_flags(["timeout", "notebook timeout"], [slow, ok], lim) == [
+        f"cell t timed out {said}", f"notebook timed out between cells {said}"]
 
 
 def test_running_out_of_memory_is_flagged_once_naming_the_cell_and_the_limit():
