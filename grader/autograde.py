@@ -1160,9 +1160,15 @@ def main(args) -> int:
                   f"{', '.join(f'{s}/{a}' for s, a in summary.retried)})")
     print(f"graded {len(summary.graded)} submission(s){again}, skipped {len(summary.skipped)} "
           f"already graded, in {summary.seconds:.1f} s; gradebook: {redact(course.db_url)}")
-    for (s, a), flags in sorted(summary.flagged.items()):
-        for f in flags:
-            print(f"  flag {s}/{a}: {f}")
+    from grader.report import SHOWN
+
+    lines = [f"  flag {s}/{a}: {f}" for (s, a), flags in sorted(summary.flagged.items())
+             for f in flags]
+    for line in lines[:SHOWN]:  # a class of hundreds: the first ones, report lists all
+        print(line)
+    if len(lines) > SHOWN:
+        print(f"  ... and {len(lines) - SHOWN} more flag(s): `{next_command('report', args)}` "
+              "lists every one in flags.txt")
     for e in summary.errors:
         print(f"error: {e}", file=sys.stderr)
     if not summary.graded and not summary.skipped and not summary.flagged:
