@@ -18,12 +18,13 @@ from .methods import IMPLEMENTATIONS
 METHODS: tuple[str, ...] = tuple(IMPLEMENTATIONS)
 
 
-def choose_method(x: Any, weight: Any, geo: Geometry) -> str:
-    """The method ``"auto"`` runs for this problem: one of :data:`METHODS`.
+def choose_method(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
+                  padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1,
+                  dilation: IntOrTuple = 1) -> str:
+    """The method ``method="auto"`` runs for this problem: one of :data:`METHODS`.
 
-    ``x`` is the batched input, ``weight`` the kernels and ``geo`` the validated arguments
-    (``tconv_lib._args.check_transpose(...)`` returns both); :func:`conv_transpose` calls it
-    after its checks.
+    It takes :func:`conv_transpose`'s arguments (without ``method``) and checks them as it
+    does, raising the same errors.
 
     ``col2im`` is the fast path on every backend: one large GEMM does every useful multiply, then
     one strided add per block of ``ceil(k/s)**D`` taps (a single pixel-shuffle copy when
@@ -31,7 +32,20 @@ def choose_method(x: Any, weight: Any, geo: Geometry) -> str:
     of each problem, as ``torch.backends.cudnn.benchmark`` does (``TCONV_AUTOTUNE=0`` turns that
     off; see :mod:`tconv_lib._autotune`). ``python -m tconv_lib.bench`` measures it against
     PyTorch and the GEMM bound.
+
+    Examples:
+        >>> import numpy as np
+        >>> from tconv_lib import choose_method
+        >>> choose_method(np.ones((1, 4, 5, 5)), np.ones((4, 8, 3, 3)), stride=2)
+        'col2im'
     """
+    x, geo, _ = check_transpose(input, weight, bias, stride, padding, output_padding, groups,
+                                dilation)
+    return _choose(x, weight, geo)
+
+
+def _choose(x: Any, weight: Any, geo: Geometry) -> str:
+    """:func:`choose_method` on the batched input and validated arguments."""
     return "col2im"
 
 
@@ -128,7 +142,7 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
                          f"got method={method!r}")
     x, geo, batched = check_transpose(input, weight, bias, stride, padding, output_padding,
                                       groups, dilation)
-    name = choose_method(x, weight, geo) if method == "auto" else method
+    name = _choose(x, weight, geo) if method == "auto" else method
     if int(x.shape[0]) == 0:                      # an empty batch, as PyTorch allows
         out = shapes.conv_transpose_output_shape(tuple(x.shape[2:]), geo.kernel, geo.stride,
                                                  geo.padding, geo.output_padding, geo.dilation)

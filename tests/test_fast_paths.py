@@ -92,10 +92,10 @@ def test_unbatched_fast_path(shape: Shape) -> None:
 def test_auto_picks_the_fast_path() -> None:
     x, w = np.zeros((1, 2, 4, 4)), np.zeros((2, 3, 4, 4))
     assert tconv_lib.conv_transpose(x, w, stride=2, padding=1).shape == (1, 3, 8, 8)
-    from tconv_lib._args import check_transpose
-
-    _, geo, _ = check_transpose(x, w, None, 2, 1, 0, 1, 1)
-    assert tconv_lib.choose_method(x, w, geo) == "col2im"
+    assert tconv_lib.choose_method(x, w, stride=2, padding=1) == "col2im"
+    assert tconv_lib.choose_method(x[0], w, None, 2, 1) == "col2im"          # unbatched
+    with pytest.raises(ValueError, match=r"output_padding.*=\(2, 2\)"):   # checked
+        tconv_lib.choose_method(x, w, stride=2, output_padding=2)
 
 
 # Depthwise geometries for col2im's per-tap path: channel multiplier > 1, kernels smaller than
