@@ -7,7 +7,9 @@ outcome and message, errors in your own cells, written answers still blank, the 
 score estimate (with several notebooks, one section each and a total). Hidden tests are not in
 your copy, so the real grade may be lower; written answers are graded by hand and are not counted.
 
-Time limits are the grader's (a cell that runs longer is stopped, the cells after it do not run).
+Time limits are the grader's, and so is what happens at one: a cell that runs longer is
+interrupted and the cells after it still run; a cell that ignores the interrupt, the notebook's
+own limit and a crash stop the notebook there.
 Test cells and other locked cells are compared with their released text (nbgrader checksums, and
 the released notebook in ``exercises/`` when there is one): grading restores edited or deleted
 locked cells, and so does this estimate where it can.
@@ -250,9 +252,34 @@ def _quiet_log() -> logging.Logger:
     return log
 
 
+# Statuses of a cell run after which the notebook goes no further (as at grading).
+STOPS = ("timeout_kill", "notebook_timeout", "died")
+
+
+async def _interrupted(km, kc, grace: float) -> bool:
+    """Interrupt the kernel's running cell and say whether it is ready again within ``grace``
+    seconds (a no-op request answered), as grading stops a cell over its limit and goes on."""
+    from jupyter_core.utils import ensure_async
+
+    await ensure_async(km.interrupt_kernel())
+    probe = kc.execute("", silent=True, store_history=False)
+    deadline = time.monotonic() + grace
+    while (left := deadline - time.monotonic()) > 0:
+        try:
+            msg = await ensure_async(kc.shell_channel.get_msg(timeout=left))
+        except Exception:  # noqa: BLE001 - queue.Empty: no answer in time
+            return False
+        if msg.get("parent_header", {}).get("msg_id") == probe:
+            return True
+    return False
+
+
 async def _execute(nb, workdir: Path, cell_timeout: float, notebook_timeout: float,
                    progress) -> dict:
-    """Run ``nb``'s code cells in order in a fresh kernel; stop at a time-out or a dead kernel.
+    """Run ``nb``'s code cells in order in a fresh kernel. A cell over ``cell_timeout`` is
+    interrupted and the run goes on (``"timeout"``); it stops at a cell that is not stopped by
+    the interrupt within grading's grace (``"timeout_kill"``), at the notebook's time limit and
+    at a dead kernel (:data:`STOPS`).
 
     The kernel manager is asynchronous, so the event loop keeps running while a cell runs: the
     cell deadline fires, and SIGINT/SIGTERM (handled here) stop the run. On every way out the
@@ -313,13 +340,16 @@ async def _execute(nb, workdir: Path, cell_timeout: float, notebook_timeout: flo
                     await client.async_execute_cell(cell, index, execution_count=count)
                 except CellTimeoutError:
                     status = "timeout" if limit["s"] >= cell_timeout else "notebook_timeout"
+                    if status == "timeout" and not await _interrupted(
+                            km, client.kc, Limits.grace(cell_timeout)):
+                        status = "timeout_kill"
                 except DeadKernelError:
                     if stop:
                         raise asyncio.CancelledError from None
                     status = "died"
                 runs[index] = {"status": status, "seconds": time.monotonic() - t0}
                 progress.update()
-                if status != "ok":
+                if status in STOPS:
                     break
             t_end = time.monotonic()
             finished = True
@@ -416,14 +446,19 @@ def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = Tr
 
     stopped = None  # (index, status) of the cell the run stopped at
     for i, r in runs.items():
-        if r["status"] != "ok":
+        if r["status"] in STOPS:
             stopped = (i, r["status"])
 
     def stop_message(status: str, seconds: float) -> str:
         if status == "timeout":
             return (f"timed out: still running after {seconds:.0f} s, the limit per cell "
-                    f"(grading allows {GRADING.cell_timeout:g} s per cell); the cells after it "
-                    "did not run")
+                    f"(grading allows {GRADING.cell_timeout:g} s per cell), and interrupted; "
+                    "the cells after it still ran, as at grading")
+        if status == "timeout_kill":
+            return (f"timed out: still running after {seconds:.0f} s, the limit per cell "
+                    f"(grading allows {GRADING.cell_timeout:g} s per cell), and it did not stop "
+                    "when interrupted; the cells after it did not run (grading stops the "
+                    "notebook there too)")
         if status == "notebook_timeout":
             return (f"the notebook reached its time limit of {notebook_timeout:g} s here "
                     f"(grading allows {GRADING.notebook_timeout:g} s per notebook); the cells "
@@ -519,7 +554,7 @@ def report(res: dict) -> list[str]:
             mark = "PASS" if e["passed"] else "FAIL"
             lines.append(f"{mark}  {e['grade_id']}  ({e['points']:g} pt)")
         else:
-            mark = {"timeout": "TIMEOUT", "notebook_timeout": "TIMEOUT"}.get(e["status"], "ERROR")
+            mark = "TIMEOUT" if "timeout" in e["status"] else "ERROR"
             lines.append(f"{mark}  {e['name']}  (not a test cell)")
         if e["message"]:
             lines.append(f"      {e['message']}")
@@ -574,7 +609,8 @@ def main(args) -> int:
         if blank:
             print(f"== {blank} written answer(s) still blank")
         print(f"== all {len(paths)} notebooks: {earned:g} / {total:g} (visible tests only)")
-    return 0 if all(r["tests"] and r["earned"] == r["total"] and not r["stopped"]
+    return 0 if all(r["tests"] and r["earned"] == r["total"]
+                    and all(c["status"] == "ok" for c in r["cells"].values())
                     for r in results) else 1
 
 
@@ -584,9 +620,9 @@ def add_parser(sub) -> None:
     p.add_argument("notebook", metavar="NOTEBOOK", nargs="+",
                    help="your exercise notebook(s) (.ipynb), e.g. exercises/*/*.ipynb")
     p.add_argument("--timeout", type=float, default=GRADING.cell_timeout, metavar="S",
-                   help="time limit per cell in seconds; a cell still running is stopped and "
-                        "the cells after it do not run (default: %(default)g, the grading "
-                        "limit)")
+                   help="time limit per cell in seconds; a cell still running is interrupted "
+                        "and the cells after it still run, as at grading (default: "
+                        "%(default)g, the grading limit)")
     p.add_argument("--notebook-timeout", type=float, default=GRADING.notebook_timeout,
                    metavar="S",
                    help="time limit for all cells of one notebook together, in seconds "

@@ -107,6 +107,12 @@ class Limits:
     work_bytes: int = 256 << 20     # size of /work, the tmpfs holding the copy of the submission
     shm_bytes: int = 16 << 20       # size of its private /dev/shm
 
+    @staticmethod
+    def grace(cell_timeout: float) -> float:
+        """Seconds a cell over ``cell_timeout`` gets to stop once told to (its ``TimeoutError``
+        or an interrupt) before the notebook is killed there."""
+        return min(2.0, 0.5 + 0.2 * cell_timeout)
+
 
 def _flag(flags: list[str], msg: str) -> None:
     if msg not in flags:
@@ -655,7 +661,7 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
     kill_sent_at: float | None = None
     cell_deadline = float("inf")
     nb_deadline = t0 + limits.notebook_timeout
-    grace = min(2.0, 0.5 + 0.2 * limits.cell_timeout)
+    grace = Limits.grace(limits.cell_timeout)
     exit_seen_at: float | None = None
     finished_at: float | None = None  # every cell has ended: the notebook's time is over
     open_fds = {"data", "out"}

@@ -107,15 +107,43 @@ def _kernels_of(pid: int) -> list[int]:
 
 # ---- 1. time limits that work; Ctrl-C and SIGTERM stop the run and the kernel ------------------
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
-def test_an_endless_cell_times_out_and_no_kernel_is_left(tmp_path, capfd):
+def test_an_endless_cell_is_interrupted_and_the_rest_runs(tmp_path, capfd):
+    """As at grading: the cell over its limit is stopped, ``double`` (defined before the loop)
+    exists, and the cells after it run and count."""
     nb = _with(_released(), "double_impl", SOLVE + "\nwhile True:\n    pass")
     path = _write(nb, tmp_path / "loop.ipynb")
+    t0 = time.monotonic()
+    assert main(["check", str(path), "--timeout", "2", "-q"]) == 1   # a cell timed out
+    assert time.monotonic() - t0 < 60
+    out = capfd.readouterr().out
+    assert "TIMEOUT  `double_impl`" in out, out
+    assert "timed out: still running after 2 s" in out and "and interrupted; the cells after " \
+        "it still ran, as at grading" in out, out
+    assert "PASS  test_a" in out and "PASS  test_b" in out, out
+    assert "score estimate (visible tests only): 5 / 5" in out
+    assert (tmp_path / "after.txt").exists()            # the cells after it ran
+    assert _kernels_of(os.getpid()) == []               # the kernel was shut down
+
+
+STUBBORN = SOLVE + """
+while True:
+    try:
+        while True:
+            pass
+    except BaseException:      # swallows the interrupt here, and grading's time-out
+        pass"""
+
+
+@pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
+def test_a_cell_that_ignores_the_interrupt_stops_the_notebook(tmp_path, capfd):
+    """Grading kills a notebook whose cell does not stop when told to; so does check."""
+    path = _write(_with(_released(), "double_impl", STUBBORN), tmp_path / "stubborn.ipynb")
     t0 = time.monotonic()
     assert main(["check", str(path), "--timeout", "2", "-q"]) == 1
     assert time.monotonic() - t0 < 60
     out = capfd.readouterr().out
-    assert "TIMEOUT  `double_impl`" in out, out
-    assert "timed out: still running after 2 s" in out, out
+    assert "TIMEOUT  `double_impl`" in out and "did not stop when interrupted; the cells " \
+        "after it did not run (grading stops the notebook there too)" in out, out
     assert "FAIL  test_a  (2 pt)\n      not run: `double_impl` above stopped the notebook" in out
     assert "score estimate (visible tests only): 0 / 5" in out
     assert not (tmp_path / "after.txt").exists()       # the cells after it did not run
@@ -132,8 +160,8 @@ def test_a_slow_cell_is_stopped_at_the_cell_limit(tmp_path, capfd):
     assert time.monotonic() - t0 < 14
     out = capfd.readouterr().out
     assert "PASS  test_a" in out and "TIMEOUT  cell 4 (`import time`)" in out, out
-    assert "FAIL  test_b  (3 pt)\n      not run: cell 4 (`import time`) above stopped" in out
-    assert "score estimate (visible tests only): 2 / 5" in out
+    assert "PASS  test_b" in out, out                  # the cell after it ran
+    assert "score estimate (visible tests only): 5 / 5" in out
 
 
 @pytest.mark.skipif(sys.platform != "linux", reason="reads /proc")
