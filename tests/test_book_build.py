@@ -317,3 +317,26 @@ def test_glued_values_read_as_prose(built_book: Path, chapter: str) -> None:
     bad = [v for v in values if "`" in v or "**" in v or v.strip() in {"", "nan", "inf", "-inf",
                                                                          "None"}]
     assert not bad, f"{chapter}: glued values that do not read as prose: {bad}"
+
+
+# characters of monospace text that fit one output box at desktop width (the theme's 14 px code
+# font in the 1280 px layout shows 76 of them before the box scrolls)
+OUTPUT_COLUMNS = 76
+
+
+@pytest.mark.parametrize("chapter", ["intro"] + sorted(EXERCISES))
+def test_printed_lines_fit_the_output_box(built_book: Path, chapter: str) -> None:
+    """A printed line longer than the output box hides its end behind a scroll bar, usually the
+    number the prose is about. A cell whose output is prose-like wraps (tag ``wrap-output``); one
+    that prints a table meant to scroll says so (tag ``wide-output``, book/_static/tconv.css)."""
+    nb = json.loads((built_book / "_sources" / "book" / f"{chapter}.ipynb").read_text("utf-8"))
+    too_wide = []
+    for cell in nb["cells"]:
+        tags = set(cell.get("metadata", {}).get("tags", []))
+        if cell["cell_type"] != "code" or {"wrap-output", "wide-output", "remove-output"} & tags:
+            continue
+        printed = "".join("".join(o["text"]) for o in cell.get("outputs", [])
+                          if o["output_type"] == "stream")
+        too_wide += [line for line in printed.splitlines() if len(line) > OUTPUT_COLUMNS]
+    assert not too_wide, (f"{chapter}: printed lines wider than {OUTPUT_COLUMNS} columns (shorten "
+                          f"them, or tag the cell wrap-output or wide-output): {too_wide}")
