@@ -48,6 +48,34 @@ def _jupyter_widgets():
     return ipywidgets if getattr(get_ipython(), "kernel", None) is not None else None"""
 
 
+# The test cells of exercises that rebuild a library function watch that the answer does not
+# simply call it (ex2, ex3, ex7). Returns (result, "no call" or "calls F.x and torch.y").
+WATCH_CALLS = """\
+def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
+    \"\"\"(fn(*args, **kwargs), "calls <module>.<name>" for the watched functions it called,
+    or "no call"): the functions this exercise rebuilds, watched while fn runs, whether
+    called as F.<name> (torch.nn.functional.<name>) or as torch.<name>.\"\"\"
+    called = set()
+    modules = {"F": F, "torch": torch} if modules is None else modules
+    originals = {(label, name): getattr(module, name) for label, module in modules.items()
+                 for name in watch if hasattr(module, name)}
+
+    def watched(label, original):
+        def call(*f_args, **f_kwargs):
+            called.add(label)
+            return original(*f_args, **f_kwargs)
+        return call
+
+    for (label, name), original in originals.items():
+        setattr(modules[label], name, watched(f"{label}.{name}", original))
+    try:
+        result = fn(*args, **kwargs)
+    finally:
+        for (label, name), original in originals.items():
+            setattr(modules[label], name, original)
+    return result, ("calls " + " and ".join(sorted(called)) if called else "no call")"""
+
+
 # Test cells that also run hidden tests say so in the release, right where the hidden block was.
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_NOTICE = "# At grading this cell also runs hidden tests (edge cases)."
@@ -420,7 +448,10 @@ def ex2_scatter() -> Book:
         return full[padding: len(full) - padding]
         ### END SOLUTION
     ''')
-    b.test("test_scatter_1d", 2, '''
+    b.test("test_scatter_1d", 2, WATCH_CALLS + "\n\n\n" + _src('''
+    _TORCH_OPS = ("conv_transpose1d", "conv_transpose2d", "conv1d", "conv2d")  # the oracles
+
+
     def _torch_1d(x, w, stride=1, padding=0):
         x, w = torch.as_tensor(x, dtype=torch.float64), torch.as_tensor(w, dtype=torch.float64)
         return F.conv_transpose1d(x[None, None], w[None, None], stride=stride,
@@ -432,9 +463,13 @@ def ex2_scatter() -> Book:
                 "the copies overlap at 2")
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(5), rng.standard_normal(4)
-    expect("stride3_padding1", scatter_1d(x, w, stride=3, padding=1), _torch_1d(x, w, 3, 1),
+    got, f_calls = _with_f_calls(scatter_1d, x, w, watch=_TORCH_OPS, stride=3, padding=1)
+    expect("stride3_padding1", got, _torch_1d(x, w, 3, 1),
            hint="paint every copy on the full output first, then crop `padding` from each side")
-    ''')
+    expect("own_code", f_calls, "no call",
+           hint="write the scatter with NumPy: F.conv_transpose1d is what the tests compare "
+                "with, not part of the answer")
+    '''))
     b.test("test_scatter_1d_edges", 1, '''
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal(4), rng.standard_normal(3)
@@ -486,13 +521,15 @@ def ex2_scatter() -> Book:
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((1, 3, 3)), rng.standard_normal((1, 1, 2, 3))
     expect("one_channel", scatter_2d(x, w, stride=(2, 2)), _torch_2d(x, w, (2, 2)),
-           hint="one channel, no padding: paint x[0, i, j] * w[0, 0] at (i*sH, j*sW)")
+           hint="one channel, no padding: paint x[0, i, j] * w[0, 0] at (i*sH, j*sW), the "
+                "kernel as it is (scatter never flips it)")
     ''')
     b.test("test_scatter_2d_channels", 2, '''
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 3, 3, 3))
-    expect("channels_stride2_padding1", scatter_2d(x, w, stride=(2, 2), padding=(1, 1)),
-           _torch_2d(x, w, (2, 2), (1, 1)),
+    got, f_calls = _with_f_calls(scatter_2d, x, w, watch=_TORCH_OPS, stride=(2, 2),
+                                 padding=(1, 1))
+    expect("channels_stride2_padding1", got, _torch_2d(x, w, (2, 2), (1, 1)),
            hint="w is (C_in, C_out, kH, kW): output channel co sums x[ci] * w[ci, co] over ci; "
                 "crop `padding` rows/columns from each side of the full canvas")
     expect("channels_output_padding",
@@ -501,6 +538,9 @@ def ex2_scatter() -> Book:
            hint="output_padding (2, 1) adds 2 rows at the bottom and 1 column at the right of the "
                 "full canvas before the crop: kernel copies reach into them (not zeros added "
                 "afterwards)")
+    expect("own_code", f_calls, "no call",
+           hint="write the scatter with NumPy: F.conv_transpose2d is what the tests compare "
+                "with, not part of the answer")
     ''')
     b.test("test_scatter_2d_edges", 2, '''
     rng = np.random.default_rng(4)
@@ -548,13 +588,16 @@ def ex2_scatter() -> Book:
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal(5), rng.standard_normal(4)
     x_before, w_before = x.copy(), w.copy()
-    got = zero_insert_1d(x, w, stride=2, padding=1)
+    got, f_calls = _with_f_calls(zero_insert_1d, x, w, watch=_TORCH_OPS, stride=2, padding=1)
     expect("inputs_unchanged",
            bool(np.array_equal(x, x_before) and np.array_equal(w, w_before)), True,
            hint="zero_insert_1d changed the caller's x or w in place (e.g. w[:] = w[::-1]); "
                 "build new arrays instead: w[::-1] reads w backwards without changing it")
     expect("stride2_padding1", got, _torch_1d(x_before, w_before, 2, 1),
            hint="pad with k-1-padding zeros, and flip the kernel before sliding it")
+    expect("own_code", f_calls, "no call",
+           hint="slide the flipped kernel with NumPy (np.correlate or a loop), not with "
+                "F.conv1d or F.conv_transpose1d")
     ''')
     b.test("test_zero_insert_edges", 1, '''
     rng = np.random.default_rng(6)
@@ -629,15 +672,20 @@ def ex3_matrix() -> Book:
         return c
         ### END SOLUTION
     ''')
-    b.test("test_matrix_1d", 2, '''
-    import tconv_lib
+    b.test("test_matrix_1d", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n" + _src('''
+    # what the tests compare with, not part of the answers
+    _LIBRARY = dict(watch=("conv_matrix", "conv_transpose", "conv1d", "conv2d",
+                           "conv_transpose1d", "conv_transpose2d"),
+                    modules={"F": F, "torch": torch, "tconv_lib": tconv_lib})
 
     rng = np.random.default_rng(0)
     w, x = rng.standard_normal(3), rng.standard_normal(7)
-    c = conv_matrix_1d(w, 7, stride=2, padding=1)
+    c, f_calls = _with_f_calls(conv_matrix_1d, w, 7, stride=2, padding=1, **_LIBRARY)
     expect("matrix_s2_p1", c, tconv_lib.conv_matrix(w[None, None], 7, 2, 1).toarray(),
            hint="row r holds the kernel starting at column r*stride - padding "
                 "(taps that fall in the padding are dropped)")
+    expect("own_code", f_calls, "no call",
+           hint="build C with NumPy; tconv_lib.conv_matrix is what the tests compare with")
     try:  # a C of the wrong shape fails this case, not the whole cell
         c_times_x = c @ x
     except Exception as exc:  # the error is the answer shown
@@ -646,7 +694,7 @@ def ex3_matrix() -> Book:
            F.conv1d(torch.tensor(x)[None, None], torch.tensor(w)[None, None], stride=2,
                     padding=1)[0, 0].numpy(),
            hint="C @ x must equal F.conv1d(x, w, stride=2, padding=1)")
-    ''')
+    '''))
     b.test("test_matrix_1d_edges", 1, '''
     rng = np.random.default_rng(101)  # this cell's own inputs, whatever ran before
     expect("stride_1", conv_matrix_1d(w, 5), tconv_lib.conv_matrix(w[None, None], 5).toarray(),
@@ -697,10 +745,13 @@ def ex3_matrix() -> Book:
     b.test("test_matrix_2d", 2, '''
     rng = np.random.default_rng(1)
     w2 = rng.standard_normal((2, 3, 2, 3))
-    expect("matrix_2d", conv_matrix_2d(w2, (5, 5), stride=(2, 1), padding=(1, 0)),
-           tconv_lib.conv_matrix(w2, (5, 5), (2, 1), (1, 0)).toarray(),
+    c2, f_calls = _with_f_calls(conv_matrix_2d, w2, (5, 5), stride=(2, 1), padding=(1, 0),
+                                **_LIBRARY)
+    expect("matrix_2d", c2, tconv_lib.conv_matrix(w2, (5, 5), (2, 1), (1, 0)).toarray(),
            hint="rows are (c_out, row, col) and columns (c_in, row, col), both row-major; "
                 "w is (C_out, C_in, kH, kW); H_out = (5 + 2 - 2) // 2 + 1 = 3 (floored)")
+    expect("own_code", f_calls, "no call",
+           hint="build C with NumPy; tconv_lib.conv_matrix is what the tests compare with")
     ''')
     b.test("test_matrix_2d_edges", 1, '''
     rng = np.random.default_rng(102)  # this cell's own inputs, whatever ran before
@@ -755,10 +806,15 @@ def ex3_matrix() -> Book:
     b.test("test_via_matrix_channels", 2, '''
     rng = np.random.default_rng(104)  # this cell's own inputs, whatever ran before
     x3, wt3 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2, 3, 2))
-    expect("channels", conv_transpose_via_matrix(x3, wt3, stride=(2, 2), padding=(1, 0)),
-           _torch_t2d(x3, wt3, (2, 2), (1, 0)),
+    got, f_calls = _with_f_calls(conv_transpose_via_matrix, x3, wt3, stride=(2, 2),
+                                 padding=(1, 0), **_LIBRARY)
+    expect("channels", got, _torch_t2d(x3, wt3, (2, 2), (1, 0)),
            hint="w is (C_in, C_out, kH, kW); read as a convolution weight it maps C_out "
-                "channels to C_in, which is exactly the convolution whose transpose you want")
+                "channels to C_in, which is exactly the convolution whose transpose you want; "
+                "C.T @ x comes out flattened as (C_out, H_out, W_out)")
+    expect("own_code", f_calls, "no call",
+           hint="use your conv_matrix_2d and C.T @ x, not F.conv_transpose2d (what the tests "
+                "compare with) or tconv_lib")
     ### BEGIN HIDDEN TESTS
     expect("stride_1", conv_transpose_via_matrix(x3, wt3), _torch_t2d(x3, wt3),
            hint="with stride 1 and no padding C.T is a full correlation")
@@ -873,6 +929,12 @@ def ex4_gradients() -> Book:
     x, g, gx, gw = _autograd((1, 3, 5, 5), w)
     got = _no_grad(conv2d_input_grad, g, w, (5, 5))
     expect("stride_1", got, gx, hint="stride 1: a full-padding transposed convolution")
+    x, g, gx, gw = _autograd((1, 3, 9, 10), w, (3, 2), (1, 0), seed=6)
+    got = _no_grad(conv2d_input_grad, g, w, (9, 10), stride=(3, 2), padding=(1, 0))
+    expect("stride_3", got, gx,
+           hint="stride (3, 2), input 9x10: output_padding (2, 1), the remainder "
+                "(H + 2p - d(k-1) - 1) mod stride that the forward convolution floored away "
+                "(not the distance up to the next multiple of the stride)")
     ### BEGIN HIDDEN TESTS
     def _input_grad_case(shape, s, p, d, seed):
         """(your input gradient, autograd's) for one case."""
@@ -882,8 +944,8 @@ def ex4_gradients() -> Book:
 
     expect("case_0", *_input_grad_case((1, 3, 9, 10), (2, 2), (0, 1), (2, 2), 0),
            hint="dilation")
-    expect("case_1", *_input_grad_case((2, 3, 7, 9), (3, 2), (1, 0), (1, 1), 1),
-           hint="non-square stride, output_padding 2")
+    expect("case_1", *_input_grad_case((2, 3, 8, 10), (3, 2), (1, 0), (1, 1), 1),
+           hint="non-square stride, output_padding (1, 1)")
     expect("case_2", *_input_grad_case((1, 3, 3, 3), (1, 1), (0, 0), (1, 1), 2),
            hint="1x1 output")
     wg = torch.randn(4, 2, 3, 2, generator=gen)
@@ -1426,7 +1488,8 @@ if (_widgets := _jupyter_widgets()) is not None:
     ref = _ResizeConv(3, 2, scale=2, kernel_size=3)
     with torch.no_grad():
         expect("matches_resize_conv", resize_conv(x, ref.conv.weight, ref.conv.bias, 2), ref(x),
-               hint="nearest upsampling (each pixel repeated 2x2), then conv2d with padding 1")
+               hint="nearest upsampling (each pixel repeated 2x2), then conv2d with the weight, "
+                "the bias and padding 1")
     torch.manual_seed(1)
     ref3 = _ResizeConv(2, 1, scale=3, kernel_size=5)
     x3 = torch.randn(1, 2, 3, 2, generator=gen)
@@ -1508,42 +1571,21 @@ def ex7_subpixel() -> Book:
         return t.reshape(n, c, s, s, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * s, w * s)
         ### END SOLUTION
     ''')
-    b.test("test_pixel_shuffle", 2, '''
-    def _with_f_calls(fn, *args, watch=("pixel_shuffle",)):
-        """(fn(*args), "calls F.<name>" for the watched functions it called, or "no
-        call"): the functions this exercise rebuilds, watched while fn runs."""
-        called = set()
-        originals = {name: getattr(F, name) for name in watch}
-
-        def watched(name):
-            def call(*f_args, **f_kwargs):
-                called.add(f"F.{name}")
-                return originals[name](*f_args, **f_kwargs)
-            return call
-
-        for name in originals:
-            setattr(F, name, watched(name))
-        try:
-            result = fn(*args)
-        finally:
-            for name, original in originals.items():
-                setattr(F, name, original)
-        return result, ("calls " + " and ".join(sorted(called)) if called else "no call")
-
-
+    b.test("test_pixel_shuffle", 2, WATCH_CALLS + "\n\n\n" + _src('''
     gen = torch.Generator().manual_seed(0)
     t = torch.randn(2, 12, 3, 4, generator=gen)
-    got, f_calls = _with_f_calls(pixel_shuffle, t, 2)
+    got, f_calls = _with_f_calls(pixel_shuffle, t, 2, watch=("pixel_shuffle",))
     expect("s2", got, F.pixel_shuffle(t, 2),
            hint="channel c*s*s + r1*s + r2 goes to rows r1::s and columns r2::s of channel c")
     expect("own_code", f_calls, "no call",
-           hint="Task 1 rebuilds F.pixel_shuffle: reshape and permute, do not call it")
+           hint="Task 1 rebuilds F.pixel_shuffle: reshape and permute, do not call it "
+                "(nor torch.pixel_shuffle or nn.PixelShuffle, the same function)")
     ### BEGIN HIDDEN TESTS
     t3 = torch.randn(1, 9, 2, 1, generator=gen)
     expect("s3_one_channel", pixel_shuffle(t3, 3), F.pixel_shuffle(t3, 3), hint="s = 3")
     expect("s1", pixel_shuffle(t, 1), t, hint="s = 1 changes nothing")
     ### END HIDDEN TESTS
-    ''')
+    '''))
     b.md("""
     ## Task 2 (2 points): the sub-kernels
 
@@ -1615,7 +1657,7 @@ def ex7_subpixel() -> Book:
                 "swapped to (C_out, C_in)); channel order c*s*s + r1*s + r2 before the shuffle")
     expect("own_code", f_calls, "no call",
            hint="Task 3 computes F.conv_transpose2d by phases, with F.conv2d and your "
-                "pixel_shuffle: do not call F.conv_transpose2d")
+                "pixel_shuffle: do not call F.conv_transpose2d (or torch.conv_transpose2d)")
     w_k6 = torch.randn(2, 2, 6, 6, generator=gen)
     expect("s3_k6", conv_transpose_subpixel(x, w_k6, 3),
            F.conv_transpose2d(x, w_k6, stride=3),
@@ -1871,6 +1913,9 @@ def ex8_unet() -> Book:
     ''')
     b.test("test_valid_size_edges", 1, '''
     expect("depth_1", valid_input_size(10, 1), _smallest(10, 1), hint="depth 1")
+    expect("min_size_works", valid_input_size(18, 1), _smallest(18, 1),
+           hint="18 already works for depth 1: the answer is the smallest n >= min_size, "
+                "min_size itself included")
     ### BEGIN HIDDEN TESTS
     expect("original_unet", valid_input_size(570, 4), _smallest(570, 4),
            hint="the original U-Net: 572 -> 388")

@@ -256,6 +256,11 @@ MESSAGES = [
     ("M36", "test_overlap_1d_edges", ["[integer_counts]", "integer array", "float64"]),
     ("M37", "test_resize_conv", ["[scale_3_k5]", "shape (1, 1, 9, 6)", "k // 2"]),
     ("M41", "test_pixel_shuffle", ["[own_code]", "got 'calls F.pixel_shuffle'", "Hint:"]),
+    ("M43", "test_scatter_2d_channels", ["[own_code]", "got 'calls F.conv_transpose2d'"]),
+    ("M46", "test_matrix_1d", ["[own_code]", "got 'calls tconv_lib.conv_matrix'"]),
+    ("M47", "test_pixel_shuffle", ["[own_code]", "got 'calls torch.pixel_shuffle'"]),
+    ("M48", "test_input_grad_edges", ["[stride_3]", "output_padding (2, 1)", "next multiple"]),
+    ("M49", "test_valid_size_edges", ["[min_size_works]", "got (20, 4)", "min_size itself"]),
 ]
 
 
