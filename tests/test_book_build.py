@@ -340,3 +340,32 @@ def test_printed_lines_fit_the_output_box(built_book: Path, chapter: str) -> Non
         too_wide += [line for line in printed.splitlines() if len(line) > OUTPUT_COLUMNS]
     assert not too_wide, (f"{chapter}: printed lines wider than {OUTPUT_COLUMNS} columns (shorten "
                           f"them, or tag the cell wrap-output or wide-output): {too_wide}")
+
+
+# widest figure, in pixels, that the 690-pixel content column shows at no less than 3/4 of its
+# size (matplotlib's 100 dpi: a figsize up to 9 inches wide)
+FIGURE_PIXELS = 900
+
+
+@pytest.mark.parametrize("chapter", sorted(EXERCISES))
+def test_figures_are_not_shrunk_past_reading(built_book: Path, chapter: str) -> None:
+    """The page scales a wide figure down to the content column, and its labels with it: a
+    12-inch figure's 8-point titles end up about 4 pixels tall. Figures a cell draws stay at most
+    9 inches wide; an image shown at a width the cell chooses (``Image(..., width=)``) is
+    exempt."""
+    import base64
+    import struct
+
+    nb = json.loads((built_book / "_sources" / "book" / f"{chapter}.ipynb").read_text("utf-8"))
+    wide, seen = [], 0
+    for cell in nb["cells"]:
+        for out in cell.get("outputs", []):
+            png = out.get("data", {}).get("image/png")
+            if not png or "width" in out.get("metadata", {}).get("image/png", {}):
+                continue
+            seen += 1
+            width = struct.unpack(">I", base64.b64decode("".join(png))[16:20])[0]
+            if width > FIGURE_PIXELS:
+                wide.append((width, "".join(cell["source"])[:60]))
+    assert seen, f"{chapter}: no figure found: parser broken?"
+    assert not wide, f"{chapter}: figures wider than {FIGURE_PIXELS} px: {wide}"
