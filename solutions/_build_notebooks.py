@@ -898,10 +898,34 @@ def ex4_gradients() -> Book:
         gx, gw = torch.autograd.grad(y, (x, w), g)
         return x.detach(), g, gx, gw
 
+    _AUTOGRAD_CALLS = {}  # function under test -> what of torch.autograd it called
+
+
     def _no_grad(fn, *args, **kwargs):
-        """Call the function under test without autograd."""
-        with torch.no_grad():
-            return fn(*args, **kwargs)
+        """Call the function under test without autograd, and note whether it calls
+        torch.autograd anyway (turning gradients back on): the oracle, not an answer."""
+        used = _AUTOGRAD_CALLS.setdefault(fn.__name__, set())
+        originals = {name: getattr(torch.autograd, name) for name in ("grad", "backward")}
+
+        def watched(name):
+            def call(*a_args, **a_kwargs):
+                used.add(f"torch.autograd.{name}")
+                return originals[name](*a_args, **a_kwargs)
+            return call
+
+        for name in originals:
+            setattr(torch.autograd, name, watched(name))
+        try:
+            with torch.no_grad():
+                return fn(*args, **kwargs)
+        finally:
+            for name, original in originals.items():
+                setattr(torch.autograd, name, original)
+
+
+    def _autograd_calls(name):
+        """What the function `name` called of torch.autograd in the cases above."""
+        return " and ".join(sorted(_AUTOGRAD_CALLS.get(name, ()))) or "no call"
 
     gen = torch.Generator().manual_seed(1)
     w = torch.randn(2, 3, 3, 3, generator=gen)
@@ -923,6 +947,9 @@ def ex4_gradients() -> Book:
     expect("groups_2_of_4", got, gx,
            hint="groups=2: w is (C_out, C_in/groups, kH, kW); pass groups on to "
                 "F.conv_transpose2d")
+    expect("no_autograd", _autograd_calls("conv2d_input_grad"), "no call",
+           hint="compute dL/dx with F.conv_transpose2d: torch.autograd (backward, "
+                "autograd.grad) is what the tests compare with, not part of the answer")
     ''')
     b.test("test_input_grad_edges", 1, '''
     gen = torch.Generator().manual_seed(105)  # this cell's own inputs, whatever ran before
@@ -991,6 +1018,9 @@ def ex4_gradients() -> Book:
            hint="dilation (2, 1): tap a reads x_pad at r*stride + a*dilation, so dilation is the "
                 "step of the kernel taps (conv2d's stride) and stride the step of grad_out "
                 "(conv2d's dilation)")
+    expect("no_autograd", _autograd_calls("conv2d_weight_grad"), "no call",
+           hint="compute dL/dw with F.conv2d: torch.autograd (backward, autograd.grad) is "
+                "what the tests compare with, not part of the answer")
     ''')
     b.test("test_weight_grad_edges", 1, '''
     gen = torch.Generator().manual_seed(106)  # this cell's own inputs, whatever ran before

@@ -261,6 +261,8 @@ MESSAGES = [
     ("M47", "test_pixel_shuffle", ["[own_code]", "got 'calls torch.pixel_shuffle'"]),
     ("M48", "test_input_grad_edges", ["[stride_3]", "output_padding (2, 1)", "next multiple"]),
     ("M49", "test_valid_size_edges", ["[min_size_works]", "got (20, 4)", "min_size itself"]),
+    ("M50", "test_input_grad", ["[no_autograd]", "got 'torch.autograd.grad'"]),
+    ("M51", "test_weight_grad", ["[no_autograd]", "got 'torch.autograd.backward'"]),
 ]
 
 
