@@ -289,3 +289,24 @@ def test_summary_holds_only_gemm_bound_shapes_to_the_gemm_target() -> None:
     assert summary["bandwidth_bound"] == {
         "depthwise-k4s2": {"gbs": 2.0, "fraction_of_copy_bandwidth": 0.1}}
     assert summary["geomean_speedup_vs_torch"] == pytest.approx((1.5 * 0.8 * 1.2) ** (1 / 3))
+
+
+def test_replot_redraws_the_png_for_the_book_column(quick_report: tuple[dict, Path],
+                                                    tmp_path: Path, capsys) -> None:
+    """--replot draws a results file's PNG again, sized for the book's ~700 px text column,
+    and refuses a file that is not a results file, naming the option."""
+    from PIL import Image
+
+    _, out = quick_report
+    copy = tmp_path / "again.json"
+    copy.write_text(out.read_text())
+    assert bench.main(["--replot", str(copy)]) == 0
+    with Image.open(copy.with_suffix(".png")) as png:
+        assert png.size == (900, 750), png.size
+    assert f"wrote {copy.with_suffix('.png')}" in capsys.readouterr().out
+    other = tmp_path / "other.json"
+    other.write_text('{"students": 3}')
+    assert bench.main(["--replot", str(other)]) == 2
+    err = capsys.readouterr().err
+    assert "--replot takes results files" in err and str(other) in err, err
+    assert not other.with_suffix(".png").exists()
