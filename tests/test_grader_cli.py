@@ -315,17 +315,25 @@ def test_a_closed_pipe_stops_quietly() -> None:
     assert "Traceback" not in err and "BrokenPipe" not in err, err
 
 
+def _autograde_summary_of(flagged: dict, course, capsys, monkeypatch) -> str:
+    """What ``autograde`` prints for a batch that graded ``flagged``'s submissions with those
+    flags (the grading itself stubbed out)."""
+    from grader import autograde
+
+    monkeypatch.setattr(autograde, "autograde", lambda *a, **k: autograde.Summary(
+        graded=sorted(flagged), flagged=flagged))
+    assert main(["autograde", "--course", str(course), "--solutions", str(FIXTURES),
+                 "--unsafe-no-sandbox", "-q"]) == 0
+    return capsys.readouterr().out
+
+
 def test_autograde_says_how_to_grade_a_notebook_under_another_name(tmp_path, capsys,
                                                                   monkeypatch):
     from grader import autograde
 
     flagged = {("wes", "ex1"): [f"ex1: {autograde.WRONG_NAME}found Ex1 FINAL.ipynb, expected "
                                 "ex1.ipynb (scored 0)"], ("amy", "ex1"): ["ex1: x"]}
-    monkeypatch.setattr(autograde, "autograde", lambda *a, **k: autograde.Summary(
-        graded=sorted(flagged), flagged=flagged))
-    assert main(["autograde", "--course", str(tmp_path), "--solutions", str(FIXTURES),
-                 "--unsafe-no-sandbox", "-q"]) == 0
-    out = capsys.readouterr().out
+    out = _autograde_summary_of(flagged, tmp_path, capsys, monkeypatch)
     assert ("next: 1 submission(s) scored 0 for a notebook under another name (wes/ex1): if it "
             "is the assignment's notebook, rename it to the expected name in "
             f"{tmp_path / 'submitted'}/<student>/<assignment>/ and run autograde again") in out
@@ -334,15 +342,10 @@ def test_autograde_says_how_to_grade_a_notebook_under_another_name(tmp_path, cap
 def test_autograde_prints_the_first_flags_and_points_at_report_for_all(tmp_path, capsys,
                                                                       monkeypatch):
     import grader.report
-    from grader import autograde
 
     flagged = {(s, "ex1"): [f"ex1: odd {s}"] for s in ("amy", "bo", "cy")}
     monkeypatch.setattr(grader.report, "SHOWN", 2)
-    monkeypatch.setattr(autograde, "autograde", lambda *a, **k: autograde.Summary(
-        graded=sorted(flagged), flagged=flagged))
-    assert main(["autograde", "--course", str(tmp_path), "--solutions", str(FIXTURES),
-                 "--unsafe-no-sandbox", "-q"]) == 0
-    out = capsys.readouterr().out
+    out = _autograde_summary_of(flagged, tmp_path, capsys, monkeypatch)
     assert ("  flag amy/ex1: ex1: odd amy\n  flag bo/ex1: ex1: odd bo\n  ... and 1 more flag(s): "
             f"`tconv-grader report --course {tmp_path}` lists every one in flags.txt\n") in out
     assert "odd cy" not in out
