@@ -799,15 +799,22 @@ def ex3_matrix() -> Book:
                                   padding=padding)[0].numpy()
 
     x1, wt1 = rng.standard_normal((1, 2, 2)), rng.standard_normal((1, 1, 3, 3))
-    expect("one_channel", conv_transpose_via_matrix(x1, wt1, stride=(2, 2)),
-           _torch_t2d(x1, wt1, (2, 2)),
+    want = _torch_t2d(x1, wt1, (2, 2))  # before your function sees x1 and wt1
+    expect("one_channel", conv_transpose_via_matrix(x1, wt1, stride=(2, 2)), want,
            hint="C of the stride-2 convolution on the 5x5 output size, then C.T @ x")
     ''')
     b.test("test_via_matrix_channels", 2, '''
     rng = np.random.default_rng(104)  # this cell's own inputs, whatever ran before
     x3, wt3 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2, 3, 2))
+    x3_before, wt3_before = x3.copy(), wt3.copy()
     got, f_calls = _with_f_calls(conv_transpose_via_matrix, x3, wt3, stride=(2, 2),
                                  padding=(1, 0), **_LIBRARY)
+    expect("inputs_unchanged", bool(x3.shape == x3_before.shape and np.array_equal(x3, x3_before)
+                                    and wt3.shape == wt3_before.shape
+                                    and np.array_equal(wt3, wt3_before)), True,
+           hint="conv_transpose_via_matrix changed the caller's x or w in place (x.shape = "
+                "..., x.resize(...), w[...] = ...); x.reshape(-1) returns a new view instead")
+    x3, wt3 = x3_before, wt3_before
     expect("channels", got, _torch_t2d(x3, wt3, (2, 2), (1, 0)),
            hint="w is (C_in, C_out, kH, kW); read as a convolution weight it maps C_out "
                 "channels to C_in, which is exactly the convolution whose transpose you want; "
@@ -888,6 +895,9 @@ def ex4_gradients() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_input_grad", 2, '''
+    import inspect
+
+
     def _autograd(x_shape, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), seed=0, groups=1):
         """x, g and the two gradients of F.conv2d, by autograd (the oracle)."""
         gen = torch.Generator().manual_seed(seed)
@@ -899,12 +909,17 @@ def ex4_gradients() -> Book:
         return x.detach(), g, gx, gw
 
     _AUTOGRAD_CALLS = {}  # function under test -> what of torch.autograd it called
+    _CHANGED_INPUTS = {}  # function under test -> the tensor arguments it changed in place
 
 
     def _no_grad(fn, *args, **kwargs):
         """Call the function under test without autograd, and note whether it calls
         torch.autograd anyway (turning gradients back on): the oracle, not an answer."""
         used = _AUTOGRAD_CALLS.setdefault(fn.__name__, set())
+        changed = _CHANGED_INPUTS.setdefault(fn.__name__, set())
+        names = list(inspect.signature(fn).parameters)
+        before = {names[n] if n < len(names) else f"argument {n + 1}": (arg, arg.clone())
+                  for n, arg in enumerate(args) if isinstance(arg, torch.Tensor)}
         originals = {name: getattr(torch.autograd, name) for name in ("grad", "backward")}
 
         def watched(name):
@@ -921,11 +936,18 @@ def ex4_gradients() -> Book:
         finally:
             for name, original in originals.items():
                 setattr(torch.autograd, name, original)
+            changed.update(name for name, (arg, copy) in before.items()
+                           if arg.shape != copy.shape or not torch.equal(arg, copy))
 
 
     def _autograd_calls(name):
         """What the function `name` called of torch.autograd in the cases above."""
         return " and ".join(sorted(_AUTOGRAD_CALLS.get(name, ()))) or "no call"
+
+
+    def _changed_inputs(name):
+        """Which tensor arguments the function `name` changed in place in the cases above."""
+        return " and ".join(sorted(_CHANGED_INPUTS.get(name, ()))) or "none"
 
     gen = torch.Generator().manual_seed(1)
     w = torch.randn(2, 3, 3, 3, generator=gen)
@@ -947,6 +969,10 @@ def ex4_gradients() -> Book:
     expect("groups_2_of_4", got, gx,
            hint="groups=2: w is (C_out, C_in/groups, kH, kW); pass groups on to "
                 "F.conv_transpose2d")
+    expect("inputs_unchanged", _changed_inputs("conv2d_input_grad"), "none",
+           hint="your function changed these arguments of the caller in place (an in-place "
+                "method such as grad_out.mul_(...) or w.transpose_(...)); use the out-of-place "
+                "one (grad_out * ..., w.transpose(...))")
     expect("no_autograd", _autograd_calls("conv2d_input_grad"), "no call",
            hint="compute dL/dx with F.conv_transpose2d: torch.autograd (backward, "
                 "autograd.grad) is what the tests compare with, not part of the answer")
@@ -1018,6 +1044,10 @@ def ex4_gradients() -> Book:
            hint="dilation (2, 1): tap a reads x_pad at r*stride + a*dilation, so dilation is the "
                 "step of the kernel taps (conv2d's stride) and stride the step of grad_out "
                 "(conv2d's dilation)")
+    expect("inputs_unchanged", _changed_inputs("conv2d_weight_grad"), "none",
+           hint="your function changed these arguments of the caller in place (an in-place "
+                "method such as x.transpose_(0, 1)); x.transpose(0, 1) returns a new view and "
+                "leaves x as it was")
     expect("no_autograd", _autograd_calls("conv2d_weight_grad"), "no call",
            hint="compute dL/dw with F.conv2d: torch.autograd (backward, autograd.grad) is "
                 "what the tests compare with, not part of the answer")
