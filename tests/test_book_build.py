@@ -213,10 +213,16 @@ _TYPED_RESULT = re.compile(r"(?<![\w.])\d+\.\d+(?![\w.])|\d+(\.\d+)?\s*%")
 _TYPED_INPUTS = {("06_checkerboard", "10 %")}
 
 
+# a figure caption in a code cell's metadata (``mystnb: figure: caption: |``): prose too
+_CAPTION = re.compile(r"^    caption: \|\n((?:      [^\n]*\n)+)", re.M)
+
+
 def _prose(src: str) -> str:
+    captions = "\n".join(m.group(1) for m in _CAPTION.finditer(src))
     for pattern in _NOT_PROSE:
         src = pattern.sub("", src)
-    return src
+        captions = pattern.sub("", captions)
+    return src + "\n" + captions
 
 
 def test_the_prose_types_no_decimal_or_percentage() -> None:
@@ -234,6 +240,9 @@ def test_the_typed_number_check_sees_prose_only() -> None:
     src = ("---\nkernelspec: 3.11\n---\n# T\nIt is 0.85 here, 12 % there, {glue:text}`a` and "
            "$0.5$ and `1.5`.\n```{code-cell} ipython3\nprint(0.25)\n```\n")
     assert [m.group() for m in _TYPED_RESULT.finditer(_prose(src))] == ["0.85", "12 %"]
+    cell = ("```{code-cell} ipython3\n---\nmystnb:\n  figure:\n    caption: |\n      Error 0.25"
+            " at {glue:text}`e` and $1.5$.\n    name: fig-x\n---\nprint(0.75)\n```\n")
+    assert [m.group() for m in _TYPED_RESULT.finditer(_prose(cell))] == ["0.25"]
 
 
 class _Pre(html.parser.HTMLParser):
@@ -369,3 +378,69 @@ def test_figures_are_not_shrunk_past_reading(built_book: Path, chapter: str) -> 
                 wide.append((width, "".join(cell["source"])[:60]))
     assert seen, f"{chapter}: no figure found: parser broken?"
     assert not wide, f"{chapter}: figures wider than {FIGURE_PIXELS} px: {wide}"
+
+
+class _Figures(html.parser.HTMLParser):
+    """Every ``<img>`` of a page, with the caption of the ``<figure>`` around it ("" if none)."""
+
+    def __init__(self) -> None:
+        super().__init__(convert_charrefs=True)
+        self.open: list[dict] = []                  # figures being read: their images, caption
+        self.images: list[tuple[str, str]] = []     # (img tag's alt, caption)
+        self.in_caption = 0
+
+    def handle_starttag(self, tag: str, attrs) -> None:
+        if tag == "figure":
+            self.open.append({"imgs": [], "caption": ""})
+        elif tag == "figcaption":
+            self.in_caption += 1
+        elif tag == "img":
+            alt = dict(attrs).get("alt") or ""
+            if self.open:
+                self.open[-1]["imgs"].append(alt)
+            else:
+                self.images.append((alt, ""))
+
+    def handle_endtag(self, tag: str) -> None:
+        if tag == "figcaption":
+            self.in_caption -= self.in_caption > 0
+        elif tag == "figure" and self.open:
+            fig = self.open.pop()
+            self.images += [(alt, " ".join(fig["caption"].split())) for alt in fig["imgs"]]
+
+    def handle_data(self, data: str) -> None:
+        if self.in_caption and self.open:
+            self.open[-1]["caption"] += data
+
+
+def _captioned_images(page: str) -> list[tuple[str, str]]:
+    parser = _Figures()
+    parser.feed(page)
+    return parser.images
+
+
+# images that may stand without a numbered caption: (chapter, start of its alt text) -> why
+UNCAPTIONED: dict[tuple[str, str], str] = {}
+
+
+@pytest.mark.parametrize("chapter", sorted(EXERCISES))
+def test_every_figure_has_a_numbered_caption(built_book: Path, chapter: str) -> None:
+    """A figure is read with its caption and referred to by its number, as in a textbook: every
+    image a cell shows sits in a ``<figure>`` whose caption starts "Fig. <chapter>.<n>" (the
+    cell's ``mystnb: figure:`` metadata, with a ``name`` so that Sphinx numbers it)."""
+    page = (built_book / "book" / f"{chapter}.html").read_text(encoding="utf-8")
+    images = _captioned_images(page)
+    assert images, f"{chapter} has no figure"
+    number = re.compile(rf"Fig\. {int(chapter[:2])}\.\d+ \S")
+    bad = [f"{alt[:70]!r}: caption {caption[:40]!r}" for alt, caption in images
+           if not number.match(caption)
+           and not any(c == chapter and alt.startswith(a) for c, a in UNCAPTIONED)]
+    assert not bad, f"{chapter}: figures without a numbered caption:\n" + "\n".join(bad)
+
+
+def test_the_caption_check_pairs_images_with_their_figure() -> None:
+    page = ('<p><img alt="loose"></p><figure><div><img alt="a"><img alt="b"></div>'
+            '<figcaption><p><span>Fig. 5.2 </span>Two <em>plots</em>.</p></figcaption></figure>'
+            '<figure><img alt="bare"></figure>')
+    assert _captioned_images(page) == [("loose", ""), ("a", "Fig. 5.2 Two plots."),
+                                       ("b", "Fig. 5.2 Two plots."), ("bare", "")]

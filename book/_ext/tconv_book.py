@@ -16,11 +16,16 @@
    may end mid-line (a flush before a figure, a timer); MyST-NB's ``merge_streams`` strips each
    chunk and ends it with a newline, which adds a blank line or breaks a line in two wherever a
    chunk happened to end. The chunks are joined exactly before MyST-NB sees them.
+6. A cell's ``mystnb: figure:`` metadata (caption and name) makes one numbered figure of all its
+   consecutive image outputs. MyST-NB wraps every output in a figure of its own, which repeats
+   the caption and registers the name once per image (a duplicate-label warning); a cell that
+   shows a list of recorded benchmark plots needs them under one caption.
 """
 
 from __future__ import annotations
 
 import ast
+from contextlib import contextmanager
 from pathlib import Path
 
 from docutils import nodes
@@ -120,6 +125,39 @@ def _install_exact_stream_merge() -> None:
     render.coalesce_streams = coalesce
 
 
+def _install_one_figure_per_cell() -> None:
+    from myst_nb import sphinx_
+
+    original = sphinx_.create_figure_context
+    if getattr(original, "tconv_one_per_cell", False):
+        return
+
+    @contextmanager
+    def one_figure(self, figure_options, line: int):
+        figures = self.__dict__.setdefault("_tconv_cell_figures", {})
+        last = self.current_node.children[-1] if self.current_node.children else None
+        figure = figures.get(line)
+        if not isinstance(figure_options, dict) or figure is None or last is not figure:
+            with original(self, figure_options, line):
+                if isinstance(figure_options, dict):
+                    figures[line] = self.current_node      # the figure the context opened
+                yield
+            return
+        # the cell's next output: into its figure, before the caption (and legend)
+        tail = [c for c in figure.children if isinstance(c, nodes.caption | nodes.legend)]
+        for child in tail:
+            figure.remove(child)
+        outer, self.current_node = self.current_node, figure
+        try:
+            yield
+        finally:
+            self.current_node = outer
+            figure.extend(tail)
+
+    one_figure.tconv_one_per_cell = True
+    sphinx_.create_figure_context = one_figure
+
+
 HIDDEN_TAGS = ("tag_hide-input", "tag_hide-cell")
 
 
@@ -208,4 +246,5 @@ def setup(app: Sphinx) -> dict:
     app.connect("html-page-context", _add_ipynb_download, priority=400)
     app.connect("doctree-read", _hide_glue)
     _install_exact_stream_merge()
+    _install_one_figure_per_cell()
     return {"parallel_read_safe": True, "parallel_write_safe": True}
