@@ -1453,10 +1453,13 @@ def ex6_checkerboard() -> Book:
     expect("k3_s2", overlap_map_2d((3, 3), (2, 2), (4, 4)),
            _lib_overlap_map((3, 3), (2, 2), (4, 4)),
            hint="the interior alternates 1, 2, 4 copies: a 2-D checkerboard")
-    expect("kernel_2x3_stride_1x2", overlap_map_2d((2, 3), (1, 2), (3, 4)),
-           _lib_overlap_map((2, 3), (1, 2), (3, 4)),
+    counts_2d = overlap_map_2d((2, 3), (1, 2), (3, 4))
+    expect("kernel_2x3_stride_1x2", counts_2d, _lib_overlap_map((2, 3), (1, 2), (3, 4)),
            hint="k, s and size are (along H, along W) pairs: rows use k[0], s[0], size[0], "
                 "columns k[1], s[1], size[1]; the map has (h-1)*sH + kH rows")
+    expect("integer_counts_2d", np.issubdtype(np.asarray(counts_2d).dtype, np.integer), True,
+           hint="counts are whole numbers, in 2-D too: return an integer array (np.outer of "
+                "two integer maps is one; .astype(float) or np.zeros((h, w)) is not)")
     ### BEGIN HIDDEN TESTS
     expect("non_square", overlap_map_2d((4, 3), (3, 2), (2, 5)),
            _lib_overlap_map((4, 3), (3, 2), (2, 5)), hint="different k and s along H and W")
