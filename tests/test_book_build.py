@@ -438,6 +438,18 @@ def test_every_figure_has_a_numbered_caption(built_book: Path, chapter: str) -> 
     assert not bad, f"{chapter}: figures without a numbered caption:\n" + "\n".join(bad)
 
 
+def test_a_cell_of_several_plots_is_one_figure(built_book: Path) -> None:
+    """Chapter 5 shows the newest recorded benchmark plot of each kind from one cell: one
+    figure, one caption and one number for all of them (book/_ext/tconv_book.py, item 6), not a
+    figure per image repeating the caption."""
+    page = (built_book / "book" / "05_fast.html").read_text(encoding="utf-8")
+    captions = [caption for _, caption in _captioned_images(page)]
+    shared = {c for c in captions if captions.count(c) > 1}
+    assert shared, "05_fast: no figure holds more than one image"
+    numbers = re.findall(r'<span class="caption-number">(Fig\. [\d.]+)', page)
+    assert len(numbers) == len(set(numbers)), f"05_fast: a figure number twice: {numbers}"
+
+
 def test_the_caption_check_pairs_images_with_their_figure() -> None:
     page = ('<p><img alt="loose"></p><figure><div><img alt="a"><img alt="b"></div>'
             '<figcaption><p><span>Fig. 5.2 </span>Two <em>plots</em>.</p></figcaption></figure>'
