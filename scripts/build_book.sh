@@ -48,6 +48,15 @@ for rec in cache.list_cache_records():
 PY
   touch book/05_fast.md   # and Sphinx re-reads it
 fi
+# Sphinx copies book/_static and runs the book's extension only when some page is out of date,
+# so an edit to the CSS or to book/_ext alone would not reach the site: mark every page out of
+# date then (the cells stay cached; jupyter-cache keys on the code).
+theme=$(find book/_static book/_ext -path book/_static/mathjax -prune -o -type f \
+  ! -name '*.pyc' -print0 | sort -z | xargs -0 -r sha256sum | sha256sum | cut -d' ' -f1)
+theme_stamp=.stamps/book-theme
+if [ "$(cat "$theme_stamp" 2>/dev/null)" != "$theme" ]; then
+  touch book/*.md
+fi
 .venv/bin/jupyter-book build . --path-output . -W -n --keep-going
-mkdir -p .stamps && echo "$digest" > "$stamp"
+mkdir -p .stamps && echo "$digest" > "$stamp" && echo "$theme" > "$theme_stamp"
 echo "book: built in $(( $(date +%s) - start ))s -> $(pwd)/_build/html/index.html"
