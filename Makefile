@@ -14,15 +14,21 @@ BOOK_HTML := _build/html
 help:
 	@echo "make book        build the book into $(BOOK_HTML)/ (first run installs everything)"
 	@echo "make book-clean  rebuild the book from scratch, re-executing every notebook"
-	@echo "make test        run the whole test suite (what CI runs)"
+	@echo "make test        run the whole test suite (what CI runs: .ci/run)"
+	@echo "make test-fast   pytest only, no lint or book build, skipping browser and slow tests;"
+	@echo "                 one file: make test-fast PYTEST_ARGS=tests/test_shapes.py"
 	@echo "make lint        ruff over the library, grader, tests, exercise builder and book extension"
 	@echo "make bench       full performance benchmark of tconv_lib against PyTorch (torch, then NumPy"
-	@echo "                 inputs; options via BENCH_ARGS, e.g. BENCH_ARGS='--methods auto')"
+	@echo "                 inputs; options via BENCH_ARGS, e.g. BENCH_ARGS='--methods auto');"
+	@echo "                 writes benchmarks/results/ (the book shows it). Smoke run that does not:"
+	@echo "                 .venv/bin/python -m tconv_lib.bench --quick --out /tmp/tconv-quick.json"
 	@echo "make bench-gpu   on a CUDA machine: the GPU tests, then the benchmark against cuDNN"
 	@echo "make bench-grader  sandboxed parallel autograding vs plain nbgrader"
 	@echo "make release     regenerate exercises/ from solutions/"
 	@echo "make validate    every solution scores full marks, every released stub zero"
 	@echo "make lab         JupyterLab on exercises/, served from the repository root (chapter links work)"
+	@echo "make sysdeps     install (or name) the Debian packages: npm, chromium, bubblewrap, postgresql"
+	@echo "make clean       remove the built book, its execution cache, install stamps, test artifacts"
 
 $(PY):
 	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "tconv needs Python 3.10+, found " + sys.version' 
