@@ -1,0 +1,157 @@
+"""The contributor docs match the tree: README's "How it fits together" names paths that exist and
+every top-level folder and module, every `make` target the docs name exists and `make help`
+describes every target, and CONTRIBUTING.md's test map covers every test file."""
+
+from __future__ import annotations
+
+import fnmatch
+import re
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parents[1]
+DOCS = ("README.md", "CONTRIBUTING.md", "solutions/README.md")
+ENTRY_INDENT = 10  # tree entries are indented 0, 2 or 4; wrapped descriptions 18 or more
+
+
+def _tree_block() -> str:
+    text = (ROOT / "README.md").read_text()
+    m = re.search(r"^## How it fits together\n\n```\n(.*?)^```", text, re.S | re.M)
+    assert m, "README.md has no fenced block under '## How it fits together'"
+    return m.group(1)
+
+
+def tree_paths(block: str) -> list[str]:
+    """Repository paths of the block's entries: each line indented less than ENTRY_INDENT names
+    one or more files/folders (`a.py, b.py   description`), relative to the folder entry above
+    it with a smaller indent."""
+    parents: list[tuple[int, str]] = []  # (indent, folder path)
+    paths = []
+    for line in block.splitlines():
+        indent = len(line) - len(line.lstrip(" "))
+        if not line.strip() or indent >= ENTRY_INDENT:
+            continue
+        names = [n.strip() for n in re.split(r"\s{2,}", line.strip())[0].split(",")]
+        while parents and parents[-1][0] >= indent:
+            parents.pop()
+        base = parents[-1][1] if parents else ""
+        for name in names:
+            paths.append(base + name)
+        if len(names) == 1 and names[0].endswith("/"):
+            parents.append((indent, base + names[0]))
+    return paths
+
+
+def test_tree_parser_resolves_nesting() -> None:
+    block = ("a/   x\n  b.py, c.py   y\n  d/   z\n    e.py   w\n                  wrapped text\n"
+             "f.toml   v\n")
+    assert tree_paths(block) == ["a/", "a/b.py", "a/c.py", "a/d/", "a/d/e.py", "f.toml"]
+
+
+def test_every_path_in_the_readme_tree_exists() -> None:
+    paths = tree_paths(_tree_block())
+    assert len(paths) > 20, paths
+    missing = [p for p in paths if not (ROOT / p).exists()
+               or p.endswith("/") != (ROOT / p).is_dir()]
+    assert not missing, f"README.md 'How it fits together' names paths that do not exist: {missing}"
+
+
+def _ignored(name: str) -> bool:
+    patterns = [ln.strip().rstrip("/") for ln in (ROOT / ".gitignore").read_text().splitlines()
+                if ln.strip() and not ln.startswith("#") and "/" not in ln.strip().rstrip("/")]
+    return any(fnmatch.fnmatch(name, pat) for pat in patterns)
+
+
+def test_the_readme_tree_names_every_top_level_folder_and_module() -> None:
+    block = _tree_block()
+    paths = tree_paths(block)
+    folders = {p.split("/")[0] for p in paths}
+    top = sorted(d.name for d in ROOT.iterdir() if d.is_dir() and not _ignored(d.name)
+                 and (not d.name.startswith(".") or d.name == ".ci"))
+    unnamed = [d for d in top if d not in folders]
+    assert not unnamed, f"README.md 'How it fits together' does not name the folders {unnamed}"
+
+    modules = sorted(ROOT.glob("tconv_lib/**/*.py")) + sorted(ROOT.glob("grader/*.py"))
+    unnamed = [str(m.relative_to(ROOT)) for m in modules
+               if m.name not in ("__init__.py", "__main__.py") and m.name not in block
+               and not re.search(rf"\b{m.stem}\b", _folder_entry(block, m.parent.name + "/"))]
+    assert not unnamed, f"README.md 'How it fits together' does not name the modules {unnamed}"
+
+
+def _folder_entry(block: str, folder: str) -> str:
+    """The text of a folder's entry line and of the wrapped description lines after it."""
+    lines = block.splitlines()
+    for n, line in enumerate(lines):
+        if line.strip().startswith(folder):
+            text = line
+            for more in lines[n + 1:]:
+                if len(more) - len(more.lstrip(" ")) < ENTRY_INDENT:
+                    break
+                text += " " + more
+            return text
+    return ""
+
+
+def _makefile_targets() -> set[str]:
+    text = (ROOT / "Makefile").read_text()
+    return set(re.findall(r"^([a-z][\w-]*):", text, re.M))
+
+
+def test_every_make_target_the_docs_name_exists() -> None:
+    targets = _makefile_targets()
+    assert {"book", "test", "lint", "release"} <= targets, targets
+    named = {(doc, t) for doc in DOCS
+             for t in re.findall(r"`make ([a-z][\w-]*)", (ROOT / doc).read_text())}
+    named |= {("README.md", t) for t in re.findall(
+        r"`([a-z][\w-]*)`", (ROOT / "README.md").read_text().split("`make help` lists")[1]
+        .split(")")[0])}
+    assert len(named) > 10, named
+    unknown = sorted((doc, t) for doc, t in named if t not in targets)
+    assert not unknown, f"docs name make targets the Makefile lacks: {unknown}"
+
+
+def test_make_help_describes_every_phony_target() -> None:
+    text = (ROOT / "Makefile").read_text()
+    phony = set(re.search(r"^\.PHONY:(.*)$", text, re.M).group(1).split()) - {"help", "venv"}
+    helped = set(re.findall(r'^\t@echo "make ([\w-]+)', text, re.M))
+    assert phony <= _makefile_targets(), phony - _makefile_targets()
+    assert not phony - helped, f"`make help` does not describe {sorted(phony - helped)}"
+
+
+def _expand(pattern: str) -> list[str]:
+    m = re.search(r"\{([^}]*)\}", pattern)
+    if not m:
+        return [pattern]
+    return [q for alt in m.group(1).split(",")
+            for q in _expand(pattern[:m.start()] + alt + pattern[m.end():])]
+
+
+def test_contributing_test_map_covers_every_test_file() -> None:
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    table = text.split("## Which tests cover what")[1].split("\n## ")[0]
+    patterns = [q for row in table.splitlines() if row.startswith("| ") and "`" in row
+                for p in re.findall(r"`(tests/[^`]+)`", row.split("|")[2]) for q in _expand(p)]
+    assert len(patterns) > 10, patterns
+    files = {p.name for p in ROOT.glob("tests/test_*.py")}
+    matched = {p: {f for f in files if fnmatch.fnmatch("tests/" + f, p)} for p in patterns}
+    dead = [p for p, fs in matched.items() if not fs]
+    assert not dead, f"CONTRIBUTING.md's test map names test files that do not exist: {dead}"
+    unmapped = sorted(files - set().union(*matched.values()))
+    assert not unmapped, (f"CONTRIBUTING.md's test map ('Which tests cover what') leaves out "
+                          f"{unmapped}: add each to its area's row")
+
+
+def test_contributing_library_command_matches_the_test_map() -> None:
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    command = next(ln for ln in text.splitlines()
+                   if ln.startswith(".venv/bin/python -m pytest -n 2 tests/test_library_"))
+    row = next(ln for ln in text.splitlines() if ln.startswith("| library |"))
+    assert re.findall(r"tests/\S+\.py", command) == re.findall(r"`(tests/[^`]+)`", row)
+
+
+def test_paths_in_contributing_exist() -> None:
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    paths = {p for p in re.findall(r"`([\w.][\w./-]*/[\w./-]*)`", text)
+             if not p.startswith("/")}
+    assert len(paths) > 5, paths
+    missing = sorted(p for p in paths if not (ROOT / p).exists())
+    assert not missing, f"CONTRIBUTING.md names paths that do not exist: {missing}"
