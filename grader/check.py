@@ -35,6 +35,9 @@ from grader.gradebook import REPO, UsageError
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # A traceback frame in a notebook cell: "Cell In[3], line 5, in pixel_shuffle"
 FRAME = re.compile(r"Cell In\[\d+\], line (\d+)(?:, in (\w+))?")
+CELL_FRAME = re.compile(r"Cell In\[(\d+)\], line (\d+)(?:, in (\S+))?")
+# A released test cell that also runs hidden tests at grading says so (the builder's notice).
+HIDDEN_NOTICE = "also runs hidden tests"
 # IPython's file name in a SyntaxError's message: "invalid syntax (3672172933.py, line 2)"
 SYNTAX_WHERE = re.compile(r"\s*\(\S+\.py, line (\d+)\)\s*$")
 UNDEFINED = re.compile(r"name '(\w+)' is not defined")
@@ -96,6 +99,25 @@ def _error_line(error: dict, source: str) -> str:
         return ""
     text = lines[number - 1].strip()
     return text if len(text) <= 70 else text[:67] + "..."
+
+
+def _interrupted_at(errors: list, nb) -> str:
+    """Where an interrupted cell was running: ``" in `f`, at `line`"`` from the innermost frame
+    of the notebook's own cells in the interrupt's traceback (cells are numbered by their
+    execution count), or ''."""
+    frames = [m for e in errors[:1] for line in e.get("traceback", [])
+              for m in CELL_FRAME.finditer(ANSI.sub("", line))]
+    if not frames:
+        return ""
+    count, number, func = int(frames[-1].group(1)), int(frames[-1].group(2)), frames[-1].group(3)
+    cell = next((c for c in nb.cells if c.get("execution_count") == count), None)
+    lines = cell.source.splitlines() if cell is not None else []
+    if not 1 <= number <= len(lines):
+        return ""
+    text = lines[number - 1].strip()
+    text = text if len(text) <= 60 else text[:57] + "..."
+    func = (func or "").split("(")[0]                   # IPython writes "double(x)"
+    return (f" in `{func}`" if func and func != "<module>" else "") + f", at `{text}`"
 
 
 def _cell_name(cell, index: int) -> str:
@@ -449,11 +471,11 @@ def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = Tr
         if r["status"] in STOPS:
             stopped = (i, r["status"])
 
-    def stop_message(status: str, seconds: float) -> str:
+    def stop_message(status: str, seconds: float, errs: list) -> str:
         if status == "timeout":
             return (f"timed out: still running after {seconds:.0f} s, the limit per cell "
-                    f"(grading allows {GRADING.cell_timeout:g} s per cell), and interrupted; "
-                    "the cells after it still ran, as at grading")
+                    f"(grading allows {GRADING.cell_timeout:g} s per cell), and interrupted"
+                    f"{_interrupted_at(errs, nb)}; the cells after it still ran, as at grading")
         if status == "timeout_kill":
             return (f"timed out: still running after {seconds:.0f} s, the limit per cell "
                     f"(grading allows {GRADING.cell_timeout:g} s per cell), and it did not stop "
@@ -480,6 +502,10 @@ def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = Tr
         run = runs.get(i)
         errs = [o for o in cell.get("outputs", []) if o.get("output_type") == "error"] \
             if run else []
+        if run and run["status"] != "ok":   # its own error output is the interrupt's
+            errs, stop_errs = [], errs
+        else:
+            stop_errs = []
         if _is_test(cell):
             gid = md.get("grade_id", f"cell {i + 1}")
             status = run["status"] if run else "not_run"
@@ -487,7 +513,7 @@ def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = Tr
                 where = _cell_name(nb.cells[stopped[0]], stopped[0]) if stopped else "a cell"
                 msg = f"not run: {where} above stopped the notebook"
             elif status != "ok":
-                msg = stop_message(status, run["seconds"])
+                msg = stop_message(status, run["seconds"], stop_errs)
             elif errs:
                 msg = explain(errs[0])
                 missing = UNDEFINED.search(ANSI.sub("", errs[0].get("evalue", "")))
@@ -512,8 +538,8 @@ def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = Tr
             tests.append(t)
             entries.append({"kind": "test", **t})
         elif run is not None and (run["status"] != "ok" or errs):
-            msg = stop_message(run["status"], run["seconds"]) if run["status"] != "ok" \
-                else explain(errs[0])
+            msg = stop_message(run["status"], run["seconds"], stop_errs) \
+                if run["status"] != "ok" else explain(errs[0])
             line = _error_line(errs[0], cell.source) if errs and run["status"] == "ok" else ""
             if line:
                 msg += f": `{line}`"
@@ -523,8 +549,12 @@ def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = Tr
             entries.append({"kind": "error", **e})
     earned = sum(t["points"] for t in tests if t["passed"])
     total = sum(t["points"] for t in tests)
-    slow = [{"cell": i, "name": _cell_name(nb.cells[i], i), "seconds": r["seconds"]}
-            for i, r in runs.items() if r["status"] == "ok" and r["seconds"] > timeout / 2]
+    # cells over half the limit; a test cell that also runs hidden tests from a quarter on, as
+    # grading calls the student's code again in them
+    slow = [{"cell": i, "name": _cell_name(nb.cells[i], i), "seconds": r["seconds"],
+             "hidden": HIDDEN_NOTICE in nb.cells[i].source}
+            for i, r in runs.items() if r["status"] == "ok" and r["seconds"] > timeout / (
+                4 if HIDDEN_NOTICE in nb.cells[i].source else 2)]
     return {"tests": tests, "earned": earned, "total": total, "errors": errors,
             "entries": entries, "written": written, "changes": changes, "cells": runs,
             "seconds": ran["seconds"], "slow": slow,
@@ -567,9 +597,13 @@ def report(res: dict) -> list[str]:
     limits = res.get("limits", {"cell": GRADING.cell_timeout,
                                 "notebook": GRADING.notebook_timeout})
     for s in res.get("slow", []):
-        lines.append(f"WARNING  {s['name']} took {s['seconds']:.1f} s, more than half the "
+        share, more = ("a quarter of", "; at grading it also runs hidden tests, which call "
+                       "your code again, so it may run out of time there") \
+            if s.get("hidden") else ("half", "")
+        lines.append(f"WARNING  {s['name']} took {s['seconds']:.1f} s, more than {share} the "
                      f"{limits['cell']:g} s limit per cell (grading allows "
-                     f"{GRADING.cell_timeout:g} s per cell, on a machine that may be slower)")
+                     f"{GRADING.cell_timeout:g} s per cell, on a machine that may be slower)"
+                     + more)
     if "seconds" in res:
         lines.append(f"ran in {res['seconds']:.1f} s (grading allows {GRADING.cell_timeout:g} s "
                      f"per cell, {GRADING.notebook_timeout:g} s per notebook)")

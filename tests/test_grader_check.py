@@ -117,12 +117,42 @@ def test_an_endless_cell_is_interrupted_and_the_rest_runs(tmp_path, capfd):
     assert time.monotonic() - t0 < 60
     out = capfd.readouterr().out
     assert "TIMEOUT  `double_impl`" in out, out
-    assert "timed out: still running after 2 s" in out and "and interrupted; the cells after " \
-        "it still ran, as at grading" in out, out
+    assert "timed out: still running after 2 s" in out and "and interrupted, at `while True:`; " \
+        "the cells after it still ran, as at grading" in out, out
     assert "PASS  test_a" in out and "PASS  test_b" in out, out
     assert "score estimate (visible tests only): 5 / 5" in out
     assert (tmp_path / "after.txt").exists()            # the cells after it ran
     assert _kernels_of(os.getpid()) == []               # the kernel was shut down
+
+
+def test_an_interrupted_cell_says_where_it_was_running(tmp_path, capfd):
+    """The time-out names the student's function and line the interrupt found running."""
+    loop = "import time\ndef double(x):\n    while True:\n        time.sleep(0.01)"
+    path = _write(_with(_released(), "double_impl", loop), tmp_path / "slow_double.ipynb")
+    assert main(["check", str(path), "--timeout", "2", "-q"]) == 1
+    out = capfd.readouterr().out
+    assert "FAIL  test_a  (2 pt)\n      timed out: still running after 2 s, the limit per " \
+        "cell (grading allows 30 s per cell), and interrupted in `double`, at " \
+        "`time.sleep(0.01)`; the cells after it still ran" in out, out
+
+
+def test_a_test_cell_with_hidden_tests_warns_from_a_quarter_of_the_limit(tmp_path, capfd):
+    """Grading calls the student's code again in a cell that also runs hidden tests, so check
+    warns there from a quarter of the cell limit, elsewhere from half."""
+    from grader.check import HIDDEN_NOTICE
+
+    nb = _released()
+    slow = "import time\ntime.sleep(1.3)\n"
+    nb.cells[2] = _cell("test", f"{slow}{TEST_A}\n# At grading this cell {HIDDEN_NOTICE} (edge "
+                        "cases).", "test_a", 2)
+    nb.cells[3] = _cell("test", slow + TEST_B, "test_b", 3)
+    path = _write(nb, tmp_path / "hidden.ipynb")
+    assert main(["check", str(path), "--timeout", "4", "-q"]) == 0   # all pass
+    out = capfd.readouterr().out
+    assert "WARNING  `test_a` took 1.3 s, more than a quarter of the 4 s limit per cell" in out \
+        and "at grading it also runs hidden tests, which call your code again, so it may run " \
+        "out of time there" in out, out
+    assert "WARNING  `test_b`" not in out, out
 
 
 STUBBORN = SOLVE + """
