@@ -170,6 +170,11 @@ def test_gpu_code_paths_on_cpu_tensors(shape: Shape, monkeypatch) -> None:
                                rtol=1e-10, atol=1e-10)
     torch.testing.assert_close(tconv_lib.conv_transpose(x[0], w, None, *args), expected[0],
                                rtol=1e-10, atol=1e-10)
+    if x.dim() in (4, 5):      # a channels-last input: the same values, a channels-last output
+        fmt = torch.channels_last if x.dim() == 4 else torch.channels_last_3d
+        y = tconv_lib.conv_transpose(x.contiguous(memory_format=fmt), w, None, *args)
+        torch.testing.assert_close(y, expected, rtol=1e-10, atol=1e-10)
+        assert y.is_contiguous(memory_format=fmt)
 
 
 def test_gpu_path_without_fold_when_output_padding_reaches_the_stride(monkeypatch) -> None:
