@@ -37,6 +37,21 @@ def test_cuda_matches_cudnn_float64(method, case) -> None:
     torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
 
 
+@pytest.mark.parametrize("method", ["auto", *tconv_lib.METHODS])
+@pytest.mark.parametrize("ndim", [4, 5])
+def test_cuda_channels_last_strides_match_cudnn(method, ndim) -> None:
+    """A channels-last input on CUDA: cuDNN's output strides, its values in float64."""
+    fmt = torch.channels_last if ndim == 4 else torch.channels_last_3d
+    x = torch.randn((2, 8) + (5,) * (ndim - 2), device="cuda", dtype=torch.float64)
+    x = x.contiguous(memory_format=fmt)
+    w = torch.randn((8, 4) + (4,) * (ndim - 2), device="cuda", dtype=torch.float64)
+    expected = FN[ndim](x, w, None, 2, 1)
+    strides = FN[ndim](x.float(), w.float(), None, 2, 1).stride()
+    got = tconv_lib.conv_transpose(x, w, None, 2, 1, method=method)
+    assert got.stride() == strides, (got.stride(), strides)
+    torch.testing.assert_close(got, expected, rtol=1e-10, atol=1e-10)
+
+
 @pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16, torch.float32])
 def test_cuda_low_precision(dtype) -> None:
     torch.backends.cudnn.allow_tf32 = False
