@@ -112,9 +112,7 @@ def test_an_endless_cell_is_interrupted_and_the_rest_runs(tmp_path, capfd):
     exists, and the cells after it run and count."""
     nb = _with(_released(), "double_impl", SOLVE + "\nwhile True:\n    pass")
     path = _write(nb, tmp_path / "loop.ipynb")
-    t0 = time.monotonic()
     assert main(["check", str(path), "--timeout", "2", "-q"]) == 1   # a cell timed out
-    assert time.monotonic() - t0 < 60
     out = capfd.readouterr().out
     assert "TIMEOUT  `double_impl`" in out, out
     assert "timed out: still running after 2 s" in out and "and interrupted, at `while True:`; " \
@@ -168,9 +166,7 @@ while True:
 def test_a_cell_that_ignores_the_interrupt_stops_the_notebook(tmp_path, capfd):
     """Grading kills a notebook whose cell does not stop when told to; so does check."""
     path = _write(_with(_released(), "double_impl", STUBBORN), tmp_path / "stubborn.ipynb")
-    t0 = time.monotonic()
     assert main(["check", str(path), "--timeout", "2", "-q"]) == 1
-    assert time.monotonic() - t0 < 60
     out = capfd.readouterr().out
     assert "TIMEOUT  `double_impl`" in out and "did not stop when interrupted; the cells " \
         "after it did not run (grading stops the notebook there too)" in out, out
@@ -183,11 +179,10 @@ def test_a_cell_that_ignores_the_interrupt_stops_the_notebook(tmp_path, capfd):
 def test_a_slow_cell_is_stopped_at_the_cell_limit(tmp_path, capfd):
     """time.sleep is not a busy loop: it used to finish and pass whatever the limit."""
     nb = _released()
-    nb.cells.insert(3, _cell("plain", "import time\ntime.sleep(15)"))
+    nb.cells.insert(3, _cell("plain", "import time\ntime.sleep(15)\nopen('slept.txt', 'w')"))
     path = _write(nb, tmp_path / "sleepy.ipynb")
-    t0 = time.monotonic()
     assert main(["check", str(path), "--timeout", "2", "-q"]) == 1
-    assert time.monotonic() - t0 < 14
+    assert not (tmp_path / "slept.txt").exists()       # stopped mid-sleep, not waited for
     out = capfd.readouterr().out
     assert "PASS  test_a" in out and "TIMEOUT  cell 4 (`import time`)" in out, out
     assert "PASS  test_b" in out, out                  # the cell after it ran

@@ -94,10 +94,8 @@ def test_ctrl_c_stops_the_batch_at_once_and_a_rerun_finishes_it(tmp_path):
     try:
         _wait_for_results(course, proc)
         assert proc.poll() is None, "the batch finished before it could be interrupted"
-        t0 = time.monotonic()
         os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C in a terminal sends
-        _, err = proc.communicate(timeout=60)
-        stopped_in = time.monotonic() - t0
+        _, err = proc.communicate(timeout=60)       # a hang guard, not a timing
     finally:
         if proc.poll() is None:
             os.killpg(proc.pid, signal.SIGKILL)
@@ -105,8 +103,10 @@ def test_ctrl_c_stops_the_batch_at_once_and_a_rerun_finishes_it(tmp_path):
     assert proc.returncode == 130, err[-3000:]
     assert "interrupted: stopped" in err and "re-run to grade the rest" in err, err[-3000:]
     assert "Traceback" not in err, err[-3000:]      # no worker tracebacks
-    # the infinite loops would hold a waiting grader for the 15 s notebook timeout
-    assert stopped_in < 10, stopped_in
+    # at once: a grader that waited for the running notebooks would have graded the infinite
+    # loops (scored 0 at their time-out); they were killed instead, and nothing of them is kept
+    looped = [p for p in (course / "autograded").glob(f"*infinite_loop/{ASSIGNMENT}/results.json")]
+    assert looped == [], looped
     assert _wait_group_gone(proc.pid), "workers or sandboxes outlived the interrupted grader"
 
     run_autograde(course, db, *sandbox_args())
