@@ -36,6 +36,24 @@ def test_committed_exercises_are_fresh(tmp_path):
     assert not stale, f"exercises/ is stale ({stale}): run `make release` and commit"
 
 
+def test_committed_solutions_are_what_the_builder_writes(tmp_path, monkeypatch):
+    """solutions/_build_notebooks.py is the solutions' own source: building every notebook into
+    a scratch folder gives the committed ones, byte for byte."""
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location("_build_notebooks",
+                                                  SOLUTIONS / "_build_notebooks.py")
+    builder = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(builder)
+    monkeypatch.setattr(builder, "HERE", tmp_path)
+    built = {make.__name__: make().write() for make in builder.ALL}
+    assert sorted(built) == sorted(assignments_in(SOLUTIONS)), "an assignment has no builder"
+    stale = [name for name, path in built.items() if path.read_bytes()
+             != (SOLUTIONS / name / f"{name}.ipynb").read_bytes()]
+    assert not stale, (f"solutions/ differs from its builder ({stale}): run "
+                       "`python solutions/_build_notebooks.py`, then `make release`, and commit")
+
+
 def _visible_lines(solutions: Path) -> set[str]:
     """Lines of the sources outside solution / hidden-test regions (legitimately released)."""
     out = set()
