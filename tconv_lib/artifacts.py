@@ -236,7 +236,10 @@ def checkerboard_score(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> float:
     :math:`(m_1 N_1/s, \dots, m_D N_D/s)`, :math:`m \in \{0..s-1\}^D \setminus \{0\}`.
 
     0 for a constant or perfectly phase-balanced signal, 1 for a pure checkerboard such as
-    :math:`(-1)^{i+j}`. White noise of :math:`P` positions scores about :math:`(s^D-1)/P`.
+    :math:`(-1)^{i+j}`. White noise of :math:`P` positions per signal scores
+    :math:`(s^D-1)/(P-1)` in expectation (over many pooled signals, the ratio of the expected
+    energies): removing the mean leaves :math:`P - 1` dimensions, of which the periodic part
+    spans :math:`s^D - 1`. Spatial sizes are first cropped to multiples of ``s``.
     A period-4 score (``stride=4``) also contains the period-2 part, which is what stacking two
     stride-2 layers produces.
 

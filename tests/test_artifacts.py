@@ -199,3 +199,16 @@ def test_border_is_at_most_k_minus_1_and_empty_when_k_equals_s(k, s):
     assert all(q < k - 1 or q > m.size - k for q in short), (k, s, short)
     if k == s:
         assert short == [], m.tolist()
+
+
+@pytest.mark.parametrize("shape, s, ndim", [((20000, 4, 4), 2, 2), ((20000, 3, 4, 6), 2, 3),
+                                            ((20000, 9), 3, 1)])
+def test_white_noise_scores_its_expected_share(shape, s, ndim) -> None:
+    """Pooled white noise: (s^D - 1)/(P - 1), P the positions left after cropping to multiples
+    of s (the mean takes one of the P dimensions), not (s^D - 1)/P."""
+    x = np.random.default_rng(7).standard_normal(shape)
+    p = math.prod(v - v % s for v in shape[-ndim:])
+    expected = (s ** ndim - 1) / (p - 1)
+    assert artifacts.checkerboard_score(x, s, ndim) == pytest.approx(expected, rel=0.03)
+    assert abs(artifacts.checkerboard_score(x, s, ndim) - (s ** ndim - 1) / p) > \
+        abs(artifacts.checkerboard_score(x, s, ndim) - expected)
