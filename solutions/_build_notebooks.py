@@ -298,7 +298,9 @@ if (_widgets := _jupyter_widgets()) is not None:
 
     Return the `output_padding` that makes the transposed convolution of length `i` produce
     exactly `target`. When `target` is outside the reachable range, raise a `ValueError` whose
-    message names the target and the reachable range.
+    message names the target and the smallest and the largest reachable size (for `i=4, k=3,
+    stride=2, padding=1` and target 9: 9, 7 and 8, as in `"target 9 is not in 7..8"`; a
+    half-open `range(7, 9)` does not name 8).
 
     The reachable range is Task 2's: `output_padding` from 0 to `stride - 1`, the rule of
     `nn.ConvTranspose1d(...)(x, output_size=...)`, also when the dilation is larger than the
@@ -371,8 +373,8 @@ if (_widgets := _jupyter_widgets()) is not None:
     expect_raises("too_small", ValueError, output_padding_for, 4, 6, 3, 2, 1,
                   hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
     expect("message_names_values", all(v in message for v in ("9", "7", "8")), True,
-           hint=f"the message should name the target 9 and the reachable sizes 7 and 8; "
-                f"it was {message!r}")
+           hint=f"the message should name the target 9 and the smallest and largest reachable "
+                f"sizes, 7 and 8 (a half-open range(7, 9) does not name 8); it was {message!r}")
     ''')
     b.test("test_output_padding_edges", 1, '''
     expect("stride_1", output_padding_for(5, 7, 3), _reference_op(5, 7, 3),
@@ -1029,6 +1031,9 @@ def ex4_gradients() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_weight_grad", 2, '''
+    # Task 1's weight again, made here: a `w` your own cells define for trying things out
+    # changes nothing below
+    w = torch.randn(2, 3, 3, 3, generator=torch.Generator().manual_seed(1))
     x, g, gx, gw = _autograd((2, 3, 8, 7), w, (2, 2), (1, 1))
     got = _no_grad(conv2d_weight_grad, x, g, (3, 3), stride=(2, 2), padding=(1, 1))
     expect("stride2_8x7", got, gw,
@@ -1574,6 +1579,7 @@ if (_widgets := _jupyter_widgets()) is not None:
     x4 = torch.randn(2, 1, 2, 3, generator=gen)
     expect("scale_4_k1", resize_conv(x4, ref4.conv.weight.detach(), ref4.conv.bias.detach(), 4),
            ref4(x4).detach(), hint="scale 4, a 1x1 kernel (padding 0)")
+    torch.manual_seed(3)  # the module's weights: the same whatever random numbers your code drew
     ref7 = _ResizeConv(1, 1, scale=1, kernel_size=7)
     x7 = torch.randn(1, 1, 5, 4, generator=gen)
     expect("scale_1_k7", resize_conv(x7, ref7.conv.weight.detach(), ref7.conv.bias.detach(), 1),
