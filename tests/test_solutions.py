@@ -1,6 +1,7 @@
 """The instructor notebooks in ``solutions/``: well-formed nbgrader metadata, every notebook runs
-top to bottom in a fresh kernel, the released stubs score zero and every typical mistake of
-``solutions/MISTAKES.md`` fails exactly the cells it lists.
+top to bottom in a fresh kernel, the released stubs score zero, every typical mistake of
+``solutions/MISTAKES.md`` fails exactly the cells it lists and every correct answer written
+differently (``solutions/CORRECT.md``) passes every cell and records what the solution records.
 
 The variants (stubs, mistakes) are executed cell by cell with ``exec`` in one helper process
 (this file run as a script), which is much faster than one Jupyter kernel per variant; the
@@ -169,6 +170,22 @@ def parse_mistakes() -> list[dict]:
     return mistakes
 
 
+def parse_correct() -> list[dict]:
+    """The entries of ``solutions/CORRECT.md``: correct answers that must score full marks."""
+    text = (SOLUTIONS / "CORRECT.md").read_text()
+    entries = []
+    for section in re.split(r"^## ", text, flags=re.M)[1:]:
+        title = section.splitlines()[0].strip()
+        field = {k: re.search(rf"^- {k}: (.+)$", section, re.M)
+                 for k in ("assignment", "replace cell")}
+        code = re.search(r"```python\n(.*?)```", section, re.S)
+        assert all(field.values()) and code, f"CORRECT.md section '{title}' is incomplete"
+        entries.append({"title": title, "assignment": field["assignment"].group(1).strip(" `"),
+                        "cell": field["replace cell"].group(1).strip(" `"),
+                        "code": code.group(1)})
+    return entries
+
+
 @pytest.fixture(scope="module")
 def variant_results() -> dict[str, dict]:
     """Runs every variant in one helper process: key -> {grade_id: passed, "<gid>#hidden": ...}."""
@@ -179,6 +196,10 @@ def variant_results() -> dict[str, dict]:
     for m in parse_mistakes():
         variants[f"mistake:{m['title']}"] = {"assignment": m["assignment"],
                                              "replace": {m["cell"]: m["code"]}}
+    for c in parse_correct():
+        variants[f"correct:{c['title']}"] = {"assignment": c["assignment"],
+                                             "replace": {c["cell"]: c["code"]},
+                                             "compare_records": True}
     proc = subprocess.run([sys.executable, __file__, "--variants"], input=json.dumps(variants),
                           capture_output=True, text=True, cwd=ROOT, env=kernel_env(),
                           timeout=600)
@@ -309,6 +330,23 @@ def test_the_grader_finds_every_hidden_tests_name(name, variant_results) -> None
 
 
 @VARIANTS
+@pytest.mark.parametrize("correct", parse_correct(), ids=lambda c: c["title"][:40])
+def test_correct_variants_score_full_marks(correct, variant_results) -> None:
+    """A correct answer written differently passes every test cell and hidden block as
+    ``check`` runs them, and records what the solution records (what grading compares): no
+    test input may come from the student's top-level names or the global random state after
+    the student's code ran."""
+    nb = load(correct["assignment"])
+    assert correct["cell"] in {nbg(c).get("grade_id") for c in nb.cells if nbg(c).get("solution")}
+    result = variant_results[f"correct:{correct['title']}"]
+    failing = {gid: result[f"{gid}#error"] for gid in graded_test_cells(nb) if not result[gid]}
+    failing |= {k: "hidden block" for k, ok in result.items() if k.endswith("#hidden") and not ok}
+    assert not failing, f"{correct['title']}: fails {failing}"
+    assert result["records_differ"] == [], (
+        f"{correct['title']}: grading would fail {result['records_differ']}")
+
+
+@VARIANTS
 @pytest.mark.parametrize("mistake", parse_mistakes(), ids=lambda m: m["title"][:40])
 def test_mistakes_fail_exactly_the_listed_cells(mistake, variant_results) -> None:
     nb = load(mistake["assignment"])
@@ -330,6 +368,7 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
     import io
 
     out: dict[str, dict] = {}
+    solution_records: dict[str, dict] = {}
     for key, variant in variants.items():
         if variant.get("record"):
             runs = [_record_run(variant["assignment"], contextlib, io)
@@ -362,13 +401,23 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
                 result[f"{gid}#visible"] = _exec(HIDDEN.sub("", src), namespace,
                                                  f"<{gid} visible>", contextlib, io) \
                     if HIDDEN.search(src) else result[gid]
+        if variant.get("compare_records"):  # as grading compares: with the solution's records
+            if name not in solution_records:
+                solution_records[name] = _record_run(name, contextlib, io)
+            mine = _record_run(name, contextlib, io, replace=variant["replace"])
+            expected = solution_records[name]
+            result["records_differ"] = sorted(
+                k for k in set(expected) | set(mine)
+                if k not in mine or k not in expected or not _values_match(mine[k], expected[k]))
         out[key] = result
     return out
 
 
-def _record_run(name: str, contextlib, io, strip_hidden: bool = False) -> dict:
+def _record_run(name: str, contextlib, io, strip_hidden: bool = False,
+                replace: dict[str, str] | None = None) -> dict:
     """Run the solution like the grader does: expect/expect_raises rebound to recorders
-    (``strip_hidden``: without the hidden blocks, as released)."""
+    (``strip_hidden``: without the hidden blocks, as released; ``replace``: these cells'
+    sources instead, a variant that must run without error)."""
     from grader.testing import outcome_of, to_plain
 
     os.chdir(notebook_path(name).parent)
@@ -386,7 +435,8 @@ def _record_run(name: str, contextlib, io, strip_hidden: bool = False) -> dict:
                 records[f"{_gid}/{key}"] = outcome_of(fn, *args, **kwargs)
 
             namespace.update(expect=expect, expect_raises=expect_raises)
-        src = HIDDEN.sub("", cell.source) if strip_hidden else cell.source
+        src = (replace or {}).get(gid, cell.source)
+        src = HIDDEN.sub("", src) if strip_hidden else src
         assert _exec(src, namespace, f"<{name}/{gid}>", contextlib, io), gid
     return records
 
