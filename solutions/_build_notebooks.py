@@ -17,6 +17,7 @@ Cell kinds (nbgrader schema 3 metadata, see notes/GRADER_INTERFACES.md):
 
 from __future__ import annotations
 
+import re
 import sys
 import textwrap
 from pathlib import Path
@@ -76,6 +77,12 @@ def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
     return result, ("calls " + " and ".join(sorted(called)) if called else "no call")"""
 
 
+# Test cells that draw tensors in the default dtype set it again first: a student's cell that set
+# float32 would otherwise change the inputs themselves (torch.randn draws other numbers), and
+# grading, which compares with the solution's float64 records, would fail what check passed.
+DTYPE_PIN = "torch.set_default_dtype(torch.float64)  # as in setup, whatever a cell above set"
+DRAWS_TENSORS = re.compile(r"torch\.(randn|rand|ones)\(")
+
 # Test cells that also run hidden tests say so in the release, right where the hidden block was.
 HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_NOTICE = "# At grading this cell also runs hidden tests (edge cases)."
@@ -113,8 +120,11 @@ class Book:
 
     def test(self, grade_id: str, points: int, src: str) -> None:
         """A graded test cell. When it holds hidden tests, a visible comment right before them
-        says so (the release strips the hidden block, the comment stays)."""
+        says so (the release strips the hidden block, the comment stays). A cell that draws
+        tensors in the default dtype starts with DTYPE_PIN."""
         src = _src(src)
+        if DRAWS_TENSORS.search(src):
+            src = f"{DTYPE_PIN}\n{src}"
         if HIDDEN_BEGIN in src:
             assert HIDDEN_NOTICE not in src, grade_id
             src = src.replace(HIDDEN_BEGIN, f"{HIDDEN_NOTICE}\n{HIDDEN_BEGIN}", 1)
