@@ -709,6 +709,7 @@ def ex3_matrix() -> Book:
     '''))
     b.test("test_matrix_1d_edges", 1, '''
     rng = np.random.default_rng(101)  # this cell's own inputs, whatever ran before
+    w = np.random.default_rng(0).standard_normal(3)  # test_matrix_1d's w, made again
     expect("stride_1", conv_matrix_1d(w, 5), tconv_lib.conv_matrix(w[None, None], 5).toarray(),
            hint="stride 1: a banded (Toeplitz) matrix of n - k + 1 rows")
     expect("size_floors", conv_matrix_1d(w, 8, stride=2, padding=1),
@@ -767,6 +768,7 @@ def ex3_matrix() -> Book:
     ''')
     b.test("test_matrix_2d_edges", 1, '''
     rng = np.random.default_rng(102)  # this cell's own inputs, whatever ran before
+    w2 = np.random.default_rng(1).standard_normal((2, 3, 2, 3))  # test_matrix_2d's, again
     w1 = rng.standard_normal((1, 1, 3, 3))
     expect("one_channel", conv_matrix_2d(w1, (3, 4)),
            tconv_lib.conv_matrix(w1, (3, 4)).toarray(), hint="one channel, stride 1")
@@ -991,6 +993,7 @@ def ex4_gradients() -> Book:
     ''')
     b.test("test_input_grad_edges", 1, '''
     gen = torch.Generator().manual_seed(105)  # this cell's own inputs, whatever ran before
+    w = torch.randn(2, 3, 3, 3, generator=torch.Generator().manual_seed(1))  # Task 1's w, again
     x, g, gx, gw = _autograd((1, 3, 5, 5), w)
     got = _no_grad(conv2d_input_grad, g, w, (5, 5))
     expect("stride_1", got, gx, hint="stride 1: a full-padding transposed convolution")
@@ -1041,9 +1044,7 @@ def ex4_gradients() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_weight_grad", 2, '''
-    # Task 1's weight again, made here: a `w` your own cells define for trying things out
-    # changes nothing below
-    w = torch.randn(2, 3, 3, 3, generator=torch.Generator().manual_seed(1))
+    w = torch.randn(2, 3, 3, 3, generator=torch.Generator().manual_seed(1))  # Task 1's w, again
     x, g, gx, gw = _autograd((2, 3, 8, 7), w, (2, 2), (1, 1))
     got = _no_grad(conv2d_weight_grad, x, g, (3, 3), stride=(2, 2), padding=(1, 1))
     expect("stride2_8x7", got, gw,
@@ -1069,6 +1070,7 @@ def ex4_gradients() -> Book:
     ''')
     b.test("test_weight_grad_edges", 1, '''
     gen = torch.Generator().manual_seed(106)  # this cell's own inputs, whatever ran before
+    w = torch.randn(2, 3, 3, 3, generator=torch.Generator().manual_seed(1))  # Task 1's w, again
     x, g, gx, gw = _autograd((1, 3, 5, 5), w)
     got = _no_grad(conv2d_weight_grad, x, g, (3, 3))
     expect("stride_1", got, gw, hint="stride 1, no padding")
@@ -1744,6 +1746,8 @@ def ex7_subpixel() -> Book:
                 "from the arguments, not from the k=4, s=2 example")
     ''')
     b.test("test_subpixel_edges", 2, '''
+    gen = torch.Generator().manual_seed(109)  # test_subpixel's x and w, made again
+    x, w = torch.randn(2, 2, 3, 4, generator=gen), torch.randn(2, 3, 4, 4, generator=gen)
     gen = torch.Generator().manual_seed(110)  # this cell's own inputs, whatever ran before
     x1 = torch.randn(1, 2, 1, 1, generator=gen)
     expect("one_pixel", conv_transpose_subpixel(x1, w, 2), F.conv_transpose2d(x1, w, stride=2),
@@ -1821,6 +1825,8 @@ def ex8_unet() -> Book:
            hint="9 -> 6 removes 3 rows: 1 on top, 2 at the bottom; 10 -> 6 removes 2 each side")
     ''')
     b.test("test_center_crop_edges", 1, '''
+    # test_center_crop's map, made again (a `t` your cells define changes nothing here)
+    t = torch.randn(2, 3, 9, 10, generator=torch.Generator().manual_seed(0))
     expect("same_size", center_crop(t, (9, 10)), t, hint="cropping to the same size is a no-op")
     expect_raises("taller_than_map", ValueError, center_crop, t, (10, 6),
                   hint="10 rows cannot be cut from a 9-row map (even though 6 columns fit): "

@@ -240,6 +240,41 @@ def test_released_stub_stops_every_test_cell_with_its_own_error(name, variant_re
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_test_cells_make_their_own_inputs(name: str) -> None:
+    """A test cell reads no plain name (``w``, ``x``, ``t``) that only an earlier test cell
+    defines: a student who reuses the name in a cell of their own (trying things out) would
+    change the inputs; ``check`` computes its expected values from the same inputs and passes,
+    grading compares with the solution's records and fails. Helpers start with ``_``; the
+    setup's and given cells' names are the notebook's own."""
+    import ast
+
+    defined_by_test: set[str] = set()
+    borrowed = {}
+    for cell in load(name).cells:
+        if cell.cell_type != "code":
+            continue
+        tree = ast.parse(cell.source)
+        imported = {(a.asname or a.name).split(".")[0] for n in ast.walk(tree)
+                    if isinstance(n, ast.Import | ast.ImportFrom) for a in n.names}
+        bound = imported | {n.id for n in ast.walk(tree)
+                            if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
+        bound |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)}
+        bound |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments)
+                  for a in n.posonlyargs + n.args + n.kwonlyargs}
+        if nbg(cell).get("grade"):
+            loads = {n.id for n in ast.walk(tree)
+                     if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
+            reads = sorted(n for n in loads - bound
+                           if n in defined_by_test and not n.startswith("_"))
+            if reads:
+                borrowed[nbg(cell)["grade_id"]] = reads
+            defined_by_test |= bound - imported
+        else:
+            defined_by_test -= bound
+    assert not borrowed, f"{name}: test cells read names an earlier test cell made: {borrowed}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_cells_with_hidden_tests_say_so_in_the_release(name: str) -> None:
     """The released test cell keeps a visible notice where its hidden block was stripped."""
     source = {nbg(c)["grade_id"]: c.source for c in load(name).cells if nbg(c).get("grade")}
