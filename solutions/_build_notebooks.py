@@ -913,13 +913,15 @@ def ex4_gradients() -> Book:
 
 
     def _autograd(x_shape, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), seed=0, groups=1):
-        """x, g and the two gradients of F.conv2d, by autograd (the oracle)."""
+        """x, g and the two gradients of F.conv2d, by autograd (the oracle; gradients on
+        even if a cell above called torch.set_grad_enabled(False))."""
         gen = torch.Generator().manual_seed(seed)
-        x = torch.randn(x_shape, generator=gen).requires_grad_(True)
-        w = w.detach().clone().requires_grad_(True)
-        y = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
-        g = torch.randn(y.shape, generator=gen)
-        gx, gw = torch.autograd.grad(y, (x, w), g)
+        with torch.enable_grad():
+            x = torch.randn(x_shape, generator=gen).requires_grad_(True)
+            w = w.detach().clone().requires_grad_(True)
+            y = F.conv2d(x, w, stride=stride, padding=padding, dilation=dilation, groups=groups)
+            g = torch.randn(y.shape, generator=gen)
+            gx, gw = torch.autograd.grad(y, (x, w), g)
         return x.detach(), g, gx, gw
 
     _AUTOGRAD_CALLS = {}  # function under test -> what of torch.autograd it called
@@ -1177,9 +1179,10 @@ def ex5_conventions() -> Book:
         total = max((math.ceil(n / stride) - 1) * stride + k - n, 0)
         if padding.upper() == "VALID":
             total = 0
-        z = torch.zeros(x.shape[0], w.shape[1], n, requires_grad=True)
-        y = F.conv1d(F.pad(z, (total // 2, total - total // 2)), w, stride=stride)
-        (gz,) = torch.autograd.grad(y, z, x)
+        with torch.enable_grad():  # even if a cell above called torch.set_grad_enabled(False)
+            z = torch.zeros(x.shape[0], w.shape[1], n, requires_grad=True)
+            y = F.conv1d(F.pad(z, (total // 2, total - total // 2)), w, stride=stride)
+            (gz,) = torch.autograd.grad(y, z, x)
         return gz
 
     def _run_conversion(convert, args, x, w, stride, dilation=1):

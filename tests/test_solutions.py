@@ -418,6 +418,7 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
             continue
         name = variant["assignment"]
         os.chdir(notebook_path(name).parent)
+        _fresh_torch_state()  # as in a fresh kernel: an earlier variant may have changed it
         namespace: dict = {"__name__": "__main__"}
         result: dict[str, bool] = {}
         for cell in load(name).cells:
@@ -456,6 +457,7 @@ def _record_run(name: str, contextlib, io, strip_hidden: bool = False,
     from grader.testing import outcome_of, to_plain
 
     os.chdir(notebook_path(name).parent)
+    _fresh_torch_state()
     records: dict = {}
     namespace: dict = {"__name__": "__main__"}
     for cell in load(name).cells:
@@ -474,6 +476,15 @@ def _record_run(name: str, contextlib, io, strip_hidden: bool = False,
         src = HIDDEN.sub("", src) if strip_hidden else src
         assert _exec(src, namespace, f"<{name}/{gid}>", contextlib, io), gid
     return records
+
+
+def _fresh_torch_state() -> None:
+    """Gradients on and torch's default dtype, as a new process has them (a correct variant
+    may switch them in its own cell; grading runs every notebook in a new process)."""
+    import torch
+
+    torch.set_grad_enabled(True)
+    torch.set_default_dtype(torch.float32)
 
 
 def _values_match(a, b) -> bool:
