@@ -165,7 +165,7 @@ class _H:
     tobytes = None
     Unserialisable = None
     to_plain = None
-    outcome_of = None
+    raised_as = None
     current = None  # (cell index, grade_id) of the running test cell
     allowed = ()  # path prefixes a sandboxed notebook may open (others are flagged)
     flags = set()
@@ -236,7 +236,7 @@ def _disk_full():
 
 # ---- recorders -----------------------------------------------------------------------------------
 def _make_recorders(index, grade_id):
-    to_plain, outcome_of = _H.to_plain, _H.outcome_of
+    to_plain, raised_as = _H.to_plain, _H.raised_as
 
     def _record(name, value, hint):
         if _H.current != (index, grade_id):
@@ -255,7 +255,7 @@ def _make_recorders(index, grade_id):
         _record(name, got, hint)
 
     def expect_raises(name, exc_type, fn, *args, hint="", **kwargs):
-        _record(name, outcome_of(fn, *args, **kwargs), hint)
+        _record(name, raised_as(exc_type, fn, *args, **kwargs), hint)
 
     return expect, expect_raises
 
@@ -599,7 +599,7 @@ def zygote(ctl_fd, testing_path, preload, isolate):
     _H.tobytes = np.ndarray.tobytes
     _H.Unserialisable = priv.Unserialisable
     _H.to_plain = priv.to_plain
-    _H.outcome_of = priv.outcome_of
+    _H.raised_as = priv.raised_as
     sock = socket.socket(fileno=ctl_fd)
     if not isolate:  # orphans of the notebook stay our descendants (counted, then killed)
         ctypes.CDLL(None).prctl(PR_SET_CHILD_SUBREAPER, 1, 0, 0, 0)

@@ -279,19 +279,26 @@ def expect(name: str, got: Any, expected: Any, hint: str = "") -> None:
         raise AssertionError(msg)
 
 
-def outcome_of(fn: Callable[..., Any], *args: Any, **kwargs: Any) -> str:
-    """The name of the exception ``fn(*args, **kwargs)`` raises, or ``"no exception"``."""
+def raised_as(exc_type: type[BaseException], fn: Callable[..., Any], *args: Any,
+              **kwargs: Any) -> str:
+    """The name of the exception ``fn(*args, **kwargs)`` raises, or ``"no exception"``; one
+    that is an ``exc_type`` (a student's own subclass of ``ValueError``, say) is named
+    ``exc_type``, as ``except exc_type`` would catch it. Only a plain class counts as
+    ``exc_type`` (no metaclass of its own decides)."""
     try:
         fn(*args, **kwargs)
     except Exception as exc:  # noqa: BLE001 - recording which exception is the point
+        if type(exc_type) is type and issubclass(type(exc), exc_type):
+            return exc_type.__name__
         return type(exc).__name__
     return "no exception"
 
 
 def expect_raises(name: str, exc_type: type[BaseException], fn: Callable[..., Any], *args: Any,
                   hint: str = "", **kwargs: Any) -> None:
-    """Student mode: raise ``AssertionError`` unless ``fn(*args)`` raises ``exc_type``."""
-    got = outcome_of(fn, *args, **kwargs)
+    """Student mode: raise ``AssertionError`` unless ``fn(*args)`` raises ``exc_type`` (or a
+    subclass of it)."""
+    got = raised_as(exc_type, fn, *args, **kwargs)
     if got != exc_type.__name__:
         msg = f"[{name}] expected {exc_type.__name__} to be raised, got {got}."
         if hint:

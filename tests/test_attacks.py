@@ -172,6 +172,14 @@ def test_correct_submission_passes(tmp_path: Path, expected: dict) -> None:
     assert ex.flags == []
 
 
+def test_a_subclass_of_the_expected_error_passes(tmp_path: Path, expected: dict) -> None:
+    """``class NotANumber(ValueError)`` raised where a test expects ``ValueError``: recorded as
+    ``ValueError``, as the solution's run records it."""
+    ex = run_attack(tmp_path, "own_error")
+    assert judge(ex, expected) == {"test_double": True, "test_raises": True}, ex.cells
+    assert ex.flags == []
+
+
 def test_infinite_loop(tmp_path: Path, expected: dict) -> None:
     ex = run_attack(tmp_path, "infinite_loop")
     assert status(ex, "test_double") == "timeout" and status(ex, "test_raises") == "timeout"

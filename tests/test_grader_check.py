@@ -448,3 +448,31 @@ def test_a_directory_names_the_notebooks_inside(tmp_path, capsys):
     (tmp_path / "empty").mkdir()
     assert main(["check", str(tmp_path / "empty")]) == 2
     assert "a directory with no .ipynb notebook in it" in capsys.readouterr().err
+
+
+def test_expect_raises_takes_a_subclass_of_the_expected_error() -> None:
+    """Student mode, as grading records it: an exception that ``except ValueError`` would catch
+    passes, another type fails naming both, and a class with a metaclass of its own is named by
+    its own name (it does not get to decide)."""
+    from grader.testing import expect_raises, raised_as
+
+    class Unreachable(ValueError):
+        pass
+
+    def raise_(exc):
+        raise exc
+
+    expect_raises("sub", ValueError, raise_, Unreachable("7 is not reachable"))
+    with pytest.raises(AssertionError, match=r"\[other\] expected ValueError to be raised, got "
+                                             r"TypeError"):
+        expect_raises("other", ValueError, raise_, TypeError("no"))
+
+    class Meta(type):
+        def __subclasscheck__(cls, sub):
+            return True
+
+    class Anything(Exception, metaclass=Meta):
+        pass
+
+    assert raised_as(Anything, raise_, KeyError("k")) == "KeyError"
+    assert raised_as(ValueError, lambda: None) == "no exception"

@@ -454,7 +454,7 @@ def _record_run(name: str, contextlib, io, strip_hidden: bool = False,
     """Run the solution like the grader does: expect/expect_raises rebound to recorders
     (``strip_hidden``: without the hidden blocks, as released; ``replace``: these cells'
     sources instead, a variant that must run without error)."""
-    from grader.testing import outcome_of, to_plain
+    from grader.testing import raised_as, to_plain
 
     os.chdir(notebook_path(name).parent)
     _fresh_torch_state()
@@ -469,7 +469,7 @@ def _record_run(name: str, contextlib, io, strip_hidden: bool = False,
                 records[f"{_gid}/{key}"] = to_plain(got)
 
             def expect_raises(key, exc_type, fn, *args, hint="", _gid=gid, **kwargs):
-                records[f"{_gid}/{key}"] = outcome_of(fn, *args, **kwargs)
+                records[f"{_gid}/{key}"] = raised_as(exc_type, fn, *args, **kwargs)
 
             namespace.update(expect=expect, expect_raises=expect_raises)
         src = (replace or {}).get(gid, cell.source)
