@@ -121,10 +121,13 @@ class Book:
     def test(self, grade_id: str, points: int, src: str) -> None:
         """A graded test cell. When it holds hidden tests, a visible comment right before them
         says so (the release strips the hidden block, the comment stays). A cell that draws
-        tensors in the default dtype starts with DTYPE_PIN."""
+        tensors in the default dtype starts with DTYPE_PIN (after its imports)."""
         src = _src(src)
         if DRAWS_TENSORS.search(src):
-            src = f"{DTYPE_PIN}\n{src}"
+            lines = src.splitlines()
+            at = next((i for i, line in enumerate(lines)
+                       if not line.startswith(("import ", "from "))), len(lines))
+            src = "\n".join(lines[:at] + [""] * (at > 0) + [DTYPE_PIN] + lines[at:])
         if HIDDEN_BEGIN in src:
             assert HIDDEN_NOTICE not in src, grade_id
             src = src.replace(HIDDEN_BEGIN, f"{HIDDEN_NOTICE}\n{HIDDEN_BEGIN}", 1)
