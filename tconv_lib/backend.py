@@ -197,14 +197,18 @@ def memory_format(x: Any, weight: Any) -> Any:
 
     if len(x.shape) in (4, 5):
         for a in (x, weight):
-            if suggest_memory_format(a) != torch.contiguous_format:
-                return suggest_memory_format(a)
+            if (found := suggest_memory_format(a)) != torch.contiguous_format:
+                return found
     return torch.contiguous_format
 
 
 def channels_last(memory_format: Any) -> bool:
     """Whether ``memory_format`` (from :func:`memory_format`) lays the channels innermost."""
-    return memory_format is not None and "channels_last" in str(memory_format)
+    if memory_format is None:
+        return False
+    import torch
+
+    return memory_format in (torch.channels_last, torch.channels_last_3d)
 
 
 def in_memory_format(y: Any, memory_format: Any) -> Any:
