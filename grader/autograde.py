@@ -595,6 +595,11 @@ def grade_notebook(task: dict) -> dict:
     return out
 
 
+def _label(cell) -> str:
+    """How flags and messages name a cell run: its grade_id, else ``#<index>``."""
+    return cell.grade_id or f"#{cell.index}"
+
+
 #: the run's own time-out flags, replaced by one flag per event (``timeout_flags``)
 _BARE_TIMEOUTS = ("timeout", "notebook timeout")
 
@@ -619,7 +624,7 @@ def timeout_flags(flags: list[str], cells, limits) -> list[str]:
         by_notebook = notebook and c.error == "notebook timed out"
         told = told or by_notebook
         why = ": the notebook's time ran out" if by_notebook else ""
-        out.append(f"cell {c.grade_id or f'#{c.index}'} timed out{why} {lim}")
+        out.append(f"cell {_label(c)} timed out{why} {lim}")
     if notebook and not told:
         out.append(f"notebook timed out between cells {lim}")
     return out
@@ -638,7 +643,7 @@ def memory_flags(flags: list[str], cells, limits) -> list[str]:
     if not hit:
         return [*out, f"memory limit ({lim})"]
     c = hit[-1]
-    return [*out, f"cell {c.grade_id or f'#{c.index}'} hit the memory limit ({lim})"]
+    return [*out, f"cell {_label(c)} hit the memory limit ({lim})"]
 
 
 def code_errors(runs, specs: dict) -> list[str]:
@@ -655,7 +660,7 @@ def code_errors(runs, specs: dict) -> list[str]:
             text = (lines or ["error"])[0][:300]
             if first_hidden is not None and c.index > first_hidden:
                 text = _shown_error(text, "error", has_hidden=True)
-            out.append(f"cell {c.grade_id or f'#{c.index}'}: {text}")
+            out.append(f"cell {_label(c)}: {text}")
     return out
 
 

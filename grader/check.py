@@ -34,8 +34,8 @@ from grader.gradebook import REPO, UsageError
 
 ANSI = re.compile(r"\x1b\[[0-9;]*m")
 # A traceback frame in a notebook cell: "Cell In[3], line 5, in pixel_shuffle"
-FRAME = re.compile(r"Cell In\[\d+\], line (\d+)(?:, in (\w+))?")
-CELL_FRAME = re.compile(r"Cell In\[(\d+)\], line (\d+)(?:, in (\S+))?")
+# A notebook cell's frame in an IPython traceback: its execution count, line and function.
+FRAME = re.compile(r"Cell In\[(?P<count>\d+)\], line (?P<line>\d+)(?:, in (?P<func>\w+))?")
 # A released test cell that also runs hidden tests at grading says so (the builder's notice).
 HIDDEN_NOTICE = "also runs hidden tests"
 # IPython's file name in a SyntaxError's message: "invalid syntax (3672172933.py, line 2)"
@@ -65,24 +65,28 @@ def explain(error: dict) -> str:
     ``NotImplementedError`` there is the released stub, still in the function the test calls.
     """
     name, value = error.get("ename", "Error"), ANSI.sub("", error.get("evalue", ""))
-    frames = [m for line in error.get("traceback", [])
-              for m in FRAME.finditer(ANSI.sub("", line))]
-    func = frames[-1].group(2) if frames else None
+    frames = _frames(error)
+    func = frames[-1]["func"] if frames else None
     if name == "NotImplementedError" and not value:
         where = f"`{func}`" if func else "a solution cell this test runs"
         return (f"NotImplementedError: {where} is still the released stub; replace its "
                 "`raise NotImplementedError()` with your code")
     if name in ("SyntaxError", "IndentationError", "TabError"):
         m = SYNTAX_WHERE.search(value)
-        line = m.group(1) if m else (frames[-1].group(1) if frames else None)
+        line = m.group(1) if m else (frames[-1]["line"] if frames else None)
         value = SYNTAX_WHERE.sub("", value)
         return f"{name}: {value}" + (f" (line {line} of the cell)" if line else "")
     message = f"{name}: {value}"
     if name != "AssertionError" and frames:
-        line = frames[-1].group(1)
+        line = frames[-1]["line"]
         message += f" (raised in `{func}`, line {line} of its cell)" if func else (
             f" (raised at line {line} of a cell)")
     return message
+
+
+def _frames(error: dict) -> list[re.Match]:
+    """The notebook-cell frames of an ``error`` output's traceback, outermost first."""
+    return [m for line in error.get("traceback", []) for m in FRAME.finditer(ANSI.sub("", line))]
 
 
 def _error_line(error: dict, source: str) -> str:
@@ -91,9 +95,8 @@ def _error_line(error: dict, source: str) -> str:
         m = SYNTAX_WHERE.search(ANSI.sub("", error.get("evalue", "")))
         number = int(m.group(1)) if m else None
     else:  # the outermost frame is the cell itself
-        frames = [m for line in error.get("traceback", [])
-                  for m in FRAME.finditer(ANSI.sub("", line))]
-        number = int(frames[0].group(1)) if frames else None
+        frames = _frames(error)
+        number = int(frames[0]["line"]) if frames else None
     lines = source.splitlines()
     if number is None or not 1 <= number <= len(lines):
         return ""
@@ -105,19 +108,17 @@ def _interrupted_at(errors: list, nb) -> str:
     """Where an interrupted cell was running: ``" in `f`, at `line`"`` from the innermost frame
     of the notebook's own cells in the interrupt's traceback (cells are numbered by their
     execution count), or ''."""
-    frames = [m for e in errors[:1] for line in e.get("traceback", [])
-              for m in CELL_FRAME.finditer(ANSI.sub("", line))]
+    frames = _frames(errors[0]) if errors else []
     if not frames:
         return ""
-    count, number, func = int(frames[-1].group(1)), int(frames[-1].group(2)), frames[-1].group(3)
+    count, number, func = int(frames[-1]["count"]), int(frames[-1]["line"]), frames[-1]["func"]
     cell = next((c for c in nb.cells if c.get("execution_count") == count), None)
     lines = cell.source.splitlines() if cell is not None else []
     if not 1 <= number <= len(lines):
         return ""
     text = lines[number - 1].strip()
     text = text if len(text) <= 60 else text[:57] + "..."
-    func = (func or "").split("(")[0]                   # IPython writes "double(x)"
-    return (f" in `{func}`" if func and func != "<module>" else "") + f", at `{text}`"
+    return (f" in `{func}`" if func else "") + f", at `{text}`"
 
 
 def _cell_name(cell, index: int) -> str:
@@ -551,10 +552,11 @@ def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = Tr
     total = sum(t["points"] for t in tests)
     # cells over half the limit; a test cell that also runs hidden tests from a quarter on, as
     # grading calls the student's code again in them
+    hidden = {i: HIDDEN_NOTICE in nb.cells[i].source for i in runs}
     slow = [{"cell": i, "name": _cell_name(nb.cells[i], i), "seconds": r["seconds"],
-             "hidden": HIDDEN_NOTICE in nb.cells[i].source}
-            for i, r in runs.items() if r["status"] == "ok" and r["seconds"] > timeout / (
-                4 if HIDDEN_NOTICE in nb.cells[i].source else 2)]
+             "hidden": hidden[i]}
+            for i, r in runs.items()
+            if r["status"] == "ok" and r["seconds"] > timeout / (4 if hidden[i] else 2)]
     return {"tests": tests, "earned": earned, "total": total, "errors": errors,
             "entries": entries, "written": written, "changes": changes, "cells": runs,
             "seconds": ran["seconds"], "slow": slow,
