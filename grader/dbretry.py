@@ -230,14 +230,17 @@ def sync_source_shared(course, assignment: str) -> dict:
     from under the first one (already grading, nothing committed yet). Here the release chain
     first runs against a throwaway SQLite gradebook; when the shared gradebook already holds
     exactly those rows it is not touched; otherwise (first run, or the source changed) SaveCells
-    runs on it as usual. All of it under a per-assignment advisory lock (PostgreSQL).
+    runs on it as usual. All of it under one advisory lock per gradebook (PostgreSQL), not one
+    per assignment: nbgrader's ``SaveCells`` opens its own ``Gradebook``, which creates the
+    ``default_course`` row outside :func:`connect`'s lock, so two graders syncing different
+    assignments at once could both insert it (a unique violation).
     """
     import dataclasses
     import tempfile
 
     from grader.gradebook import COURSE_ID, sync_source
 
-    with exclusive(course.db_url, f"sync_source:{assignment}"):
+    with exclusive(course.db_url, "sync_source"):
         have = _cell_rows(course.db_url, assignment, COURSE_ID)
         if have is not None:
             with tempfile.TemporaryDirectory(prefix="tconv-sync-") as tmp:
