@@ -62,10 +62,12 @@ def measured() -> dict[Hashable, dict[str, float]]:
 def choose(key: Hashable, routes: dict[str, Callable[[], Any]],
            timer: Callable[[Callable[[], Any]], float],
            agrees: Callable[[Any, Any], bool]) -> str:
-    """The name of the route to run for ``key``; the first route is the default.
+    """The name of the route to run for ``key``; the first route is the
+    default.
 
-    ``timer(fn)`` returns seconds per call of ``fn``; ``agrees(out, reference)`` says whether a
-    route's output matches the default route's. Only the default route's errors propagate.
+    ``timer(fn)`` returns seconds per call of ``fn``;
+    ``agrees(out, reference)`` says whether a route's output matches the
+    default route's. Only the default route's errors propagate.
     """
     if not routes:
         raise ValueError("choose needs at least one route, got routes={}")
@@ -78,19 +80,22 @@ def choose(key: Hashable, routes: dict[str, Callable[[], Any]],
         _chosen[key] = default
         return default
     reference = routes[default]()
-    if not agrees(reference, reference):      # NaN or inf in the data: nothing to compare with
-        return default
+    if not agrees(reference, reference):
+        return default    # NaN or inf in the data: nothing to compare with
     times = {default: timer(routes[default])}
     for name, fn in list(routes.items())[1:]:
         try:
             out = fn()
-        except Exception as err:  # noqa: BLE001 - an optional route that cannot run is skipped
-            warnings.warn(f"tconv_lib autotune: route {name!r} failed and is skipped: "
-                          f"{type(err).__name__}: {err}", RuntimeWarning, stacklevel=3)
+        # an optional route that cannot run is skipped
+        except Exception as err:  # noqa: BLE001
+            warnings.warn(f"tconv_lib autotune: route {name!r} failed and "
+                          f"is skipped: {type(err).__name__}: {err}",
+                          RuntimeWarning, stacklevel=3)
             continue
         if not agrees(out, reference):
-            warnings.warn(f"tconv_lib autotune: route {name!r} disagrees with {default!r} "
-                          f"and is skipped", RuntimeWarning, stacklevel=3)
+            warnings.warn(f"tconv_lib autotune: route {name!r} disagrees "
+                          f"with {default!r} and is skipped",
+                          RuntimeWarning, stacklevel=3)
             continue
         del out
         times[name] = timer(fn)

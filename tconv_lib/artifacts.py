@@ -77,38 +77,46 @@ def overlap_counts(kernel_size: int, stride: int, dilation: int = 1) -> list[int
     return counts
 
 
-def overlap_map(kernel_size: IntOrTuple, stride: IntOrTuple, input_size: IntOrTuple | None = None,
+def overlap_map(kernel_size: IntOrTuple, stride: IntOrTuple,
+                input_size: IntOrTuple | None = None,
                 dilation: IntOrTuple = 1) -> np.ndarray:
-    r"""How many kernel copies cover each output position of a transposed convolution.
+    r"""How many kernel copies cover each output position of a transposed
+    convolution.
 
-    It is the transposed convolution of an all-ones input with an all-ones kernel (one channel,
-    no padding), computed with :func:`tconv_lib.conv_transpose` in float64:
+    It is the transposed convolution of an all-ones input with an all-ones
+    kernel (one channel, no padding), computed with
+    :func:`tconv_lib.conv_transpose` in float64:
 
-    .. math:: m[\mathbf{o}] = \#\{(\mathbf{j}, \mathbf{t}) : \mathbf{j}s + \mathbf{t}d =
-              \mathbf{o}\}
+    .. math:: m[\mathbf{o}] = \#\{(\mathbf{j}, \mathbf{t}) :
+              \mathbf{j}s + \mathbf{t}d = \mathbf{o}\}
 
     Args:
-        kernel_size: ``k``, an int or one per spatial dimension (the number of dimensions is
-            taken from the first tuple among ``kernel_size``, ``stride``, ``input_size``,
-            ``dilation``; all ints means 1-D).
+        kernel_size: ``k``, an int or one per spatial dimension (the
+            number of dimensions is taken from the first tuple among
+            ``kernel_size``, ``stride``, ``input_size``, ``dilation``; all
+            ints means 1-D).
         stride: ``s``, distance between the painted copies.
-        input_size: length of the all-ones input per axis (default: enough for at least three
-            full periods of interior, ``ceil(d(k-1)/s) + 3``).
+        input_size: length of the all-ones input per axis (default: enough
+            for at least three full periods of interior,
+            ``ceil(d(k-1)/s) + 3``).
         dilation: ``d``, spacing of the kernel taps.
 
     Returns:
-        An integer array of shape ``(i-1)s + d(k-1) + 1`` per axis. The borders (the first and
-        last ``d(k-1)`` positions) see fewer copies; :func:`interior` crops them.
+        An integer array of shape ``(i-1)s + d(k-1) + 1`` per axis. The
+        borders (the first and last ``d(k-1)`` positions) see fewer copies;
+        :func:`interior` crops them.
     """
-    ndim = _ndim_of(kernel_size, stride, input_size if input_size is not None else 1, dilation)
+    ndim = _ndim_of(kernel_size, stride,
+                    input_size if input_size is not None else 1, dilation)
     k, s, d = _check_geometry(kernel_size, stride, dilation, ndim)
     if input_size is None:
-        size = tuple(-(-dd * (kk - 1) // ss) + 3 for kk, ss, dd in zip(k, s, d, strict=True))
+        size = tuple(-(-dd * (kk - 1) // ss) + 3
+                     for kk, ss, dd in zip(k, s, d, strict=True))
     else:
         size = as_tuple("input_size", input_size, ndim)
         if any(v < 1 for v in size):
-            raise ValueError(f"input_size must be positive in every dimension, "
-                             f"got input_size={size}")
+            raise ValueError(f"input_size must be positive in every "
+                             f"dimension, got input_size={size}")
     ones_x = np.ones((1, 1) + size)
     ones_w = np.ones((1, 1) + k)
     out = conv_transpose(ones_x, ones_w, stride=s, dilation=d)
@@ -224,35 +232,41 @@ def periodic_component(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> np.ndar
                                                             strict=True)))
 
 
-def checkerboard_score(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> float:
-    r"""Fraction of the mean-removed energy of ``x`` that is periodic with period ``stride``.
+def checkerboard_score(x: Any, stride: IntOrTuple = 2,
+                       ndim: int = 2) -> float:
+    r"""Fraction of the mean-removed energy of ``x`` that is periodic with
+    period ``stride``.
 
-    .. math:: \text{score}(x) = \frac{\lVert P_s(x - \bar x) \rVert^2}{\lVert x - \bar x \rVert^2}
-              \in [0, 1]
+    .. math:: \text{score}(x) = \frac{\lVert P_s(x - \bar x) \rVert^2}
+                                     {\lVert x - \bar x \rVert^2} \in [0, 1]
 
-    where :math:`\bar x` is the spatial mean and :math:`P_s` averages each phase (see
-    :func:`periodic_component`). Equivalently (Parseval, sizes divisible by ``s``): the share of
-    the power spectrum, DC removed, at the :math:`s^D - 1` frequencies
-    :math:`(m_1 N_1/s, \dots, m_D N_D/s)`, :math:`m \in \{0..s-1\}^D \setminus \{0\}`.
+    where :math:`\bar x` is the spatial mean and :math:`P_s` averages each
+    phase (see :func:`periodic_component`). Equivalently (Parseval, sizes
+    divisible by ``s``): the share of the power spectrum, DC removed, at the
+    :math:`s^D - 1` frequencies :math:`(m_1 N_1/s, \dots, m_D N_D/s)`,
+    :math:`m \in \{0..s-1\}^D \setminus \{0\}`.
 
-    0 for a constant or perfectly phase-balanced signal, 1 for a pure checkerboard such as
-    :math:`(-1)^{i+j}`. White noise of :math:`P` positions per signal scores
-    :math:`(s^D-1)/(P-1)` in expectation (over many pooled signals, the ratio of the expected
-    energies): removing the mean leaves :math:`P - 1` dimensions, of which the periodic part
-    spans :math:`s^D - 1`. Spatial sizes are first cropped to multiples of ``s``.
-    A period-4 score (``stride=4``) also contains the period-2 part, which is what stacking two
-    stride-2 layers produces.
+    0 for a constant or perfectly phase-balanced signal, 1 for a pure
+    checkerboard such as :math:`(-1)^{i+j}`. White noise of :math:`P`
+    positions per signal scores :math:`(s^D-1)/(P-1)` in expectation (over
+    many pooled signals, the ratio of the expected energies): removing the
+    mean leaves :math:`P - 1` dimensions, of which the periodic part spans
+    :math:`s^D - 1`. Spatial sizes are first cropped to multiples of ``s``.
+    A period-4 score (``stride=4``) also contains the period-2 part, which
+    is what stacking two stride-2 layers produces.
 
     Args:
-        x: NumPy array or torch tensor of shape ``(..., *spatial)``; the leading axes (batch,
-            channels) are separate signals whose energies are pooled.
+        x: NumPy array or torch tensor of shape ``(..., *spatial)``; the
+            leading axes (batch, channels) are separate signals whose
+            energies are pooled.
         stride: the period to look for (int or one per spatial axis).
         ndim: number of trailing spatial axes.
     """
     s = _check_period(stride, ndim)
     a = _as_numpy(x)
     if a.ndim < ndim:
-        raise ValueError(f"x must have at least ndim={ndim} dims, got x.shape={a.shape}")
+        raise ValueError(f"x must have at least ndim={ndim} dims, got "
+                         f"x.shape={a.shape}")
     v, lead = _split_phases(a, s)
     spatial_axes = tuple(len(lead) + i for i in range(2 * ndim))
     centred = v - v.mean(axis=spatial_axes, keepdims=True)
@@ -263,31 +277,39 @@ def checkerboard_score(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> float:
     return float((periodic ** 2).sum()) / total
 
 
-def block_edge_ratio(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> float:
-    r"""How much sharper the edges of the ``stride``-sized blocks are than the inside of a block.
+def block_edge_ratio(x: Any, stride: IntOrTuple = 2,
+                     ndim: int = 2) -> float:
+    r"""How much sharper the edges of the ``stride``-sized blocks are than
+    the inside of a block.
 
-    Mean squared difference between neighbouring samples that lie in *different* blocks of
-    ``stride`` samples (the pair ``(j, j+1)`` with ``(j + 1) % s == 0``), divided by the mean
-    squared difference between neighbours *inside* a block, pooled over the last ``ndim`` axes
-    (blocks start at index 0). About 1 when the differences do not depend on the block grid
-    (white noise, a smooth image, a checkerboard :math:`(-1)^{i+j}`); ``inf`` for a
-    piecewise-constant image such as a nearest-neighbour upsampling; 1.0 for a constant input.
-    :func:`checkerboard_score` cannot see such blocks: their phases all have the same mean.
+    Mean squared difference between neighbouring samples that lie in
+    *different* blocks of ``stride`` samples (the pair ``(j, j+1)`` with
+    ``(j + 1) % s == 0``), divided by the mean squared difference between
+    neighbours *inside* a block, pooled over the last ``ndim`` axes (blocks
+    start at index 0). About 1 when the differences do not depend on the
+    block grid (white noise, a smooth image, a checkerboard
+    :math:`(-1)^{i+j}`); ``inf`` for a piecewise-constant image such as a
+    nearest-neighbour upsampling; 1.0 for a constant input.
+    :func:`checkerboard_score` cannot see such blocks: their phases all have
+    the same mean.
     """
     s = _check_period(stride, ndim)
     if any(v < 2 for v in s):
-        raise ValueError(f"stride must be at least 2 in every dimension (blocks of one sample "
-                         f"have no inside), got stride={s}")
+        raise ValueError(f"stride must be at least 2 in every dimension "
+                         f"(blocks of one sample have no inside), got "
+                         f"stride={s}")
     a = _as_numpy(x)
     if a.ndim < ndim:
-        raise ValueError(f"x must have at least ndim={ndim} dims, got x.shape={a.shape}")
+        raise ValueError(f"x must have at least ndim={ndim} dims, got "
+                         f"x.shape={a.shape}")
     across = within = 0.0
     n_across = n_within = 0
     for axis, ss in zip(range(a.ndim - ndim, a.ndim), s, strict=True):
         n = a.shape[axis]
         if n < ss + 1:
-            raise ValueError(f"every spatial size must exceed the stride {s} (one block edge), "
-                             f"got the spatial shape {a.shape[-ndim:]}")
+            raise ValueError(f"every spatial size must exceed the stride "
+                             f"{s} (one block edge), got the spatial shape "
+                             f"{a.shape[-ndim:]}")
         d2 = np.diff(a, axis=axis) ** 2
         cross = (np.arange(1, n) % ss) == 0
         moved = np.moveaxis(d2, axis, -1)
@@ -303,17 +325,23 @@ def block_edge_ratio(x: Any, stride: IntOrTuple = 2, ndim: int = 2) -> float:
 # --- The fixes (torch.nn modules) ------------------------------------------------------------
 
 
-def icnr_(weight: torch.Tensor, scale: int = 2,
-          init: Callable[[torch.Tensor], Any] | None = None) -> torch.Tensor:
-    r"""ICNR initialisation (Aitken et al., 2017) of a conv before a pixel shuffle, in place.
+def icnr_(
+    weight: torch.Tensor,
+    scale: int = 2,
+    init: Callable[[torch.Tensor], Any] | None = None,
+) -> torch.Tensor:
+    r"""ICNR initialisation (Aitken et al., 2017) of a conv before a pixel
+    shuffle, in place.
 
-    A convolution with :math:`C\,r^D` output channels followed by a pixel shuffle of factor
-    :math:`r` produces :math:`r^D` sub-pixel phases from :math:`r^D` groups of output channels.
-    ICNR initialises one sub-kernel of shape ``(C, C_in, *k)`` (with ``init``, default
-    ``torch.nn.init.kaiming_normal_``) and copies it to all :math:`r^D` phases. At
-    initialisation the layer is then exactly that convolution, at low resolution, followed by
-    nearest-neighbour upsampling: every phase is equal, no checkerboard. Training can then make
-    the phases differ, as it needs to. Channel ``c * r**D + p`` is phase ``p`` of output channel
+    A convolution with :math:`C\,r^D` output channels followed by a pixel
+    shuffle of factor :math:`r` produces :math:`r^D` sub-pixel phases from
+    :math:`r^D` groups of output channels. ICNR initialises one sub-kernel
+    of shape ``(C, C_in, *k)`` (with ``init``, default
+    ``torch.nn.init.kaiming_normal_``) and copies it to all :math:`r^D`
+    phases. At initialisation the layer is then exactly that convolution,
+    at low resolution, followed by nearest-neighbour upsampling: every phase
+    is equal, no checkerboard. Training can then make the phases differ, as
+    it needs to. Channel ``c * r**D + p`` is phase ``p`` of output channel
     ``c``, which is ``torch.nn.PixelShuffle``'s order.
 
     Args:
@@ -323,13 +351,16 @@ def icnr_(weight: torch.Tensor, scale: int = 2,
     """
     scale = _check_scale(scale)
     if weight.ndim < 3:
-        raise ValueError(f"weight must be a conv weight (C * scale**D, C_in, *kernel) with at "
-                         f"least 3 dims, got weight.shape={tuple(weight.shape)}")
+        raise ValueError(f"weight must be a conv weight (C * scale**D, "
+                         f"C_in, *kernel) with at least 3 dims, got "
+                         f"weight.shape={tuple(weight.shape)}")
     phases = scale ** (weight.ndim - 2)
     if weight.shape[0] % phases:
-        raise ValueError(f"weight.shape[0] must be divisible by scale**D = {phases} (the pixel "
-                         f"shuffle's phases), got weight.shape={tuple(weight.shape)}")
-    sub = torch.empty((weight.shape[0] // phases,) + tuple(weight.shape[1:]),
+        raise ValueError(f"weight.shape[0] must be divisible by scale**D = "
+                         f"{phases} (the pixel shuffle's phases), got "
+                         f"weight.shape={tuple(weight.shape)}")
+    sub = torch.empty((weight.shape[0] // phases,)
+                      + tuple(weight.shape[1:]),
                       dtype=weight.dtype, device=weight.device)
     (init or torch.nn.init.kaiming_normal_)(sub)
     with torch.no_grad():

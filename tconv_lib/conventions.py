@@ -110,10 +110,13 @@ class TransposeArgs:
         return y if batched else y[0]
 
 
-def from_crop(crop: Crop, stride: Sequence[int], dilation: Sequence[int]) -> TransposeArgs:
-    """PyTorch arguments for a crop: ``padding``/``output_padding`` when they can express it.
+def from_crop(crop: Crop, stride: Sequence[int],
+              dilation: Sequence[int]) -> TransposeArgs:
+    """PyTorch arguments for a crop: ``padding``/``output_padding`` when
+    they can express it.
 
-    They can when ``lo >= 0``, ``hi <= lo`` and ``lo - hi < max(stride, dilation)`` on every axis.
+    They can when ``lo >= 0``, ``hi <= lo`` and
+    ``lo - hi < max(stride, dilation)`` on every axis.
     """
     stride, dilation = tuple(stride), tuple(dilation)
     if all(lo >= 0 and 0 <= lo - hi < max(s, d)

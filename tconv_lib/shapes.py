@@ -86,33 +86,40 @@ def conv_output_size(i: int, k: int, stride: int = 1, padding: int = 0, dilation
     return (i + 2 * padding - dilation * (k - 1) - 1) // stride + 1
 
 
-def conv_transpose_output_size(i: int, k: int, stride: int = 1, padding: int = 0,
-                               output_padding: int = 0, dilation: int = 1) -> int:
-    """Output length of a transposed convolution (``F.conv_transpose*d``) along one axis.
+def conv_transpose_output_size(i: int, k: int, stride: int = 1,
+                               padding: int = 0, output_padding: int = 0,
+                               dilation: int = 1) -> int:
+    """Output length of a transposed convolution (``F.conv_transpose*d``)
+    along one axis.
 
-    ``(i-1)s - 2p + d(k-1) + op + 1``: the canvas of ``i`` kernel copies ``s`` apart, cropped by
-    ``padding`` on both sides, plus ``output_padding`` at the far end. The rule on ``op``
-    (see the module docstring) is not checked here.
+    ``(i-1)s - 2p + d(k-1) + op + 1``: the canvas of ``i`` kernel copies
+    ``s`` apart, cropped by ``padding`` on both sides, plus
+    ``output_padding`` at the far end. The rule on ``op`` (see the module
+    docstring) is not checked here.
 
     Args:
         i (int): input length.
         k (int): kernel size.
-        stride (int, optional): step between the painted kernel copies. Default: 1
+        stride (int, optional): step between the painted kernel copies.
+            Default: 1
         padding (int, optional): cropped from both sides. Default: 0
         output_padding (int, optional): added at the far end. Default: 0
         dilation (int, optional): spacing between kernel taps. Default: 1
 
     Raises:
         TypeError: an argument is not an int (as :func:`conv_output_size`).
-        ValueError: ``i``, ``k``, ``stride`` or ``dilation`` below 1, or ``padding`` or
-            ``output_padding`` below 0.
+        ValueError: ``i``, ``k``, ``stride`` or ``dilation`` below 1, or
+            ``padding`` or ``output_padding`` below 0.
 
     >>> conv_transpose_output_size(4, k=3, stride=2, padding=1)
     7
     """
-    i, k, stride, dilation = _at_least(1, i=i, k=k, stride=stride, dilation=dilation)
-    padding, output_padding = _at_least(0, padding=padding, output_padding=output_padding)
-    return (i - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
+    i, k, stride, dilation = _at_least(1, i=i, k=k, stride=stride,
+                                       dilation=dilation)
+    padding, output_padding = _at_least(0, padding=padding,
+                                        output_padding=output_padding)
+    return ((i - 1) * stride - 2 * padding + dilation * (k - 1)
+            + output_padding + 1)
 
 
 def conv_output_shape(spatial: Sequence[int], kernel: Sequence[int], stride: Sequence[int],

@@ -51,19 +51,21 @@ UPSAMPLERS: tuple[str, ...] = ("tconv_k2s2", "tconv_k4s2p1", "tconv_k3s2p1op1", 
 _TCONV_ARGS = {"tconv_k2s2": (2, 0, 0), "tconv_k4s2p1": (4, 1, 0), "tconv_k3s2p1op1": (3, 1, 1)}
 
 
-def make_upsampler(kind: str, in_channels: int, out_channels: int) -> nn.Module:
+def make_upsampler(kind: str, in_channels: int,
+                   out_channels: int) -> nn.Module:
     """The x2 upsampling block ``kind`` (one of :data:`UPSAMPLERS`)."""
     if kind in _TCONV_ARGS:
         k, p, op = _TCONV_ARGS[kind]
-        return nn.ConvTranspose2d(in_channels, out_channels, k, stride=2, padding=p,
-                                  output_padding=op)
+        return nn.ConvTranspose2d(in_channels, out_channels, k, stride=2,
+                                  padding=p, output_padding=op)
     if kind == "resize_nearest":
         return ResizeConv(in_channels, out_channels, 2, 3, "nearest")
     if kind == "resize_bilinear":
         return ResizeConv(in_channels, out_channels, 2, 3, "bilinear")
     if kind == "pixelshuffle_icnr":
         return PixelShuffleUp(in_channels, out_channels, 2, 3, icnr=True)
-    raise ValueError(f"up must be one of {', '.join(UPSAMPLERS)}, got up={kind!r}")
+    raise ValueError(f"up must be one of {', '.join(UPSAMPLERS)}, got "
+                     f"up={kind!r}")
 
 
 def _upsampled_size(kind: str, n: int) -> int:
@@ -111,39 +113,49 @@ def _double_conv_size(n: int, mode: str) -> int:
     return shapes.conv_output_size(n, 3) if n >= 3 else 0
 
 
-def plan_shapes(size: int, depth: int = 4, mode: str = "valid", up: str = "tconv_k2s2",
+def plan_shapes(size: int, depth: int = 4, mode: str = "valid",
+                up: str = "tconv_k2s2",
                 base: int = 64) -> list[LevelShapes]:
-    """Every level's sizes for a square ``size x size`` input (via :mod:`tconv_lib.shapes`).
+    """Every level's sizes for a square ``size x size`` input (via
+    :mod:`tconv_lib.shapes`).
 
     Raises:
-        ValueError: naming the level and the sizes, when a convolution would get an empty map,
-            when a 2x2 max-pool would get an odd size (it would silently drop a row; the paper
-            requires even sizes), or when an upsampled map is larger than its skip.
+        ValueError: naming the level and the sizes, when a convolution
+            would get an empty map, when a 2x2 max-pool would get an odd
+            size (it would silently drop a row; the paper requires even
+            sizes), or when an upsampled map is larger than its skip.
     """
     if mode not in ("valid", "same"):
-        raise ValueError(f"mode must be 'valid' or 'same', got mode={mode!r}")
+        raise ValueError(f"mode must be 'valid' or 'same', got "
+                         f"mode={mode!r}")
     size, depth = _count("size", size, 1), _count("depth", depth, 0)
     if up not in UPSAMPLERS:
-        raise ValueError(f"up must be one of {', '.join(UPSAMPLERS)}, got up={up!r}")
+        raise ValueError(f"up must be one of {', '.join(UPSAMPLERS)}, got "
+                         f"up={up!r}")
     enc: list[tuple[int, int]] = []
     n = size
     for level in range(depth + 1):
         out = n
         for _ in range(2):
             if out < 3 and mode == "valid":
-                raise ValueError(f"input size {size} is too small for depth={depth} in "
-                                 f"mode='valid': at encoder level {level} a 3x3 valid "
-                                 f"convolution gets a {out}x{out} map")
+                raise ValueError(
+                    f"input size {size} is too small for depth={depth} in "
+                    f"mode='valid': at encoder level {level} a 3x3 valid "
+                    f"convolution gets a {out}x{out} map")
             out = _double_conv_size(out, mode)
         if out < 1:
-            raise ValueError(f"input size {size} is too small for depth={depth} in mode={mode!r}:"
-                             f" encoder level {level} would output a {out}x{out} map")
+            raise ValueError(
+                f"input size {size} is too small for depth={depth} in "
+                f"mode={mode!r}: encoder level {level} would output a "
+                f"{out}x{out} map")
         enc.append((n, out))
         if level < depth:
             if out % 2:
-                raise ValueError(f"input size {size} does not work for depth={depth} in "
-                                 f"mode={mode!r}: at encoder level {level} the 2x2 max-pool gets "
-                                 f"an odd size {out} (sizes before every pooling must be even)")
+                raise ValueError(
+                    f"input size {size} does not work for depth={depth} in "
+                    f"mode={mode!r}: at encoder level {level} the 2x2 "
+                    f"max-pool gets an odd size {out} (sizes before every "
+                    f"pooling must be even)")
             n = out // 2
     levels = [LevelShapes(depth, base * 2 ** depth, *enc[depth])]
     n = enc[depth][1]
@@ -151,17 +163,18 @@ def plan_shapes(size: int, depth: int = 4, mode: str = "valid", up: str = "tconv
         skip = enc[level][1]
         u = _upsampled_size(up, n)
         if u > skip:
-            raise ValueError(f"input size {size} does not work in mode={mode!r}: at decoder "
-                             f"level {level} the upsampled map ({u}) is larger than its skip "
-                             f"connection ({skip})")
+            raise ValueError(
+                f"input size {size} does not work in mode={mode!r}: at "
+                f"decoder level {level} the upsampled map ({u}) is larger "
+                f"than its skip connection ({skip})")
         n = u
         for _ in range(2):
             n = _double_conv_size(n, mode)
         if n < 1:
-            raise ValueError(f"input size {size} is too small: decoder level {level} would "
-                             f"output a {n}x{n} map")
-        levels.append(LevelShapes(level, base * 2 ** level, *enc[level], up=u, crop=skip - u,
-                                   dec_out=n))
+            raise ValueError(f"input size {size} is too small: decoder "
+                             f"level {level} would output a {n}x{n} map")
+        levels.append(LevelShapes(level, base * 2 ** level, *enc[level],
+                                  up=u, crop=skip - u, dec_out=n))
     return levels
 
 
@@ -262,7 +275,8 @@ class UNet(nn.Module):
                 skips.append(x)
                 x = nn.functional.max_pool2d(x, 2)
         features = []
-        for up, dec, skip in zip(self.ups, self.dec, reversed(skips), strict=True):
+        for up, dec, skip in zip(self.ups, self.dec, reversed(skips),
+                                 strict=True):
             x = up(x)
             features.append(x)
             x = dec(crop_and_concat(skip, x))
@@ -363,29 +377,36 @@ def deterministic(device: str | torch.device) -> Iterator[None]:
         cudnn.deterministic, cudnn.benchmark = saved[2], saved[3]
 
 
-def train(model: nn.Module, images: torch.Tensor, masks: torch.Tensor, steps: int = 300,
-          batch_size: int = 16, lr: float = 3e-3, seed: int = 0,
+def train(model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
+          steps: int = 300, batch_size: int = 16, lr: float = 3e-3,
+          seed: int = 0,
           device: str | torch.device | None = None) -> list[float]:
-    """Adam on binary cross-entropy with logits; returns the loss of every step.
+    """Adam on binary cross-entropy with logits; returns the loss of every
+    step.
 
-    Minibatches are drawn with a generator seeded by ``seed``; for a valid-mode model the masks
-    are centre-cropped to the output size. ``device`` defaults to the model's device; the data
-    are moved there batch by batch (CUDA when the model lives on a GPU, where training runs under
-    :func:`deterministic`).
+    Minibatches are drawn with a generator seeded by ``seed``; for a
+    valid-mode model the masks are centre-cropped to the output size.
+    ``device`` defaults to the model's device; the data are moved there
+    batch by batch (CUDA when the model lives on a GPU, where training runs
+    under :func:`deterministic`).
     """
-    steps, batch_size = _count("steps", steps, 0), _count("batch_size", batch_size, 1)
+    steps = _count("steps", steps, 0)
+    batch_size = _count("batch_size", batch_size, 1)
     if images.shape[0] != masks.shape[0] or images.shape[0] < 1:
-        raise ValueError(f"images and masks must hold the same number (at least 1) of samples, "
-                         f"got images.shape={tuple(images.shape)}, masks.shape="
-                         f"{tuple(masks.shape)}")
-    device = torch.device(device) if device is not None else next(model.parameters()).device
+        raise ValueError(f"images and masks must hold the same number (at "
+                         f"least 1) of samples, got "
+                         f"images.shape={tuple(images.shape)}, "
+                         f"masks.shape={tuple(masks.shape)}")
+    device = (torch.device(device) if device is not None
+              else next(model.parameters()).device)
     model.to(device).train()
     gen = torch.Generator().manual_seed(seed)
     opt = torch.optim.Adam(model.parameters(), lr=lr)
     losses = []
     with deterministic(device):
         for _ in range(steps):
-            idx = torch.randint(0, images.shape[0], (batch_size,), generator=gen)
+            idx = torch.randint(0, images.shape[0], (batch_size,),
+                                generator=gen)
             x, y = images[idx].to(device), masks[idx].to(device)
             logits = model(x)
             loss = nn.functional.binary_cross_entropy_with_logits(

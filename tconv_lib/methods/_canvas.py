@@ -8,10 +8,14 @@ from .. import backend
 from .._args import Geometry
 
 
-def canvas_shape(spatial: tuple[int, ...], geo: Geometry) -> tuple[int, ...]:
-    """Size ``(i-1)s + d(k-1) + 1`` before cropping ``padding``, plus ``output_padding`` room."""
-    return tuple((i - 1) * s + d * (k - 1) + 1 + op for i, k, s, d, op in zip(
-        spatial, geo.kernel, geo.stride, geo.dilation, geo.output_padding, strict=True))
+def canvas_shape(spatial: tuple[int, ...],
+                 geo: Geometry) -> tuple[int, ...]:
+    """Size ``(i-1)s + d(k-1) + 1`` before cropping ``padding``, plus
+    ``output_padding`` room."""
+    return tuple((i - 1) * s + d * (k - 1) + 1 + op
+                 for i, k, s, d, op in zip(spatial, geo.kernel, geo.stride,
+                                           geo.dilation, geo.output_padding,
+                                           strict=True))
 
 
 def output_shape(spatial: tuple[int, ...], geo: Geometry) -> tuple[int, ...]:
@@ -20,8 +24,10 @@ def output_shape(spatial: tuple[int, ...], geo: Geometry) -> tuple[int, ...]:
 
 
 def crop(canvas: Any, spatial: tuple[int, ...], geo: Geometry) -> Any:
-    """``padding`` removes ``p`` entries from each side of the canvas (it pads nothing)."""
-    return backend.crop_or_pad(canvas, geo.padding, output_shape(spatial, geo))
+    """``padding`` removes ``p`` entries from each side of the canvas (it
+    pads nothing)."""
+    out = output_shape(spatial, geo)
+    return backend.crop_or_pad(canvas, geo.padding, out)
 
 
 def spatial_of(x: Any) -> tuple[int, ...]:

@@ -97,11 +97,13 @@ def reached(s: int, p: int, d: int) -> tuple[int, int]:
     return g, -p % g
 
 
-def axis_blocks(k: int, s: int, p: int, d: int, i: int, o: int) -> tuple[int, list[AxisBlock]]:
-    """``(J, blocks)`` for one axis of kernel ``k``, stride ``s``, padding ``p``, dilation
-    ``d``, input size ``i`` and output size ``o``: ``J = ceil(o / s)`` output blocks, and one
-    :class:`AxisBlock` per block offset ``m`` whose taps reach the output. Buffer column ``c``
-    of block ``j`` is output position ``o = g (j s/g + c) + r`` (:func:`reached`)."""
+def axis_blocks(k: int, s: int, p: int, d: int, i: int,
+                o: int) -> tuple[int, list[AxisBlock]]:
+    """``(J, blocks)`` for one axis of kernel ``k``, stride ``s``, padding
+    ``p``, dilation ``d``, input size ``i`` and output size ``o``:
+    ``J = ceil(o / s)`` output blocks, and one :class:`AxisBlock` per block
+    offset ``m`` whose taps reach the output. Buffer column ``c`` of block
+    ``j`` is output position ``o = g (j s/g + c) + r`` (:func:`reached`)."""
     rows, (g, _) = -(-o // s), reached(s, p, d)
     by_offset: dict[int, list[tuple[int, int]]] = {}
     for t in range(k):
@@ -110,22 +112,28 @@ def axis_blocks(k: int, s: int, p: int, d: int, i: int, o: int) -> tuple[int, li
     blocks = []
     for m, tc in by_offset.items():
         i0, i1 = max(0, -m), min(i, rows - m)
-        if i1 <= i0:                           # padding crops this block away
+        if i1 <= i0:                    # padding crops this block away
             continue
         (t0, c0), (t1, c1) = tc[0], tc[-1]
-        blocks.append(AxisBlock(slice(t0, t1 + 1), slice(c0, c1 + 1, d // g), slice(i0, i1),
-                                slice(i0 + m, i1 + m),
-                                len(tc) == s // g and d == g and i0 + m == 0 and i1 + m == rows))
+        blocks.append(AxisBlock(slice(t0, t1 + 1),
+                                slice(c0, c1 + 1, d // g),
+                                slice(i0, i1), slice(i0 + m, i1 + m),
+                                len(tc) == s // g and d == g
+                                and i0 + m == 0 and i1 + m == rows))
     return rows, blocks
 
 
-def cropped_fraction(kernel: tuple[int, ...], per_axis: list[tuple[int, list[AxisBlock]]],
+def cropped_fraction(kernel: tuple[int, ...],
+                     per_axis: list[tuple[int, list[AxisBlock]]],
                      spatial: tuple[int, ...]) -> float:
-    """The share of (input position, tap) pairs whose output block the padding crops away:
-    :func:`block_gemms` skips them. (Taps that land past the output's end inside its last
-    block of ``s`` positions are still computed, and cropped by the transposing copy.)"""
-    live = math.prod(sum(_len(b.src) * _len(b.taps) for b in blocks) for _, blocks in per_axis)
-    return 1 - live / math.prod(i * k for i, k in zip(spatial, kernel, strict=True))
+    """The share of (input position, tap) pairs whose output block the
+    padding crops away: :func:`block_gemms` skips them. (Taps that land past
+    the output's end inside its last block of ``s`` positions are still
+    computed, and cropped by the transposing copy.)"""
+    live = math.prod(sum(_len(b.src) * _len(b.taps) for b in blocks)
+                     for _, blocks in per_axis)
+    pairs = math.prod(i * k for i, k in zip(spatial, kernel, strict=True))
+    return 1 - live / pairs
 
 
 def _len(sl: slice) -> int:

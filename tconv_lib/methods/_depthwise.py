@@ -39,19 +39,23 @@ PLANE_BLOCK_BYTES = 1 << 20
 PAIRS_BLOCK_BYTES = 8 << 20
 
 
-def taps_by_phase(geo: Geometry) -> dict[tuple[int, ...], list[tuple[tuple[int, ...],
-                                                                      tuple[int, ...]]]]:
-    """``{residue r: [(tap t, row offset m), ...]}`` with ``t*d = m*s + r`` on every axis.
+def taps_by_phase(
+    geo: Geometry,
+) -> dict[tuple[int, ...], list[tuple[tuple[int, ...], tuple[int, ...]]]]:
+    """``{residue r: [(tap t, row offset m), ...]}`` with ``t*d = m*s + r``
+    on every axis.
 
-    Every residue appears, with an empty list when no tap lands on it (``k < s``).
+    Every residue appears, with an empty list when no tap lands on it
+    (``k < s``).
     """
-    per_axis = [[divmod(t * d, s) for t in range(k)]
-                for k, s, d in zip(geo.kernel, geo.stride, geo.dilation, strict=True)]
+    per_axis = [[divmod(t * d, s) for t in range(k)] for k, s, d
+                in zip(geo.kernel, geo.stride, geo.dilation, strict=True)]
     phases: dict[tuple[int, ...], list] = {
         r: [] for r in itertools.product(*(range(s) for s in geo.stride))}
     for tap in itertools.product(*(range(k) for k in geo.kernel)):
         mr = [per_axis[a][t] for a, t in enumerate(tap)]
-        phases[tuple(r for _, r in mr)].append((tap, tuple(m for m, _ in mr)))
+        residue, offset = tuple(r for _, r in mr), tuple(m for m, _ in mr)
+        phases[residue].append((tap, offset))
     return phases
 
 

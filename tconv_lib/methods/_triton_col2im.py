@@ -36,24 +36,29 @@ BLOCK = 1024
 @triton.jit
 def _gather_kernel(src_ptr, w_ptr, y_ptr, C, M, IH, IW, OH, OW,
                    s_n, s_c, s_kh, s_kw, s_ih, s_iw,
-                   SH: tl.constexpr, SW: tl.constexpr, PH: tl.constexpr, PW: tl.constexpr,
-                   DH: tl.constexpr, DW: tl.constexpr, KH: tl.constexpr, KW: tl.constexpr,
-                   DEPTHWISE: tl.constexpr, ACC: tl.constexpr, BLOCK: tl.constexpr):
+                   SH: tl.constexpr, SW: tl.constexpr,
+                   PH: tl.constexpr, PW: tl.constexpr,
+                   DH: tl.constexpr, DW: tl.constexpr,
+                   KH: tl.constexpr, KW: tl.constexpr,
+                   DEPTHWISE: tl.constexpr, ACC: tl.constexpr,
+                   BLOCK: tl.constexpr):
     nc = tl.program_id(0).to(tl.int64)       # (sample, output channel)
     pid = tl.program_id(1)                   # block of output positions
     c = nc % C
     n = nc // C
     offs = pid * BLOCK + tl.arange(0, BLOCK)
     inside = offs < OH * OW
-    ch = offs // OW + PH                     # canvas position of each output element
+    # canvas position of each output element
+    ch = offs // OW + PH
     cw = offs % OW + PW
-    if DEPTHWISE:                            # src is x (N, G, IH, IW), w is (G, M, KH, KW)
+    if DEPTHWISE:      # src is x (N, G, IH, IW), w is (G, M, KH, KW)
         base = src_ptr + n * s_n + (c // M) * s_c
-    else:                                    # src is cols, a (N, C, KH, KW, IH, IW) view
+    else:              # src is cols, a (N, C, KH, KW, IH, IW) view
         base = src_ptr + n * s_n + c * s_c
     acc = tl.zeros((BLOCK,), dtype=ACC)
     if DH == 1 and DW == 1:
-        rh, qh = ch % SH, ch // SH           # taps t = r + m*s land on input row q - m
+        # taps t = r + m*s land on input row q - m
+        rh, qh = ch % SH, ch // SH
         rw, qw = cw % SW, cw // SW
         for mh in range((KH + SH - 1) // SH):
             th = rh + mh * SH
@@ -63,12 +68,13 @@ def _gather_kernel(src_ptr, w_ptr, y_ptr, C, M, IH, IW, OH, OW,
                 tw = rw + mw * SW
                 jw = qw - mw
                 ok = inside & ok_h & (tw < KW) & (jw >= 0) & (jw < IW)
-                acc += _term(base, w_ptr, c, th, tw, jh, jw, ok, s_kh, s_kw, s_ih, s_iw,
-                             KH, KW, DEPTHWISE, ACC)
+                acc += _term(base, w_ptr, c, th, tw, jh, jw, ok,
+                             s_kh, s_kw, s_ih, s_iw, KH, KW, DEPTHWISE, ACC)
     else:
         zero = tl.zeros((BLOCK,), dtype=tl.int32)
         for t_h in range(KH):
-            th = zero + t_h                  # as a tensor, like the taps of the loop above
+            # as a tensor, like the taps of the loop above
+            th = zero + t_h
             nh = ch - th * DH
             jh = tl.where(nh >= 0, nh, 0) // SH
             ok_h = (nh >= 0) & (nh % SH == 0) & (jh < IH)
@@ -77,9 +83,10 @@ def _gather_kernel(src_ptr, w_ptr, y_ptr, C, M, IH, IW, OH, OW,
                 nw = cw - tw * DW
                 jw = tl.where(nw >= 0, nw, 0) // SW
                 ok = inside & ok_h & (nw >= 0) & (nw % SW == 0) & (jw < IW)
-                acc += _term(base, w_ptr, c, th, tw, jh, jw, ok, s_kh, s_kw, s_ih, s_iw,
-                             KH, KW, DEPTHWISE, ACC)
-    tl.store(y_ptr + nc * OH * OW + offs, acc.to(y_ptr.dtype.element_ty), mask=inside)
+                acc += _term(base, w_ptr, c, th, tw, jh, jw, ok,
+                             s_kh, s_kw, s_ih, s_iw, KH, KW, DEPTHWISE, ACC)
+    tl.store(y_ptr + nc * OH * OW + offs, acc.to(y_ptr.dtype.element_ty),
+             mask=inside)
 
 
 @triton.jit

@@ -134,10 +134,11 @@ def padded_input(x: Any, groups: int, blocks: tuple[int, ...], parallel: bool) -
     return xp.reshape(grid, (groups, c_in_g, -1))
 
 
-def phase_planes(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
-                 parallel: bool = True) -> Any:
-    """Phase planes ``(C_out, R_1..R_D, n, Q_1..Q_D)`` as :func:`.col2im.phase_planes` returns
-    them (with ``step = d``), made by GEMMs over shifted windows (see the module docstring)."""
+def phase_planes(x: Any, weight: Any, geo: Geometry,
+                 blocks: tuple[int, ...], parallel: bool = True) -> Any:
+    """Phase planes ``(C_out, R_1..R_D, n, Q_1..Q_D)`` as
+    :func:`.col2im.phase_planes` returns them (with ``step = d``), made by
+    GEMMs over shifted windows (see the module docstring)."""
     xp = backend.namespace(x, weight)
     n, g, nd = int(x.shape[0]), geo.groups, geo.ndim
     c_in_g, c_out_g = int(weight.shape[0]) // g, int(weight.shape[1])
@@ -152,19 +153,25 @@ def phase_planes(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
     # weight (C_in, C_out/g, M_1, R_1, ..., M_D, R_D) with tap t = m*R + r
     w = xp.reshape(weight, (g, c_in_g, c_out_g) + tuple(
         v for m, r in zip(offsets, residues, strict=True) for v in (m, r)))
-    m_axes, r_axes = tuple(range(3, 3 + 2 * nd, 2)), tuple(range(4, 4 + 2 * nd, 2))
+    m_axes = tuple(range(3, 3 + 2 * nd, 2))
+    r_axes = tuple(range(4, 4 + 2 * nd, 2))
     rows = c_out_g * math.prod(residues)
-    planes = _workspace.empty(xp, x, (g * c_out_g,) + residues + (n,) + blocks, "planes")
+    planes_shape = (g * c_out_g,) + residues + (n,) + blocks
+    planes = _workspace.empty(xp, x, planes_shape, "planes")
     out = xp.reshape(planes, (g, rows, length))
     if not stacks(x, weight, geo):
-        # (g, M.., C_out/g, R.., C_in/g): one (rows x C_in/g) matrix per offset
-        w_m = xp.reshape(xp.permute_dims(w, (0,) + m_axes + (2,) + r_axes + (1,)),
+        # (g, M.., C_out/g, R.., C_in/g): per offset, a rows x C_in/g matrix
+        order = (0,) + m_axes + (2,) + r_axes + (1,)
+        w_m = xp.reshape(xp.permute_dims(w, order),
                          (g, len(shifts), rows, c_in_g))
-        backend.matmul_into(out, w_m[:, 0], flat)             # shift 0 covers every column
+        # shift 0 covers every column
+        backend.matmul_into(out, w_m[:, 0], flat)
         for j, shift in enumerate(shifts[1:], start=1):
-            out[:, :, shift:].baddbmm_(w_m[:, j], flat[:, :, :length - shift])
+            out[:, :, shift:].baddbmm_(w_m[:, j],
+                                       flat[:, :, :length - shift])
         return planes
-    windows = _workspace.empty(xp, x, (g, len(shifts), c_in_g, length), "cols")
+    windows = _workspace.empty(xp, x, (g, len(shifts), c_in_g, length),
+                               "cols")
 
     def stack(lo: int, hi: int) -> None:
         for j, shift in enumerate(shifts):
@@ -173,8 +180,10 @@ def phase_planes(x: Any, weight: Any, geo: Geometry, blocks: tuple[int, ...],
 
     _threads.run_chunks(stack, c_in_g, math.prod(windows.shape),
                         parallel=parallel and not backend.is_torch(x))
-    # (g, C_out/g, R.., M.., C_in/g): rows (c, r), columns (m, c_in) as the windows stack them
+    # (g, C_out/g, R.., M.., C_in/g): rows (c, r), columns (m, c_in) as the
+    # windows stack them
     w_all = xp.reshape(xp.permute_dims(w, (0, 2) + r_axes + m_axes + (1,)),
                        (g, rows, len(shifts) * c_in_g))
-    backend.matmul_into(out, w_all, xp.reshape(windows, (g, len(shifts) * c_in_g, length)))
+    stacked = xp.reshape(windows, (g, len(shifts) * c_in_g, length))
+    backend.matmul_into(out, w_all, stacked)
     return planes

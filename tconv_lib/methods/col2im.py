@@ -109,7 +109,8 @@ def tiles_output_once(geo: Geometry) -> bool:
 
 
 def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
-    if backend.on_gpu(x):     # other routes, chosen per problem by timing (col2im_gpu)
+    # on a GPU: other routes, chosen per problem by timing (col2im_gpu)
+    if backend.on_gpu(x):
         from . import col2im_gpu
 
         return col2im_gpu.conv_transpose(x, weight, geo)

@@ -26,10 +26,12 @@ from .zero_insert import flip_swap_kernel
 
 
 def axis_phases(k: int, s: int, d: int) -> list[tuple[int, list[int], int]]:
-    """For each residue ``r`` with taps: ``(r, taps, first_offset)`` along one axis.
+    """For each residue ``r`` with taps: ``(r, taps, first_offset)`` along
+    one axis.
 
-    ``taps`` are the kernel indices ``t`` with ``t*d = r (mod s)``; consecutive taps sit
-    ``d / gcd(s, d)`` low-resolution positions apart, and the first one lands at input offset
+    ``taps`` are the kernel indices ``t`` with ``t*d = r (mod s)``;
+    consecutive taps sit ``d / gcd(s, d)`` low-resolution positions apart,
+    and the first one lands at input offset
     ``first_offset = (taps[0]*d - r) // s``.
     """
     phases = []
@@ -86,16 +88,21 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     xp = backend.namespace(x, weight)
     n, g = int(x.shape[0]), geo.groups
     spatial = spatial_of(x)
-    canvas = backend.zeros(xp, x, (n, int(weight.shape[1]) * g) + canvas_shape(spatial, geo))
-    per_axis = [axis_phases(k, s, d) for k, s, d in zip(geo.kernel, geo.stride, geo.dilation,
-                                                        strict=True)]
-    sub_d = tuple(d // math.gcd(s, d) for s, d in zip(geo.stride, geo.dilation, strict=True))
+    c_out = int(weight.shape[1]) * g
+    canvas = backend.zeros(xp, x, (n, c_out) + canvas_shape(spatial, geo))
+    per_axis = [axis_phases(k, s, d) for k, s, d
+                in zip(geo.kernel, geo.stride, geo.dilation, strict=True)]
+    sub_d = tuple(d // math.gcd(s, d)
+                  for s, d in zip(geo.stride, geo.dilation, strict=True))
+    device = backend.array_api_compat.device(weight)
     for combo in itertools.product(*per_axis):
         sub_w = weight
         for axis, (_, taps, _) in enumerate(combo):
-            idx = xp.asarray(taps, device=backend.array_api_compat.device(weight))
+            idx = xp.asarray(taps, device=device)
             sub_w = xp.take(sub_w, idx, axis=2 + axis)
         phase_out = _sub_transpose(x, sub_w, sub_d, g)
-        start = tuple(m * s + r for (r, _, m), s in zip(combo, geo.stride, strict=True))
-        canvas[backend.tap_slices(start, spatial_of(phase_out), geo.stride)] = phase_out
+        start = tuple(m * s + r for (r, _, m), s
+                      in zip(combo, geo.stride, strict=True))
+        where = backend.tap_slices(start, spatial_of(phase_out), geo.stride)
+        canvas[where] = phase_out
     return crop(canvas, spatial, geo)

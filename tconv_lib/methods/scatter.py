@@ -27,12 +27,17 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     n, g = int(x.shape[0]), geo.groups
     c_in, c_out_g = int(weight.shape[0]), int(weight.shape[1])
     spatial = spatial_of(x)
-    canvas = backend.zeros(xp, x, (n, c_out_g * g) + canvas_shape(spatial, geo))
-    x_g = backend.group_view(x, g)                                   # (N, g, C_in/g, P)
-    w = xp.reshape(weight, (g, c_in // g, c_out_g, -1))              # (g, C_in/g, C_out/g, K)
-    for flat, tap in enumerate(itertools.product(*(range(k) for k in geo.kernel))):
-        w_tap = xp.permute_dims(w[:, :, :, flat], (0, 2, 1))          # (g, C_out/g, C_in/g)
-        painted = xp.reshape(xp.matmul(w_tap[None], x_g), (n, c_out_g * g) + spatial)
+    c_out = c_out_g * g
+    canvas = backend.zeros(xp, x, (n, c_out) + canvas_shape(spatial, geo))
+    # x_g: (N, g, C_in/g, P), w: (g, C_in/g, C_out/g, K)
+    x_g = backend.group_view(x, g)
+    w = xp.reshape(weight, (g, c_in // g, c_out_g, -1))
+    taps = itertools.product(*(range(k) for k in geo.kernel))
+    for flat, tap in enumerate(taps):
+        # w_tap: (g, C_out/g, C_in/g)
+        w_tap = xp.permute_dims(w[:, :, :, flat], (0, 2, 1))
+        painted = xp.reshape(xp.matmul(w_tap[None], x_g),
+                             (n, c_out) + spatial)
         start = tuple(t * d for t, d in zip(tap, geo.dilation, strict=True))
         canvas[backend.tap_slices(start, spatial, geo.stride)] += painted
     return crop(canvas, spatial, geo)

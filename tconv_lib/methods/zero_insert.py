@@ -22,7 +22,8 @@ from ._canvas import spatial_of
 
 
 def flip_swap_kernel(weight: Any, groups: int) -> Any:
-    """(C_in, C_out/g, *k) transposed-conv weight -> (C_out, C_in/g, *k) conv weight, flipped."""
+    """(C_in, C_out/g, *k) transposed-conv weight -> (C_out, C_in/g, *k)
+    conv weight, flipped."""
     xp = backend.namespace(weight)
     c_in, c_out_g = int(weight.shape[0]), int(weight.shape[1])
     kernel = tuple(int(k) for k in weight.shape[2:])
@@ -44,12 +45,13 @@ def insert_zeros(x: Any, stride: tuple[int, ...]) -> Any:
 
 def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
     up = insert_zeros(x, geo.stride)
-    pad = tuple(d * (k - 1) - p for k, d, p in zip(geo.kernel, geo.dilation, geo.padding,
-                                                   strict=True))
-    size = tuple(u + 2 * q + op for u, q, op in zip(spatial_of(up), pad, geo.output_padding,
-                                                    strict=True))
+    pad = tuple(d * (k - 1) - p for k, d, p
+                in zip(geo.kernel, geo.dilation, geo.padding, strict=True))
+    size = tuple(u + 2 * q + op for u, q, op
+                 in zip(spatial_of(up), pad, geo.output_padding,
+                        strict=True))
     padded = backend.crop_or_pad(up, tuple(-q for q in pad), size)
     unit = Geometry(stride=(1,) * geo.ndim, padding=(0,) * geo.ndim,
-                    output_padding=(0,) * geo.ndim, dilation=geo.dilation, groups=geo.groups,
-                    kernel=geo.kernel)
+                    output_padding=(0,) * geo.ndim, dilation=geo.dilation,
+                    groups=geo.groups, kernel=geo.kernel)
     return conv_core(padded, flip_swap_kernel(weight, geo.groups), unit)
