@@ -351,6 +351,117 @@ def test_printed_lines_fit_the_output_box(built_book: Path, chapter: str) -> Non
                           f"them, or tag the cell wrap-output or wide-output): {too_wide}")
 
 
+# characters of monospace text that a literalinclude box shows without scrolling, measured in
+# headless Chromium (14 px DejaVu Sans Mono): 76 at 1280 px, like the output box; 68 at 1200 px,
+# the narrowest window with both sidebars; 89 from 1420 px on; 38 on a 390 px phone, where
+# library code has to scroll
+INCLUDE_COLUMNS = 76
+# a literalinclude directive of a MyST chapter: its fence, path, and options as a YAML block
+# between ``---`` lines or as ``:option: value`` lines
+_INCLUDE = re.compile(r"^(?P<fence>`{3,}|~{3,}|:{3,})\{literalinclude\}[ \t]+(?P<path>\S+)[ \t]*\n"
+                      r"(?:---\n(?P<yaml>(?s:.*?))^---\n)?(?P<options>(?:[ \t]*:[\w-]+:.*\n)*)",
+                      re.M)
+
+
+def _literalincludes(chapter: Path) -> list[tuple[int, Path, dict]]:
+    """``(line of the directive, included file, options)`` for each literalinclude of a MyST
+    chapter, the options converted as Sphinx's directive converts them (``:dedent:`` alone is
+    ``None``, ``:lines:`` a string)."""
+    import yaml
+    from sphinx.directives.code import LiteralInclude
+
+    src = chapter.read_text(encoding="utf-8")
+    found = []
+    for m in _INCLUDE.finditer(src):
+        raw = {str(k): v for k, v in (yaml.safe_load(m.group("yaml") or "") or {}).items()}
+        for line in m.group("options").splitlines():
+            name, _, value = line.strip()[1:].partition(":")
+            raw[name] = value.strip()
+        options = {name: LiteralInclude.option_spec[name](None if value in ("", None) else
+                                                          str(value))
+                   for name, value in raw.items()}
+        path = m.group("path")
+        # "/x" is relative to the Sphinx source directory (the repository root), "x" to the page
+        target = ROOT / path.lstrip("/") if path.startswith("/") else chapter.parent / path
+        found.append((src.count("\n", 0, m.start()) + 1, target, options))
+    return found
+
+
+def _shown_lines(target: Path, options: dict) -> list[tuple[int | None, str]]:
+    """The lines the book shows for one literalinclude, read by Sphinx's own reader (pyobject,
+    start-after/at, end-before/at, lines, dedent, prepend/append, tab-width), each with its line
+    number in ``target`` (``None`` where the shown range is not one run of the file's lines)."""
+    from types import SimpleNamespace
+
+    from sphinx.directives.code import LiteralIncludeReader
+
+    config = SimpleNamespace(source_encoding="utf-8-sig")     # Sphinx's default
+    text, _ = LiteralIncludeReader(str(target), options, config).read()
+    try:
+        match = LiteralIncludeReader(str(target), {**options, "lineno-match": True}, config)
+        match.read()
+        start = match.lineno_start
+    except ValueError:                # disjoint :lines:, or :prepend:/:append: lines of its own
+        start = None
+    return [(None if start is None else start + n, line)
+            for n, line in enumerate(text.splitlines())]
+
+
+def _shown_path(path: Path) -> str:
+    return str(path.relative_to(ROOT)) if path.is_relative_to(ROOT) else path.name
+
+
+def _too_wide_included_lines(chapter: Path, columns: int = INCLUDE_COLUMNS) -> list[str]:
+    wide = []
+    for directive_line, target, options in _literalincludes(chapter):
+        for line_no, line in _shown_lines(target, options):
+            if len(line) > columns:
+                where = f"line {line_no}" if line_no else "a line"
+                wide.append(f"{chapter.name}:{directive_line} shows {where} of "
+                            f"{_shown_path(target)}, {len(line)} columns: {line.strip()!r}")
+    return wide
+
+
+def test_included_library_lines_fit_the_code_box() -> None:
+    """The chapters show the library's real source (``literalinclude``), whose lines may run to
+    ruff's 100 columns; the code box shows only ``INCLUDE_COLUMNS`` of them at desktop width and
+    scrolls the rest away. Every line a chapter includes fits: wrap it in the library, or narrow
+    the directive's range (``:pyobject:``, ``:start-after:``, ``:lines:``, ``:dedent:``)."""
+    chapters = sorted((ROOT / "book").glob("*.md"))
+    included = [inc for chapter in chapters for inc in _literalincludes(chapter)]
+    assert included, "no literalinclude found in book/*.md: parser broken?"
+    wide = [w for chapter in chapters for w in _too_wide_included_lines(chapter)]
+    assert not wide, (f"{len(wide)} included lines wider than the code box's "
+                      f"{INCLUDE_COLUMNS} columns:\n" + "\n".join(wide))
+
+
+def test_the_include_check_reads_what_sphinx_shows(tmp_path: Path) -> None:
+    """The check resolves options as Sphinx does: the object alone, dedented, a sub-range."""
+    lib = tmp_path / "lib.py"
+    lib.write_text("import os\n\n\nclass A:\n    def f(self):\n        return '" + "x" * 70
+                   + "'\n\n    def g(self):\n        pass\n# start\nY = 1\n# end\n",
+                   encoding="utf-8")
+    chapter = tmp_path / "ch.md"
+    chapter.write_text("# T\n\n```{literalinclude} lib.py\n:pyobject: A.f\n:dedent:\n```\n\n"
+                       ":::{literalinclude} lib.py\n:start-after: # start\n:end-before: # end\n"
+                       ":::\n\n```{literalinclude} lib.py\n:pyobject: A\n"
+                       ":lines: 1,5-\n```\n\n```{literalinclude} lib.py\n---\npyobject: A.g\n"
+                       "dedent: 4\n---\n```\n", encoding="utf-8")
+    includes = _literalincludes(chapter)
+    assert [(n, t.name, o) for n, t, o in includes] == [
+        (3, "lib.py", {"pyobject": "A.f", "dedent": None}),
+        (8, "lib.py", {"start-after": "# start", "end-before": "# end"}),
+        (13, "lib.py", {"pyobject": "A", "lines": "1,5-"}),
+        (18, "lib.py", {"pyobject": "A.g", "dedent": 4})]
+    assert _shown_lines(lib, includes[0][2]) == [(5, "def f(self):"),
+                                                 (6, "    return '" + "x" * 70 + "'")]
+    assert _shown_lines(lib, {"start-after": "# start", "end-before": "# end"}) == [(11, "Y = 1")]
+    assert _shown_lines(lib, includes[2][2]) == [(None, "class A:"), (None, "    def g(self):"),
+                                                 (None, "        pass")]
+    wide = _too_wide_included_lines(chapter, columns=80)
+    assert len(wide) == 1 and wide[0].startswith("ch.md:3 shows line 6 of ") and "83 col" in wide[0]
+
+
 # widest figure, in pixels, that the 690-pixel content column shows at no less than 3/4 of its
 # size (matplotlib's 100 dpi: a figsize up to 9 inches wide)
 FIGURE_PIXELS = 900
