@@ -64,11 +64,14 @@ what it earns and is flagged; it never stops the batch or touches another studen
 
 next: tconv-grader feedback --course DIR, then tconv-grader report --course DIR""",
     "feedback": r"""Writes DIR/feedback/<student>/<assignment>/feedback.html and, per
-student, an index.html linking every assignment (or saying "no submission").
+student, an index.html linking every assignment (or saying "no submission"). Only pages whose
+content changed are written (a regrade, a hand grade); the others keep their file and time, and
+the summary names the students whose pages changed.
 
 examples:
   tconv-grader feedback --course ~/tconv-2026
   tconv-grader feedback ex2_scatter --course ~/tconv-2026 --student amy --student bo
+  tconv-grader feedback --course ~/tconv-2026 --force     write every page again
 
 Run it again after grading written answers by hand: the pages then show the final score.""",
     "report": r"""examples:

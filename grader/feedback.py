@@ -11,6 +11,11 @@ also runs hidden tests: there the student's code may have seen the hidden source
 produced (answer, error text) is echoed. As a last line of defence every text on the page is
 scrubbed of runs of hidden test source (:func:`grader.autograde.scrub_hidden`; the autograder
 already did so when it wrote ``results.json``).
+
+A run is incremental: every page is rendered again (from the results, the gradebook's grades, the
+instructor source and this module), but written only when its bytes differ from the page on disk,
+so a page nobody's grade changed keeps its file and modification time (a sync to students sends
+only what changed); ``--force`` writes every page.
 """
 
 from __future__ import annotations
@@ -19,6 +24,7 @@ import html
 import json
 import re
 import sys
+from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
 
@@ -30,17 +36,46 @@ text-align:left;vertical-align:top}.pass{color:#17663a}.fail{color:#a0141e}
 .flag{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e0a800}"""
 
 
-def _hand_grades(course: Course, student: str, assignment: str
-                 ) -> tuple[dict[tuple[str, str], float], set[tuple[str, str]]]:
-    """``(manual, blank)`` from one read of the gradebook: the hand grades by ``(notebook,
-    cell)``, and the cells nbgrader scored 0 on its own that nobody has graded by hand (among
-    written answers, those left exactly as released)."""
-    rows = course.grades(student, assignment) or []
-    manual = {(nb, g.cell.name): float(g.manual_score) for nb, g in rows
-              if g.manual_score is not None}
-    blank = {(nb, g.cell.name) for nb, g in rows
-             if g.manual_score is None and g.auto_score is not None and g.auto_score == 0}
+#: ``(manual, blank)`` of one submission: its hand grades by ``(notebook, cell)``, and the cells
+#: nbgrader scored 0 on its own that nobody has graded by hand (among written answers, those
+#: left exactly as released)
+HandGrades = tuple[dict[tuple[str, str], float], set[tuple[str, str]]]
+
+
+def _hand_grades_of(rows) -> HandGrades:
+    """:data:`HandGrades` of one submission's ``(notebook, cell, auto_score, manual_score)``."""
+    manual = {(nb, cell): float(m) for nb, cell, _, m in rows if m is not None}
+    blank = {(nb, cell) for nb, cell, auto, m in rows
+             if m is None and auto is not None and auto == 0}
     return manual, blank
+
+
+def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], list[str],
+                                              set[tuple[str, str]]]:
+    """Everything a run needs from the gradebook, in one session and one query of its grades:
+    ``(hand grades by (student, assignment), assignments, {(student, assignment)})`` (the
+    assignments it holds a submission of, as ``report`` lists them, and every submission).
+    One connection for the class, not one per page: opening one costs more than a page."""
+    from nbgrader import api
+
+    rows: dict[tuple[str, str], list] = {}
+    with course.gradebook() as gb:
+        subs = {(sub.student_id, a.name) for a in gb.assignments for sub in a.submissions}
+        query = (gb.db.query(api.SubmittedAssignment.student_id, api.Assignment.name,
+                             api.Notebook.name, api.BaseCell.name, api.Grade.auto_score,
+                             api.Grade.manual_score)
+                 .select_from(api.Grade)
+                 .join(api.BaseCell, api.Grade.cell_id == api.BaseCell.id)
+                 .join(api.SubmittedNotebook, api.Grade.notebook_id == api.SubmittedNotebook.id)
+                 .join(api.Notebook, api.SubmittedNotebook.notebook_id == api.Notebook.id)
+                 .join(api.SubmittedAssignment,
+                       api.SubmittedNotebook.assignment_id == api.SubmittedAssignment.id)
+                 .join(api.Assignment,
+                       api.SubmittedAssignment.assignment_id == api.Assignment.id))
+        for student, assignment, nb, cell, auto, manual in query:
+            rows.setdefault((student, assignment), []).append((nb, cell, auto, manual))
+    grades = {key: _hand_grades_of(r) for key, r in rows.items()}
+    return grades, sorted({a for _, a in subs}), subs
 
 
 def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[str]]:
@@ -146,6 +181,8 @@ def render(record: dict, manual: dict[tuple[str, str], float],
     flags = "".join(f"<li>{sc(f)}</li>" for f in record.get("flags", []))
     flag_html = f'<div class="flag"><b>Notes from the grader</b><ul>{flags}</ul></div>' \
         if flags else ""
+    stamp = record.get("timestamp")
+    when = (f"<p>Graded from your submission of {e(str(stamp))}.</p>" if stamp else "")
     errors = "".join(f"<li>{e(nb_id)}, {sc(err, nb_id)}</li>"
                      for nb_id, nb in sorted(record["notebooks"].items())
                      for err in nb.get("code_errors", []))
@@ -156,7 +193,7 @@ def render(record: dict, manual: dict[tuple[str, str], float],
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(a)}: feedback for {e(s)}</title><style>{CSS}</style></head><body>"
             f"<h1>{e(a)}</h1><p>Student: <b>{e(s)}</b>. Score: "
-            f"<b>{e(_score_text(*score(record, manual, blank)))}</b></p>{flag_html}"
+            f"<b>{e(_score_text(*score(record, manual, blank)))}</b></p>{when}{flag_html}"
             f"<table><tr><th>Notebook</th><th>Test cell</th><th>Points</th><th>Tests</th></tr>"
             f"{''.join(rows)}</table></body></html>\n")
 
@@ -195,14 +232,6 @@ def select(course: Course, students: list[str] | None, assignments: list[str] | 
     return picked
 
 
-def _roster(course: Course) -> tuple[list[str], set[tuple[str, str]]]:
-    """``(assignments, {(student, assignment)})`` of the gradebook: the assignments it holds a
-    submission of (as ``report`` lists them) and every submission."""
-    with course.gradebook() as gb:
-        subs = {(sub.student.id, a.name) for a in gb.assignments for sub in a.submissions}
-    return sorted({a for _, a in subs}), subs
-
-
 def _index_items(course: Course, student: str, assignments: list[str],
                  subs: set[tuple[str, str]], scores: dict[str, str]) -> str:
     """The list items of one student's index: every assignment, linked to its page with its
@@ -226,87 +255,139 @@ def _index_items(course: Course, student: str, assignments: list[str],
 BAD_RECORD = (OSError, ValueError, KeyError, TypeError, AttributeError)
 
 
-def _score_of(course: Course, record: Path) -> str | None:
+def _score_of(record: Path, grades: dict[tuple[str, str], HandGrades]) -> str | None:
     try:
         rec = json.loads(record.read_text())
-        manual, blank = _hand_grades(course, rec["student"], rec["assignment"])
+        manual, blank = grades.get((rec["student"], rec["assignment"]), ({}, set()))
         return _score_text(*score(rec, manual, blank))
     except BAD_RECORD:
         return None  # said when its own page was (not) written
 
 
-def _page(course: Course, path: Path) -> tuple[str, str, str, int]:
-    """Write the feedback page of one ``results.json``; ``(student, assignment, score text,
-    written answers still to grade)``."""
-    rec = json.loads(path.read_text())
-    s, a = rec["student"], rec["assignment"]
-    manual, blank = _hand_grades(course, s, a)
-    page = render(rec, manual, _secrets(course, a, rec.get("notebooks", {})), blank)
-    atomic_write_text(course.feedback / s / a / "feedback.html", page)
-    points = score(rec, manual, blank)
-    return s, a, _score_text(*points), points[2]
+def _write_if_changed(path: Path, text: str, force: bool = False) -> bool:
+    """Write ``text`` to ``path`` (atomically) unless the file already holds exactly these bytes;
+    whether it was written. An unchanged file keeps its inode and modification time."""
+    if not force:
+        try:
+            if path.read_bytes() == text.encode("utf-8"):
+                return False
+        except OSError:
+            pass  # missing or unreadable: written
+    atomic_write_text(path, text)
+    return True
+
+
+@dataclass
+class Run:
+    """What one ``feedback`` run did. ``pages``: every page asked for and now up to date, in
+    order; of these ``written`` were (re)written and ``unchanged`` already held the same bytes;
+    ``provisional``: pages whose score is not final yet (written answers to grade);
+    ``indexes_written``: the students' index pages (re)written; ``skipped``: damaged
+    ``results.json`` files, no page."""
+    pages: list[Path] = field(default_factory=list)
+    written: list[Path] = field(default_factory=list)
+    unchanged: list[Path] = field(default_factory=list)
+    provisional: list[Path] = field(default_factory=list)
+    indexes_written: list[Path] = field(default_factory=list)
+    skipped: list[Path] = field(default_factory=list)
+
+    @property
+    def students(self) -> list[str]:
+        return sorted({p.parent.parent.name for p in self.pages})
+
+    @property
+    def changed_students(self) -> list[str]:
+        """Students with a page or an index written this run: those to send it to."""
+        return sorted({p.parent.parent.name for p in self.written}
+                      | {p.parent.name for p in self.indexes_written})
 
 
 def feedback(course: Course, students: list[str] | None = None,
              assignments: list[str] | None = None, progress: bool = True,
-             provisional: list[Path] | None = None) -> list[Path]:
-    """Write the pages asked for and each of their students' index; the pages written. Pages
-    whose score is not final yet (written answers to grade) are appended to ``provisional``."""
+             force: bool = False) -> Run:
+    """Bring the pages asked for and each of their students' index up to date: each is
+    rendered, and written only when it differs from the file on disk (every one with
+    ``force``)."""
     from tqdm import tqdm
 
     if not course.default_db:
         course.require_gradebook()  # a --db that does not exist: say so first
     records = select(course, students, assignments)
     course.require_gradebook()
-    written = []
+    grades, roster, subs = _gradebook_view(course)
+    secrets: dict[tuple[str, tuple[str, ...]], dict[str, frozenset[str]]] = {}
+    run = Run()
     per_student: dict[str, dict[str, str]] = {}
     for p in tqdm(records, desc="feedback", unit="submission", disable=not progress,
                   file=sys.stderr):
         try:
-            s, a, text, pending = _page(course, p)
+            rec = json.loads(p.read_text())
+            s, a = rec["student"], rec["assignment"]
+            manual, blank = grades.get((s, a), ({}, set()))
+            key = (a, tuple(sorted(rec.get("notebooks", {}))))
+            if key not in secrets:  # the same for every student: read the source once
+                secrets[key] = _secrets(course, a, key[1])
+            page = render(rec, manual, secrets[key], blank)
+            points = score(rec, manual, blank)
         except BAD_RECORD as exc:  # one damaged record never stops the others
             print(f"feedback: skipped {p} (unreadable: {type(exc).__name__}: {exc}); "
                   "`tconv-grader autograde --force` rewrites it", file=sys.stderr)
+            run.skipped.append(p)
             continue
-        written.append(course.feedback / s / a / "feedback.html")
-        if pending and provisional is not None:
-            provisional.append(written[-1])
-        per_student.setdefault(s, {})[a] = text
-    roster, subs = _roster(course)
+        path = course.feedback / s / a / "feedback.html"
+        run.pages.append(path)
+        (run.written if _write_if_changed(path, page, force) else run.unchanged).append(path)
+        if points[2]:
+            run.provisional.append(path)
+        per_student.setdefault(s, {})[a] = _score_text(*points)
     for s, scores in per_student.items():
         for other in course.autograded.glob(f"{glob_escape(s)}/*/results.json"):
             if other.parent.name not in scores:  # left out by ASSIGNMENT: still listed
-                text = _score_of(course, other)
+                text = _score_of(other, grades)
                 if text is not None:
                     scores[other.parent.name] = text
         items = _index_items(course, s, roster, subs, scores)
-        atomic_write_text(course.feedback / s / "index.html",
-                          f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
-                          f"<title>Feedback for {html.escape(s)}</title><style>{CSS}</style>"
-                          f"</head><body><h1>Feedback for "
-                          f"{html.escape(s)}</h1><ul>{items}</ul></body></html>\n")
-    return written
+        index = course.feedback / s / "index.html"
+        if _write_if_changed(index, f"<!DOCTYPE html>\n<html lang=\"en\"><head>"
+                             f"<meta charset=\"utf-8\"><title>Feedback for {html.escape(s)}"
+                             f"</title><style>{CSS}</style></head><body><h1>Feedback for "
+                             f"{html.escape(s)}</h1><ul>{items}</ul></body></html>\n", force):
+            run.indexes_written.append(index)
+    return run
+
+
+def _names(names: list[str], n: int = 10) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
 
 def main(args) -> int:
     course = Course.open(args.course, args.db, getattr(args, "solutions", None))
-    provisional: list[Path] = []
-    files = feedback(course, args.student or None, [args.assignment] if args.assignment else None,
-                     progress=not args.quiet, provisional=provisional)
-    students = sorted({f.parent.parent.name for f in files})
-    print(f"wrote {len(files)} feedback page(s) for {len(students)} student(s) under "
-          f"{course.feedback}")
-    if provisional:
-        print(f"next: {len(provisional)} page(s) show a score that is not final (written answers "
-              "still to grade by hand in formgrader); after grading, run feedback again")
-    print(f"next: send each student their folder {course.feedback}/<student>/ (its index.html "
-          "links every page of theirs)")
+    run = feedback(course, args.student or None, [args.assignment] if args.assignment else None,
+                   progress=not args.quiet, force=args.force)
+    why = " (--force)" if args.force else ""
+    print(f"feedback: {len(run.written)} page(s) written{why}, {len(run.unchanged)} unchanged "
+          f"(already up to date), for {len(run.students)} student(s) under {course.feedback}")
+    if run.skipped:
+        print(f"feedback: {len(run.skipped)} submission(s) skipped, their results.json "
+              "unreadable (named above); `tconv-grader autograde --force` rewrites it")
+    if run.provisional:
+        print(f"next: {len(run.provisional)} page(s) show a score that is not final (written "
+              "answers still to grade by hand in formgrader); after grading, run feedback again")
+    changed = run.changed_students
+    if not changed:
+        print("next: nothing changed since the last run: no student needs their folder again")
+    elif len(changed) == len(run.students):
+        print(f"next: send each student their folder {course.feedback}/<student>/ (its "
+              "index.html links every page of theirs)")
+    else:
+        print(f"next: send the {len(changed)} student(s) whose pages changed their folder "
+              f"{course.feedback}/<student>/ again: {_names(changed)}")
     print(f"next: {next_command('report', args)}")
     return 0
 
 
 def add_parser(sub) -> None:
-    p = sub.add_parser("feedback", help="per-student HTML feedback",
+    p = sub.add_parser("feedback", help="per-student HTML feedback (only changed pages written)",
                        description=__doc__.split("\n\n")[0])
     p.add_argument("assignment", nargs="?", metavar="ASSIGNMENT", help="only this assignment")
     p.add_argument("--student", action="append", metavar="ID",
@@ -315,5 +396,8 @@ def add_parser(sub) -> None:
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook")
     p.add_argument("--solutions", help="instructor source, to scrub hidden test text from the "
                    "pages once more (default: the repository's solutions/)")
+    p.add_argument("--force", action="store_true",
+                   help="write every page and index again, also those already up to date "
+                   "(by default a page is written only when its content changed)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=main)

@@ -1,5 +1,7 @@
 """What students read after grading: the stop reason of a stubbed cell, one line for the tests
-one stop skipped, and written answers left blank versus waiting for a hand grade."""
+one stop skipped, and written answers left blank versus waiting for a hand grade; and that a run
+writes only the pages whose content changed (a regrade or a hand grade), or every one with
+--force."""
 
 from __future__ import annotations
 
@@ -95,7 +97,7 @@ def test_the_index_lists_every_assignment_a_missing_one_as_no_submission(tmp_pat
     from grader.feedback import feedback
 
     course = small_class(tmp_path / "course")
-    assert len(feedback(course, progress=False)) == 3
+    assert len(feedback(course, progress=False).pages) == 3
     bo = _index(course, "bo")
     assert '<a href="ex/feedback.html">ex</a>: 0 / 5' in bo
     assert "<li>hw: no submission</li>" in bo
@@ -103,8 +105,9 @@ def test_the_index_lists_every_assignment_a_missing_one_as_no_submission(tmp_pat
     assert ('<a href="ex/feedback.html">ex</a>: 2 / 5 (not final: 1 written answer still to be '
             'graded by hand)') in amy
     assert '<a href="hw/feedback.html">hw</a>: 2 / 5</li>' in amy
-    # feedback for one assignment rewrites the index with the others still in it
-    assert len(feedback(course, assignments=["ex"], progress=False)) == 2
+    # feedback for one assignment keeps the index with the others still in it
+    (course.feedback / "amy" / "index.html").unlink()
+    assert len(feedback(course, assignments=["ex"], progress=False).pages) == 2
     assert '<a href="hw/feedback.html">hw</a>: 2 / 5</li>' in _index(course, "amy")
     assert "<li>hw: no submission</li>" in _index(course, "bo")
 
@@ -141,26 +144,154 @@ def test_a_damaged_record_is_skipped_and_said_the_others_get_their_pages(tmp_pat
     course = small_class(tmp_path / "course")
     bad = course.results_path("bo", "ex")
     bad.write_text('{"student": "bo"')
-    pages = feedback(course, progress=False)
-    assert sorted(p.relative_to(course.feedback).as_posix() for p in pages) == [
+    run = feedback(course, progress=False)
+    assert sorted(p.relative_to(course.feedback).as_posix() for p in run.pages) == [
         "amy/ex/feedback.html", "amy/hw/feedback.html"]
+    assert run.skipped == [bad]
     assert f"feedback: skipped {bad} (unreadable: JSONDecodeError" in capsys.readouterr().err
 
 
-def test_the_summary_counts_students_and_says_what_to_do_next(tmp_path, capsys):
+def test_the_summary_counts_pages_written_and_unchanged_and_says_what_to_do_next(tmp_path,
+                                                                              capsys):
     from test_grader_report import small_class
 
     from grader.cli import main
 
     course = small_class(tmp_path / "course")
-    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    argv = ["feedback", "--course", str(course.root), "-q"]
+    assert main(argv) == 0
+    not_final = ("next: 1 page(s) show a score that is not final (written answers still to grade "
+                 "by hand in formgrader); after grading, run feedback again")
+    report = f"next: tconv-grader report --course {course.root}"
     assert capsys.readouterr().out.splitlines() == [
-        f"wrote 3 feedback page(s) for 2 student(s) under {course.feedback}",
-        "next: 1 page(s) show a score that is not final (written answers still to grade by hand "
-        "in formgrader); after grading, run feedback again",
+        f"feedback: 3 page(s) written, 0 unchanged (already up to date), for 2 student(s) under "
+        f"{course.feedback}",
+        not_final,
         f"next: send each student their folder {course.feedback}/<student>/ (its index.html "
         "links every page of theirs)",
-        f"next: tconv-grader report --course {course.root}"]
+        report]
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines() == [
+        f"feedback: 0 page(s) written, 3 unchanged (already up to date), for 2 student(s) under "
+        f"{course.feedback}",
+        not_final,
+        "next: nothing changed since the last run: no student needs their folder again",
+        report]
+    _regrade(course, "bo", "ex", 2.0)
+    assert main(argv) == 0
+    assert capsys.readouterr().out.splitlines()[::2] == [
+        f"feedback: 1 page(s) written, 2 unchanged (already up to date), for 2 student(s) under "
+        f"{course.feedback}",
+        f"next: send the 1 student(s) whose pages changed their folder {course.feedback}/"
+        "<student>/ again: bo"]
+    assert main([*argv, "--force"]) == 0
+    assert capsys.readouterr().out.splitlines()[0] == (
+        f"feedback: 3 page(s) written (--force), 0 unchanged (already up to date), for 2 "
+        f"student(s) under {course.feedback}")
+
+
+def _regrade(course, student: str, assignment: str, points: float) -> None:
+    """What autograde does for a submission graded again with a new result: the gradebook's
+    auto score and results.json."""
+    from grader.gradebook import atomic_write_text, dump_json
+
+    with course.gradebook() as gb:
+        gb.find_grade("test_x", assignment, assignment, student).auto_score = points
+        gb.db.commit()
+    path = course.results_path(student, assignment)
+    rec = json.loads(path.read_text())
+    cell = rec["notebooks"][assignment]["cells"]["test_x"]
+    cell["points"] = points
+    cell["tests"] = [_t("x", points > 0, "[x] passed" if points else "[x] expected 1, got 2.")]
+    atomic_write_text(path, dump_json(rec))
+
+
+def _files(folder) -> dict[str, tuple[int, int, bytes]]:
+    """``{path under folder: (inode, mtime in ns, bytes)}`` of every page and index."""
+    out = {}
+    for p in sorted(folder.rglob("*.html")):
+        st = p.stat()
+        out[p.relative_to(folder).as_posix()] = (st.st_ino, st.st_mtime_ns, p.read_bytes())
+    return out
+
+
+def _age(folder) -> None:
+    """Set every page's modification time an hour back, so a rewrite shows even on a file
+    system whose clock ticks coarsely."""
+    import os
+
+    for p in folder.rglob("*.html"):
+        t = p.stat().st_mtime - 3600
+        os.utime(p, (t, t))
+
+
+def _changed(before: dict, after: dict) -> list[str]:
+    return sorted(k for k in after if before.get(k) != after[k])
+
+
+def test_a_second_run_writes_nothing_and_force_writes_everything(tmp_path):
+    from test_grader_report import small_class
+
+    from grader.feedback import feedback
+
+    course = small_class(tmp_path / "course")
+    first = feedback(course, progress=False)
+    assert (len(first.written), len(first.unchanged), len(first.indexes_written)) == (3, 0, 2)
+    _age(course.feedback)
+    before = _files(course.feedback)
+    again = feedback(course, progress=False)
+    assert again.pages == first.pages and again.written == [] and again.indexes_written == []
+    assert again.unchanged == first.pages and again.changed_students == []
+    assert _changed(before, _files(course.feedback)) == []   # same inode, mtime and bytes
+    forced = feedback(course, progress=False, force=True)
+    assert forced.written == first.pages and forced.unchanged == []
+    after = _files(course.feedback)
+    assert _changed(before, after) == sorted(before)
+    assert all(after[k][2] == before[k][2] for k in before)  # the same content, written anew
+
+
+def test_a_deleted_or_edited_page_is_written_again(tmp_path):
+    from test_grader_report import small_class
+
+    from grader.feedback import feedback
+
+    course = small_class(tmp_path / "course")
+    feedback(course, progress=False)
+    original = (course.feedback / "amy" / "hw" / "feedback.html").read_bytes()
+    (course.feedback / "amy" / "ex" / "feedback.html").unlink()
+    (course.feedback / "amy" / "hw" / "feedback.html").write_text("edited by hand")
+    run = feedback(course, progress=False)
+    assert [p.relative_to(course.feedback).as_posix() for p in run.written] == [
+        "amy/ex/feedback.html", "amy/hw/feedback.html"]
+    assert (course.feedback / "amy" / "hw" / "feedback.html").read_bytes() == original
+
+
+def test_a_regrade_or_a_hand_grade_rewrites_only_that_students_pages(tmp_path):
+    from test_grader_report import small_class
+
+    from grader.feedback import feedback
+
+    course = small_class(tmp_path / "course")
+    feedback(course, progress=False)
+    _age(course.feedback)
+    before = _files(course.feedback)
+    _regrade(course, "bo", "ex", 2.0)            # bo's ex graded again: now passes
+    run = feedback(course, progress=False)
+    assert run.changed_students == ["bo"]
+    after = _files(course.feedback)
+    assert _changed(before, after) == ["bo/ex/feedback.html", "bo/index.html"]
+    assert "Score: <b>2 / 5</b>" in after["bo/ex/feedback.html"][2].decode()
+    assert b'<a href="ex/feedback.html">ex</a>: 2 / 5' in after["bo/index.html"][2]
+    # a hand grade of amy's written answer in ex (what formgrader writes): her ex page and
+    # index show the final score; her hw page and bo's pages stay as they were
+    with course.gradebook() as gb:
+        gb.find_grade("why", "ex", "ex", "amy").manual_score = 3.0
+        gb.db.commit()
+    run = feedback(course, progress=False)
+    assert run.changed_students == ["amy"] and run.provisional == []
+    final = _files(course.feedback)
+    assert _changed(after, final) == ["amy/ex/feedback.html", "amy/index.html"]
+    assert "Score: <b>5 / 5</b>" in final["amy/ex/feedback.html"][2].decode()
 
 
 def test_errors_of_the_students_own_cells_are_told_after_hidden_tests_only_by_name():
@@ -190,21 +321,46 @@ def test_the_page_lists_the_errors_of_the_students_own_cells():
     assert "Errors in your code cells" not in render(_record(0.0), {})
 
 
-def test_a_syntax_error_reaches_results_and_the_feedback_page(tmp_path):
+def test_a_syntax_error_reaches_the_page_and_only_the_fixed_resubmission_gets_a_new_one(
+        tmp_path, capsys):
+    """The whole loop on real submissions: a syntax error reaches results.json and the page;
+    the student sends the notebook again, fixed; autograde regrades only it, and feedback
+    writes only that student's page and index (the new score, the new submission's time)."""
+    import nbformat
     from grader_class import sandbox_args
-    from gradingbatch import ASSIGNMENT, make_course, run_autograde
+    from gradingbatch import ASSIGNMENT, make_course, run_autograde, submission
 
     from grader.cli import main
 
     course = tmp_path / "course"
-    make_course(course, ["syntax"])
-    run_autograde(course, f"sqlite:///{course / 'gradebook.db'}", *sandbox_args())
-    rec = json.loads(next((course / "autograded").rglob("results.json")).read_text())
+    make_course(course, ["syntax", "correct"])
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    run_autograde(course, db, *sandbox_args())
+    rec = json.loads((course / "autograded" / "st000_syntax" / ASSIGNMENT / "results.json")
+                     .read_text())
     errors = rec["notebooks"][ASSIGNMENT]["code_errors"]
     assert len(errors) == 1 and errors[0].startswith("cell double_impl: SyntaxError"), errors
-    assert main(["feedback", "--course", str(course), "-q"]) == 0
-    page = next((course / "feedback").rglob("feedback.html")).read_text()
-    assert "cell double_impl: SyntaxError" in page
+    argv = ["feedback", "--course", str(course), "-q"]
+    assert main(argv) == 0
+    page = course / "feedback" / "st000_syntax" / ASSIGNMENT / "feedback.html"
+    assert "cell double_impl: SyntaxError" in page.read_text()
+    assert "Score: <b>0 / 3</b>" in page.read_text()
+    folder = course / "feedback"
+    _age(folder)
+    before = _files(folder)
+    again = course / "submitted" / "st000_syntax" / ASSIGNMENT   # the resubmission, collected
+    nbformat.write(submission("correct"), again / f"{ASSIGNMENT}.ipynb")
+    (again / "timestamp.txt").write_text("2026-11-21 09:30:00.000000 UTC\n")
+    _, out = run_autograde(course, db, *sandbox_args())
+    assert "graded 1 submission(s)" in out, out
+    capsys.readouterr()
+    assert main(argv) == 0
+    assert capsys.readouterr().out.startswith("feedback: 1 page(s) written, 1 unchanged")
+    assert _changed(before, _files(folder)) == [f"st000_syntax/{ASSIGNMENT}/feedback.html",
+                                                "st000_syntax/index.html"]
+    text = page.read_text()
+    assert "Score: <b>3 / 3</b>" in text and "SyntaxError" not in text
+    assert "Graded from your submission of 2026-11-21 09:30:00.000000 UTC." in text
 
 
 def test_the_executed_notebook_says_why_a_cell_is_empty_or_stopped():
