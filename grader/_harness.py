@@ -141,8 +141,8 @@ def _enc(v, out, depth=0):
 def _npy_b64(a):
     kind = a.dtype.kind
     dt = {"b": "|b1", "i": "<i8", "u": "<i8", "f": "<f8"}[kind]
+    shape = a.shape  # before ascontiguousarray, which makes a 0-d array 1-d (same bytes)
     a = _H.ascontiguousarray(a).astype(dt)
-    shape = a.shape
     if _len(shape) == 1:
         shape_s = "(" + _int_repr(shape[0]) + ",)"
     else:
