@@ -14,8 +14,9 @@ Two modes:
 * **Grading mode** (inside the autograder's sandbox): the grader rebinds ``expect`` and
   ``expect_raises`` in the notebook's namespace, right before each test cell, to *recorders*. A
   recorder converts ``got`` to plain data (numbers, strings, ``numpy.ndarray`` of a numeric dtype,
-  lists/tuples/dicts of these; anything else, like an object whose ``__eq__`` always says yes, is
-  recorded as "unserialisable") and sends it out of the sandbox under the key
+  lists/tuples/dicts of these; NumPy numbers, torch tensors and ``torch.Size`` are converted;
+  anything else, like an object whose ``__eq__`` always says yes, is recorded as
+  "unserialisable", see :func:`to_plain`) and sends it out of the sandbox under the key
   ``"<grade_id>/<name>"``. ``expected`` is ignored there: the grader compares the student's records
   with the records of the instructor's solution, in a process the student's code never ran in.
   Monkeypatching this module or ``numpy.testing`` therefore cannot turn a failure into a pass.
@@ -26,6 +27,7 @@ The comparison rule (:func:`values_match`) is the same in both modes.
 from __future__ import annotations
 
 import math
+import sys
 from collections.abc import Callable
 from typing import Any
 
@@ -46,29 +48,133 @@ class Unserialisable:
         return f"<unserialisable {self.type_name}>"
 
 
+def _numpy_scalar_classes() -> dict[int, type]:
+    """NumPy's own scalar classes (``np.int64``, ``np.uint16``, ``np.longdouble``, ``np.bool_``,
+    ``np.complex128``, ``np.str_``, ...) keyed by ``id``: a lookup runs no code of the value's
+    class (no ``__hash__`` or ``__eq__`` of a metaclass), and a subclass is not in it, even one
+    that calls itself ``numpy``."""
+    return {id(c): c for c in (np.dtype(code).type for code in np.typecodes["All"])}
+
+
+_NUMPY_SCALARS = _numpy_scalar_classes()
+_PLAIN = (bool, int, float, str)
+# the bases a refused value is named by ("R, a subclass of tuple"), the first that fits
+_BASES = ((bool, "bool"), (int, "int"), (float, "float"), (complex, "complex"), (str, "str"),
+          (tuple, "tuple"), (list, "list"), (dict, "dict"), (np.ndarray, "numpy.ndarray"),
+          (np.generic, "a NumPy scalar type"))
+
+
+def _is(t: type, types: tuple) -> bool:
+    """``t`` is one of ``types``, by identity (``t in types`` would ask ``t``'s metaclass)."""
+    return any(t is c for c in types)
+
+
+def _torch_class(name: str) -> Any:
+    """torch's own ``Tensor``, ``Size`` or ``nn.Parameter`` when torch is imported, else None
+    (this module never imports torch itself)."""
+    torch = sys.modules.get("torch")
+    if torch is None:
+        return None
+    if name == "Parameter":
+        return getattr(getattr(torch, "nn", None), "Parameter", None)
+    return getattr(torch, name, None)
+
+
 def to_plain(value: Any) -> Any:
-    """Plain-data copy of ``value``; exact types only, so subclasses cannot smuggle ``__eq__``."""
+    """Plain-data copy of ``value``: ``None``, ``bool``, ``int``, ``float``, ``str``, a numeric
+    ``numpy.ndarray``, or a ``list``, ``tuple`` or ``dict`` (``str`` keys) of these.
+
+    Exact types only, every check by identity, so subclasses cannot smuggle ``__eq__``. The
+    other types a correct answer plausibly comes in are NumPy's and PyTorch's own, converted:
+    a NumPy number of any width (``np.uint16``, ``np.longdouble``, ``np.bool_``, ...) becomes a
+    Python number, a ``numpy.matrix`` a plain array, a ``torch.Tensor`` (or ``nn.Parameter``)
+    an array and a ``torch.Size`` a tuple of ints. Anything else becomes an
+    :class:`Unserialisable` naming its type (``"R, a subclass of tuple"``): it never matches,
+    and :func:`describe_mismatch` says what was expected instead and how to return it.
+    """
     t = type(value)
-    if value is None or t in (bool, int, float, str):
+    if value is None or _is(t, _PLAIN):
         return value
-    if t in (np.float64, np.float32, np.float16, np.int64, np.int32, np.int16, np.int8,
-             np.uint8, np.bool_):
-        return value.item()
-    if t is np.ndarray:
+    if _NUMPY_SCALARS.get(id(t)) is t:
+        kind = np.dtype(t).kind
+        if kind == "b":
+            return bool(value)
+        if kind in "iu":
+            return int(value)
+        if kind == "f":
+            return float(value)  # np.longdouble too (its .item() stays a NumPy scalar)
+        return _refused(t)
+    if t is np.ndarray or t is np.matrix:
         if value.dtype.kind not in "biuf":
             return Unserialisable(f"ndarray[{value.dtype}]")
-        return np.array(value, copy=True)
-    if t.__module__ == "torch" and t.__name__ in ("Tensor", "Parameter"):
-        try:
-            arr = value.detach().cpu().to(dtype=_torch_plain_dtype(value)).numpy()
-        except Exception:  # noqa: BLE001 - anything odd is simply not plain data
-            return Unserialisable("torch.Tensor")
-        return np.array(arr, copy=True)
-    if t in (list, tuple):
+        return np.array(value, copy=True)  # subok=False: a matrix becomes a plain 2-D array
+    if t is list or t is tuple:
         return t(to_plain(v) for v in value)
     if t is dict:
-        return {str(k): to_plain(v) for k, v in value.items()}
-    return Unserialisable(t.__name__)
+        plain = {}
+        for k, v in value.items():
+            if not (k is None or _is(type(k), _PLAIN)):
+                return _refused(t, f"dict with a key of type {_type_name(type(k))}")
+            plain[str(k)] = to_plain(v)
+        return plain
+    if t is _torch_class("Tensor") or t is _torch_class("Parameter"):
+        return _tensor_to_plain(value)
+    if t is _torch_class("Size"):
+        items = tuple(tuple.__iter__(value))  # tuple's own iterator: no code of the value's
+        if all(type(v) is int for v in items):
+            return items
+    return _refused(t)
+
+
+def _tensor_to_plain(tensor: Any) -> Any:
+    """A torch tensor's values as a NumPy array (float64, int64 or bool)."""
+    dtype = str(tensor.dtype).removeprefix("torch.")
+    if tensor.dtype.is_complex:
+        return Unserialisable(f"torch.Tensor[{dtype}], a complex tensor")
+    if str(tensor.layout) != "torch.strided":
+        return Unserialisable(f"torch.Tensor[{dtype}], a sparse tensor")
+    try:
+        arr = tensor.detach().cpu().resolve_conj().resolve_neg().to(
+            dtype=_torch_plain_dtype(tensor)).numpy()
+    except Exception:  # noqa: BLE001 - anything odd is simply not plain data
+        return Unserialisable("torch.Tensor")
+    arr = np.array(arr, copy=True)  # subok=False: a plain ndarray, whatever .numpy() gave
+    return arr if arr.dtype.kind in "biuf" else Unserialisable("torch.Tensor")
+
+
+def _type_name(t: type) -> str:
+    name = getattr(t, "__name__", None)
+    return name[:80] if type(name) is str else "?"
+
+
+def _refused(t: type, what: str | None = None) -> Unserialisable:
+    """The marker for a value of type ``t`` that is not plain data, naming what it is."""
+    try:
+        return Unserialisable(what or _what_type(t))
+    except Exception:  # noqa: BLE001 - a class too odd to name is still refused
+        return Unserialisable("?")
+
+
+def _what_type(t: type) -> str:
+    """``t`` in a few words: "numpy.complex128", "R, a subclass of tuple", "map, an iterator",
+    "csr_matrix, a SciPy sparse matrix", "object"."""
+    name = _type_name(t)
+    if _NUMPY_SCALARS.get(id(t)) is t:
+        return f"numpy.{name}"
+    module = getattr(t, "__module__", None)
+    if type(module) is str and module.startswith("scipy.sparse"):
+        return f"{name}, a SciPy sparse matrix"
+    tensor = _torch_class("Tensor")
+    if tensor is not None and issubclass(t, tensor):
+        return f"{name}, a subclass of torch.Tensor"
+    for base, base_name in _BASES:
+        if issubclass(t, base):
+            if t is complex:
+                return "complex, a complex number"
+            return f"{name}, a subclass of {base_name}"
+    if hasattr(t, "__next__"):
+        return f"{name}, an iterator"
+    return name
 
 
 def _torch_plain_dtype(tensor: Any) -> Any:
@@ -97,7 +203,10 @@ def values_match(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL
     if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray):
         if not (isinstance(got, np.ndarray | list | tuple | int | float)):
             return False
-        g, e = np.asarray(got), np.asarray(expected)
+        try:
+            g, e = np.asarray(got), np.asarray(expected)
+        except (ValueError, TypeError, OverflowError):  # ragged lists: no array, no match
+            return False
         if g.shape != e.shape or g.dtype.kind not in "biuf" or e.dtype.kind not in "biuf":
             return False
         g, e = g.astype(np.float64), e.astype(np.float64)
@@ -217,7 +326,13 @@ def describe_mismatch(got: Any, expected: Any, rtol: float = RTOL, atol: float =
     ``values_match`` rejected; the rule is the same (``rtol``, ``atol``).
     """
     if isinstance(got, Unserialisable):
-        return f"expected {describe(expected)}, got {describe(got)} (not plain data)"
+        want = _brief(expected) if isinstance(expected, np.ndarray) else (
+            f"{_brief(expected)} ({_kind(expected)})")
+        return (f"expected {want}, got {got.type_name}: not plain data (only Python's, NumPy's "
+                f"and PyTorch's own types are compared); {_advice(expected, got.type_name)}")
+    kinds = _kind_mismatch(got, expected)
+    if kinds:
+        return kinds
     ge, ee = _as_numeric_array(got), _as_numeric_array(expected)
     if isinstance(expected, np.ndarray) or isinstance(got, np.ndarray):
         if ge is not None and ee is not None:
@@ -247,6 +362,70 @@ def describe_mismatch(got: Any, expected: Any, rtol: float = RTOL, atol: float =
             if not values_match(got[k], expected[k], rtol, atol):
                 return f"key {k!r}: {describe_mismatch(got[k], expected[k], rtol, atol)}"
     return f"expected {describe(expected)}, got {describe(got)}"
+
+
+def _is_number(value: Any) -> bool:
+    return isinstance(value, int | float) and not isinstance(value, bool)
+
+
+def _kind(value: Any) -> str:
+    """What kind of plain value ``value`` is, for a message: "a tuple of ints", "a bool"."""
+    if isinstance(value, bool):
+        return "a bool"
+    if isinstance(value, int):
+        return "an int"
+    if isinstance(value, float):
+        return "a number"
+    if isinstance(value, str):
+        return "a str"
+    if isinstance(value, np.ndarray):
+        return "an array of numbers"
+    if isinstance(value, list | tuple):
+        name = type(value).__name__
+        if value and all(isinstance(v, int) and not isinstance(v, bool) for v in value):
+            return f"a {name} of ints"
+        if value and all(_is_number(v) for v in value):
+            return f"a {name} of numbers"
+        return f"a {name}"
+    if isinstance(value, dict):
+        return "a dict"
+    return "None" if value is None else type(value).__name__
+
+
+def _advice(expected: Any, got_type: str = "") -> str:
+    """How to return a value of ``expected``'s kind (``got_type``: what came back instead)."""
+    if isinstance(expected, bool):
+        return "return True or False (bool(x) converts a NumPy or torch truth value)"
+    if isinstance(expected, int):
+        return "return an int (int(x) converts a NumPy or torch integer)"
+    if isinstance(expected, float):
+        return "return a number: a float or an int (float(x) converts a NumPy or torch number)"
+    if isinstance(expected, list | tuple):
+        name = type(expected).__name__
+        if _kind(expected).endswith("of ints"):
+            return f"return a {name} of ints, e.g. {name}(int(v) for v in x)"
+        return f"return a plain {name}, e.g. {name}(x)"
+    if isinstance(expected, np.ndarray):
+        dense = ("; .toarray() makes a SciPy sparse matrix dense, .to_dense() a sparse tensor"
+                 if "sparse" in got_type else "")
+        return f"return a NumPy array or a torch tensor of real numbers{dense}"
+    return f"return {_kind(expected)}"
+
+
+def _kind_mismatch(got: Any, expected: Any) -> str:
+    """The message for a plain answer of another kind that Python's ``==`` might take for the
+    expected one but the tests do not: a number for a bool (or a bool for a number), a sequence
+    of one number for a number. '' otherwise."""
+    for_bool = isinstance(expected, bool) and _is_number(got)
+    bool_for = isinstance(got, bool) and _is_number(expected)
+    one_item = _is_number(expected) and isinstance(got, list | tuple) and len(got) == 1
+    if not (for_bool or bool_for or one_item):
+        return ""
+    what = f"a {type(got).__name__} of 1 item" if one_item else _kind(got)
+    advice = ("return the number itself, e.g. x[0], not a sequence of one" if one_item
+              else _advice(expected))
+    return (f"expected {describe(expected)} ({_kind(expected)}), got {describe(got)} ({what}): "
+            f"{advice}")
 
 
 LOW_PRECISION = ("float32", "float16", "bfloat16")
