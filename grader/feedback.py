@@ -89,8 +89,10 @@ def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[
         path = course.solutions / assignment / f"{nb_id}.ipynb"
         try:
             out[nb_id] = hidden_grams(nbformat.read(path, as_version=4))
-        except (OSError, ValueError, KeyError, AttributeError):
-            continue
+        except (OSError, ValueError, KeyError, AttributeError) as exc:
+            print(f"feedback: warning: no instructor source {path} ({type(exc).__name__}): its "
+                  "pages are not scrubbed of hidden test text a second time (autograde did so "
+                  "once); pass the --solutions autograde was given", file=sys.stderr)
     return out
 
 
@@ -120,18 +122,32 @@ def merged_messages(tests: list[dict]) -> list[tuple[bool, str]]:
             for ok, text, reason in lines]
 
 
+def never_read(nb: dict) -> bool:
+    """Whether the autograder could not read this notebook of a ``results.json`` (unreadable,
+    wrong name, missing): no test ran and there is no written answer in it to grade. Results
+    written before ``read`` was recorded: no test cell ran (which also holds for a notebook that
+    was read but stopped before its first test, e.g. out of memory in the first cell)."""
+    if "read" in nb:
+        return not nb["read"]
+    cells = nb.get("cells") or {}
+    return bool(cells) and all(c.get("status") == "not_run" for c in cells.values()
+                               if not c.get("manual"))
+
+
 def score(record: dict, manual: dict[tuple[str, str], float],
           blank: set[tuple[str, str]] | frozenset = frozenset()) -> tuple[float, float, int]:
     """``(points, max points, written answers still to grade)`` of one submission: the
-    autograder's points, overridden by any hand grade; a written answer counts 0 until graded."""
+    autograder's points, overridden by any hand grade; a written answer counts 0 until graded
+    (and is not waiting for a grade in a notebook that could not be read: there is no answer)."""
     total = max_total = 0.0
     pending = 0
     for nb_id, nb in record["notebooks"].items():
+        unread = never_read(nb)
         for gid, cell in nb["cells"].items():
             max_total += cell["max"]
             given = manual.get((nb_id, gid))
             if cell["manual"]:
-                pending += given is None and (nb_id, gid) not in blank
+                pending += given is None and (nb_id, gid) not in blank and not unread
                 total += given or 0.0
             else:
                 total += (cell["points"] or 0.0) if given is None else given
@@ -163,9 +179,12 @@ def render(record: dict, manual: dict[tuple[str, str], float],
             if cell["manual"]:
                 given = manual.get((nb_id, gid))
                 left = given is None and (nb_id, gid) in blank
-                shown = ("0" if left else "awaiting manual grading" if given is None
+                unread = given is None and not left and never_read(nb)
+                shown = ("0" if left or unread else "awaiting manual grading" if given is None
                          else f"{given:g}")
                 note = ("written answer, left as released: no answer, so 0 points" if left
+                        else "written answer: the notebook could not be read (see the notes "
+                        "from the grader), so no answer and 0 points" if unread
                         else "written answer (graded by hand)")
                 rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{shown} / "
                             f"{cell['max']:g}</td><td>{note}</td></tr>")
@@ -181,8 +200,8 @@ def render(record: dict, manual: dict[tuple[str, str], float],
     flags = "".join(f"<li>{sc(f)}</li>" for f in record.get("flags", []))
     flag_html = f'<div class="flag"><b>Notes from the grader</b><ul>{flags}</ul></div>' \
         if flags else ""
-    stamp = record.get("timestamp")
-    when = (f"<p>Graded from your submission of {e(str(stamp))}.</p>" if stamp else "")
+    stamp = re.sub(r"\.0+(?= |$)", "", str(record.get("timestamp") or ""))  # no .000000
+    when = f"<p>Graded from your submission of {e(stamp)}.</p>" if stamp else ""
     errors = "".join(f"<li>{e(nb_id)}, {sc(err, nb_id)}</li>"
                      for nb_id, nb in sorted(record["notebooks"].items())
                      for err in nb.get("code_errors", []))
@@ -361,7 +380,11 @@ def _names(names: list[str], n: int = 10) -> str:
 
 
 def main(args) -> int:
-    course = Course.open(args.course, args.db, getattr(args, "solutions", None))
+    solutions = getattr(args, "solutions", None)
+    if solutions and not Path(solutions).expanduser().is_dir():
+        raise UsageError(f"--solutions must be an existing folder of instructor source; got "
+                         f"{solutions} (no such directory)")
+    course = Course.open(args.course, args.db, solutions)
     run = feedback(course, args.student or None, [args.assignment] if args.assignment else None,
                    progress=not args.quiet, force=args.force)
     why = " (--force)" if args.force else ""
@@ -371,8 +394,10 @@ def main(args) -> int:
         print(f"feedback: {len(run.skipped)} submission(s) skipped, their results.json "
               "unreadable (named above); `tconv-grader autograde --force` rewrites it")
     if run.provisional:
+        which = _names([f"{p.parent.parent.name}/{p.parent.name}" for p in run.provisional])
         print(f"next: {len(run.provisional)} page(s) show a score that is not final (written "
-              "answers still to grade by hand in formgrader); after grading, run feedback again")
+              f"answers still to grade by hand in formgrader: {which}); after grading, run "
+              "feedback again")
     changed = run.changed_students
     if not changed:
         print("next: nothing changed since the last run: no student needs their folder again")
@@ -393,9 +418,11 @@ def add_parser(sub) -> None:
     p.add_argument("--student", action="append", metavar="ID",
                    help="only this student (repeatable)")
     p.add_argument("--course", required=True, help="course directory (instructor state)")
-    p.add_argument("--db", help="SQLAlchemy URL of the gradebook")
+    p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: "
+                   "sqlite:///<course>/gradebook.db)")
     p.add_argument("--solutions", help="instructor source, to scrub hidden test text from the "
-                   "pages once more (default: the repository's solutions/)")
+                   "pages once more (default: the repository's solutions/; the one autograde "
+                   "was given)")
     p.add_argument("--force", action="store_true",
                    help="write every page and index again, also those already up to date "
                    "(by default a page is written only when its content changed)")

@@ -62,15 +62,11 @@ def _flags(path: Path) -> tuple[list[str], set[str]]:
     file never stops the report)."""
     if not path.exists():
         return [], set()
+    from grader.feedback import never_read
+
     try:
         rec = json.loads(path.read_text())
-        # "read" is false for a notebook the autograder could not read; results written
-        # before it was recorded: no test cell ran (which also holds for a notebook that was
-        # read but stopped before its first test, e.g. out of memory in the first cell)
-        unread = {nb for nb, v in rec.get("notebooks", {}).items()
-                  if (not v["read"] if "read" in v else
-                      v.get("cells") and all(c.get("status") == "not_run" for c in
-                                             v["cells"].values() if not c.get("manual")))}
+        unread = {nb for nb, v in rec.get("notebooks", {}).items() if never_read(v)}
         return [str(f) for f in rec.get("flags", [])], unread
     except (OSError, ValueError, AttributeError, TypeError) as exc:
         return [f"results.json unreadable ({type(exc).__name__}: {exc}); `tconv-grader "
@@ -92,7 +88,9 @@ def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], 
             total += float(g.score or 0.0)
             max_total += float(g.max_score)
             kind = "written" if g.cell.name in written else "test"
-            pending += kind == "written" and g.manual_score is None and g.auto_score is None
+            # a notebook that could not be read has no answer to wait for (see written.txt)
+            pending += (kind == "written" and g.manual_score is None and g.auto_score is None
+                        and snb.name not in unread)
             grades.append({
                 "student": s, "assignment": assignment, "notebook": snb.name,
                 "grade_cell": g.cell.name, "kind": kind, "auto_score": _fmt(g.auto_score),
@@ -320,7 +318,8 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
               f"{total['blank']} left blank (scored 0), {total['graded']} graded{unread}; "
               f"{provisional} provisional total(s) in totals.csv"]
     wlines += [f"  {c['to grade']:4d} to grade {c['blank']:4d} blank {c['graded']:4d} graded"
-               f"    {k}" for k, c in sorted(written.items())]
+               + (f" {c['unread']:4d} unread" if total["unread"] else "")
+               + f"    {k}" for k, c in sorted(written.items())]
     flagged = [r for r in totals if r["flags"]]
     flag_items = [f"  {r['student']}/{r['assignment']}: {r['flags']}" for r in flagged]
     absent = [r for r in totals if r["status"] == NO_SUBMISSION]
@@ -337,7 +336,8 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     return {"out": out, "grades": grades, "totals": totals, "most_failed": mf,
             "written": written, "summary": "\n".join(lines + wlines[:1] + shown),
             "next": next_steps(course, out, total["to grade"], provisional, len(flagged),
-                               sum(bool(r.get(UNREAD)) for r in totals),
+                               [f"{r['student']}/{r['assignment']}" for r in totals
+                                if r.get(UNREAD)],
                                roster=roster_imported(course))}
 
 
@@ -353,8 +353,12 @@ def _first(items: list[str], where: Path) -> list[str]:
     return items[:SHOWN] + ([f"  ... and {more} more in {where}"] if more > 0 else [])
 
 
+def _listed(names: list[str], n: int = 10) -> str:
+    return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
+
+
 def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int,
-               unread: int = 0, roster: bool = True) -> list[str]:
+               unread: list[str] = (), roster: bool = True) -> list[str]:
     """What the instructor does next, in order: import the class list when the gradebook seems
     to know only the students who submitted something (``roster`` false), look at the flagged
     submissions (ask again for the notebooks that could not be read), grade the written answers
@@ -370,9 +374,10 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
         steps.append(f"look at the {flagged} flagged submission(s) in {out / 'flags.txt'} (each "
                      f"executed notebook is in {course.autograded}/<student>/<assignment>/)")
     if unread:
-        steps.append(f"{unread} submission(s) could not be graded at all (unreadable notebook or "
-                     "wrong file name, see flags.txt): get the notebook again, collect and "
-                     "autograde it, or give a hand grade in formgrader")
+        steps.append(f"{len(unread)} submission(s) could not be graded at all (unreadable "
+                     "notebook or wrong file name, see flags.txt): get the notebook again, "
+                     "collect and autograde it, or give a hand grade in formgrader "
+                     f"({_listed(unread)})")
     if to_grade:
         where = (f"from the repository root, TCONV_COURSE={course.root} jupyter lab, menu "
                  "Nbgrader > Formgrader" if course.default_db else "with --db's gradebook")
@@ -401,7 +406,8 @@ def add_parser(sub) -> None:
                        help="CSV of grades, histograms, most-failed tests, written answers, flags",
                        description=__doc__.rstrip())  # every file it writes
     p.add_argument("--course", required=True, help="course directory (instructor state)")
-    p.add_argument("--db", help="SQLAlchemy URL of the gradebook")
+    p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: "
+                   "sqlite:///<course>/gradebook.db)")
     p.add_argument("--output", "-o", help="output folder (default: <course>/reports)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=main)

@@ -86,6 +86,8 @@ def test_python_m_grader_is_tconv_grader():
      "--course must be an existing course directory; got {tmp}/nope (no such directory"),
     (["autograde", "--course", "{tmp}/nope"], "--course must be an existing course directory"),
     (["feedback", "--course", "{tmp}/nope"], "--course must be an existing course directory"),
+    (["feedback", "--course", "{tmp}", "--solutions", "{tmp}/nope"], "--solutions must be an "
+     "existing folder of instructor source; got {tmp}/nope (no such directory)"),
     (["autograde", "--course", "{tmp}", "--student", "nobody", "--solutions", str(FIXTURES),
       "--unsafe-no-sandbox"], "--student must name a student with a submission"),
     (["collect", "{tmp}/bad.zip", "--course", "{tmp}/c"], "PATH must be a folder or a readable "

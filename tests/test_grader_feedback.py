@@ -161,7 +161,7 @@ def test_the_summary_counts_pages_written_and_unchanged_and_says_what_to_do_next
     argv = ["feedback", "--course", str(course.root), "-q"]
     assert main(argv) == 0
     not_final = ("next: 1 page(s) show a score that is not final (written answers still to grade "
-                 "by hand in formgrader); after grading, run feedback again")
+                 "by hand in formgrader: amy/ex); after grading, run feedback again")
     report = f"next: tconv-grader report --course {course.root}"
     assert capsys.readouterr().out.splitlines() == [
         f"feedback: 3 page(s) written, 0 unchanged (already up to date), for 2 student(s) under "
@@ -294,6 +294,59 @@ def test_a_regrade_or_a_hand_grade_rewrites_only_that_students_pages(tmp_path):
     assert "Score: <b>5 / 5</b>" in final["amy/ex/feedback.html"][2].decode()
 
 
+def test_an_unreadable_notebook_is_final_0_on_the_page_and_in_the_report(tmp_path, capsys):
+    """bo's ex notebook could not be read: no written answer waits for a hand grade, so the
+    page, the index and totals.csv say 0, final (they said 'not final', 'provisional', while
+    written.txt said nothing to grade), and report names the submission to ask for again."""
+    import csv
+
+    from test_grader_report import small_class
+
+    from grader.cli import main
+    from grader.gradebook import atomic_write_text, dump_json
+
+    course = small_class(tmp_path / "course")
+    with course.gradebook() as gb:
+        gb.find_grade("why", "ex", "ex", "bo").auto_score = None  # as autograde leaves it
+        gb.db.commit()
+    cells = {"test_x": {"points": 0.0, "max": 2.0, "manual": False, "status": "not_run",
+                        "tests": []},
+             "why": {"points": None, "max": 3.0, "manual": True, "status": "manual",
+                     "tests": []}}
+    atomic_write_text(course.results_path("bo", "ex"), dump_json(
+        {"student": "bo", "assignment": "ex", "flags": ["ex: ex.ipynb is not valid JSON"],
+         "notebooks": {"ex": {"cells": cells, "read": False}}}))
+    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    page = (course.feedback / "bo" / "ex" / "feedback.html").read_text()
+    assert "Score: <b>0 / 5</b>" in page
+    assert "0 / 3</td><td>written answer: the notebook could not be read" in _why_row(page)
+    assert '<a href="ex/feedback.html">ex</a>: 0 / 5</li>' in _index(course, "bo")
+    assert "formgrader: amy/ex)" in capsys.readouterr().out   # bo's page is not provisional
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out
+    with (course.reports / "totals.csv").open() as fh:
+        bo = next(r for r in csv.DictReader(fh) if (r["student"], r["assignment"]) == ("bo", "ex"))
+    assert (bo["pending_manual"], bo["provisional"]) == ("0", "no"), bo
+    assert "give a hand grade in formgrader (bo/ex)" in out, out
+    assert "   1 to grade    0 blank    0 graded    1 unread    ex/ex/why" in (
+        course.reports / "written.txt").read_text()
+
+
+def test_a_missing_instructor_source_is_warned_once_per_assignment(tmp_path, capsys):
+    from test_grader_report import small_class
+
+    from grader.feedback import feedback
+
+    course = small_class(tmp_path / "course")
+    feedback(course, progress=False)
+    err = capsys.readouterr().err
+    for a in ("ex", "hw"):
+        warning = (f"feedback: warning: no instructor source {course.solutions / a / a}.ipynb "
+                   "(FileNotFoundError): its pages are not scrubbed of hidden test text a second "
+                   "time (autograde did so once); pass the --solutions autograde was given")
+        assert err.count(warning) == 1, err
+
+
 def test_errors_of_the_students_own_cells_are_told_after_hidden_tests_only_by_name():
     from types import SimpleNamespace as Run
 
@@ -328,7 +381,7 @@ def test_a_syntax_error_reaches_the_page_and_only_the_fixed_resubmission_gets_a_
     writes only that student's page and index (the new score, the new submission's time)."""
     import nbformat
     from grader_class import sandbox_args
-    from gradingbatch import ASSIGNMENT, make_course, run_autograde, submission
+    from gradingbatch import ASSIGNMENT, SOLUTIONS, make_course, run_autograde, submission
 
     from grader.cli import main
 
@@ -340,7 +393,7 @@ def test_a_syntax_error_reaches_the_page_and_only_the_fixed_resubmission_gets_a_
                      .read_text())
     errors = rec["notebooks"][ASSIGNMENT]["code_errors"]
     assert len(errors) == 1 and errors[0].startswith("cell double_impl: SyntaxError"), errors
-    argv = ["feedback", "--course", str(course), "-q"]
+    argv = ["feedback", "--course", str(course), "--solutions", str(SOLUTIONS), "-q"]
     assert main(argv) == 0
     page = course / "feedback" / "st000_syntax" / ASSIGNMENT / "feedback.html"
     assert "cell double_impl: SyntaxError" in page.read_text()
@@ -360,7 +413,7 @@ def test_a_syntax_error_reaches_the_page_and_only_the_fixed_resubmission_gets_a_
                                                 "st000_syntax/index.html"]
     text = page.read_text()
     assert "Score: <b>3 / 3</b>" in text and "SyntaxError" not in text
-    assert "Graded from your submission of 2026-11-21 09:30:00.000000 UTC." in text
+    assert "Graded from your submission of 2026-11-21 09:30:00 UTC." in text
 
 
 def test_the_executed_notebook_says_why_a_cell_is_empty_or_stopped():
