@@ -149,6 +149,11 @@ def test_a_damaged_record_is_skipped_and_said_the_others_get_their_pages(tmp_pat
         "amy/ex/feedback.html", "amy/hw/feedback.html"]
     assert run.skipped == [bad]
     assert f"feedback: skipped {bad} (unreadable: JSONDecodeError" in capsys.readouterr().err
+    from grader.cli import main
+
+    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    assert ("feedback: 1 submission(s) skipped, their results.json unreadable (named above); "
+            "`tconv-grader autograde --force` rewrites it") in capsys.readouterr().out
 
 
 def test_the_summary_counts_pages_written_and_unchanged_and_says_what_to_do_next(tmp_path,
