@@ -225,12 +225,25 @@ def tap_slices(start: tuple[int, ...], count: tuple[int, ...], step: tuple[int, 
                                for a, n, s in zip(start, count, step, strict=True))
 
 
+def _functorch_wrapped(x: Any) -> bool:
+    """A tensor seen through a ``torch.func`` transform (``vmap``, ``grad``, ``jvp``)."""
+    import torch
+
+    return torch._C._functorch.is_functorch_wrapped_tensor(x)
+
+
 def crop_or_pad(x: Any, lo: tuple[int, ...], size: tuple[int, ...]) -> Any:
     """Window ``[lo, lo + size)`` of each spatial axis; parts outside ``x`` read as zeros."""
     xp = namespace(x)
     spatial = tuple(int(v) for v in x.shape[2:])
     if all(a >= 0 and a + n <= full for a, n, full in zip(lo, size, spatial, strict=True)):
         return x[(Ellipsis,) + tuple(slice(a, a + n) for a, n in zip(lo, size, strict=True))]
+    if is_torch(x) and _functorch_wrapped(x):   # torch.func (vmap of a backward, say):
+        import torch  # no writes into a fresh array, which the transforms refuse
+
+        pads = [e for a, n, full in reversed(list(zip(lo, size, spatial, strict=True)))
+                for e in (-a, a + n - full)]
+        return torch.nn.functional.pad(x, pads)
     out = zeros(xp, x, tuple(x.shape[:2]) + tuple(size))
     src, dst = [], []
     for a, n, full in zip(lo, size, spatial, strict=True):
