@@ -47,7 +47,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from . import backend, shapes
-from ._args import Geometry, IntOrTuple, _cached, _geometry, as_tuple, positive_tuple
+from ._args import Geometry, IntOrTuple, _cached, _geometry, as_int, as_tuple, positive_tuple
 from .conv import conv, empty_batch
 from .transpose import conv_transpose
 
@@ -56,11 +56,27 @@ def _spatial(x: Any) -> tuple[int, ...]:
     return tuple(int(v) for v in x.shape[2:])
 
 
-def _sizes(name: str, value: Any, nsp: int) -> tuple[int, ...]:
+def _sizes(name: str, value: Any, nsp: int,
+           whole: dict[str, int] | None = None) -> tuple[int, ...]:
     """``input_size``/``kernel_size``: an int, ``nsp`` positive ints, or (like
-    ``torch.nn.grad.conv*d_input``) a whole ``(N, C, *spatial)`` shape."""
-    if isinstance(value, Sequence) and len(value) == nsp + 2:
-        value = tuple(value)[2:]
+    ``torch.nn.grad.conv*d_input``) a whole shape, ``(N, C, *spatial)`` or ``(C, *spatial)``.
+
+    ``whole`` names what the leading entries of a whole shape must be, in order (``{"N": 2,
+    "C_in": 4}``; ``None``: no whole shape); a whole shape that says otherwise is refused, as
+    it describes another call (PyTorch answered one with a gradient of its shape)."""
+    if whole is not None and isinstance(value, Sequence) and not isinstance(value, str):
+        value, names = tuple(value), list(whole)
+        lead = len(value) - nsp
+        if 1 <= lead <= len(names):
+            expected = tuple(whole.values())[-lead:]
+            got = tuple(as_int(name, v) for v in value[:lead])
+            if got != expected:
+                tail = "*kernel" if name == "kernel_size" else "*spatial"
+                form = ", ".join([*names[-lead:], tail])
+                rule = ", ".join(f"{n}={v}" for n, v in zip(names[-lead:], expected, strict=True))
+                raise ValueError(f"{name} is a whole shape ({form}), but the arrays "
+                                 f"give {rule}: got {name}={value!r}")
+            value = value[lead:]
     return positive_tuple(name, value, nsp)
 
 
@@ -105,8 +121,9 @@ def _rules(arrays: dict[str, tuple[int, ...]], w_shape: tuple[int, ...] | None, 
             raise TypeError(f"kernel_size must be a tuple of one size per spatial dimension "
                             f"(it says how many there are), got kernel_size={kernel_size!r}")
         kernel = tuple(kernel_size)
-        if len(kernel) == len(next(iter(arrays.values()))) >= 3:   # torch.nn.grad's whole
-            kernel = kernel[2:]                                    # weight_size, batched
+        ndim = len(next(iter(arrays.values())))
+        if len(kernel) >= 3 and len(kernel) in (ndim, ndim + 1):   # a whole weight shape,
+            kernel = kernel[2:]         # as torch.nn.grad takes it (batched or unbatched)
         nsp = len(kernel)
         kernel = _sizes("kernel_size", kernel, nsp)
     for name, shape in arrays.items():
@@ -163,24 +180,32 @@ def _channels(name: str, shape: tuple[int, ...], expected: int, rule: str) -> No
         raise ValueError(f"{name} has {shape[1]} channels, but {rule} = {expected}")
 
 
-def conv_input_grad(grad_output: Any, weight: Any, input_size: Sequence[int],
-                    stride: IntOrTuple = 1, padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+def conv_input_grad(grad_output: Any, weight: Any,
+                    input_size: Sequence[int], stride: IntOrTuple = 1,
+                    padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
                     groups: int = 1) -> Any:
-    """dL/dx of ``conv``: a transposed convolution of the output gradient with the same weight.
+    """dL/dx of ``conv``: a transposed convolution of the output gradient
+    with the same weight.
 
-    ``output_padding`` is chosen so the result has the forward input's ``input_size`` (its
-    spatial size; a whole ``(N, C, *spatial)`` shape is taken too). ``grad_output`` is
-    ``(N, C_out, *out)`` or unbatched, ``out`` the size the convolution of ``input_size`` gives;
-    anything else is a ``ValueError`` naming both sizes.
+    ``output_padding`` is chosen so the result has the forward input's
+    ``input_size`` (its spatial size; a whole ``(N, C, *spatial)`` or
+    ``(C, *spatial)`` shape, checked against the arrays, is taken too).
+    ``grad_output`` is ``(N, C_out, *out)`` or unbatched, ``out`` the
+    size the convolution of ``input_size`` gives; anything else is a
+    ``ValueError`` naming both sizes.
     """
-    input_size = _checked(_input_grad_rules, {"grad_output": grad_output, "weight": weight},
-                          "input_size", input_size, stride, padding, dilation, groups)
+    input_size = _checked(_input_grad_rules,
+                          {"grad_output": grad_output, "weight": weight},
+                          "input_size", input_size, stride, padding,
+                          dilation, groups)
     nsp = weight.ndim - 2
     k = tuple(int(v) for v in weight.shape[2:])
     s, p, d = (as_tuple(n, v, nsp) for n, v in
-               (("stride", stride), ("padding", padding), ("dilation", dilation)))
-    op = tuple((i + 2 * pp - dd * (kk - 1) - 1) % ss for i, kk, ss, pp, dd in zip(
-        input_size, k, s, p, d, strict=True))
+               (("stride", stride), ("padding", padding),
+                ("dilation", dilation)))
+    op = tuple((i + 2 * pp - dd * (kk - 1) - 1) % ss
+               for i, kk, ss, pp, dd in zip(input_size, k, s, p, d,
+                                            strict=True))
     return conv_transpose(grad_output, weight, None, s, p, op, groups, d)
 
 
@@ -195,38 +220,48 @@ def _input_grad_rules(go_shape: tuple[int, ...], w_shape: tuple[int, ...], input
         raise ValueError(f"groups must divide the output channels: weight.shape[0]="
                          f"{w_shape[0]} (C_out) is not divisible by groups={geo.groups}")
     _channels("grad_output", go, w_shape[0], "weight.shape[0] (C_out)")
-    size = _sizes("input_size", input_size, geo.ndim)
+    size = _sizes("input_size", input_size, geo.ndim,
+                  {"N": go[0], "C_in": w_shape[1] * geo.groups})
     _check_conv_sizes(size, go[2:], geo, "input_size", "grad_output")
     return size
 
 
-def conv_weight_grad(input: Any, grad_output: Any, kernel_size: Sequence[int],
-                     stride: IntOrTuple = 1, padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
+def conv_weight_grad(input: Any, grad_output: Any,
+                     kernel_size: Sequence[int], stride: IntOrTuple = 1,
+                     padding: IntOrTuple = 0, dilation: IntOrTuple = 1,
                      groups: int = 1) -> Any:
-    """dL/dw of ``conv``, shape ``(C_out, C_in/groups, *kernel)``: one matmul per kernel tap.
+    """dL/dw of ``conv``, shape ``(C_out, C_in/groups, *kernel)``: one
+    matmul per kernel tap.
 
-    ``input`` is ``(N, C_in, *spatial)`` and ``grad_output`` ``(N, C_out, *out)`` (or both
-    unbatched), ``out`` the size the convolution of ``input`` gives; ``kernel_size`` has one
-    entry per spatial axis (or is a whole weight shape, as ``torch.nn.grad.conv*d_weight``
-    takes it, for batched arrays).
+    ``input`` is ``(N, C_in, *spatial)`` and ``grad_output``
+    ``(N, C_out, *out)`` (or both unbatched), ``out`` the size the
+    convolution of ``input`` gives; ``kernel_size`` has one entry per
+    spatial axis (or is a whole weight shape, as
+    ``torch.nn.grad.conv*d_weight`` takes it).
     """
-    input, grad_output, geo = _check_weight_grad(input, grad_output, kernel_size, stride,
-                                                 padding, dilation, groups)
-    s, p, d, kernel, groups = geo.stride, geo.padding, geo.dilation, geo.kernel, geo.groups
-    if int(input.shape[0]) == 0:                  # an empty batch: no term, zero gradient
-        return empty_batch(input, (int(grad_output.shape[1]), int(input.shape[1]) // groups)
+    input, grad_output, geo = _check_weight_grad(
+        input, grad_output, kernel_size, stride, padding, dilation, groups)
+    s, p, d, kernel, groups = (geo.stride, geo.padding, geo.dilation,
+                               geo.kernel, geo.groups)
+    if int(input.shape[0]) == 0:    # an empty batch: no term, zero gradient
+        return empty_batch(input, (int(grad_output.shape[1]),
+                                   int(input.shape[1]) // groups)
                            + kernel, input, grad_output)
     xp = backend.namespace(input, grad_output)
     out = _spatial(grad_output)
-    xpad = backend.crop_or_pad(input, tuple(-q for q in p),
-                               tuple(i + 2 * q for i, q in zip(_spatial(input), p, strict=True)))
-    g_out = backend.group_view(grad_output, groups)                  # (N, g, C_out/g, P)
+    xpad = backend.crop_or_pad(
+        input, tuple(-q for q in p),
+        tuple(i + 2 * q for i, q in zip(_spatial(input), p, strict=True)))
+    g_out = backend.group_view(grad_output, groups)   # (N, g, C_out/g, P)
     taps = []
     for tap in itertools.product(*(range(k) for k in kernel)):
         start = tuple(t * dd for t, dd in zip(tap, d, strict=True))
-        patch = backend.group_view(xpad[backend.tap_slices(start, out, s)], groups)
-        taps.append(xp.sum(xp.matmul(g_out, xp.permute_dims(patch, (0, 1, 3, 2))), axis=0))
-    grad = xp.stack(taps, axis=-1)                                   # (g, C_out/g, C_in/g, K)
+        patch = backend.group_view(xpad[backend.tap_slices(start, out, s)],
+                                   groups)
+        taps.append(xp.sum(xp.matmul(g_out,
+                                     xp.permute_dims(patch, (0, 1, 3, 2))),
+                           axis=0))
+    grad = xp.stack(taps, axis=-1)              # (g, C_out/g, C_in/g, K)
     c_out = int(grad_output.shape[1])
     return xp.reshape(grad, (c_out, int(input.shape[1]) // groups) + kernel)
 
@@ -246,8 +281,15 @@ def _weight_grad_rules(x_shape: tuple[int, ...], g_shape: tuple[int, ...], kerne
     batched, (x, g), geo = _rules({"input": x_shape, "grad_output": g_shape}, None, kernel_size,
                                   stride, padding, dilation, groups)
     _divisible(geo.groups, input=x, grad_output=g)
+    _whole_kernel(kernel_size, geo, {"C_out": g[1], "C_in/groups": x[1] // geo.groups})
     _check_conv_sizes(x[2:], g[2:], geo, "input", "grad_output")
     return batched, geo
+
+
+def _whole_kernel(kernel_size: Any, geo: Geometry, whole: dict[str, int]) -> None:
+    """A whole weight shape given as ``kernel_size`` must be the one the arrays imply."""
+    if len(kernel_size) == geo.ndim + 2:
+        _sizes("kernel_size", kernel_size, geo.ndim, whole)
 
 
 def _divisible(groups: int, **shapes_: tuple[int, ...]) -> None:
@@ -257,17 +299,23 @@ def _divisible(groups: int, **shapes_: tuple[int, ...]) -> None:
                              f"{shape[1]} is not divisible by groups={groups}")
 
 
-def conv_transpose_input_grad(grad_output: Any, weight: Any, input_size: Sequence[int],
-                              stride: IntOrTuple = 1, padding: IntOrTuple = 0,
-                              dilation: IntOrTuple = 1, groups: int = 1) -> Any:
-    """dL/dx of ``conv_transpose``: a forward convolution of the output gradient.
+def conv_transpose_input_grad(grad_output: Any, weight: Any,
+                              input_size: Sequence[int],
+                              stride: IntOrTuple = 1,
+                              padding: IntOrTuple = 0,
+                              dilation: IntOrTuple = 1,
+                              groups: int = 1) -> Any:
+    """dL/dx of ``conv_transpose``: a forward convolution of the output
+    gradient.
 
-    ``input_size`` is the forward input's spatial size (or whole shape); ``grad_output`` must
-    have a size the transposed convolution of it gives (with any ``output_padding``).
+    ``input_size`` is the forward input's spatial size (or whole shape);
+    ``grad_output`` must have a size the transposed convolution of it
+    gives (with any ``output_padding``).
     """
     input_size = _checked(_transpose_input_grad_rules,
-                          {"grad_output": grad_output, "weight": weight}, "input_size",
-                          input_size, stride, padding, dilation, groups)
+                          {"grad_output": grad_output, "weight": weight},
+                          "input_size", input_size, stride, padding,
+                          dilation, groups)
     g = conv(grad_output, weight, None, stride, padding, dilation, groups)
     return g[(Ellipsis,) + tuple(slice(0, i) for i in input_size)]
 
@@ -280,23 +328,29 @@ def _transpose_input_grad_rules(go_shape: tuple[int, ...], w_shape: tuple[int, .
     _, (go,), geo = _rules({"grad_output": go_shape}, w_shape, None, stride, padding, dilation,
                            groups)
     _channels("grad_output", go, w_shape[1] * geo.groups, "weight.shape[1] * groups (C_out)")
-    size = _sizes("input_size", input_size, geo.ndim)
+    size = _sizes("input_size", input_size, geo.ndim, {"N": go[0], "C_in": w_shape[0]})
     _check_transpose_sizes(size, go[2:], geo, "input_size", "grad_output")
     return size
 
 
-def conv_transpose_weight_grad(input: Any, grad_output: Any, kernel_size: Sequence[int],
-                               stride: IntOrTuple = 1, padding: IntOrTuple = 0,
-                               dilation: IntOrTuple = 1, groups: int = 1) -> Any:
+def conv_transpose_weight_grad(input: Any, grad_output: Any,
+                               kernel_size: Sequence[int],
+                               stride: IntOrTuple = 1,
+                               padding: IntOrTuple = 0,
+                               dilation: IntOrTuple = 1,
+                               groups: int = 1) -> Any:
     """dL/dw of ``conv_transpose``, shape ``(C_in, C_out/groups, *kernel)``.
 
     ``conv_transpose(x, w)`` is the adjoint of ``conv(., w)``, so
-    :math:`\\langle g, C_w^{\\mathsf T} x\\rangle = \\langle C_w g, x\\rangle`: the weight gradient
-    is :func:`conv_weight_grad` with the output gradient as the input and ``x`` as the gradient.
+    :math:`\\langle g, C_w^{\\mathsf T} x\\rangle
+    = \\langle C_w g, x\\rangle`: the weight gradient is
+    :func:`conv_weight_grad` with the output gradient as the input and
+    ``x`` as the gradient.
     """
-    input = _check_transpose_weight_grad(input, grad_output, kernel_size, stride, padding,
-                                         dilation, groups)
-    return conv_weight_grad(grad_output, input, kernel_size, stride, padding, dilation, groups)
+    input = _check_transpose_weight_grad(input, grad_output, kernel_size,
+                                         stride, padding, dilation, groups)
+    return conv_weight_grad(grad_output, input, kernel_size, stride,
+                            padding, dilation, groups)
 
 
 def _check_transpose_weight_grad(input: Any, grad_output: Any, kernel_size: Any,
@@ -324,23 +378,40 @@ def _transpose_weight_grad_rules(x_shape: tuple[int, ...], g_shape: tuple[int, .
     batched, (x, g), geo = _rules({"input": x_shape, "grad_output": g_shape}, None, kernel_size,
                                   stride, padding, dilation, groups)
     _divisible(geo.groups, input=x, grad_output=g)
+    _whole_kernel(kernel_size, geo, {"C_in": x[1], "C_out/groups": g[1] // geo.groups})
     _check_transpose_sizes(x[2:], g[2:], geo, "input", "grad_output")
     size = shapes.conv_output_shape(g[2:], geo.kernel, geo.stride, geo.padding, geo.dilation)
     return batched, (None if size == x[2:] else size)
 
 
-def bias_grad(grad_output: Any) -> Any:
+def bias_grad(grad_output: Any, spatial_dims: int | None = None) -> Any:
     """dL/db: the output gradient summed over the batch and every spatial position.
 
-    ``grad_output`` is batched, ``(N, C_out, *spatial)``: give an unbatched one a batch axis
-    first (``grad_output[None]``); it cannot be told from a batched one of one dimension less.
+    ``grad_output`` is batched, ``(N, C_out, *spatial)``, or, when ``spatial_dims`` (the
+    weight's ``ndim - 2``) says how many spatial axes there are, unbatched
+    ``(C_out, *spatial)`` as well: without it an unbatched array cannot be told from a
+    batched one of one dimension less, and is refused only when it has under 3 dims.
     """
     backend.check_same_kind(grad_output=grad_output)
-    if grad_output.ndim < 3:
-        raise ValueError(f"grad_output must be batched, (N, C_out, *spatial) with at least 3 "
-                         f"dims, got grad_output.shape={tuple(grad_output.shape)}")
-    xp = backend.namespace(grad_output)
-    return xp.sum(grad_output, axis=(0,) + tuple(range(2, grad_output.ndim)))
+    backend.check_float_dtypes(grad_output=grad_output)
+    ndim, shape = grad_output.ndim, tuple(grad_output.shape)
+    if spatial_dims is None:
+        if ndim < 3:
+            raise ValueError(f"grad_output must be batched, (N, C_out, *spatial) with at "
+                             f"least 3 dims (or pass spatial_dims for an unbatched one), "
+                             f"got grad_output.shape={shape}")
+        batched = True
+    else:
+        nsp = as_int("spatial_dims", spatial_dims)
+        if nsp < 1:
+            raise ValueError(f"spatial_dims must be positive, got spatial_dims={spatial_dims!r}")
+        if ndim not in (nsp + 1, nsp + 2):
+            raise ValueError(f"grad_output must have {nsp + 2} dims (N, C_out, *spatial) or "
+                             f"{nsp + 1} (C_out, *spatial) for spatial_dims={nsp}, got "
+                             f"grad_output.shape={shape}")
+        batched = ndim == nsp + 2
+    axes = (0, *range(2, ndim)) if batched else tuple(range(1, ndim))
+    return backend.namespace(grad_output).sum(grad_output, axis=axes)
 
 
 __all__ = ["bias_grad", "conv_input_grad", "conv_transpose_input_grad",

@@ -239,3 +239,173 @@ def test_the_memoised_checks_never_vouch_for_a_bad_call() -> None:
     with pytest.raises(TypeError, match="one kind"):               # kinds are checked each call
         gradients.conv_weight_grad(x.numpy(), go, (3, 3), **KW)
     torch.testing.assert_close(gradients.conv_input_grad(go, w, [5, 5], **KW), gx)
+
+
+# --- parity with PyTorch: the forms PyTorch accepts ------------------------------------------
+
+FWD = {1: F.conv1d, 2: F.conv2d, 3: F.conv3d}
+TRANSPOSED = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
+CHANNELS_LAST = {2: torch.channels_last, 3: torch.channels_last_3d}
+SWEEP = [  # (spatial size, kernel, stride, padding, dilation, groups)
+    ((7,), 3, 2, 1, 2, 2),
+    ((6,), 1, 3, 0, 1, 1),
+    ((7, 6), 3, 2, 1, 1, 2),
+    ((6, 7), 2, 3, 0, 2, 1),
+    ((5, 4, 5), 2, 2, 1, 1, 2),
+]
+
+
+def _layout(t: torch.Tensor, layout: str, dims: int):
+    if layout == "numpy":
+        return t.numpy()
+    if layout == "float32":
+        return t.float()
+    if layout == "strided":                      # a non-contiguous view of the same values
+        return t.repeat_interleave(2, -1)[..., ::2]
+    if layout == "channels_last" and t.ndim == dims + 2:
+        return t.contiguous(memory_format=CHANNELS_LAST[dims])
+    return t
+
+
+def _as_torch(a) -> torch.Tensor:
+    return torch.from_numpy(a) if isinstance(a, np.ndarray) else a
+
+
+LAYOUTS = ["float64", "unbatched", "float32", "strided", "channels_last", "numpy"]
+
+
+@pytest.mark.parametrize("case, layout", [
+    pytest.param(case, layout, id=f"{case}-{layout}") for case in SWEEP for layout in LAYOUTS
+    if not (layout == "channels_last" and len(case[0]) == 1)])
+@pytest.mark.parametrize("form", ["int", "tuple", "list"])
+def test_gradients_match_pytorch_in_every_form(case, layout, form) -> None:
+    """The four gradients against autograd of F.conv*d / F.conv_transpose*d, with the
+    arguments as ints, tuples or lists, unbatched, in float32, non-contiguous, channels-last
+    and as NumPy arrays."""
+    size, k, s, p, d, g = case
+    dims = len(size)
+    gen = torch.Generator().manual_seed(len(size) * 10 + k)
+    n = 1 if layout == "unbatched" else 2
+    x = torch.randn((n, 2 * g) + size, dtype=torch.float64, generator=gen, requires_grad=True)
+    w = torch.randn((3 * g, 2) + (k,) * dims, dtype=torch.float64, generator=gen,
+                    requires_grad=True)
+    y = FWD[dims](x, w, None, s, p, d, g)
+    go = torch.randn(y.shape, dtype=torch.float64, generator=gen)
+    gx, gw = torch.autograd.grad(y, (x, w), go)
+    # the transposed convolution that maps go's size back onto x's: its input is go
+    op = tuple((i + 2 * p - d * (k - 1) - 1) % s for i in size)
+    xt = go.clone().requires_grad_()
+    wt = torch.randn(w.shape, dtype=torch.float64, generator=gen, requires_grad=True)
+    yt = TRANSPOSED[dims](xt, wt, None, s, p, op, g, d)
+    assert yt.shape == x.shape
+    gx_t, gw_t = torch.autograd.grad(yt, (xt, wt), x.detach())
+    kw = dict(stride=s, padding=p, dilation=d, groups=g)
+    if form != "int":
+        kw.update({a: (kw[a],) * dims if form == "tuple" else [kw[a]] * dims
+                   for a in ("stride", "padding", "dilation")})
+
+    def data(t):
+        return _layout(t.detach()[0] if layout == "unbatched" else t.detach(), layout, dims)
+
+    def weight(t):
+        return _layout(t.detach(), layout, dims)
+
+    def expect(got, want, batched_data: bool) -> None:
+        want = want[0] if layout == "unbatched" and batched_data else want
+        got = _as_torch(got)
+        assert got.shape == want.shape
+        tol = dict(atol=1e-4, rtol=1e-4) if layout == "float32" else {}
+        assert got.dtype == (torch.float32 if layout == "float32" else torch.float64)
+        torch.testing.assert_close(got.double(), want, **tol)
+
+    expect(gradients.conv_input_grad(data(go), weight(w), size, **kw), gx, True)
+    expect(gradients.conv_weight_grad(data(x), data(go), (k,) * dims, **kw), gw, False)
+    expect(gradients.conv_transpose_input_grad(data(x), weight(wt), tuple(go.shape[2:]), **kw),
+           gx_t, True)
+    expect(gradients.conv_transpose_weight_grad(data(go), data(x), (k,) * dims, **kw), gw_t,
+           False)
+
+
+def test_gradients_are_differentiable_like_torch_nn_grad() -> None:
+    """With tensors that require grad, the results are in the graph and their own gradients
+    are torch.nn.grad's."""
+    x, w, go, _, _ = _conv_case()
+    x, w, go = (t.clone().requires_grad_() for t in (x, w, go))
+    pairs = [(gradients.conv_input_grad(go, w, (5, 5), **KW),
+              torch.nn.grad.conv2d_input(x.shape, w, go, **KW), (go, w)),
+             (gradients.conv_weight_grad(x, go, (3, 3), **KW),
+              torch.nn.grad.conv2d_weight(x, w.shape, go, **KW), (x, go))]
+    for ours, theirs, wrt in pairs:
+        v = torch.randn_like(theirs)
+        for a, b in zip(torch.autograd.grad(ours, wrt, v), torch.autograd.grad(theirs, wrt, v),
+                        strict=True):
+            torch.testing.assert_close(a, b)
+
+
+def test_unbatched_gradients_take_whole_shapes() -> None:
+    """x.shape and w.shape of an unbatched call, as torch.nn.grad takes them batched."""
+    x, w, go, _, _ = _conv_case()
+    x, w = x[0].clone().requires_grad_(), w.clone().requires_grad_()
+    y = F.conv2d(x, w, None, **KW)
+    gx, gw = torch.autograd.grad(y, (x, w), go[0])
+    torch.testing.assert_close(gradients.conv_input_grad(go[0], w.detach(), x.shape, **KW), gx)
+    torch.testing.assert_close(gradients.conv_weight_grad(x.detach(), go[0], w.shape, **KW), gw)
+    wt = torch.randn(4, 3, 3, 3, dtype=torch.float64, requires_grad=True)
+    yt = F.conv_transpose2d(x, wt, None, 2, 1, 0, 1)
+    gt = torch.randn_like(yt)
+    gx_t, gw_t = torch.autograd.grad(yt, (x, wt), gt)
+    torch.testing.assert_close(
+        gradients.conv_transpose_input_grad(gt, wt.detach(), x.shape, 2, 1), gx_t)
+    torch.testing.assert_close(
+        gradients.conv_transpose_weight_grad(x.detach(), gt, wt.shape, 2, 1), gw_t)
+
+
+@pytest.mark.parametrize("call, fragments", [
+    (lambda x, w, go: gradients.conv_input_grad(go, w, (3, 4, 5, 5), **KW),
+     ["input_size", "(N, C_in, *spatial)", "N=2, C_in=4", "(3, 4, 5, 5)"]),
+    (lambda x, w, go: gradients.conv_input_grad(go, w, (2, 5, 5, 5), **KW),
+     ["input_size", "N=2, C_in=4", "(2, 5, 5, 5)"]),
+    (lambda x, w, go: gradients.conv_input_grad(go[0], w, (5, 5, 5), **KW),
+     ["input_size", "(C_in, *spatial)", "C_in=4", "(5, 5, 5)"]),
+    (lambda x, w, go: gradients.conv_weight_grad(x, go, (7, 2, 3, 3), **KW),
+     ["kernel_size", "(C_out, C_in/groups, *kernel)", "C_out=6, C_in/groups=2",
+      "(7, 2, 3, 3)"]),
+    (lambda x, w, go: gradients.conv_weight_grad(x[0], go[0], (6, 3, 3, 3), **KW),
+     ["kernel_size", "C_out=6, C_in/groups=2", "(6, 3, 3, 3)"]),
+    (lambda x, w, go: gradients.conv_transpose_input_grad(x, w[:4], (2, 6, 3, 3), **KW),
+     ["input_size", "N=2, C_in=4", "(2, 6, 3, 3)"]),
+    (lambda x, w, go: gradients.conv_transpose_weight_grad(go, x, (6, 3, 3, 3), **KW),
+     ["kernel_size", "(C_in, C_out/groups, *kernel)", "C_in=6, C_out/groups=2"]),
+], ids=["N", "C", "unbatched C", "C_out", "unbatched C_in/groups", "transposed N/C",
+        "transposed C_out/groups"])
+def test_whole_shapes_that_describe_another_call_are_refused(call, fragments) -> None:
+    """Their leading entries used to be dropped unread; PyTorch refuses most such shapes and
+    answers a wrong N with a gradient of that batch size."""
+    x, w, go, _, _ = _conv_case()
+    with pytest.raises(ValueError) as info:
+        call(x, w, go)
+    _fragments(info, *fragments)
+    assert torch.nn.grad.conv2d_input((3, 4, 5, 5), w, go, **KW).shape[0] == 3
+
+
+def test_bias_grad_of_an_unbatched_gradient() -> None:
+    """spatial_dims tells (C_out, *spatial) from (N, C_out, *spatial); without it an unbatched
+    (C_out, H, W) was summed over its channels as if batched."""
+    g = torch.Generator().manual_seed(4)
+    x = torch.randn(4, 5, 5, dtype=torch.float64, generator=g)
+    w = torch.randn(4, 3, 3, 3, dtype=torch.float64, generator=g)
+    b = torch.randn(3, dtype=torch.float64, generator=g, requires_grad=True)
+    y = F.conv_transpose2d(x, w, b, stride=2)                       # unbatched, (3, 11, 11)
+    go = torch.randn(y.shape, dtype=torch.float64, generator=g)
+    (gb,) = torch.autograd.grad(y, (b,), go)
+    torch.testing.assert_close(gradients.bias_grad(go, spatial_dims=2), gb)
+    torch.testing.assert_close(gradients.bias_grad(go[None], spatial_dims=2), gb)
+    torch.testing.assert_close(gradients.bias_grad(go[None].numpy(), 2), gb.numpy())
+    with pytest.raises(ValueError, match=r"4 dims .* or 3 .*spatial_dims=2.*shape=\(11, 11\)"):
+        gradients.bias_grad(go[0], spatial_dims=2)
+    with pytest.raises(ValueError, match="spatial_dims must be positive.*spatial_dims=0"):
+        gradients.bias_grad(go, spatial_dims=0)
+    with pytest.raises(TypeError, match="spatial_dims must be an int.*True"):
+        gradients.bias_grad(go, spatial_dims=True)
+    with pytest.raises(TypeError, match="floating dtype.*int64"):       # used to sum ints
+        gradients.bias_grad(go[None].long())
