@@ -8,7 +8,9 @@ tconv_lib's own operations (:mod:`tconv_lib.gradients`):
 - grad_bias   = ``grad_out`` summed over batch and space
 
 Because the backward is made of differentiable torch operations, second derivatives work too
-(``torch.autograd.gradgradcheck`` passes in float64).
+(``torch.autograd.gradgradcheck`` passes in float64). The function has ``jvp`` and ``vmap`` rules,
+so forward-mode AD and ``torch.func`` (``grad``, ``vmap``, ``jacrev``, ``jacfwd``, ``hessian``,
+per-sample gradients as ``vmap(grad(...))``) take the modules as they take PyTorch's.
 """
 
 from __future__ import annotations
@@ -17,24 +19,35 @@ from typing import Any
 
 import torch
 
-from . import gradients
+from . import gradients, shapes
 from ._args import IntOrTuple
 from .transpose import conv_transpose
 
 
 class ConvTransposeFunction(torch.autograd.Function):
-    """Batched transposed convolution with tconv_lib's forward and backward."""
+    """Batched transposed convolution with tconv_lib's forward and backward.
+
+    Written in the ``setup_context`` style, with a ``jvp`` and a ``vmap`` rule, so that
+    ``torch.func`` (``grad``, ``vmap``, ``jacrev``, ``jvp``) and forward-mode AD take it as
+    they take ``F.conv_transpose*d``."""
 
     @staticmethod
-    def forward(ctx: Any, x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+    def forward(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
                 stride: tuple[int, ...], padding: tuple[int, ...],
                 output_padding: tuple[int, ...], groups: int, dilation: tuple[int, ...],
                 method: str = "auto") -> torch.Tensor:
-        ctx.save_for_backward(x, weight)
-        ctx.geometry = (stride, padding, dilation, groups)
-        ctx.has_bias = bias is not None
         return conv_transpose(x, weight, bias, stride, padding, output_padding, groups, dilation,
                               method=method)
+
+    @staticmethod
+    def setup_context(ctx: Any, inputs: tuple[Any, ...], output: torch.Tensor) -> None:
+        x, weight, bias, stride, padding, output_padding, groups, dilation, *method = inputs
+        ctx.save_for_backward(x, weight)
+        ctx.save_for_forward(x, weight)
+        ctx.geometry = (stride, padding, dilation, groups)
+        ctx.forward_args = (stride, padding, output_padding, groups, dilation)
+        ctx.method = method[0] if method else "auto"
+        ctx.has_bias = bias is not None
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
@@ -43,13 +56,58 @@ class ConvTransposeFunction(torch.autograd.Function):
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             grad_x = gradients.conv_transpose_input_grad(
-                grad_out, weight, tuple(x.shape[2:]), stride, padding, dilation, groups)
+                grad_out, weight, tuple(x.shape[2:]), stride, padding,
+                dilation, groups)
         if ctx.needs_input_grad[1]:
             grad_w = gradients.conv_transpose_weight_grad(
-                x, grad_out, tuple(weight.shape[2:]), stride, padding, dilation, groups)
+                x, grad_out, tuple(weight.shape[2:]), stride, padding,
+                dilation, groups)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = gradients.bias_grad(grad_out)
         return grad_x, grad_w, grad_b, None, None, None, None, None, None
+
+    @staticmethod
+    def jvp(ctx: Any, dx: Any, dw: Any, db: Any, *_: Any) -> torch.Tensor:
+        """Forward mode: the output is linear in ``x``, in ``weight`` and in ``bias``."""
+        x, weight = ctx.saved_tensors
+        stride, padding, output_padding, groups, dilation = ctx.forward_args
+        out = shapes.conv_transpose_output_shape(tuple(x.shape[2:]), tuple(weight.shape[2:]),
+                                                 stride, padding, output_padding, dilation)
+        y = x.new_zeros((x.shape[0], weight.shape[1] * groups) + out)
+        for a, b in ((dx, weight), (x, dw)):
+            if a is not None and b is not None:
+                y = y + ConvTransposeFunction.apply(a, b, None, *ctx.forward_args, ctx.method)
+        if db is not None:
+            y = y + db.reshape((1, -1) + (1,) * len(out))
+        return y
+
+    @staticmethod
+    def vmap(info: Any, in_dims: tuple[Any, ...], x: torch.Tensor, weight: torch.Tensor,
+             bias: torch.Tensor | None, stride: tuple[int, ...], padding: tuple[int, ...],
+             output_padding: tuple[int, ...], groups: int, dilation: tuple[int, ...],
+             method: str = "auto") -> tuple[torch.Tensor, int]:
+        """``torch.func.vmap``: a mapped input joins the batch; mapped weights or biases
+        become ``info.batch_size`` times the groups (as PyTorch's own batching rule does)."""
+        x_dim, w_dim, b_dim = in_dims[:3]
+        n_map = info.batch_size
+        apply = ConvTransposeFunction.apply
+        if w_dim is None and b_dim is None:
+            y = apply(x.movedim(x_dim, 0).flatten(0, 1), weight, bias, stride, padding,
+                      output_padding, groups, dilation, method)
+            return y.unflatten(0, (n_map, -1)), 0
+        if x_dim is None:
+            x = x.unsqueeze(1).expand(-1, n_map, *x.shape[1:])
+        else:
+            x = x.movedim(x_dim, 1)                         # (N, map, C_in, *spatial)
+        w = (weight.movedim(w_dim, 0) if w_dim is not None
+             else weight.expand(n_map, *weight.shape))
+        b = None
+        if bias is not None:
+            b = (bias.movedim(b_dim, 0) if b_dim is not None
+                 else bias.expand(n_map, *bias.shape)).flatten()
+        y = apply(x.flatten(1, 2), w.flatten(0, 1), b, stride, padding, output_padding,
+                  groups * n_map, dilation, method)
+        return y.unflatten(1, (n_map, -1)), 1
 
 
 def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
