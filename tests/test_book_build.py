@@ -462,6 +462,90 @@ def test_the_include_check_reads_what_sphinx_shows(tmp_path: Path) -> None:
     assert len(wide) == 1 and wide[0].startswith("ch.md:3 shows line 6 of ") and "83 col" in wide[0]
 
 
+# characters of a code cell's source that its input box shows without scrolling, measured in
+# headless Chromium like INCLUDE_COLUMNS (14 px DejaVu Sans Mono, 1280 px window): 75, one fewer
+# than the output box; 73 in a hide-input cell, whose box sits inside the <details> block the
+# reader opens with "show". remove-input and remove-cell cells are never shown.
+CELL_COLUMNS = 75
+HIDDEN_CELL_COLUMNS = 73
+_HIDDEN_INPUT = {"hide-input", "hide-cell"}
+_NOT_SHOWN = {"remove-input", "remove-cell"}
+# a MyST code cell: its fence, options as a YAML block between ``---`` lines or as
+# ``:option: value`` lines, then the source up to the closing fence
+_CODE_CELL = re.compile(r"^(?P<fence>`{3,}|~{3,})\{code-cell\}[^\n]*\n"
+                        r"(?:---\n(?P<yaml>(?s:.*?))^---\n|(?P<options>(?:[ \t]*:[\w-]+:.*\n)*))"
+                        r"(?P<source>(?s:.*?))^(?P=fence)[ \t]*$", re.M)
+
+
+def _code_cells(chapter: Path) -> list[tuple[int, int, set[str], str]]:
+    """``(line of the fence, line of the first source line, tags, source)`` for each code cell
+    of a MyST chapter."""
+    import yaml
+
+    src = chapter.read_text(encoding="utf-8")
+    found = []
+    for m in _CODE_CELL.finditer(src):
+        options = yaml.safe_load(m.group("yaml") or "") or {}
+        for line in (m.group("options") or "").splitlines():
+            name, _, value = line.strip()[1:].partition(":")
+            options[name] = yaml.safe_load(value.strip() or "null")
+        found.append((src.count("\n", 0, m.start()) + 1, src.count("\n", 0, m.start("source")) + 1,
+                      set(options.get("tags") or []), m.group("source")))
+    return found
+
+
+def _too_wide_cell_lines(chapter: Path) -> list[str]:
+    wide = []
+    for fence, first, tags, source in _code_cells(chapter):
+        if tags & _NOT_SHOWN:
+            continue
+        columns = HIDDEN_CELL_COLUMNS if tags & _HIDDEN_INPUT else CELL_COLUMNS
+        for n, line in enumerate(source.splitlines()):
+            if len(line) > columns:
+                wide.append(f"{chapter.name}:{first + n} (line {n + 1} of the cell at line "
+                            f"{fence}): {len(line)} columns, the box shows {columns}: "
+                            f"{line.strip()!r}")
+    return wide
+
+
+def test_code_cell_lines_fit_the_code_box() -> None:
+    """A code cell's line longer than its input box hides its end behind a scroll bar. Every
+    line a reader can see fits (hidden cells too: "show" opens them): break it inside brackets,
+    move a trailing comment onto its own line, or split a string into adjacent literals."""
+    from myst_nb.core.read import read_myst_markdown_notebook
+
+    chapters = sorted((ROOT / "book").glob("*.md"))
+    for chapter in chapters:           # the parser finds what MyST-NB executes, tags included
+        nb = read_myst_markdown_notebook(chapter.read_text(encoding="utf-8"))
+        executed = [(c.source.strip("\n"), set(c.metadata.get("tags", [])))
+                    for c in nb.cells if c.cell_type == "code"]
+        assert [(source.strip("\n"), tags) for *_, tags, source in _code_cells(chapter)] \
+            == executed, f"{chapter.name}: code cells parsed differently from MyST-NB"
+    assert any(_code_cells(chapter) for chapter in chapters), "no code cell found: parser broken?"
+    wide = [w for chapter in chapters for w in _too_wide_cell_lines(chapter)]
+    assert not wide, (f"{len(wide)} code cell lines wider than their box ({CELL_COLUMNS} columns, "
+                      f"{HIDDEN_CELL_COLUMNS} in a hide-input cell):\n" + "\n".join(wide))
+
+
+def test_the_cell_check_reads_what_the_reader_sees(tmp_path: Path) -> None:
+    """Source lines only (not the options block), the narrower hide-input box, remove-input
+    cells skipped; each long line named by chapter, line and length."""
+    chapter = tmp_path / "ch.md"
+    chapter.write_text("# T\n\n```{code-cell} ipython3\nx = 1\nprint('" + "x" * 70 + "')\n```\n\n"
+                       "```{code-cell} ipython3\n:tags: [hide-input]\ny = '" + "y" * 68 + "'\n```\n"
+                       "\n```{code-cell} ipython3\n---\ntags: [remove-input]\n---\nz = '"
+                       + "z" * 90 + "'\n```\n\n```{code-cell} ipython3\n---\nmystnb:\n  figure:\n"
+                       "    caption: " + "c" * 80 + "\n---\nw = 2\n```\n", encoding="utf-8")
+    cells = _code_cells(chapter)
+    assert [(fence, first, tags) for fence, first, tags, _ in cells] == [
+        (3, 4, set()), (8, 10, {"hide-input"}), (13, 17, {"remove-input"}), (20, 26, set())]
+    assert cells[3][3] == "w = 2\n"
+    wide = _too_wide_cell_lines(chapter)
+    assert [w.rsplit(": ", 1)[0] for w in wide] == [
+        "ch.md:5 (line 2 of the cell at line 3): 79 columns, the box shows 75",
+        "ch.md:10 (line 1 of the cell at line 8): 74 columns, the box shows 73"]
+
+
 # widest figure, in pixels, that the 690-pixel content column shows at no less than 3/4 of its
 # size (matplotlib's 100 dpi: a figsize up to 9 inches wide)
 FIGURE_PIXELS = 900
