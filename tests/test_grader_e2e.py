@@ -342,13 +342,14 @@ def test_synthetic_class_end_to_end(tmp_path, capsys, monkeypatch):
         assert ("left as released" in page) == (w == 0), (key, w)
     assert "awaiting manual grading" in pages["ana/ex1_shapes"]
     # each student's index lists every assignment with its score, "not final" while a written
-    # answer waits for a hand grade
+    # answer waits for a hand grade (an unreadable notebook has none to wait for: its 0 is final)
     for (s, a), want in deserved.items():
         index = (course / "feedback" / s / "index.html").read_text()
         line = f'<a href="{a}/feedback.html">{a}</a>: {expected_score(want, cells[a]):g} / '
         assert line in index, (s, a, index)
         item = index[index.index(line):].split("</li>")[0]
-        assert ("not final" in item) == (written[(s, a)] is None), (s, a, item)
+        assert ("not final" in item) == (written[(s, a)] is None and (s, a) not in unread), \
+            (s, a, item)
 
     # a hand grade (what formgrader writes) moves ana's answer from "to grade" to "graded"
     from nbgrader.api import Gradebook
@@ -368,17 +369,17 @@ def test_synthetic_class_end_to_end(tmp_path, capsys, monkeypatch):
 def expected_written(book: dict, cells: dict, written: dict, unread=frozenset()) -> dict:
     """``{assignment/notebook/cell: Counter}`` of every written answer's states, from the
     class's own expectations: answered (auto score None) is "to grade", left as released is
-    "blank"; nothing is "graded" before an instructor grades by hand. A submission whose
-    notebook could not be read (``unread``) has nothing to grade: not counted per answer."""
+    "blank"; nothing is "graded" before an instructor grades by hand. An answer in a
+    submission whose notebook could not be read (``unread``) has nothing to grade: it counts
+    as "unread", not "to grade"."""
     out: dict = {}
     for (s, a), got in book.items():
-        if (s, a) in unread:
-            continue
         for g in got:
             if g not in cells[a]:
                 c = out.setdefault(f"{a}/{a}/{g}", Counter(**{"to grade": 0, "blank": 0,
-                                                              "graded": 0}))
-                c["to grade" if written[(s, a)] is None else "blank"] += 1
+                                                              "graded": 0, "unread": 0}))
+                c["unread" if (s, a) in unread else
+                  "to grade" if written[(s, a)] is None else "blank"] += 1
     return out
 
 
@@ -386,9 +387,11 @@ def read_written(course: Path) -> dict:
     """``written.txt``'s per-answer lines, parsed back into Counters."""
     out = {}
     for line in (course / "reports" / "written.txt").read_text().splitlines()[1:]:
-        m = re.fullmatch(r"\s*(\d+) to grade\s+(\d+) blank\s+(\d+) graded\s+(\S+)", line)
+        m = re.fullmatch(r"\s*(\d+) to grade\s+(\d+) blank\s+(\d+) graded"
+                         r"(?:\s+(\d+) unread)?\s+(\S+)", line)
         assert m, line
-        out[m[4]] = Counter(**{"to grade": int(m[1]), "blank": int(m[2]), "graded": int(m[3])})
+        out[m[5]] = Counter(**{"to grade": int(m[1]), "blank": int(m[2]), "graded": int(m[3]),
+                               "unread": int(m[4] or 0)})
     return out
 
 
