@@ -3,6 +3,8 @@
 For every page: no console errors, every request served by the local server and successful,
 math typeset by the vendored MathJax, every image loaded, every animation plays, every internal
 link resolves, and the notebook download works. The search page must find ``output_padding``.
+At every desktop width (1024 to 1920 px) a chapter's code boxes show the columns its code is
+wrapped to; on a 390 px phone code scrolls inside its box, never the page.
 Screenshots go to ``test-artifacts/screenshots/``.
 """
 
@@ -25,7 +27,13 @@ from pathlib import Path
 
 import pytest
 from skips import skip_or_fail
-from test_book_build import EXERCISES  # each chapter's exercise notebooks
+from test_book_build import (  # each chapter's exercise notebooks; the code boxes' columns
+    CELL_COLUMNS,
+    EXERCISES,
+    HIDDEN_CELL_COLUMNS,
+    INCLUDE_COLUMNS,
+    OUTPUT_COLUMNS,
+)
 
 pytestmark = [pytest.mark.browser, pytest.mark.xdist_group("book-browser")]
 
@@ -281,3 +289,98 @@ def test_search_finds_output_padding(driver, server: str) -> None:
     assert any("04_shapes_padding" in r for r in results), results
     errors = [e["message"] for e in drv.get_log("browser") if e["level"] == "SEVERE"]
     assert not errors, f"search page: console errors: {errors}"
+
+
+# The code boxes against the columns their lines are wrapped to (tests/test_book_build.py): at
+# every desktop width a box shows its budget of monospace characters without scrolling. 1200 px
+# is the narrowest window with both sidebars (the page contents appears on the right there),
+# 1024 a laptop with it folded away, 1280, 1440 and 1920 common desktops. On a phone code
+# scrolls inside its box (about 36 columns at 390 px), but the page itself must not scroll
+# sideways.
+BOX_PAGE = "book/05_fast.html"   # input, output and library boxes, in and out of a <details>
+BOX_WIDTHS = [1024, 1200, 1280, 1440, 1920]
+PHONE_WIDTH = 390
+
+# every code box of the page (its <details> opened): what it is, and how many characters of its
+# monospace font it shows (the box's clientWidth less its padding, over the width of one
+# character); then the box filled with a line of exactly its budget, which must not make it scroll
+CODE_BOXES = r"""
+const budgets = arguments[0];
+document.querySelectorAll('main details').forEach(d => { d.open = true; });
+const boxes = [];
+for (const pre of document.querySelectorAll('main div.highlight > pre')) {
+  const kind = pre.closest('div.cell_input') ? 'input'
+             : pre.closest('div.cell_output') ? 'output' : 'include';
+  const hidden = pre.closest('details') !== null;
+  const budget = hidden ? budgets.hidden : budgets[kind];
+  const saved = [...pre.childNodes];
+  const line = document.createElement('span');
+  line.style.whiteSpace = 'pre';                 // no wrapping, in a wrap-output box too
+  line.textContent = '0'.repeat(100);
+  pre.replaceChildren(line);
+  const style = getComputedStyle(pre);
+  const char = line.getBoundingClientRect().width / 100;
+  const inner = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  line.textContent = '0'.repeat(budget);
+  const scrolls = pre.scrollWidth > pre.clientWidth;
+  pre.replaceChildren(...saved);
+  boxes.push({kind, hidden, budget, scrolls, shown: Math.floor(inner / char + 1e-6),
+              font: style.fontSize});
+}
+return boxes;
+"""
+
+
+def _code_boxes(drv, server: str, width: int) -> list[dict]:
+    drv.set_window_size(width, 1000)
+    drv.get(server + BOX_PAGE)
+    drv.execute_async_script(WAIT_FOR_MATHJAX)
+    assert drv.execute_script("return window.innerWidth") == width
+    budgets = {"input": CELL_COLUMNS, "output": OUTPUT_COLUMNS, "include": INCLUDE_COLUMNS,
+               "hidden": HIDDEN_CELL_COLUMNS}
+    return drv.execute_script(CODE_BOXES, budgets)
+
+
+@pytest.mark.parametrize("width", BOX_WIDTHS)
+def test_code_boxes_show_their_columns(driver, server: str, width: int) -> None:
+    """The narrowest box of each kind (code cell input, printed output, included library code,
+    each also inside a hide-input/hide-output <details>) shows the columns its lines are wrapped
+    to: 75 for an input, 76 for an output or included code, 73 inside a <details>."""
+    try:
+        boxes = _code_boxes(driver, server, width)
+    finally:
+        driver.set_window_size(1280, 1600)
+    narrowest: dict[str, dict] = {}
+    for box in boxes:
+        name = box["kind"] + (" in <details>" if box["hidden"] else "")
+        if name not in narrowest or box["shown"] < narrowest[name]["shown"]:
+            narrowest[name] = box
+    kinds = {"input", "output", "include", "input in <details>", "output in <details>"}
+    assert kinds <= set(narrowest), (f"{BOX_PAGE} no longer has every kind of code box: found "
+                                     f"{sorted(narrowest)}; pick a page with {sorted(kinds)}")
+    short = [f"{name}: {box['shown']} characters of its {box['font']} font, wrapped to "
+             f"{box['budget']}"
+             f"{'; a line of that length scrolls' if box['scrolls'] else ''}"
+             for name, box in sorted(narrowest.items())
+             if box["scrolls"] or box["shown"] < box["budget"]]
+    assert not short, (f"at {width} px the narrowest code boxes of {BOX_PAGE} show fewer "
+                       f"characters than their lines hold (book/_static/tconv.css):\n"
+                       + "\n".join(short))
+
+
+def test_a_phone_scrolls_code_in_its_box_not_the_page(driver, server: str) -> None:
+    """At 390 px a code box shows about 36 columns and scrolls, inside itself: the page does not
+    scroll sideways, and no code box reaches past the window."""
+    try:
+        boxes = _code_boxes(driver, server, PHONE_WIDTH)
+        page = driver.execute_script(
+            "const e = document.documentElement;"
+            "return [e.scrollWidth, e.clientWidth, [...document.querySelectorAll("
+            "'main div.highlight > pre')].filter(p => p.getBoundingClientRect().right > "
+            "e.clientWidth + 0.5).length]")
+    finally:
+        driver.set_window_size(1280, 1600)
+    assert boxes and min(b["shown"] for b in boxes) >= 30, boxes
+    scroll_width, client_width, past = page
+    assert scroll_width <= client_width, f"the page scrolls sideways: {scroll_width} px wide"
+    assert not past, f"{past} code boxes reach past the {client_width} px window"
