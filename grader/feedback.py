@@ -1,11 +1,13 @@
 """``tconv-grader feedback --course DIR``: one HTML page per student and assignment.
 
 Written to ``<course>/feedback/<student>/<assignment>/feedback.html`` (+ an ``index.html`` per
-student, listing every assignment of the gradebook: its score, or "no submission") from the
+student, listing every assignment of the gradebook: its score, or "no submission received"; every
+student of the gradebook gets one, a student of the class list who submitted nothing too) from the
 autograder's ``results.json`` and the gradebook's scores (manual grades included when present).
 Each test shows its outcome and message, and errors raised by the student's own code cells are
 listed above the tests (a later test's NameError often starts there); hidden tests show only
-"hidden test passed" / "hidden test failed": their source and values never reach the page. A
+"hidden test passed" / "hidden test failed", several in a cell one line for all of them ("2 of 5
+hidden tests failed"): their names, source and values never reach the page. A
 visible test that fails shows what was expected, what came back and its hint, except in a cell that
 also runs hidden tests: there the student's code may have seen the hidden source, so nothing it
 produced (answer, error text) is echoed. As a last line of defence every text on the page is
@@ -15,7 +17,8 @@ already did so when it wrote ``results.json``).
 A run is incremental: every page is rendered again (from the results, the gradebook's grades, the
 instructor source and this module), but written only when its bytes differ from the page on disk,
 so a page nobody's grade changed keeps its file and modification time (a sync to students sends
-only what changed); ``--force`` writes every page.
+only what changed); ``--force`` writes every page. A page with no ``results.json`` behind it any
+more (a submission withdrawn, its autograded folder deleted) is removed, and the summary says so.
 """
 
 from __future__ import annotations
@@ -51,16 +54,18 @@ def _hand_grades_of(rows) -> HandGrades:
 
 
 def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], list[str],
-                                              set[tuple[str, str]]]:
+                                              set[tuple[str, str]], set[str]]:
     """Everything a run needs from the gradebook, in one session and one query of its grades:
-    ``(hand grades by (student, assignment), assignments, {(student, assignment)})`` (the
-    assignments it holds a submission of, as ``report`` lists them, and every submission).
+    ``(hand grades by (student, assignment), assignments, {(student, assignment)}, students)``
+    (the assignments it holds a submission of, as ``report`` lists them, every submission, and
+    every student: the class list once it was imported, as in ``report``'s totals).
     One connection for the class, not one per page: opening one costs more than a page."""
     from nbgrader import api
 
     rows: dict[tuple[str, str], list] = {}
     with course.gradebook() as gb:
         subs = {(sub.student_id, a.name) for a in gb.assignments for sub in a.submissions}
+        students = {st.id for st in gb.students}
         query = (gb.db.query(api.SubmittedAssignment.student_id, api.Assignment.name,
                              api.Notebook.name, api.BaseCell.name, api.Grade.auto_score,
                              api.Grade.manual_score)
@@ -75,7 +80,7 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
         for student, assignment, nb, cell, auto, manual in query:
             rows.setdefault((student, assignment), []).append((nb, cell, auto, manual))
     grades = {key: _hand_grades_of(r) for key, r in rows.items()}
-    return grades, sorted({a for _, a in subs}), subs
+    return grades, sorted({a for _, a in subs}), subs, students
 
 
 def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[str]]:
@@ -99,17 +104,32 @@ def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[
 NOT_REACHED = re.compile(r"\[([^\]]+)\] not reached: (.*)", re.S)
 
 
+def hidden_summary(passed: int, total: int) -> str:
+    """The one line of a test cell's hidden tests: how many there are and how many failed
+    (their names, inputs and values are never told)."""
+    if total == 1:
+        return f"hidden test {'passed' if passed else 'failed'}"
+    if passed == total:
+        return f"{total} of {total} hidden tests passed"
+    return f"{total - passed} of {total} hidden tests failed"
+
+
 def merged_messages(tests: list[dict]) -> list[tuple[bool, str]]:
-    """``(passed, text)`` per line of a test cell's list. Hidden tests only say passed or failed;
-    visible tests that were not reached for the same reason share one line, at the place of
-    the first of them (a stub stops every test after it the same way)."""
+    """``(passed, text)`` per line of a test cell's list. A cell's hidden tests share one line
+    (:func:`hidden_summary`: only how many passed), at the place of the first of them; visible
+    tests that were not reached for the same reason share one line, at the place of the first
+    of them (a stub stops every test after it the same way)."""
     lines: list[tuple[bool, str, str | None]] = []    # (passed, text, reason not reached)
     names: dict[str, list[str]] = {}                   # reason -> names of the tests it stopped
+    hidden = [t["passed"] for t in tests if t["hidden"]]
+    told = False                                       # the hidden tests' line is in lines
     for t in tests:
         m = None if t["passed"] or t["hidden"] else NOT_REACHED.fullmatch(t["message"])
         if t["hidden"]:
-            lines.append((t["passed"], f"hidden test {'passed' if t['passed'] else 'failed'}",
-                          None))
+            if not told:
+                told = True
+                lines.append((all(hidden), hidden_summary(sum(map(bool, hidden)), len(hidden)),
+                              None))
         elif m is None:
             lines.append((t["passed"], t["message"], None))
         elif m[2] in names:
@@ -265,9 +285,27 @@ def _index_items(course: Course, student: str, assignments: list[str],
         elif a in scores:
             items.append(f"<li>{e(a)}: {e(scores[a])} (no feedback page yet)</li>")
         else:
-            state = "not graded yet" if (student, a) in subs else "no submission"
+            state = "not graded yet" if (student, a) in subs else NO_SUBMISSION
             items.append(f"<li>{e(a)}: {state}</li>")
     return "".join(items)
+
+
+#: an index's word for an assignment the gradebook holds no submission of from the student
+NO_SUBMISSION = "no submission received"
+
+
+def index_page(course: Course, student: str, assignments: list[str],
+               subs: set[tuple[str, str]], scores: dict[str, str]) -> str:
+    """One student's ``index.html``: every assignment (:func:`_index_items`), and above them a
+    line saying so when nothing of theirs was received at all (a student of the class list
+    who submitted nothing)."""
+    s = html.escape(student)
+    nothing = not scores and not any((student, a) in subs for a in assignments)
+    note = ("<p>No submission of yours has been received for any assignment, so there is no "
+            "feedback page yet.</p>" if nothing else "")
+    return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Feedback "
+            f"for {s}</title><style>{CSS}</style></head><body><h1>Feedback for {s}</h1>{note}"
+            f"<ul>{_index_items(course, student, assignments, subs, scores)}</ul></body></html>\n")
 
 
 #: what a damaged results.json raises when read or rendered
@@ -296,28 +334,81 @@ def _write_if_changed(path: Path, text: str, force: bool = False) -> bool:
     return True
 
 
+def stale_pages(course: Course, students: list[str] | None = None,
+                assignments: list[str] | None = None) -> list[Path]:
+    """The feedback pages (of the students and assignments asked for; all by default) with no
+    ``results.json`` behind them any more: a submission withdrawn, its autograded folder
+    deleted. Such a page shows a grade nothing backs."""
+    out = []
+    for page in sorted(course.feedback.glob("*/*/feedback.html")):
+        s, a = page.parent.parent.name, page.parent.name
+        if (students and s not in students) or (assignments and a not in assignments):
+            continue
+        if not course.results_path(s, a).exists():
+            out.append(page)
+    return out
+
+
+def _remove_page(page: Path) -> None:
+    """Delete a page, and its assignment folder when nothing else is left in it."""
+    page.unlink(missing_ok=True)
+    try:
+        page.parent.rmdir()
+    except OSError:
+        pass  # something else in it: kept
+
+
+def _plain_ids(students, what: str) -> list[str]:
+    """The student ids that can name a folder under feedback/ (as ``collect`` accepts them);
+    a warning for each other one."""
+    from grader.collect import STUDENT_RE
+
+    out = []
+    for s in sorted(students):
+        if STUDENT_RE.fullmatch(s):
+            out.append(s)
+        else:
+            print(f"feedback: warning: {what} {s!r} is not a plain identifier (ASCII letters, "
+                  "digits and . _ @ + -, starting with a letter or digit): no index page for "
+                  "it", file=sys.stderr)
+    return out
+
+
 @dataclass
 class Run:
     """What one ``feedback`` run did. ``pages``: every page asked for and now up to date, in
     order; of these ``written`` were (re)written and ``unchanged`` already held the same bytes;
     ``provisional``: pages whose score is not final yet (written answers to grade);
-    ``indexes_written``: the students' index pages (re)written; ``skipped``: damaged
-    ``results.json`` files, no page."""
+    ``removed``: pages deleted because no ``results.json`` is behind them any more
+    (:func:`stale_pages`); ``indexes``: the students' index pages now up to date, of these
+    ``indexes_written`` (re)written; ``absent``: students given an index with nothing graded
+    behind it (on the class list but no submission, or every page removed); ``skipped``:
+    damaged ``results.json`` files, no page."""
     pages: list[Path] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
     provisional: list[Path] = field(default_factory=list)
+    removed: list[Path] = field(default_factory=list)
+    indexes: list[Path] = field(default_factory=list)
     indexes_written: list[Path] = field(default_factory=list)
+    absent: list[str] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
 
     @property
     def students(self) -> list[str]:
+        """Students with a page of this run."""
         return sorted({p.parent.parent.name for p in self.pages})
 
     @property
+    def everyone(self) -> list[str]:
+        """Students whose folder this run brought up to date (an index each)."""
+        return sorted({p.parent.name for p in self.indexes})
+
+    @property
     def changed_students(self) -> list[str]:
-        """Students with a page or an index written this run: those to send it to."""
-        return sorted({p.parent.parent.name for p in self.written}
+        """Students with a page or an index written, or a page removed, this run: those to
+        send their folder to."""
+        return sorted({p.parent.parent.name for p in self.written + self.removed}
                       | {p.parent.name for p in self.indexes_written})
 
 
@@ -326,14 +417,16 @@ def feedback(course: Course, students: list[str] | None = None,
              force: bool = False) -> Run:
     """Bring the pages asked for and each of their students' index up to date: each is
     rendered, and written only when it differs from the file on disk (every one with
-    ``force``)."""
+    ``force``). Pages asked for with no ``results.json`` behind them any more are removed, and
+    without ``students`` every student of the gradebook (the class list, once imported) with
+    nothing graded gets an index that says so."""
     from tqdm import tqdm
 
     if not course.default_db:
         course.require_gradebook()  # a --db that does not exist: say so first
     records = select(course, students, assignments)
     course.require_gradebook()
-    grades, roster, subs = _gradebook_view(course)
+    grades, roster, subs, known = _gradebook_view(course)
     secrets: dict[tuple[str, tuple[str, ...]], dict[str, frozenset[str]]] = {}
     run = Run()
     per_student: dict[str, dict[str, str]] = {}
@@ -359,18 +452,26 @@ def feedback(course: Course, students: list[str] | None = None,
         if points[2]:
             run.provisional.append(path)
         per_student.setdefault(s, {})[a] = _score_text(*points)
-    for s, scores in per_student.items():
+    for page in stale_pages(course, students, assignments):
+        _remove_page(page)
+        run.removed.append(page)
+        per_student.setdefault(page.parent.parent.name, {})  # its index no longer links it
+    if not students:  # the class list: a student with nothing graded gets an index too
+        nothing = [s for s in known - set(per_student)  # (results left out by ASSIGNMENT:
+                   if not any(course.autograded.glob(f"{glob_escape(s)}/*/results.json"))]
+        for s in _plain_ids(nothing, "the gradebook's student id"):  # not asked for)
+            per_student[s] = {}
+    for s, scores in sorted(per_student.items()):
         for other in course.autograded.glob(f"{glob_escape(s)}/*/results.json"):
             if other.parent.name not in scores:  # left out by ASSIGNMENT: still listed
                 text = _score_of(other, grades)
                 if text is not None:
                     scores[other.parent.name] = text
-        items = _index_items(course, s, roster, subs, scores)
+        if not scores:
+            run.absent.append(s)
         index = course.feedback / s / "index.html"
-        if _write_if_changed(index, f"<!DOCTYPE html>\n<html lang=\"en\"><head>"
-                             f"<meta charset=\"utf-8\"><title>Feedback for {html.escape(s)}"
-                             f"</title><style>{CSS}</style></head><body><h1>Feedback for "
-                             f"{html.escape(s)}</h1><ul>{items}</ul></body></html>\n", force):
+        run.indexes.append(index)
+        if _write_if_changed(index, index_page(course, s, roster, subs, scores), force):
             run.indexes_written.append(index)
     return run
 
@@ -390,6 +491,14 @@ def main(args) -> int:
     why = " (--force)" if args.force else ""
     print(f"feedback: {len(run.written)} page(s) written{why}, {len(run.unchanged)} unchanged "
           f"(already up to date), for {len(run.students)} student(s) under {course.feedback}")
+    if run.removed:
+        which = _names([f"{p.parent.parent.name}/{p.parent.name}" for p in run.removed])
+        print(f"feedback: {len(run.removed)} page(s) removed, no results.json behind them any "
+              f"more (a submission withdrawn or its autograded folder deleted; the index no "
+              f"longer links them; delete them where you sent them too): {which}")
+    if run.absent:
+        print(f"feedback: {len(run.absent)} student(s) with nothing graded have an index that "
+              f"says no submission was received: {_names(run.absent)}")
     if run.skipped:
         print(f"feedback: {len(run.skipped)} submission(s) skipped, their results.json "
               "unreadable (named above); `tconv-grader autograde --force` rewrites it")
@@ -401,7 +510,7 @@ def main(args) -> int:
     changed = run.changed_students
     if not changed:
         print("next: nothing changed since the last run: no student needs their folder again")
-    elif len(changed) == len(run.students):
+    elif len(changed) == len(run.everyone):
         print(f"next: send each student their folder {course.feedback}/<student>/ (its "
               "index.html links every page of theirs)")
     else:

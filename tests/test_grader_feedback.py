@@ -1,7 +1,8 @@
 """What students read after grading: the stop reason of a stubbed cell, one line for the tests
-one stop skipped, and written answers left blank versus waiting for a hand grade; and that a run
-writes only the pages whose content changed (a regrade or a hand grade), or every one with
---force."""
+one stop skipped, one line for a cell's hidden tests, and written answers left blank versus
+waiting for a hand grade; that a run writes only the pages whose content changed (a regrade or a
+hand grade), or every one with --force; that a page with no results behind it any more is
+removed; and that a student of the class list with no submission gets an index saying so."""
 
 from __future__ import annotations
 
@@ -10,7 +11,7 @@ import json
 import pytest
 
 from grader.autograde import _shown_error
-from grader.feedback import merged_messages, render, score
+from grader.feedback import hidden_summary, merged_messages, render, score
 
 STUB = "NotImplementedError (the released stub: a function it calls is not written yet)"
 
@@ -48,10 +49,34 @@ def test_tests_stopped_for_one_reason_share_a_line_in_order():
     assert merged_messages(tests) == [
         (True, "[a] passed"),
         (False, f"[b, c, f] not reached: {stop}"),
-        (False, "hidden test failed"),
+        (False, "1 of 2 hidden tests failed"),     # one line, where the first hidden test is
         (False, f"[d] not reached: {stop} Hint: look at d"),
-        (False, "[e] expected 3, got 4."),
-        (True, "hidden test passed")]
+        (False, "[e] expected 3, got 4.")]
+
+
+@pytest.mark.parametrize("outcomes, line", [
+    ([True], (True, "hidden test passed")),
+    ([False], (False, "hidden test failed")),
+    ([True] * 5, (True, "5 of 5 hidden tests passed")),
+    ([False, True, False, False, True], (False, "3 of 5 hidden tests failed")),
+    ([False] * 3, (False, "3 of 3 hidden tests failed")),
+])
+def test_a_cells_hidden_tests_share_one_line_that_counts_them(outcomes, line):
+    secret = [f"[hidden_{i}] expected {i}.25, got {i}.5. Hint: secret{i}"
+              for i in range(len(outcomes))]
+    tests = [_t("a", True, "[a] passed")] + [
+        _t(f"hidden_{i}", ok, secret[i], hidden=True) for i, ok in enumerate(outcomes)] + [
+        _t("b", False, "[b] expected 1, got 2.")]
+    assert merged_messages(tests) == [(True, "[a] passed"), line,
+                                      (False, "[b] expected 1, got 2.")]
+    assert hidden_summary(outcomes.count(True), len(outcomes)) == line[1]
+    # on the page: one line for them, nothing of their names, messages or values
+    rec = {"student": "s1", "assignment": "ex", "notebooks": {"ex": {"cells": {"test_x": {
+        "points": 0.0, "max": 2.0, "manual": False, "tests": tests}}}}}
+    page = render(rec, {})
+    assert page.count("hidden test") == 1 and line[1] in page
+    assert page.count('<li class="fail">') == 1 + (not line[0])
+    assert "hidden_" not in page and "secret" not in page and ".25" not in page, page
 
 
 def _record(points):
@@ -100,7 +125,8 @@ def test_the_index_lists_every_assignment_a_missing_one_as_no_submission(tmp_pat
     assert len(feedback(course, progress=False).pages) == 3
     bo = _index(course, "bo")
     assert '<a href="ex/feedback.html">ex</a>: 0 / 5' in bo
-    assert "<li>hw: no submission</li>" in bo
+    assert "<li>hw: no submission received</li>" in bo
+    assert "No submission of yours" not in bo
     amy = _index(course, "amy")
     assert ('<a href="ex/feedback.html">ex</a>: 2 / 5 (not final: 1 written answer still to be '
             'graded by hand)') in amy
@@ -109,7 +135,7 @@ def test_the_index_lists_every_assignment_a_missing_one_as_no_submission(tmp_pat
     (course.feedback / "amy" / "index.html").unlink()
     assert len(feedback(course, assignments=["ex"], progress=False).pages) == 2
     assert '<a href="hw/feedback.html">hw</a>: 2 / 5</li>' in _index(course, "amy")
-    assert "<li>hw: no submission</li>" in _index(course, "bo")
+    assert "<li>hw: no submission received</li>" in _index(course, "bo")
 
 
 @pytest.mark.parametrize("args, needle", [
@@ -168,9 +194,12 @@ def test_the_summary_counts_pages_written_and_unchanged_and_says_what_to_do_next
     not_final = ("next: 1 page(s) show a score that is not final (written answers still to grade "
                  "by hand in formgrader: amy/ex); after grading, run feedback again")
     report = f"next: tconv-grader report --course {course.root}"
+    cy = ("feedback: 1 student(s) with nothing graded have an index that says no submission was "
+          "received: cy")
     assert capsys.readouterr().out.splitlines() == [
         f"feedback: 3 page(s) written, 0 unchanged (already up to date), for 2 student(s) under "
         f"{course.feedback}",
+        cy,
         not_final,
         f"next: send each student their folder {course.feedback}/<student>/ (its index.html "
         "links every page of theirs)",
@@ -179,12 +208,13 @@ def test_the_summary_counts_pages_written_and_unchanged_and_says_what_to_do_next
     assert capsys.readouterr().out.splitlines() == [
         f"feedback: 0 page(s) written, 3 unchanged (already up to date), for 2 student(s) under "
         f"{course.feedback}",
+        cy,
         not_final,
         "next: nothing changed since the last run: no student needs their folder again",
         report]
     _regrade(course, "bo", "ex", 2.0)
     assert main(argv) == 0
-    assert capsys.readouterr().out.splitlines()[::2] == [
+    assert capsys.readouterr().out.splitlines()[::3] == [
         f"feedback: 1 page(s) written, 2 unchanged (already up to date), for 2 student(s) under "
         f"{course.feedback}",
         f"next: send the 1 student(s) whose pages changed their folder {course.feedback}/"
@@ -241,7 +271,7 @@ def test_a_second_run_writes_nothing_and_force_writes_everything(tmp_path):
 
     course = small_class(tmp_path / "course")
     first = feedback(course, progress=False)
-    assert (len(first.written), len(first.unchanged), len(first.indexes_written)) == (3, 0, 2)
+    assert (len(first.written), len(first.unchanged), len(first.indexes_written)) == (3, 0, 3)
     _age(course.feedback)
     before = _files(course.feedback)
     again = feedback(course, progress=False)
@@ -269,6 +299,75 @@ def test_a_deleted_or_edited_page_is_written_again(tmp_path):
     assert [p.relative_to(course.feedback).as_posix() for p in run.written] == [
         "amy/ex/feedback.html", "amy/hw/feedback.html"]
     assert (course.feedback / "amy" / "hw" / "feedback.html").read_bytes() == original
+
+
+def test_a_page_with_no_results_behind_it_is_removed_and_said(tmp_path, capsys):
+    """A withdrawn submission (its autograded folder deleted): its page goes, the student's
+    index no longer links it, the summary names it and the student to send their folder to;
+    a run for one assignment removes only that assignment's pages."""
+    import shutil
+
+    from test_grader_report import small_class
+
+    from grader.cli import main
+    from grader.feedback import feedback
+
+    course = small_class(tmp_path / "course")
+    feedback(course, progress=False)
+    assert '<a href="ex/feedback.html">ex</a>' in _index(course, "bo")
+    for s, a in (("amy", "hw"), ("bo", "ex")):      # bo's only submission
+        shutil.rmtree(course.results_path(s, a).parent)
+    (course.feedback / "amy" / "hw" / "notes.txt").write_text("the instructor's own file")
+    run = feedback(course, assignments=["ex"], progress=False)
+    assert [p.relative_to(course.feedback).as_posix() for p in run.removed] == [
+        "bo/ex/feedback.html"]
+    assert not (course.feedback / "bo" / "ex").exists()
+    assert (course.feedback / "amy" / "hw" / "feedback.html").exists()   # not asked for
+    assert run.absent == ["bo", "cy"] and "bo" in run.changed_students
+    bo = _index(course, "bo")
+    assert "<li>ex: not graded yet</li>" in bo and "<a href" not in bo, bo
+    capsys.readouterr()
+    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out.splitlines()
+    assert ("feedback: 1 page(s) removed, no results.json behind them any more (a submission "
+            "withdrawn or its autograded folder deleted; the index no longer links them; delete "
+            "them where you sent them too): amy/hw") in out, out
+    assert not (course.feedback / "amy" / "hw" / "feedback.html").exists()
+    assert (course.feedback / "amy" / "hw" / "notes.txt").exists()   # its folder kept for it
+    amy = _index(course, "amy")
+    assert "hw/feedback.html" not in amy and "<li>hw: not graded yet</li>" in amy, amy
+    assert f"their folder {course.feedback}/<student>/ again: amy" in out[-2], out
+    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "removed" not in out and "nothing changed since the last run" in out, out
+
+
+def test_a_student_of_the_class_list_with_no_submission_gets_an_index(tmp_path, capsys):
+    """cy is in the gradebook (the class list) and submitted nothing: an index that says no
+    submission was received for each assignment; a run for other students leaves it alone, and
+    an id that cannot name a folder gets a warning, no file."""
+    from test_grader_report import small_class
+
+    from grader.feedback import feedback
+
+    course = small_class(tmp_path / "course")
+    with course.gradebook() as gb:
+        gb.add_student("../zed")
+        gb.db.commit()
+    run = feedback(course, progress=False)
+    assert run.absent == ["cy"] and run.everyone == ["amy", "bo", "cy"]
+    cy = _index(course, "cy")
+    assert ("<h1>Feedback for cy</h1><p>No submission of yours has been received for any "
+            "assignment, so there is no feedback page yet.</p><ul><li>ex: no submission "
+            "received</li><li>hw: no submission received</li></ul>") in cy, cy
+    assert sorted(p.name for p in (course.feedback / "cy").iterdir()) == ["index.html"]
+    assert "'../zed' is not a plain identifier" in capsys.readouterr().err
+    assert not (course.root / "zed").exists()
+    assert sorted(p.name for p in course.feedback.iterdir()) == ["amy", "bo", "cy"]
+    (course.feedback / "cy" / "index.html").unlink()
+    run = feedback(course, students=["amy"], progress=False)
+    assert run.everyone == ["amy"] and run.absent == []
+    assert not (course.feedback / "cy" / "index.html").exists()
 
 
 def test_a_regrade_or_a_hand_grade_rewrites_only_that_students_pages(tmp_path):
