@@ -64,9 +64,11 @@ what it earns and is flagged; it never stops the batch or touches another studen
 
 next: tconv-grader feedback --course DIR, then tconv-grader report --course DIR""",
     "feedback": r"""Writes DIR/feedback/<student>/<assignment>/feedback.html and, per
-student, an index.html linking every assignment (or saying "no submission"). Only pages whose
-content changed are written (a regrade, a hand grade); the others keep their file and time, and
-the summary names the students whose pages changed.
+student, an index.html linking every assignment (or saying "no submission received"); a student
+of the class list with no submission gets an index too. Only pages whose content changed are
+written (a regrade, a hand grade); the others keep their file and time, and the summary names
+the students whose pages changed. A page with no results.json behind it any more (a withdrawn
+submission whose autograded folder was deleted) is removed, and the summary names it.
 
 examples:
   tconv-grader feedback --course ~/tconv-2026
@@ -133,8 +135,23 @@ def build_parser() -> argparse.ArgumentParser:
         if name in EXAMPLES:
             parser.epilog = EXAMPLES[name]
     for parser in (p, *sub.choices.values()):
-        parser.description = (parser.description or "").replace("``", "")
+        parser.description = _placeholders((parser.description or "").replace("``", ""))
+        for action in parser._actions:
+            if action.option_strings and action.dest in METAVARS:
+                action.metavar = METAVARS[action.dest]
+            action.help = action.help and _placeholders(action.help)
     return p
+
+
+#: the placeholder of each option's value in every command's --help and usage line, as the
+#: README, the examples above and the module docstrings write it: ``--course DIR``, ``--db URL``
+METAVARS = {"course": "DIR", "db": "URL"}
+
+
+def _placeholders(text: str) -> str:
+    """Help text with the course directory called DIR, as in the usage line (the modules'
+    docstrings and help strings also write it ``<course>``)."""
+    return text.replace("<course>", METAVARS["course"])
 
 
 #: commands that create the course directory; every other --course must already exist

@@ -64,6 +64,58 @@ def test_help_lists_every_subcommand_and_each_is_tested():
         assert f"tconv-grader {command} " in text, f"usage text lacks {command}"
 
 
+def _subparsers() -> dict:
+    import argparse
+
+    parser = build_parser()
+    return next(a for a in parser._actions
+                if isinstance(a, argparse._SubParsersAction)).choices
+
+
+def test_every_course_option_reads_dir_as_in_the_docs():
+    """--course is DIR (and --db URL) in every command's usage line and option list, as the
+    README, CONTRIBUTING.md, the examples and the summaries write it; no help text calls the
+    course directory COURSE or <course>."""
+    import re
+
+    from grader.cli import EPILOG, EXAMPLES, METAVARS
+
+    assert METAVARS == {"course": "DIR", "db": "URL"}
+    with_course = []
+    for name, sub in _subparsers().items():
+        text = sub.format_help()
+        for dest, shown in METAVARS.items():
+            if any(a.dest == dest and a.option_strings for a in sub._actions):
+                assert f"--{dest} {shown}" in text.split("\n\n")[0], (name, text)  # usage
+                assert re.search(rf"^  --{dest} {shown} ", text, re.M), (name, text)
+        with_course += [name] * ("--course DIR" in text)
+        assert "COURSE" not in text and "<course>" not in text and "--db DB" not in text, text
+    assert sorted(with_course) == ["autograde", "collect", "feedback", "release", "report"]
+    docs = [(REPO / doc).read_text() for doc in ("README.md", "CONTRIBUTING.md")]
+    placeholders = {m for text in [*docs, EPILOG, *EXAMPLES.values()]
+                    for m in re.findall(r"--course ([A-Z][A-Z_]*)\b", text)}
+    assert placeholders == {"DIR"}, placeholders
+
+
+def test_every_command_line_in_the_readme_parses():
+    """Each `tconv-grader ...` line of the README's command blocks is one the parser accepts,
+    with the command it names."""
+    import re
+    import shlex
+
+    readme = (REPO / "README.md").read_text()
+    lines = [ln for block in re.findall(r"^```bash\n(.*?)^```", readme, re.S | re.M)
+             for ln in block.splitlines() if ln.startswith("tconv-grader ")]
+    assert len(lines) >= 12, lines
+    commands = set()
+    for line in lines:
+        argv = shlex.split(line, comments=True)[1:]
+        args = build_parser().parse_args(argv)
+        assert args.command == argv[0], line
+        commands.add(args.command)
+    assert commands == set(COMMANDS), commands
+
+
 def test_python_m_grader_is_tconv_grader():
     env = {**os.environ, "PYTHONPATH": str(REPO) + os.pathsep + os.environ.get("PYTHONPATH", "")}
     res = subprocess.run([sys.executable, "-m", "grader", "--help"], cwd=REPO, env=env,
