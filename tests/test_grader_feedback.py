@@ -404,22 +404,11 @@ def test_an_unreadable_notebook_is_final_0_on_the_page_and_in_the_report(tmp_pat
     written.txt said nothing to grade), and report names the submission to ask for again."""
     import csv
 
-    from test_grader_report import small_class
+    from test_grader_report import small_class, unreadable_bo
 
     from grader.cli import main
-    from grader.gradebook import atomic_write_text, dump_json
 
-    course = small_class(tmp_path / "course")
-    with course.gradebook() as gb:
-        gb.find_grade("why", "ex", "ex", "bo").auto_score = None  # as autograde leaves it
-        gb.db.commit()
-    cells = {"test_x": {"points": 0.0, "max": 2.0, "manual": False, "status": "not_run",
-                        "tests": []},
-             "why": {"points": None, "max": 3.0, "manual": True, "status": "manual",
-                     "tests": []}}
-    atomic_write_text(course.results_path("bo", "ex"), dump_json(
-        {"student": "bo", "assignment": "ex", "flags": ["ex: ex.ipynb is not valid JSON"],
-         "notebooks": {"ex": {"cells": cells, "read": False}}}))
+    course = unreadable_bo(small_class(tmp_path / "course"), read=False)
     assert main(["feedback", "--course", str(course.root), "-q"]) == 0
     page = (course.feedback / "bo" / "ex" / "feedback.html").read_text()
     assert "Score: <b>0 / 5</b>" in page

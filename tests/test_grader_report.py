@@ -84,6 +84,23 @@ def small_class(root) -> Course:
     return course
 
 
+def unreadable_bo(course: Course, **notebook) -> Course:
+    """``course`` after bo's ex notebook could not be read (not valid JSON), as autograde
+    leaves it: no auto score for the written answer, the test cell not run, a flag;
+    ``notebook`` adds entries to the notebook's record (``read=False``, say)."""
+    with course.gradebook() as gb:
+        gb.find_grade("why", "ex", "ex", "bo").auto_score = None
+        gb.db.commit()
+    cells = {"test_x": {"points": 0.0, "max": 2.0, "manual": False, "status": "not_run",
+                        "tests": []},
+             "why": {"points": None, "max": 3.0, "manual": True, "status": "manual",
+                     "tests": []}}
+    atomic_write_text(course.results_path("bo", "ex"), dump_json(
+        {"student": "bo", "assignment": "ex", "flags": ["ex: ex.ipynb is not valid JSON"],
+         "notebooks": {"ex": {"cells": cells, **notebook}}}))
+    return course
+
+
 def _totals(out) -> dict:
     with (out / "totals.csv").open() as fh:
         return {(r["student"], r["assignment"]): r for r in csv.DictReader(fh)}
@@ -203,17 +220,7 @@ def test_a_notebook_that_never_ran_is_not_a_failed_test_nor_an_answer_to_grade(t
 
     from grader.cli import main
 
-    course = small_class(tmp_path / "course")
-    with course.gradebook() as gb:
-        gb.find_grade("why", "ex", "ex", "bo").auto_score = None  # as autograde leaves it
-        gb.db.commit()
-    cells = {"test_x": {"points": 0.0, "max": 2.0, "manual": False, "status": "not_run",
-                        "tests": []},
-             "why": {"points": None, "max": 3.0, "manual": True, "status": "manual",
-                     "tests": []}}
-    atomic_write_text(course.results_path("bo", "ex"), dump_json(
-        {"student": "bo", "assignment": "ex", "flags": ["ex: ex.ipynb is not valid JSON"],
-         "notebooks": {"ex": {"cells": cells}}}))
+    course = unreadable_bo(small_class(tmp_path / "course"))
     res = report(course, progress=False)
     assert res["most_failed"] == [("ex/ex/test_x", 0, 1), ("hw/hw/test_x", 0, 1)]
     assert res["written"]["ex/ex/why"] == Counter({"to grade": 1, "unread": 1})
