@@ -3,8 +3,9 @@
 For every page: no console errors, every request served by the local server and successful,
 math typeset by the vendored MathJax, every image loaded, every animation plays, every internal
 link resolves, and the notebook download works. The search page must find ``output_padding``.
-At every desktop width (1024 to 1920 px) a chapter's code boxes show the columns its code is
-wrapped to; on a 390 px phone code scrolls inside its box, never the page.
+At every width from 960 px (a tablet held sideways, a small laptop) to 1920 px a chapter's code
+boxes show the columns its code is wrapped to; on a 390 px phone code scrolls inside its box,
+never the page, and no output (image, animation player, widget) is wider than its box.
 Screenshots go to ``test-artifacts/screenshots/``.
 """
 
@@ -292,13 +293,16 @@ def test_search_finds_output_padding(driver, server: str) -> None:
 
 
 # The code boxes against the columns their lines are wrapped to (tests/test_book_build.py): at
-# every desktop width a box shows its budget of monospace characters without scrolling. 1200 px
-# is the narrowest window with both sidebars (the page contents appears on the right there),
-# 1024 a laptop with it folded away, 1280, 1440 and 1920 common desktops. On a phone code
+# every width from 960 px a box shows its budget of monospace characters without scrolling.
+# 960 px is the narrowest window with the chapters' sidebar on the left (below, it is a drawer),
+# and up to 992 px the theme made that sidebar wider (25% of the page, not 20%: 72 columns at
+# 960 px, 73 at 970); 1200 px is the narrowest window with both sidebars (the page contents
+# appears on the right there), 1024 a laptop with it folded away, 1280, 1440 and 1920 common
+# desktops. On a phone code
 # scrolls inside its box (about 36 columns at 390 px), but the page itself must not scroll
 # sideways.
 BOX_PAGE = "book/05_fast.html"   # input, output and library boxes, in and out of a <details>
-BOX_WIDTHS = [1024, 1200, 1280, 1440, 1920]
+BOX_WIDTHS = [960, 970, 991, 1024, 1200, 1280, 1440, 1920]
 PHONE_WIDTH = 390
 
 # every code box of the page (its <details> opened): what it is, and how many characters of its
@@ -384,3 +388,66 @@ def test_a_phone_scrolls_code_in_its_box_not_the_page(driver, server: str) -> No
     scroll_width, client_width, past = page
     assert scroll_width <= client_width, f"the page scrolls sideways: {scroll_width} px wide"
     assert not past, f"{past} code boxes reach past the {client_width} px window"
+
+
+# What a chapter shows in an output besides text: images (figures, plots, an animation's frame),
+# an animation's player, a widget, anything embedded. Code and printed text are left out: they
+# scroll in their own box, on purpose (above).
+MEDIA = ("img, svg, canvas, video, audio, iframe, object, embed, .animation, .jupyter-widgets, "
+         ".widget-area, .widget-subarea")
+
+# every output element of the page against its box: the nearest output container (MyST-NB's
+# div.output inside a cell's div.cell_output, or a glued output's), whose content box the
+# element must not pass on either side (the output box scrolls sideways, and cuts the element
+# off, where it does)
+OUTPUT_MEDIA = r"""
+const media = arguments[0];
+const checked = {}, wide = [];
+for (const el of document.querySelectorAll(`main .bd-article :is(${media})`)) {
+  const box = el.parentElement.closest('div.output, div.cell_output');
+  if (!box || el.closest('pre, div.highlight, mjx-container')) continue;
+  const kind = el.matches('.animation') ? 'animation player'
+             : el.matches('.jupyter-widgets, .widget-area, .widget-subarea') ? 'widget'
+             : el.tagName.toLowerCase();
+  checked[kind] = (checked[kind] || 0) + 1;
+  const r = el.getBoundingClientRect(), b = box.getBoundingClientRect(), s = getComputedStyle(box);
+  const left = b.left + box.clientLeft + parseFloat(s.paddingLeft);
+  const right = b.left + box.clientLeft + box.clientWidth - parseFloat(s.paddingRight);
+  if (r.width > 0 && (r.right > right + 0.5 || r.left < left - 0.5)) {
+    const name = el.id || el.getAttribute('alt') || el.getAttribute('class') || '';
+    wide.push(`${kind} ${name}`.slice(0, 70)
+              + `: ${r.width.toFixed(0)} px wide, reaches ${Math.max(r.right - right,
+                 left - r.left).toFixed(0)} px past its ${(right - left).toFixed(0)} px box`);
+  }
+}
+const e = document.documentElement;
+return {checked, wide, scroll: [e.scrollWidth, e.clientWidth]};
+"""
+
+
+def test_outputs_fit_their_boxes_on_a_phone(driver, server: str) -> None:
+    """At 390 px no output element of any page (a figure, chapter 2's animation player, a
+    widget) is wider than its output box, where its right edge would be cut off (the box scrolls
+    sideways), and no page scrolls sideways."""
+    checked: dict[str, int] = {}
+    wide, scrolls = [], []
+    try:
+        driver.set_window_size(PHONE_WIDTH, 1000)
+        for page in PAGES:
+            driver.get(server + page)
+            driver.execute_async_script(WAIT_FOR_MATHJAX)
+            found = driver.execute_script(OUTPUT_MEDIA, MEDIA)
+            for kind, n in found["checked"].items():
+                checked[kind] = checked.get(kind, 0) + n
+            wide += [f"{page}: {w}" for w in found["wide"]]
+            scroll_width, client_width = found["scroll"]
+            if scroll_width > client_width:
+                scrolls.append(f"{page}: {scroll_width} px wide in a {client_width} px window")
+    finally:
+        driver.set_window_size(1280, 1600)
+    assert checked.get("img") and checked.get("animation player"), (
+        f"the book's outputs no longer have the images and the animation player this test is "
+        f"for: found {checked}")
+    assert not wide, (f"at {PHONE_WIDTH} px, outputs wider than their box, cut off on the right "
+                      f"(book/_static/tconv.css):\n" + "\n".join(wide))
+    assert not scrolls, "pages that scroll sideways on a phone:\n" + "\n".join(scrolls)
