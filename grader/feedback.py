@@ -244,31 +244,54 @@ def _some(names: list[str], n: int = 20) -> str:
     return ", ".join(names[:n]) + (f", ... ({len(names)} in all)" if len(names) > n else "")
 
 
-def select(course: Course, students: list[str] | None, assignments: list[str] | None
-           ) -> list[Path]:
-    """The ``results.json`` files of the autograded submissions asked for; a usage error that
-    names the argument and the value when ASSIGNMENT or a --student matches none."""
+def autograded_records(course: Course) -> list[Path]:
+    """Every ``results.json`` under the course's autograded/; a usage error when there is none
+    (nothing was graded yet)."""
     records = sorted(course.autograded.glob("*/*/results.json"))
     if not records:
         raise UsageError(f"--course has no autograded submissions under {course.autograded} "
                          "(run `tconv-grader autograde --course ...` first)")
+    return records
+
+
+def select(course: Course, students: list[str] | None, assignments: list[str] | None,
+           known: set[str] | frozenset = frozenset(), records: list[Path] | None = None
+           ) -> list[Path]:
+    """The ``results.json`` files of the autograded submissions asked for (of ``records``,
+    every one under autograded/ by default); a usage error that names the argument, the rule
+    and the value when ASSIGNMENT matches no autograded submission, or a --student is neither a
+    student of the gradebook (``known``: the class list, once imported) nor one with an
+    autograded submission. A student asked for may have no page (nothing of theirs graded for
+    ASSIGNMENT): :func:`feedback` still gives them an index that says so."""
+    records = autograded_records(course) if records is None else records
     have_a = sorted({p.parent.name for p in records})
     have_s = sorted({p.parent.parent.name for p in records})
     for a in assignments or []:
         if a not in have_a:
             raise UsageError(f"ASSIGNMENT matched no autograded submission; got {a!r} "
                              f"(autograded assignments: {_some(have_a)})")
-    unknown = [s for s in students or [] if s not in have_s]
+    ids = sorted(set(have_s) | set(known))
+    unknown = [s for s in dict.fromkeys(students or []) if s not in ids]
     if unknown:
-        raise UsageError(f"--student matched no autograded submission; got "
-                         f"{', '.join(map(repr, unknown))} (students with autograded "
-                         f"submissions: {_some(have_s)})")
-    picked = [p for p in records if (not students or p.parent.parent.name in students)
-              and (not assignments or p.parent.name in assignments)]
-    if not picked:
-        raise UsageError(f"--student {', '.join(map(repr, students or []))} matched no "
-                         f"autograded submission of ASSIGNMENT {', '.join(assignments or [])}")
-    return picked
+        raise UsageError(unknown_students(unknown, ids))
+    return [p for p in records if (not students or p.parent.parent.name in students)
+            and (not assignments or p.parent.name in assignments)]
+
+
+def unknown_students(unknown: list[str], ids: list[str]) -> str:
+    """The usage error for --student ids on no list: the rule, the ids, the nearest known ids
+    (a typo) and the known ones."""
+    import difflib
+
+    near = []
+    for s in unknown:
+        close = difflib.get_close_matches(s, ids, n=3, cutoff=0.6)
+        if close:
+            near.append(f"nearest to {s!r}: {', '.join(map(repr, close))}")
+    hint = "; ".join(near) + "; " if near else ""
+    return (f"--student must name a student of the gradebook (the class list) or one with an "
+            f"autograded submission; got {', '.join(map(repr, unknown))} ({hint}"
+            f"{len(ids)} known: {_some(ids)})")
 
 
 def _index_items(course: Course, student: str, assignments: list[str],
@@ -418,15 +441,16 @@ def feedback(course: Course, students: list[str] | None = None,
     """Bring the pages asked for and each of their students' index up to date: each is
     rendered, and written only when it differs from the file on disk (every one with
     ``force``). Pages asked for with no ``results.json`` behind them any more are removed, and
-    without ``students`` every student of the gradebook (the class list, once imported) with
-    nothing graded gets an index that says so."""
+    each student asked for (without ``students`` every student of the gradebook: the class
+    list, once imported) with nothing graded gets an index that says so."""
     from tqdm import tqdm
 
     if not course.default_db:
         course.require_gradebook()  # a --db that does not exist: say so first
-    records = select(course, students, assignments)
+    records = autograded_records(course)
     course.require_gradebook()
     grades, roster, subs, known = _gradebook_view(course)
+    records = select(course, students, assignments, known, records)
     secrets: dict[tuple[str, tuple[str, ...]], dict[str, frozenset[str]]] = {}
     run = Run()
     per_student: dict[str, dict[str, str]] = {}
@@ -456,7 +480,10 @@ def feedback(course: Course, students: list[str] | None = None,
         _remove_page(page)
         run.removed.append(page)
         per_student.setdefault(page.parent.parent.name, {})  # its index no longer links it
-    if not students:  # the class list: a student with nothing graded gets an index too
+    if students:  # each one asked for gets an index, a page of this run or not
+        for s in _plain_ids(set(students) - set(per_student), "--student"):
+            per_student[s] = {}
+    else:  # the class list: a student with nothing graded gets an index too
         nothing = [s for s in known - set(per_student)  # (results left out by ASSIGNMENT:
                    if not any(course.autograded.glob(f"{glob_escape(s)}/*/results.json"))]
         for s in _plain_ids(nothing, "the gradebook's student id"):  # not asked for)
@@ -499,6 +526,12 @@ def main(args) -> int:
     if run.absent:
         print(f"feedback: {len(run.absent)} student(s) with nothing graded have an index that "
               f"says no submission was received: {_names(run.absent)}")
+    pageless = [s for s in dict.fromkeys(args.student or [])
+                if s in run.everyone and s not in run.students and s not in run.absent]
+    if pageless:
+        of = f" of {args.assignment}" if args.assignment else ""
+        print(f"feedback: no autograded submission{of} from {_names(pageless)}, so no page; "
+              "their index says what was received")
     if run.skipped:
         print(f"feedback: {len(run.skipped)} submission(s) skipped, their results.json "
               "unreadable (named above); `tconv-grader autograde --force` rewrites it")
@@ -523,9 +556,12 @@ def main(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("feedback", help="per-student HTML feedback (only changed pages written)",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("assignment", nargs="?", metavar="ASSIGNMENT", help="only this assignment")
+    p.add_argument("assignment", nargs="?", metavar="ASSIGNMENT",
+                   help="only this assignment (default: every autograded one)")
     p.add_argument("--student", action="append", metavar="ID",
-                   help="only this student (repeatable)")
+                   help="only this student (repeatable): any student of the gradebook (the "
+                   "class list) or with an autograded submission; one with nothing graded gets "
+                   "an index that says no submission was received")
     p.add_argument("--course", required=True, help="course directory (instructor state)")
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: "
                    "sqlite:///<course>/gradebook.db)")

@@ -2,7 +2,8 @@
 one stop skipped, one line for a cell's hidden tests, and written answers left blank versus
 waiting for a hand grade; that a run writes only the pages whose content changed (a regrade or a
 hand grade), or every one with --force; that a page with no results behind it any more is
-removed; and that a student of the class list with no submission gets an index saying so."""
+removed; and that a student of the class list with no submission gets an index saying so, also
+when asked for with --student (an id on no list is a usage error naming the nearest ids)."""
 
 from __future__ import annotations
 
@@ -141,12 +142,12 @@ def test_the_index_lists_every_assignment_a_missing_one_as_no_submission(tmp_pat
 @pytest.mark.parametrize("args, needle", [
     (["ex9_nothing"], "ASSIGNMENT matched no autograded submission; got 'ex9_nothing' "
      "(autograded assignments: ex, hw)"),
-    (["--student", "zed"], "--student matched no autograded submission; got 'zed' (students "
-     "with autograded submissions: amy, bo)"),
-    (["--student", "amy", "--student", "zed"], "--student matched no autograded submission; "
-     "got 'zed'"),
-    (["hw", "--student", "bo"], "--student 'bo' matched no autograded submission of "
-     "ASSIGNMENT hw"),
+    (["--student", "zed"], "--student must name a student of the gradebook (the class list) "
+     "or one with an autograded submission; got 'zed' (3 known: amy, bo, cy)"),
+    (["--student", "amy", "--student", "zed"], "--student must name a student of the gradebook "
+     "(the class list) or one with an autograded submission; got 'zed' ("),
+    (["--student", "amz", "--student", "cyy", "--student", "q"], "got 'amz', 'cyy', 'q' ("
+     "nearest to 'amz': 'amy'; nearest to 'cyy': 'cy'; 3 known: amy, bo, cy)"),
 ])
 def test_a_filter_that_matches_nothing_names_the_argument_and_what_exists(tmp_path, capsys,
                                                                           args, needle):
@@ -160,6 +161,34 @@ def test_a_filter_that_matches_nothing_names_the_argument_and_what_exists(tmp_pa
     assert needle in err, err
     assert "has no autograded submissions" not in err
     assert not course.feedback.exists()
+
+
+def test_student_takes_a_class_list_student_with_no_submission(tmp_path, capsys):
+    """`--student cy` (on the class list, nothing submitted) writes cy's index saying no
+    submission was received, as a run without --student does; `hw --student bo` (bo has only ex
+    graded) writes bo's index, hw said not received, and the summary says why there is no page."""
+    from test_grader_report import small_class
+
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    assert main(["feedback", "--student", "cy", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert sorted(p.relative_to(course.feedback).as_posix()
+                  for p in course.feedback.rglob("*") if p.is_file()) == ["cy/index.html"]
+    cy = _index(course, "cy")
+    assert "No submission of yours has been received for any assignment" in cy, cy
+    assert "<li>ex: no submission received</li><li>hw: no submission received</li>" in cy, cy
+    assert ("feedback: 1 student(s) with nothing graded have an index that says no submission "
+            "was received: cy") in out, out
+    assert main(["feedback", "hw", "--student", "bo", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert not (course.feedback / "bo" / "ex").exists()     # ex not asked for: no page
+    bo = _index(course, "bo")
+    assert "<li>ex: 0 / 5" in bo and "<li>hw: no submission received</li>" in bo, bo
+    assert ("feedback: no autograded submission of hw from bo, so no page; their index says "
+            "what was received") in out, out
+    assert "nothing graded" not in out      # bo has ex graded
 
 
 def test_a_damaged_record_is_skipped_and_said_the_others_get_their_pages(tmp_path, capsys):
