@@ -1,4 +1,7 @@
-"""The ``tconv-grader`` command line (also ``python -m grader``)."""
+"""tconv-grader (also python -m grader): grade the tconv exercises with nbgrader; check yours.
+
+The command line: one module per subcommand builds its parser (``add_parser``); this one adds
+the examples, the shared placeholders (:data:`METAVARS`) and the error handling."""
 
 from __future__ import annotations
 
@@ -22,7 +25,10 @@ EPILOG = """instructor workflow:
   tconv-grader migrate --from sqlite:///DIR/gradebook.db --to postgresql://...
 students:
   tconv-grader check exercises/ex1_shapes/ex1_shapes.ipynb
-`tconv-grader COMMAND --help` gives each command's options and examples."""
+
+`tconv-grader COMMAND --help` gives each command's options and examples. DIR is the course
+directory (instructor state: submissions, gradebook, feedback, reports), kept outside the
+repository."""
 
 #: examples and what comes next, shown under each instructor command's --help
 EXAMPLES = {
@@ -30,11 +36,15 @@ EXAMPLES = {
   tconv-grader release                     every assignment: solutions/ -> exercises/
   tconv-grader release ex3_matrix          one assignment
   tconv-grader release -o /tmp/preview     into another folder, to look before publishing
+  tconv-grader release --course ~/tconv-2026   and record the grade cells in its gradebook
+
+The release is what students get: commit exercises/ (or publish the -o folder) after validate.
 
 next: tconv-grader validate""",
     "validate": r"""examples:
   tconv-grader validate                    every assignment (after each release)
   tconv-grader validate ex2_scatter -j 2   one assignment, two notebooks at a time
+  tconv-grader validate --released /tmp/preview   a release made with release -o
 
 Exit status 0 when valid; 1 with what differs; 2 for bad arguments.""",
     "collect": r"""layouts:
@@ -74,6 +84,7 @@ examples:
   tconv-grader feedback --course ~/tconv-2026
   tconv-grader feedback ex2_scatter --course ~/tconv-2026 --student amy --student bo
   tconv-grader feedback --course ~/tconv-2026 --force     write every page again
+  tconv-grader feedback --course ~/tconv-2026 --student cy   no submission: an index saying so
 
 Run it again after grading written answers by hand: the pages then show the final score.""",
     "report": r"""examples:
@@ -86,6 +97,17 @@ A student with no submission at all (none collected, or every file refused by co
 the reports only once the gradebook knows them: import the class list first, with nbgrader's
 own command (a CSV with the columns id, first_name, last_name, email):
   nbgrader db student import --db sqlite:///DIR/gradebook.db roster.csv""",
+    "check": r"""examples:
+  tconv-grader check exercises/ex1_shapes/ex1_shapes.ipynb    one notebook
+  tconv-grader check exercises/*/*.ipynb                      every notebook, and a total
+  tconv-grader check exercises/ex8_unet/ex8_unet.ipynb -q     without progress messages
+
+It prints each test cell (PASS or FAIL with what was expected and what came back), errors in
+your own cells, written answers still blank and a score estimate. The estimate counts the
+visible tests only: hidden tests run at grading and written answers are graded by hand, so your
+grade may be lower. Your notebook file is not changed.
+
+Exit status 0 when every visible test passes; 1 otherwise; 2 for bad arguments.""",
     "migrate": r"""examples:
   tconv-grader migrate --from ~/tconv-2026/gradebook.db --to postgresql://grader:PW@db/tconv
   tconv-grader migrate --from ~/tconv-2026/gradebook.db --to postgresql://... --check-only
@@ -97,6 +119,17 @@ Then pass the same URL as --db to autograde, feedback and report.""",
 class _HelpFormatter(argparse.RawDescriptionHelpFormatter):
     """Descriptions and epilogs: a plain paragraph is wrapped to the terminal; a paragraph with
     a list or examples (a line that is indented or starts with '*') is kept as written."""
+
+    def add_argument(self, action: argparse.Action) -> None:
+        super().add_argument(action)
+        # argparse measures the subcommands' names one indent short, so 'autograde' got its
+        # help on the next line: measure them where they are shown
+        if action.help is not argparse.SUPPRESS and hasattr(action, "_get_subactions"):
+            self._indent()
+            for sub in action._get_subactions():
+                self._action_max_length = max(self._action_max_length, self._current_indent
+                                              + len(self._format_action_invocation(sub)))
+            self._dedent()
 
     def _fill_text(self, text: str, width: int, indent: str) -> str:
         out = []
@@ -143,9 +176,14 @@ def build_parser() -> argparse.ArgumentParser:
     return p
 
 
-#: the placeholder of each option's value in every command's --help and usage line, as the
-#: README, the examples above and the module docstrings write it: ``--course DIR``, ``--db URL``
-METAVARS = {"course": "DIR", "db": "URL"}
+#: the placeholder of each option's value (by its dest) in every command's --help and usage
+#: line, the same in every command, as the README, the examples above and the module
+#: docstrings write them: ``--course DIR``, ``--db URL``, ``--jobs N``, ``--timeout SECONDS``;
+#: it replaces a module's own metavar, so one table decides
+METAVARS = {"course": "DIR", "db": "URL", "solutions": "DIR", "released": "DIR",
+            "output": "DIR", "jobs": "N", "timeout": "SECONDS", "cell_timeout": "SECONDS",
+            "notebook_timeout": "SECONDS", "memory": "MIB", "regexp": "PATTERN",
+            "student": "ID", "scheduler": "ADDRESS", "src": "URL", "dst": "URL"}
 
 
 def _placeholders(text: str) -> str:

@@ -458,10 +458,12 @@ def add_parser(sub) -> None:
     p = sub.add_parser("collect", help="import submissions (folder tree or LMS zip)",
                        description=__doc__.split("\n\n")[0])  # layouts, examples: grader.cli
     p.add_argument("path", metavar="PATH", help="folder tree or .zip of submissions")
-    p.add_argument("--course", required=True, help="course directory (instructor state)")
+    p.add_argument("--course", required=True,
+                   help="course directory (instructor state; created if missing)")
     p.add_argument("--solutions", default=str(REPO / "solutions"),
                    help="instructor source (default: %(default)s)")
-    p.add_argument("--regexp", help="named-group regexp for LMS file names (nbgrader "
-                   "FileNameCollectorPlugin.named_regexp)")
+    p.add_argument("--regexp", help="Python regexp for LMS file names, with the named groups "
+                   "student_id and file_id (nbgrader's FileNameCollectorPlugin.named_regexp; "
+                   "default: the layouts below)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=main)

@@ -225,7 +225,8 @@ def _arguments(p: argparse.ArgumentParser) -> None:
     p.add_argument("--from", dest="src", required=True, metavar="URL",
                    help="source gradebook: sqlite:///path/gradebook.db (or a path)")
     p.add_argument("--to", dest="dst", required=True, metavar="URL",
-                   help="destination, e.g. postgresql://user:password@host:5432/dbname (empty)")
+                   help="destination gradebook, an empty database, e.g. "
+                   "postgresql://user:password@host:5432/dbname")
     p.add_argument("--check-only", action="store_true",
                    help="do not copy; only compare the two gradebooks through nbgrader's API")
     p.set_defaults(func=run)

@@ -138,11 +138,15 @@ def main(args) -> int:
     out = Path(args.output).resolve()
     if not solutions.is_dir():
         raise UsageError(f"--solutions must be a directory; got {solutions}")
-    db_url = None
+    db_url = args.db or None  # without --course, --db alone names the gradebook
     if args.course:
         from grader.gradebook import Course
 
         db_url = Course.open(args.course, args.db, solutions).db_url
+    if db_url:  # a plain path is a SQLite file, as for the other commands' --db
+        from grader.dbretry import normalize_url
+
+        db_url = normalize_url(db_url)
     files = release(solutions, out, args.assignment or None, db_url, progress=not args.quiet)
     print(f"released {len(files)} file(s) into {out}")
     print(f"next: {validate_command(args)}")
@@ -167,11 +171,14 @@ def add_parser(sub) -> None:
     p.add_argument("assignment", nargs="*", metavar="ASSIGNMENT",
                    help="assignments to release (default: all under --solutions)")
     p.add_argument("--solutions", default=str(REPO / "solutions"),
-                   help="instructor source directory (default: %(default)s)")
+                   help="instructor source, one folder per assignment (default: %(default)s)")
     p.add_argument("--output", "-o", default=str(REPO / "exercises"),
-                   help="release directory to (re)generate (default: %(default)s)")
-    p.add_argument("--course", help="course directory whose gradebook SaveCells writes to "
-                   "(default: a temporary gradebook)")
-    p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: <course>/gradebook.db)")
+                   help="release folder to (re)generate; each assignment's folder in it is "
+                   "replaced (default: %(default)s)")
+    p.add_argument("--course", help="course directory whose gradebook records the released "
+                   "grade cells (nbgrader's SaveCells; default: none, a temporary gradebook "
+                   "that is discarded)")
+    p.add_argument("--db", help="SQLAlchemy URL of that gradebook (default: "
+                   "sqlite:///<course>/gradebook.db with --course, else a temporary one)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=main)

@@ -127,12 +127,14 @@ def main(args) -> int:
 def add_parser(sub) -> None:
     p = sub.add_parser("validate", help="solutions score full marks, stubs score zero",
                        description=__doc__.split("\n\n")[0])
-    p.add_argument("assignment", nargs="*", metavar="ASSIGNMENT", help="default: all")
+    p.add_argument("assignment", nargs="*", metavar="ASSIGNMENT",
+                   help="assignments to validate (default: all under --solutions)")
     p.add_argument("--solutions", default=str(REPO / "solutions"),
                    help="instructor source (default: %(default)s)")
     p.add_argument("--released", default=str(REPO / "exercises"),
-                   help="student release (default: %(default)s)")
-    p.add_argument("--jobs", "-j", type=int, default=None, help="parallel notebooks")
+                   help="student release whose stubs must score zero (default: %(default)s)")
+    p.add_argument("--jobs", "-j", type=int, default=None, help="notebooks run in parallel "
+                   "(default: number of cores)")
     p.add_argument("--timeout", type=float, default=None, metavar="S",
                    help="per-notebook time limit in seconds (default: grading's 120; cells get "
                         "grading's 30 s each)")

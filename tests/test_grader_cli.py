@@ -28,10 +28,10 @@ def test_every_subcommand_has_help(command, capsys):
     assert "``" not in out, out      # the docstrings' reST quotes are not shown in a terminal
 
 
-@pytest.mark.parametrize("command", [c for c in COMMANDS if c != "check"])
-def test_instructor_help_has_examples_that_parse(command, capsys):
-    """Every instructor command's --help ends with examples (and what comes next), and each
-    example is a command line the parser accepts."""
+@pytest.mark.parametrize("command", COMMANDS)
+def test_every_help_has_examples_that_parse(command, capsys):
+    """Every command's --help ends with examples (an instructor's with what comes next; the
+    students' check too), and each example is a command line the parser accepts."""
     import re
     import shlex
 
@@ -62,6 +62,12 @@ def test_help_lists_every_subcommand_and_each_is_tested():
     assert "``" not in text, text
     for command in COMMANDS:
         assert f"tconv-grader {command} " in text, f"usage text lacks {command}"
+    import re
+
+    # each subcommand's summary on its own line, in one column ('autograde' was pushed below)
+    lines = re.findall(r"^    ([a-z]+)( +)\S", text, re.M)
+    assert sorted(name for name, _ in lines) == sorted(COMMANDS), text
+    assert len({len(name + pad) for name, pad in lines}) == 1, text
 
 
 def _subparsers() -> dict:
@@ -80,11 +86,11 @@ def test_every_course_option_reads_dir_as_in_the_docs():
 
     from grader.cli import EPILOG, EXAMPLES, METAVARS
 
-    assert METAVARS == {"course": "DIR", "db": "URL"}
+    assert (METAVARS["course"], METAVARS["db"]) == ("DIR", "URL")
     with_course = []
     for name, sub in _subparsers().items():
         text = sub.format_help()
-        for dest, shown in METAVARS.items():
+        for dest, shown in ((d, METAVARS[d]) for d in ("course", "db")):
             if any(a.dest == dest and a.option_strings for a in sub._actions):
                 assert f"--{dest} {shown}" in text.split("\n\n")[0], (name, text)  # usage
                 assert re.search(rf"^  --{dest} {shown} ", text, re.M), (name, text)
@@ -95,6 +101,49 @@ def test_every_course_option_reads_dir_as_in_the_docs():
     placeholders = {m for text in [*docs, EPILOG, *EXAMPLES.values()]
                     for m in re.findall(r"--course ([A-Z][A-Z_]*)\b", text)}
     assert placeholders == {"DIR"}, placeholders
+
+
+def _valued_options():
+    """``(command, action)`` for every option of every command that takes a value."""
+    return [(name, a) for name, sub in _subparsers().items() for a in sub._actions
+            if a.option_strings and a.nargs != 0]
+
+
+def test_no_option_shows_argparses_default_metavar():
+    """No --help shows `--solutions SOLUTIONS`, `--jobs JOBS` or the like: every option that
+    takes a value has a placeholder that says what it is (DIR, FILE, N, SECONDS, URL, ...),
+    the same for an option of that name in every command."""
+    import re
+
+    shown: dict[str, set[str]] = {}
+    for name, action in _valued_options():
+        assert action.metavar, (name, action.option_strings)
+        for opt in action.option_strings:
+            assert action.metavar != opt.lstrip("-").replace("-", "_").upper(), (name, opt)
+            shown.setdefault(opt, set()).add(action.metavar)
+        assert action.metavar != action.dest.upper(), (name, action.dest)
+    assert {opt: m for opt, m in shown.items() if len(m) > 1} == {}
+    assert shown["--solutions"] == shown["--output"] == shown["--released"] == {"DIR"}
+    assert shown["--jobs"] == {"N"} and shown["--timeout"] == {"SECONDS"}
+    for name, sub in _subparsers().items():      # and as printed, usage line and options
+        text = sub.format_help()
+        for opt, metavar in re.findall(r"(--?[a-z][a-z-]*) ([A-Z][A-Z_]*)\b", text):
+            assert metavar != opt.lstrip("-").replace("-", "_").upper(), (name, opt, text)
+
+
+def test_every_time_or_memory_option_gives_its_unit_and_default():
+    """A SECONDS or MIB option says its unit and its default in its help."""
+    checked = 0
+    for name, action in _valued_options():
+        unit = {"SECONDS": "seconds", "MIB": "MiB", "N": None}.get(action.metavar, False)
+        if unit is False:
+            continue
+        help_ = action.help % {"default": action.default}     # as --help expands it
+        assert "default: " in help_, (name, action.option_strings, help_)
+        if unit:
+            assert unit in help_, (name, action.option_strings, help_)
+        checked += 1
+    assert checked >= 8, checked     # validate 2, autograde 4, check 2
 
 
 def test_every_command_line_in_the_readme_parses():

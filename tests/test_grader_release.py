@@ -120,6 +120,38 @@ def test_release_into_course_gradebook_records_cells(tmp_path, capsys):
                                                            "fx_scatter").source
 
 
+@pytest.mark.parametrize("as_url", [True, False])
+def test_release_db_without_course_records_cells_there(tmp_path, as_url):
+    """--db alone names the gradebook SaveCells writes to (it was ignored without --course), as
+    a URL or a plain path to a SQLite file, as the other commands' --db."""
+    from nbgrader.api import Gradebook
+
+    db = tmp_path / "gb.db"
+    assert main(["release", "--solutions", str(FIXTURES), "-o", str(tmp_path / "rel"),
+                 "--db", f"sqlite:///{db}" if as_url else str(db), "-q"]) == 0
+    with Gradebook(f"sqlite:///{db}", "tconv") as gb:
+        nb = gb.find_notebook("fx_scatter", "fx_scatter")
+        assert sorted(c.name for c in nb.grade_cells) == ["explain", "test_basic", "test_more"]
+
+
+def test_release_help_gives_each_default_as_the_other_commands_do(capsys):
+    """--db's default is a URL (sqlite:///DIR/gradebook.db), as autograde, feedback and report
+    say it; every option with a default says it."""
+    import re
+
+    from test_grader_cli import _subparsers
+
+    with pytest.raises(SystemExit):
+        main(["release", "--help"])
+    out = " ".join(capsys.readouterr().out.split())  # as one line, whatever the terminal width
+    assert "(default: sqlite:///DIR/gradebook.db with --course" in out, out
+    assert not re.search(r"default: DIR/", out), out
+    valued = [a for a in _subparsers()["release"]._actions if a.option_strings and a.nargs != 0]
+    assert sorted(a.dest for a in valued) == ["course", "db", "output", "solutions"]
+    for action in valued:
+        assert "default: " in action.help, action.help
+
+
 def test_release_unknown_assignment_is_a_usage_error(tmp_path, capsys):
     rc = main(["release", "ex99_nothing", "--solutions", str(FIXTURES), "-o", str(tmp_path)])
     err = capsys.readouterr().err
