@@ -15,8 +15,10 @@ before it run (see :mod:`grader.sandbox` for what holds after a hidden-test cell
 Everything the recorder needs is captured before any student code runs: a *private* copy of
 ``grader.testing`` (not registered in ``sys.modules``), the C-level encoders used for framing, and
 ``os.write``. Records leave the process as length-prefixed JSON on a dedicated pipe; arrays as
-base64 ``.npy`` bytes built here by hand (never pickle). The harness never compares values: the
-grader compares the records with the instructor solution's, outside the sandbox.
+base64 ``.npy`` bytes built here by hand (never pickle), a float array in its own width (float16,
+float32 or float64: the grader tells a float32 answer that failed by rounding why). The harness
+never compares values: the grader compares the records with the instructor solution's, outside
+the sandbox.
 
 An in-process attacker can always forge *records* (they share the process with the harness), but
 forging a passing record needs the correct answer, which is exactly what the exercise asks for;
@@ -141,6 +143,8 @@ def _enc(v, out, depth=0):
 def _npy_b64(a):
     kind = a.dtype.kind
     dt = {"b": "|b1", "i": "<i8", "u": "<i8", "f": "<f8"}[kind]
+    if kind == "f" and a.dtype.itemsize in (2, 4):
+        dt = "<f2" if a.dtype.itemsize == 2 else "<f4"  # the answer's width: a rounding note
     shape = a.shape  # before ascontiguousarray, which makes a 0-d array 1-d (same bytes)
     a = _H.ascontiguousarray(a).astype(dt)
     if _len(shape) == 1:

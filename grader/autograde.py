@@ -481,7 +481,7 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex,
            not_run: str = NOT_RUN_STOPPED) -> dict[str, dict]:
     """Each grade cell's points and per-test messages; ``not_run`` says why a cell that never
     ran did not."""
-    from grader.testing import describe, describe_mismatch, values_match
+    from grader.testing import describe_mismatch, describe_unshown, precision_note, values_match
 
     def stop(error: str | None, status: str, has_hidden: bool) -> str:
         if status == "not_run":
@@ -509,17 +509,20 @@ def _judge(specs: dict[str, dict], expected: dict[str, Any], ex,
         for name in exp_names:
             key = prefix + name
             ok = key in ex.records and values_match(ex.records[key], expected[key])
-            if name in hidden:
-                msg = "hidden test passed" if ok else "hidden test failed"
+            if name in hidden:  # its outcome; a failed one's rounding note (a dtype, no value)
+                note = "" if ok or key not in ex.records else precision_note(ex.records[key])
+                msg = ("hidden test passed" if ok else "hidden test failed") + (
+                    f".{note}" if note else "")
             elif ok:
                 msg = f"[{name}] passed"
             elif key not in ex.records:
                 msg = f"[{name}] not reached: the cell {stop(error, status, spec['has_hidden'])}."
-            elif spec["has_hidden"]:  # the answer is the student's text: not echoed here
-                msg = (f"[{name}] expected {describe(expected[key])}; your answer is not shown "
-                       "(this cell also runs hidden tests).")
+            elif spec["has_hidden"]:  # the answer is the student's text: only its kind is told
+                msg = (f"[{name}] {describe_unshown(ex.records[key], expected[key])}."
+                       f"{precision_note(ex.records[key])}")
             else:  # as `tconv-grader check` words it
-                msg = f"[{name}] {describe_mismatch(ex.records[key], expected[key])}."
+                msg = (f"[{name}] {describe_mismatch(ex.records[key], expected[key])}."
+                       f"{precision_note(ex.records[key])}")
             hint = None if ok or name in hidden else _hint(spec, name, ex.hints.get(key))
             if hint:
                 msg += f" Hint: {hint}"

@@ -127,7 +127,9 @@ def to_plain(value: Any) -> Any:
 
 
 def _tensor_to_plain(tensor: Any) -> Any:
-    """A torch tensor's values as a NumPy array (float64, int64 or bool)."""
+    """A torch tensor's values as a NumPy array: int64 or bool, a floating tensor as float64,
+    float32 or float16, the width it came in (a bfloat16 or 8-bit float one as float32, which
+    holds its values exactly), so that :func:`precision_note` can tell a rounding failure."""
     dtype = str(tensor.dtype).removeprefix("torch.")
     if tensor.dtype.is_complex:
         return Unserialisable(f"torch.Tensor[{dtype}], a complex tensor")
@@ -181,7 +183,9 @@ def _torch_plain_dtype(tensor: Any) -> Any:
     import torch
 
     if tensor.dtype.is_floating_point:
-        return torch.float64
+        if tensor.dtype is torch.float16:
+            return torch.float16
+        return torch.float64 if tensor.dtype is torch.float64 else torch.float32
     if tensor.dtype == torch.bool:
         return torch.bool
     return torch.int64
@@ -429,19 +433,142 @@ def _kind_mismatch(got: Any, expected: Any) -> str:
 
 
 LOW_PRECISION = ("float32", "float16", "bfloat16")
+_NOTE_DEPTH = 20  # how deep precision_note looks into lists, tuples and dicts
+
+
+def _low_precision(value: Any, depth: int = 0) -> str:
+    """The first low-precision float dtype name in ``value`` (top level first, then its items),
+    '' if none. Exact NumPy arrays, NumPy numbers and torch tensors (checked by identity, as
+    :func:`to_plain` does); a record from the grading sandbox holds a float32 or float16 array
+    where the answer came in that width (a bfloat16 tensor as float32)."""
+    t = type(value)
+    if t is np.ndarray or t is np.matrix or _NUMPY_SCALARS.get(id(t)) is t:
+        name = value.dtype.name
+    elif t is _torch_class("Tensor") or t is _torch_class("Parameter"):
+        name = str(value.dtype).removeprefix("torch.")
+    elif depth < _NOTE_DEPTH and (t is list or t is tuple or t is dict):
+        for v in (value.values() if t is dict else value):
+            name = _low_precision(v, depth + 1)
+            if name:
+                return name
+        return ""
+    else:
+        return ""
+    return name if name in LOW_PRECISION else ""
 
 
 def precision_note(value: Any) -> str:
-    """A sentence for a float32 (or float16) answer, whose rounding alone can fail a test;
-    '' for anything else. Looks at NumPy arrays and scalars and torch tensors."""
-    dtype = getattr(value, "dtype", None)
-    if dtype is None or type(value).__module__.split(".")[0] not in ("numpy", "torch"):
-        return ""
-    name = str(dtype).removeprefix("torch.")
-    if name not in LOW_PRECISION:
+    """A sentence for a float32 (or float16, bfloat16) answer, whose rounding alone can fail a
+    test; '' for anything else. Looks at NumPy arrays and numbers and torch tensors, also
+    inside lists, tuples and dicts, and works on a student's value (``check``) as on its plain
+    record (grading: :func:`to_plain` keeps a float array's width). The note names only a
+    dtype, never a value, so it may be said where the answer itself is not shown."""
+    name = _low_precision(value)
+    if not name:
         return ""
     return (f" Your answer is {name}: the tests compare with float64 results to a relative "
             f"{RTOL:g}, which {name} rounding alone can miss; compute in float64.")
+
+
+# ---- what may be said of an answer that is not shown ---------------------------------------------
+# In a test cell that also runs hidden tests the student's code may have read their source (or
+# been handed their inputs), so nothing of its own choosing reaches a message there: not its
+# values, its shape or its text, nor the name of a class it defines (a class can be named after
+# anything). What may be said is from a fixed vocabulary: the answer's kind, a float dtype, and
+# for a refused type its name when the language or a library gives it, else only what it is.
+_SUFFIXES = tuple(f", a subclass of {n}" for _, n in _BASES) + (
+    ", a subclass of torch.Tensor", ", a SciPy sparse matrix", ", an iterator")
+_SPARSE_NAMES = tuple(f"{f}_{k}" for f in ("bsr", "coo", "csc", "csr", "dia", "dok", "lil")
+                      for k in ("matrix", "array"))
+_TORCH_DTYPES = ("float64", "float32", "float16", "bfloat16", "int64", "int32", "int16", "int8",
+                 "uint8", "bool", "complex32", "complex64", "complex128")
+_known_names: frozenset[str] | None = None
+
+
+def _known_type_names() -> frozenset[str]:
+    """Every refused type's text (:func:`_what_type`) that names a class of Python's, NumPy's,
+    SciPy's or PyTorch's own (the same set in every process: nothing is imported for it)."""
+    global _known_names
+    if _known_names is None:
+        import builtins
+        import collections
+        import decimal
+        import fractions
+        import itertools
+        import types
+
+        classes = [v for m in (builtins, types, collections, itertools, fractions, decimal)
+                   for v in vars(m).values() if isinstance(v, type)]
+        classes += list(_NUMPY_SCALARS.values()) + [np.ma.MaskedArray, np.memmap, np.recarray,
+                                                    np.matrix, type(iter([])), type(iter(()))]
+        names = set()
+        for c in classes:
+            try:
+                names.add(_what_type(c))
+            except Exception:  # noqa: BLE001 - a class too odd to name is simply not known
+                pass
+        names |= {f"{n}, a SciPy sparse matrix" for n in _SPARSE_NAMES}
+        names |= {f"torch.Tensor[{d}], a {k} tensor" for d in _TORCH_DTYPES
+                  for k in ("complex", "sparse")}
+        names |= {"torch.Tensor", "ndarray[object]", "ndarray[bool]"} | {
+            f"ndarray[complex{n}]" for n in (64, 128, 192, 256)}
+        names |= {f"dict with a key of type {n}" for n in ("tuple", "frozenset", "bytes",
+                                                           "complex", "float", "int")}
+        _known_names = frozenset(names)
+    return _known_names
+
+
+def shown_type(type_name: str) -> str:
+    """Words for a refused answer's type (an :class:`Unserialisable`'s ``type_name``) where the
+    answer is not shown: the text itself when it names a class of Python's, NumPy's, SciPy's or
+    PyTorch's own (``range``, ``map, an iterator``, ``numpy.complex128``), else only what kind
+    of thing it is (``a subclass of tuple``, ``an iterator``, ``a NumPy array of other than
+    real numbers``): the name of a class the student's code defines is never repeated."""
+    if type_name in _known_type_names():
+        return type_name
+    for suffix in _SUFFIXES:
+        if type_name.endswith(suffix):
+            return suffix[2:]
+    if type_name.startswith("ndarray["):
+        return "a NumPy array of other than real numbers"
+    if type_name.startswith("torch.Tensor["):
+        return "a sparse torch tensor" if type_name.endswith("sparse tensor") else (
+            "a complex torch tensor")
+    if type_name.startswith("dict with a key of type "):
+        return "a dict with a key that is not a str, a number, a bool or None"
+    return "an object of another type (its name is not shown here)"
+
+
+def _coarse(value: Any) -> str:
+    if value is None or isinstance(value, bool | str | dict):
+        return type(value).__name__
+    return "other"
+
+
+def describe_unshown(got: Any, expected: Any) -> str:
+    """What a failed test says where the student's answer ``got`` (plain data) is not shown, a
+    test cell that also runs hidden tests: the expected value, and what kind of answer came back
+    when that explains the failure (a refused type and how to return the expected kind, a number
+    for a bool, None, ...), in words that carry nothing of the answer's own values or text
+    (:func:`shown_type`). ``expected`` is a visible test's (never a hidden test's)."""
+    base = "; your answer is not shown (this cell also runs hidden tests)"
+    if isinstance(got, Unserialisable):
+        what = shown_type(got.type_name)
+        want = _brief(expected) if isinstance(expected, np.ndarray) else (
+            f"{_brief(expected)} ({_kind(expected)})")
+        return (f"expected {want}{base}, but it is {what}: not plain data (only Python's, "
+                f"NumPy's and PyTorch's own types are compared); {_advice(expected, what)}")
+    for_bool = isinstance(expected, bool) and _is_number(got)
+    bool_for = isinstance(got, bool) and _is_number(expected)
+    one_item = _is_number(expected) and isinstance(got, list | tuple) and len(got) == 1
+    if one_item:
+        return (f"expected {describe(expected)} ({_kind(expected)}){base}, but it is a "
+                f"{type(got).__name__} of 1 item: return the number itself, e.g. x[0], not a "
+                "sequence of one")
+    if for_bool or bool_for or (_coarse(got) != "other" and _coarse(got) != _coarse(expected)):
+        return (f"expected {describe(expected)} ({_kind(expected)}){base}, but it is "
+                f"{_kind(got)}: {_advice(expected)}")
+    return f"expected {describe(expected)}{base}"
 
 
 def expect(name: str, got: Any, expected: Any, hint: str = "") -> None:
@@ -452,7 +579,8 @@ def expect(name: str, got: Any, expected: Any, hint: str = "") -> None:
             what = describe_mismatch(g, e)
         except Exception:  # noqa: BLE001 - an odd value still gets the plain message
             what = f"expected {describe(e)}, got {describe(g)}"
-        msg = f"[{name}] {what}.{precision_note(got)}"
+        note = "" if isinstance(g, Unserialisable) else precision_note(got)
+        msg = f"[{name}] {what}.{note}"
         if hint:
             msg += f" Hint: {hint}"
         raise AssertionError(msg)

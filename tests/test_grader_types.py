@@ -16,6 +16,12 @@ records' JSON framing; ``run_notebook`` with and without bubblewrap), and throug
 Subclasses and classes that lie about their type stay refused (``test_lookalikes_are_refused``;
 the attack submissions are in ``test_attacks.py``). ``solutions/CORRECT.md`` C22/C23 run whole
 exercises with a ``torch.Size`` answer (``test_solutions.py``).
+
+Grading tells what ``check`` tells: a float32 answer that failed by rounding gets the same note
+(the record keeps a float array's width), and where a cell also runs hidden tests (answers not
+shown) a refused type still gets its advice, naming only what kind of type it is unless Python,
+NumPy, SciPy or PyTorch gives the name: a student's class can be named after hidden test text
+(the tiny assignment's ``leaky_types`` student tries it; nothing of it reaches results.json).
 """
 
 from __future__ import annotations
@@ -36,8 +42,12 @@ from nbformat.v4 import new_code_cell, new_markdown_cell, new_notebook
 
 from grader.testing import (
     Unserialisable,
+    describe,
     describe_mismatch,
+    describe_unshown,
     expect,
+    precision_note,
+    shown_type,
     to_plain,
     values_match,
 )
@@ -332,7 +342,22 @@ HARNESS_CASES = {
     "one_tuple": ("torch.zeros(1, 1, 7).shape[-1:]", 7, False, ("a tuple of 1 item",)),
     "int_for_bool": ("1", True, False, ("expected True (a bool)", "got 1 (an int)")),
     "lookalike": ("SizeLike((5, 6))", (5, 6), False, ("got SizeLike, a subclass of tuple",)),
+    # a float answer keeps its width in the record (values exact), so grading can tell a float32
+    # answer that failed by rounding what check tells it
+    "float32_tensor": ("(torch.ones(3) + 3e-6) - 1", np.full(3, 3e-6), False,
+                       ("differ at 3 of 3 entries",)),
+    "float32_nested": ("(np.float32([1.5]), 2.5)", [np.array([1.5]), 2.5], True, ()),
+    "float16_tensor": ("torch.tensor([0.5, 2.0], dtype=torch.float16)", np.array([0.5, 2.0]),
+                       True, ()),
+    "bfloat16_tensor": ("torch.tensor([0.5, 2.0], dtype=torch.bfloat16)", np.array([0.5, 2.0]),
+                        True, ()),
+    "float64_tensor": ("torch.tensor([0.5], dtype=torch.float64)", np.array([0.5]), True, ()),
 }
+# the dtype of each float array a record holds, and the rounding note's dtype ('' for none)
+HARNESS_WIDTHS = {"float32_tensor": ("float32", "float32"),
+                  "float16_tensor": ("float16", "float16"),
+                  "bfloat16_tensor": ("float32", "float32"), "float64_tensor": ("float64", ""),
+                  "matrix": ("float64", ""), "float32_nested": ("float32", "float32")}
 LOOKALIKE_SRC = """\
 class SizeLike(tuple):
     __module__ = "torch"
@@ -382,11 +407,130 @@ def test_the_grading_recorders_convert_the_same(tmp_path: Path, sandbox: bool) -
             message = describe_mismatch(record, to_plain(expected))
             missing = [w for w in words if w not in message]
             assert not missing, f"{name}: {missing} not in {message!r}"
+    for name, (dtype, note) in HARNESS_WIDTHS.items():
+        record = ex.records[f"t/{name}"]
+        array = record if isinstance(record, np.ndarray) else record[0]
+        assert array.dtype == np.dtype(dtype), (name, array.dtype)
+        assert precision_note(record) == (f" Your answer is {note}: the tests compare with "
+                                          f"float64 results to a relative 1e-06, which {note} "
+                                          "rounding alone can miss; compute in float64."
+                                          if note else ""), name
+
+
+# ---- what grading tells: the rounding note, and a refused type where answers are not shown ---
+NOTE32 = ("Your answer is float32: the tests compare with float64 results to a relative 1e-06, "
+          "which float32 rounding alone can miss; compute in float64.")
+SECRET = "ORCHID4721"  # stands for hidden test text a student's code read from its caller
+
+
+def _judged(records: dict, expected: dict, hidden_names=(), has_hidden=False) -> list[str]:
+    """The messages ``autograde._judge`` gives one test cell ``c`` with these records."""
+    from grader.autograde import _judge
+    from grader.execute import CellRun, Execution
+
+    spec = {"cell_type": "code", "points": 1.0, "hidden_names": list(hidden_names),
+            "has_hidden": has_hidden, "hints": {}}
+    ex = Execution({f"c/{k}": v for k, v in records.items()}, [CellRun(0, "c", "ok", None, "")],
+                   [], 0.0)
+    cells = _judge({"c": spec}, {f"c/{k}": v for k, v in expected.items()}, ex)
+    return [t["message"] for t in cells["c"]["tests"]]
+
+
+def test_grading_says_what_check_says_of_a_float32_answer() -> None:
+    """A float32 answer that fails by rounding is told why in grading as in ``check``: the
+    record keeps the answer's width, and the note follows the mismatch (visible-only cell), the
+    expected value (a cell with hidden tests) or a hidden test's outcome (no value of either).
+    A float64 answer, and a passing float32 one, get no note."""
+    got = (torch.ones(3) + 3e-6) - 1                    # float32: 25 ulps, not 3e-6
+    want = to_plain((torch.ones(3, dtype=torch.float64) + 3e-6) - 1)
+    check = _message(got, want).replace("[case]", "[v]").removesuffix(" Hint: h")
+    assert check.endswith("." + " " + NOTE32), check
+    assert _judged({"v": to_plain(got)}, {"v": want}) == [check]
+    assert _judged({"v": to_plain(got), "h": to_plain(got)}, {"v": want, "h": want},
+                   hidden_names=["h"], has_hidden=True) == [
+        f"[v] expected {describe(want)}; your answer is not shown (this cell also runs hidden "
+        f"tests). {NOTE32}", f"hidden test failed. {NOTE32}"]
+    wrong64 = to_plain(got.double())
+    assert _judged({"v": wrong64, "h": wrong64}, {"v": want, "h": want}, hidden_names=["h"],
+                   has_hidden=True)[1] == "hidden test failed"
+    assert "Your answer" not in _judged({"v": wrong64}, {"v": want})[0]
+    assert _judged({"v": to_plain(torch.ones(2))}, {"v": np.ones(2)}) == ["[v] passed"]
+    # a nested float32 array, as check sees it in a tuple of tensors
+    assert NOTE32 in _judged({"v": (to_plain(got), 1)}, {"v": (want, 1)})[0]
+    assert NOTE32 in _message((got, 1), (want, 1))
+
+
+# refused answers whose type text a student's class chose, with a secret in it
+REFUSED = [
+    (f"{SECRET}, a subclass of tuple", (5, 6), "a subclass of tuple", "return a tuple of ints"),
+    (f"{SECRET}, an iterator", (5, 6), "an iterator", "return a tuple of ints"),
+    (f"{SECRET}, a subclass of torch.Tensor", np.ones(2), "a subclass of torch.Tensor",
+     "return a NumPy array"),
+    (f"{SECRET}_matrix, a SciPy sparse matrix", np.ones(2), "a SciPy sparse matrix",
+     ".toarray()"),
+    (f"ndarray[[('{SECRET}', '<f8')]]", np.ones(2), "a NumPy array of other than real numbers",
+     "return a NumPy array"),
+    (f"torch.Tensor[{SECRET}], a sparse tensor", np.ones(2), "a sparse torch tensor",
+     ".to_dense()"),
+    (f"dict with a key of type {SECRET}", {"a": 1},
+     "a dict with a key that is not a str, a number, a bool or None", "return a dict"),
+    (SECRET, 7, "an object of another type (its name is not shown here)", "return an int"),
+    # names the language or a library gives are told as they are
+    ("map, an iterator", (5, 6), "map, an iterator", "return a tuple of ints"),
+    ("range", (5, 6), "range", "return a tuple of ints"),
+    ("Fraction", 7, "Fraction", "int(x) converts"),
+    ("numpy.complex128", 2.5, "numpy.complex128", "float(x) converts"),
+    ("csr_matrix, a SciPy sparse matrix", np.ones(2), "csr_matrix, a SciPy sparse matrix",
+     ".toarray()"),
+    ("ndarray[object]", np.ones(2), "ndarray[object]", "return a NumPy array"),
+    ("torch.Tensor[complex64], a complex tensor", np.ones(2),
+     "torch.Tensor[complex64], a complex tensor", "real numbers"),
+]
+
+
+@pytest.mark.parametrize("case", REFUSED, ids=[c[2] + "|" + c[0][:24] for c in REFUSED])
+def test_a_refused_type_is_told_where_answers_are_not_shown(case) -> None:
+    """In a cell with hidden tests a refused answer's type and the advice reach the student,
+    but a class the student's code defines is named after anything (hidden test text it read
+    from its caller), so only what kind of type it is is told; the visible-only cell names it."""
+    type_name, expected, shown, advice = case
+    assert shown_type(type_name) == shown
+    plain = to_plain(expected)
+    got = Unserialisable(type_name)
+    [message] = _judged({"v": got}, {"v": plain}, has_hidden=True)
+    assert message.startswith(f"[v] {describe_unshown(got, plain)}.") and (
+        "your answer is not shown (this cell also runs hidden tests), but it is "
+        f"{shown}: not plain data") in message and advice in message, message
+    assert SECRET not in message
+    assert type_name in _judged({"v": got}, {"v": plain})[0]  # visible-only: as check says it
+
+
+@pytest.mark.parametrize("got, expected, says", [
+    (1, True, "but it is an int: return True or False"),
+    (True, 1, "but it is a bool: return an int"),
+    ((7,), 7, "but it is a tuple of 1 item: return the number itself"),
+    (None, np.ones(2), "but it is None: return a NumPy array or a torch tensor"),
+    (SECRET, 2.5, "but it is a str: return a number"),
+    ({SECRET: 1}, (1, 2), "but it is a dict: return a tuple of ints"),
+    (np.full(3, 4721.0), np.ones(2), ""),      # a shape can carry numbers: never told
+    ([4721.0, 1.0], 2.5, ""),
+    (SECRET, "ValueError", ""),                 # expect_raises: the name of what was raised
+])
+def test_the_kind_of_an_unshown_answer_is_told_not_its_values(got, expected, says) -> None:
+    """A plain answer of the wrong kind (a number for a bool, None, a str) is told so where
+    answers are not shown; its values, text, length and shape never are."""
+    [message] = _judged({"v": to_plain(got)}, {"v": to_plain(expected)}, has_hidden=True)
+    assert "your answer is not shown (this cell also runs hidden tests)" in message, message
+    assert (says in message) if says else message.endswith("(this cell also runs hidden tests).")
+    assert SECRET not in message and "4721" not in message and "(3,)" not in message, message
 
 
 # ---- a real autograde of a tiny assignment ------------------------------------------------------
 ASSIGNMENT = "types_tiny"
 SOLUTION = '''\
+import numpy as np
+
+
 def size_pair(n):
     """(n, n + 1), a tuple of ints."""
     ### BEGIN SOLUTION
@@ -406,37 +550,83 @@ def is_even(n):
     ### BEGIN SOLUTION
     return n % 2 == 0
     ### END SOLUTION
+
+
+def offsets(n):
+    """n entries of (1 + 3e-6) - 1, an array."""
+    ### BEGIN SOLUTION
+    return (np.ones(n) + 3e-6) - 1
+    ### END SOLUTION
 '''
 TESTS = {"test_pair": 'expect("pair", size_pair(3), (3, 4), hint="a pair")',
          "test_length": 'expect("length", length(3), 6, hint="twice")',
-         "test_even": 'expect("even", is_even(4), True, hint="4 is even")'}
+         "test_even": 'expect("even", is_even(4), True, hint="4 is even")',
+         "test_offsets": 'expect("offsets", offsets(3), np.full(3, 3e-6), hint="1 + 3e-6 - 1")',
+         # a cell with hidden tests: answers are not shown there, nor anything hidden
+         "test_hidden": 'expect("pair_again", size_pair(5), (5, 6), hint="a pair")\n'
+                        'expect("offsets_again", offsets(2), np.full(2, 3e-6))\n'
+                        "### BEGIN HIDDEN TESTS\n"
+                        'expect("pair_hidden", size_pair(4721), (4721, 4722))\n'
+                        'expect("offsets_hidden", offsets(4), np.full(4, 3e-6))\n'
+                        "### END HIDDEN TESTS"}
+FLOAT32 = "def offsets(n):\n    return (np.ones(n, dtype=np.float32) + np.float32(3e-6)) - 1\n"
+# a class named after the int constants of the calling cell (in test_hidden: the hidden test's
+# input 4721), the same text as a structured array's field name; printed, to show it ran
+LEAKY = """\
+import sys
+import numpy as np
+
+def _loot():
+    consts = sys._getframe(2).f_code.co_consts
+    name = "LEAK" + "x".join(str(c) for c in consts if type(c) is int)
+    print("LEAKED", name)
+    return name
+
+def size_pair(n):
+    return type(_loot(), (tuple,), {})((n, n + 1))
+
+def offsets(n):
+    return np.zeros(n, dtype=[(_loot(), "f8")])
+"""
 SUBMISSIONS = {
-    # student: (solution cell, points deserved out of 3)
+    # student: (solution cell, points deserved out of 5)
     "other_types": ("import numpy as np\nimport torch\n"
                     "def size_pair(n):\n    return torch.zeros(n, n + 1).shape\n"
                     "def length(n):\n    return np.uint16(2 * n)\n"
-                    "def is_even(n):\n    return np.int64(n) % 2 == 0\n", 3.0),
-    "refused_types": ("import collections\n"
+                    "def is_even(n):\n    return np.int64(n) % 2 == 0\n"
+                    "def offsets(n):\n    return torch.ones(n, dtype=torch.float64) + 3e-6 - 1\n",
+                    5.0),
+    "refused_types": ("import collections\nimport numpy as np\n"
                       "def size_pair(n):\n"
                       "    return collections.namedtuple('Pair', 'low high')(n, n + 1)\n"
                       "def length(n):\n    return (2 * n,)\n"
-                      "def is_even(n):\n    return int(n % 2 == 0)\n", 0.0),
+                      "def is_even(n):\n    return int(n % 2 == 0)\n" + FLOAT32, 0.0),
+    "leaky_types": (LEAKY + "def length(n):\n    return 2 * n\n"
+                    "def is_even(n):\n    return n % 2 == 0\n", 2.0),
 }
+ADVICE = ("not plain data (only Python's, NumPy's and PyTorch's own types are compared); return "
+          "a tuple of ints, e.g. tuple(int(v) for v in x)")
+UNSHOWN = "your answer is not shown (this cell also runs hidden tests)"
+TWO_OFFSETS = describe((np.ones(2) + 3e-6) - 1)  # the solution's offsets(2), as shown
 MESSAGES = {
-    "test_pair": "[pair] expected (3, 4) (a tuple of ints), got Pair, a subclass of tuple: not "
-                 "plain data (only Python's, NumPy's and PyTorch's own types are compared); "
-                 "return a tuple of ints, e.g. tuple(int(v) for v in x). Hint: a pair",
+    "test_pair": f"[pair] expected (3, 4) (a tuple of ints), got Pair, a subclass of tuple: "
+                 f"{ADVICE}. Hint: a pair",
     "test_length": "[length] expected 6 (an int), got (6,) (a tuple of 1 item): return the "
                    "number itself, e.g. x[0], not a sequence of one. Hint: twice",
     "test_even": "[even] expected True (a bool), got 1 (an int): return True or False (bool(x) "
                  "converts a NumPy or torch truth value). Hint: 4 is even",
+    # test_offsets: what check says of the same answer (the test compares the two)
+    "test_hidden": [f"[pair_again] expected (5, 6) (a tuple of ints); {UNSHOWN}, but it is a "
+                    f"subclass of tuple: {ADVICE}. Hint: a pair",
+                    f"[offsets_again] expected {TWO_OFFSETS}; {UNSHOWN}. {NOTE32}",
+                    "hidden test failed", f"hidden test failed. {NOTE32}"],
 }
 
 
 def _assignment(solution: str):
     nbg = {"schema_version": 3, "locked": True, "solution": False, "grade": False}
     cells = [new_markdown_cell("# Types", metadata={"nbgrader": {**nbg, "grade_id": "intro"}}),
-             new_code_cell("from grader.testing import expect, expect_raises",
+             new_code_cell("from grader.testing import expect, expect_raises\nimport numpy as np",
                            metadata={"nbgrader": {**nbg, "grade_id": "setup"}}),
              new_code_cell(solution, metadata={"nbgrader": {
                  **nbg, "locked": False, "solution": True, "grade_id": "answers"}})]
@@ -449,7 +639,10 @@ def _assignment(solution: str):
 def test_autograde_scores_other_types_and_explains_refused_ones(tmp_path: Path) -> None:
     """``tconv-grader autograde`` end to end: NumPy's and PyTorch's own types score full marks
     (before, a torch.Size and an np.uint16 lost 2 of 3 points), and each refused type is told
-    in results.json what was expected and how to return it."""
+    in results.json what was expected and how to return it, also in a cell with hidden tests
+    (its kind only: the leaky student's class, named after the hidden tests' values, is not
+    named); a float32 answer that fails by rounding gets check's note (it got none: the record
+    was float64)."""
     from grader_class import sandbox_args
     from gradingbatch import ROOT, env, scores
 
@@ -471,11 +664,39 @@ def test_autograde_scores_other_types_and_explains_refused_ones(tmp_path: Path) 
     got = scores(db, ASSIGNMENT)
     assert {s: got[s][0] for s in SUBMISSIONS} == {s: v[1] for s, v in SUBMISSIONS.items()}
     # a value that is not plain data is worth a human look (it is flagged, not scored)
-    assert {s: got[s][2] for s in SUBMISSIONS} == {"other_types": False, "refused_types": True}
-    results = json.loads((course / "autograded" / "refused_types" / ASSIGNMENT
-                          / "results.json").read_text())
-    assert results["notebooks"][ASSIGNMENT]["flags"] == [
-        "not plain data (Pair, a subclass of tuple) in test value 'test_pair/pair'"]
-    cells = results["notebooks"][ASSIGNMENT]["cells"]
-    assert {gid: [t["message"] for t in cells[gid]["tests"]] for gid in TESTS} == {
-        gid: [msg] for gid, msg in MESSAGES.items()}
+    assert {s: got[s][2] for s in SUBMISSIONS} == {"other_types": False, "refused_types": True,
+                                                   "leaky_types": True}
+
+    def results(student: str) -> dict:
+        return json.loads((course / "autograded" / student / ASSIGNMENT
+                           / "results.json").read_text())["notebooks"][ASSIGNMENT]
+
+    refused = results("refused_types")
+    assert refused["flags"] == [
+        "not plain data (Pair, a subclass of tuple) in test value 'test_pair/pair'",
+        "not plain data in a test value of cell 'test_hidden'"]
+    messages = {gid: [t["message"] for t in c["tests"]] for gid, c in refused["cells"].items()}
+    # the float32 answer is told what `check` tells it, note included
+    answer = (np.ones(3, dtype=np.float32) + np.float32(3e-6)) - 1
+    check = _message(answer, (np.ones(3) + 3e-6) - 1).replace("[case]", "[offsets]")
+    assert check.endswith(f". {NOTE32} Hint: h"), check
+    assert messages.pop("test_offsets") == [check.replace("Hint: h", "Hint: 1 + 3e-6 - 1")]
+    assert messages == {gid: m if isinstance(m, list) else [m] for gid, m in MESSAGES.items()}
+
+    # the leaky student's class names did reach the grader (so this can fail): in the visible
+    # -only cell its name is told; in the cell with hidden tests it carries their values, and
+    # neither it nor the hidden tests' values are anywhere in what the student is shown
+    leaky = results("leaky_types")
+    graded = (course / "autograded" / "leaky_types" / ASSIGNMENT
+              / f"{ASSIGNMENT}.ipynb").read_text()
+    assert "LEAKED LEAK5x2x4721x4" in graded, "the leak did not run"
+    told = json.dumps({k: leaky[k] for k in ("cells", "flags", "code_errors") if k in leaky})
+    assert "got LEAK3, a subclass of tuple" in told
+    for needle in ("4721", "4722"):
+        assert needle not in told, needle
+    assert [t["message"] for t in leaky["cells"]["test_hidden"]["tests"]][:2] == [
+        f"[pair_again] expected (5, 6) (a tuple of ints); {UNSHOWN}, but it is a subclass of "
+        f"tuple: {ADVICE}. Hint: a pair",
+        f"[offsets_again] expected {TWO_OFFSETS}; {UNSHOWN}, but it is a NumPy array of other "
+        f"than real numbers: {ALL_TYPES.join(('not plain data (', ')'))}; return a NumPy array "
+        "or a torch tensor of real numbers."]

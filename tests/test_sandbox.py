@@ -70,7 +70,7 @@ def test_records_plain_values_round_trip(tmp_path: Path, sandbox: bool) -> None:
     assert values_match(r["t1/arr"], np.arange(6).reshape(2, 3) / 4)
     assert r["t1/i32"].dtype == np.int64 and r["t1/i32"].tolist() == [0, 1, 2]
     assert r["t1/bool"].dtype == np.bool_ and r["t1/bool"].tolist() == [True, False]
-    assert r["t1/t"].dtype == np.float64 and r["t1/t"].tolist() == [[1.5, 2.5]]
+    assert r["t1/t"].dtype == np.float32 and r["t1/t"].tolist() == [[1.5, 2.5]]  # its width
     assert r["t1/nest"] == {"a": (1, 2.5, None, 'é\n"'), "b": [0.5, True]}
     assert np.isnan(r["t1/nan"][0]) and r["t1/nan"][1] == float("-inf")
     assert isinstance(r["t1/obj"], Unserialisable) and isinstance(r["t1/str_arr"], Unserialisable)
