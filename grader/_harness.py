@@ -143,6 +143,8 @@ def _enc(v, out, depth=0):
 def _npy_b64(a):
     kind = a.dtype.kind
     dt = {"b": "|b1", "i": "<i8", "u": "<i8", "f": "<f8"}[kind]
+    if kind == "u" and a.dtype.itemsize == 8:
+        dt = "<u8"  # as int64, a value past 2**63 - 1 would wrap to a negative one
     if kind == "f" and a.dtype.itemsize in (2, 4):
         dt = "<f2" if a.dtype.itemsize == 2 else "<f4"  # the answer's width: a rounding note
     shape = a.shape  # before ascontiguousarray, which makes a 0-d array 1-d (same bytes)

@@ -198,7 +198,8 @@ def _within(got: Any, expected: Any, rtol: float, atol: float) -> Any:
 
 
 def values_match(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL) -> bool:
-    """True when two plain values agree: same structure and shape, numbers within tolerance.
+    """True when two plain values agree: same structure and shape, integers exactly (two ints,
+    two integer arrays), other numbers within tolerance.
 
     NaN never matches (not even NaN), so a NaN answer cannot pass a test.
     """
@@ -213,12 +214,16 @@ def values_match(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL
             return False
         if g.shape != e.shape or g.dtype.kind not in "biuf" or e.dtype.kind not in "biuf":
             return False
+        if g.dtype.kind in "iu" and e.dtype.kind in "iu":  # integers: exactly, past 2**53 too
+            return bool(np.array_equal(g, e))
         g, e = g.astype(np.float64), e.astype(np.float64)
         if not (np.isfinite(g).all() and np.isfinite(e).all()):
             return False
         return bool(np.all(_within(g, e, rtol, atol)))
     if isinstance(expected, bool) or isinstance(got, bool):
         return type(got) is type(expected) and got == expected
+    if type(expected) is int and type(got) is int:  # a count or a size: exactly
+        return got == expected
     if isinstance(expected, int | float) and isinstance(got, int | float):
         if not (math.isfinite(got) and math.isfinite(expected)):
             return False
@@ -293,6 +298,8 @@ def _array_mismatch(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> s
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(gf - ef)
         bad = ~_within(gf, ef, rtol, atol)
+    if g.dtype.kind in "iu" and e.dtype.kind in "iu":  # values_match's rule: exactly
+        bad = g != e
     n_bad, size = int(bad.sum()), int(bad.size)
     if g.ndim == 0:
         return f"expected {_fmt_number(ef.item())}, got {_fmt_number(gf.item())}"
@@ -306,8 +313,10 @@ def _array_mismatch(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> s
     if nonfinite:
         parts.append(f"{nonfinite} of your entries are NaN or infinite")
     if n_bad:
-        parts.append(f"first at index {where}: expected {_fmt_number(ef[first].item())}, "
-                     f"got {_fmt_number(gf[first].item())}")
+        exact = g.dtype.kind in "iu" and e.dtype.kind in "iu"  # ints as ints, every digit
+        parts.append(f"first at index {where}: expected "
+                     f"{_fmt_number((e if exact else ef)[first].item())}, "
+                     f"got {_fmt_number((g if exact else gf)[first].item())}")
     return "; ".join(parts)
 
 

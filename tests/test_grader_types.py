@@ -240,6 +240,27 @@ def test_values_match_never_raises_on_ragged_values() -> None:
         assert describe_mismatch(to_plain(got), to_plain(expected)).startswith("expected")
 
 
+def test_integers_are_compared_exactly() -> None:
+    """A count or a size off by one is wrong however large it is: two ints, and two integer
+    arrays (any width, uint64 past 2**63 too), match only when equal; the tolerance is for
+    floats (an int against a float still gets it). Before, 10**7 + 1 matched 10**7 (relative
+    1e-6), and a mismatch summary printed both as 3e+07."""
+    assert values_match(10**7 + 1, 10**7) is False and values_match(10**7, 10**7) is True
+    assert values_match((2**62 + 1, 3), (2**62, 3)) is False
+    assert values_match(7, 7.0) is True and values_match(7.0000001, 7) is True
+    big = np.arange(200, dtype=np.int64) * 10**7
+    off = big.copy()
+    off[3] += 1
+    assert values_match(off, big) is False and values_match(big.copy(), big) is True
+    assert describe_mismatch(off, big) == (
+        "arrays of shape (200,) differ at 1 of 200 entries; largest difference 1; first at "
+        "index 3: expected 30000000, got 30000001")
+    u = np.array([2**64 - 1, 2**63], dtype=np.uint64)
+    assert values_match(u, u.copy()) is True
+    assert values_match(u, np.array([-1, -(2**63)], dtype=np.int64)) is False  # the wrapped one
+    assert values_match(np.array([5], dtype=np.uint8), np.array([5])) is True
+
+
 # ---- what must stay refused ----------------------------------------------------------------------
 class _SaysEqual(type):
     """A metaclass that says its classes equal any other (``int``, ``tuple``, ``np.int64``)."""
@@ -331,6 +352,12 @@ HARNESS_CASES = {
     # name: (expression in the notebook, expected, passes, words of the grader's message)
     "size": ("torch.zeros(1, 1, 5, 6).shape[-2:]", (5, 6), True, ()),
     "uint64": ("np.uint64(7)", 7, True, ()),
+    # a uint64 array past int64's range kept its values (it wrapped to negative ints)
+    "uint64_big": ("np.array([2**64 - 1, 2**63], dtype=np.uint64)",
+                   np.array([2**64 - 1, 2**63], dtype=np.uint64), True, ()),
+    "uint64_big_wrong": ("np.array([2**63 + 1], dtype=np.uint64)",
+                         np.array([2**63], dtype=np.uint64), False,
+                         ("got array of shape (1,): [9223372036854775809]",)),
     "uint16_pair": ("(np.uint16(44), np.uint16(4))", (44, 4), True, ()),
     "longdouble": ("np.longdouble(2.5)", 2.5, True, ()),
     "matrix": ("np.asmatrix(np.eye(2))", np.eye(2), True, ()),
