@@ -57,6 +57,7 @@ from grader.gradebook import (
     dump_json,
     next_command,
     notebooks_of,
+    sqlite_file,
 )
 
 CACHE_VERSION = "2"   # 2: the solution's hints are cached beside its records
@@ -684,7 +685,28 @@ class Summary:
     retried: list[tuple[str, str]] = field(default_factory=list)  # regraded: a grader error
     flagged: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # assignments that could not be graded
+    absent: list[str] = field(default_factory=list)  # --student ids with nothing submitted
     seconds: float = 0.0
+
+
+def absent_students(course: Course, missing: list[str]) -> list[str]:
+    """Of the --student ids with nothing to grade, those on the class list (the gradebook's
+    students) or with a submission of another assignment: nothing of theirs is graded, and the
+    summary says so. An id on neither list is a usage error naming the nearest known ids."""
+    if not missing:
+        return []
+    from grader.feedback import unknown_students
+
+    ids = {s for s, _ in submissions(course, None, None)}
+    path = sqlite_file(course.db_url)
+    if path is None or path.exists():  # a missing SQLite file is not created for this
+        with course.gradebook() as gb:
+            ids |= {st.id for st in gb.students}
+    unknown = [s for s in missing if s not in ids]
+    if unknown:
+        raise UsageError(unknown_students(unknown, sorted(ids),
+                                          f"one with a submission under {course.submitted}"))
+    return missing
 
 
 def submissions(course: Course, assignments: list[str] | None,
@@ -903,14 +925,12 @@ def autograde(course: Course, assignments: list[str] | None = None,
     for a in assignments or []:
         check_assignment(course.solutions, a)
     pairs = submissions(course, assignments, students)
+    summary = Summary()
     if students:
         found = {s for s, _ in pairs}
-        missing = [s for s in students if s not in found]
-        if missing:
-            raise UsageError(f"--student must name a student with a submission under "
-                             f"{course.submitted}; got {', '.join(missing)}")
+        summary.absent = absent_students(course, [s for s in dict.fromkeys(students)
+                                                  if s not in found])
     known = set(assignments_in(course.solutions))
-    summary = Summary()
     unknown = sorted({a for _, a in pairs if a not in known})
     for s, a in pairs:
         if a not in known:
@@ -1177,13 +1197,17 @@ def main(args) -> int:
     if len(lines) > SHOWN:
         print(f"  ... and {len(lines) - SHOWN} more flag(s): `{next_command('report', args)}` "
               "lists every one in flags.txt")
+    which = f" for {args.assignment}" if args.assignment else ""
+    for s in summary.absent:
+        print(f"  {s}: no submission{which} under {course.submitted / s}; nothing graded "
+              f"(collect it first: `tconv-grader collect SUBMISSIONS --course {course.root}`)")
     for e in summary.errors:
         print(f"error: {e}", file=sys.stderr)
-    if not summary.graded and not summary.skipped and not summary.flagged:
-        which = f" for {args.assignment}" if args.assignment else ""
+    nothing = not summary.graded and not summary.skipped and not summary.flagged
+    if nothing and not summary.absent:
         print(f"warning: no submissions{which} under {course.submitted}; collect them first "
               f"(`tconv-grader collect SUBMISSIONS --course {course.root}`)", file=sys.stderr)
-    elif not summary.errors:
+    elif not summary.errors and not nothing:
         broken = [k for k, flags in summary.flagged.items()
                   if any(GRADER_ERROR in f for f in flags)]
         if broken:
@@ -1218,10 +1242,10 @@ def add_parser(sub) -> None:
                    help="notebooks graded in parallel (default: number of cores)")
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: "
                    "sqlite:///<course>/gradebook.db)")
-    p.add_argument("--timeout", type=float, default=None, metavar="S",
+    p.add_argument("--timeout", type=float, default=None,
                    help="wall-clock limit per notebook in seconds (default: 120); a cell never "
                         "gets more than this")
-    p.add_argument("--cell-timeout", type=float, default=None, metavar="S",
+    p.add_argument("--cell-timeout", type=float, default=None,
                    help="wall-clock limit per cell in seconds (default: 30); a cell over it is "
                         "stopped and flagged ('cell ID timed out'), and later cells still run")
     p.add_argument("--memory", type=int, default=None, metavar="MIB",

@@ -655,12 +655,11 @@ def add_parser(sub) -> None:
                        description=__doc__.split("\n\n")[0])
     p.add_argument("notebook", metavar="NOTEBOOK", nargs="+",
                    help="your exercise notebook(s) (.ipynb), e.g. exercises/*/*.ipynb")
-    p.add_argument("--timeout", type=float, default=GRADING.cell_timeout, metavar="S",
+    p.add_argument("--timeout", type=float, default=GRADING.cell_timeout,
                    help="time limit per cell in seconds; a cell still running is interrupted "
                         "and the cells after it still run, as at grading (default: "
                         "%(default)g, the grading limit)")
     p.add_argument("--notebook-timeout", type=float, default=GRADING.notebook_timeout,
-                   metavar="S",
                    help="time limit for all cells of one notebook together, in seconds "
                         "(default: %(default)g, the grading limit)")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress messages")

@@ -278,9 +278,10 @@ def select(course: Course, students: list[str] | None, assignments: list[str] | 
             and (not assignments or p.parent.name in assignments)]
 
 
-def unknown_students(unknown: list[str], ids: list[str]) -> str:
-    """The usage error for --student ids on no list: the rule, the ids, the nearest known ids
-    (a typo) and the known ones."""
+def unknown_students(unknown: list[str], ids: list[str],
+                     rule: str = "one with an autograded submission") -> str:
+    """The usage error for --student ids on no list: the rule (a student of the class list or
+    ``rule``), the ids, the nearest known ids (a typo) and the known ones."""
     import difflib
 
     near = []
@@ -289,8 +290,8 @@ def unknown_students(unknown: list[str], ids: list[str]) -> str:
         if close:
             near.append(f"nearest to {s!r}: {', '.join(map(repr, close))}")
     hint = "; ".join(near) + "; " if near else ""
-    return (f"--student must name a student of the gradebook (the class list) or one with an "
-            f"autograded submission; got {', '.join(map(repr, unknown))} ({hint}"
+    return (f"--student must name a student of the gradebook (the class list) or {rule}; "
+            f"got {', '.join(map(repr, unknown))} ({hint}"
             f"{len(ids)} known: {_some(ids)})")
 
 

@@ -135,7 +135,7 @@ def add_parser(sub) -> None:
                    help="student release whose stubs must score zero (default: %(default)s)")
     p.add_argument("--jobs", "-j", type=int, default=None, help="notebooks run in parallel "
                    "(default: number of cores)")
-    p.add_argument("--timeout", type=float, default=None, metavar="S",
+    p.add_argument("--timeout", type=float, default=None,
                    help="per-notebook time limit in seconds (default: grading's 120; cells get "
                         "grading's 30 s each)")
     p.add_argument("--unsafe-no-sandbox", action="store_true",

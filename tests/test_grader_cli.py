@@ -190,7 +190,8 @@ def test_python_m_grader_is_tconv_grader():
     (["feedback", "--course", "{tmp}", "--solutions", "{tmp}/nope"], "--solutions must be an "
      "existing folder of instructor source; got {tmp}/nope (no such directory)"),
     (["autograde", "--course", "{tmp}", "--student", "nobody", "--solutions", str(FIXTURES),
-      "--unsafe-no-sandbox"], "--student must name a student with a submission"),
+      "--unsafe-no-sandbox"], "--student must name a student of the gradebook (the class "
+     "list) or one with a submission under {tmp}/submitted; got 'nobody' (0 known: "),
     (["collect", "{tmp}/bad.zip", "--course", "{tmp}/c"], "PATH must be a folder or a readable "
      ".zip archive; got {tmp}/bad.zip (damaged zip (File is not a zip file): it starts like a "
      "zip but cannot be read, a truncated download?"),
@@ -230,6 +231,30 @@ def test_usage_errors_exit_2_and_name_the_argument(tmp_path, capsys, argv, needl
     assert not (tmp_path / "c").exists()     # a failed collect leaves no empty course behind
     assert not (tmp_path / "typo.db").exists()        # nor an empty gradebook
     assert not (tmp_path / "gradebook.db").exists()
+
+
+def test_autograde_student_on_the_class_list_with_nothing_submitted(tmp_path, capsys):
+    """`autograde --student cy` for a student of the class list with nothing under submitted/
+    says so and grades nothing (exit 0, no 'no submissions' warning for the class); a typo is
+    a usage error naming the nearest ids, from the class list and submitted/ alike (it was one
+    message for both: 'must name a student with a submission', no ids)."""
+    from test_grader_report import small_class
+
+    course = small_class(tmp_path / "course")
+    (course.submitted / "dee" / "ex").mkdir(parents=True)  # dee: submitted, not on the list
+    common = ["--course", str(course.root), "--unsafe-no-sandbox", "-q"]
+    assert main(["autograde", "ex1_shapes", "--student", "cy", *common]) == 0
+    out, err = capsys.readouterr()
+    assert (f"  cy: no submission for ex1_shapes under {course.submitted / 'cy'}; nothing graded "
+            f"(collect it first: `tconv-grader collect SUBMISSIONS --course {course.root}`)"
+            ) in out, out
+    assert "graded 0 submission(s)" in out and "warning: no submissions" not in err, err
+    assert not (course.autograded / "cy").exists()
+    assert main(["autograde", "--student", "cyy", "--student", "dea", *common]) == 2
+    err = capsys.readouterr().err
+    assert ("--student must name a student of the gradebook (the class list) or one with a "
+            f"submission under {course.submitted}; got 'cyy', 'dea' (nearest to 'cyy': 'cy'; "
+            "nearest to 'dea': 'dee'; 4 known: amy, bo, cy, dee)") in err, err
 
 
 def test_argparse_errors_exit_2(capsys):
