@@ -297,7 +297,8 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     _require_writable(out, arg)
     atomic_write_text(out / "grades.csv", _csv(grades, GRADE_FIELDS))
     atomic_write_text(out / "totals.csv", _csv(totals, TOTAL_FIELDS))
-    atomic_write_text(out / "scores.csv", _csv(*wide(totals)))
+    scores = wide(totals)
+    atomic_write_text(out / "scores.csv", _csv(*scores))
     assignments = sorted({r["assignment"] for r in totals})
     for a in tqdm(assignments, desc="histograms", disable=not progress, file=sys.stderr):
         histogram(totals, a, out / f"hist_{a}.png")
@@ -335,7 +336,8 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     atomic_write_text(out / "flags.txt", "\n".join(flines) + "\n")
     return {"out": out, "grades": grades, "totals": totals, "most_failed": mf,
             "written": written, "summary": "\n".join(lines + wlines[:1] + shown),
-            "next": next_steps(course, out, total["to grade"], provisional, len(flagged),
+            "next": next_steps(course, out, total["to grade"],
+                               sum(r["provisional"] == "yes" for r in scores[0]), len(flagged),
                                [f"{r['student']}/{r['assignment']}" for r in totals
                                 if r.get(UNREAD)],
                                roster=roster_imported(course))}
@@ -362,7 +364,8 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
     """What the instructor does next, in order: import the class list when the gradebook seems
     to know only the students who submitted something (``roster`` false), look at the flagged
     submissions (ask again for the notebooks that could not be read), grade the written answers
-    by hand, then upload scores.csv (final once nothing is provisional)."""
+    by hand, then upload scores.csv (final once nothing is provisional). ``provisional`` counts
+    the rows of scores.csv (students) whose total is provisional, not totals.csv's rows."""
     steps = []
     if not roster:
         steps.append("the gradebook knows only the students who submitted something: to give "
@@ -383,8 +386,8 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                  "Nbgrader > Formgrader" if course.default_db else "with --db's gradebook")
         steps.append(f"grade the {to_grade} written answer(s) by hand in nbgrader's formgrader "
                      f"({where}), then run report and feedback again")
-    state = (f"{provisional} total(s) are still provisional" if provisional
-             else "every total is final")
+    state = (f"{provisional} student(s) in it have a provisional total (written answers still to "
+             "grade)" if provisional else "every total is final")
     steps.append(f"upload {out / 'scores.csv'} (one row per student) to your LMS; {state}")
     return steps
 

@@ -196,8 +196,32 @@ def test_the_summary_says_what_to_do_next(tmp_path, capsys):
         "next: grade the 1 written answer(s) by hand in nbgrader's formgrader (from the "
         f"repository root, TCONV_COURSE={course.root} jupyter lab, menu Nbgrader > Formgrader)"
         ", then run report and feedback again",
-        f"next: upload {reports / 'scores.csv'} (one row per student) to your LMS; 1 total(s) "
-        "are still provisional"]
+        f"next: upload {reports / 'scores.csv'} (one row per student) to your LMS; 1 student(s) "
+        "in it have a provisional total (written answers still to grade)"]
+
+
+def test_the_upload_step_counts_the_provisional_rows_of_scores_csv(tmp_path, capsys):
+    """amy's written answers of ex and hw both wait for a hand grade: two provisional totals in
+    totals.csv, but one student, one provisional row, in the scores.csv the step uploads."""
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    with course.gradebook() as gb:
+        gb.find_grade("why", "hw", "hw", "amy").auto_score = None   # answered: to grade
+        gb.update_or_create_student("amy", first_name="Amy", email="amy@example.org")
+        gb.db.commit()
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out
+    totals = _totals(course.root / "reports")
+    assert [k for k, r in totals.items() if r["provisional"] == "yes"] == [("amy", "ex"),
+                                                                           ("amy", "hw")]
+    with (course.root / "reports" / "scores.csv").open() as fh:
+        rows = [r["student"] for r in csv.DictReader(fh) if r["provisional"] == "yes"]
+    assert rows == ["amy"]
+    assert "2 provisional total(s) in totals.csv" in out, out
+    upload, = [line for line in out.splitlines() if line.startswith("next: upload ")]
+    assert upload.endswith("to your LMS; 1 student(s) in it have a provisional total "
+                           "(written answers still to grade)"), upload
 
 
 def test_an_output_that_cannot_be_written_is_one_line_naming_it(tmp_path, capsys):
