@@ -126,9 +126,11 @@ def overlap_map(kernel_size: IntOrTuple, stride: IntOrTuple,
 def interior(m: np.ndarray, kernel_size: IntOrTuple, dilation: IntOrTuple = 1) -> np.ndarray:
     r"""The positions of an :func:`overlap_map` that every kernel tap can reach.
 
-    Along each axis these are :math:`d(k-1) \le o \le (i-1)s`. Only among the first ``d(k-1)``
-    and the last ``d(k-1)`` positions can a tap's input position be missing (border); not all of
-    them are short of copies (none when ``k == s``), but all are cropped, conservatively.
+    Along each axis these are :math:`d(k-1) \le o \le (i-1)s`. Only among
+    the first ``d(k-1)`` and the last ``d(k-1)`` positions can a tap's input
+    position be missing (border); not all of them are short of copies (none
+    when ``k == s`` and ``d == 1``; with ``k == s == 2``, ``d == 3`` some
+    border positions get none), but all are cropped, conservatively.
     """
     ndim = m.ndim
     k = as_tuple("kernel_size", kernel_size, ndim)

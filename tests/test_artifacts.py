@@ -201,6 +201,17 @@ def test_border_is_at_most_k_minus_1_and_empty_when_k_equals_s(k, s):
         assert short == [], m.tolist()
 
 
+def test_with_dilation_k_equals_s_still_has_a_short_border():
+    """``interior``'s docstring and chapter 6: 'none short when k == s' holds for d == 1 only;
+    k = s = 2, d = 3 leaves border positions with no copy while the interior has one."""
+    m = artifacts.overlap_map(2, 2, dilation=3, input_size=6)
+    inner = artifacts.interior(m, 2, 3)
+    assert set(inner.tolist()) == {1}, m.tolist()
+    border = np.concatenate([m[:3], m[-3:]])
+    assert 0 in border.tolist(), m.tolist()
+    assert "``d == 1``" in artifacts.interior.__doc__
+
+
 @pytest.mark.parametrize("shape, s, ndim", [((20000, 4, 4), 2, 2), ((20000, 3, 4, 6), 2, 3),
                                             ((20000, 9), 3, 1)])
 def test_white_noise_scores_its_expected_share(shape, s, ndim) -> None:
