@@ -1829,6 +1829,9 @@ def ex8_unet() -> Book:
     t = torch.randn(2, 3, 9, 10, generator=gen)
     expect("odd_even", center_crop(t, (6, 6)), t[..., 1:7, 2:8],
            hint="9 -> 6 removes 3 rows: 1 on top, 2 at the bottom; 10 -> 6 removes 2 each side")
+    expect("non_square", center_crop(t, (6, 4)), t[..., 1:7, 3:7],
+           hint="a 6x4 target: rows follow h and H, columns w and W (10 -> 4 removes 3 "
+                "columns on each side)")
     ''')
     b.test("test_center_crop_edges", 1, '''
     # test_center_crop's map, made again (a `t` your cells define changes nothing here)
@@ -2001,6 +2004,10 @@ def ex8_unet() -> Book:
            hint="n - 4 must be even, (n - 4)/2 - 4 must be even, and so on; then go back up "
                 "with *2 - 4 per level, and the output must be at least 1 (n = 32 pools "
                 "evenly but comes back up to -8)")
+    expect("pool_sees_odd", valid_input_size(50, 2), _smallest(50, 2),
+           hint="50 would come back up to 8, but 50 - 4 = 46 pools to 23 and 23 - 4 = 19 is odd: "
+                "the second pool would drop a row; check that every pool sees an even size, "
+                "at every level")
     ''')
     b.test("test_valid_size_edges", 1, '''
     expect("depth_1", valid_input_size(10, 1), _smallest(10, 1), hint="depth 1")
