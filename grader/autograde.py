@@ -473,9 +473,18 @@ def sanitise(nb: nbformat.NotebookNode, source: nbformat.NotebookNode, course: C
 # grading one notebook (worker process)
 NOT_RUN_STOPPED = "an earlier cell stopped the notebook; see the notes from the grader"
 NOT_RUN_UNREAD = "the notebook could not be read; see the notes from the grader"
+NOT_RUN_NOT_FOUND = ("no notebook was found under the expected name; see the notes from the "
+                     "grader")
 NOT_RUN_GRADER = "the grader failed on it, not your code; it is graded again"
 GRADER_ERROR = "grader error: "  # a flag that starts so: the next run grades it again
 WRONG_NAME = "wrong file name: "  # ... so: the submission holds a notebook under another name
+MISSING = "missing notebook "  # ... so: no notebook of that name, nor one under another name
+
+
+def not_found(flags: list[str]) -> bool:
+    """Whether a notebook's ``flags`` say it was not found under its name (a wrong file name,
+    or missing): it was never read, but not because it could not be read."""
+    return any(f.startswith((WRONG_NAME, MISSING)) for f in flags)
 
 
 def _judge(specs: dict[str, dict], expected: dict[str, Any], ex,
@@ -783,7 +792,7 @@ def _load_submission(path: Path, notebook: str, all_names: list[str]
         if others:
             return None, [f"{WRONG_NAME}found {', '.join(others)}, expected {f.name} "
                           f"(scored 0)"]
-        return None, [f"missing notebook {f.name} (scored 0)"]
+        return None, [f"{MISSING}{f.name} (scored 0)"]
     if f.stat().st_size == 0:
         return None, [f"{f.name} is empty (0 bytes): nothing to grade (scored 0)"]
     try:
@@ -1066,6 +1075,7 @@ def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, di
                                  f"{exc}) (scored 0)")
                     nb = None
             tasks.append({"key": (s, a), "notebook": nb_id, "flags": flags,
+                          "not_run": NOT_RUN_NOT_FOUND if not_found(flags) else NOT_RUN_UNREAD,
                           "nb": nbformat.writes(nb) if nb is not None else None,
                           "specs": info["specs"], "expected": info["expected"],
                           "files": prep[a]["files"], "timeout": timeout, "sandbox": sandbox,

@@ -183,7 +183,7 @@ def _score_text(total: float, max_total: float, pending: int) -> str:
 def render(record: dict, manual: dict[tuple[str, str], float],
            secrets: dict[str, frozenset[str]] | None = None,
            blank: set[tuple[str, str]] | frozenset = frozenset()) -> str:
-    from grader.autograde import scrub_hidden
+    from grader.autograde import not_found, scrub_hidden
 
     secrets = secrets or {}
     everything = frozenset().union(*secrets.values()) if secrets else frozenset()
@@ -202,9 +202,11 @@ def render(record: dict, manual: dict[tuple[str, str], float],
                 unread = given is None and not left and never_read(nb)
                 shown = ("0" if left or unread else "awaiting manual grading" if given is None
                          else f"{given:g}")
+                why = ("no notebook was found under the expected name"
+                       if not_found(nb.get("flags", [])) else "the notebook could not be read")
                 note = ("written answer, left as released: no answer, so 0 points" if left
-                        else "written answer: the notebook could not be read (see the notes "
-                        "from the grader), so no answer and 0 points" if unread
+                        else f"written answer: {why} (see the notes from the grader), so no "
+                        "answer and 0 points" if unread
                         else "written answer (graded by hand)")
                 rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{shown} / "
                             f"{cell['max']:g}</td><td>{note}</td></tr>")

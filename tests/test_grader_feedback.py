@@ -560,3 +560,53 @@ def test_the_executed_notebook_says_why_a_cell_is_empty_or_stopped():
     assert cells[2].outputs[0].text.startswith("[autograder] this cell did not run (an earlier "
                                                "cell stopped the notebook")
     assert cells[3].outputs == []
+
+
+@pytest.mark.parametrize("flag, why", [
+    ("wrong file name: found ex_final.ipynb, expected ex.ipynb (scored 0)",
+     "no notebook was found under the expected name"),
+    ("missing notebook ex.ipynb (scored 0)", "no notebook was found under the expected name"),
+    ("ex.ipynb is not valid JSON (Expecting value) (scored 0)", "the notebook could not be read"),
+])
+def test_a_written_answer_never_read_says_whether_the_notebook_was_missing_or_unreadable(
+        flag, why):
+    """A notebook handed in under another name was readable: its page must not tell the
+    student it 'could not be read' (it said so for a wrong file name too)."""
+    record = _record(0.0)
+    record["notebooks"]["ex"].update(read=False, flags=[flag])
+    row = _why_row(render(record, {}))
+    assert f"0 / 3</td><td>written answer: {why} (see the notes from the grader)" in row, row
+    other = {"no notebook was found under the expected name",
+             "the notebook could not be read"} - {why}
+    assert other.pop() not in row
+
+
+def test_a_notebook_under_another_name_is_not_called_unreadable(tmp_path):
+    """The tests of a notebook handed in under another name say it was not found under the
+    expected name (they said 'the notebook could not be read', which it could); an unreadable
+    one still says so."""
+    from gradingbatch import ASSIGNMENT, SOLUTIONS, make_course
+
+    from grader.autograde import autograde
+    from grader.gradebook import Course
+
+    make_course(tmp_path, ["correct", "correct"])
+    sub = tmp_path / "submitted"
+    (sub / "st000_correct" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").rename(
+        sub / "st000_correct" / ASSIGNMENT / f"{ASSIGNMENT}_final.ipynb")
+    (sub / "st001_correct" / ASSIGNMENT / f"{ASSIGNMENT}.ipynb").write_text('{"cells": [')
+    course = Course.open(tmp_path, None, SOLUTIONS)
+    autograde(course, jobs=1, sandbox=False, progress=False)
+
+    def messages(student):
+        rec = json.loads(course.results_path(student, ASSIGNMENT).read_text())
+        return [t["message"] for c in rec["notebooks"][ASSIGNMENT]["cells"].values()
+                for t in c["tests"] if not t["hidden"]]
+
+    renamed, unreadable = messages("st000_correct"), messages("st001_correct")
+    assert renamed and all("not reached: the cell did not run (no notebook was found under "
+                           "the expected name; see the notes from the grader)." in m
+                           for m in renamed), renamed
+    assert unreadable and all("not reached: the cell did not run (the notebook could not be "
+                              "read; see the notes from the grader)." in m
+                              for m in unreadable), unreadable
