@@ -70,7 +70,10 @@ next: tconv-grader autograde --course DIR""",
 
 A re-run grades only new or re-collected submissions; Ctrl-C keeps every grade committed so
 far. A broken submission (syntax error, endless loop, huge output, unreadable file) scores
-what it earns and is flagged; it never stops the batch or touches another student's grade.
+what it earns; it never stops the batch or touches another student's grade. Flagged (for
+report's flags.txt): a cell over a limit, truncated output, an edited test cell, an unreadable,
+empty or misnamed notebook. An error in the student's own code (a syntax error) is not a flag:
+the feedback page names it.
 
 next: tconv-grader feedback --course DIR, then tconv-grader report --course DIR""",
     "feedback": r"""Writes DIR/feedback/<student>/<assignment>/feedback.html and, per

@@ -477,3 +477,27 @@ def test_autograde_prints_the_first_flags_and_points_at_report_for_all(tmp_path,
     assert ("  flag amy/ex1: ex1: odd amy\n  flag bo/ex1: ex1: odd bo\n  ... and 1 more flag(s): "
             f"`tconv-grader report --course {tmp_path}` lists every one in flags.txt\n") in out
     assert "odd cy" not in out
+
+
+def test_autograde_help_says_what_is_flagged_as_grading_does(tmp_path):
+    """A syntax error scores what it earns and reaches the page, but is no flag: the help said
+    every broken submission, a syntax error first, 'is flagged', and flags.txt had none."""
+    import json
+    import re
+
+    from gradingbatch import ASSIGNMENT, SOLUTIONS, make_course
+
+    from grader.autograde import autograde
+    from grader.gradebook import Course
+
+    make_course(tmp_path, ["syntax"])
+    course = Course.open(tmp_path, None, SOLUTIONS)
+    summary = autograde(course, jobs=1, sandbox=False, progress=False)
+    rec = json.loads(course.results_path("st000_syntax", ASSIGNMENT).read_text())
+    assert rec["flags"] == [] and summary.flagged == {}
+    assert any("SyntaxError" in e for e in rec["notebooks"][ASSIGNMENT]["code_errors"])
+    text = " ".join(_subparsers()["autograde"].format_help().split())
+    flagged = [s for s in re.split(r"(?<=\.) ", text) if "flag" in s.lower()]
+    claims = [s for s in flagged if "syntax error" in s and "not a flag" not in s]
+    assert claims == [], claims
+    assert "An error in the student's own code (a syntax error) is not a flag" in text
