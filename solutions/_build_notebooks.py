@@ -1368,6 +1368,10 @@ transpose_kernel=True)`
            tuple(output_padding_for(conv_output_size(m, 5, 3, 1), m, 5, 3, 1) for m in (11, 10)),
            hint="k=5, stride=3, padding=1: output_padding can be 0, 1 or 2; the padding counts "
                 "twice in the encoder's size (n + 2*padding - k) // stride + 1")
+    expect("k5_s3_p2", decoder_output_padding((13, 12), k=5, stride=3, padding=2),
+           tuple(output_padding_for(conv_output_size(m, 5, 3, 2), m, 5, 3, 2) for m in (13, 12)),
+           hint="k=5, stride=3, padding=2: mind the signs: the convolution pads its input "
+                "(+ 2*padding), the transposed convolution crops its output (- 2*padding)")
     ### BEGIN HIDDEN TESTS
     def _decoder_case(size, k, s, p):
         """(your output_padding, the reference) for one skip size and layer."""

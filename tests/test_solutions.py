@@ -325,6 +325,7 @@ MESSAGES = [
                                 "every pool sees an even size"]),
     ("M57", "test_center_crop", ["[non_square]", "shape (2, 3, 6, 4)",
                                  "columns w and W"]),
+    ("M58", "test_decoder", ["[k5_s3_p2]", "expected (0, 2), got (2, 1)", "mind the signs"]),
 ]
 
 
