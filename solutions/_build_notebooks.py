@@ -1671,6 +1671,10 @@ def ex7_subpixel() -> Book:
     expect("own_code", f_calls, "no call",
            hint="Task 1 rebuilds F.pixel_shuffle: reshape and permute, do not call it "
                 "(nor torch.pixel_shuffle or nn.PixelShuffle, the same function)")
+    t9 = torch.randn(1, 18, 2, 3, generator=gen)
+    expect("s3_two_channels", pixel_shuffle(t9, 3), F.pixel_shuffle(t9, 3),
+           hint="s = 3: 9 channels per output channel, out 6x9; take s from the argument, not "
+                "the 2 of the example")
     ### BEGIN HIDDEN TESTS
     t3 = torch.randn(1, 9, 2, 1, generator=gen)
     expect("s3_one_channel", pixel_shuffle(t3, 3), F.pixel_shuffle(t3, 3), hint="s = 3")
@@ -1707,6 +1711,10 @@ def ex7_subpixel() -> Book:
     w = torch.randn(2, 3, 4, 4, generator=gen)
     expect("k4_s2", sub_kernels(w, 2), _expected_sub_kernels(w, 2),
            hint="phase r1 uses rows r1, r1+s, ...; phase r2 columns r2, r2+s, ...")
+    w3 = torch.randn(1, 2, 3, 3, generator=gen)
+    expect("k3_s3", sub_kernels(w3, 3), _expected_sub_kernels(w3, 3),
+           hint="s = 3: 3x3 phases (r1, r2 in range(s)), each with 1x1 taps; take s from the "
+                "argument, not the 2 of the example")
     ### BEGIN HIDDEN TESTS
     w6 = torch.randn(1, 2, 6, 6, generator=gen)
     expect("k6_s3", sub_kernels(w6, 3), _expected_sub_kernels(w6, 3), hint="s = 3")
