@@ -696,6 +696,7 @@ class Summary:
     errors: list[str] = field(default_factory=list)  # assignments that could not be graded
     absent: list[str] = field(default_factory=list)  # --student ids with nothing submitted
     seconds: float = 0.0
+    unfinished: int = 0  # notebooks of the batch not graded yet (queued or running)
 
 
 def absent_students(course: Course, missing: list[str]) -> list[str]:
@@ -988,9 +989,17 @@ def autograde(course: Course, assignments: list[str] | None = None,
     except KeyboardInterrupt:
         # Every committed submission is complete (one transaction, then results.json), so the
         # running notebooks are stopped now rather than waited for: a re-run resumes.
-        running = _stop_pools(pools)
-        print(f"\ninterrupted: stopped {running} running notebook process(es); "
-              f"{len(summary.graded)} submission(s) graded and kept, re-run to grade the rest",
+        killed = _stop_pools(pools)
+        # each worker grades one notebook at a time; the idle ones are no running notebook
+        running = min(killed, summary.unfinished)
+        done = set(summary.graded)
+        rest = len([k for k in todo if k not in done])
+        # under --force the rest were mostly graded before: a plain re-run skips those
+        again = (f"the other {rest} keep their earlier grade, if any (a re-run without --force "
+                 "grades only those never graded or changed since; with --force it regrades "
+                 "all)" if force else f"re-run to grade the other {rest}")
+        print(f"\ninterrupted: stopped {running} running notebook(s) ({killed} worker "
+              f"process(es)); {len(summary.graded)} submission(s) graded and kept; {again}",
               file=sys.stderr)
         raise
     finally:
@@ -1087,6 +1096,7 @@ def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, di
         need[t["key"]] = need.get(t["key"], 0) + 1
     bar = tqdm(total=len(tasks), desc="autograde", unit="notebook", disable=not progress,
                file=sys.stderr)
+    summary.unfinished = len(tasks)
 
     def finish(res: dict) -> None:
         key = res["key"]
@@ -1094,6 +1104,7 @@ def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, di
         scrub_result(res, info.get("secret", frozenset()))  # before anything is written
         pending.setdefault(key, []).append(res)
         bar.update(1)
+        summary.unfinished -= 1
         if len(pending[key]) == need[key]:
             s, a = key
             rec = commit_submission(course, s, a, pending.pop(key),

@@ -101,7 +101,7 @@ def test_ctrl_c_stops_the_batch_at_once_and_a_rerun_finishes_it(tmp_path):
             os.killpg(proc.pid, signal.SIGKILL)
             proc.wait()
     assert proc.returncode == 130, err[-3000:]
-    assert "interrupted: stopped" in err and "re-run to grade the rest" in err, err[-3000:]
+    assert "interrupted: stopped" in err and "re-run to grade the other " in err, err[-3000:]
     assert "Traceback" not in err, err[-3000:]      # no worker tracebacks
     # at once: a grader that waited for the running notebooks would have graded the infinite
     # loops (scored 0 at their time-out); they were killed instead, and nothing of them is kept
@@ -111,6 +111,35 @@ def test_ctrl_c_stops_the_batch_at_once_and_a_rerun_finishes_it(tmp_path):
 
     run_autograde(course, db, *sandbox_args())
     assert {s: v[0] for s, v in scores(db).items()} == deserved
+
+
+def test_ctrl_c_counts_the_running_notebooks_and_says_force_leaves_the_rest_as_they_were(
+        tmp_path):
+    """Two workers, one still grading (an endless loop) when Ctrl-C comes: one running notebook
+    was stopped, not two (the idle worker was counted as one); and under --force the other
+    submission keeps its earlier grade, which a plain re-run does not redo (it said 're-run to
+    grade the rest')."""
+    course = tmp_path / "course"
+    make_course(course, ["correct", "infinite_loop"])
+    db = f"sqlite:///{course / 'gradebook.db'}"
+    run_autograde(course, db, *sandbox_args())
+    done = course / "autograded" / "st000_correct" / ASSIGNMENT / "results.json"
+    before = done.stat().st_mtime_ns
+    proc = _start(course, db, "--force")
+    try:
+        while proc.poll() is None and done.stat().st_mtime_ns == before:
+            time.sleep(0.05)
+        assert proc.poll() is None, "the batch finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        _, err = proc.communicate(timeout=60)       # a hang guard, not a timing
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
+    assert proc.returncode == 130, err[-3000:]
+    assert ("interrupted: stopped 1 running notebook(s) (2 worker process(es)); 1 submission(s) "
+            "graded and kept; the other 1 keep their earlier grade, if any (a re-run without "
+            "--force grades only those never graded or changed since") in err, err[-3000:]
 
 
 def test_a_grader_killed_outright_leaves_no_workers(tmp_path):
