@@ -405,8 +405,12 @@ def _print_result(res: Collected, course: Course) -> None:
         print(f"{len(res.renamed)} re-download(s) stored under the expected notebook name:")
         for f, dest in res.renamed:
             print(f"  {f}: renamed to {dest}")
+    # an empty file is not imported however new it is: not under the heading of older copies
+    empty = [(f, why) for f, why in res.superseded if why.startswith(EMPTY)]
+    older = [(f, why) for f, why in res.superseded if not why.startswith(EMPTY)]
     for files, what in ((res.attention, "file(s) imported but needing attention"),
-                        (res.superseded, "older file(s) not imported (a newer copy is kept)"),
+                        (older, "older file(s) not imported (a newer copy is kept)"),
+                        (empty, "empty file(s) not imported (the notebook with content is kept)"),
                         (res.unmatched, "file(s) not imported")):
         if files:
             print(f"{len(files)} {what}:")

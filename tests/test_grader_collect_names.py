@@ -286,3 +286,22 @@ def test_an_empty_file_never_replaces_a_notebook_and_is_pointed_out(tmp_path, ca
     assert (sub / "cy" / "fx_scatter" / "fx_scatter.ipynb").read_text() == NB
     assert "cy_fx_scatter_fx_scatter.ipynb: empty file (0 bytes); cy/fx_scatter/fx_scatter" \
         ".ipynb already collected" in out, out
+
+
+def test_an_empty_file_not_imported_is_not_listed_as_an_older_copy(tmp_path, capsys):
+    """A newer 0-byte entry kept out beside an older attempt kept out: each under a heading
+    that says why (the empty one was listed under 'older file(s) ... a newer copy is kept',
+    while it was the newer one)."""
+    z = tmp_path / "lms.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("amy_fx_scatter_attempt_2026-01-01-00-00-00_fx_scatter.ipynb", NB)
+        zf.writestr("amy_fx_scatter_attempt_2026-01-02-00-00-00_fx_scatter.ipynb", NB + " ")
+        zf.writestr("bo_fx_scatter_attempt_2026-01-01-00-00-00_fx_scatter.ipynb", NB)
+        zf.writestr("bo_fx_scatter_attempt_2026-01-02-00-00-00_fx_scatter.ipynb", "")
+    out = _collect(capsys, z, tmp_path / "course")
+    assert ("1 older file(s) not imported (a newer copy is kept):\n"
+            "  amy_fx_scatter_attempt_2026-01-01-00-00-00_fx_scatter.ipynb: an earlier attempt"
+            ) in out, out
+    assert ("1 empty file(s) not imported (the notebook with content is kept):\n"
+            "  bo_fx_scatter_attempt_2026-01-02-00-00-00_fx_scatter.ipynb: empty file (0 bytes)"
+            ) in out, out
