@@ -1852,6 +1852,10 @@ def ex8_unet() -> Book:
     expect_raises("taller_than_map", ValueError, center_crop, t, (10, 6),
                   hint="10 rows cannot be cut from a 9-row map (even though 6 columns fit): "
                        "raise ValueError when h > H or w > W")
+    expect_raises("wider_than_map_only", ValueError, center_crop, t, (6, 11),
+                  hint="11 columns cannot be cut from a 10-column map (even though 6 rows fit): "
+                       "compare h with H and w with W, each (a tuple comparison such as "
+                       "size > t.shape[-2:] looks at w only when h == H)")
     ### BEGIN HIDDEN TESTS
     expect("one_pixel", center_crop(t, (1, 1)), t[..., 4:5, 4:5], hint="1x1 center")
     expect("rows_only", center_crop(t, (4, 10)), t[..., 2:6, :], hint="crop rows only")
