@@ -501,3 +501,22 @@ def test_autograde_help_says_what_is_flagged_as_grading_does(tmp_path):
     claims = [s for s in flagged if "syntax error" in s and "not a flag" not in s]
     assert claims == [], claims
     assert "An error in the student's own code (a syntax error) is not a flag" in text
+
+
+def test_the_readme_instructor_commands_start_in_the_environment_make_creates():
+    """README's instructor commands (tconv-grader, and nbgrader's class list import, which runs
+    `alembic`) are installed in .venv only: the section says to activate it first (it did not,
+    and `nbgrader db student import` failed with FileNotFoundError: 'alembic')."""
+    import re
+
+    readme = (REPO / "README.md").read_text()
+    section = readme.split("## For instructors", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"^```bash\n(.*?)^```", section, re.S | re.M)
+    assert block, "the instructor section has no bash block"
+    first = block.group(1).splitlines()[0]
+    assert first.split("#")[0].split() == ["source", ".venv/bin/activate"], first
+    assert "nbgrader db student import" in section and "`alembic`" in section
+    bin_dir = Path(sys.executable).parent   # the environment the tests run in: make's .venv
+    for tool in ("tconv-grader", "nbgrader", "alembic"):
+        assert (bin_dir / tool).exists(), tool
+    assert (bin_dir / "activate").exists()
