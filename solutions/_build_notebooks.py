@@ -2024,6 +2024,10 @@ def ex8_unet() -> Book:
            hint="50 would come back up to 8, but 50 - 4 = 46 pools to 23 and 23 - 4 = 19 is odd: "
                 "the second pool would drop a row; check that every pool sees an even size, "
                 "at every level")
+    expect("depth_3", valid_input_size(60, 3), _smallest(60, 3),
+           hint="depth 3: with valid convolutions the sizes that work are not the multiples of "
+                "2**depth (the rule for 'same' convolutions): follow n - 4, then / 2, level by "
+                "level")
     ''')
     b.test("test_valid_size_edges", 1, '''
     expect("depth_1", valid_input_size(10, 1), _smallest(10, 1), hint="depth 1")

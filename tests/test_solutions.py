@@ -331,6 +331,7 @@ MESSAGES = [
     ("M60", "test_sub_kernels", ["RuntimeError", "[1, 2, 2, 2] at entry 0 and [1, 2, 2, 1]"]),
     ("M61", "test_center_crop_edges", ["[wider_than_map_only]", "expected ValueError",
                                        "a tuple comparison"]),
+    ("M62", "test_valid_size", ["[depth_3]", "expected (92, 4), got (96, 4)", "2**depth"]),
 ]
 
 
