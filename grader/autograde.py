@@ -847,10 +847,28 @@ def _executed_notebook(nb_text: str, outputs: dict) -> nbformat.NotebookNode:
     return nb
 
 
+def _written_answers_graded(adir: Path, results: list[dict]) -> dict[tuple[str, str], str]:
+    """The written answers (markdown grade cells) of the notebooks graded last time, as the
+    autograded notebooks in ``adir`` hold them: ``{(notebook, grade_id): text}``."""
+    out: dict[tuple[str, str], str] = {}
+    for r in results:
+        path = adir / f"{r['notebook']}.ipynb"
+        try:
+            nb = nbformat.read(path, as_version=4)
+        except (OSError, ValueError, AttributeError):
+            continue
+        for c in nb.cells:
+            gid = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
+            if gid and c.cell_type != "code" and c.metadata["nbgrader"].get("grade"):
+                out[(r["notebook"], gid)] = c.source
+    return out
+
+
 def commit_submission(course: Course, student: str, assignment: str, results: list[dict],
                       timestamp: str | None, files_hash: str | None = None) -> dict:
     """Write one submission's grades in one transaction, then its results.json atomically."""
     adir = course.autograded / student / assignment
+    before = _written_answers_graded(adir, results)  # read before the notebooks are replaced
     for r in results:
         if r["nb"] is not None:
             nb = _executed_notebook(r["nb"], r["outputs"])
@@ -863,12 +881,14 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
     from nbgrader.utils import determine_grade, is_grade
 
     answers: dict[tuple[str, str], float | None] = {}
+    texts: dict[tuple[str, str], str] = {}
     for r in results:
         for c in nbformat.reads(r["nb"], as_version=4).cells if r["nb"] is not None else []:
             if c.cell_type != "code" and is_grade(c):
                 score = determine_grade(c)[0]
-                answers[(r["notebook"], c.metadata["nbgrader"]["grade_id"])] = \
-                    None if score is None else float(score)
+                key = (r["notebook"], c.metadata["nbgrader"]["grade_id"])
+                answers[key] = None if score is None else float(score)
+                texts[key] = c.source
 
     def work(gb) -> None:  # idempotent: look up or create, then set scores; one commit
         gb.update_or_create_student(student)
@@ -883,8 +903,14 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
             for g in snb.grades:
                 cell = (r or {}).get("cells", {}).get(g.cell.name)
                 if g.cell.cell_type != "code":
-                    g.auto_score = answers.get((snb.name, g.cell.name))
-                    g.needs_manual_grade = g.manual_score is not None or g.auto_score is None
+                    key = (snb.name, g.cell.name)
+                    g.auto_score = answers.get(key)
+                    # a hand grade stands while the answer it graded is the one graded now;
+                    # a changed answer (a resubmission) needs grading again
+                    regrade = g.manual_score is not None and (
+                        key not in before or before[key] != texts.get(key))
+                    g.needs_manual_grade = regrade or (g.manual_score is None
+                                                       and g.auto_score is None)
                     continue
                 g.auto_score = float(cell["points"]) if cell else 0.0
                 g.needs_manual_grade = g.manual_score is not None  # as SaveAutoGrades

@@ -46,10 +46,15 @@ HandGrades = tuple[dict[tuple[str, str], float], set[tuple[str, str]]]
 
 
 def _hand_grades_of(rows) -> HandGrades:
-    """:data:`HandGrades` of one submission's ``(notebook, cell, auto_score, manual_score)``."""
-    manual = {(nb, cell): float(m) for nb, cell, _, m in rows if m is not None}
-    blank = {(nb, cell) for nb, cell, auto, m in rows
-             if m is None and auto is not None and auto == 0}
+    """:data:`HandGrades` of one submission's ``(notebook, cell, auto_score, manual_score)``,
+    optionally with ``(needs_manual_grade, cell_type)``: a written answer's hand grade that
+    needs grading again (autograde: the answer changed since, a resubmission) is no hand grade
+    yet, as in ``report``."""
+    def stale(row) -> bool:
+        return len(row) > 4 and bool(row[4]) and row[5] != "code"
+
+    manual = {(r[0], r[1]): float(r[3]) for r in rows if r[3] is not None and not stale(r)}
+    blank = {(r[0], r[1]) for r in rows if r[3] is None and r[2] is not None and r[2] == 0}
     return manual, blank
 
 
@@ -67,18 +72,19 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
         subs = {(sub.student_id, a.name) for a in gb.assignments for sub in a.submissions}
         students = {st.id for st in gb.students}
         query = (gb.db.query(api.SubmittedAssignment.student_id, api.Assignment.name,
-                             api.Notebook.name, api.BaseCell.name, api.Grade.auto_score,
-                             api.Grade.manual_score)
+                             api.Notebook.name, api.GradeCell.name, api.Grade.auto_score,
+                             api.Grade.manual_score, api.Grade.needs_manual_grade,
+                             api.GradeCell.cell_type)
                  .select_from(api.Grade)
-                 .join(api.BaseCell, api.Grade.cell_id == api.BaseCell.id)
+                 .join(api.GradeCell, api.Grade.cell_id == api.GradeCell.id)
                  .join(api.SubmittedNotebook, api.Grade.notebook_id == api.SubmittedNotebook.id)
                  .join(api.Notebook, api.SubmittedNotebook.notebook_id == api.Notebook.id)
                  .join(api.SubmittedAssignment,
                        api.SubmittedNotebook.assignment_id == api.SubmittedAssignment.id)
                  .join(api.Assignment,
                        api.SubmittedAssignment.assignment_id == api.Assignment.id))
-        for student, assignment, nb, cell, auto, manual in query:
-            rows.setdefault((student, assignment), []).append((nb, cell, auto, manual))
+        for student, assignment, *row in query:
+            rows.setdefault((student, assignment), []).append(tuple(row))
     grades = {key: _hand_grades_of(r) for key, r in rows.items()}
     return grades, sorted({a for _, a in subs}), subs, students
 

@@ -50,6 +50,7 @@ TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags", "status"
 SUBMITTED, NO_SUBMISSION = "submitted", "no submission"
 #: grades.csv rows' own key (not a column): the notebook never ran (unreadable, wrong name)
 UNREAD = "_unread"
+REGRADE = "_regrade"  # a written answer's hand grade is of an earlier answer: to grade again
 
 
 def _fmt(x) -> str:
@@ -85,18 +86,23 @@ def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], 
         # a cell that is both graded and a solution is an answer graded by hand
         written = {c.name for c in snb.notebook.solution_cells}
         for g in sorted(snb.grades, key=lambda x: x.cell.name):
-            total += float(g.score or 0.0)
-            max_total += float(g.max_score)
             kind = "written" if g.cell.name in written else "test"
+            # a hand grade of an answer changed since (a resubmission) waits for a new one:
+            # it counts 0 until then, as on the feedback page
+            regrade = kind == "written" and g.manual_score is not None and g.needs_manual_grade
+            score = 0.0 if regrade else float(g.score or 0.0)
+            total += score
+            max_total += float(g.max_score)
             # a notebook that could not be read has no answer to wait for (see written.txt)
-            pending += (kind == "written" and g.manual_score is None and g.auto_score is None
-                        and snb.name not in unread)
+            pending += regrade or (kind == "written" and g.manual_score is None
+                                   and g.auto_score is None and snb.name not in unread)
             grades.append({
                 "student": s, "assignment": assignment, "notebook": snb.name,
                 "grade_cell": g.cell.name, "kind": kind, "auto_score": _fmt(g.auto_score),
-                "manual_score": _fmt(g.manual_score), "score": _fmt(g.score),
+                "manual_score": _fmt(g.manual_score),
+                "score": _fmt(score) if regrade else _fmt(g.score),
                 "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags),
-                UNREAD: snb.name in unread})
+                UNREAD: snb.name in unread, REGRADE: regrade})
     return grades, {"student": s, "assignment": assignment, "score": _fmt(total),
                     "max_score": _fmt(max_total), "flags": " | ".join(flags),
                     "status": SUBMITTED, "pending_manual": str(pending),
@@ -260,7 +266,8 @@ def written_answers(grades: list[dict]) -> dict[str, Counter]:
     for r in grades:
         if r["kind"] != "written":
             continue
-        state = ("graded" if r["manual_score"] != "" else "unread" if r.get(UNREAD) else
+        state = ("to grade" if r.get(REGRADE) else
+                 "graded" if r["manual_score"] != "" else "unread" if r.get(UNREAD) else
                  "blank" if r["auto_score"] != "" else "to grade")
         counts.setdefault(_cell(r), Counter())[state] += 1
     return counts

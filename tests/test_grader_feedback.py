@@ -8,6 +8,7 @@ when asked for with --student (an id on no list is a usage error naming the near
 from __future__ import annotations
 
 import json
+from pathlib import Path
 
 import pytest
 
@@ -418,7 +419,8 @@ def test_a_regrade_or_a_hand_grade_rewrites_only_that_students_pages(tmp_path):
     # a hand grade of amy's written answer in ex (what formgrader writes): her ex page and
     # index show the final score; her hw page and bo's pages stay as they were
     with course.gradebook() as gb:
-        gb.find_grade("why", "ex", "ex", "amy").manual_score = 3.0
+        g = gb.find_grade("why", "ex", "ex", "amy")
+        g.manual_score, g.needs_manual_grade = 3.0, False   # as formgrader saves it
         gb.db.commit()
     run = feedback(course, progress=False)
     assert run.changed_students == ["amy"] and run.provisional == []
@@ -610,3 +612,60 @@ def test_a_notebook_under_another_name_is_not_called_unreadable(tmp_path):
     assert unreadable and all("not reached: the cell did not run (the notebook could not be "
                               "read; see the notes from the grader)." in m
                               for m in unreadable), unreadable
+
+
+def test_a_hand_grade_stands_for_its_answer_and_a_changed_answer_is_graded_again(tmp_path,
+                                                                                capsys):
+    """bo's written answer is graded by hand (0.5 of 1). A --force regrade of the same answer
+    keeps the hand grade, final; a resubmission that changes the answer leaves it waiting for
+    a new hand grade on the page and in the reports (formgrader's 'needs manual grade'). It
+    stayed final: scores.csv got the earlier answer's hand grade for an answer nobody read."""
+    import csv
+
+    import nbformat
+
+    from grader.autograde import autograde
+    from grader.cli import main
+    from grader.gradebook import Course
+
+    solutions = Path(__file__).parent / "fixtures" / "grader" / "solutions"
+    source = solutions / "fx_scatter" / "fx_scatter.ipynb"
+    nb = nbformat.read(source, as_version=4)
+    for cell in nb.cells:
+        cell.source = "\n".join(ln for ln in cell.source.splitlines() if "### " not in ln)
+    folder = tmp_path / "submitted" / "bo" / "fx_scatter"
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / "fx_scatter.ipynb")
+    (folder / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC\n")
+    course = Course.open(tmp_path, None, solutions)
+    autograde(course, jobs=1, sandbox=False, progress=False)
+    with course.gradebook() as gb:
+        g = gb.find_grade("explain", "fx_scatter", "fx_scatter", "bo")
+        g.manual_score, g.needs_manual_grade = 0.5, False     # as formgrader saves it
+        gb.db.commit()
+
+    def state() -> tuple[str, str, bool, str]:
+        assert main(["report", "--course", str(tmp_path), "-q"]) == 0
+        assert main(["feedback", "--course", str(tmp_path), "-q"]) == 0
+        capsys.readouterr()
+        with (tmp_path / "reports" / "totals.csv").open() as fh:
+            bo, = list(csv.DictReader(fh))
+        page = (tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html").read_text()
+        written = (tmp_path / "reports" / "written.txt").read_text()
+        return bo["score"], bo["provisional"], "not final" in page, written
+
+    assert state()[:3] == ("5.5", "no", False)
+    autograde(course, force=True, jobs=1, sandbox=False, progress=False)
+    assert state()[:3] == ("5.5", "no", False)              # the same answer: still final
+
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "explain":
+            cell.source = "A different answer, handed in late."
+    nbformat.write(nb, folder / "fx_scatter.ipynb")
+    (folder / "timestamp.txt").write_text("2026-12-03 10:00:00.000000 UTC\n")
+    autograde(course, jobs=1, sandbox=False, progress=False)
+    score, provisional, not_final, written = state()
+    assert (score, provisional, not_final) == ("5", "yes", True)
+    assert "1 to grade" in written and "0 graded" in written, written
+    with course.gradebook() as gb:
+        assert gb.find_grade("explain", "fx_scatter", "fx_scatter", "bo").needs_manual_grade
