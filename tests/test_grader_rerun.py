@@ -93,13 +93,8 @@ def test_ctrl_c_stops_the_batch_at_once_and_a_rerun_finishes_it(tmp_path):
     proc = _start(course, db)
     try:
         _wait_for_results(course, proc)
-        assert proc.poll() is None, "the batch finished before it could be interrupted"
-        os.killpg(proc.pid, signal.SIGINT)          # what Ctrl-C in a terminal sends
-        _, err = proc.communicate(timeout=60)       # a hang guard, not a timing
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        err = _interrupt(proc)
     assert proc.returncode == 130, err[-3000:]
     assert "interrupted: stopped" in err and "re-run to grade the other " in err, err[-3000:]
     assert "Traceback" not in err, err[-3000:]      # no worker tracebacks
@@ -111,6 +106,19 @@ def test_ctrl_c_stops_the_batch_at_once_and_a_rerun_finishes_it(tmp_path):
 
     run_autograde(course, db, *sandbox_args())
     assert {s: v[0] for s, v in scores(db).items()} == deserved
+
+
+def _interrupt(proc: subprocess.Popen) -> str:
+    """Ctrl-C to a running batch (SIGINT to its process group, as a terminal sends it); its
+    stderr. A batch already finished fails the test; one that hangs is killed."""
+    try:
+        assert proc.poll() is None, "the batch finished before it could be interrupted"
+        os.killpg(proc.pid, signal.SIGINT)
+        return proc.communicate(timeout=60)[1]      # a hang guard, not a timing
+    finally:
+        if proc.poll() is None:
+            os.killpg(proc.pid, signal.SIGKILL)
+            proc.wait()
 
 
 def test_ctrl_c_counts_the_running_notebooks_and_says_force_leaves_the_rest_as_they_were(
@@ -129,13 +137,8 @@ def test_ctrl_c_counts_the_running_notebooks_and_says_force_leaves_the_rest_as_t
     try:
         while proc.poll() is None and done.stat().st_mtime_ns == before:
             time.sleep(0.05)
-        assert proc.poll() is None, "the batch finished before it could be interrupted"
-        os.killpg(proc.pid, signal.SIGINT)
-        _, err = proc.communicate(timeout=60)       # a hang guard, not a timing
     finally:
-        if proc.poll() is None:
-            os.killpg(proc.pid, signal.SIGKILL)
-            proc.wait()
+        err = _interrupt(proc)
     assert proc.returncode == 130, err[-3000:]
     assert ("interrupted: stopped 1 running notebook(s) (2 worker process(es)); 1 submission(s) "
             "graded and kept; the other 1 keep their earlier grade, if any (a re-run without "
