@@ -847,20 +847,25 @@ def _executed_notebook(nb_text: str, outputs: dict) -> nbformat.NotebookNode:
     return nb
 
 
+def _written_answers(notebook: str, nb: nbformat.NotebookNode) -> dict[tuple[str, str], Any]:
+    """The written answers (graded cells that are not code) of ``nb``:
+    ``{(notebook, grade_id): cell}``."""
+    from nbgrader.utils import is_grade
+
+    return {(notebook, c.metadata["nbgrader"]["grade_id"]): c for c in nb.cells
+            if c.cell_type != "code" and is_grade(c)}
+
+
 def _written_answers_graded(adir: Path, results: list[dict]) -> dict[tuple[str, str], str]:
-    """The written answers (markdown grade cells) of the notebooks graded last time, as the
-    autograded notebooks in ``adir`` hold them: ``{(notebook, grade_id): text}``."""
+    """The written answers of the notebooks graded last time, as the autograded notebooks in
+    ``adir`` hold them: ``{(notebook, grade_id): text}``."""
     out: dict[tuple[str, str], str] = {}
     for r in results:
-        path = adir / f"{r['notebook']}.ipynb"
         try:
-            nb = nbformat.read(path, as_version=4)
-        except (OSError, ValueError, AttributeError):
+            nb = nbformat.read(adir / f"{r['notebook']}.ipynb", as_version=4)
+            out |= {k: c.source for k, c in _written_answers(r["notebook"], nb).items()}
+        except (OSError, ValueError, AttributeError, KeyError):  # none graded, or not ours
             continue
-        for c in nb.cells:
-            gid = c.get("metadata", {}).get("nbgrader", {}).get("grade_id")
-            if gid and c.cell_type != "code" and c.metadata["nbgrader"].get("grade"):
-                out[(r["notebook"], gid)] = c.source
     return out
 
 
@@ -869,26 +874,21 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
     """Write one submission's grades in one transaction, then its results.json atomically."""
     adir = course.autograded / student / assignment
     before = _written_answers_graded(adir, results)  # read before the notebooks are replaced
+    written: dict[tuple[str, str], Any] = {}  # this submission's written answers (cells)
     for r in results:
         if r["nb"] is not None:
-            nb = _executed_notebook(r["nb"], r["outputs"])
+            nb = _executed_notebook(r["nb"], r["outputs"])  # outputs of code cells only
             atomic_write_text(adir / f"{r['notebook']}.ipynb", nbformat.writes(nb) + "\n")
+            written |= _written_answers(r["notebook"], nb)
     by_nb = {r["notebook"]: r for r in results}
     # Written answers are scored as nbgrader's SaveAutoGrades does (utils.determine_grade on the
     # sanitised cell, whose checksum OverwriteCells reset to the released one): an answer left
     # as released scores 0 automatically; any other has no auto score and needs manual grading
     # (formgrader's "needs manual grade"), as does a grade that already has a manual score.
-    from nbgrader.utils import determine_grade, is_grade
+    from nbgrader.utils import determine_grade
 
-    answers: dict[tuple[str, str], float | None] = {}
-    texts: dict[tuple[str, str], str] = {}
-    for r in results:
-        for c in nbformat.reads(r["nb"], as_version=4).cells if r["nb"] is not None else []:
-            if c.cell_type != "code" and is_grade(c):
-                score = determine_grade(c)[0]
-                key = (r["notebook"], c.metadata["nbgrader"]["grade_id"])
-                answers[key] = None if score is None else float(score)
-                texts[key] = c.source
+    answers = {key: None if (score := determine_grade(c)[0]) is None else float(score)
+               for key, c in written.items()}
 
     def work(gb) -> None:  # idempotent: look up or create, then set scores; one commit
         gb.update_or_create_student(student)
@@ -908,7 +908,8 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
                     # a hand grade stands while the answer it graded is the one graded now;
                     # a changed answer (a resubmission) needs grading again
                     regrade = g.manual_score is not None and (
-                        key not in before or before[key] != texts.get(key))
+                        key not in before or key not in written
+                        or before[key] != written[key].source)
                     g.needs_manual_grade = regrade or (g.manual_score is None
                                                        and g.auto_score is None)
                     continue

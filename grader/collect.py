@@ -52,6 +52,7 @@ class Collected:
     renamed: list[tuple[str, str]] = field(default_factory=list)  # file, stored as
     attention: list[tuple[str, str]] = field(default_factory=list)  # imported; file, warning
     superseded: list[tuple[str, str]] = field(default_factory=list)  # not imported: file, why
+    empty: list[tuple[str, str]] = field(default_factory=list)  # ... empty, content kept: same
     unchanged: int = 0            # imported notebooks identical to what was already there
     same: set[tuple[str, str, str]] = field(default_factory=set)  # ... which ones
     pattern: str = ""             # the file-name regexp used for LMS names
@@ -330,7 +331,7 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                      f"{dest} and collect again)"))
                 continue
             if not _has_content(it) and target.exists() and target.stat().st_size:
-                result.superseded.append(
+                result.empty.append(
                     (it.shown, f"{EMPTY}; {s}/{a}/{nb}.ipynb already collected ({stored}) is "
                      "kept"))
                 continue
@@ -356,7 +357,7 @@ def _has_content(it: _Item) -> bool:
 def _supersede(old: _Item, new: _Item, result: Collected) -> None:
     """List ``old``, an earlier attempt of the notebook ``new`` replaces (or an empty file)."""
     if not _has_content(old) and _has_content(new):
-        result.superseded.append(
+        result.empty.append(
             (old.shown, f"{EMPTY}; the notebook in {new.shown} ({new.ts}) is kept"))
         return
     result.superseded.append(
@@ -406,11 +407,10 @@ def _print_result(res: Collected, course: Course) -> None:
         for f, dest in res.renamed:
             print(f"  {f}: renamed to {dest}")
     # an empty file is not imported however new it is: not under the heading of older copies
-    empty = [(f, why) for f, why in res.superseded if why.startswith(EMPTY)]
-    older = [(f, why) for f, why in res.superseded if not why.startswith(EMPTY)]
     for files, what in ((res.attention, "file(s) imported but needing attention"),
-                        (older, "older file(s) not imported (a newer copy is kept)"),
-                        (empty, "empty file(s) not imported (the notebook with content is kept)"),
+                        (res.superseded, "older file(s) not imported (a newer copy is kept)"),
+                        (res.empty, "empty file(s) not imported (the notebook with content is "
+                                    "kept)"),
                         (res.unmatched, "file(s) not imported")):
         if files:
             print(f"{len(files)} {what}:")
@@ -449,7 +449,7 @@ def main(args) -> int:
     if res.imported:
         print(f"next: {next_command('autograde', args)}")
         return 0
-    seen = len(res.unmatched) + len(res.attention) + len(res.superseded)
+    seen = len(res.unmatched) + len(res.attention) + len(res.superseded) + len(res.empty)
     print(f"warning: nothing imported from {args.path} "
           f"({f'none of its {seen} file(s) could be imported; see above' if seen else 'no files'})",
           file=sys.stderr)

@@ -46,15 +46,14 @@ HandGrades = tuple[dict[tuple[str, str], float], set[tuple[str, str]]]
 
 
 def _hand_grades_of(rows) -> HandGrades:
-    """:data:`HandGrades` of one submission's ``(notebook, cell, auto_score, manual_score)``,
-    optionally with ``(needs_manual_grade, cell_type)``: a written answer's hand grade that
-    needs grading again (autograde: the answer changed since, a resubmission) is no hand grade
-    yet, as in ``report``."""
-    def stale(row) -> bool:
-        return len(row) > 4 and bool(row[4]) and row[5] != "code"
-
-    manual = {(r[0], r[1]): float(r[3]) for r in rows if r[3] is not None and not stale(r)}
-    blank = {(r[0], r[1]) for r in rows if r[3] is None and r[2] is not None and r[2] == 0}
+    """:data:`HandGrades` of one submission's ``(notebook, cell, auto_score, manual_score,
+    needs_manual_grade, cell_type)``: a written answer's hand grade that needs grading again
+    (autograde: the answer changed since, a resubmission) is no hand grade yet, as in
+    ``report``."""
+    manual = {(nb, cell): float(m) for nb, cell, _, m, again, kind in rows
+              if m is not None and not (again and kind != "code")}
+    blank = {(nb, cell) for nb, cell, auto, m, _, _ in rows
+             if m is None and auto is not None and auto == 0}
     return manual, blank
 
 

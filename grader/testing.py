@@ -295,11 +295,10 @@ def _array_mismatch(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> s
             f"an array of {_shape_text(e)}")
         return f"expected {expected}, got {what}"
     gf, ef = g.astype(np.float64), e.astype(np.float64)
+    exact = g.dtype.kind in "iu" and e.dtype.kind in "iu"  # values_match's rule: ints exactly
     with np.errstate(invalid="ignore", over="ignore"):
         diff = np.abs(gf - ef)
-        bad = ~_within(gf, ef, rtol, atol)
-    if g.dtype.kind in "iu" and e.dtype.kind in "iu":  # values_match's rule: exactly
-        bad = g != e
+        bad = g != e if exact else ~_within(gf, ef, rtol, atol)
     n_bad, size = int(bad.sum()), int(bad.size)
     if g.ndim == 0:
         return f"expected {_fmt_number(ef.item())}, got {_fmt_number(gf.item())}"
@@ -313,7 +312,6 @@ def _array_mismatch(g: np.ndarray, e: np.ndarray, rtol: float, atol: float) -> s
     if nonfinite:
         parts.append(f"{nonfinite} of your entries are NaN or infinite")
     if n_bad:
-        exact = g.dtype.kind in "iu" and e.dtype.kind in "iu"  # ints as ints, every digit
         parts.append(f"first at index {where}: expected "
                      f"{_fmt_number((e if exact else ef)[first].item())}, "
                      f"got {_fmt_number((g if exact else gf)[first].item())}")
