@@ -92,6 +92,12 @@ def check_float_dtypes(**arrays: Any) -> None:
     """Floating dtypes only, and the same dtype for every array."""
     named = {k: v for k, v in arrays.items() if v is not None}
     for name, a in named.items():
+        if (isinstance(a, np.ndarray) and a.dtype.name in _NUMPY_FLOATS
+                and not a.dtype.isnative):                # '>f8' read from a file, say
+            raise TypeError(f"{name} must be in the machine's byte order, as torch.from_numpy "
+                            f"requires too, got {name}.dtype={a.dtype.str} ({a.dtype.name}, "
+                            f"byte-swapped); convert it with "
+                            f"{name}.astype({name}.dtype.newbyteorder('='))")
         allowed = _TORCH_FLOATS if is_torch(a) else _NUMPY_FLOATS
         if dtype_name(a) not in allowed:
             raise TypeError(f"{name} must have a floating dtype ({', '.join(allowed)}), "
