@@ -220,7 +220,7 @@ def _transpose_rules(in_shape: tuple[int, ...], w_shape: tuple[int, ...],
              f"input has {x.shape[1]} channels but weight.shape[0] (C_in) is {c_in}; "
              f"conv_transpose weights are laid out {LAYOUTS['conv_transpose']}")
     _check_bias(b_shape, c_out_g * g)
-    _check_spatial(x, geo, transposed=True)
+    _check_spatial(x, geo, transposed=True, in_shape=in_shape)
     return geo, batched
 
 
@@ -253,7 +253,7 @@ def _conv_rules(in_shape: tuple[int, ...], w_shape: tuple[int, ...],
              f"weight.shape[1] * groups = {c_in_g} * {g} = {c_in_g * g}; "
              f"conv weights are laid out {LAYOUTS['conv']}")
     _check_bias(b_shape, c_out)
-    _check_spatial(x, geo, transposed=False)
+    _check_spatial(x, geo, transposed=False, in_shape=in_shape)
     return geo, batched
 
 
@@ -280,13 +280,15 @@ def _check_bias(b_shape: tuple[int, ...] | None, c_out: int) -> None:
              f"bias must have shape (C_out,) = ({c_out},), got bias.shape={b_shape}")
 
 
-def _check_spatial(x: Any, geo: Geometry, transposed: bool) -> None:
+def _check_spatial(x: Any, geo: Geometry, transposed: bool, in_shape: tuple[int, ...]) -> None:
+    """Channels and spatial sizes of the batched ``x`` at least 1, and so the output's;
+    ``in_shape`` is the input's shape as the caller gave it (maybe unbatched), for the message."""
     from . import shapes  # shapes imports nothing from here; local import keeps modules flat
 
     spatial = tuple(int(v) for v in x.shape[2:])
     _require(all(v >= 1 for v in spatial) and int(x.shape[1]) >= 1,
-             f"input must not be empty (an empty batch N=0 is allowed), got "
-             f"input.shape={tuple(x.shape)}")
+             f"input must not be empty: its channels and every spatial size must be at least 1 "
+             f"(only the batch may be empty, N=0), got input.shape={in_shape}")
     if transposed:
         out = shapes.conv_transpose_output_shape(spatial, geo.kernel, geo.stride, geo.padding,
                                                  geo.output_padding, geo.dilation)
