@@ -199,12 +199,14 @@ def memory_format(x: Any, weight: Any) -> Any:
     if not is_torch(x):
         return None
     import torch
-    from torch._prims_common import suggest_memory_format  # eager's rule, in Python
+    from torch._prims_common import are_strides_like_channels_last_or_false as strided_like
 
-    if len(x.shape) in (4, 5):
-        for a in (x, weight):
-            if (found := suggest_memory_format(a)) != torch.contiguous_format:
-                return found
+    if len(x.shape) in (4, 5):         # eager's rule, in Python (as suggest_memory_format)
+        tracing = torch.jit.is_tracing()
+        for a in (x, weight):          # torch.jit.trace reads sizes as 0-d tensors: as ints
+            shape = tuple(int(v) for v in a.shape) if tracing else a.shape
+            if a.layout == torch.strided and strided_like(shape, a.stride()):
+                return torch.channels_last if len(shape) == 4 else torch.channels_last_3d
     return torch.contiguous_format
 
 

@@ -1,8 +1,10 @@
 """Edge cases a PyTorch user meets when trying tconv_lib as a drop-in for
 ``F.conv_transpose*d`` / ``nn.ConvTranspose*d``, with PyTorch in float64 as the oracle: byte
-orders, empty inputs as the caller passed them."""
+orders, empty inputs as the caller passed them, and ``torch.jit.trace``."""
 
 from __future__ import annotations
+
+import warnings
 
 import numpy as np
 import pytest
@@ -10,6 +12,7 @@ import torch
 import torch.nn.functional as F
 
 import tconv_lib
+from tconv_lib import nn as tnn
 
 R = np.random.default_rng(0)
 X = R.standard_normal((2, 4, 5, 5))
@@ -64,3 +67,32 @@ def test_an_empty_spatial_axis_is_refused_even_in_an_empty_batch() -> None:
         tconv_lib.conv_transpose(np.ones((0, 4, 0, 5)), W, stride=2, padding=1)
     for fragment in ("input.shape=(0, 4, 0, 5)", "spatial size", "only the batch may be empty"):
         assert fragment in str(err.value), (fragment, str(err.value))
+
+
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_modules_trace_with_torch_jit_like_pytorch(dims: int) -> None:
+    """``torch.jit.trace`` of a module (channels-last input where there is one) gives
+    PyTorch's values on a batch of another size, forward and backward (the memory-format
+    check crashed under tracing: 'AssertionError: Expected bool, got Tensor')."""
+    torch.manual_seed(0)
+    kw = dict(stride=2, padding=1, output_padding=1, groups=2)
+    cls = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d,
+           3: torch.nn.ConvTranspose3d}[dims]
+    ref = cls(4, 6, 3, **kw).double()
+    mod = getattr(tnn, cls.__name__)(4, 6, 3, **kw).double()
+    mod.load_state_dict(ref.state_dict())
+    layout = {2: torch.channels_last, 3: torch.channels_last_3d}.get(dims,
+                                                                      torch.contiguous_format)
+    x = torch.randn((2, 4) + (4,) * dims, dtype=torch.float64).contiguous(memory_format=layout)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # TracerWarnings for the Python shape checks
+        traced = torch.jit.trace(mod, x)
+    x3 = torch.randn((3, 4) + (4,) * dims, dtype=torch.float64,
+                     requires_grad=True)
+    y = traced(x3)
+    ref_x3 = x3.detach().clone().requires_grad_()
+    y_ref = ref(ref_x3)
+    torch.testing.assert_close(y, y_ref, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(y_ref)
+    torch.testing.assert_close(torch.autograd.grad(y, x3, g)[0],
+                               torch.autograd.grad(y_ref, ref_x3, g)[0], rtol=1e-12, atol=1e-12)
