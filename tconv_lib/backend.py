@@ -240,6 +240,20 @@ def _functorch_wrapped(x: Any) -> bool:
     return torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
+def transformed(x: Any, weight: Any, bias: Any) -> bool:
+    """Torch tensors seen through a ``torch.func`` transform (``vmap``, ``grad``, ``jvp``) or
+    carrying a forward-mode tangent (``torch.autograd.forward_ad``); about 1 us when not."""
+    torch = sys.modules.get("torch")
+    if torch is None or type(x) is np.ndarray:
+        return False
+    wrapped = torch._C._functorch.is_functorch_wrapped_tensor
+    if wrapped(x) or wrapped(weight) or (bias is not None and wrapped(bias)):
+        return True
+    forward_ad = torch.autograd.forward_ad
+    return forward_ad._current_level >= 0 and any(
+        a is not None and forward_ad.unpack_dual(a).tangent is not None for a in (x, weight, bias))
+
+
 def crop_or_pad(x: Any, lo: tuple[int, ...], size: tuple[int, ...]) -> Any:
     """Window ``[lo, lo + size)`` of each spatial axis; parts outside ``x`` read as zeros."""
     xp = namespace(x)

@@ -103,6 +103,11 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     Integer arguments may be anything PyTorch takes as an int (``np.int64(2)``, a 0-d integer
     tensor), but not ``bool``.
 
+    On torch tensors it is differentiable as ``F.conv_transpose*d`` is: ``backward()``,
+    forward-mode AD and the ``torch.func`` transforms (``grad``, ``vmap``, ``jvp``,
+    ``jacrev``, ``jacfwd``). Under the last two it runs as the modules of :mod:`tconv_lib.nn`
+    do, with their jvp and vmap rules and tconv_lib's own backward.
+
     Returns:
         The output, of the same kind, device and dtype as ``input``; a fresh array. A torch
         output is channels-last (``torch.channels_last`` or ``channels_last_3d``) when the
@@ -143,6 +148,13 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     x, geo, batched = check_transpose(input, weight, bias, stride, padding, output_padding,
                                       groups, dilation)
     name = _choose(x, weight, geo) if method == "auto" else method
+    if backend.transformed(x, weight, bias):
+        # torch.func or forward-mode AD: the methods write in place; the modules' Function
+        # has jvp and vmap rules (and calls back here on plain tensors)
+        from .nn import ConvTransposeFunction
+        y = ConvTransposeFunction.apply(x, weight, bias, geo.stride, geo.padding,
+                                        geo.output_padding, geo.groups, geo.dilation, name)
+        return y if batched else y[0]
     if int(x.shape[0]) == 0:                      # an empty batch, as PyTorch allows
         out = shapes.conv_transpose_output_shape(tuple(x.shape[2:]), geo.kernel, geo.stride,
                                                  geo.padding, geo.output_padding, geo.dilation)

@@ -96,3 +96,59 @@ def test_modules_trace_with_torch_jit_like_pytorch(dims: int) -> None:
     g = torch.randn_like(y_ref)
     torch.testing.assert_close(torch.autograd.grad(y, x3, g)[0],
                                torch.autograd.grad(y_ref, ref_x3, g)[0], rtol=1e-12, atol=1e-12)
+
+
+JIT_WARNING = "ignore:`torch.jit.script` is deprecated:DeprecationWarning"   # torch's own,
+# on first use of forward-mode AD (torch/_decomp/decompositions_for_jvp.py), F.conv_* alike
+
+
+@pytest.mark.filterwarnings(JIT_WARNING)
+@pytest.mark.parametrize("method", ["auto", "scatter", "phase"])
+@pytest.mark.parametrize("transform", ["grad", "vmap input", "vmap unbatched", "vmap weight",
+                                       "per-sample grads", "jvp", "jacrev", "jacfwd",
+                                       "hessian", "forward_ad"])
+def test_the_function_takes_torch_func_transforms_like_pytorch(transform: str,
+                                                                method: str) -> None:
+    """``tconv_lib.conv_transpose`` itself (not only the modules) under torch.func and
+    forward-mode AD, as ``F.conv_transpose1d`` (vmap and jvp failed inside the methods: 'vmap:
+    inplace arithmetic ... is not possible', 'Trying to use forward AD with mm_out that does
+    not support it because it is an out= function')."""
+    from torch.func import grad, hessian, jacfwd, jacrev, jvp, vmap
+
+    gen = torch.Generator().manual_seed(5)
+    x, w, b = (torch.randn(s, dtype=torch.float64, generator=gen)
+               for s in ((3, 4, 5), (4, 3, 3), (6,)))
+
+    def run(f):
+        def loss(xx, ww, bb):
+            return f(xx, ww, bb).pow(2).sum()
+
+        if transform == "grad":
+            return grad(loss, argnums=(0, 1, 2))(x, w, b)
+        if transform == "vmap input":
+            return vmap(f, in_dims=(1, None, None))(x[:, None].expand(-1, 2, -1, -1), w, b)
+        if transform == "vmap unbatched":
+            return vmap(f, in_dims=(0, None, None))(x, w, b)
+        if transform == "vmap weight":
+            return vmap(f, in_dims=(None, 0, 0))(x, torch.stack([w, -w]), torch.stack([b, b]))
+        if transform == "per-sample grads":
+            return vmap(grad(loss, argnums=1), in_dims=(0, None, None))(x[:, None], w, b)
+        if transform == "jvp":
+            return jvp(f, (x, w, b), (torch.ones_like(x), w, torch.ones_like(b)))
+        if transform == "jacrev":
+            return jacrev(f, argnums=(0, 1))(x[:1, :, :2], w, b)
+        if transform == "jacfwd":
+            return jacfwd(f, argnums=(0, 1))(x[:1, :, :2], w, b)
+        if transform == "hessian":
+            return hessian(loss)(x[:1, :, :2], w, b)
+        import torch.autograd.forward_ad as fwAD
+        with fwAD.dual_level():
+            return fwAD.unpack_dual(f(fwAD.make_dual(x, torch.ones_like(x)), w, b)).tangent
+
+    def ours(xx, ww, bb):
+        return tconv_lib.conv_transpose(xx, ww, bb, 2, 1, 1, 2, method=method)
+
+    def theirs(xx, ww, bb):
+        return F.conv_transpose1d(xx, ww, bb, 2, 1, 1, 2)
+
+    torch.testing.assert_close(run(ours), run(theirs))
