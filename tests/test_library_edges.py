@@ -152,3 +152,28 @@ def test_the_function_takes_torch_func_transforms_like_pytorch(transform: str,
         return F.conv_transpose1d(xx, ww, bb, 2, 1, 1, 2)
 
     torch.testing.assert_close(run(ours), run(theirs))
+
+
+@pytest.mark.parametrize("dims, mult, stride", [(1, 1, 2), (2, 1, 2), (2, 2, 1), (3, 1, 2)])
+def test_depthwise_calls_that_record_gradients_match_pytorch(dims: int, mult: int,
+                                                             stride: int) -> None:
+    """One input channel per group (groups == C_in) on tensors that require gradients: the
+    outer-product route wrote its products with ``out=``, which autograd refuses ('mul():
+    functions with out=... arguments don't support automatic differentiation'). Two calls
+    before one backward, as a model makes them, so no reused buffer may hold what the
+    backward reads."""
+    gen = torch.Generator().manual_seed(dims)
+    x1, x2 = (torch.randn((2, 4) + (5,) * dims, dtype=torch.float64, generator=gen,
+                          requires_grad=True) for _ in range(2))
+    w = torch.randn((4, mult) + (3,) * dims, dtype=torch.float64, generator=gen,
+                    requires_grad=True)
+    b = torch.randn(4 * mult, dtype=torch.float64, generator=gen, requires_grad=True)
+    reference = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}[dims]
+    kw = dict(stride=stride, padding=1, groups=4)
+
+    def loss(f):
+        return f(x1, w, b, **kw).pow(2).sum() + f(x2, w, b, **kw).pow(3).sum()
+
+    ours = torch.autograd.grad(loss(tconv_lib.conv_transpose), (x1, x2, w, b))
+    theirs = torch.autograd.grad(loss(reference), (x1, x2, w, b))
+    torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)

@@ -127,7 +127,8 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry) -> Any:
 def cpu_route(x: Any, weight: Any, geo: Geometry) -> str:
     """The CPU route :func:`conv_transpose` takes, from the first that applies:
 
-    - ``"depthwise"``: one input channel per group, so the GEMM is an outer product;
+    - ``"depthwise"``: one input channel per group, so the GEMM is an outer product (not when
+      autograd records: its per-tap products are written with ``out=``);
     - ``"tiled in chunks"``: ``k == s`` with no padding, so the columns are the output;
     - ``"windows"``: GEMMs over shifted input windows, no column buffer (:mod:`._windows`);
     - ``"channels last"``: input rows no longer than ``C_out`` (:mod:`._channels_last`), where
@@ -135,7 +136,7 @@ def cpu_route(x: Any, weight: Any, geo: Geometry) -> str:
       block of taps) and, on torch, every residue receives taps;
     - ``"block adds"``: the GEMM, block adds into phase planes, one pixel shuffle.
     """
-    if int(weight.shape[0]) == geo.groups:
+    if int(weight.shape[0]) == geo.groups and not backend.records_grad(x, weight):
         return "depthwise"
     if tiles_in_chunks(geo):
         return "tiled in chunks"
