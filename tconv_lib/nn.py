@@ -131,6 +131,10 @@ def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     x, weight, bias = _autocast(x, weight, bias)
     xb, geo, batched = check_transpose(x, weight, bias, stride, padding, output_padding, groups,
                                        dilation)
+    if not isinstance(x, torch.Tensor):          # then neither are weight and bias (checked)
+        raise TypeError(f"x, weight and bias must be torch tensors (autograd records tensors; "
+                        f"tconv_lib.conv_transpose takes NumPy arrays), got x of type "
+                        f"{type(x).__module__}.{type(x).__name__}")
     y = ConvTransposeFunction.apply(xb, weight, bias, geo.stride, geo.padding,
                                     geo.output_padding, geo.groups, geo.dilation, method)
     return y if batched else y[0]

@@ -177,3 +177,15 @@ def test_depthwise_calls_that_record_gradients_match_pytorch(dims: int, mult: in
     ours = torch.autograd.grad(loss(tconv_lib.conv_transpose), (x1, x2, w, b))
     theirs = torch.autograd.grad(loss(reference), (x1, x2, w, b))
     torch.testing.assert_close(ours, theirs, rtol=1e-10, atol=1e-10)
+
+
+def test_conv_transpose_autograd_names_numpy_arrays() -> None:
+    """NumPy arrays given to the autograd function are refused with the function to use (it
+    failed in autograd's machinery: 'AssertionError: save_for_forward expects all arguments
+    to be tensors'); PyTorch's F.conv_transpose2d refuses them with a TypeError too."""
+    with pytest.raises(TypeError) as err:
+        tnn.conv_transpose_autograd(X, W, stride=2)
+    for fragment in ("torch tensors", "tconv_lib.conv_transpose", "numpy.ndarray"):
+        assert fragment in str(err.value), (fragment, str(err.value))
+    with pytest.raises(TypeError, match="must be Tensor"):
+        F.conv_transpose2d(X, W, stride=2)
