@@ -90,9 +90,11 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
             ``dilation * (kernel_size - 1) - padding`` zeros pad the zero-inserted input of a
             stride-1 convolution). Default: 0
         output_padding (int or tuple, optional): extra size added to the far side of each
-            spatial dimension, smaller than ``max(stride, dilation)``. It picks one of the
-            ``stride`` input sizes that a strided convolution maps to one size; the added
-            positions hold computed values (and bias), not zeros. Default: 0
+            spatial dimension, smaller than ``max(stride, dilation)``. Below ``stride`` it
+            picks one of the ``stride`` input sizes that a strided convolution maps to one
+            size. The first ``padding`` added positions bring back cropped ones (computed
+            values, plus the bias); any beyond the full output hold the bias alone (zeros
+            without one). Default: 0
         groups (int, optional): splits the channels into independent groups; both ``C_in``
             and ``C_out`` are divided by it. Default: 1
         dilation (int or tuple, optional): spacing between kernel taps. Default: 1

@@ -189,3 +189,20 @@ def test_conv_transpose_autograd_names_numpy_arrays() -> None:
         assert fragment in str(err.value), (fragment, str(err.value))
     with pytest.raises(TypeError, match="must be Tensor"):
         F.conv_transpose2d(X, W, stride=2)
+
+
+@pytest.mark.parametrize("method", tconv_lib.METHODS)
+def test_output_padding_beyond_the_full_output_holds_the_bias_alone(method: str) -> None:
+    """What the docstring says of ``output_padding`` (it said the added positions 'hold
+    computed values (and bias), not zeros', which holds only for the first ``padding``)."""
+    x, w, b = np.ones((1, 1, 2)), np.ones((1, 1, 3)), np.array([0.5])
+    for padding, expected in ((0, [1.5, 1.5, 2.5, 1.5, 1.5, 0.5]), (1, [1.5, 2.5, 1.5, 1.5])):
+        y = tconv_lib.conv_transpose(x, w, b, stride=2, padding=padding, output_padding=1,
+                                     method=method)
+        ref = F.conv_transpose1d(*map(torch.from_numpy, (x, w, b)), stride=2, padding=padding,
+                                 output_padding=1)
+        np.testing.assert_allclose(y[0, 0], expected)
+        np.testing.assert_allclose(y, ref.numpy())
+    doc = " ".join(tconv_lib.conv_transpose.__doc__.split())
+    assert "not zeros" not in doc
+    assert "any beyond the full output hold the bias alone" in doc

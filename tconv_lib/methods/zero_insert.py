@@ -8,7 +8,8 @@ r"""Transposed convolution as an ordinary convolution on a zero-inserted input.
 
 This view explains the name "fractionally strided convolution": the zeros make the step between
 input elements :math:`1/s`. It wastes work: a fraction :math:`1 - 1/s^{D}` of the multiplies hit
-inserted zeros.
+inserted zeros. Those multiplies also reach the values: with an infinite weight, ``0 * inf``
+puts NaN where the other methods (and PyTorch) give ``inf`` or a finite value.
 """
 
 from __future__ import annotations
