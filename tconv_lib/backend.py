@@ -53,6 +53,9 @@ def check_same_kind(**arrays: Any) -> None:
     for name, a in named.items():
         if not (isinstance(a, np.ndarray) or is_torch(a)):
             raise TypeError(f"{name} must be a NumPy array or a torch tensor, got {_kind(a)}")
+        if is_torch(a) and str(a.layout) != "torch.strided":   # sparse, mkldnn
+            raise TypeError(f"{name} must be a dense (strided) torch tensor, got "
+                            f"{name}.layout={a.layout}; convert it with {name}.to_dense()")
     kinds = {name: _kind(a) for name, a in named.items()}
     if len(set(kinds.values())) > 1:
         listing = ", ".join(f"{k} is a {v}" for k, v in kinds.items())
@@ -66,7 +69,7 @@ def dtype_name(x: Any) -> str:
 
 def plainly_compatible(*arrays: Any) -> bool:
     """The common good case, recognised fast: arrays (``None`` skipped) of exactly one type,
-    ``numpy.ndarray`` or ``torch.Tensor``, one device and one allowed floating dtype.
+    ``numpy.ndarray`` or ``torch.Tensor`` (dense), one device and one allowed floating dtype.
 
     When it says ``False`` the full checks (:func:`check_same_kind`,
     :func:`check_float_dtypes`) run and raise their messages; it never accepts what they
@@ -83,9 +86,9 @@ def plainly_compatible(*arrays: Any) -> bool:
         return False
     if kind is np.ndarray:
         return str(dtype) in _NUMPY_FLOATS
-    device = first.device
+    device, strided = first.device, torch.strided
     return dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) and all(
-        a is None or a.device == device for a in arrays)
+        a is None or (a.device == device and a.layout == strided) for a in arrays)
 
 
 def check_float_dtypes(**arrays: Any) -> None:

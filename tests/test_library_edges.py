@@ -206,3 +206,20 @@ def test_output_padding_beyond_the_full_output_holds_the_bias_alone(method: str)
     doc = " ".join(tconv_lib.conv_transpose.__doc__.split())
     assert "not zeros" not in doc
     assert "any beyond the full output hold the bias alone" in doc
+
+
+@pytest.mark.parametrize("layout", ["sparse_coo", "mkldnn"])
+@pytest.mark.parametrize("which", ["input", "weight"])
+def test_tensors_that_are_not_dense_are_named(layout: str, which: str) -> None:
+    """A sparse or MKL-DNN tensor is refused with its layout and the conversion (it failed
+    deep inside a method: "Could not run 'aten::as_strided' with arguments from the
+    'SparseCPU' backend", "reshape is not implemented for sparse tensors")."""
+    arrays = {"input": torch.from_numpy(X).float(), "weight": torch.from_numpy(W).float()}
+    arrays[which] = (arrays[which].to_sparse() if layout == "sparse_coo"
+                     else arrays[which].to_mkldnn())
+    for fn in (tconv_lib.conv_transpose, tconv_lib.conv):
+        with pytest.raises(TypeError) as err:
+            fn(arrays["input"], arrays["weight"])
+        for fragment in (f"{which} must be a dense (strided) torch tensor",
+                         f"{which}.layout=torch.", f"{which}.to_dense()"):
+            assert fragment in str(err.value), (fragment, str(err.value))
