@@ -154,14 +154,21 @@ def test_the_function_takes_torch_func_transforms_like_pytorch(transform: str,
     torch.testing.assert_close(run(ours), run(theirs))
 
 
+@pytest.mark.parametrize("gpu_routes", [False, True], ids=["cpu routes", "gpu routes"])
 @pytest.mark.parametrize("dims, mult, stride", [(1, 1, 2), (2, 1, 2), (2, 2, 1), (3, 1, 2)])
-def test_depthwise_calls_that_record_gradients_match_pytorch(dims: int, mult: int,
-                                                             stride: int) -> None:
+def test_depthwise_calls_that_record_gradients_match_pytorch(dims: int, mult: int, stride: int,
+                                                             gpu_routes: bool,
+                                                             monkeypatch) -> None:
     """One input channel per group (groups == C_in) on tensors that require gradients: the
-    outer-product route wrote its products with ``out=``, which autograd refuses ('mul():
-    functions with out=... arguments don't support automatic differentiation'). Two calls
-    before one backward, as a model makes them, so no reused buffer may hold what the
+    outer-product route (on a GPU the default ``taps`` route, run here on CPU tensors by
+    pretending the CPU is a GPU) wrote its products with ``out=``, which autograd refuses
+    ('mul(): functions with out=... arguments don't support automatic differentiation'). Two
+    calls before one backward, as a model makes them, so no reused buffer may hold what the
     backward reads."""
+    if gpu_routes:
+        from tconv_lib import backend
+
+        monkeypatch.setattr(backend, "on_gpu", backend.is_torch)
     gen = torch.Generator().manual_seed(dims)
     x1, x2 = (torch.randn((2, 4) + (5,) * dims, dtype=torch.float64, generator=gen,
                           requires_grad=True) for _ in range(2))

@@ -31,10 +31,11 @@ route                           what runs                                       
 ==============================  =====================================================  =========
 
 ``fold`` needs one block of the canvas per input position, i.e. ``output_padding < stride``
-(always true unless ``dilation > stride``); the Triton routes need Triton and no autograd. The
-first route that applies is the default; on a CUDA device :func:`tconv_lib._autotune.choose`
-times them all on the first call of each problem and keeps the fastest, like
-``torch.backends.cudnn.benchmark``.
+(always true unless ``dilation > stride``); the Triton routes need Triton and no autograd, and
+the depthwise ones no autograd (``taps`` writes with ``out=``): a depthwise call that records
+gradients takes the general routes. The first route that applies is the default; on a CUDA
+device :func:`tconv_lib._autotune.choose` times them all on the first call of each problem and
+keeps the fastest, like ``torch.backends.cudnn.benchmark``.
 """
 
 from __future__ import annotations
@@ -215,7 +216,7 @@ def routes(x: Any, weight: Any, geo: Geometry, triton: bool | None = None) -> di
         triton = (x.device.type == "cuda" and not backend.records_grad(x, weight)
                   and triton_available())
     names = []
-    if int(weight.shape[0]) == geo.groups:                           # depthwise
+    if int(weight.shape[0]) == geo.groups and not backend.records_grad(x, weight):  # depthwise
         names = ["taps"] + ["depthwise_fold"] * fold_applies(geo) + ["triton"] * (
             triton and geo.ndim <= 2)
         return {k: route(k) for k in names}
