@@ -72,8 +72,8 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
         input or weight is, as PyTorch's is.
 
     Raises:
-        TypeError: as :func:`tconv_lib.conv_transpose` (array kinds, dtypes, non-int
-            arguments).
+        TypeError: as :func:`tconv_lib.conv_transpose` (array kinds and layouts, dtypes,
+            non-int arguments).
         ValueError: a shape or argument breaks a rule (stride, dilation or groups below 1,
             negative padding, channels that do not match the weight or are not divisible by
             ``groups``, a bias of the wrong shape, too few or too many dims, an empty input,

@@ -116,9 +116,10 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
         input or the weight is, as PyTorch's is.
 
     Raises:
-        TypeError: an array is not a NumPy array or torch tensor, arrays are of different
-            kinds, devices or dtypes, a dtype is not floating, an argument is not an int (or
-            a tuple or list of them), or ``method`` is not a str.
+        TypeError: an array is not a NumPy array or a dense torch tensor (sparse and
+            MKL-DNN layouts are refused), arrays are of different kinds, devices or dtypes, a
+            dtype is not floating (or a NumPy one is byte-swapped), an argument is not an int
+            (or a tuple or list of them), or ``method`` is not a str.
         ValueError: a shape or argument breaks a rule (stride, dilation or groups below 1,
             negative padding or output_padding, ``output_padding >= max(stride, dilation)``,
             channels that do not match the weight or are not divisible by ``groups``, a bias
