@@ -55,7 +55,8 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
     Args:
         input (NumPy array or torch tensor): the input, of a floating dtype.
         weight (same kind, device and dtype as ``input``): the kernels.
-        bias (same kind, optional): added to every output channel. Default: ``None``
+        bias (same kind, device and dtype, optional): added to every output channel.
+            Default: ``None``
         stride (int or tuple, optional): step between kernel positions, one int per spatial
             dimension or one for all. Default: 1
         padding (int or tuple, optional): zeros added to both sides of each spatial

@@ -82,7 +82,9 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
         input (NumPy array or torch tensor): the input, of a floating dtype (NumPy float32 or
             float64; torch float16, bfloat16, float32 or float64).
         weight (same kind, device and dtype as ``input``): the kernels.
-        bias (same kind, optional): added to every output channel. Default: ``None``
+        bias (same kind, device and dtype, optional): added to every output channel
+            (PyTorch's CPU kernel quietly casts a bias of another floating dtype; tconv_lib
+            refuses it). Default: ``None``
         stride (int or tuple, optional): distance between the painted kernel copies on the
             output, one int per spatial dimension or one for all. Default: 1
         padding (int or tuple, optional): how much is **cropped** from both sides of each
