@@ -230,3 +230,21 @@ def test_tensors_that_are_not_dense_are_named(layout: str, which: str) -> None:
         for fragment in (f"{which} must be a dense (strided) torch tensor",
                          f"{which}.layout=torch.", f"{which}.to_dense()"):
             assert fragment in str(err.value), (fragment, str(err.value))
+
+
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+def test_autocast_leaves_float64_modules_alone_like_pytorch(dtype: torch.dtype) -> None:
+    """torch.autocast casts float32 (and half) arguments of F.conv_transpose*d, never float64
+    ones: a float64 module inside an autocast region stays float64 (tconv_lib's module cast
+    it to the autocast dtype, a silent loss of precision PyTorch does not make)."""
+    torch.manual_seed(0)
+    theirs = torch.nn.ConvTranspose2d(2, 3, 3, stride=2).double()
+    ours = tnn.ConvTranspose2d(2, 3, 3, stride=2).double()
+    ours.load_state_dict(theirs.state_dict())
+    x = torch.randn(1, 2, 4, 4, dtype=torch.float64)
+    with torch.autocast("cpu", dtype=dtype):
+        y_theirs, y_ours = theirs(x), ours(x)
+        y_fn = tnn.conv_transpose_autograd(x, ours.weight, ours.bias, stride=2)
+    assert y_theirs.dtype == y_ours.dtype == y_fn.dtype == torch.float64
+    torch.testing.assert_close(y_ours, y_theirs, rtol=1e-12, atol=1e-12)
+    torch.testing.assert_close(y_fn, y_theirs, rtol=1e-12, atol=1e-12)
