@@ -243,6 +243,25 @@ def _functorch_wrapped(x: Any) -> bool:
     return torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
+def autocast(x: Any, weight: Any, bias: Any) -> tuple[Any, Any, Any]:
+    """Inside ``torch.autocast`` for ``x``'s device, the floating tensors other than float64 in
+    the autocast dtype, as autocast casts the arguments of ``F.conv*d`` and
+    ``F.conv_transpose*d`` (a mixed-precision model whose float32 parameters meet bfloat16
+    activations; float64 is left alone there too); otherwise, and for NumPy arrays, unchanged.
+    The casts are differentiable, so the parameters' gradients come back in their own dtype."""
+    torch = sys.modules.get("torch")
+    if (torch is None or type(x) is np.ndarray or not isinstance(x, torch.Tensor)
+            or not torch._C._is_any_autocast_enabled()):       # the usual case, in 0.2 us
+        return x, weight, bias
+    device = x.device.type
+    if not (torch.amp.is_autocast_available(device)       # no autocast on 'meta', say
+            and torch.is_autocast_enabled(device)):
+        return x, weight, bias
+    dtype = torch.get_autocast_dtype(device)
+    return tuple(t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point()
+                 and t.dtype != torch.float64 else t for t in (x, weight, bias))
+
+
 def transformed(x: Any, weight: Any, bias: Any) -> bool:
     """Torch tensors seen through a ``torch.func`` transform (``vmap``, ``grad``, ``jvp``) or
     carrying a forward-mode tangent (``torch.autograd.forward_ad``); about 1 us when not."""

@@ -66,7 +66,8 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
             and ``C_out`` are divided by it. Default: 1
 
     Note the argument order, PyTorch's: ``dilation`` comes before ``groups`` here, after it
-    in :func:`tconv_lib.conv_transpose`.
+    in :func:`tconv_lib.conv_transpose`. Inside ``torch.autocast`` the torch arrays other than
+    float64 are first cast to its dtype, as PyTorch casts them.
 
     Returns:
         The output, of the same kind, device and dtype as ``input``; channels-last when a torch
@@ -89,6 +90,7 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
         >>> conv(np.ones((1, 4, 8, 8)), np.ones((6, 2, 3, 3)), padding=1, groups=2).shape
         (1, 6, 8, 8)
     """
+    input, weight, bias = backend.autocast(input, weight, bias)
     x, geo, batched = check_conv(input, weight, bias, stride, padding, dilation, groups)
     if int(x.shape[0]) == 0:                      # an empty batch, as PyTorch allows
         out = shapes.conv_output_shape(tuple(int(v) for v in x.shape[2:]), geo.kernel,

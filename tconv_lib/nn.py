@@ -19,7 +19,7 @@ from typing import Any
 
 import torch
 
-from . import gradients, shapes
+from . import backend, gradients, shapes
 from ._args import IntOrTuple
 from .transpose import conv_transpose
 
@@ -128,7 +128,7 @@ def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     """
     from ._args import check_transpose
 
-    x, weight, bias = _autocast(x, weight, bias)
+    x, weight, bias = backend.autocast(x, weight, bias)
     xb, geo, batched = check_transpose(x, weight, bias, stride, padding, output_padding, groups,
                                        dilation)
     if not isinstance(x, torch.Tensor):          # then neither are weight and bias (checked)
@@ -138,20 +138,6 @@ def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     y = ConvTransposeFunction.apply(xb, weight, bias, geo.stride, geo.padding,
                                     geo.output_padding, geo.groups, geo.dilation, method)
     return y if batched else y[0]
-
-
-def _autocast(x: Any, weight: Any, bias: Any) -> tuple[Any, Any, Any]:
-    """Inside ``torch.autocast`` for ``x``'s device, the floating tensors other than float64 in
-    the autocast dtype, as autocast casts the arguments of ``F.conv_transpose*d`` (a
-    mixed-precision model whose float32 parameters meet bfloat16 activations; float64 is left
-    alone there too); otherwise unchanged. The casts are differentiable, so the parameters'
-    gradients come back in their own dtype."""
-    if not (isinstance(x, torch.Tensor) and torch.amp.is_autocast_available(x.device.type)
-            and torch.is_autocast_enabled(x.device.type)):     # no autocast on 'meta', say
-        return x, weight, bias
-    dtype = torch.get_autocast_dtype(x.device.type)
-    return tuple(t.to(dtype) if isinstance(t, torch.Tensor) and t.is_floating_point()
-                 and t.dtype != torch.float64 else t for t in (x, weight, bias))
 
 
 class _TconvMixin:

@@ -110,7 +110,8 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     On torch tensors it is differentiable as ``F.conv_transpose*d`` is: ``backward()``,
     forward-mode AD and the ``torch.func`` transforms (``grad``, ``vmap``, ``jvp``,
     ``jacrev``, ``jacfwd``). Under the last two it runs as the modules of :mod:`tconv_lib.nn`
-    do, with their jvp and vmap rules and tconv_lib's own backward.
+    do, with their jvp and vmap rules and tconv_lib's own backward. Inside ``torch.autocast``
+    the torch arrays other than float64 are first cast to its dtype, as PyTorch casts them.
 
     Returns:
         The output, of the same kind, device and dtype as ``input``; a fresh array. A torch
@@ -150,6 +151,7 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     if method != "auto" and method not in IMPLEMENTATIONS:
         raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, "
                          f"got method={method!r}")
+    input, weight, bias = backend.autocast(input, weight, bias)
     x, geo, batched = check_transpose(input, weight, bias, stride, padding, output_padding,
                                       groups, dilation)
     name = _choose(x, weight, geo) if method == "auto" else method

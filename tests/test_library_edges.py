@@ -248,3 +248,27 @@ def test_autocast_leaves_float64_modules_alone_like_pytorch(dtype: torch.dtype) 
     assert y_theirs.dtype == y_ours.dtype == y_fn.dtype == torch.float64
     torch.testing.assert_close(y_ours, y_theirs, rtol=1e-12, atol=1e-12)
     torch.testing.assert_close(y_fn, y_theirs, rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("method", ("auto",) + tconv_lib.METHODS)
+def test_the_functions_follow_autocast_like_pytorch(method: str) -> None:
+    """Under torch.autocast, F.conv_transpose2d and F.conv2d cast float32 arguments to the
+    autocast dtype and return it. tconv_lib's functions do the same for every method (the
+    result depended on the method: float32 at full precision for auto, float32 holding
+    bfloat16-rounded values for scatter and phase, bfloat16 for zero_insert and matrix; a
+    bfloat16 activation with float32 weights was refused)."""
+    gen = torch.Generator().manual_seed(0)
+    x = torch.randn(2, 8, 5, 5, generator=gen)
+    w = torch.randn(8, 4, 3, 3, generator=gen) / 6
+    b = torch.randn(4, generator=gen)
+    exact = F.conv_transpose2d(x.double(), w.double(), b.double(), stride=2)
+    exact_conv = F.conv2d(x.double(), w.double().transpose(0, 1), b.double())
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        for xx in (x, x.bfloat16()):
+            y = tconv_lib.conv_transpose(xx, w, b, stride=2, method=method)
+            assert y.dtype == F.conv_transpose2d(xx, w, b, stride=2).dtype == torch.bfloat16
+            torch.testing.assert_close(y.double(), exact, rtol=0.05, atol=0.1)
+        w_conv = w.transpose(0, 1).contiguous()
+        y = tconv_lib.conv(x, w_conv, b)
+        assert y.dtype == F.conv2d(x, w_conv, b).dtype == torch.bfloat16
+        torch.testing.assert_close(y.double(), exact_conv, rtol=0.05, atol=0.1)
