@@ -54,6 +54,10 @@ def _at_least(low: int, **values: object) -> list[int]:
 
 
 def _same_length(**values: Sequence[int]) -> None:
+    for name, v in values.items():
+        if not hasattr(v, "__len__"):
+            raise TypeError(f"{name} must have one entry per spatial axis (a tuple or list of "
+                            f"ints), got {name}={v!r}")
     lengths = {name: len(v) for name, v in values.items()}
     if len(set(lengths.values())) > 1:
         listing = ", ".join(f"{name}={tuple(v)!r}" for name, v in values.items())

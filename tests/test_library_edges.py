@@ -272,3 +272,17 @@ def test_the_functions_follow_autocast_like_pytorch(method: str) -> None:
         y = tconv_lib.conv(x, w_conv, b)
         assert y.dtype == F.conv2d(x, w_conv, b).dtype == torch.bfloat16
         torch.testing.assert_close(y.double(), exact_conv, rtol=0.05, atol=0.1)
+
+
+def test_shape_helpers_name_an_int_given_for_a_tuple() -> None:
+    """shapes.conv_transpose_output_shape/conv_output_shape take one entry per axis for every
+    argument; an int is named (it failed with "object of type 'int' has no len()")."""
+    from tconv_lib import shapes
+
+    with pytest.raises(TypeError, match=r"kernel must have one entry per spatial axis .*"
+                                        r"got kernel=3"):
+        shapes.conv_transpose_output_shape((5, 5), 3, (2, 2), (1, 1), (1, 1), (1, 1))
+    with pytest.raises(TypeError, match=r"stride must have one entry per spatial axis"):
+        shapes.conv_output_shape((5, 5), (3, 3), 2, (1, 1), (1, 1))
+    assert shapes.conv_transpose_output_shape(np.array([5, 5]), torch.Size([3, 3]), [2, 2],
+                                              (1, 1), (1, 1), (1, 1)) == (10, 10)
