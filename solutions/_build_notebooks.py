@@ -209,15 +209,31 @@ def ex1_shapes() -> Book:
                hint=f"for {case}: (i-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1")
     ''')
     b.test("test_output_size_edges", 1, '''
+    def _size_or_error(*args, **kwargs):
+        """Your conv_transpose_output_size, or the text of the exception it raised (then the
+        expect below names the case). The released stub's NotImplementedError stops the cell."""
+        try:
+            return conv_transpose_output_size(*args, **kwargs)
+        except NotImplementedError:
+            raise
+        except Exception as exc:  # reported by the expect that follows, with the case
+            return f"{type(exc).__name__}: {exc}"
+
     expect("stride_1", conv_transpose_output_size(5, 3), _torch_size(5, 3),
            hint="with stride 1 and no padding the output grows by k - 1")
+    expect("output_padding_above_stride",
+           _size_or_error(4, 2, stride=1, output_padding=2, dilation=3),
+           _torch_size(4, 2, stride=1, output_padding=2, dilation=3),
+           hint="stride 1, dilation 3, output_padding 2: F.conv_transpose1d "
+                "accepts every output_padding below max(stride, dilation), not only below the "
+                "stride, and the formula adds it whatever the stride")
     ### BEGIN HIDDEN TESTS
     expect("edge_0", conv_transpose_output_size(1, 1), _torch_size(1, 1), hint="i=1, k=1")
     expect("edge_1", conv_transpose_output_size(1, 4, stride=3), _torch_size(1, 4, stride=3),
            hint="one input element")
     expect("edge_2", conv_transpose_output_size(3, 3, dilation=3),
            _torch_size(3, 3, dilation=3), hint="dilation 3")
-    expect("edge_3", conv_transpose_output_size(3, 3, stride=1, dilation=2, output_padding=1),
+    expect("edge_3", _size_or_error(3, 3, stride=1, dilation=2, output_padding=1),
            _torch_size(3, 3, stride=1, dilation=2, output_padding=1),
            hint="output_padding below the dilation")
     expect("edge_4", conv_transpose_output_size(7, 5, 4, 2, 3), _torch_size(7, 5, 4, 2, 3),
