@@ -77,6 +77,46 @@ def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
     return result, ("calls " + " and ".join(sorted(called)) if called else "no call")"""
 
 
+# ex2 and ex3 also see the watched functions under any other name (`from torch.nn.functional
+# import conv1d`) and any function of tconv_lib however it was reached (a profile hook): before,
+# such answers scored every point (MISTAKES M65-M72). ex7 keeps WATCH_CALLS alone.
+WATCH_ANY_NAME = """\
+def _with_own_calls(fn, *args, watch=(), modules=None, library=None, **kwargs):
+    \"\"\"_with_f_calls, which also reports the watched functions called under another name
+    (`from torch.nn.functional import conv1d`) and any call into the module `library` (tconv_lib,
+    however imported): a profile hook sees every call while fn runs.\"\"\"
+    import os
+    import sys
+
+    modules = {"F": F, "torch": torch} if modules is None else modules
+    labels = {}
+    for label, module in modules.items():
+        for name in watch:
+            if hasattr(module, name):
+                labels.setdefault(id(getattr(module, name)), f"{label}.{name}")
+    folder = None if library is None else os.path.dirname(library.__file__) + os.sep
+    seen = set()
+
+    def profile(frame, event, arg):
+        if event == "c_call" and id(arg) in labels:
+            seen.add(labels[id(arg)])
+        elif event == "call" and folder and frame.f_code.co_filename.startswith(folder):
+            seen.add(library.__name__)
+
+    def profiled(*f_args, **f_kwargs):  # the hook sees fn only, not this watcher's own steps
+        previous = sys.getprofile()
+        sys.setprofile(profile)
+        try:
+            return fn(*f_args, **f_kwargs)
+        finally:
+            sys.setprofile(previous)
+
+    result, called = _with_f_calls(profiled, *args, watch=watch, modules=modules, **kwargs)
+    if called == "no call" and seen:
+        called = "calls " + " and ".join(sorted(seen))
+    return result, called"""
+
+
 # Test cells that draw tensors in the default dtype set it again first: a student's cell that set
 # float32 would otherwise change the inputs themselves (torch.randn draws other numbers), and
 # grading, which compares with the solution's float64 records, would fail what check passed.
@@ -479,8 +519,11 @@ def ex2_scatter() -> Book:
         return full[padding: len(full) - padding]
         ### END SOLUTION
     ''')
-    b.test("test_scatter_1d", 2, WATCH_CALLS + "\n\n\n" + _src('''
-    _TORCH_OPS = ("conv_transpose1d", "conv_transpose2d", "conv1d", "conv2d")  # the oracles
+    b.test("test_scatter_1d", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n" + WATCH_ANY_NAME
+           + "\n\n\n" + _src('''
+    # the oracles, under any name, and the library that has the answers: not part of them
+    _OWN = dict(watch=("conv_transpose1d", "conv_transpose2d", "conv1d", "conv2d"),
+                library=tconv_lib)
 
 
     def _torch_1d(x, w, stride=1, padding=0):
@@ -494,12 +537,13 @@ def ex2_scatter() -> Book:
                 "the copies overlap at 2")
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(5), rng.standard_normal(4)
-    got, f_calls = _with_f_calls(scatter_1d, x, w, watch=_TORCH_OPS, stride=3, padding=1)
+    got, f_calls = _with_own_calls(scatter_1d, x, w, stride=3, padding=1, **_OWN)
     expect("stride3_padding1", got, _torch_1d(x, w, 3, 1),
            hint="paint every copy on the full output first, then crop `padding` from each side")
     expect("own_code", f_calls, "no call",
-           hint="write the scatter with NumPy: F.conv_transpose1d is what the tests compare "
-                "with, not part of the answer")
+           hint="write the scatter with NumPy: F.conv_transpose1d (under any name) is what the "
+                "tests compare with, and tconv_lib has the scatter ready-made: neither is part of "
+                "the answer")
     '''))
     b.test("test_scatter_1d_edges", 1, '''
     rng = np.random.default_rng(1)
@@ -558,8 +602,7 @@ def ex2_scatter() -> Book:
     b.test("test_scatter_2d_channels", 2, '''
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 3, 3, 3))
-    got, f_calls = _with_f_calls(scatter_2d, x, w, watch=_TORCH_OPS, stride=(2, 2),
-                                 padding=(1, 1))
+    got, f_calls = _with_own_calls(scatter_2d, x, w, stride=(2, 2), padding=(1, 1), **_OWN)
     expect("channels_stride2_padding1", got, _torch_2d(x, w, (2, 2), (1, 1)),
            hint="w is (C_in, C_out, kH, kW): output channel co sums x[ci] * w[ci, co] over ci; "
                 "crop `padding` rows/columns from each side of the full canvas")
@@ -570,8 +613,9 @@ def ex2_scatter() -> Book:
                 "full canvas before the crop: kernel copies reach into them (not zeros added "
                 "afterwards)")
     expect("own_code", f_calls, "no call",
-           hint="write the scatter with NumPy: F.conv_transpose2d is what the tests compare "
-                "with, not part of the answer")
+           hint="write the scatter with NumPy: F.conv_transpose2d (under any name) is what the "
+                "tests compare with, and tconv_lib has the scatter ready-made: neither is part of "
+                "the answer")
     ''')
     b.test("test_scatter_2d_edges", 2, '''
     rng = np.random.default_rng(4)
@@ -619,7 +663,7 @@ def ex2_scatter() -> Book:
     rng = np.random.default_rng(5)
     x, w = rng.standard_normal(5), rng.standard_normal(4)
     x_before, w_before = x.copy(), w.copy()
-    got, f_calls = _with_f_calls(zero_insert_1d, x, w, watch=_TORCH_OPS, stride=2, padding=1)
+    got, f_calls = _with_own_calls(zero_insert_1d, x, w, stride=2, padding=1, **_OWN)
     expect("inputs_unchanged",
            bool(np.array_equal(x, x_before) and np.array_equal(w, w_before)), True,
            hint="zero_insert_1d changed the caller's x or w in place (e.g. w[:] = w[::-1]); "
@@ -628,7 +672,7 @@ def ex2_scatter() -> Book:
            hint="pad with k-1-padding zeros, and flip the kernel before sliding it")
     expect("own_code", f_calls, "no call",
            hint="slide the flipped kernel with NumPy (np.correlate or a loop), not with "
-                "F.conv1d or F.conv_transpose1d")
+                "F.conv1d or F.conv_transpose1d (under any name) or tconv_lib's zero insertion")
     ''')
     b.test("test_zero_insert_edges", 1, '''
     rng = np.random.default_rng(6)
