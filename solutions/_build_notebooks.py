@@ -684,7 +684,7 @@ def ex2_scatter() -> Book:
     expect("length_1", zero_insert_1d(x[:1], w, stride=3), _torch_1d(x[:1], w, 3),
            hint="one input element: the output is x[0] times the kernel")
     expect("max_padding", zero_insert_1d(x, w, stride=2, padding=2), _torch_1d(x, w, 2, 2),
-           hint="padding = k - 1: no zeros added around the dilated input")
+           hint="padding = k - 1: the dilated input is not padded at all")
     expect("stride_3", zero_insert_1d(x, w, stride=3, padding=1), _torch_1d(x, w, 3, 1),
            hint="two zeros between the input elements")
     ### END HIDDEN TESTS
