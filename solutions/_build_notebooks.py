@@ -747,20 +747,22 @@ def ex3_matrix() -> Book:
         return c
         ### END SOLUTION
     ''')
-    b.test("test_matrix_1d", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n" + _src('''
-    # what the tests compare with, not part of the answers
+    b.test("test_matrix_1d", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n" + WATCH_ANY_NAME
+           + "\n\n\n" + _src('''
+    # what the tests compare with, not part of the answers (under any name; all of tconv_lib)
     _LIBRARY = dict(watch=("conv_matrix", "conv_transpose", "conv1d", "conv2d",
                            "conv_transpose1d", "conv_transpose2d"),
-                    modules={"F": F, "torch": torch, "tconv_lib": tconv_lib})
+                    modules={"F": F, "torch": torch, "tconv_lib": tconv_lib}, library=tconv_lib)
 
     rng = np.random.default_rng(0)
     w, x = rng.standard_normal(3), rng.standard_normal(7)
-    c, f_calls = _with_f_calls(conv_matrix_1d, w, 7, stride=2, padding=1, **_LIBRARY)
+    c, f_calls = _with_own_calls(conv_matrix_1d, w, 7, stride=2, padding=1, **_LIBRARY)
     expect("matrix_s2_p1", c, tconv_lib.conv_matrix(w[None, None], 7, 2, 1).toarray(),
            hint="row r holds the kernel starting at column r*stride - padding "
                 "(taps that fall in the padding are dropped)")
     expect("own_code", f_calls, "no call",
-           hint="build C with NumPy; tconv_lib.conv_matrix is what the tests compare with")
+           hint="build C with NumPy; tconv_lib.conv_matrix (under any name) is what the "
+                "tests compare with")
     try:  # a C of the wrong shape fails this case, not the whole cell
         c_times_x = c @ x
     except Exception as exc:  # the error is the answer shown
@@ -821,13 +823,14 @@ def ex3_matrix() -> Book:
     b.test("test_matrix_2d", 2, '''
     rng = np.random.default_rng(1)
     w2 = rng.standard_normal((2, 3, 2, 3))
-    c2, f_calls = _with_f_calls(conv_matrix_2d, w2, (5, 5), stride=(2, 1), padding=(1, 0),
-                                **_LIBRARY)
+    c2, f_calls = _with_own_calls(conv_matrix_2d, w2, (5, 5), stride=(2, 1), padding=(1, 0),
+                                  **_LIBRARY)
     expect("matrix_2d", c2, tconv_lib.conv_matrix(w2, (5, 5), (2, 1), (1, 0)).toarray(),
            hint="rows are (c_out, row, col) and columns (c_in, row, col), both row-major; "
                 "w is (C_out, C_in, kH, kW); H_out = (5 + 2 - 2) // 2 + 1 = 3 (floored)")
     expect("own_code", f_calls, "no call",
-           hint="build C with NumPy; tconv_lib.conv_matrix is what the tests compare with")
+           hint="build C with NumPy; tconv_lib.conv_matrix (under any name) is what the "
+                "tests compare with")
     ''')
     b.test("test_matrix_2d_edges", 1, '''
     rng = np.random.default_rng(102)  # this cell's own inputs, whatever ran before
@@ -884,8 +887,8 @@ def ex3_matrix() -> Book:
     rng = np.random.default_rng(104)  # this cell's own inputs, whatever ran before
     x3, wt3 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2, 3, 2))
     x3_before, wt3_before = x3.copy(), wt3.copy()
-    got, f_calls = _with_f_calls(conv_transpose_via_matrix, x3, wt3, stride=(2, 2),
-                                 padding=(1, 0), **_LIBRARY)
+    got, f_calls = _with_own_calls(conv_transpose_via_matrix, x3, wt3, stride=(2, 2),
+                                   padding=(1, 0), **_LIBRARY)
     expect("inputs_unchanged", bool(x3.shape == x3_before.shape and np.array_equal(x3, x3_before)
                                     and wt3.shape == wt3_before.shape
                                     and np.array_equal(wt3, wt3_before)), True,
@@ -898,7 +901,7 @@ def ex3_matrix() -> Book:
                 "C.T @ x comes out flattened as (C_out, H_out, W_out)")
     expect("own_code", f_calls, "no call",
            hint="use your conv_matrix_2d and C.T @ x, not F.conv_transpose2d (what the tests "
-                "compare with) or tconv_lib")
+                "compare with, under any name) or tconv_lib")
     ### BEGIN HIDDEN TESTS
     expect("stride_1", conv_transpose_via_matrix(x3, wt3), _torch_t2d(x3, wt3),
            hint="with stride 1 and no padding C.T is a full correlation")
