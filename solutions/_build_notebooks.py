@@ -882,6 +882,12 @@ def ex3_matrix() -> Book:
     want = _torch_t2d(x1, wt1, (2, 2))  # before your function sees x1 and wt1
     expect("one_channel", conv_transpose_via_matrix(x1, wt1, stride=(2, 2)), want,
            hint="C of the stride-2 convolution on the 5x5 output size, then C.T @ x")
+    x2, wt2 = rng.standard_normal((1, 2, 3)), rng.standard_normal((1, 1, 2, 2))
+    want = _torch_t2d(x2, wt2, (3, 3))  # before your function sees x2 and wt2
+    expect("kernel_below_stride", conv_transpose_via_matrix(x2, wt2, stride=(3, 3)), want,
+           hint="kernel 2x2, stride 3: the copies leave gaps, and the output is "
+                "(H-1)*sH - 2*pH + kH = 5 by (W-1)*sW - 2*pW + kW = 8, not H*sH by W*sW "
+                "(Keras' H*s + max(k - s, 0) is another convention)")
     ''')
     b.test("test_via_matrix_channels", 2, '''
     rng = np.random.default_rng(104)  # this cell's own inputs, whatever ran before
