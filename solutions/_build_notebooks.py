@@ -1148,6 +1148,12 @@ def ex4_gradients() -> Book:
     x, g, gx, gw = _autograd((1, 3, 5, 5), w)
     got = _no_grad(conv2d_weight_grad, x, g, (3, 3))
     expect("stride_1", got, gw, hint="stride 1, no padding")
+    w_2x3 = torch.randn(2, 3, 2, 3, generator=torch.Generator().manual_seed(107))
+    x, g, gx, gw = _autograd((1, 3, 7, 8), w_2x3, (2, 2), (0, 1), seed=7)
+    got = _no_grad(conv2d_weight_grad, x, g, (2, 3), stride=(2, 2), padding=(0, 1))
+    expect("kernel_2x3", got, gw,
+           hint="kernel_size (2, 3): keep the first kH = 2 rows and kW = 3 columns of the "
+                "correlation (here 3x4); kernels need not be square")
     ### BEGIN HIDDEN TESTS
     w23 = torch.randn(4, 3, 2, 3, generator=gen)
     def _weight_grad_case(shape, s, p, d, seed):
