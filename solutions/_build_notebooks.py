@@ -165,8 +165,10 @@ class Book:
         src = _src(src)
         if DRAWS_TENSORS.search(src):
             lines = src.splitlines()
-            at = next((i for i, line in enumerate(lines)
-                       if not line.startswith(("import ", "from "))), len(lines))
+            at = next((i for i, line in enumerate(lines)  # after the imports (blank lines
+                       if not line.startswith(("import ", "from "))  # between their groups too)
+                       and not (not line and i + 1 < len(lines)
+                                and lines[i + 1].startswith(("import ", "from ")))), len(lines))
             src = "\n".join(lines[:at] + [""] * (at > 0) + [DTYPE_PIN] + lines[at:])
         if HIDDEN_BEGIN in src:
             assert HIDDEN_NOTICE not in src, grade_id
@@ -954,8 +956,9 @@ def ex4_gradients() -> Book:
     For `y = F.conv2d(x, w, stride, padding, dilation)` and an upstream gradient
     `g = dL/dy`, the input gradient `dL/dx = C.T g` is a **transposed convolution** of `g`
     with the same weight, and the weight gradient is a correlation of `x` with `g`. Compute
-    both **without autograd**: you may use `F.conv_transpose2d` and `F.conv2d`. The tests call
-    your functions under `torch.no_grad()` and compare with `torch.autograd`.
+    both **without autograd**: you may use `F.conv_transpose2d` and `F.conv2d` (not the
+    ready-made gradients of `torch.nn.grad` or `tconv_lib.gradients`). The tests call your
+    functions under `torch.no_grad()` and compare with `torch.autograd`.
     """)
     b.setup()
     b.md("""
@@ -982,6 +985,9 @@ def ex4_gradients() -> Book:
     ''')
     b.test("test_input_grad", 2, '''
     import inspect
+    import sys
+
+    import tconv_lib.gradients
 
 
     def _autograd(x_shape, w, stride=(1, 1), padding=(0, 0), dilation=(1, 1), seed=0, groups=1):
@@ -997,39 +1003,47 @@ def ex4_gradients() -> Book:
         return x.detach(), g, gx, gw
 
     _AUTOGRAD_CALLS = {}  # function under test -> what of torch.autograd it called
+    # the oracle (autograd, however it is named) and the gradients ready-made: no answer calls them
+    _ORACLES = {torch.autograd.grad.__code__: "torch.autograd.grad",
+                torch.autograd.backward.__code__: "torch.autograd.backward",
+                torch.nn.grad.conv2d_input.__code__: "torch.nn.grad.conv2d_input",
+                torch.nn.grad.conv2d_weight.__code__: "torch.nn.grad.conv2d_weight"}
+    _READY_MADE = tconv_lib.gradients.__file__  # any of its functions: "tconv_lib.gradients"
     _CHANGED_INPUTS = {}  # function under test -> the tensor arguments it changed in place
 
 
     def _no_grad(fn, *args, **kwargs):
         """Call the function under test without autograd, and note whether it calls
-        torch.autograd anyway (turning gradients back on): the oracle, not an answer."""
+        torch.autograd anyway (turning gradients back on; the oracle, under whatever name it was
+        imported) or a ready-made gradient (torch.nn.grad, tconv_lib.gradients): not an answer.
+        A profile hook sees the calls, `from torch.autograd import grad` included."""
         used = _AUTOGRAD_CALLS.setdefault(fn.__name__, set())
         changed = _CHANGED_INPUTS.setdefault(fn.__name__, set())
         names = list(inspect.signature(fn).parameters)
         before = {names[n] if n < len(names) else f"argument {n + 1}": (arg, arg.clone())
                   for n, arg in enumerate(args) if isinstance(arg, torch.Tensor)}
-        originals = {name: getattr(torch.autograd, name) for name in ("grad", "backward")}
 
-        def watched(name):
-            def call(*a_args, **a_kwargs):
-                used.add(f"torch.autograd.{name}")
-                return originals[name](*a_args, **a_kwargs)
-            return call
+        def profile(frame, event, arg):
+            if event == "call":
+                if frame.f_code in _ORACLES:
+                    used.add(_ORACLES[frame.f_code])
+                elif frame.f_code.co_filename == _READY_MADE:
+                    used.add("tconv_lib.gradients")
 
-        for name in originals:
-            setattr(torch.autograd, name, watched(name))
+        previous = sys.getprofile()
+        sys.setprofile(profile)
         try:
             with torch.no_grad():
                 return fn(*args, **kwargs)
         finally:
-            for name, original in originals.items():
-                setattr(torch.autograd, name, original)
+            sys.setprofile(previous)
             changed.update(name for name, (arg, copy) in before.items()
                            if arg.shape != copy.shape or not torch.equal(arg, copy))
 
 
     def _autograd_calls(name):
-        """What the function `name` called of torch.autograd in the cases above."""
+        """What the function `name` called of torch.autograd (or a ready-made gradient) in the
+        cases above."""
         return " and ".join(sorted(_AUTOGRAD_CALLS.get(name, ()))) or "no call"
 
 
@@ -1063,7 +1077,9 @@ def ex4_gradients() -> Book:
                 "one (grad_out * ..., w.transpose(...))")
     expect("no_autograd", _autograd_calls("conv2d_input_grad"), "no call",
            hint="compute dL/dx with F.conv_transpose2d: torch.autograd (backward, "
-                "autograd.grad) is what the tests compare with, not part of the answer")
+                "autograd.grad, however imported) is what the tests compare with, and "
+                "torch.nn.grad and tconv_lib.gradients have the gradient ready-made: none of "
+                "them is part of the answer")
     ''')
     b.test("test_input_grad_edges", 1, '''
     gen = torch.Generator().manual_seed(105)  # this cell's own inputs, whatever ran before
@@ -1139,8 +1155,10 @@ def ex4_gradients() -> Book:
                 "method such as x.transpose_(0, 1)); x.transpose(0, 1) returns a new view and "
                 "leaves x as it was")
     expect("no_autograd", _autograd_calls("conv2d_weight_grad"), "no call",
-           hint="compute dL/dw with F.conv2d: torch.autograd (backward, autograd.grad) is "
-                "what the tests compare with, not part of the answer")
+           hint="compute dL/dw with F.conv2d: torch.autograd (backward, autograd.grad, "
+                "however imported) is what the tests compare with, and torch.nn.grad and "
+                "tconv_lib.gradients have the gradient ready-made: none of them is part of the "
+                "answer")
     ''')
     b.test("test_weight_grad_edges", 1, '''
     gen = torch.Generator().manual_seed(106)  # this cell's own inputs, whatever ran before
