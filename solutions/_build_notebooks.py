@@ -766,7 +766,7 @@ def ex3_matrix() -> Book:
            hint="build C with NumPy; tconv_lib.conv_matrix (under any name) is what the "
                 "tests compare with")
     try:  # a C of the wrong shape fails this case, not the whole cell
-        c_times_x = c @ x
+        c_times_x = np.asarray(c) @ x  # an np.matrix C would give a (1, o) matrix
     except Exception as exc:  # the error is the answer shown
         c_times_x = f"{type(exc).__name__}: {exc}"
     expect("applies_conv", c_times_x,
