@@ -524,7 +524,7 @@ def ex2_scatter() -> Book:
     b.test("test_scatter_1d", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n" + WATCH_ANY_NAME
            + "\n\n\n" + _src('''
     # the oracles, under any name, and the library that has the answers: not part of them
-    _OWN = dict(watch=("conv_transpose1d", "conv_transpose2d", "conv1d", "conv2d"),
+    _OWN = dict(watch=("conv_transpose1d", "conv_transpose2d", "conv1d", "conv2d", "convolution"),
                 library=tconv_lib)
 
 
@@ -753,7 +753,7 @@ def ex3_matrix() -> Book:
            + "\n\n\n" + _src('''
     # what the tests compare with, not part of the answers (under any name; all of tconv_lib)
     _LIBRARY = dict(watch=("conv_matrix", "conv_transpose", "conv1d", "conv2d",
-                           "conv_transpose1d", "conv_transpose2d"),
+                           "conv_transpose1d", "conv_transpose2d", "convolution"),
                     modules={"F": F, "torch": torch, "tconv_lib": tconv_lib}, library=tconv_lib)
 
     rng = np.random.default_rng(0)
