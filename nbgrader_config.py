@@ -4,7 +4,8 @@ The instructor source lives in the repository (``solutions/``) and the student r
 generated into the repository (``exercises/``, by ``tconv-grader release``). Everything that is
 instructor *working state* (submissions, autograded notebooks, feedback, the gradebook) lives in a
 course directory outside the repository: ``tconv-grader ... --course DIR`` or, for nbgrader's
-own apps, ``$TCONV_COURSE`` (default ``~/tconv-course``).
+own apps, ``$TCONV_COURSE`` (default ``~/tconv-course``), with ``$TCONV_DB`` for a gradebook
+given by ``--db`` (default: ``DIR/gradebook.db``).
 """
 
 import os
@@ -16,6 +17,9 @@ c = get_config()  # noqa: F821 - provided by traitlets when nbgrader loads this 
 c.CourseDirectory.course_id = "tconv"
 c.CourseDirectory.root = os.path.abspath(
     os.path.expanduser(os.environ.get("TCONV_COURSE", "~/tconv-course")))
+# formgrader and nbgrader's own commands on a gradebook elsewhere (tconv-grader's --db URL):
+if os.environ.get("TCONV_DB"):
+    c.CourseDirectory.db_url = os.environ["TCONV_DB"]
 # Absolute paths: os.path.join(root, "/abs/...") keeps them, so source and release stay in the repo.
 c.CourseDirectory.source_directory = os.path.join(_REPO, "solutions")
 c.CourseDirectory.release_directory = os.path.join(_REPO, "exercises")

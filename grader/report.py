@@ -34,6 +34,7 @@ from __future__ import annotations
 import csv
 import io
 import json
+import shlex
 import sys
 import tempfile
 from collections import Counter
@@ -389,14 +390,24 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                      "collect and autograde it, or give a hand grade in formgrader "
                      f"({_listed(unread)})")
     if to_grade:
-        where = (f"from the repository root, TCONV_COURSE={course.root} jupyter lab, menu "
-                 "Nbgrader > Formgrader" if course.default_db else "with --db's gradebook")
         steps.append(f"grade the {to_grade} written answer(s) by hand in nbgrader's formgrader "
-                     f"({where}), then run report and feedback again")
+                     f"({formgrader_command(course)}, menu Nbgrader > Formgrader), then run "
+                     "report and feedback again")
     state = (f"{provisional} student(s) in it have a provisional total (written answers still to "
              "grade)" if provisional else "every total is final")
     steps.append(f"upload {out / 'scores.csv'} (one row per student) to your LMS; {state}")
     return steps
+
+
+def formgrader_command(course: Course) -> str:
+    """How to open formgrader on ``course``: from the repository root (its
+    ``nbgrader_config.py``), the course directory as the Jupyter root (formgrader refuses a
+    course outside the server's root), and the gradebook of ``--db`` when one was given (its
+    password is not printed)."""
+    db = "" if course.default_db else "TCONV_DB='<the --db URL>' "
+    root = shlex.quote(str(course.root))
+    return (f"from the repository root with .venv active: TCONV_COURSE={root} {db}jupyter lab "
+            f"--ServerApp.root_dir={root}")
 
 
 def main(args) -> int:

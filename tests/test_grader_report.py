@@ -194,8 +194,9 @@ def test_the_summary_says_what_to_do_next(tmp_path, capsys):
         f"next: look at the 1 flagged submission(s) in {reports / 'flags.txt'} (each executed "
         f"notebook is in {course.autograded}/<student>/<assignment>/)",
         "next: grade the 1 written answer(s) by hand in nbgrader's formgrader (from the "
-        f"repository root, TCONV_COURSE={course.root} jupyter lab, menu Nbgrader > Formgrader)"
-        ", then run report and feedback again",
+        f"repository root with .venv active: TCONV_COURSE={course.root} jupyter lab "
+        f"--ServerApp.root_dir={course.root}, menu Nbgrader > Formgrader), then run report and "
+        "feedback again",
         f"next: upload {reports / 'scores.csv'} (one row per student) to your LMS; 1 student(s) "
         "in it have a provisional total (written answers still to grade)"]
 
@@ -364,3 +365,49 @@ def test_a_notebook_that_ran_but_stopped_before_its_first_test_is_not_unread(tmp
     res = report(course, progress=False)
     assert res["most_failed"][0] == ("ex/ex/test_x", 1, 1)  # bo's 0 counts, amy's does not
     assert res["written"]["ex/ex/why"]["unread"] == 1
+
+
+@pytest.mark.parametrize("where", ["plain", "with space"])
+def test_the_formgrader_command_is_one_formgrader_accepts(tmp_path, monkeypatch, where):
+    """report's formgrader command: nbgrader's formgrader refuses a course directory outside the
+    Jupyter root ("not a subdirectory of the notebook server root": the relative path starts
+    with '..'), which `jupyter lab` from the repository root would be for a course kept
+    outside it. Read back the way a shell reads it, the command's root contains the course."""
+    import os
+    import shlex
+
+    from grader.release import nbgrader_config
+    from grader.report import formgrader_command
+
+    course = small_class(tmp_path / where / "course")
+    words = shlex.split(formgrader_command(course).split(": ", 1)[1])
+    env = dict(w.split("=", 1) for w in words if "=" in w and not w.startswith("--"))
+    root = next(w.split("=", 1)[1] for w in words if w.startswith("--ServerApp.root_dir="))
+    assert words[words.index("jupyter"):words.index("jupyter") + 2] == ["jupyter", "lab"]
+    assert "TCONV_DB" not in env
+    monkeypatch.setenv("TCONV_COURSE", env["TCONV_COURSE"])
+    monkeypatch.delenv("TCONV_DB", raising=False)
+    config = nbgrader_config().CourseDirectory
+    assert config.root == str(course.root)
+    assert not os.path.relpath(config.root, root).startswith(".."), (config.root, root)
+
+
+def test_the_formgrader_command_names_a_db_gradebook(tmp_path, monkeypatch):
+    """With --db, formgrader must read that gradebook, not DIR/gradebook.db: the command sets
+    TCONV_DB (without printing the URL's password), which nbgrader_config.py passes on."""
+    import shutil
+
+    from grader.release import nbgrader_config
+    from grader.report import formgrader_command
+
+    small_class(tmp_path / "course")
+    url = f"sqlite:///{tmp_path / 'elsewhere.db'}"
+    shutil.copy(tmp_path / "course" / "gradebook.db", tmp_path / "elsewhere.db")
+    course = Course.open(str(tmp_path / "course"), url)
+    command = formgrader_command(course)
+    assert "TCONV_DB='<the --db URL>'" in command and "elsewhere" not in command
+    monkeypatch.setenv("TCONV_COURSE", str(course.root))
+    monkeypatch.setenv("TCONV_DB", url)
+    assert nbgrader_config().CourseDirectory.db_url == url
+    monkeypatch.delenv("TCONV_DB")
+    assert "db_url" not in nbgrader_config().CourseDirectory
