@@ -614,7 +614,6 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
     flags: list[str] = []
     records: dict[str, object] = {}
     hints: dict[str, str] = {}
-    rec_cell: dict[str, int] = {}
     ends: dict[int, dict] = {}
     raw_out: dict[int, list[bytes]] = {}
     by_index = {c["index"]: c for c in cells}
@@ -742,7 +741,6 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                                      f"'{info['grade_id']}'")
                     else:
                         _flag(flags, f"{why} in test value '{key}'")
-                rec_cell[key] = cell
             elif t == "flag":
                 m = msg.get("msg")
                 if isinstance(m, str):
@@ -900,8 +898,8 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
             runs.append(CellRun(i, c["grade_id"], "not_run", None, extra))
     if killed_for is None and not done and exit_code is None:
         _flag(flags, "kernel died (no exit status)")
-    # records of cells that did not finish ok never count; drop them so nothing half-done leaks
-    ok_cells = {r.index for r in runs if r.status == "ok"}
-    records = {k: v for k, v in records.items() if rec_cell[k] in ok_cells}
+    # A cell scores only if it finished ok (the grader checks its status), but the records a
+    # stopped cell made before it stopped are kept: they say which of its tests passed or what
+    # came back, as `check` says, instead of calling every one of them "not reached".
     hints = {k: v for k, v in hints.items() if k in records}
     return Execution(records, runs, flags, time.monotonic() - t0, hints)

@@ -450,17 +450,40 @@ NOTE32 = ("Your answer is float32: the tests compare with float64 results to a r
 SECRET = "ORCHID4721"  # stands for hidden test text a student's code read from its caller
 
 
-def _judged(records: dict, expected: dict, hidden_names=(), has_hidden=False) -> list[str]:
-    """The messages ``autograde._judge`` gives one test cell ``c`` with these records."""
+def _judged(records: dict, expected: dict, hidden_names=(), has_hidden=False,
+            status: str = "ok", error: str | None = None, points: list | None = None
+            ) -> list[str]:
+    """The messages ``autograde._judge`` gives one test cell ``c`` with these records, which
+    ran to ``status`` (``error``); the cell's points are appended to ``points``."""
     from grader.autograde import _judge
     from grader.execute import CellRun, Execution
 
     spec = {"cell_type": "code", "points": 1.0, "hidden_names": list(hidden_names),
             "has_hidden": has_hidden, "hints": {}}
-    ex = Execution({f"c/{k}": v for k, v in records.items()}, [CellRun(0, "c", "ok", None, "")],
-                   [], 0.0)
+    ex = Execution({f"c/{k}": v for k, v in records.items()},
+                   [CellRun(0, "c", status, error, "")], [], 0.0)
     cells = _judge({"c": spec}, {f"c/{k}": v for k, v in expected.items()}, ex)
+    if points is not None:
+        points.append(cells["c"]["points"])
     return [t["message"] for t in cells["c"]["tests"]]
+
+
+def test_a_stopped_cell_tells_what_it_reached_and_scores_nothing() -> None:
+    """A test cell that stopped: the tests it reached say passed or what came back (as `check`
+    says), the rest 'not reached' with the stop; it scores 0. When it stopped after its last
+    visible test (in a hidden one, say), one line still says why the cell scores 0."""
+    points: list = []
+    assert _judged({"a": 1, "b": 2}, {"a": 1, "b": 3, "c": 4}, status="error",
+                   error="ValueError: later", points=points) == [
+        "[a] passed", "[b] expected 3, got 2.",
+        "[c] not reached: the cell stopped with ValueError: later."]
+    assert _judged({"a": 1, "h": 5}, {"a": 1, "h": 5, "i": 6}, hidden_names=("h", "i"),
+                   has_hidden=True, status="error", error="ValueError: ORCHID4721",
+                   points=points) == [
+        "[a] passed", "hidden test passed", "hidden test failed",
+        "the cell stopped with ValueError"]
+    assert _judged({"a": 1}, {"a": 1}, points=points) == ["[a] passed"]
+    assert points == [0.0, 0.0, 1.0]
 
 
 def test_grading_says_what_check_says_of_a_float32_answer() -> None:

@@ -93,10 +93,13 @@ def test_errors_continue_and_output_is_captured(tmp_path: Path, sandbox: bool) -
     assert ex.records == {"t/z": 5}
 
 
-def test_records_of_a_failing_test_cell_are_dropped(tmp_path: Path, sandbox: bool) -> None:
-    nb = nb_of(grade_cell("expect('a', 1, 1)\nraise ValueError('later')", "t"))
+def test_records_of_a_stopped_test_cell_are_kept(tmp_path: Path, sandbox: bool) -> None:
+    """What a test cell recorded before it stopped is kept (grading tells which of its tests
+    passed, as `check` does); its status says it stopped, so it scores nothing (autograde)."""
+    nb = nb_of(grade_cell("expect('a', 1, 1)\nexpect('b', 2, 3)\nraise ValueError('later')\n"
+                          "expect('c', 3, 3)", "t"))
     ex = run_notebook(nb, workdir=tmp_path, limits=FAST, sandbox=sandbox)
-    assert ex.cells[-1].status == "error" and ex.records == {}
+    assert ex.cells[-1].status == "error" and ex.records == {"t/a": 1, "t/b": 2}
 
 
 def test_recorders_only_in_test_cells(tmp_path: Path, sandbox: bool) -> None:
