@@ -39,30 +39,44 @@ text-align:left;vertical-align:top}.pass{color:#17663a}.fail{color:#a0141e}
 .flag{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e0a800}"""
 
 
-#: ``(manual, blank)`` of one submission: its hand grades by ``(notebook, cell)``, and the cells
-#: nbgrader scored 0 on its own that nobody has graded by hand (among written answers, those
-#: left exactly as released)
-HandGrades = tuple[dict[tuple[str, str], float], set[tuple[str, str]]]
+#: ``(manual, blank, extra)`` of one submission: its hand grades by ``(notebook, cell)``, the
+#: cells nbgrader scored 0 on its own that nobody has graded by hand (among written answers,
+#: those left exactly as released), and formgrader's extra credit by ``(notebook, cell)``
+HandGrades = tuple[dict[tuple[str, str], float], set[tuple[str, str]],
+                   dict[tuple[str, str], float]]
+NO_GRADES: HandGrades = ({}, set(), {})
 
 
 def _hand_grades_of(rows) -> HandGrades:
     """:data:`HandGrades` of one submission's ``(notebook, cell, auto_score, manual_score,
-    needs_manual_grade, cell_type)``: a written answer's hand grade that needs grading again
-    (autograde: the answer changed since, a resubmission) is no hand grade yet, as in
-    ``report``."""
-    manual = {(nb, cell): float(m) for nb, cell, _, m, again, kind in rows
-              if m is not None and not (again and kind != "code")}
-    blank = {(nb, cell) for nb, cell, auto, m, _, _ in rows
+    needs_manual_grade, cell_type, extra_credit)``: a written answer's hand grade that needs
+    grading again (autograde: the answer changed since, a resubmission) is no hand grade yet, as
+    in ``report``, and its extra credit waits with it. Extra credit counts where nbgrader's
+    score counts it: on a cell with a hand grade or an auto score."""
+    stale = {(nb, cell) for nb, cell, _, m, again, kind, _ in rows
+             if m is not None and again and kind != "code"}
+    manual = {(nb, cell): float(m) for nb, cell, _, m, _, _, _ in rows
+              if m is not None and (nb, cell) not in stale}
+    blank = {(nb, cell) for nb, cell, auto, m, _, _, _ in rows
              if m is None and auto is not None and auto == 0}
-    return manual, blank
+    extra = {(nb, cell): float(x) for nb, cell, auto, m, _, _, x in rows
+             if x and (m is not None or auto is not None) and (nb, cell) not in stale}
+    return manual, blank, extra
+
+
+#: formgrader's comments of one submission: ``[(notebook, cell, text)]``
+Comments = list[tuple[str, str, str]]
 
 
 def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], list[str],
-                                              set[tuple[str, str]], set[str]]:
-    """Everything a run needs from the gradebook, in one session and one query of its grades:
-    ``(hand grades by (student, assignment), assignments, {(student, assignment)}, students)``
-    (the assignments it holds a submission of, as ``report`` lists them, every submission, and
-    every student: the class list once it was imported, as in ``report``'s totals).
+                                              set[tuple[str, str]], set[str],
+                                              dict[tuple[str, str], Comments]]:
+    """Everything a run needs from the gradebook, in one session and one query of its grades
+    (and one of its comments): ``(hand grades by (student, assignment), assignments,
+    {(student, assignment)}, students, comments by (student, assignment))`` (the assignments
+    it holds a submission of, as ``report`` lists them, every submission, every student: the
+    class list once it was imported, as in ``report``'s totals, and the comments written in
+    formgrader).
     One connection for the class, not one per page: opening one costs more than a page."""
     from nbgrader import api
 
@@ -73,7 +87,7 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
         query = (gb.db.query(api.SubmittedAssignment.student_id, api.Assignment.name,
                              api.Notebook.name, api.GradeCell.name, api.Grade.auto_score,
                              api.Grade.manual_score, api.Grade.needs_manual_grade,
-                             api.GradeCell.cell_type)
+                             api.GradeCell.cell_type, api.Grade.extra_credit)
                  .select_from(api.Grade)
                  .join(api.GradeCell, api.Grade.cell_id == api.GradeCell.id)
                  .join(api.SubmittedNotebook, api.Grade.notebook_id == api.SubmittedNotebook.id)
@@ -84,8 +98,25 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
                        api.SubmittedAssignment.assignment_id == api.Assignment.id))
         for student, assignment, *row in query:
             rows.setdefault((student, assignment), []).append(tuple(row))
+        comments: dict[tuple[str, str], Comments] = {}
+        said = (gb.db.query(api.SubmittedAssignment.student_id, api.Assignment.name,
+                            api.Notebook.name, api.BaseCell.name, api.Comment.manual_comment)
+                .select_from(api.Comment)
+                .join(api.BaseCell, api.Comment.cell_id == api.BaseCell.id)
+                .join(api.SubmittedNotebook,
+                      api.Comment.notebook_id == api.SubmittedNotebook.id)
+                .join(api.Notebook, api.SubmittedNotebook.notebook_id == api.Notebook.id)
+                .join(api.SubmittedAssignment,
+                      api.SubmittedNotebook.assignment_id == api.SubmittedAssignment.id)
+                .join(api.Assignment,
+                      api.SubmittedAssignment.assignment_id == api.Assignment.id)
+                .filter(api.Comment.manual_comment.isnot(None)))
+        for student, assignment, nb, cell, text in said:
+            if text.strip():
+                comments.setdefault((student, assignment), []).append((nb, cell, text.strip()))
     grades = {key: _hand_grades_of(r) for key, r in rows.items()}
-    return grades, sorted({a for _, a in subs}), subs, students
+    return (grades, sorted({a for _, a in subs}), subs, students,
+            {key: sorted(c) for key, c in comments.items()})
 
 
 def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[str]]:
@@ -160,16 +191,20 @@ def never_read(nb: dict) -> bool:
 
 
 def score(record: dict, manual: dict[tuple[str, str], float],
-          blank: set[tuple[str, str]] | frozenset = frozenset()) -> tuple[float, float, int]:
+          blank: set[tuple[str, str]] | frozenset = frozenset(),
+          extra: dict[tuple[str, str], float] | None = None) -> tuple[float, float, int]:
     """``(points, max points, written answers still to grade)`` of one submission: the
-    autograder's points, overridden by any hand grade; a written answer counts 0 until graded
-    (and is not waiting for a grade in a notebook that could not be read: there is no answer)."""
+    autograder's points, overridden by any hand grade, plus formgrader's extra credit (as
+    nbgrader's own score); a written answer counts 0 until graded (and is not waiting for a
+    grade in a notebook that could not be read: there is no answer)."""
+    extra = extra or {}
     total = max_total = 0.0
     pending = 0
     for nb_id, nb in record["notebooks"].items():
         unread = never_read(nb)
         for gid, cell in nb["cells"].items():
             max_total += cell["max"]
+            total += extra.get((nb_id, gid), 0.0)
             given = manual.get((nb_id, gid))
             if cell["manual"]:
                 pending += given is None and (nb_id, gid) not in blank and not unread
@@ -187,10 +222,19 @@ def _score_text(total: float, max_total: float, pending: int) -> str:
 
 def render(record: dict, manual: dict[tuple[str, str], float],
            secrets: dict[str, frozenset[str]] | None = None,
-           blank: set[tuple[str, str]] | frozenset = frozenset()) -> str:
+           blank: set[tuple[str, str]] | frozenset = frozenset(),
+           extra: dict[tuple[str, str], float] | None = None,
+           comments: Comments = ()) -> str:
+    """The page of one submission. Formgrader's hand work is shown as the student's total
+    counts it: a hand grade (on a test cell: 'set by hand', with what the tests gave), extra
+    credit next to its cell's points, and the instructor's comments above the table."""
     from grader.autograde import not_found, scrub_hidden
 
     secrets = secrets or {}
+    extra = extra or {}
+
+    def bonus(key: tuple[str, str]) -> str:
+        return f" + {extra[key]:g} extra credit" if key in extra else ""
     everything = frozenset().union(*secrets.values()) if secrets else frozenset()
 
     e = html.escape
@@ -214,16 +258,19 @@ def render(record: dict, manual: dict[tuple[str, str], float],
                         "answer and 0 points" if unread
                         else "written answer (graded by hand)")
                 rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{shown} / "
-                            f"{cell['max']:g}</td><td>{note}</td></tr>")
+                            f"{cell['max']:g}{bonus((nb_id, gid))}</td><td>{note}</td></tr>")
                 continue
             points = manual.get((nb_id, gid), cell["points"] or 0.0)
+            by_hand = (f" (set by hand; the tests gave {cell['points'] or 0.0:g})"
+                       if (nb_id, gid) in manual else "")
             items = []
             for passed, text in merged_messages(cell["tests"]):
                 cls = "pass" if passed else "fail"
                 mark = "&#10003;" if passed else "&#10007;"
                 items.append(f'<li class="{cls}">{mark} {sc(text, nb_id)}</li>')
             rows.append(f"<tr><td>{e(nb_id)}</td><td>{e(gid)}</td><td>{points:g} / "
-                        f"{cell['max']:g}</td><td><ul>{''.join(items)}</ul></td></tr>")
+                        f"{cell['max']:g}{bonus((nb_id, gid))}{by_hand}</td>"
+                        f"<td><ul>{''.join(items)}</ul></td></tr>")
     flags = "".join(f"<li>{sc(f)}</li>" for f in record.get("flags", []))
     flag_html = f'<div class="flag"><b>Notes from the grader</b><ul>{flags}</ul></div>' \
         if flags else ""
@@ -232,6 +279,12 @@ def render(record: dict, manual: dict[tuple[str, str], float],
     errors = "".join(f"<li>{e(nb_id)}, {sc(err, nb_id)}</li>"
                      for nb_id, nb in sorted(record["notebooks"].items())
                      for err in nb.get("code_errors", []))
+    said = "".join(f"<li>{e(nb_id)}, {e(cell)}: {e(text)}</li>"
+                   for nb_id, cell, text in comments)
+    if said:
+        # styled in place: a page with no comment stays byte for byte what it was
+        flag_html += ('<div style="background:#e8f1fb;padding:.5em 1em;border-left:4px solid '
+                      f'#2f6fb0"><b>Comments from your instructor</b><ul>{said}</ul></div>')
     if errors:
         flag_html += ('<div class="flag"><b>Errors in your code cells</b> (a test below that '
                       "stops with NameError or the like may come from one of these)"
@@ -239,7 +292,7 @@ def render(record: dict, manual: dict[tuple[str, str], float],
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(a)}: feedback for {e(s)}</title><style>{CSS}</style></head><body>"
             f"<h1>{e(a)}</h1><p>Student: <b>{e(s)}</b>. Score: "
-            f"<b>{e(_score_text(*score(record, manual, blank)))}</b></p>{when}{flag_html}"
+            f"<b>{e(_score_text(*score(record, manual, blank, extra)))}</b></p>{when}{flag_html}"
             f"<table><tr><th>Notebook</th><th>Test cell</th><th>Points</th><th>Tests</th></tr>"
             f"{''.join(rows)}</table></body></html>\n")
 
@@ -346,8 +399,8 @@ BAD_RECORD = (OSError, ValueError, KeyError, TypeError, AttributeError)
 def _score_of(record: Path, grades: dict[tuple[str, str], HandGrades]) -> str | None:
     try:
         rec = json.loads(record.read_text())
-        manual, blank = grades.get((rec["student"], rec["assignment"]), ({}, set()))
-        return _score_text(*score(rec, manual, blank))
+        manual, blank, extra = grades.get((rec["student"], rec["assignment"]), NO_GRADES)
+        return _score_text(*score(rec, manual, blank, extra))
     except BAD_RECORD:
         return None  # said when its own page was (not) written
 
@@ -457,7 +510,7 @@ def feedback(course: Course, students: list[str] | None = None,
         course.require_gradebook()  # a --db that does not exist: say so first
     records = autograded_records(course)
     course.require_gradebook()
-    grades, roster, subs, known = _gradebook_view(course)
+    grades, roster, subs, known, comments = _gradebook_view(course)
     records = select(course, students, assignments, known, records)
     secrets: dict[tuple[str, tuple[str, ...]], dict[str, frozenset[str]]] = {}
     run = Run()
@@ -467,12 +520,12 @@ def feedback(course: Course, students: list[str] | None = None,
         try:
             rec = json.loads(p.read_text())
             s, a = rec["student"], rec["assignment"]
-            manual, blank = grades.get((s, a), ({}, set()))
+            manual, blank, extra = grades.get((s, a), NO_GRADES)
             key = (a, tuple(sorted(rec.get("notebooks", {}))))
             if key not in secrets:  # the same for every student: read the source once
                 secrets[key] = _secrets(course, a, key[1])
-            page = render(rec, manual, secrets[key], blank)
-            points = score(rec, manual, blank)
+            page = render(rec, manual, secrets[key], blank, extra, comments.get((s, a), []))
+            points = score(rec, manual, blank, extra)
         except BAD_RECORD as exc:  # one damaged record never stops the others
             print(f"feedback: skipped {p} (unreadable: {type(exc).__name__}: {exc}); "
                   "`tconv-grader autograde --force` rewrites it", file=sys.stderr)

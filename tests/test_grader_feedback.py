@@ -429,6 +429,51 @@ def test_a_regrade_or_a_hand_grade_rewrites_only_that_students_pages(tmp_path):
     assert "Score: <b>5 / 5</b>" in final["amy/ex/feedback.html"][2].decode()
 
 
+def test_formgraders_comments_extra_credit_and_test_overrides_reach_the_page(tmp_path):
+    """What an instructor does in formgrader reaches the student: amy's written answer 2.5 of
+    3 with 1 extra credit and a comment, bo's autograded test cell set by hand from 0 to 1.5
+    and a comment on his blank answer. Before, the page showed no comment at all and dropped
+    the extra credit (amy: 4.5 on the page, 5.5 in report's totals and formgrader); a page with
+    only a comment added was not even rewritten."""
+    from test_grader_report import small_class
+
+    from grader.feedback import feedback
+    from grader.report import report
+
+    course = small_class(tmp_path / "course")
+    feedback(course, progress=False)
+    _age(course.feedback)
+    before = _files(course.feedback)
+    with course.gradebook() as gb:   # as formgrader's API saves a grade and a comment
+        g = gb.find_grade("why", "ex", "ex", "amy")
+        g.manual_score, g.extra_credit, g.needs_manual_grade = 2.5, 1.0, False
+        gb.find_comment("why", "ex", "ex", "amy").manual_comment = "Clear: x < y & z."
+        g = gb.find_grade("test_x", "ex", "ex", "bo")
+        g.manual_score, g.extra_credit, g.needs_manual_grade = 1.5, None, False
+        gb.find_comment("why", "ex", "ex", "bo").manual_comment = "Left blank."
+        gb.db.commit()
+    run = feedback(course, progress=False)
+    after = _files(course.feedback)
+    assert _changed(before, after) == ["amy/ex/feedback.html", "amy/index.html",
+                                       "bo/ex/feedback.html", "bo/index.html"]
+    amy, bo = after["amy/ex/feedback.html"][2].decode(), after["bo/ex/feedback.html"][2].decode()
+    assert "Score: <b>5.5 / 5</b>" in amy and "2.5 / 3 + 1 extra credit" in _why_row(amy)
+    assert "Comments from your instructor" in amy and "ex, why: Clear: x &lt; y &amp; z." in amy
+    assert "Score: <b>1.5 / 5</b>" in bo and "1.5 / 2 (set by hand; the tests gave 0)" in bo
+    assert "ex, why: Left blank." in bo
+    assert b"ex/feedback.html\">ex</a>: 5.5 / 5" in after["amy/index.html"][2]
+    assert run.provisional == []
+    totals = _totals_of(report(course, progress=False)["out"])   # the same totals
+    assert (totals[("amy", "ex")], totals[("bo", "ex")]) == ("5.5", "1.5")
+
+
+def _totals_of(out) -> dict:
+    import csv
+
+    with (out / "totals.csv").open() as fh:
+        return {(r["student"], r["assignment"]): r["score"] for r in csv.DictReader(fh)}
+
+
 def test_an_unreadable_notebook_is_final_0_on_the_page_and_in_the_report(tmp_path, capsys):
     """bo's ex notebook could not be read: no written answer waits for a hand grade, so the
     page, the index and totals.csv say 0, final (they said 'not final', 'provisional', while
