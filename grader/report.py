@@ -7,7 +7,8 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
 
 * grades.csv            one row per student, assignment, notebook and grade cell: its kind
                         (``test``, scored by the autograder, or ``written``, an answer graded by
-                        hand), auto_score, manual_score, score, max_score, flags
+                        hand), auto_score, manual_score, score, max_score, flags,
+                        extra_credit (formgrader's, counted in score)
 * totals.csv            one row per student and assignment (score, max_score, flags, status,
                         pending_manual, provisional): every student of the gradebook, with
                         ``status`` ``no submission`` and score 0 where one has none;
@@ -43,8 +44,9 @@ from pathlib import Path
 from grader.dbretry import redact
 from grader.gradebook import Course, UsageError, atomic_write_text
 
+#: new columns go at the end: consumers of the earlier ones keep working
 GRADE_FIELDS = ["student", "assignment", "notebook", "grade_cell", "kind", "auto_score",
-                "manual_score", "score", "max_score", "flags"]
+                "manual_score", "score", "max_score", "flags", "extra_credit"]
 #: new columns go at the end: consumers of the first five keep working
 TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags", "status",
                 "pending_manual", "provisional"]
@@ -103,6 +105,7 @@ def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], 
                 "manual_score": _fmt(g.manual_score),
                 "score": _fmt(score) if regrade else _fmt(g.score),
                 "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags),
+                "extra_credit": _fmt(g.extra_credit),
                 UNREAD: snb.name in unread, REGRADE: regrade})
     return grades, {"student": s, "assignment": assignment, "score": _fmt(total),
                     "max_score": _fmt(max_total), "flags": " | ".join(flags),

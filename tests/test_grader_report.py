@@ -136,6 +136,24 @@ def test_totals_say_which_wait_for_a_hand_grade(tmp_path):
     assert "1 provisional total(s)" in (res["out"] / "written.txt").read_text()
 
 
+def test_grades_csv_says_the_extra_credit_its_score_counts(tmp_path):
+    """amy's written answer graded 2 of 3 with 1 extra credit in formgrader: grades.csv said
+    manual_score 2, score 3 (nbgrader's score counts the extra credit) and nothing explained the
+    difference; now its extra_credit column says 1 (empty where none was given)."""
+    course = small_class(tmp_path / "course")
+    with course.gradebook() as gb:   # as formgrader's API saves a hand grade
+        g = gb.find_grade("why", "ex", "ex", "amy")
+        g.manual_score, g.extra_credit, g.needs_manual_grade = 2.0, 1.0, False
+        gb.db.commit()
+    out = report(course, progress=False)["out"]
+    with (out / "grades.csv").open() as fh:
+        rows = {(r["student"], r["assignment"], r["grade_cell"]): r for r in csv.DictReader(fh)}
+    why = rows[("amy", "ex", "why")]
+    assert (why["manual_score"], why["extra_credit"], why["score"]) == ("2", "1", "3")
+    assert rows[("amy", "ex", "test_x")]["extra_credit"] == ""
+    assert _totals(out)[("amy", "ex")]["score"] == "5"
+
+
 def test_histogram_titles_count_students_missing_and_provisional(tmp_path, monkeypatch):
     import grader.report
 
