@@ -914,8 +914,14 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
                     g.needs_manual_grade = regrade or (g.manual_score is None
                                                        and g.auto_score is None)
                     continue
-                g.auto_score = float(cell["points"]) if cell else 0.0
-                g.needs_manual_grade = g.manual_score is not None  # as SaveAutoGrades
+                points = float(cell["points"]) if cell else 0.0
+                # a score set by hand on a test cell stands while the tests give the cell the
+                # points they gave when it was set (a regrade of the same code); when they
+                # change (a resubmission), formgrader marks it "needs manual grade" and
+                # feedback and report count the tests' points until it is set again
+                g.needs_manual_grade = g.manual_score is not None and (
+                    g.needs_manual_grade or g.auto_score != points)
+                g.auto_score = points
         gb.db.commit()
 
     with course.gradebook() as gb:

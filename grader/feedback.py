@@ -49,12 +49,12 @@ NO_GRADES: HandGrades = ({}, set(), {})
 
 def _hand_grades_of(rows) -> HandGrades:
     """:data:`HandGrades` of one submission's ``(notebook, cell, auto_score, manual_score,
-    needs_manual_grade, cell_type, extra_credit)``: a written answer's hand grade that needs
-    grading again (autograde: the answer changed since, a resubmission) is no hand grade yet, as
-    in ``report``, and its extra credit waits with it. Extra credit counts where nbgrader's
-    score counts it: on a cell with a hand grade or an auto score."""
-    stale = {(nb, cell) for nb, cell, _, m, again, kind, _ in rows
-             if m is not None and again and kind != "code"}
+    needs_manual_grade, cell_type, extra_credit)``: a hand grade that needs grading again
+    (autograde: a written answer changed since, or tests that give a test cell other points
+    since, a resubmission) is no hand grade yet, as in ``report``, and its extra credit waits
+    with it. Extra credit counts where nbgrader's score counts it: on a cell with a hand grade
+    or an auto score."""
+    stale = _stale(rows)
     manual = {(nb, cell): float(m) for nb, cell, _, m, _, _, _ in rows
               if m is not None and (nb, cell) not in stale}
     blank = {(nb, cell) for nb, cell, auto, m, _, _, _ in rows
@@ -62,6 +62,11 @@ def _hand_grades_of(rows) -> HandGrades:
     extra = {(nb, cell): float(x) for nb, cell, auto, m, _, _, x in rows
              if x and (m is not None or auto is not None) and (nb, cell) not in stale}
     return manual, blank, extra
+
+
+def _stale(rows) -> set[tuple[str, str]]:
+    """The cells of :func:`_hand_grades_of`'s rows whose hand grade needs grading again."""
+    return {(nb, cell) for nb, cell, _, m, again, _, _ in rows if m is not None and again}
 
 
 #: formgrader's comments of one submission: ``[(notebook, cell, text)]``
@@ -99,6 +104,7 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
         for student, assignment, *row in query:
             rows.setdefault((student, assignment), []).append(tuple(row))
         comments: dict[tuple[str, str], Comments] = {}
+        stale = {key: _stale(r) for key, r in rows.items()}
         said = (gb.db.query(api.SubmittedAssignment.student_id, api.Assignment.name,
                             api.Notebook.name, api.BaseCell.name, api.Comment.manual_comment)
                 .select_from(api.Comment)
@@ -112,7 +118,9 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
                       api.SubmittedAssignment.assignment_id == api.Assignment.id)
                 .filter(api.Comment.manual_comment.isnot(None)))
         for student, assignment, nb, cell, text in said:
-            if text.strip():
+            # a comment on a written answer changed since is of the earlier answer: it waits
+            # with the answer's new hand grade
+            if text.strip() and (nb, cell) not in stale.get((student, assignment), ()):
                 comments.setdefault((student, assignment), []).append((nb, cell, text.strip()))
     grades = {key: _hand_grades_of(r) for key, r in rows.items()}
     return (grades, sorted({a for _, a in subs}), subs, students,

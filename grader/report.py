@@ -91,9 +91,12 @@ def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], 
         for g in sorted(snb.grades, key=lambda x: x.cell.name):
             kind = "written" if g.cell.name in written else "test"
             # a hand grade of an answer changed since (a resubmission) waits for a new one:
-            # it counts 0 until then, as on the feedback page
-            regrade = kind == "written" and g.manual_score is not None and g.needs_manual_grade
-            score = 0.0 if regrade else float(g.score or 0.0)
+            # it counts 0 until then, as on the feedback page; a score set by hand on a test
+            # cell whose tests give other points since (autograde) gives way to the tests'
+            stale = g.manual_score is not None and g.needs_manual_grade
+            regrade = kind == "written" and stale
+            score = (0.0 if regrade else float(g.auto_score or 0.0) if stale
+                     else float(g.score or 0.0))
             total += score
             max_total += float(g.max_score)
             # a notebook that could not be read has no answer to wait for (see written.txt)
@@ -103,7 +106,7 @@ def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], 
                 "student": s, "assignment": assignment, "notebook": snb.name,
                 "grade_cell": g.cell.name, "kind": kind, "auto_score": _fmt(g.auto_score),
                 "manual_score": _fmt(g.manual_score),
-                "score": _fmt(score) if regrade else _fmt(g.score),
+                "score": _fmt(score) if stale else _fmt(g.score),
                 "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags),
                 "extra_credit": _fmt(g.extra_credit),
                 UNREAD: snb.name in unread, REGRADE: regrade})

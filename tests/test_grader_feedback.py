@@ -687,7 +687,9 @@ def test_a_hand_grade_stands_for_its_answer_and_a_changed_answer_is_graded_again
     with course.gradebook() as gb:
         g = gb.find_grade("explain", "fx_scatter", "fx_scatter", "bo")
         g.manual_score, g.needs_manual_grade = 0.5, False     # as formgrader saves it
+        gb.find_comment("explain", "fx_scatter", "fx_scatter", "bo").manual_comment = "Vague."
         gb.db.commit()
+    page = tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html"
 
     def state() -> tuple[str, str, bool, str]:
         assert main(["report", "--course", str(tmp_path), "-q"]) == 0
@@ -702,6 +704,7 @@ def test_a_hand_grade_stands_for_its_answer_and_a_changed_answer_is_graded_again
     assert state()[:3] == ("5.5", "no", False)
     autograde(course, force=True, jobs=1, sandbox=False, progress=False)
     assert state()[:3] == ("5.5", "no", False)              # the same answer: still final
+    assert "fx_scatter, explain: Vague." in page.read_text()
 
     for cell in nb.cells:
         if cell.metadata.get("nbgrader", {}).get("grade_id") == "explain":
@@ -712,5 +715,68 @@ def test_a_hand_grade_stands_for_its_answer_and_a_changed_answer_is_graded_again
     score, provisional, not_final, written = state()
     assert (score, provisional, not_final) == ("5", "yes", True)
     assert "1 to grade" in written and "0 graded" in written, written
+    assert "Vague." not in page.read_text()   # it was said of the earlier answer
     with course.gradebook() as gb:
         assert gb.find_grade("explain", "fx_scatter", "fx_scatter", "bo").needs_manual_grade
+
+
+def test_a_score_set_by_hand_on_a_test_cell_stands_until_the_tests_give_other_points(tmp_path,
+                                                                                    capsys):
+    """bo's test_basic (2 of 2 by the tests) is set to 1.5 by hand in formgrader. A --force
+    regrade of the same code keeps it, and formgrader has nothing to grade (before: every
+    regrade marked it "needs manual grade"). A resubmission whose code the tests give 0 there
+    counts the tests' 0 on the page and in the reports, and formgrader marks it "needs manual
+    grade" (before: the page and totals.csv kept 1.5 for code that fails the test)."""
+    import csv
+
+    import nbformat
+
+    from grader.autograde import autograde
+    from grader.cli import main
+    from grader.gradebook import Course
+
+    solutions = Path(__file__).parent / "fixtures" / "grader" / "solutions"
+    nb = nbformat.read(solutions / "fx_scatter" / "fx_scatter.ipynb", as_version=4)
+    for cell in nb.cells:
+        cell.source = "\n".join(ln for ln in cell.source.splitlines() if "### " not in ln)
+    folder = tmp_path / "submitted" / "bo" / "fx_scatter"
+    folder.mkdir(parents=True)
+    nbformat.write(nb, folder / "fx_scatter.ipynb")
+    (folder / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC\n")
+    course = Course.open(tmp_path, None, solutions)
+    autograde(course, jobs=1, sandbox=False, progress=False)
+    with course.gradebook() as gb:   # as formgrader's API saves them
+        g = gb.find_grade("test_basic", "fx_scatter", "fx_scatter", "bo")
+        g.manual_score, g.needs_manual_grade = 1.5, False
+        g = gb.find_grade("explain", "fx_scatter", "fx_scatter", "bo")
+        g.manual_score, g.needs_manual_grade = 1.0, False
+        gb.db.commit()
+
+    def state() -> tuple[str, str, str, bool]:
+        assert main(["report", "--course", str(tmp_path), "-q"]) == 0
+        assert main(["feedback", "--course", str(tmp_path), "-q"]) == 0
+        capsys.readouterr()
+        with (tmp_path / "reports" / "totals.csv").open() as fh:
+            bo, = list(csv.DictReader(fh))
+        page = (tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html").read_text()
+        row = page[page.index("<td>test_basic</td>"):].split("</tr>")[0]
+        with course.gradebook() as gb:
+            again = gb.find_grade("test_basic", "fx_scatter", "fx_scatter", "bo")
+            return bo["score"], bo["provisional"], row, again.needs_manual_grade
+
+    score, provisional, row, again = state()
+    assert (score, provisional, again) == ("5.5", "no", False)
+    assert "1.5 / 2 (set by hand; the tests gave 2)" in row
+    autograde(course, force=True, jobs=1, sandbox=False, progress=False)
+    assert state() == (score, provisional, row, False)       # the same code: it stands
+
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "scatter_1d":
+            cell.source = ("def scatter_1d(x, w, stride):\n"
+                           "    return np.zeros((len(x) - 1) * stride + len(w))\n")
+    nbformat.write(nb, folder / "fx_scatter.ipynb")
+    (folder / "timestamp.txt").write_text("2026-12-03 10:00:00.000000 UTC\n")
+    autograde(course, jobs=1, sandbox=False, progress=False)
+    score, provisional, row, again = state()
+    assert (score, provisional, again) == ("1", "no", True)   # only the written answer's 1
+    assert "0 / 2" in row and "set by hand" not in row
