@@ -24,7 +24,8 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
                         per assignment how many students had no submission (not counted there)
 * written.txt           per written answer: how many wait for a hand grade (formgrader), how
                         many were left as released (nbgrader scores those 0) and how many are
-                        graded
+                        graded; then the test cells scored by hand whose tests give other
+                        points since (a resubmission: the tests' points count)
 * flags.txt             every flagged submission with its reasons, and every missing submission
 
 An assignment enters the reports once the gradebook holds a submission of it.
@@ -54,6 +55,7 @@ SUBMITTED, NO_SUBMISSION = "submitted", "no submission"
 #: grades.csv rows' own key (not a column): the notebook never ran (unreadable, wrong name)
 UNREAD = "_unread"
 REGRADE = "_regrade"  # a written answer's hand grade is of an earlier answer: to grade again
+STALE = "_stale"  # a test cell's hand score is of code the tests give other points since
 
 
 def _fmt(x) -> str:
@@ -109,7 +111,7 @@ def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], 
                 "score": _fmt(score) if stale else _fmt(g.score),
                 "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags),
                 "extra_credit": _fmt(g.extra_credit),
-                UNREAD: snb.name in unread, REGRADE: regrade})
+                UNREAD: snb.name in unread, REGRADE: regrade, STALE: stale and not regrade})
     return grades, {"student": s, "assignment": assignment, "score": _fmt(total),
                     "max_score": _fmt(max_total), "flags": " | ".join(flags),
                     "status": SUBMITTED, "pending_manual": str(pending),
@@ -335,6 +337,11 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     wlines += [f"  {c['to grade']:4d} to grade {c['blank']:4d} blank {c['graded']:4d} graded"
                + (f" {c['unread']:4d} unread" if total["unread"] else "")
                + f"    {k}" for k, c in sorted(written.items())]
+    stale = [f"{r['student']}/{_cell(r)}" for r in grades if r.get(STALE)]
+    if stale:
+        wlines += [f"Test cells scored by hand whose tests give other points since (a "
+                   f"resubmission; formgrader: needs manual grade; the tests' points count until "
+                   f"you set a score again): {len(stale)}", *(f"  {k}" for k in stale)]
     flagged = [r for r in totals if r["flags"]]
     flag_items = [f"  {r['student']}/{r['assignment']}: {r['flags']}" for r in flagged]
     absent = [r for r in totals if r["status"] == NO_SUBMISSION]
@@ -354,7 +361,7 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
                                sum(r["provisional"] == "yes" for r in scores[0]), len(flagged),
                                [f"{r['student']}/{r['assignment']}" for r in totals
                                 if r.get(UNREAD)],
-                               roster=roster_imported(course))}
+                               roster=roster_imported(course), stale=stale)}
 
 
 #: list items a summary prints before "... and N more in <file>"
@@ -374,12 +381,15 @@ def _listed(names: list[str], n: int = 10) -> str:
 
 
 def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int,
-               unread: list[str] = (), roster: bool = True) -> list[str]:
+               unread: list[str] = (), roster: bool = True,
+               stale: list[str] = ()) -> list[str]:
     """What the instructor does next, in order: import the class list when the gradebook seems
     to know only the students who submitted something (``roster`` false), look at the flagged
     submissions (ask again for the notebooks that could not be read), grade the written answers
-    by hand, then upload scores.csv (final once nothing is provisional). ``provisional`` counts
-    the rows of scores.csv (students) whose total is provisional, not totals.csv's rows."""
+    by hand (and look again at the test cells scored by hand whose tests give other points
+    since, ``stale``), then upload scores.csv (final once nothing is provisional).
+    ``provisional`` counts the rows of scores.csv (students) whose total is provisional, not
+    totals.csv's rows."""
     steps = []
     if not roster:
         steps.append("the gradebook knows only the students who submitted something: to give "
@@ -399,6 +409,10 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
         steps.append(f"grade the {to_grade} written answer(s) by hand in nbgrader's formgrader "
                      f"({formgrader_command(course)}, menu Nbgrader > Formgrader), then run "
                      "report and feedback again")
+    if stale:
+        steps.append(f"{len(stale)} test cell(s) you scored by hand now get other points from "
+                     "the tests (a resubmission), which count until you set a score again in "
+                     f"formgrader (needs manual grade): {_listed(stale)}")
     state = (f"{provisional} student(s) in it have a provisional total (written answers still to "
              "grade)" if provisional else "every total is final")
     steps.append(f"upload {out / 'scores.csv'} (one row per student) to your LMS; {state}")

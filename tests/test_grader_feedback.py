@@ -780,3 +780,10 @@ def test_a_score_set_by_hand_on_a_test_cell_stands_until_the_tests_give_other_po
     score, provisional, row, again = state()
     assert (score, provisional, again) == ("1", "no", True)   # only the written answer's 1
     assert "0 / 2" in row and "set by hand" not in row
+    # report names it, in written.txt and in its next steps, as formgrader lists it
+    written = (tmp_path / "reports" / "written.txt").read_text()
+    assert "whose tests give other points since" in written
+    assert "  bo/fx_scatter/fx_scatter/test_basic" in written.splitlines()
+    assert main(["report", "--course", str(tmp_path)]) == 0
+    out = capsys.readouterr().out
+    assert "1 test cell(s) you scored by hand now get other points" in out, out
