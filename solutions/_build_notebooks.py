@@ -77,14 +77,17 @@ def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
     return result, ("calls " + " and ".join(sorted(called)) if called else "no call")"""
 
 
-# ex2 and ex3 also see the watched functions under any other name (`from torch.nn.functional
-# import conv1d`) and any function of tconv_lib however it was reached (a profile hook): before,
-# such answers scored every point (MISTAKES M65-M72). ex7 keeps WATCH_CALLS alone.
+# ex2, ex3 and ex5 also see the watched functions under any other name (`from
+# torch.nn.functional import conv1d`, `torch.ops.aten.<name>`) and any function of tconv_lib
+# however it was reached (a profile hook): before, such answers scored every point (MISTAKES
+# M65-M72, M80-). A call into tconv_lib is named by its module and function.
+# ex7 keeps WATCH_CALLS alone.
 WATCH_ANY_NAME = """\
 def _with_own_calls(fn, *args, watch=(), modules=None, library=None, **kwargs):
     \"\"\"_with_f_calls, which also reports the watched functions called under another name
-    (`from torch.nn.functional import conv1d`) and any call into the module `library` (tconv_lib,
-    however imported): a profile hook sees every call while fn runs.\"\"\"
+    (`from torch.nn.functional import conv1d`, torch.ops.aten.conv1d) and any call into the
+    module `library` (tconv_lib, however imported, as "calls tconv_lib.<module>.<function>"): a
+    profile hook sees every call while fn runs.\"\"\"
     import os
     import sys
 
@@ -94,14 +97,25 @@ def _with_own_calls(fn, *args, watch=(), modules=None, library=None, **kwargs):
         for name in watch:
             if hasattr(module, name):
                 labels.setdefault(id(getattr(module, name)), f"{label}.{name}")
+    for name in watch:  # the same operator as torch.ops.aten.<name> (packet or overload)
+        packet = getattr(torch.ops.aten, name, None)
+        for op in [] if packet is None else [packet] + [getattr(packet, o)
+                                                        for o in packet.overloads()]:
+            labels.setdefault(id(op._op), f"torch.ops.aten.{name}")
     folder = None if library is None else os.path.dirname(library.__file__) + os.sep
+
+    def in_library(frame):
+        return frame is not None and frame.f_code.co_filename.startswith(folder)
+
     seen = set()
 
     def profile(frame, event, arg):
         if event == "c_call" and id(arg) in labels:
             seen.add(labels[id(arg)])
-        elif event == "call" and folder and frame.f_code.co_filename.startswith(folder):
-            seen.add(library.__name__)
+        elif event == "call" and folder and in_library(frame) and not in_library(frame.f_back):
+            code = frame.f_code  # where the answer entered the library: module.function
+            seen.add(f"{frame.f_globals.get('__name__', library.__name__)}."
+                     f"{getattr(code, 'co_qualname', code.co_name)}")
 
     def profiled(*f_args, **f_kwargs):  # the hook sees fn only, not this watcher's own steps
         previous = sys.getprofile()
@@ -1264,10 +1278,8 @@ def ex5_conventions() -> Book:
         return (total // 2, op, total % 2)
         ### END SOLUTION
     ''')
-    b.test("test_tf_same", 2, '''
-    import math
-
-
+    b.test("test_tf_same", 2, "import math\n\nimport tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n"
+           + WATCH_ANY_NAME + "\n\n\n" + _src('''
     def _tf_reference(x, w, stride, padding):
         """TensorFlow's conv1d_transpose: the adjoint (autograd) of its forward convolution."""
         i, k = x.shape[-1], w.shape[-1]
@@ -1311,7 +1323,24 @@ def ex5_conventions() -> Book:
     _check("same_k3_s2", 5, 3, 2, "SAME", 0)
     _check("same_k4_s2", 5, 4, 2, "SAME", 1)
     _check("same_k5_s2", 4, 5, 2, "same", 2)
-    ''')
+
+    def _library_calls(convert, *args):
+        """"no call", or the tconv_lib functions convert(*args) called (however imported); an
+        error it raises is the cases' business (the released stub's stops the cell)."""
+        def run():
+            try:
+                return convert(*args)
+            except NotImplementedError:
+                raise
+            except Exception:  # noqa: BLE001 - the cases above report it
+                return None
+        return _with_own_calls(run, library=tconv_lib)[1]
+
+    expect("own_code", _library_calls(tf_to_torch, 5, 3, 2, "SAME"), "no call",
+           hint="work the conversion out with arithmetic: tconv_lib.conventions (from_keras, "
+                "from_tf) has it ready-made, the function this task rebuilds, and is not part "
+                "of the answer")
+    '''))
     b.test("test_tf_valid_and_edges", 2, '''
     _check("valid_k3_s2", 5, 3, 2, "VALID", 3)
     _check("same_k1_s2", 4, 1, 2, "SAME", 4)
@@ -1387,6 +1416,9 @@ transpose_kernel=True)`
                   hint="k=3: low=4 > d*(k-1)=2 would need PyTorch padding -2")
     expect_raises("output_padding_too_big", ValueError, jax_to_torch, 3, 2, 1, 3,
                   hint="high - low = 2 needs output_padding 2, not < max(stride, dilation) = 2")
+    expect("own_code", _library_calls(jax_to_torch, 3, 2, 1, 2), "no call",
+           hint="work the conversion out with arithmetic: tconv_lib.conventions.from_jax has it "
+                "ready-made, the function this task rebuilds, and is not part of the answer")
     ''')
     b.test("test_jax_edges", 1, '''
     _check_jax("dilated", 4, 3, 2, 3, 4, dilation=2, seed=3)
@@ -1453,6 +1485,11 @@ transpose_kernel=True)`
             out_shape = f"{type(exc).__name__}: {str(exc)[:120]}"
         expect(f"shape_{n}", out_shape, (1, 1) + size,
                hint="the decoder output must have the input's size")
+    _, decoder_calls = _with_own_calls(decoder_output_padding, (7, 9), library=tconv_lib)
+    expect("own_code", decoder_calls, "no call",
+           hint="two steps of arithmetic: tconv_lib.shapes (conv_output_size, output_padding_for, "
+                "which this cell compares with) does them ready-made and is not part of the "
+                "answer")
     expect("k4_s2_p1", decoder_output_padding((9, 8), k=4, stride=2, padding=1),
            tuple(output_padding_for(conv_output_size(m, 4, 2, 1), m, 4, 2, 1) for m in (9, 8)),
            hint="k=4, stride=2, padding=1: the same two steps with these arguments (the rule "
