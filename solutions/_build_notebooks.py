@@ -77,7 +77,7 @@ def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
     return result, ("calls " + " and ".join(sorted(called)) if called else "no call")"""
 
 
-# ex2, ex3 and ex5 also see the watched functions under any other name (`from
+# ex2, ex3, ex5 and ex6 also see the watched functions under any other name (`from
 # torch.nn.functional import conv1d`, `torch.ops.aten.<name>`) and any function of tconv_lib
 # however it was reached (a profile hook): before, such answers scored every point (MISTAKES
 # M65-M72, M80-). A call into tconv_lib is named by its module and function.
@@ -1567,17 +1567,23 @@ def ex6_checkerboard() -> Book:
         return counts
         ### END SOLUTION
     ''')
-    b.test("test_overlap_1d", 2, '''
+    b.test("test_overlap_1d", 2, _src('''
+    import tconv_lib
     from tconv_lib.artifacts import is_even as _lib_is_even
     from tconv_lib.artifacts import overlap_map as _lib_overlap_map
-
-    expect("k3_s2_n5", overlap_map_1d(3, 2, 5), _lib_overlap_map(3, 2, 5),
+    ''') + "\n\n\n" + WATCH_CALLS + "\n\n\n" + WATCH_ANY_NAME + "\n\n\n" + _src('''
+    got, own_calls = _with_own_calls(overlap_map_1d, 3, 2, 5, library=tconv_lib)
+    expect("k3_s2_n5", got, _lib_overlap_map(3, 2, 5),
            hint="k=3, s=2, n=5: add 1 on [j*s, j*s + k) for every input position j")
+    expect("own_code", own_calls, "no call",
+           hint="count the copies with NumPy (or torch.nn.functional): "
+                "tconv_lib.artifacts.overlap_map, the function this task rebuilds (and this "
+                "cell compares with), is not part of the answer")
     expect("k4_s2_n5", overlap_map_1d(4, 2, 5), _lib_overlap_map(4, 2, 5),
            hint="k=4, s=2, n=5: add 1 on [j*s, j*s + k) for every input position j")
     expect("k5_s3_n4", overlap_map_1d(5, 3, 4), _lib_overlap_map(5, 3, 4),
            hint="k=5, s=3, n=4: add 1 on [j*s, j*s + k) for every input position j")
-    ''')
+    '''))
     b.test("test_overlap_1d_edges", 1, '''
     counts = overlap_map_1d(3, 1, 4)
     expect("stride_1", counts, _lib_overlap_map(3, 1, 4),
@@ -1607,9 +1613,13 @@ def ex6_checkerboard() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_overlap_2d", 2, '''
-    expect("k3_s2", overlap_map_2d((3, 3), (2, 2), (4, 4)),
-           _lib_overlap_map((3, 3), (2, 2), (4, 4)),
+    got, own_calls = _with_own_calls(overlap_map_2d, (3, 3), (2, 2), (4, 4), library=tconv_lib)
+    expect("k3_s2", got, _lib_overlap_map((3, 3), (2, 2), (4, 4)),
            hint="the interior alternates 1, 2, 4 copies: a 2-D checkerboard")
+    expect("own_code", own_calls, "no call",
+           hint="build the 2-D map from your 1-D maps (or with NumPy / torch.nn.functional): "
+                "tconv_lib.artifacts.overlap_map, the function this task rebuilds, is not part "
+                "of the answer")
     counts_2d = overlap_map_2d((2, 3), (1, 2), (3, 4))
     expect("kernel_2x3_stride_1x2", counts_2d, _lib_overlap_map((2, 3), (1, 2), (3, 4)),
            hint="k, s and size are (along H, along W) pairs: rows use k[0], s[0], size[0], "
@@ -1641,10 +1651,14 @@ def ex6_checkerboard() -> Book:
     ''')
     b.test("test_is_even", 1, '''
     pairs = [(3, 2), (4, 2), (5, 2), (6, 3), (4, 3), (2, 2)]
-    expect("pairs", [is_even(k, s) for k, s in pairs],
-           [_lib_is_even(k, s) for k, s in pairs],
+    got, own_calls = _with_own_calls(lambda: [is_even(k, s) for k, s in pairs],
+                                     library=tconv_lib)
+    expect("pairs", got, [_lib_is_even(k, s) for k, s in pairs],
            hint="count, for each phase r = o mod s, the taps t < k with t mod s = r; return "
                 "True or False")
+    expect("own_code", own_calls, "no call",
+           hint="predict it from k and s yourself: tconv_lib.artifacts (is_even, "
+                "overlap_counts), the functions this task rebuilds, are not part of the answer")
     ''')
     b.test("test_is_even_edges", 1, '''
     expect("stride_1", is_even(3, 1), _lib_is_even(3, 1),
@@ -1707,9 +1721,15 @@ if (_widgets := _jupyter_widgets()) is not None:
     torch.manual_seed(0)  # the module's weights: the same in every run
     ref = _ResizeConv(3, 2, scale=2, kernel_size=3)
     with torch.no_grad():
-        expect("matches_resize_conv", resize_conv(x, ref.conv.weight, ref.conv.bias, 2), ref(x),
+        got, own_calls = _with_own_calls(resize_conv, x, ref.conv.weight, ref.conv.bias, 2,
+                                         library=tconv_lib)
+        expect("matches_resize_conv", got, ref(x),
                hint="nearest upsampling (each pixel repeated 2x2), then conv2d with the weight, "
                 "the bias and padding 1")
+    expect("own_code", own_calls, "no call",
+           hint="upsample and convolve with torch (F.interpolate or nn.Upsample, then F.conv2d): "
+                "tconv_lib.artifacts.ResizeConv, the layer this task rebuilds (and this cell "
+                "compares with), is not part of the answer")
     torch.manual_seed(1)
     ref3 = _ResizeConv(2, 1, scale=3, kernel_size=5)
     x3 = torch.randn(1, 2, 3, 2, generator=gen)
