@@ -77,11 +77,10 @@ def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
     return result, ("calls " + " and ".join(sorted(called)) if called else "no call")"""
 
 
-# ex2, ex3, ex5 and ex6 also see the watched functions under any other name (`from
+# ex2, ex3 and ex5-ex7 also see the watched functions under any other name (`from
 # torch.nn.functional import conv1d`, `torch.ops.aten.<name>`) and any function of tconv_lib
 # however it was reached (a profile hook): before, such answers scored every point (MISTAKES
 # M65-M72, M80-). A call into tconv_lib is named by its module and function.
-# ex7 keeps WATCH_CALLS alone.
 WATCH_ANY_NAME = """\
 def _with_own_calls(fn, *args, watch=(), modules=None, library=None, **kwargs):
     \"\"\"_with_f_calls, which also reports the watched functions called under another name
@@ -1812,15 +1811,18 @@ def ex7_subpixel() -> Book:
         return t.reshape(n, c, s, s, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * s, w * s)
         ### END SOLUTION
     ''')
-    b.test("test_pixel_shuffle", 2, WATCH_CALLS + "\n\n\n" + _src('''
+    b.test("test_pixel_shuffle", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n"
+           + WATCH_ANY_NAME + "\n\n\n" + _src('''
     gen = torch.Generator().manual_seed(0)
     t = torch.randn(2, 12, 3, 4, generator=gen)
-    got, f_calls = _with_f_calls(pixel_shuffle, t, 2, watch=("pixel_shuffle",))
+    got, f_calls = _with_own_calls(pixel_shuffle, t, 2, watch=("pixel_shuffle",),
+                                   library=tconv_lib)
     expect("s2", got, F.pixel_shuffle(t, 2),
            hint="channel c*s*s + r1*s + r2 goes to rows r1::s and columns r2::s of channel c")
     expect("own_code", f_calls, "no call",
-           hint="Task 1 rebuilds F.pixel_shuffle: reshape and permute, do not call it "
-                "(nor torch.pixel_shuffle or nn.PixelShuffle, the same function)")
+           hint="Task 1 rebuilds F.pixel_shuffle: reshape and permute, do not call it under "
+                "any name (nor torch.pixel_shuffle or nn.PixelShuffle, the same function, nor "
+                "tconv_lib)")
     t9 = torch.randn(1, 18, 2, 3, generator=gen)
     expect("s3_two_channels", pixel_shuffle(t9, 3), F.pixel_shuffle(t9, 3),
            hint="s = 3: 9 channels per output channel, out 6x9; take s from the argument, not "
@@ -1859,8 +1861,13 @@ def ex7_subpixel() -> Book:
                             for t1 in taps])
 
     w = torch.randn(2, 3, 4, 4, generator=gen)
-    expect("k4_s2", sub_kernels(w, 2), _expected_sub_kernels(w, 2),
+    got, own_calls = _with_own_calls(sub_kernels, w, 2, library=tconv_lib)
+    expect("k4_s2", got, _expected_sub_kernels(w, 2),
            hint="phase r1 uses rows r1, r1+s, ...; phase r2 columns r2, r2+s, ...")
+    expect("own_code", own_calls, "no call",
+           hint="the taps of phase r are w[..., r::s]: slice them yourself; "
+                "tconv_lib.methods.phase.axis_phases (what this cell compares with) lists them "
+                "ready-made and is not part of the answer")
     w3 = torch.randn(1, 2, 3, 3, generator=gen)
     expect("k3_s3", sub_kernels(w3, 3), _expected_sub_kernels(w3, 3),
            hint="s = 3: 3x3 phases (r1, r2 in range(s)), each with 1x1 taps; take s from the "
@@ -1900,13 +1907,36 @@ def ex7_subpixel() -> Book:
     gen = torch.Generator().manual_seed(109)  # this cell's own inputs, whatever ran before
     x = torch.randn(2, 2, 3, 4, generator=gen)
     w = torch.randn(2, 3, 4, 4, generator=gen)
-    got, f_calls = _with_f_calls(conv_transpose_subpixel, x, w, 2, watch=("conv_transpose2d",))
+
+
+    class _TransposedConvolutions(torch.overrides.TorchFunctionMode):
+        """Sees torch.convolution / torch._convolution called with transposed=True, under
+        any name (a forward convolution through them is fine)."""
+
+        def __init__(self):
+            super().__init__()
+            self.seen = set()
+
+        def __torch_function__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            if func in (torch.convolution, torch._convolution) and (
+                    args[6] if len(args) > 6 else kwargs.get("transposed", False)):
+                self.seen.add(f"torch.{func.__name__}(transposed=True)")
+            return func(*args, **kwargs)
+
+    _mode = _TransposedConvolutions()
+    with _mode:
+        got, f_calls = _with_own_calls(conv_transpose_subpixel, x, w, 2,
+                                       watch=("conv_transpose2d",), library=tconv_lib)
+    if f_calls == "no call" and _mode.seen:
+        f_calls = "calls " + " and ".join(sorted(_mode.seen))
     expect("k4_s2", got, F.conv_transpose2d(x, w, stride=2),
            hint="each phase: conv2d of x padded by q-1 with the FLIPPED sub-kernel (channels "
                 "swapped to (C_out, C_in)); channel order c*s*s + r1*s + r2 before the shuffle")
     expect("own_code", f_calls, "no call",
            hint="Task 3 computes F.conv_transpose2d by phases, with F.conv2d and your "
-                "pixel_shuffle: do not call F.conv_transpose2d (or torch.conv_transpose2d)")
+                "pixel_shuffle: do not call the transposed convolution under any name "
+                "(F.conv_transpose2d, torch.convolution(..., transposed=True), tconv_lib)")
     w_k6 = torch.randn(2, 2, 6, 6, generator=gen)
     expect("s3_k6", conv_transpose_subpixel(x, w_k6, 3),
            F.conv_transpose2d(x, w_k6, stride=3),
