@@ -77,7 +77,7 @@ def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
     return result, ("calls " + " and ".join(sorted(called)) if called else "no call")"""
 
 
-# ex2, ex3 and ex5-ex7 also see the watched functions under any other name (`from
+# ex2, ex3 and ex5-ex8 also see the watched functions under any other name (`from
 # torch.nn.functional import conv1d`, `torch.ops.aten.<name>`) and any function of tconv_lib
 # however it was reached (a profile hook): before, such answers scored every point (MISTAKES
 # M65-M72, M80-). A call into tconv_lib is named by its module and function.
@@ -2016,15 +2016,20 @@ def ex8_unet() -> Book:
         return t[..., top: top + h, left: left + w]
         ### END SOLUTION
     ''')
-    b.test("test_center_crop", 2, '''
+    b.test("test_center_crop", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n"
+           + WATCH_ANY_NAME + "\n\n\n" + _src('''
     gen = torch.Generator().manual_seed(0)
     t = torch.randn(2, 3, 9, 10, generator=gen)
-    expect("odd_even", center_crop(t, (6, 6)), t[..., 1:7, 2:8],
+    got, own_calls = _with_own_calls(center_crop, t, (6, 6), library=tconv_lib)
+    expect("odd_even", got, t[..., 1:7, 2:8],
            hint="9 -> 6 removes 3 rows: 1 on top, 2 at the bottom; 10 -> 6 removes 2 each side")
+    expect("own_code", own_calls, "no call",
+           hint="slice the map yourself: tconv_lib.unet.center_crop, the function this task "
+                "rebuilds, is not part of the answer")
     expect("non_square", center_crop(t, (6, 4)), t[..., 1:7, 3:7],
            hint="a 6x4 target: rows follow h and H, columns w and W (10 -> 4 removes 3 "
                 "columns on each side)")
-    ''')
+    '''))
     b.test("test_center_crop_edges", 1, '''
     # test_center_crop's map, made again (a `t` your cells define changes nothing here)
     t = torch.randn(2, 3, 9, 10, generator=torch.Generator().manual_seed(0))
@@ -2080,9 +2085,13 @@ def ex8_unet() -> Book:
 
     low, skip = torch.randn(2, 4, 6, 5, generator=gen), torch.randn(2, 3, 17, 14, generator=gen)
     ps = _params(4, 3, 2, 1)
-    expect("block", decoder_block(low, skip, *ps), _reference(low, skip, *ps),
+    got, own_calls = _with_own_calls(decoder_block, low, skip, *ps, library=tconv_lib)
+    expect("block", got, _reference(low, skip, *ps),
            hint="up is 12x10; crop the 17x14 skip to 12x10 (offsets 2 and 2), skip channels "
                 "first, then two valid 3x3 conv + ReLU: output 8x6")
+    expect("own_code", own_calls, "no call",
+           hint="build the block from torch and your center_crop: tconv_lib.unet "
+                "(crop_and_concat, center_crop, DoubleConv) is not part of the answer")
     ''')
     b.test("test_decoder_block_edges", 1, '''
     gen = torch.Generator().manual_seed(112)  # this cell's own inputs, whatever ran before
@@ -2196,7 +2205,8 @@ def ex8_unet() -> Book:
             candidate = candidate + 1
         return (candidate, _simulate(candidate, depth))
 
-    expect("depth_2", valid_input_size(30, 2), _smallest(30, 2),
+    got, own_calls = _with_own_calls(valid_input_size, 30, 2, library=tconv_lib)
+    expect("depth_2", got, _smallest(30, 2),
            hint="n - 4 must be even, (n - 4)/2 - 4 must be even, and so on; then go back up "
                 "with *2 - 4 per level, and the output must be at least 1 (n = 32 pools "
                 "evenly but comes back up to -8)")
@@ -2208,6 +2218,10 @@ def ex8_unet() -> Book:
            hint="depth 3: with valid convolutions the sizes that work are not the multiples of "
                 "2**depth (the rule for 'same' convolutions): follow n - 4, then / 2, level by "
                 "level")
+    expect("own_code", own_calls, "no call",
+           hint="follow the sizes yourself: tconv_lib.unet (plan_shapes, valid_sizes) does "
+                "this ready-made, and tconv_lib.shapes (which this cell uses) is not part of "
+                "the answer either")
     ''')
     b.test("test_valid_size_edges", 1, '''
     expect("depth_1", valid_input_size(10, 1), _smallest(10, 1), hint="depth 1")
