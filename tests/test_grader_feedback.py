@@ -659,23 +659,30 @@ def test_a_notebook_under_another_name_is_not_called_unreadable(tmp_path):
                               for m in unreadable), unreadable
 
 
-def test_a_hand_grade_stands_for_its_answer_and_a_changed_answer_is_graded_again(tmp_path,
-                                                                                capsys):
-    """bo's written answer is graded by hand (0.5 of 1). A --force regrade of the same answer
-    keeps the hand grade, final; a resubmission that changes the answer leaves it waiting for
-    a new hand grade on the page and in the reports (formgrader's 'needs manual grade'). It
-    stayed final: scores.csv got the earlier answer's hand grade for an answer nobody read."""
+def _reported(tmp_path: Path, capsys) -> tuple[dict, str]:
+    """Run report and feedback on the course at ``tmp_path``: bo's totals.csv row and page."""
     import csv
 
+    from grader.cli import main
+
+    assert main(["report", "--course", str(tmp_path), "-q"]) == 0
+    assert main(["feedback", "--course", str(tmp_path), "-q"]) == 0
+    capsys.readouterr()
+    with (tmp_path / "reports" / "totals.csv").open() as fh:
+        bo, = list(csv.DictReader(fh))
+    return bo, (tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html").read_text()
+
+
+def _bo_graded(tmp_path: Path):
+    """bo's submission of the fixture solution (solution markers stripped), collected on
+    2026-12-01 and autograded: ``(course, notebook, its submitted folder)``."""
     import nbformat
 
     from grader.autograde import autograde
-    from grader.cli import main
     from grader.gradebook import Course
 
     solutions = Path(__file__).parent / "fixtures" / "grader" / "solutions"
-    source = solutions / "fx_scatter" / "fx_scatter.ipynb"
-    nb = nbformat.read(source, as_version=4)
+    nb = nbformat.read(solutions / "fx_scatter" / "fx_scatter.ipynb", as_version=4)
     for cell in nb.cells:
         cell.source = "\n".join(ln for ln in cell.source.splitlines() if "### " not in ln)
     folder = tmp_path / "submitted" / "bo" / "fx_scatter"
@@ -684,6 +691,21 @@ def test_a_hand_grade_stands_for_its_answer_and_a_changed_answer_is_graded_again
     (folder / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC\n")
     course = Course.open(tmp_path, None, solutions)
     autograde(course, jobs=1, sandbox=False, progress=False)
+    return course, nb, folder
+
+
+def test_a_hand_grade_stands_for_its_answer_and_a_changed_answer_is_graded_again(tmp_path,
+                                                                                capsys):
+    """bo's written answer is graded by hand (0.5 of 1). A --force regrade of the same answer
+    keeps the hand grade, final; a resubmission that changes the answer leaves it waiting for
+    a new hand grade on the page and in the reports (formgrader's 'needs manual grade'). It
+    stayed final: scores.csv got the earlier answer's hand grade for an answer nobody read."""
+
+    import nbformat
+
+    from grader.autograde import autograde
+
+    course, nb, folder = _bo_graded(tmp_path)
     with course.gradebook() as gb:
         g = gb.find_grade("explain", "fx_scatter", "fx_scatter", "bo")
         g.manual_score, g.needs_manual_grade = 0.5, False     # as formgrader saves it
@@ -692,12 +714,7 @@ def test_a_hand_grade_stands_for_its_answer_and_a_changed_answer_is_graded_again
     page = tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html"
 
     def state() -> tuple[str, str, bool, str]:
-        assert main(["report", "--course", str(tmp_path), "-q"]) == 0
-        assert main(["feedback", "--course", str(tmp_path), "-q"]) == 0
-        capsys.readouterr()
-        with (tmp_path / "reports" / "totals.csv").open() as fh:
-            bo, = list(csv.DictReader(fh))
-        page = (tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html").read_text()
+        bo, page = _reported(tmp_path, capsys)
         written = (tmp_path / "reports" / "written.txt").read_text()
         return bo["score"], bo["provisional"], "not final" in page, written
 
@@ -727,24 +744,13 @@ def test_a_score_set_by_hand_on_a_test_cell_stands_until_the_tests_give_other_po
     regrade marked it "needs manual grade"). A resubmission whose code the tests give 0 there
     counts the tests' 0 on the page and in the reports, and formgrader marks it "needs manual
     grade" (before: the page and totals.csv kept 1.5 for code that fails the test)."""
-    import csv
 
     import nbformat
 
     from grader.autograde import autograde
     from grader.cli import main
-    from grader.gradebook import Course
 
-    solutions = Path(__file__).parent / "fixtures" / "grader" / "solutions"
-    nb = nbformat.read(solutions / "fx_scatter" / "fx_scatter.ipynb", as_version=4)
-    for cell in nb.cells:
-        cell.source = "\n".join(ln for ln in cell.source.splitlines() if "### " not in ln)
-    folder = tmp_path / "submitted" / "bo" / "fx_scatter"
-    folder.mkdir(parents=True)
-    nbformat.write(nb, folder / "fx_scatter.ipynb")
-    (folder / "timestamp.txt").write_text("2026-12-01 10:00:00.000000 UTC\n")
-    course = Course.open(tmp_path, None, solutions)
-    autograde(course, jobs=1, sandbox=False, progress=False)
+    course, nb, folder = _bo_graded(tmp_path)
     with course.gradebook() as gb:   # as formgrader's API saves them
         g = gb.find_grade("test_basic", "fx_scatter", "fx_scatter", "bo")
         g.manual_score, g.needs_manual_grade = 1.5, False
@@ -753,12 +759,7 @@ def test_a_score_set_by_hand_on_a_test_cell_stands_until_the_tests_give_other_po
         gb.db.commit()
 
     def state() -> tuple[str, str, str, bool]:
-        assert main(["report", "--course", str(tmp_path), "-q"]) == 0
-        assert main(["feedback", "--course", str(tmp_path), "-q"]) == 0
-        capsys.readouterr()
-        with (tmp_path / "reports" / "totals.csv").open() as fh:
-            bo, = list(csv.DictReader(fh))
-        page = (tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html").read_text()
+        bo, page = _reported(tmp_path, capsys)
         row = page[page.index("<td>test_basic</td>"):].split("</tr>")[0]
         with course.gradebook() as gb:
             again = gb.find_grade("test_basic", "fx_scatter", "fx_scatter", "bo")
