@@ -27,6 +27,7 @@ For each assignment:
 from __future__ import annotations
 
 import concurrent.futures as cf
+import contextlib
 import copy
 import hashlib
 import json
@@ -35,8 +36,10 @@ import multiprocessing
 import os
 import re
 import shutil
+import signal
 import sys
 import tempfile
+import threading
 import traceback
 import warnings
 from dataclasses import dataclass, field
@@ -870,6 +873,27 @@ def _written_answers_graded(adir: Path, results: list[dict]) -> dict[tuple[str, 
     return out
 
 
+@contextlib.contextmanager
+def _ctrl_c_after():
+    """Ctrl-C during the block takes effect when it ends: a submission's grades, its
+    results.json and the batch's count of what was kept then always agree (a Ctrl-C between
+    writing results.json and counting the submission said '0 graded and kept' of one whose
+    grade was in). Only the main thread can hold the signal; elsewhere it runs as usual."""
+    if threading.current_thread() is not threading.main_thread():
+        yield
+        return
+    caught: list[int] = []
+    before = signal.signal(signal.SIGINT, lambda signum, frame: caught.append(signum))
+    try:
+        yield
+    finally:
+        signal.signal(signal.SIGINT, before)
+        if caught and callable(before):
+            before(signal.SIGINT, None)       # Python's own handler raises KeyboardInterrupt
+        elif caught and before == signal.SIG_DFL:
+            raise KeyboardInterrupt
+
+
 def commit_submission(course: Course, student: str, assignment: str, results: list[dict],
                       timestamp: str | None, files_hash: str | None = None) -> dict:
     """Write one submission's grades in one transaction, then its results.json atomically."""
@@ -1141,11 +1165,12 @@ def _grade_batch(course: Course, todo: list[tuple[str, str]], prep: dict[str, di
         summary.unfinished -= 1
         if len(pending[key]) == need[key]:
             s, a = key
-            rec = commit_submission(course, s, a, pending.pop(key),
-                                    _read_timestamp(course.submitted / s / a), hashes[key])
-            summary.graded.append(key)
-            if rec["flags"]:
-                summary.flagged[key] = rec["flags"]
+            with _ctrl_c_after():
+                rec = commit_submission(course, s, a, pending.pop(key),
+                                        _read_timestamp(course.submitted / s / a), hashes[key])
+                summary.graded.append(key)
+                if rec["flags"]:
+                    summary.flagged[key] = rec["flags"]
 
     def failed(t: dict, exc: BaseException) -> None:
         res = grade_notebook({**t, "nb": None, "not_run": NOT_RUN_GRADER})

@@ -210,3 +210,24 @@ def test_a_submission_the_grader_failed_on_is_graded_again_by_the_next_run(tmp_p
             f"{ASSIGNMENT}), skipped 1 already graded") in out, out
     assert scores(f"sqlite:///{course_dir / 'gradebook.db'}")["st001_correct"][0] == \
         VARIANTS["correct"][1]
+
+
+def test_ctrl_c_while_a_submission_is_committed_takes_effect_after_it():
+    """A Ctrl-C that lands while one submission's grades and results.json are written, and it
+    is counted as kept, stops the batch right after that (it said '0 graded and kept' of a
+    submission whose grade was in, when the signal fell between the two)."""
+    from grader.autograde import _ctrl_c_after
+
+    steps = []
+    outer = signal.signal(signal.SIGINT, signal.default_int_handler)   # as in tconv-grader
+    try:
+        with pytest.raises(KeyboardInterrupt):
+            with _ctrl_c_after():
+                steps.append("grades written")
+                os.kill(os.getpid(), signal.SIGINT)
+                time.sleep(0.05)                # time for a signal to be handled, if it were
+                steps.append("counted as kept")
+        assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    finally:
+        signal.signal(signal.SIGINT, outer)
+    assert steps == ["grades written", "counted as kept"]
