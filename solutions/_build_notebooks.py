@@ -80,8 +80,9 @@ def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
 # ex2, ex3 and ex5-ex8 also see the watched functions under any other name (`from
 # torch.nn.functional import conv1d`, `torch.ops.aten.<name>`) and any function of tconv_lib
 # however it was reached (a profile hook): before, such answers scored every point (MISTAKES
-# M65-M72, M80-). A call into tconv_lib is named by its module and function.
-WATCH_ANY_NAME = """\
+# M65-M72, M80-). A call into tconv_lib is named by its module and function. It holds
+# WATCH_CALLS, which it calls.
+WATCH_ANY_NAME = WATCH_CALLS + "\n\n\n" + """\
 def _with_own_calls(fn, *args, watch=(), modules=None, library=None, **kwargs):
     \"\"\"_with_f_calls, which also reports the watched functions called under another name
     (`from torch.nn.functional import conv1d`, torch.ops.aten.conv1d) and any call into the
@@ -534,7 +535,7 @@ def ex2_scatter() -> Book:
         return full[padding: len(full) - padding]
         ### END SOLUTION
     ''')
-    b.test("test_scatter_1d", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n" + WATCH_ANY_NAME
+    b.test("test_scatter_1d", 2, "import tconv_lib\n\n\n" + WATCH_ANY_NAME
            + "\n\n\n" + _src('''
     # the oracles, under any name, and the library that has the answers: not part of them
     _OWN = dict(watch=("conv_transpose1d", "conv_transpose2d", "conv1d", "conv2d", "convolution"),
@@ -762,7 +763,7 @@ def ex3_matrix() -> Book:
         return c
         ### END SOLUTION
     ''')
-    b.test("test_matrix_1d", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n" + WATCH_ANY_NAME
+    b.test("test_matrix_1d", 2, "import tconv_lib\n\n\n" + WATCH_ANY_NAME
            + "\n\n\n" + _src('''
     # what the tests compare with, not part of the answers (under any name; all of tconv_lib)
     _LIBRARY = dict(watch=("conv_matrix", "conv_transpose", "conv1d", "conv2d",
@@ -1277,8 +1278,8 @@ def ex5_conventions() -> Book:
         return (total // 2, op, total % 2)
         ### END SOLUTION
     ''')
-    b.test("test_tf_same", 2, "import math\n\nimport tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n"
-           + WATCH_ANY_NAME + "\n\n\n" + _src('''
+    b.test("test_tf_same", 2, "import math\n\nimport tconv_lib\n\n\n" + WATCH_ANY_NAME
+           + "\n\n\n" + _src('''
     def _tf_reference(x, w, stride, padding):
         """TensorFlow's conv1d_transpose: the adjoint (autograd) of its forward convolution."""
         i, k = x.shape[-1], w.shape[-1]
@@ -1570,7 +1571,7 @@ def ex6_checkerboard() -> Book:
     import tconv_lib
     from tconv_lib.artifacts import is_even as _lib_is_even
     from tconv_lib.artifacts import overlap_map as _lib_overlap_map
-    ''') + "\n\n\n" + WATCH_CALLS + "\n\n\n" + WATCH_ANY_NAME + "\n\n\n" + _src('''
+    ''') + "\n\n\n" + WATCH_ANY_NAME + "\n\n\n" + _src('''
     got, own_calls = _with_own_calls(overlap_map_1d, 3, 2, 5, library=tconv_lib)
     expect("k3_s2_n5", got, _lib_overlap_map(3, 2, 5),
            hint="k=3, s=2, n=5: add 1 on [j*s, j*s + k) for every input position j")
@@ -1811,8 +1812,7 @@ def ex7_subpixel() -> Book:
         return t.reshape(n, c, s, s, h, w).permute(0, 1, 4, 2, 5, 3).reshape(n, c, h * s, w * s)
         ### END SOLUTION
     ''')
-    b.test("test_pixel_shuffle", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n"
-           + WATCH_ANY_NAME + "\n\n\n" + _src('''
+    b.test("test_pixel_shuffle", 2, "import tconv_lib\n\n\n" + WATCH_ANY_NAME + "\n\n\n" + _src('''
     gen = torch.Generator().manual_seed(0)
     t = torch.randn(2, 12, 3, 4, generator=gen)
     got, f_calls = _with_own_calls(pixel_shuffle, t, 2, watch=("pixel_shuffle",),
@@ -2016,8 +2016,7 @@ def ex8_unet() -> Book:
         return t[..., top: top + h, left: left + w]
         ### END SOLUTION
     ''')
-    b.test("test_center_crop", 2, "import tconv_lib\n\n\n" + WATCH_CALLS + "\n\n\n"
-           + WATCH_ANY_NAME + "\n\n\n" + _src('''
+    b.test("test_center_crop", 2, "import tconv_lib\n\n\n" + WATCH_ANY_NAME + "\n\n\n" + _src('''
     gen = torch.Generator().manual_seed(0)
     t = torch.randn(2, 3, 9, 10, generator=gen)
     got, own_calls = _with_own_calls(center_crop, t, (6, 6), library=tconv_lib)
