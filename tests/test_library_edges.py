@@ -286,3 +286,77 @@ def test_shape_helpers_name_an_int_given_for_a_tuple() -> None:
         shapes.conv_output_shape((5, 5), (3, 3), 2, (1, 1), (1, 1))
     assert shapes.conv_transpose_output_shape(np.array([5, 5]), torch.Size([3, 3]), [2, 2],
                                               (1, 1), (1, 1), (1, 1)) == (10, 10)
+
+
+# Half precision on the CPU: PyTorch's oneDNN kernel sums in float32 and rounds once. tconv_lib
+# rounded each GEMM block's partial sum (bfloat16: up to 2.5x PyTorch's error), and ran float16
+# GEMMs, which are about 20x slower than float32 ones on the CPU.
+HALF_GEOMETRIES = [
+    # (input shape, weight shape, keyword arguments): every output takes several taps
+    ((2, 16, 6, 6), (16, 8, 4, 4), {"stride": 2, "padding": 1}),
+    ((2, 16, 9), (16, 4, 5), {"stride": 3, "padding": 1}),
+    ((2, 16, 5, 5), (16, 8, 3, 3), {"stride": 2, "padding": 1, "output_padding": 1}),
+    ((2, 16, 6, 6), (16, 1, 4, 4), {"stride": 2, "padding": 1, "groups": 16}),
+    ((2, 8, 5, 5), (8, 4, 3, 3), {"stride": 2, "padding": 2, "dilation": 2}),
+    ((1, 4, 3, 3, 3), (4, 2, 3, 3, 3), {"stride": 2}),
+]
+
+
+def _half_problem(x_shape: tuple, w_shape: tuple, dtype: torch.dtype, seed: int = 0) -> tuple:
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(x_shape, generator=gen).to(dtype)
+    w = (torch.randn(w_shape, generator=gen) / w_shape[0] ** 0.5).to(dtype)
+    b = torch.randn(w_shape[1], generator=gen).to(dtype)
+    return x, w, b
+
+
+@pytest.mark.parametrize("method", ("auto",) + tconv_lib.METHODS)
+@pytest.mark.parametrize("dtype", [torch.bfloat16, torch.float16])
+@pytest.mark.parametrize("case", range(len(HALF_GEOMETRIES)))
+def test_half_precision_on_the_cpu_is_rounded_once(case: int, dtype: torch.dtype,
+                                                   method: str) -> None:
+    """A bfloat16 or float16 transposed convolution on the CPU is the float32 one rounded once,
+    bias included, for every method, and so no further from PyTorch float64 than PyTorch's own
+    half-precision call."""
+    x_shape, w_shape, kw = HALF_GEOMETRIES[case]
+    x, w, b = _half_problem(x_shape, w_shape, dtype)
+    if kw.get("groups", 1) > 1:
+        b = b[:1].expand(w_shape[1] * kw["groups"]).contiguous()
+    fn = {3: F.conv_transpose1d, 4: F.conv_transpose2d, 5: F.conv_transpose3d}[len(x_shape)]
+    y = tconv_lib.conv_transpose(x, w, b, method=method, **kw)
+    assert y.dtype == dtype
+    wide = tconv_lib.conv_transpose(x.float(), w.float(), b.float(), method=method, **kw)
+    assert torch.equal(y, wide.to(dtype)), (
+        f"{dtype} result is not the float32 one rounded once: max difference "
+        f"{(y.float() - wide.to(dtype).float()).abs().max():.3g}")
+    exact = fn(x.double(), w.double(), b.double(), **kw)
+    ours = (y.double() - exact).abs().max().item()
+    theirs = (fn(x, w, b, **kw).double() - exact).abs().max().item()
+    assert ours <= theirs * 1.001 + 1e-12, (
+        f"{dtype} max error {ours:.3g} against PyTorch's {theirs:.3g} (float64 oracle)")
+
+
+@pytest.mark.parametrize("memory_format", [torch.contiguous_format, torch.channels_last])
+@pytest.mark.parametrize("with_bias", [False, True])
+def test_bfloat16_one_tap_problems_round_once(memory_format: torch.memory_format,
+                                              with_bias: bool) -> None:
+    """Where no output takes more than one tap (k <= s, d = 1: U-Net's 2x2 up-convolution),
+    a bfloat16 call without bias keeps its bfloat16 GEMM, whose float32 sum is rounded once:
+    the same bits as PyTorch's. With a bias it is summed in float32 too (adding it to the
+    rounded GEMM output gave up to 1.9x PyTorch's error). Either way, in the caller's memory
+    format and no further from PyTorch float64 than PyTorch's own bfloat16 call."""
+    x, w, b = _half_problem((2, 16, 5, 5), (16, 8, 2, 2), torch.bfloat16)
+    b = b if with_bias else None
+    x = x.contiguous(memory_format=memory_format)
+    y = tconv_lib.conv_transpose(x, w, b, stride=2)
+    theirs = F.conv_transpose2d(x, w, b, stride=2)
+    assert y.dtype == torch.bfloat16 and y.is_contiguous(memory_format=memory_format)
+    if b is None:
+        assert torch.equal(y, theirs)
+    else:
+        wide = tconv_lib.conv_transpose(x.float(), w.float(), b.float(), stride=2)
+        assert torch.equal(y, wide.bfloat16())
+    exact = F.conv_transpose2d(x.double(), w.double(), None if b is None else b.double(),
+                               stride=2)
+    assert ((y.double() - exact).abs().max().item()
+            <= (theirs.double() - exact).abs().max().item() * 1.001 + 1e-12)
