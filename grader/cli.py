@@ -80,8 +80,8 @@ next: tconv-grader feedback --course DIR, then tconv-grader report --course DIR"
 student, an index.html linking every assignment (or saying "no submission received"); a student
 of the class list with no submission gets an index too. Only pages whose content changed are
 written (a regrade, a hand grade); the others keep their file and time, and the summary names
-the students whose pages changed. A page with no results.json behind it any more (a withdrawn
-submission whose autograded folder was deleted) is removed, and the summary names it.
+the students whose pages changed. A page with no submission behind it any more (withdrawn: its
+submitted or autograded folder deleted) is removed, and the summary names it.
 
 examples:
   tconv-grader feedback --course ~/tconv-2026
@@ -95,6 +95,10 @@ Run it again after grading written answers by hand: the pages then show the fina
   tconv-grader report --course ~/tconv-2026 -o ~/grades-2026-12-07
 
 Upload scores.csv (one row per student) to the LMS once no total is provisional.
+
+A submission autograded earlier whose folder DIR/submitted/<student>/<assignment>/ is gone
+since (withdrawn, or collected by mistake) scores 0 with status withdrawn, and is named; to
+count it again, collect it again and run autograde.
 
 A student with no submission at all (none collected, or every file refused by collect) is in
 the reports only once the gradebook knows them: import the class list first, with nbgrader's

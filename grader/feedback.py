@@ -17,8 +17,8 @@ already did so when it wrote ``results.json``).
 A run is incremental: every page is rendered again (from the results, the gradebook's grades, the
 instructor source and this module), but written only when its bytes differ from the page on disk,
 so a page nobody's grade changed keeps its file and modification time (a sync to students sends
-only what changed); ``--force`` writes every page. A page with no ``results.json`` behind it any
-more (a submission withdrawn, its autograded folder deleted) is removed, and the summary says so.
+only what changed); ``--force`` writes every page. A page with no submission behind it any more
+(withdrawn: its submitted or autograded folder deleted) is removed, and the summary says so.
 """
 
 from __future__ import annotations
@@ -377,7 +377,8 @@ def _index_items(course: Course, student: str, assignments: list[str],
         elif a in scores:
             items.append(f"<li>{e(a)}: {e(scores[a])} (no feedback page yet)</li>")
         else:
-            state = "not graded yet" if (student, a) in subs else NO_SUBMISSION
+            state = ("not graded yet" if (student, a) in subs
+                     and not course.withdrawn(student, a) else NO_SUBMISSION)
             items.append(f"<li>{e(a)}: {state}</li>")
     return "".join(items)
 
@@ -429,14 +430,15 @@ def _write_if_changed(path: Path, text: str, force: bool = False) -> bool:
 def stale_pages(course: Course, students: list[str] | None = None,
                 assignments: list[str] | None = None) -> list[Path]:
     """The feedback pages (of the students and assignments asked for; all by default) with no
-    ``results.json`` behind them any more: a submission withdrawn, its autograded folder
-    deleted. Such a page shows a grade nothing backs."""
+    submission behind them any more: no ``results.json``, or a submission withdrawn from
+    submitted/ since it was autograded (:meth:`Course.withdrawn`, which ``report`` scores 0).
+    Such a page shows a grade nothing backs."""
     out = []
     for page in sorted(course.feedback.glob("*/*/feedback.html")):
         s, a = page.parent.parent.name, page.parent.name
         if (students and s not in students) or (assignments and a not in assignments):
             continue
-        if not course.results_path(s, a).exists():
+        if not course.results_path(s, a).exists() or course.withdrawn(s, a):
             out.append(page)
     return out
 
@@ -519,7 +521,8 @@ def feedback(course: Course, students: list[str] | None = None,
     records = autograded_records(course)
     course.require_gradebook()
     grades, roster, subs, known, comments = _gradebook_view(course)
-    records = select(course, students, assignments, known, records)
+    records = [p for p in select(course, students, assignments, known, records)
+               if not course.withdrawn(p.parent.parent.name, p.parent.name)]
     secrets: dict[tuple[str, tuple[str, ...]], dict[str, frozenset[str]]] = {}
     run = Run()
     per_student: dict[str, dict[str, str]] = {}
@@ -554,12 +557,14 @@ def feedback(course: Course, students: list[str] | None = None,
             per_student[s] = {}
     else:  # the class list: a student with nothing graded gets an index too
         nothing = [s for s in known - set(per_student)  # (results left out by ASSIGNMENT:
-                   if not any(course.autograded.glob(f"{glob_escape(s)}/*/results.json"))]
+                   if not any(not course.withdrawn(s, r.parent.name) for r in
+                              course.autograded.glob(f"{glob_escape(s)}/*/results.json"))]
         for s in _plain_ids(nothing, "the gradebook's student id"):  # not asked for)
             per_student[s] = {}
     for s, scores in sorted(per_student.items()):
         for other in course.autograded.glob(f"{glob_escape(s)}/*/results.json"):
-            if other.parent.name not in scores:  # left out by ASSIGNMENT: still listed
+            if other.parent.name not in scores and not course.withdrawn(s, other.parent.name):
+                # left out by ASSIGNMENT: still listed
                 text = _score_of(other, grades)
                 if text is not None:
                     scores[other.parent.name] = text
@@ -589,8 +594,8 @@ def main(args) -> int:
           f"(already up to date), for {len(run.students)} student(s) under {course.feedback}")
     if run.removed:
         which = _names([f"{p.parent.parent.name}/{p.parent.name}" for p in run.removed])
-        print(f"feedback: {len(run.removed)} page(s) removed, no results.json behind them any "
-              f"more (a submission withdrawn or its autograded folder deleted; the index no "
+        print(f"feedback: {len(run.removed)} page(s) removed, no submission behind them any "
+              f"more (withdrawn: its submitted or autograded folder deleted; the index no "
               f"longer links them; delete them where you sent them too): {which}")
     if run.absent:
         print(f"feedback: {len(run.absent)} student(s) with nothing graded have an index that "

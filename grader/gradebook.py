@@ -80,6 +80,14 @@ class Course:
     def results_path(self, student: str, assignment: str) -> Path:
         return self.autograded / student / assignment / "results.json"
 
+    def withdrawn(self, student: str, assignment: str) -> bool:
+        """Whether a submission autograded here has left ``submitted/`` since (withdrawn, or
+        collected by mistake and deleted): its ``results.json`` is under ``autograded/`` but
+        ``submitted/<student>/<assignment>/`` is gone. Its grades stay in the gradebook; nothing
+        stands behind them. One graded elsewhere (a shared ``--db``) has no results.json here."""
+        return (self.results_path(student, assignment).exists()
+                and not (self.submitted / student / assignment).is_dir())
+
     @property
     def default_db(self) -> bool:
         """True when the gradebook is the course's own ``gradebook.db`` (no ``--db``)."""

@@ -11,7 +11,10 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
                         extra_credit (formgrader's, counted in score)
 * totals.csv            one row per student and assignment (score, max_score, flags, status,
                         pending_manual, provisional): every student of the gradebook, with
-                        ``status`` ``no submission`` and score 0 where one has none;
+                        ``status`` ``no submission`` and score 0 where one has none, and
+                        ``withdrawn`` and score 0 where one autograded earlier has left
+                        ``submitted/`` since (its grades are left out of grades.csv, the
+                        earlier score is in ``flags``);
                         ``pending_manual`` counts the written answers still waiting for a hand
                         grade, and while there are any the total is ``provisional`` (``yes``)
 * scores.csv            the same totals one row per student, for an LMS grade import: student,
@@ -51,7 +54,7 @@ GRADE_FIELDS = ["student", "assignment", "notebook", "grade_cell", "kind", "auto
 #: new columns go at the end: consumers of the first five keep working
 TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags", "status",
                 "pending_manual", "provisional"]
-SUBMITTED, NO_SUBMISSION = "submitted", "no submission"
+SUBMITTED, NO_SUBMISSION, WITHDRAWN = "submitted", "no submission", "withdrawn"
 #: grades.csv rows' own key (not a column): the notebook never ran (unreadable, wrong name)
 UNREAD = "_unread"
 REGRADE = "_regrade"  # a written answer's hand grade is of an earlier answer: to grade again
@@ -125,9 +128,20 @@ def _missing_row(student: str, assignment: str, max_score: float) -> dict:
             "pending_manual": "0", "provisional": "no"}
 
 
+def _withdrawn_row(course: Course, total: dict) -> dict:
+    """The totals.csv row of a submission autograded earlier that has left ``submitted/``
+    since (:meth:`Course.withdrawn`): 0 points, its earlier score named in its flags."""
+    s, a = total["student"], total["assignment"]
+    return {**total, "score": "0", "status": WITHDRAWN, "pending_manual": "0",
+            "provisional": "no", UNREAD: False,
+            "flags": f"withdrawn: {course.submitted / s / a} is gone since it was autograded "
+                     f"({total['score']} / {total['max_score']} then); scored 0"}
+
+
 def gather(course: Course) -> tuple[list[dict], list[dict]]:
     """Rows of grades.csv and totals.csv, read from the gradebook: every student of the
-    gradebook for every assignment it holds a submission of (no submission: score 0)."""
+    gradebook for every assignment it holds a submission of (no submission: score 0; one
+    withdrawn from ``submitted/`` since it was autograded: score 0, no grades.csv rows)."""
     grades, totals = [], []
     with course.gradebook() as gb:
         students = {st.id for st in gb.students}
@@ -140,6 +154,9 @@ def gather(course: Course) -> tuple[list[dict], list[dict]]:
                     totals.append(_missing_row(s, a.name, float(a.max_score or 0.0)))
                     continue
                 rows, total = _submission_rows(course, a.name, subs[s])
+                if course.withdrawn(s, a.name):
+                    totals.append(_withdrawn_row(course, total))
+                    continue
                 grades += rows
                 totals.append(total)
     return grades, totals
@@ -221,9 +238,10 @@ def histogram_figure(scores: list[float], top: float, title: str, missing: int =
 
 
 def counts(totals: list[dict], assignment: str) -> tuple[int, int, int]:
-    """``(students, without a submission, provisional totals)`` of one assignment."""
+    """``(students, without a submission (withdrawn ones too), provisional totals)`` of one
+    assignment."""
     rows = [r for r in totals if r["assignment"] == assignment]
-    return (len(rows), sum(r["status"] == NO_SUBMISSION for r in rows),
+    return (len(rows), sum(r["status"] != SUBMITTED for r in rows),
             sum(r["provisional"] == "yes" for r in rows))
 
 
@@ -237,7 +255,7 @@ def histogram(totals: list[dict], assignment: str, path: Path) -> None:
     import matplotlib.pyplot as plt
 
     rows = [r for r in totals if r["assignment"] == assignment]
-    scores = [float(r["score"]) for r in rows if r["status"] != NO_SUBMISSION]
+    scores = [float(r["score"]) for r in rows if r["status"] == SUBMITTED]
     top = max([float(r["max_score"]) for r in rows] or [1.0]) or 1.0
     n, missing, provisional = counts(totals, assignment)
     fig = histogram_figure(scores, top, histogram_title(assignment, n, missing, provisional),
@@ -361,7 +379,9 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
                                sum(r["provisional"] == "yes" for r in scores[0]), len(flagged),
                                [f"{r['student']}/{r['assignment']}" for r in totals
                                 if r.get(UNREAD)],
-                               roster=roster_imported(course), stale=stale)}
+                               roster=roster_imported(course), stale=stale,
+                               withdrawn=[f"{r['student']}/{r['assignment']}" for r in totals
+                                          if r["status"] == WITHDRAWN])}
 
 
 #: list items a summary prints before "... and N more in <file>"
@@ -382,12 +402,13 @@ def _listed(names: list[str], n: int = 10) -> str:
 
 def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int,
                unread: list[str] = (), roster: bool = True,
-               stale: list[str] = ()) -> list[str]:
+               stale: list[str] = (), withdrawn: list[str] = ()) -> list[str]:
     """What the instructor does next, in order: import the class list when the gradebook seems
     to know only the students who submitted something (``roster`` false), look at the flagged
-    submissions (ask again for the notebooks that could not be read), grade the written answers
-    by hand (and look again at the test cells scored by hand whose tests give other points
-    since, ``stale``), then upload scores.csv (final once nothing is provisional).
+    submissions (those ``withdrawn`` from submitted/ since they were autograded: collect them
+    again if they should stand; ask again for the notebooks that could not be read), grade
+    the written answers by hand (and look again at the test cells scored by hand whose tests
+    give other points since, ``stale``), then upload scores.csv (final once nothing is provisional).
     ``provisional`` counts the rows of scores.csv (students) whose total is provisional, not
     totals.csv's rows."""
     steps = []
@@ -400,6 +421,14 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
     if flagged:
         steps.append(f"look at the {flagged} flagged submission(s) in {out / 'flags.txt'} (each "
                      f"executed notebook is in {course.autograded}/<student>/<assignment>/)")
+    if withdrawn:
+        steps.append(f"{len(withdrawn)} submission(s) autograded earlier are no longer under "
+                     f"{course.submitted} (withdrawn, or collected by mistake): they score 0 "
+                     "(status withdrawn in totals.csv, the earlier score in its flags) and "
+                     f"their grades are left out of grades.csv: {_listed(withdrawn)}. If one "
+                     "should stand, collect it again and run autograde (its grades come back, "
+                     "hand grades of the same answers too); otherwise nothing more to do (the "
+                     "gradebook keeps its grades, and formgrader still lists it)")
     if unread:
         steps.append(f"{len(unread)} submission(s) could not be graded at all (unreadable "
                      "notebook or wrong file name, see flags.txt): get the notebook again, "

@@ -359,8 +359,8 @@ def test_a_page_with_no_results_behind_it_is_removed_and_said(tmp_path, capsys):
     capsys.readouterr()
     assert main(["feedback", "--course", str(course.root), "-q"]) == 0
     out = capsys.readouterr().out.splitlines()
-    assert ("feedback: 1 page(s) removed, no results.json behind them any more (a submission "
-            "withdrawn or its autograded folder deleted; the index no longer links them; delete "
+    assert ("feedback: 1 page(s) removed, no submission behind them any more (withdrawn: its "
+            "submitted or autograded folder deleted; the index no longer links them; delete "
             "them where you sent them too): amy/hw") in out, out
     assert not (course.feedback / "amy" / "hw" / "feedback.html").exists()
     assert (course.feedback / "amy" / "hw" / "notes.txt").exists()   # its folder kept for it

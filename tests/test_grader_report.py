@@ -75,6 +75,7 @@ def small_class(root) -> Course:
             gb.find_grade("why", a, a, s).auto_score = why
         gb.db.commit()
     for (s, a), (test, _) in SUBMISSIONS.items():
+        (course.submitted / s / a).mkdir(parents=True)   # as collected
         cells = {"test_x": {"points": test, "max": 2.0, "manual": False, "tests": [
                      {"name": "x", "passed": test > 0, "hidden": False,
                       "message": "[x] passed" if test else "[x] expected 1, got 2."}]},
@@ -429,3 +430,46 @@ def test_the_formgrader_command_names_a_db_gradebook(tmp_path, monkeypatch):
     assert nbgrader_config().CourseDirectory.db_url == url
     monkeypatch.delenv("TCONV_DB")
     assert "db_url" not in nbgrader_config().CourseDirectory
+
+
+def test_a_submission_withdrawn_after_autograde_scores_0_and_is_named(tmp_path, capsys):
+    """amy's ex (2 points, a written answer to grade) was autograded, then its folder was
+    removed from submitted/ (withdrawn, or collected by mistake). report counted it as if it
+    stood: 2 in totals.csv and scores.csv, provisional, nothing said. Now it scores 0 with status
+    withdrawn and its earlier score in the flags, is named with what to do, leaves grades.csv and
+    the answers to grade, and its feedback page goes; collected again, it counts again."""
+    import shutil
+
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    shutil.rmtree(course.submitted / "amy" / "ex")
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out
+    amy = _totals(course.root / "reports")[("amy", "ex")]
+    assert (amy["score"], amy["status"], amy["pending_manual"], amy["provisional"]) == \
+        ("0", "withdrawn", "0", "no"), amy
+    assert amy["flags"] == (f"withdrawn: {course.submitted / 'amy' / 'ex'} is gone since it "
+                            "was autograded (2 / 5 then); scored 0"), amy
+    assert (course.root / "reports" / "scores.csv").read_text().splitlines()[1] == \
+        "amy,0,2,2,10,no,yes"
+    assert "amy,ex," not in (course.root / "reports" / "grades.csv").read_text()
+    assert "Written answers (graded by hand in formgrader): 0 to grade" in out, out
+    assert "ex: 1 submission(s) of 3 student(s), 2 with no submission" in out, out
+    assert ("next: 1 submission(s) autograded earlier are no longer under "
+            f"{course.submitted} (withdrawn, or collected by mistake): they score 0 (status "
+            "withdrawn in totals.csv, the earlier score in its flags) and their grades are left "
+            "out of grades.csv: amy/ex. If one should stand, collect it again and run autograde"
+            ) in out, out
+    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    assert "1 page(s) removed" in capsys.readouterr().out
+    assert not (course.feedback / "amy" / "ex").exists()
+    assert "<li>ex: no submission received</li>" in \
+        (course.feedback / "amy" / "index.html").read_text()
+
+    (course.submitted / "amy" / "ex").mkdir()          # collected again (the same files)
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    assert "no longer under" not in capsys.readouterr().out
+    amy = _totals(course.root / "reports")[("amy", "ex")]
+    assert (amy["score"], amy["status"], amy["provisional"]) == ("2", "submitted", "yes"), amy
