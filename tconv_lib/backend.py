@@ -243,6 +243,21 @@ def _functorch_wrapped(x: Any) -> bool:
     return torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
+def summed_in_float32(x: Any, adds_after_gemm: bool) -> Any:
+    """``torch.float32`` where a float16 or bfloat16 torch problem on the CPU is to be summed in
+    float32 and rounded once, as PyTorch's oneDNN kernels are; otherwise ``None``.
+
+    float16 always: its GEMMs are about 20 times slower than float32 ones on the CPU. bfloat16
+    only when something is added after a GEMM (the GEMMs of several taps or batch elements, or
+    a bias): its GEMM sums in float32 itself and rounds once, and rounding each partial sum
+    before adding them gave up to 3 times PyTorch's error."""
+    torch = sys.modules.get("torch")
+    if (torch is None or not isinstance(x, torch.Tensor) or x.device.type != "cpu"
+            or x.dtype not in (torch.float16, torch.bfloat16)):
+        return None
+    return torch.float32 if adds_after_gemm or x.dtype == torch.float16 else None
+
+
 def autocast(x: Any, weight: Any, bias: Any) -> tuple[Any, Any, Any]:
     """Inside ``torch.autocast`` for ``x``'s device, the floating tensors other than float64 in
     the autocast dtype, as autocast casts the arguments of ``F.conv*d`` and

@@ -97,11 +97,24 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
                                        geo.stride, geo.padding, geo.dilation)
         y = empty_batch(x, (0, int(weight.shape[0])) + out, x, weight)
     else:
-        y = conv_core(x, weight, geo)
+        y = _summed(x, weight, bias, geo)
+        bias = None
     y = backend.in_memory_format(y, backend.memory_format(x, weight))
     if bias is not None:
         y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
     return y if batched else y[0]
+
+
+def _summed(x: Any, weight: Any, bias: Any, geo: Geometry) -> Any:
+    """:func:`conv_core` plus the bias; a float16 or bfloat16 problem on the CPU summed in
+    float32 and rounded once (:func:`backend.summed_in_float32`: bfloat16 keeps its own GEMM
+    for a one-tap kernel without bias)."""
+    one_tap = all(k == 1 for k in geo.kernel)
+    wide = backend.summed_in_float32(x, not one_tap or bias is not None)
+    y = conv_core(*((x, weight) if wide is None else (x.to(wide), weight.to(wide))), geo)
+    if bias is not None:
+        y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
+    return y if wide is None else y.to(x.dtype)
 
 
 def conv_core(x: Any, weight: Any, geo: Geometry) -> Any:

@@ -247,6 +247,10 @@ def conv_weight_grad(input: Any, grad_output: Any,
         return empty_batch(input, (int(grad_output.shape[1]),
                                    int(input.shape[1]) // groups)
                            + kernel, input, grad_output)
+    # bfloat16/float16 on the CPU: summed in float32, rounded once
+    dtype, wide = input.dtype, backend.summed_in_float32(input, True)
+    if wide is not None:
+        input, grad_output = input.to(wide), grad_output.to(wide)
     xp = backend.namespace(input, grad_output)
     out = _spatial(grad_output)
     xpad = backend.crop_or_pad(
@@ -263,7 +267,8 @@ def conv_weight_grad(input: Any, grad_output: Any,
                            axis=0))
     grad = xp.stack(taps, axis=-1)              # (g, C_out/g, C_in/g, K)
     c_out = int(grad_output.shape[1])
-    return xp.reshape(grad, (c_out, int(input.shape[1]) // groups) + kernel)
+    grad = xp.reshape(grad, (c_out, int(input.shape[1]) // groups) + kernel)
+    return grad if wide is None else grad.to(dtype)
 
 
 def _check_weight_grad(input: Any, grad_output: Any, kernel_size: Any, stride: IntOrTuple,

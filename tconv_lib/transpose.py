@@ -179,32 +179,15 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
 
 
 def _run(name: str, x: Any, weight: Any, bias: Any, geo: Geometry) -> Any:
-    """The method's output, plus the bias.
-
-    A float16 or bfloat16 problem on the CPU is summed in float32 and rounded once at the end,
-    as PyTorch's oneDNN kernel does: float16 GEMMs are slow on the CPU (about 20 times a float32
-    one), and rounding each block's partial sum to bfloat16 gave up to 2.5 times PyTorch's
-    error. bfloat16 keeps its own, faster GEMM where no output takes more than one tap
-    (``dilation * (kernel - 1) < stride`` on every axis) and there is no bias, as there is
-    nothing to add after it (a bias added to its rounded output gave up to 1.9 times PyTorch's
-    error)."""
-    wide = _summed_in_float32(x, bias, geo)
-    if wide is None:
-        y = IMPLEMENTATIONS[name](x, weight, geo)
-    else:
-        y = IMPLEMENTATIONS[name](x.to(wide), weight.to(wide), geo)
-    if bias is not None:
-        y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
-    return y if wide is None or y.dtype == x.dtype else y.to(x.dtype)
-
-
-def _summed_in_float32(x: Any, bias: Any, geo: Geometry) -> Any:
-    """``torch.float32`` where :func:`_run` computes a half-precision CPU problem in it, else
-    ``None``."""
-    if not backend.is_torch(x) or backend.on_gpu(x) or backend.dtype_name(x) not in _HALF:
-        return None
-    import torch
-
+    """The method's output, plus the bias. A float16 or bfloat16 problem on the CPU is summed
+    in float32 and rounded once (:func:`backend.summed_in_float32`); bfloat16 keeps its own
+    GEMM where no output takes two taps (``dilation * (kernel - 1) < stride`` on every axis)
+    and there is no bias, as nothing is added after it."""
     one_tap = all(d * (k - 1) < s for k, s, d in zip(geo.kernel, geo.stride, geo.dilation,
                                                      strict=True))
-    return None if x.dtype == torch.bfloat16 and one_tap and bias is None else torch.float32
+    wide = backend.summed_in_float32(x, not one_tap or bias is not None)
+    y = IMPLEMENTATIONS[name](*((x, weight) if wide is None else (x.to(wide), weight.to(wide))),
+                              geo)
+    if bias is not None:
+        y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
+    return y if wide is None else y.to(x.dtype)
