@@ -80,14 +80,21 @@ def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
 # ex2, ex3 and ex5-ex8 also see the watched functions under any other name (`from
 # torch.nn.functional import conv1d`, `torch.ops.aten.<name>`) and any function of tconv_lib
 # however it was reached (a profile hook): before, such answers scored every point (MISTAKES
-# M65-M72, M80-). A call into tconv_lib is named by its module and function. It holds
+# M65-M72, M80-). A call into tconv_lib is named by its module and function. Where a task
+# rebuilds a transposed convolution (a conv_transpose* name watched), a dispatcher-level mode
+# also sees the operator however it was reached: aten.convolution(transposed=True) through
+# torch.ops.aten, torch.convolution or torch._convolution, aten.slow_conv_transpose2d, and the
+# input gradient of a forward convolution (aten.convolution_backward: autograd,
+# torch.nn.grad), which is the transposed convolution (MISTAKES M97-M98). It holds
 # WATCH_CALLS, which it calls.
 WATCH_ANY_NAME = WATCH_CALLS + "\n\n\n" + """\
 def _with_own_calls(fn, *args, watch=(), modules=None, library=None, **kwargs):
     \"\"\"_with_f_calls, which also reports the watched functions called under another name
     (`from torch.nn.functional import conv1d`, torch.ops.aten.conv1d) and any call into the
     module `library` (tconv_lib, however imported, as "calls tconv_lib.<module>.<function>"): a
-    profile hook sees every call while fn runs.\"\"\"
+    profile hook sees every call while fn runs. With a conv_transpose* name in `watch`, any
+    transposed convolution the answer runs (_transposed_operators) is reported too.\"\"\"
+    import contextlib
     import os
     import sys
 
@@ -117,18 +124,60 @@ def _with_own_calls(fn, *args, watch=(), modules=None, library=None, **kwargs):
             seen.add(f"{frame.f_globals.get('__name__', library.__name__)}."
                      f"{getattr(code, 'co_qualname', code.co_name)}")
 
+    operators = set()
+    transposed = _transposed_operators(operators) if any(
+        name.startswith("conv_transpose") for name in watch) else None
+
     def profiled(*f_args, **f_kwargs):  # the hook sees fn only, not this watcher's own steps
-        previous = sys.getprofile()
-        sys.setprofile(profile)
-        try:
-            return fn(*f_args, **f_kwargs)
-        finally:
-            sys.setprofile(previous)
+        with transposed if transposed is not None else contextlib.nullcontext():
+            previous = sys.getprofile()
+            sys.setprofile(profile)
+            try:
+                return fn(*f_args, **f_kwargs)
+            finally:
+                sys.setprofile(previous)
 
     result, called = _with_f_calls(profiled, *args, watch=watch, modules=modules, **kwargs)
-    if called == "no call" and seen:
-        called = "calls " + " and ".join(sorted(seen))
-    return result, called"""
+    if called == "no call" and (seen or operators):  # a name the answer used, else the operator
+        called = "calls " + " and ".join(sorted(seen or operators))
+    return result, called
+
+
+def _transposed_operators(found):
+    \"\"\"A mode that adds to `found` every transposed convolution run under it, seen where
+    PyTorch dispatches its operators, whatever name reached them: aten.convolution or
+    aten._convolution with transposed=True, an operator named conv_transpose
+    (aten.slow_conv_transpose2d), and aten.convolution_backward's input gradient of a forward
+    convolution (autograd, torch.nn.grad), which is the transposed convolution.\"\"\"
+    import sys
+
+    from torch.utils._python_dispatch import TorchDispatchMode
+
+    class _Seen(TorchDispatchMode):
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            kwargs = kwargs or {}
+            name = func.overloadpacket.__name__
+            schema = [a.name for a in func._schema.arguments]
+
+            def arg(key):
+                at = schema.index(key)
+                return args[at] if len(args) > at else kwargs.get(key)
+
+            if "conv" in name and "transpose" in name:
+                found.add(f"aten.{name}")
+            elif name == "convolution_backward":
+                if arg("output_mask")[0] and not arg("transposed"):
+                    found.add("aten.convolution_backward (an input gradient)")
+            elif "transposed" in schema and arg("transposed"):
+                found.add(f"aten.{name}(transposed=True)")
+            previous = sys.getprofile()  # the operator itself is no call of the answer's
+            sys.setprofile(None)
+            try:
+                return func(*args, **kwargs)
+            finally:
+                sys.setprofile(previous)
+
+    return _Seen()"""
 
 
 # Test cells that draw tensors in the default dtype set it again first: a student's cell that set
@@ -1907,36 +1956,17 @@ def ex7_subpixel() -> Book:
     gen = torch.Generator().manual_seed(109)  # this cell's own inputs, whatever ran before
     x = torch.randn(2, 2, 3, 4, generator=gen)
     w = torch.randn(2, 3, 4, 4, generator=gen)
-
-
-    class _TransposedConvolutions(torch.overrides.TorchFunctionMode):
-        """Sees torch.convolution / torch._convolution called with transposed=True, under
-        any name (a forward convolution through them is fine)."""
-
-        def __init__(self):
-            super().__init__()
-            self.seen = set()
-
-        def __torch_function__(self, func, types, args=(), kwargs=None):
-            kwargs = kwargs or {}
-            if func in (torch.convolution, torch._convolution) and (
-                    args[6] if len(args) > 6 else kwargs.get("transposed", False)):
-                self.seen.add(f"torch.{func.__name__}(transposed=True)")
-            return func(*args, **kwargs)
-
-    _mode = _TransposedConvolutions()
-    with _mode:
-        got, f_calls = _with_own_calls(conv_transpose_subpixel, x, w, 2,
-                                       watch=("conv_transpose2d",), library=tconv_lib)
-    if f_calls == "no call" and _mode.seen:
-        f_calls = "calls " + " and ".join(sorted(_mode.seen))
+    # conv_transpose2d under any name, and the transposed convolution however it is reached
+    got, f_calls = _with_own_calls(conv_transpose_subpixel, x, w, 2, watch=("conv_transpose2d",),
+                                   library=tconv_lib)
     expect("k4_s2", got, F.conv_transpose2d(x, w, stride=2),
            hint="each phase: conv2d of x padded by q-1 with the FLIPPED sub-kernel (channels "
                 "swapped to (C_out, C_in)); channel order c*s*s + r1*s + r2 before the shuffle")
     expect("own_code", f_calls, "no call",
            hint="Task 3 computes F.conv_transpose2d by phases, with F.conv2d and your "
-                "pixel_shuffle: do not call the transposed convolution under any name "
-                "(F.conv_transpose2d, torch.convolution(..., transposed=True), tconv_lib)")
+                "pixel_shuffle: do not run the transposed convolution under any name "
+                "(F.conv_transpose2d, torch.convolution(..., transposed=True), torch.ops.aten, "
+                "the input gradient of a strided conv2d by autograd, tconv_lib)")
     w_k6 = torch.randn(2, 2, 6, 6, generator=gen)
     expect("s3_k6", conv_transpose_subpixel(x, w_k6, 3),
            F.conv_transpose2d(x, w_k6, stride=3),
