@@ -57,6 +57,7 @@ from grader.gradebook import (
     assignments_in,
     atomic_write_text,
     check_assignment,
+    comment_hash,
     dump_json,
     next_command,
     notebooks_of,
@@ -851,26 +852,47 @@ def _executed_notebook(nb_text: str, outputs: dict) -> nbformat.NotebookNode:
     return nb
 
 
-def _written_answers(notebook: str, nb: nbformat.NotebookNode) -> dict[tuple[str, str], Any]:
-    """The written answers (graded cells that are not code) of ``nb``:
+def _answers(notebook: str, nb: nbformat.NotebookNode) -> dict[tuple[str, str], Any]:
+    """The student's answers in ``nb``, the cells formgrader takes a comment on: solution cells
+    (code and written) and written answers (graded cells that are not code):
     ``{(notebook, grade_id): cell}``."""
-    from nbgrader.utils import is_grade
+    from nbgrader.utils import is_grade, is_solution
 
     return {(notebook, c.metadata["nbgrader"]["grade_id"]): c for c in nb.cells
-            if c.cell_type != "code" and is_grade(c)}
+            if is_solution(c) or (c.cell_type != "code" and is_grade(c))}
 
 
-def _written_answers_graded(adir: Path, results: list[dict]) -> dict[tuple[str, str], str]:
-    """The written answers of the notebooks graded last time, as the autograded notebooks in
-    ``adir`` hold them: ``{(notebook, grade_id): text}``."""
+def _answers_graded(adir: Path, results: list[dict]) -> dict[tuple[str, str], str]:
+    """The answers (:func:`_answers`) of the notebooks graded last time, as the autograded
+    notebooks in ``adir`` hold them: ``{(notebook, grade_id): text}``."""
     out: dict[tuple[str, str], str] = {}
     for r in results:
         try:
             nb = nbformat.read(adir / f"{r['notebook']}.ipynb", as_version=4)
-            out |= {k: c.source for k, c in _written_answers(r["notebook"], nb).items()}
+            out |= {k: c.source for k, c in _answers(r["notebook"], nb).items()}
         except (OSError, ValueError, AttributeError, KeyError):  # none graded, or not ours
             continue
     return out
+
+
+def changed_answers(before: dict[tuple[str, str], str],
+                    now: dict[tuple[str, str], Any]) -> set[tuple[str, str]]:
+    """The answers that differ from the ones graded last time (``before``, text) in ``now``
+    (cells): changed, new or gone (a resubmission). A hand grade of one waits for a new one,
+    and a comment said of one is of the earlier answer."""
+    return {k for k in before.keys() | now.keys()
+            if k not in before or k not in now or before[k] != now[k].source}
+
+
+def _earlier_comments(path: Path) -> dict[tuple[str, str], str]:
+    """The comments a ``results.json`` records as said of an earlier answer:
+    ``{(notebook, cell): hash of the comment}`` (none when it is missing or damaged)."""
+    try:
+        rec = json.loads(path.read_text())
+        return {(nb, cell): h for nb, v in rec["notebooks"].items()
+                for cell, h in v.get("earlier_comments", {}).items()}
+    except (OSError, ValueError, KeyError, AttributeError, TypeError):
+        return {}
 
 
 @contextlib.contextmanager
@@ -898,13 +920,19 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
                       timestamp: str | None, files_hash: str | None = None) -> dict:
     """Write one submission's grades in one transaction, then its results.json atomically."""
     adir = course.autograded / student / assignment
-    before = _written_answers_graded(adir, results)  # read before the notebooks are replaced
-    written: dict[tuple[str, str], Any] = {}  # this submission's written answers (cells)
+    before = _answers_graded(adir, results)  # read before the notebooks are replaced
+    earlier_before = _earlier_comments(course.results_path(student, assignment))
+    now: dict[tuple[str, str], Any] = {}  # this submission's answers (cells)
     for r in results:
         if r["nb"] is not None:
             nb = _executed_notebook(r["nb"], r["outputs"])  # outputs of code cells only
             atomic_write_text(adir / f"{r['notebook']}.ipynb", nbformat.writes(nb) + "\n")
-            written |= _written_answers(r["notebook"], nb)
+            now |= _answers(r["notebook"], nb)
+    changed = changed_answers(before, now)
+    from nbgrader.utils import is_grade
+
+    written = {k: c for k, c in now.items() if c.cell_type != "code" and is_grade(c)}
+    earlier: dict[tuple[str, str], str] = {}  # comments said of an earlier answer (hashes)
     by_nb = {r["notebook"]: r for r in results}
     # Written answers are scored as nbgrader's SaveAutoGrades does (utils.determine_grade on the
     # sanitised cell, whose checksum OverwriteCells reset to the released one): an answer left
@@ -916,6 +944,7 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
                for key, c in written.items()}
 
     def work(gb) -> None:  # idempotent: look up or create, then set scores; one commit
+        earlier.clear()
         gb.update_or_create_student(student)
         kwargs = {"timestamp": timestamp} if timestamp else {}
         # nbgrader's add_submission builds the submission's rows before adding them to the
@@ -932,9 +961,7 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
                     g.auto_score = answers.get(key)
                     # a hand grade stands while the answer it graded is the one graded now;
                     # a changed answer (a resubmission) needs grading again
-                    regrade = g.manual_score is not None and (
-                        key not in before or key not in written
-                        or before[key] != written[key].source)
+                    regrade = g.manual_score is not None and key in changed
                     g.needs_manual_grade = regrade or (g.manual_score is None
                                                        and g.auto_score is None)
                     continue
@@ -946,6 +973,12 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
                 g.needs_manual_grade = g.manual_score is not None and (
                     g.needs_manual_grade or g.auto_score != points)
                 g.auto_score = points
+            # a comment said of an answer changed since is of the earlier answer (and stays
+            # so while its text is the same): feedback leaves it off the page until then
+            for c in snb.comments:
+                key, text = (snb.name, c.cell.name), (c.manual_comment or "").strip()
+                if text and (key in changed or earlier_before.get(key) == comment_hash(text)):
+                    earlier[key] = comment_hash(text)
         gb.db.commit()
 
     with course.gradebook() as gb:
@@ -965,6 +998,9 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
                                       "read": r["nb"] is not None}
                       for r in sorted(results, key=lambda r: r["notebook"])},
     }
+    for (nb_name, cell), h in sorted(earlier.items()):  # (a notebook of the results)
+        if nb_name in record["notebooks"]:
+            record["notebooks"][nb_name].setdefault("earlier_comments", {})[cell] = h
     record["flags"] = [f"{n}: {f}" for n, v in record["notebooks"].items() for f in v["flags"]]
     record["score"] = sum(c["points"] or 0.0 for v in record["notebooks"].values()
                           for c in v["cells"].values())

@@ -31,7 +31,7 @@ from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
 
-from grader.gradebook import Course, UsageError, atomic_write_text, next_command
+from grader.gradebook import Course, UsageError, atomic_write_text, comment_hash, next_command
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:56em;margin:2em auto;padding:0 1em}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3em .5em;
@@ -73,17 +73,31 @@ def _stale(rows) -> set[tuple[str, str]]:
 Comments = list[tuple[str, str, str]]
 
 
+def comment_waits(cell: tuple[str, str], text: str, stale: set[tuple[str, str]],
+                  manual: dict[tuple[str, str], float],
+                  earlier: dict[tuple[str, str], str]) -> bool:
+    """Whether a formgrader comment on ``cell`` (``(notebook, cell)``) is of an earlier answer
+    and stays off the page: its hand grade waits for a new one (``stale``: the answer changed
+    since it was graded), or autograde found the answer (code or written) changed while the
+    comment read as it does now (``earlier``, from results.json) and the answer has no hand
+    grade since (``manual``). Grading the answer again, or changing the comment, shows it."""
+    return cell in stale or (earlier.get(cell) == comment_hash(text) and cell not in manual)
+
+
 def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], list[str],
                                               set[tuple[str, str]], set[str],
-                                              dict[tuple[str, str], Comments]]:
+                                              dict[tuple[str, str], Comments], list[str]]:
     """Everything a run needs from the gradebook, in one session and one query of its grades
     (and one of its comments): ``(hand grades by (student, assignment), assignments,
-    {(student, assignment)}, students, comments by (student, assignment))`` (the assignments
-    it holds a submission of, as ``report`` lists them, every submission, every student: the
-    class list once it was imported, as in ``report``'s totals, and the comments written in
-    formgrader).
+    {(student, assignment)}, students, comments by (student, assignment), comments that
+    wait)`` (the assignments it holds a submission of, as ``report`` lists them, every
+    submission, every student: the class list once it was imported, as in ``report``'s
+    totals, the comments written in formgrader, and ``student/assignment/notebook/cell`` of
+    those left off the pages, said of an earlier answer: :func:`comment_waits`).
     One connection for the class, not one per page: opening one costs more than a page."""
     from nbgrader import api
+
+    from grader.autograde import _earlier_comments
 
     rows: dict[tuple[str, str], list] = {}
     with course.gradebook() as gb:
@@ -104,7 +118,10 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
         for student, assignment, *row in query:
             rows.setdefault((student, assignment), []).append(tuple(row))
         comments: dict[tuple[str, str], Comments] = {}
+        waiting: list[str] = []
+        grades = {key: _hand_grades_of(r) for key, r in rows.items()}
         stale = {key: _stale(r) for key, r in rows.items()}
+        earlier: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
         said = (gb.db.query(api.SubmittedAssignment.student_id, api.Assignment.name,
                             api.Notebook.name, api.BaseCell.name, api.Comment.manual_comment)
                 .select_from(api.Comment)
@@ -118,13 +135,19 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
                       api.SubmittedAssignment.assignment_id == api.Assignment.id)
                 .filter(api.Comment.manual_comment.isnot(None)))
         for student, assignment, nb, cell, text in said:
-            # a comment on a written answer changed since is of the earlier answer: it waits
-            # with the answer's new hand grade
-            if text.strip() and (nb, cell) not in stale.get((student, assignment), ()):
-                comments.setdefault((student, assignment), []).append((nb, cell, text.strip()))
-    grades = {key: _hand_grades_of(r) for key, r in rows.items()}
+            key = (student, assignment)
+            if not text.strip():
+                continue
+            if key not in earlier:  # read once per submission with a comment
+                earlier[key] = _earlier_comments(course.results_path(student, assignment))
+            # a comment on an answer changed since is of the earlier answer: it waits
+            if comment_waits((nb, cell), text, stale.get(key, set()),
+                             grades.get(key, NO_GRADES)[0], earlier[key]):
+                waiting.append(f"{student}/{assignment}/{nb}/{cell}")
+            else:
+                comments.setdefault(key, []).append((nb, cell, text.strip()))
     return (grades, sorted({a for _, a in subs}), subs, students,
-            {key: sorted(c) for key, c in comments.items()})
+            {key: sorted(c) for key, c in comments.items()}, sorted(waiting))
 
 
 def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[str]]:
@@ -477,7 +500,8 @@ class Run:
     (:func:`stale_pages`); ``indexes``: the students' index pages now up to date, of these
     ``indexes_written`` (re)written; ``absent``: students given an index with nothing graded
     behind it (on the class list but no submission, or every page removed); ``skipped``:
-    damaged ``results.json`` files, no page."""
+    damaged ``results.json`` files, no page; ``waiting``: formgrader comments left off this
+    run's pages, said of an earlier answer (``student/assignment/notebook/cell``)."""
     pages: list[Path] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
@@ -487,6 +511,7 @@ class Run:
     indexes_written: list[Path] = field(default_factory=list)
     absent: list[str] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
+    waiting: list[str] = field(default_factory=list)
 
     @property
     def students(self) -> list[str]:
@@ -520,7 +545,7 @@ def feedback(course: Course, students: list[str] | None = None,
         course.require_gradebook()  # a --db that does not exist: say so first
     records = autograded_records(course)
     course.require_gradebook()
-    grades, roster, subs, known, comments = _gradebook_view(course)
+    grades, roster, subs, known, comments, waiting = _gradebook_view(course)
     records = [p for p in select(course, students, assignments, known, records)
                if not course.withdrawn(p.parent.parent.name, p.parent.name)]
     secrets: dict[tuple[str, tuple[str, ...]], dict[str, frozenset[str]]] = {}
@@ -548,6 +573,7 @@ def feedback(course: Course, students: list[str] | None = None,
         if points[2]:
             run.provisional.append(path)
         per_student.setdefault(s, {})[a] = _score_text(*points)
+        run.waiting += [w for w in waiting if w.startswith(f"{s}/{a}/")]
     for page in stale_pages(course, students, assignments):
         _remove_page(page)
         run.removed.append(page)
@@ -609,6 +635,11 @@ def main(args) -> int:
     if run.skipped:
         print(f"feedback: {len(run.skipped)} submission(s) skipped, their results.json "
               "unreadable (named above); `tconv-grader autograde --force` rewrites it")
+    if run.waiting:
+        print(f"next: {len(run.waiting)} comment(s) you wrote in formgrader are not on the pages: "
+              "the student changed that answer since (a resubmission). Grade the answer again "
+              "(a written answer), or change the comment, in formgrader to show it, then run "
+              f"feedback again: {_names(run.waiting)}")
     if run.provisional:
         which = _names([f"{p.parent.parent.name}/{p.parent.name}" for p in run.provisional])
         print(f"next: {len(run.provisional)} page(s) show a score that is not final (written "

@@ -237,6 +237,14 @@ def next_command(command: str, args: Any) -> str:
     return " ".join(parts)
 
 
+def comment_hash(text: str) -> str:
+    """A formgrader comment as ``results.json`` records it (one said of an earlier answer): a
+    hash of its text, so an edit of the comment tells."""
+    import hashlib
+
+    return hashlib.sha256(text.strip().encode("utf-8")).hexdigest()[:16]
+
+
 def dump_json(obj: Any) -> str:
     """Stable JSON (sorted keys, fixed indentation, trailing newline)."""
     return json.dumps(obj, sort_keys=True, indent=1, ensure_ascii=False) + "\n"

@@ -788,3 +788,53 @@ def test_a_score_set_by_hand_on_a_test_cell_stands_until_the_tests_give_other_po
     assert main(["report", "--course", str(tmp_path)]) == 0
     out = capsys.readouterr().out
     assert "1 test cell(s) you scored by hand now get other points" in out, out
+
+
+def test_a_comment_on_code_changed_since_is_of_the_earlier_code(tmp_path, capsys):
+    """A formgrader comment on bo's scatter_1d code is on his page, and stays there through a
+    --force regrade of the same code. He resubmits other code: the comment was said of the
+    earlier code, so the page leaves it off (as one on a changed written answer) and the
+    summary names it, also after a --force regrade; changed in formgrader, it is shown again.
+    Before, the new page showed the comment on code he no longer has."""
+    import nbformat
+
+    from grader.autograde import autograde
+    from grader.cli import main
+
+    course, nb, folder = _bo_graded(tmp_path)
+    say = "Loop over the stride: right, but np.add.at is simpler."
+
+    def comment(text: str) -> None:   # as formgrader's API saves it
+        with course.gradebook() as gb:
+            gb.find_comment("scatter_1d", "fx_scatter", "fx_scatter", "bo").manual_comment = text
+            gb.db.commit()
+
+    def shown() -> tuple[bool, str]:
+        assert main(["feedback", "--course", str(tmp_path), "-q"]) == 0
+        out = capsys.readouterr().out
+        page = (tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html").read_text()
+        return "np.add.at" in page, out
+
+    comment(say)
+    assert shown()[0]
+    autograde(course, force=True, jobs=1, sandbox=False, progress=False)
+    assert shown()[0]                                  # the same code: it stands
+
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "scatter_1d":
+            cell.source = ("def scatter_1d(x, w, stride):\n"
+                           "    return np.zeros((len(x) - 1) * stride + len(w))\n")
+    nbformat.write(nb, folder / "fx_scatter.ipynb")
+    (folder / "timestamp.txt").write_text("2026-12-03 10:00:00.000000 UTC\n")
+    autograde(course, jobs=1, sandbox=False, progress=False)
+    on_page, out = shown()
+    assert not on_page
+    assert ("next: 1 comment(s) you wrote in formgrader are not on the pages: the student "
+            "changed that answer since (a resubmission). Grade the answer again (a written "
+            "answer), or change the comment, in formgrader to show it, then run feedback again: "
+            "bo/fx_scatter/fx_scatter/scatter_1d") in out, out
+    autograde(course, force=True, jobs=1, sandbox=False, progress=False)
+    assert not shown()[0]                              # still of the earlier code
+    comment(say + " Now it returns zeros: see test_basic.")
+    on_page, out = shown()
+    assert on_page and "comment(s) you wrote" not in out, out
