@@ -3,14 +3,16 @@
 For every page: no console errors, every request served by the local server and successful,
 math typeset by the vendored MathJax, every image loaded, every animation plays, every internal
 link resolves, and the notebook download works. The search page must find ``output_padding``.
-At every width from 960 px (a tablet held sideways, a small laptop) to 1920 px a chapter's code
-boxes show the columns its code is wrapped to; on a 390 px phone code scrolls inside its box,
-never the page, and no output (image, animation player, widget) is wider than its box.
+At every width from 768 px (a small tablet held upright) to 1920 px a chapter's code boxes show
+the columns its code is wrapped to; on a 390 px phone they show 60 columns and a longer line
+scrolls inside its box, never the page, and no output (image, animation player, widget) is
+wider than its box.
 Screenshots go to ``test-artifacts/screenshots/``.
 """
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import http.server
 import json
@@ -298,11 +300,11 @@ def test_search_finds_output_padding(driver, server: str) -> None:
 # and up to 992 px the theme made that sidebar wider (25% of the page, not 20%: 72 columns at
 # 960 px, 73 at 970); 1200 px is the narrowest window with both sidebars (the page contents
 # appears on the right there), 1024 a laptop with it folded away, 1280, 1440 and 1920 common
-# desktops. On a phone code
-# scrolls inside its box (about 36 columns at 390 px), but the page itself must not scroll
-# sideways.
+# desktops; 768 a small tablet held upright (both sidebars are drawers there). On a phone a
+# box shows 60 columns (test_a_phone_shows_60_columns_of_code) and longer lines scroll inside
+# it, but the page itself must not scroll sideways.
 BOX_PAGE = "book/05_fast.html"   # input, output and library boxes, in and out of a <details>
-BOX_WIDTHS = [960, 970, 991, 1024, 1200, 1280, 1440, 1920]
+BOX_WIDTHS = [768, 960, 970, 991, 1024, 1200, 1280, 1440, 1920]
 PHONE_WIDTH = 390
 
 # every code box of the page (its <details> opened): what it is, and how many characters of its
@@ -373,7 +375,7 @@ def test_code_boxes_show_their_columns(driver, server: str, width: int) -> None:
 
 
 def test_a_phone_scrolls_code_in_its_box_not_the_page(driver, server: str) -> None:
-    """At 390 px a code box shows about 36 columns and scrolls, inside itself: the page does not
+    """At 390 px a code box shows 60 columns and scrolls, inside itself: the page does not
     scroll sideways, and no code box reaches past the window."""
     try:
         boxes = _code_boxes(driver, server, PHONE_WIDTH)
@@ -451,3 +453,91 @@ def test_outputs_fit_their_boxes_on_a_phone(driver, server: str) -> None:
     assert not wide, (f"at {PHONE_WIDTH} px, outputs wider than their box, cut off on the right "
                       f"(book/_static/tconv.css):\n" + "\n".join(wide))
     assert not scrolls, "pages that scroll sideways on a phone:\n" + "\n".join(scrolls)
+
+
+# A phone as Chromium's device emulation makes it: 390 x 844 CSS px at 3 device pixels per CSS
+# pixel, a mobile viewport (the page's <meta name=viewport>, overlay scroll bars, and a page
+# wider than the window zooms out to show all of it, so innerWidth grows). A tablet: 768 x 1024
+# at 2.
+PHONE = (390, 844, 3)
+TABLET = (768, 1024, 2)
+CHAPTERS = [p for p in PAGES if re.fullmatch(r"book/\d\d_\w+\.html", p)]
+
+
+@contextlib.contextmanager
+def _device(drv, device: tuple[int, int, int]) -> Iterator[None]:
+    width, height, scale = device
+    drv.execute_cdp_cmd("Emulation.setDeviceMetricsOverride", {
+        "width": width, "height": height, "deviceScaleFactor": scale, "mobile": True})
+    try:
+        yield
+    finally:
+        drv.execute_cdp_cmd("Emulation.clearDeviceMetricsOverride", {})
+        drv.set_window_size(1280, 1600)
+
+
+def _open(drv, server: str, page: str) -> None:
+    drv.get(server + page)
+    drv.execute_async_script(WAIT_FOR_MATHJAX)
+
+
+# the page's width against the window's: a mobile browser zooms a page out to show an element
+# that reaches past the window, so innerWidth grows past the device's width
+PAGE_WIDTH = """
+const e = document.documentElement;
+return [window.innerWidth, e.scrollWidth, e.clientWidth];
+"""
+
+# every code box (each <details> opened): the characters of its font it shows (its clientWidth
+# less its padding, over the width of one character), its font size, and how many of its lines
+# are no longer than that (all of them in a box that wraps)
+CODE_LINES = r"""
+document.querySelectorAll('main details').forEach(d => { d.open = true; });
+const boxes = [];
+for (const pre of document.querySelectorAll('main div.highlight > pre')) {
+  const style = getComputedStyle(pre);
+  const probe = document.createElement('span');
+  probe.style.whiteSpace = 'pre';
+  probe.textContent = '0'.repeat(100);
+  pre.append(probe);
+  const char = probe.getBoundingClientRect().width / 100;
+  probe.remove();
+  const inner = pre.clientWidth - parseFloat(style.paddingLeft) - parseFloat(style.paddingRight);
+  const shown = Math.floor(inner / char + 1e-6);
+  const lines = pre.textContent.replace(/\n$/, '').split('\n');
+  const wraps = style.whiteSpace.startsWith('pre-wrap');
+  boxes.push({shown, font: parseFloat(style.fontSize), lines: lines.length,
+              hidden: pre.closest('details') !== null,
+              fit: wraps ? lines.length : lines.filter(l => l.length <= shown).length});
+}
+return boxes;
+"""
+
+
+def test_a_phone_shows_60_columns_of_code(driver, server: str) -> None:
+    """On a 390 px phone every code box of every chapter shows at least 60 columns (56 inside a
+    hide-input/hide-output <details>, whose box is indented) in a font of at least 10 px, so
+    that most lines of code wrapped to 75 columns fit: at least 60% of them in every chapter.
+    At the theme's 14 px a box showed 38 columns and 26% to 46% of a chapter's lines fitted."""
+    short, fits, wide = [], [], []
+    with _device(driver, PHONE):
+        for page in CHAPTERS:
+            _open(driver, server, page)
+            boxes = driver.execute_script(CODE_LINES)
+            inner_width, scroll_width, _ = driver.execute_script(PAGE_WIDTH)
+            if inner_width != PHONE[0] or scroll_width > PHONE[0]:
+                wide.append(f"{page}: {scroll_width} px wide, the window {inner_width} px")
+            assert boxes, f"{page}: no code boxes"
+            for box in boxes:
+                need = 56 if box["hidden"] else 60
+                if box["shown"] < need or box["font"] < 10:
+                    short.append(f"{page}: {box['shown']} columns of a {box['font']:.1f} px font"
+                                 f"{' in a <details>' if box['hidden'] else ''}")
+            fit = sum(b["fit"] for b in boxes) / sum(b["lines"] for b in boxes)
+            fits.append(f"{page}: {fit:.0%}")
+            if fit < 0.6:
+                short.append(f"{page}: {fit:.0%} of the lines fit their box")
+    assert not wide, "pages that scroll sideways on a phone:\n" + "\n".join(wide)
+    assert not short, (f"on a {PHONE[0]} px phone, code boxes that show too little "
+                       f"(book/_static/tconv.css; lines that fit: {', '.join(fits)}):\n"
+                       + "\n".join(sorted(set(short))))
