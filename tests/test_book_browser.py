@@ -5,8 +5,8 @@ math typeset by the vendored MathJax, every image loaded, every animation plays,
 link resolves, and the notebook download works. The search page must find ``output_padding``.
 At every width from 768 px (a small tablet held upright) to 1920 px a chapter's code boxes show
 the columns its code is wrapped to; on a 390 px phone they show 60 columns and a longer line
-scrolls inside its box, never the page, and no output (image, animation player, widget) is
-wider than its box.
+scrolls inside its box, never the page, no output (image, animation player, widget) is wider
+than its box, and a figure too small to read there opens at its full size on a tap.
 Screenshots go to ``test-artifacts/screenshots/``.
 """
 
@@ -541,3 +541,108 @@ def test_a_phone_shows_60_columns_of_code(driver, server: str) -> None:
     assert not short, (f"on a {PHONE[0]} px phone, code boxes that show too little "
                        f"(book/_static/tconv.css; lines that fit: {', '.join(fits)}):\n"
                        + "\n".join(sorted(set(short))))
+
+
+# every figure of the page (each <details> opened; animations' frames aside: their player is
+# their control): the width it is drawn at and the width it is shown at, whether its cell runs
+# edge to edge (not inside a note or a <details>), and its "Full size" button
+# (book/_static/tconv.js) if one is shown
+FIGURES = r"""
+document.querySelectorAll('main details').forEach(d => { d.open = true; });
+const figures = [];
+document.querySelectorAll('main .bd-article figure img').forEach((img, i) => {
+  if (img.closest('.animation')) return;
+  const button = img.closest('figure').querySelector('button.tconv-zoom-open');
+  const b = button && button.getBoundingClientRect();
+  figures.push({i, name: (img.closest('figure').querySelector('.caption-number') || {})
+                .textContent || img.src.split('/').pop().slice(0, 12),
+                natural: img.naturalWidth, shown: img.getBoundingClientRect().width,
+                edge: !img.closest('details, .admonition'),
+                button: b && b.width ? [b.width, b.height, b.left, b.right] : null});
+});
+return figures;
+"""
+
+IMG_OF = "return [...document.querySelectorAll('main .bd-article figure img')][arguments[0]]"
+BUTTON_OF = IMG_OF + ".closest('figure').querySelector('button.tconv-zoom-open')"
+
+# after a figure's button was tapped: the full-screen view: whether it is open, the image's width
+# (less its padding) against its own, and whether the view can pan to every part of it
+OPENED = r"""
+const view = document.querySelector('dialog.tconv-zoom');
+if (!view || !view.open) return null;
+const img = view.querySelector('img'), pane = view.querySelector('.tconv-zoom-pane');
+const s = getComputedStyle(img);
+return {shown: img.getBoundingClientRect().width - parseFloat(s.paddingLeft)
+               - parseFloat(s.paddingRight),
+        natural: img.naturalWidth, src: img.src,
+        pans: pane.scrollWidth >= img.getBoundingClientRect().width - 0.5};
+"""
+
+# 10-point text (matplotlib's default size) in a figure drawn at 100 dpi is 13.9 px of the image
+TEXT_PX = 10 / 72 * 100
+READABLE_PX = 9
+
+
+@pytest.mark.parametrize("device", [PHONE, TABLET], ids=["phone-390", "tablet-768"])
+def test_a_phone_shows_figures_full_size_on_a_tap(driver, server: str,
+                                                  device: tuple[int, int, int]) -> None:
+    """Every figure of every chapter is readable: shown large enough that its 10-point text is at
+    least 9 px, or with a "Full size" button (44 px high, inside the window) that opens it in a
+    full-screen view at its own size, which pans to every part of it, and closes again. On a
+    phone a figure of a cell outside a note or a <details> takes the window's whole width (or its
+    own, if narrower). Before, a 390 px phone showed the chapters' figures 342 px wide, their
+    text at 5 to 8 px, with no way to enlarge them but pinching the page."""
+    from selenium.webdriver.common.by import By
+
+    width = device[0]
+    problems, counted, tapped = [], 0, 0
+    with _device(driver, device):
+        for page in CHAPTERS:
+            _open(driver, server, page)
+            for fig in driver.execute_script(FIGURES):
+                counted += 1
+                name = f"{page} {fig['name']} ({fig['natural']} px drawn, {fig['shown']:.0f} shown)"
+                text = TEXT_PX * fig["shown"] / fig["natural"]
+                if width == PHONE[0] and fig["edge"] and fig["shown"] < min(fig["natural"],
+                                                                            width) - 0.5:
+                    problems.append(f"{name}: narrower than the {width} px window")
+                if text >= READABLE_PX:
+                    continue
+                if not fig["button"]:
+                    problems.append(f"{name}: text at {text:.1f} px and no Full size button")
+                    continue
+                bw, bh, left, right = fig["button"]
+                if bh < 44 or left < 0 or right > width:
+                    problems.append(f"{name}: its button is {bw:.0f} x {bh:.0f} px at "
+                                    f"{left:.0f}-{right:.0f}")
+                tapped += 1                     # a tap on the button, or on the figure itself
+                target = driver.execute_script(BUTTON_OF if tapped % 2 else IMG_OF, fig["i"])
+                driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", target)
+                y = driver.execute_script("return window.scrollY")
+                target.click()
+                opened = driver.execute_script(OPENED)
+                if not opened:
+                    problems.append(f"{name}: a tap on its {'button' if tapped % 2 else 'image'}"
+                                    f" opens nothing")
+                    continue
+                big = TEXT_PX * opened["shown"] / opened["natural"]
+                if big < READABLE_PX or not opened["pans"]:
+                    problems.append(f"{name}: opened {opened['shown']:.0f} px wide (text "
+                                    f"{big:.1f} px){'' if opened['pans'] else ', cut off'}")
+                driver.find_element(By.CSS_SELECTOR, "dialog.tconv-zoom .tconv-zoom-close").click()
+                deadline = time.time() + 5
+                while time.time() < deadline and driver.execute_script(OPENED):
+                    time.sleep(0.05)
+                if driver.execute_script(OPENED) or not driver.current_url.endswith(page):
+                    problems.append(f"{name}: Close leaves {driver.current_url}, view open: "
+                                    f"{bool(driver.execute_script(OPENED))}")
+                    _open(driver, server, page)
+                elif abs(driver.execute_script("return window.scrollY") - y) > 1:
+                    problems.append(f"{name}: Close leaves the page scrolled elsewhere")
+            inner_width, scroll_width, _ = driver.execute_script(PAGE_WIDTH)
+            if inner_width != width or scroll_width > width:
+                problems.append(f"{page}: {scroll_width} px wide, the window {inner_width} px")
+    assert counted > 20, f"the chapters have only {counted} figures: is FIGURES out of date?"
+    assert not problems, (f"at {width} px, figures a reader cannot read (book/_static/tconv.js, "
+                          f"tconv.css):\n" + "\n".join(problems))

@@ -1,0 +1,109 @@
+/* The tconv book's own script (listed in _config.yml, sphinx.config.html_js_files).
+
+   A figure shown too small to read opens at its full size on a tap. The chapters' figures are
+   drawn 470 to 900 px wide with 10-point text (about 14 px of the image), so a 390 px phone,
+   which shows them 342 to 390 px wide, shrinks that text to 5 to 8 px. A figure shown at less
+   than SMALL of its own width gets a "Full size" button under it (only then: on a tablet or a
+   desktop nothing changes), and a tap on the figure or the button shows it in a full-screen
+   view at one CSS pixel per image pixel, panned with a finger; its Close button, Escape or the
+   phone's Back closes it. Every figure shown smaller than its own size opens the same way on a
+   click (with a zoom-in cursor). Animations' frames are left alone: their player is their
+   control. tests/test_book_browser.py::test_a_phone_shows_figures_full_size_on_a_tap measures
+   this. */
+(() => {
+  "use strict";
+  const SMALL = 0.65;              // below this a figure's 10-pt text is under 9 CSS px
+  const FIGURES = "main .bd-article div.cell_output figure img, main .bd-article div.output img";
+  const ICON = '<svg aria-hidden="true" viewBox="0 0 16 16" width="16" height="16">'
+    + '<path fill="none" stroke="currentColor" stroke-width="1.6" d="M9.5 1.5h5v5M14.5 1.5 '
+    + '9 7M6.5 14.5h-5v-5M1.5 14.5 7 9"/></svg>';
+  let view = null;                 // the full-screen <dialog>, made on the first open
+  let at = [0, 0];                 // where the page was scrolled when it opened
+
+  const figures = () => [...document.querySelectorAll(FIGURES)]
+    .filter((img) => !img.closest(".animation"));
+
+  function name(img) {
+    const number = img.closest("figure")?.querySelector(".caption-number");
+    return number ? number.textContent.trim().replace(/\s+/g, " ") : "the figure";
+  }
+
+  function makeView() {
+    const dialog = document.createElement("dialog");
+    dialog.className = "tconv-zoom";
+    dialog.setAttribute("aria-label", "Figure at full size");
+    dialog.innerHTML = '<button type="button" class="tconv-zoom-close">Close</button>'
+      + '<div class="tconv-zoom-pane"><img alt=""></div>';
+    document.body.append(dialog);
+    dialog.querySelector(".tconv-zoom-close").addEventListener("click", close);
+    dialog.addEventListener("cancel", (event) => { event.preventDefault(); close(); });
+    window.addEventListener("popstate", () => { if (dialog.open) dialog.close(); });
+    // the page stays where it was (focus going back to a figure's link would scroll it)
+    dialog.addEventListener("close", () => window.scrollTo(...at));
+    return dialog;
+  }
+
+  function open(img) {
+    view = view || makeView();
+    at = [window.scrollX, window.scrollY];
+    const big = view.querySelector(".tconv-zoom-pane img");
+    big.src = img.currentSrc || img.src;
+    big.alt = img.alt;
+    big.style.width = `${img.naturalWidth}px`;       // one CSS pixel per image pixel
+    view.setAttribute("aria-label", `${name(img)} at full size`);
+    view.showModal();
+    view.querySelector(".tconv-zoom-pane").scrollTo(0, 0);
+    history.pushState({tconvZoom: true}, "");        // Back closes the view, not the page
+  }
+
+  function close() {
+    if (!view || !view.open) return;
+    if (history.state && history.state.tconvZoom) history.back();   // popstate closes it
+    else view.close();
+  }
+
+  // whether an image is shown smaller than its own size, and below SMALL of it
+  function measure(img) {
+    const shown = img.getBoundingClientRect().width;
+    if (!img.naturalWidth || !shown) return;
+    const scale = shown / img.naturalWidth;
+    img.classList.toggle("tconv-zoomable", scale < 0.99);
+    img.closest("figure")?.classList.toggle("tconv-small", scale < SMALL);
+  }
+
+  function setUp(img) {
+    img.addEventListener("click", (event) => {
+      if (!img.classList.contains("tconv-zoomable")) return;
+      event.preventDefault();                          // a figure linked to its image file
+      open(img);
+    });
+    const figure = img.closest("figure");
+    if (figure && !figure.querySelector(".tconv-zoom-open")) {
+      const button = document.createElement("button");
+      button.type = "button";
+      button.className = "tconv-zoom-open";
+      button.innerHTML = `${ICON}<span>Full size</span>`;
+      button.setAttribute("aria-label", `Show ${name(img)} at full size`);
+      button.addEventListener("click", () => open(img));
+      const caption = figure.querySelector("figcaption");
+      figure.insertBefore(button, caption);
+    }
+    if (img.complete) measure(img);
+    else img.addEventListener("load", () => measure(img), {once: true});
+  }
+
+  function start() {
+    const imgs = figures();
+    imgs.forEach(setUp);
+    let pending = 0;
+    window.addEventListener("resize", () => {
+      cancelAnimationFrame(pending);
+      pending = requestAnimationFrame(() => imgs.forEach(measure));
+    });
+    // a figure in a closed <details> has no width until it is opened
+    document.addEventListener("toggle", () => imgs.forEach(measure), true);
+  }
+
+  if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
+  else start();
+})();
