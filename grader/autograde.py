@@ -1353,7 +1353,7 @@ def add_parser(sub) -> None:
                    help="grade only this student (repeatable)")
     p.add_argument("--course", required=True, help="course directory (instructor state)")
     p.add_argument("--solutions", default=str(REPO / "solutions"),
-                   help="instructor source (default: %(default)s)")
+                   help="instructor source (default: the repository's solutions/)")
     p.add_argument("--jobs", "-j", type=int, default=None,
                    help="notebooks graded in parallel (default: number of cores)")
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: "

@@ -465,7 +465,7 @@ def add_parser(sub) -> None:
     p.add_argument("--course", required=True,
                    help="course directory (instructor state; created if missing)")
     p.add_argument("--solutions", default=str(REPO / "solutions"),
-                   help="instructor source (default: %(default)s)")
+                   help="instructor source (default: the repository's solutions/)")
     p.add_argument("--regexp", help="Python regexp for LMS file names, with the named groups "
                    "student_id and file_id (nbgrader's FileNameCollectorPlugin.named_regexp; "
                    "default: the layouts below)")

@@ -171,10 +171,11 @@ def add_parser(sub) -> None:
     p.add_argument("assignment", nargs="*", metavar="ASSIGNMENT",
                    help="assignments to release (default: all under --solutions)")
     p.add_argument("--solutions", default=str(REPO / "solutions"),
-                   help="instructor source, one folder per assignment (default: %(default)s)")
+                   help="instructor source, one folder per assignment (default: the "
+                   "repository's solutions/)")
     p.add_argument("--output", "-o", default=str(REPO / "exercises"),
                    help="release folder to (re)generate; each assignment's folder in it is "
-                   "replaced (default: %(default)s)")
+                   "replaced (default: the repository's exercises/)")
     p.add_argument("--course", help="course directory whose gradebook records the released "
                    "grade cells (nbgrader's SaveCells; default: none, a temporary gradebook "
                    "that is discarded)")

@@ -130,9 +130,10 @@ def add_parser(sub) -> None:
     p.add_argument("assignment", nargs="*", metavar="ASSIGNMENT",
                    help="assignments to validate (default: all under --solutions)")
     p.add_argument("--solutions", default=str(REPO / "solutions"),
-                   help="instructor source (default: %(default)s)")
+                   help="instructor source (default: the repository's solutions/)")
     p.add_argument("--released", default=str(REPO / "exercises"),
-                   help="student release whose stubs must score zero (default: %(default)s)")
+                   help="student release whose stubs must score zero (default: the "
+                   "repository's exercises/)")
     p.add_argument("--jobs", "-j", type=int, default=None, help="notebooks run in parallel "
                    "(default: number of cores)")
     p.add_argument("--timeout", type=float, default=None,

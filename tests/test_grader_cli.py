@@ -520,3 +520,19 @@ def test_the_readme_instructor_commands_start_in_the_environment_make_creates():
     for tool in ("tconv-grader", "nbgrader", "alembic"):
         assert (bin_dir / tool).exists(), tool
     assert (bin_dir / "activate").exists()
+
+
+def test_no_help_shows_a_path_of_this_machine():
+    """--solutions (release, validate, collect, autograde), --output (release) and --released
+    (validate) printed their default as this checkout's absolute path (`default:
+    /home/.../solutions`), which no other machine has; the help says the repository's folder."""
+    import os
+
+    for name, sub in _subparsers().items():
+        text = " ".join(sub.format_help().split())
+        assert str(REPO) not in text and os.path.expanduser("~") + os.sep not in text, (name,
+                                                                                      text)
+        for opt, folder in (("--solutions", "solutions/"), ("--output", "exercises/"),
+                            ("--released", "exercises/")):
+            if any(opt in a.option_strings and a.default for a in sub._actions):
+                assert f"the repository's {folder}" in text, (name, opt, text)
