@@ -85,15 +85,19 @@ def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
 # also sees the operator however it was reached: aten.convolution(transposed=True) through
 # torch.ops.aten, torch.convolution or torch._convolution, aten.slow_conv_transpose2d, and the
 # input gradient of a forward convolution (aten.convolution_backward: autograd,
-# torch.nn.grad), which is the transposed convolution (MISTAKES M97-M98). It holds
-# WATCH_CALLS, which it calls.
+# torch.nn.grad), which is the transposed convolution (MISTAKES M97-M98). A test cell can also
+# name its own oracles (`oracles=`, e.g. ex5's _tf_reference): an answer that searches for the
+# result by calling them is reported as "calls the test's _tf_reference" (MISTAKES M99-). It
+# holds WATCH_CALLS, which it calls.
 WATCH_ANY_NAME = WATCH_CALLS + "\n\n\n" + """\
-def _with_own_calls(fn, *args, watch=(), modules=None, library=None, **kwargs):
+def _with_own_calls(fn, *args, watch=(), modules=None, library=None, oracles=(), **kwargs):
     \"\"\"_with_f_calls, which also reports the watched functions called under another name
     (`from torch.nn.functional import conv1d`, torch.ops.aten.conv1d) and any call into the
     module `library` (tconv_lib, however imported, as "calls tconv_lib.<module>.<function>"): a
     profile hook sees every call while fn runs. With a conv_transpose* name in `watch`, any
-    transposed convolution the answer runs (_transposed_operators) is reported too.\"\"\"
+    transposed convolution the answer runs (_transposed_operators) is reported too, and so is
+    a call of one of `oracles`, the test cell's own functions that compute the expected value
+    (as "calls the test's <name>").\"\"\"
     import contextlib
     import os
     import sys
@@ -115,10 +119,13 @@ def _with_own_calls(fn, *args, watch=(), modules=None, library=None, **kwargs):
         return frame is not None and frame.f_code.co_filename.startswith(folder)
 
     seen = set()
+    oracle_codes = {id(f.__code__): f"the test's {f.__name__}" for f in oracles}
 
     def profile(frame, event, arg):
         if event == "c_call" and id(arg) in labels:
             seen.add(labels[id(arg)])
+        elif event == "call" and id(frame.f_code) in oracle_codes:
+            seen.add(oracle_codes[id(frame.f_code)])
         elif event == "call" and folder and in_library(frame) and not in_library(frame.f_back):
             code = frame.f_code  # where the answer entered the library: module.function
             seen.add(f"{frame.f_globals.get('__name__', library.__name__)}."
@@ -1373,9 +1380,10 @@ def ex5_conventions() -> Book:
     _check("same_k4_s2", 5, 4, 2, "SAME", 1)
     _check("same_k5_s2", 4, 5, 2, "same", 2)
 
-    def _library_calls(convert, *args):
-        """"no call", or the tconv_lib functions convert(*args) called (however imported); an
-        error it raises is the cases' business (the released stub's stops the cell)."""
+    def _library_calls(convert, *args, oracles=()):
+        """"no call", or the tconv_lib functions convert(*args) called (however imported) and the
+        test's `oracles` (a search against them is not the arithmetic); an error it raises is
+        the cases' business (the released stub's stops the cell)."""
         def run():
             try:
                 return convert(*args)
@@ -1383,12 +1391,14 @@ def ex5_conventions() -> Book:
                 raise
             except Exception:  # noqa: BLE001 - the cases above report it
                 return None
-        return _with_own_calls(run, library=tconv_lib)[1]
+        return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]
 
-    expect("own_code", _library_calls(tf_to_torch, 5, 3, 2, "SAME"), "no call",
+    expect("own_code", _library_calls(tf_to_torch, 5, 3, 2, "SAME", oracles=(_tf_reference,)),
+           "no call",
            hint="work the conversion out with arithmetic: tconv_lib.conventions (from_keras, "
-                "from_tf) has it ready-made, the function this task rebuilds, and is not part "
-                "of the answer")
+                "from_tf) has it ready-made, the function this task rebuilds, and this cell's "
+                "_tf_reference is what it compares with (searching for the triple that matches "
+                "it is not the arithmetic): neither is part of the answer")
     '''))
     b.test("test_tf_valid_and_edges", 2, '''
     _check("valid_k3_s2", 5, 3, 2, "VALID", 3)
@@ -1465,9 +1475,12 @@ transpose_kernel=True)`
                   hint="k=3: low=4 > d*(k-1)=2 would need PyTorch padding -2")
     expect_raises("output_padding_too_big", ValueError, jax_to_torch, 3, 2, 1, 3,
                   hint="high - low = 2 needs output_padding 2, not < max(stride, dilation) = 2")
-    expect("own_code", _library_calls(jax_to_torch, 3, 2, 1, 2), "no call",
+    expect("own_code", _library_calls(jax_to_torch, 3, 2, 1, 2, oracles=(_jax_reference,)),
+           "no call",
            hint="work the conversion out with arithmetic: tconv_lib.conventions.from_jax has it "
-                "ready-made, the function this task rebuilds, and is not part of the answer")
+                "ready-made, the function this task rebuilds, and this cell's _jax_reference is "
+                "what it compares with (searching for the triple that matches it is not the "
+                "arithmetic): neither is part of the answer")
     ''')
     b.test("test_jax_edges", 1, '''
     _check_jax("dilated", 4, 3, 2, 3, 4, dilation=2, seed=3)
