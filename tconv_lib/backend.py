@@ -244,18 +244,23 @@ def _functorch_wrapped(x: Any) -> bool:
 
 
 def summed_in_float32(x: Any, adds_after_gemm: bool) -> Any:
-    """``torch.float32`` where a float16 or bfloat16 torch problem on the CPU is to be summed in
-    float32 and rounded once, as PyTorch's oneDNN kernels are; otherwise ``None``.
+    """``torch.float32`` where a float16 or bfloat16 torch problem on the
+    CPU is summed in float32 and rounded once, as PyTorch's oneDNN kernels
+    are; otherwise ``None``.
 
-    float16 always: its GEMMs are about 20 times slower than float32 ones on the CPU. bfloat16
-    only when something is added after a GEMM (the GEMMs of several taps or batch elements, or
-    a bias): its GEMM sums in float32 itself and rounds once, and rounding each partial sum
-    before adding them gave up to 3 times PyTorch's error."""
+    float16 always: CPU float16 GEMMs are many times slower than float32
+    ones. bfloat16 only when something is added after a GEMM (the GEMMs of
+    several taps or batch elements, or a bias): its GEMM sums in float32
+    itself and rounds once, while rounding each partial sum before adding
+    the next makes the error grow with the number of sums."""
     torch = sys.modules.get("torch")
-    if (torch is None or not isinstance(x, torch.Tensor) or x.device.type != "cpu"
+    if (torch is None or not isinstance(x, torch.Tensor)
+            or x.device.type != "cpu"
             or x.dtype not in (torch.float16, torch.bfloat16)):
         return None
-    return torch.float32 if adds_after_gemm or x.dtype == torch.float16 else None
+    if adds_after_gemm or x.dtype == torch.float16:
+        return torch.float32
+    return None
 
 
 def autocast(x: Any, weight: Any, bias: Any) -> tuple[Any, Any, Any]:
