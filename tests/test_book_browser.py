@@ -646,3 +646,52 @@ def test_a_phone_shows_figures_full_size_on_a_tap(driver, server: str,
     assert counted > 20, f"the chapters have only {counted} figures: is FIGURES out of date?"
     assert not problems, (f"at {width} px, figures a reader cannot read (book/_static/tconv.js, "
                           f"tconv.css):\n" + "\n".join(problems))
+
+
+# every display equation of the page: its font size against that of the page's inline math
+# (which nothing resizes), its width against its box's, and whether the box scrolls sideways
+DISPLAY_MATH = r"""
+const inline = document.querySelector('main mjx-container:not([display="true"])');
+const ref = inline ? parseFloat(getComputedStyle(inline).fontSize) : null;
+return [...document.querySelectorAll('main mjx-container[display="true"]')].map((m, i) => {
+  const s = getComputedStyle(m);
+  return {i, ref, size: parseFloat(s.fontSize), width: m.scrollWidth, box: m.clientWidth,
+          scrolls: ['auto', 'scroll'].includes(s.overflowX),
+          section: (m.closest('section') || {}).id};
+});
+"""
+MATH_MIN = 0.8
+
+
+def test_a_phone_fits_display_math(driver, server: str) -> None:
+    """On a 390 px phone a display equation that fits its box at 80% of its size or more is
+    shown that much smaller, whole (book/_static/tconv.js); a wider one keeps its size and
+    scrolls in its own box, never the page. Before, four equations of chapters 1 and 3, 396 to
+    441 px wide in a 358 px box, had their ends cut off behind a scroll a phone does not show."""
+    problems, counted = [], 0
+    with _device(driver, PHONE):
+        for page in CHAPTERS:
+            _open(driver, server, page)
+            time.sleep(0.2)                               # tconv.js fits after MathJax's promise
+            for eq in driver.execute_script(DISPLAY_MATH):
+                counted += 1
+                name = f"{page} #{eq['section']} equation {eq['i']}"
+                assert eq["ref"], f"{page}: no inline math to compare the equations' size with"
+                scale = eq["size"] / eq["ref"]
+                if scale < MATH_MIN - 0.005:
+                    problems.append(f"{name}: shown at {scale:.0%} of its size")
+                if eq["width"] <= eq["box"]:
+                    continue
+                fits_at = eq["box"] * scale / eq["width"]         # of its size, to fit its box
+                if fits_at >= MATH_MIN:
+                    problems.append(f"{name}: {eq['width']} px wide in its {eq['box']} px box, "
+                                    f"cut off, though it fits at {fits_at:.0%} of its size")
+                elif not eq["scrolls"]:
+                    problems.append(f"{name}: {eq['width']} px wide in its {eq['box']} px box, "
+                                    f"which does not scroll")
+            inner_width, scroll_width, _ = driver.execute_script(PAGE_WIDTH)
+            if inner_width != PHONE[0] or scroll_width > PHONE[0]:
+                problems.append(f"{page}: {scroll_width} px wide, the window {inner_width} px")
+    assert counted > 5, f"the chapters have only {counted} display equations"
+    assert not problems, (f"on a {PHONE[0]} px phone, display math cut off "
+                          f"(book/_static/tconv.js):\n" + "\n".join(problems))

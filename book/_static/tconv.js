@@ -107,3 +107,52 @@
   if (document.readyState === "loading") document.addEventListener("DOMContentLoaded", start);
   else start();
 })();
+
+/* A display equation a little wider than its box is shown smaller until it fits: on a 390 px
+   phone four of the chapters' equations (in 1.1, 3.1, 3.2 and 3.3) were 396 to 441 px wide in a
+   358 px box, their ends cut off behind a sideways scroll a phone does not show. One that fits
+   at MATH_MIN of its size or more is shrunk to fit (never below MATH_MIN: MathJax sets it at
+   about 18 px on the 16 px text, so at least 14 px); a wider one keeps its size and scrolls in
+   its box, as before. Measured again when the window's width changes.
+   tests/test_book_browser.py::test_a_phone_fits_display_math measures this. */
+(() => {
+  "use strict";
+  const MATH_MIN = 0.8;
+  const DISPLAY = "main mjx-container[display=\"true\"]";
+
+  function fit() {
+    for (const math of document.querySelectorAll(DISPLAY)) {
+      if (!("tconvSize" in math.dataset)) math.dataset.tconvSize = math.style.fontSize;
+      math.style.fontSize = math.dataset.tconvSize;                  // MathJax's own size
+      const box = math.clientWidth;
+      if (!box || math.scrollWidth <= box) continue;
+      const size = parseFloat(getComputedStyle(math).fontSize);
+      let ratio = box / math.scrollWidth;
+      if (ratio < MATH_MIN) continue;
+      for (let tries = 0; tries < 4 && math.scrollWidth > box && ratio >= MATH_MIN; tries++) {
+        math.style.fontSize = `${Math.floor(size * ratio * 100) / 100}px`;
+        ratio *= 0.99;                                               // rounding in the layout
+      }
+      if (math.scrollWidth > box) math.style.fontSize = math.dataset.tconvSize;
+    }
+  }
+
+  function start() {
+    const typeset = window.MathJax && MathJax.startup && MathJax.startup.promise;
+    if (!typeset) return;
+    typeset.then(() => {
+      fit();
+      let pending = 0, width = window.innerWidth;
+      window.addEventListener("resize", () => {
+        if (window.innerWidth === width) return;                     // a phone's toolbar
+        width = window.innerWidth;
+        cancelAnimationFrame(pending);
+        pending = requestAnimationFrame(fit);
+      });
+      document.addEventListener("toggle", fit, true);
+    });
+  }
+
+  if (document.readyState === "complete") start();
+  else window.addEventListener("load", start);
+})();
