@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -673,6 +674,21 @@ def _reported(tmp_path: Path, capsys) -> tuple[dict, str]:
     return bo, (tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html").read_text()
 
 
+def _bo_resubmits_zeros(course: Any, nb: Any, folder: Path) -> None:
+    """bo resubmits a scatter_1d that returns zeros (a later timestamp), and it is autograded."""
+    import nbformat
+
+    from grader.autograde import autograde
+
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "scatter_1d":
+            cell.source = ("def scatter_1d(x, w, stride):\n"
+                           "    return np.zeros((len(x) - 1) * stride + len(w))\n")
+    nbformat.write(nb, folder / "fx_scatter.ipynb")
+    (folder / "timestamp.txt").write_text("2026-12-03 10:00:00.000000 UTC\n")
+    autograde(course, jobs=1, sandbox=False, progress=False)
+
+
 def _bo_graded(tmp_path: Path):
     """bo's submission of the fixture solution (solution markers stripped), collected on
     2026-12-01 and autograded: ``(course, notebook, its submitted folder)``."""
@@ -745,7 +761,6 @@ def test_a_score_set_by_hand_on_a_test_cell_stands_until_the_tests_give_other_po
     counts the tests' 0 on the page and in the reports, and formgrader marks it "needs manual
     grade" (before: the page and totals.csv kept 1.5 for code that fails the test)."""
 
-    import nbformat
 
     from grader.autograde import autograde
     from grader.cli import main
@@ -771,13 +786,7 @@ def test_a_score_set_by_hand_on_a_test_cell_stands_until_the_tests_give_other_po
     autograde(course, force=True, jobs=1, sandbox=False, progress=False)
     assert state() == (score, provisional, row, False)       # the same code: it stands
 
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "scatter_1d":
-            cell.source = ("def scatter_1d(x, w, stride):\n"
-                           "    return np.zeros((len(x) - 1) * stride + len(w))\n")
-    nbformat.write(nb, folder / "fx_scatter.ipynb")
-    (folder / "timestamp.txt").write_text("2026-12-03 10:00:00.000000 UTC\n")
-    autograde(course, jobs=1, sandbox=False, progress=False)
+    _bo_resubmits_zeros(course, nb, folder)
     score, provisional, row, again = state()
     assert (score, provisional, again) == ("1", "no", True)   # only the written answer's 1
     assert "0 / 2" in row and "set by hand" not in row
@@ -796,7 +805,6 @@ def test_a_comment_on_code_changed_since_is_of_the_earlier_code(tmp_path, capsys
     earlier code, so the page leaves it off (as one on a changed written answer) and the
     summary names it, also after a --force regrade; changed in formgrader, it is shown again.
     Before, the new page showed the comment on code he no longer has."""
-    import nbformat
 
     from grader.autograde import autograde
     from grader.cli import main
@@ -820,13 +828,7 @@ def test_a_comment_on_code_changed_since_is_of_the_earlier_code(tmp_path, capsys
     autograde(course, force=True, jobs=1, sandbox=False, progress=False)
     assert shown()[0]                                  # the same code: it stands
 
-    for cell in nb.cells:
-        if cell.metadata.get("nbgrader", {}).get("grade_id") == "scatter_1d":
-            cell.source = ("def scatter_1d(x, w, stride):\n"
-                           "    return np.zeros((len(x) - 1) * stride + len(w))\n")
-    nbformat.write(nb, folder / "fx_scatter.ipynb")
-    (folder / "timestamp.txt").write_text("2026-12-03 10:00:00.000000 UTC\n")
-    autograde(course, jobs=1, sandbox=False, progress=False)
+    _bo_resubmits_zeros(course, nb, folder)
     on_page, out = shown()
     assert not on_page
     assert ("next: 1 comment(s) you wrote in formgrader are not on the pages: the student "
