@@ -187,6 +187,20 @@ def _transposed_operators(found):
     return _Seen()"""
 
 
+# ex1's sizes are ints: a float (8.0 from a `/`) matched an int within the tolerance and scored
+# every point (MISTAKES M101-M102). Pasted into each test cell that checks it.
+SIZE_KIND = """\
+def _size_kind(value):
+    \"\"\"'int' for a whole-number type (int, a NumPy integer, a 0-d integer tensor), else its
+    type and value, e.g. 'float (8.0)'.\"\"\"
+    if isinstance(value, torch.Tensor) and value.ndim == 0 and not (
+            value.is_floating_point() or value.is_complex() or value.dtype == torch.bool):
+        return "int"
+    if isinstance(value, int | np.integer) and not isinstance(value, bool):
+        return "int"
+    return f"{type(value).__name__} ({repr(value)[:40]})\""""
+
+
 # Test cells that draw tensors in the default dtype set it again first: a student's cell that set
 # float32 would otherwise change the inputs themselves (torch.randn draws other numbers), and
 # grading, which compares with the solution's float64 records, would fail what check passed.
@@ -293,7 +307,8 @@ def ex1_shapes() -> Book:
     b.md("""
     ## Task 1 (3 points): the output size
 
-    Implement the formula above for one axis.
+    Implement the formula above for one axis. A size is a whole number: return an `int` (the
+    formula needs no division; Python's `/` always gives a float, `16 / 2 == 8.0`).
     """)
     b.solution("output_size", '''
     def conv_transpose_output_size(i, k, stride=1, padding=0, output_padding=0, dilation=1):
@@ -305,7 +320,7 @@ def ex1_shapes() -> Book:
         return (i - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
         ### END SOLUTION
     ''')
-    b.test("test_output_size", 2, '''
+    b.test("test_output_size", 2, SIZE_KIND + "\n\n\n" + _src('''
     def _torch_size(i, k, stride=1, padding=0, output_padding=0, dilation=1):
         """The oracle: ask PyTorch (a float64 transposed convolution of zeros)."""
         y = F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), stride=stride,
@@ -316,10 +331,16 @@ def ex1_shapes() -> Book:
              dict(i=5, k=4, stride=2, padding=1),
              dict(i=4, k=3, stride=3, padding=1, output_padding=2),
              dict(i=6, k=3, stride=2, padding=2, output_padding=1, dilation=2)]
+    kinds = []
     for n, case in enumerate(cases):
-        expect(f"size_{n}", conv_transpose_output_size(**case), _torch_size(**case),
+        size = conv_transpose_output_size(**case)
+        expect(f"size_{n}", size, _torch_size(**case),
                hint=f"for {case}: (i-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1")
-    ''')
+        kinds.append(_size_kind(size))
+    expect("size_is_int", next((kind for kind in kinds if kind != "int"), "int"), "int",
+           hint="a size is a whole number: return an int. Python's / always gives a float "
+                "(16 / 2 == 8.0); the formula needs no division (use // where one is needed)")
+    '''))
     b.test("test_output_size_edges", 1, '''
     def _size_or_error(*args, **kwargs):
         """Your conv_transpose_output_size, or the text of the exception it raised (then the
@@ -388,7 +409,7 @@ if (_widgets := _jupyter_widgets()) is not None:
     A transposed convolution should undo the *shape* of the forward convolution with the same
     `k, stride, padding, dilation`. Return `(low, high)`: the smallest and the largest output
     length $o$ whose forward convolution has length $i$ again. (They are the sizes reached with
-    `output_padding = 0 .. stride-1`; you may assume `low >= 1`.)
+    `output_padding = 0 .. stride-1`; you may assume `low >= 1`.) Both are sizes: two `int`s.
     """)
     b.solution("size_range", '''
     def output_size_range(i, k, stride=1, padding=0, dilation=1):
@@ -402,7 +423,7 @@ if (_widgets := _jupyter_widgets()) is not None:
         return (low, low + stride - 1)
         ### END SOLUTION
     ''')
-    b.test("test_size_range", 2, '''
+    b.test("test_size_range", 2, SIZE_KIND + "\n\n\n" + _src('''
     def _sizes_back_to(i, k, stride=1, padding=0, dilation=1):
         """The oracle: every length whose forward F.conv1d has length i."""
         reach = dilation * (k - 1) + 1
@@ -414,12 +435,18 @@ if (_widgets := _jupyter_widgets()) is not None:
     cases = [dict(i=4, k=3, stride=2), dict(i=3, k=3, stride=1, padding=1),
              dict(i=5, k=4, stride=3, padding=1), dict(i=4, k=3, stride=2, dilation=2),
              dict(i=3, k=2, stride=1, dilation=3)]
+    kinds = []
     for n, case in enumerate(cases):
         sizes = _sizes_back_to(**case)
-        expect(f"range_{n}", output_size_range(**case), (sizes[0], sizes[-1]),
+        low_high = output_size_range(**case)
+        expect(f"range_{n}", low_high, (sizes[0], sizes[-1]),
                hint=f"for {case} the forward convolution maps exactly the lengths {sizes} to "
                     f"i={case['i']}; return (smallest, largest): there are `stride` of them, "
                     "whatever the dilation")
+        kinds += [_size_kind(v) for v in low_high] if isinstance(low_high, tuple | list) else []
+    expect("range_is_ints", next((kind for kind in kinds if kind != "int"), "int"), "int",
+           hint="low and high are sizes: return two ints. Python's / always gives a float "
+                "(16 / 2 == 8.0): use // where a division is needed")
     ### BEGIN HIDDEN TESTS
     def _first_and_last(**case):
         edge_sizes = _sizes_back_to(**case)
@@ -433,7 +460,7 @@ if (_widgets := _jupyter_widgets()) is not None:
     expect("range_edge_3", output_size_range(2, 3, stride=1, dilation=3),
            _first_and_last(i=2, k=3, stride=1, dilation=3), hint="dilation above the stride")
     ### END HIDDEN TESTS
-    ''')
+    '''))
     b.md("""
     ## Task 3 (4 points): the `output_padding` that reaches a target size
 

@@ -332,6 +332,13 @@ MESSAGES = [
     ("M61", "test_center_crop_edges", ["[wider_than_map_only]", "expected ValueError",
                                        "a tuple comparison"]),
     ("M62", "test_valid_size", ["[depth_3]", "expected (92, 4), got (96, 4)", "2**depth"]),
+    ("M97", "test_subpixel", ["[own_code]", "got 'calls aten.convolution(transposed=True)'",
+                              "Hint:"]),
+    ("M98", "test_subpixel", ["[own_code]", "aten.convolution_backward (an input gradient)"]),
+    ("M99", "test_tf_same", ["[own_code]", "got \"calls the test's _tf_reference\"", "Hint:"]),
+    ("M101", "test_output_size", ["[size_is_int]", "expected 'int', got 'float (5.0)'",
+                                  "Hint:", "//"]),
+    ("M102", "test_size_range", ["[range_is_ints]", "got 'float (9.0)'", "Hint:"]),
 ]
 
 
