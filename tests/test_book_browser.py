@@ -741,3 +741,52 @@ def test_a_phone_keeps_tables_readable(driver, server: str,
     assert counted >= 3, f"the book has only {counted} tables: is TABLES out of date?"
     assert not problems, (f"at {device[0]} px, tables cut off "
                           f"(book/_static/tconv.css):\n" + "\n".join(problems))
+
+
+# every control of the page a reader taps (the header's and the article's buttons, inputs,
+# selects, <summary>s), <details> opened: its size, a radio button or checkbox with its <label>
+# counted in (a tap on either works)
+TARGETS = r"""
+document.querySelectorAll('main details').forEach(d => { d.open = true; });
+const out = [];
+for (const el of document.querySelectorAll(
+    '.bd-header :is(button, a.btn, input), main :is(button, input, select, summary, a.btn)')) {
+  const s = getComputedStyle(el);
+  let r = el.getBoundingClientRect();
+  if (!r.width || !r.height || s.visibility === 'hidden' || s.display === 'none'
+      || el.closest('[hidden], dialog:not([open])')) continue;
+  if (el.type === 'hidden') continue;
+  let width = r.width, height = r.height;
+  const label = el.id && document.querySelector(`label[for="${CSS.escape(el.id)}"]`);
+  if (label && ['radio', 'checkbox'].includes(el.type)) {
+    const l = label.getBoundingClientRect();
+    width = Math.max(r.right, l.right) - Math.min(r.left, l.left);
+    height = Math.max(r.bottom, l.bottom) - Math.min(r.top, l.top);
+  }
+  const name = el.getAttribute('aria-label') || el.getAttribute('title') || el.className
+             || el.textContent.trim().slice(0, 30);
+  out.push({name: `${el.tagName.toLowerCase()}${el.type ? ' ' + el.type : ''} ${name}`,
+            width, height});
+}
+return out;
+"""
+TARGET_PX = 24                    # WCAG 2.2's minimum target size (2.5.8, level AA)
+
+
+def test_a_phone_has_targets_a_finger_can_hit(driver, server: str) -> None:
+    """On a 390 px phone every control of every book page (the header's buttons, chapter 2's
+    animation player, the Full size buttons, hide-input toggles) is at least 24 x 24 CSS px,
+    WCAG 2.2's minimum. Before, the animation's frame slider was 16 px high."""
+    small, counted = [], 0
+    with _device(driver, PHONE):
+        for page in [p for p in PAGES if p.startswith("book/")]:
+            _open(driver, server, page)
+            for target in driver.execute_script(TARGETS):
+                counted += 1
+                if target["width"] < TARGET_PX or target["height"] < TARGET_PX:
+                    small.append(f"{page}: {target['name'][:60]}: "
+                                 f"{target['width']:.0f} x {target['height']:.0f} px")
+    assert counted > 50, f"only {counted} controls on the book's pages: is TARGETS out of date?"
+    assert not small, (f"on a {PHONE[0]} px phone, controls smaller than {TARGET_PX} x "
+                       f"{TARGET_PX} px (book/_static/tconv.css):\n"
+                       + "\n".join(sorted(set(small))))
