@@ -11,6 +11,7 @@ from __future__ import annotations
 import math
 import mmap
 import sys
+from collections.abc import Callable
 from typing import Any
 
 import array_api_compat
@@ -243,22 +244,22 @@ def _functorch_wrapped(x: Any) -> bool:
     return torch._C._functorch.is_functorch_wrapped_tensor(x)
 
 
-def summed_in_float32(x: Any, adds_after_gemm: bool) -> Any:
+def summed_in_float32(x: Any, adds_after_gemm: Callable[[], bool]) -> Any:
     """``torch.float32`` where a float16 or bfloat16 torch problem on the
     CPU is summed in float32 and rounded once, as PyTorch's oneDNN kernels
     are; otherwise ``None``.
 
     float16 always: CPU float16 GEMMs are many times slower than float32
-    ones. bfloat16 only when something is added after a GEMM (the GEMMs of
-    several taps or batch elements, or a bias): its GEMM sums in float32
+    ones. bfloat16 only when ``adds_after_gemm()`` (the GEMMs of several
+    taps or batch elements are added, or a bias): its GEMM sums in float32
     itself and rounds once, while rounding each partial sum before adding
     the next makes the error grow with the number of sums."""
     torch = sys.modules.get("torch")
     if (torch is None or not isinstance(x, torch.Tensor)
-            or x.device.type != "cpu"
-            or x.dtype not in (torch.float16, torch.bfloat16)):
+            or x.dtype not in (torch.float16, torch.bfloat16)
+            or x.device.type != "cpu"):
         return None
-    if adds_after_gemm or x.dtype == torch.float16:
+    if x.dtype == torch.float16 or adds_after_gemm():
         return torch.float32
     return None
 

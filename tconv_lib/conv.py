@@ -109,8 +109,8 @@ def _summed(x: Any, weight: Any, bias: Any, geo: Geometry) -> Any:
     """:func:`conv_core` plus the bias; a float16 or bfloat16 problem on the CPU summed in
     float32 and rounded once (:func:`backend.summed_in_float32`: bfloat16 keeps its own GEMM
     for a one-tap kernel without bias)."""
-    one_tap = all(k == 1 for k in geo.kernel)
-    wide = backend.summed_in_float32(x, not one_tap or bias is not None)
+    wide = backend.summed_in_float32(
+        x, lambda: bias is not None or any(k > 1 for k in geo.kernel))
     y = conv_core(*((x, weight) if wide is None else (x.to(wide), weight.to(wide))), geo)
     if bias is not None:
         y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)

@@ -248,7 +248,8 @@ def conv_weight_grad(input: Any, grad_output: Any,
                                    int(input.shape[1]) // groups)
                            + kernel, input, grad_output)
     # bfloat16/float16 on the CPU: summed in float32, rounded once
-    dtype, wide = input.dtype, backend.summed_in_float32(input, True)
+    dtype = input.dtype
+    wide = backend.summed_in_float32(input, lambda: True)
     if wide is not None:
         input, grad_output = input.to(wide), grad_output.to(wide)
     xp = backend.namespace(input, grad_output)

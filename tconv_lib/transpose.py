@@ -183,11 +183,15 @@ def _run(name: str, x: Any, weight: Any, bias: Any, geo: Geometry) -> Any:
     in float32 and rounded once (:func:`backend.summed_in_float32`); bfloat16 keeps its own
     GEMM where no output takes two taps (``dilation * (kernel - 1) < stride`` on every axis)
     and there is no bias, as nothing is added after it."""
-    one_tap = all(d * (k - 1) < s for k, s, d in zip(geo.kernel, geo.stride, geo.dilation,
-                                                     strict=True))
-    wide = backend.summed_in_float32(x, not one_tap or bias is not None)
+    wide = backend.summed_in_float32(x, lambda: bias is not None or not _one_tap(geo))
     y = IMPLEMENTATIONS[name](*((x, weight) if wide is None else (x.to(wide), weight.to(wide))),
                               geo)
     if bias is not None:
         y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
     return y if wide is None else y.to(x.dtype)
+
+
+def _one_tap(geo: Geometry) -> bool:
+    """No output takes more than one tap: ``dilation * (kernel - 1) < stride`` on every axis."""
+    return all(d * (k - 1) < s for k, s, d in zip(geo.kernel, geo.stride, geo.dilation,
+                                                  strict=True))
