@@ -320,7 +320,8 @@ def ex1_shapes() -> Book:
         return (i - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding + 1
         ### END SOLUTION
     ''')
-    b.test("test_output_size", 2, SIZE_KIND + "\n\n\n" + _src('''
+    b.test("test_output_size", 2, "import tconv_lib\n\n\n" + WATCH_ANY_NAME + "\n\n\n"
+           + SIZE_KIND + "\n\n\n" + _src('''
     def _torch_size(i, k, stride=1, padding=0, output_padding=0, dilation=1):
         """The oracle: ask PyTorch (a float64 transposed convolution of zeros)."""
         y = F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), stride=stride,
@@ -340,6 +341,25 @@ def ex1_shapes() -> Book:
     expect("size_is_int", next((kind for kind in kinds if kind != "int"), "int"), "int",
            hint="a size is a whole number: return an int. Python's / always gives a float "
                 "(16 / 2 == 8.0); the formula needs no division (use // where one is needed)")
+
+    def _own_calls(fn, *args, oracles=(), **kwargs):
+        """"no call", or what fn(*args, **kwargs) called of the references the tests compare
+        with: tconv_lib (however imported) and this cell's `oracles`. An error it raises is the
+        cases' business (the released stub's stops the cell)."""
+        def run():
+            try:
+                return fn(*args, **kwargs)
+            except NotImplementedError:
+                raise
+            except Exception:  # noqa: BLE001 - the cases report it
+                return None
+        return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]
+
+    expect("own_code", _own_calls(conv_transpose_output_size, 5, 4, stride=2, padding=1,
+                                  oracles=(_torch_size,)), "no call",
+           hint="the formula, in plain Python arithmetic: this cell's _torch_size and "
+                "tconv_lib.shapes.conv_transpose_output_size are what the tests compare with, "
+                "not part of the answer")
     '''))
     b.test("test_output_size_edges", 1, '''
     def _size_or_error(*args, **kwargs):
@@ -447,6 +467,26 @@ if (_widgets := _jupyter_widgets()) is not None:
     expect("range_is_ints", next((kind for kind in kinds if kind != "int"), "int"), "int",
            hint="low and high are sizes: return two ints. Python's / always gives a float "
                 "(16 / 2 == 8.0): use // where a division is needed")
+
+    def _own_calls(fn, *args, oracles=(), **kwargs):
+        """"no call", or what fn(*args, **kwargs) called of the references the tests compare
+        with: tconv_lib (however imported) and this cell's `oracles`. An error it raises is the
+        cases' business (the released stub's stops the cell)."""
+        def run():
+            try:
+                return fn(*args, **kwargs)
+            except NotImplementedError:
+                raise
+            except Exception:  # noqa: BLE001 - the cases report it
+                return None
+        return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]
+
+    expect("own_code", _own_calls(output_size_range, 4, 3, stride=2, oracles=(_sizes_back_to,)),
+           "no call",
+           hint="low from the formula, high = low + stride - 1, in plain Python arithmetic (your "
+                "Task 1 function may help): this cell's _sizes_back_to and "
+                "tconv_lib.shapes.output_size_range are what the tests compare with, not part of "
+                "the answer")
     ### BEGIN HIDDEN TESTS
     def _first_and_last(**case):
         edge_sizes = _sizes_back_to(**case)
@@ -520,6 +560,25 @@ if (_widgets := _jupyter_widgets()) is not None:
                     "reached with output_padding=0 (the dilated kernel spans d*(k-1) + 1)")
         expect(f"torch_length_{n}", _length_with(op, i, k, s, p, d), target,
                hint="PyTorch, given your output_padding, should produce the target length")
+
+    def _own_calls(fn, *args, oracles=(), **kwargs):
+        """"no call", or what fn(*args, **kwargs) called of the references the tests compare
+        with: tconv_lib (however imported) and this cell's `oracles`. An error it raises is the
+        cases' business (the released stub's stops the cell)."""
+        def run():
+            try:
+                return fn(*args, **kwargs)
+            except NotImplementedError:
+                raise
+            except Exception:  # noqa: BLE001 - the cases report it
+                return None
+        return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]
+
+    expect("own_code", _own_calls(output_padding_for, 4, 8, 3, stride=2, padding=1,
+                                  oracles=(_length_with,)), "no call",
+           hint="target minus the smallest reachable size, in plain Python arithmetic (your "
+                "Task 1 and 2 functions may help): tconv_lib.shapes.output_padding_for and this "
+                "cell's _length_with are what the tests compare with, not part of the answer")
     ''')
     b.test("test_output_padding_unreachable", 1, '''
     def _message_of(fn, *args):

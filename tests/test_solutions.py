@@ -260,7 +260,7 @@ def test_test_cells_make_their_own_inputs(name: str) -> None:
                             if isinstance(n, ast.Name) and not isinstance(n.ctx, ast.Load)}
         bound |= {n.name for n in ast.walk(tree) if isinstance(n, ast.FunctionDef | ast.ClassDef)}
         bound |= {a.arg for n in ast.walk(tree) if isinstance(n, ast.arguments)
-                  for a in n.posonlyargs + n.args + n.kwonlyargs}
+                  for a in n.posonlyargs + n.args + n.kwonlyargs + [n.vararg, n.kwarg] if a}
         if nbg(cell).get("grade"):
             loads = {n.id for n in ast.walk(tree)
                      if isinstance(n, ast.Name) and isinstance(n.ctx, ast.Load)}
@@ -339,6 +339,10 @@ MESSAGES = [
     ("M101", "test_output_size", ["[size_is_int]", "expected 'int', got 'float (5.0)'",
                                   "Hint:", "//"]),
     ("M102", "test_size_range", ["[range_is_ints]", "got 'float (9.0)'", "Hint:"]),
+    ("M103", "test_output_size", ["[own_code]",
+                                  "got 'calls tconv_lib.shapes.conv_transpose_output_size'"]),
+    ("M104", "test_output_size", ["[own_code]", "got \"calls the test's _torch_size\"",
+                                  "Hint:"]),
 ]
 
 
