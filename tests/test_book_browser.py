@@ -790,3 +790,76 @@ def test_a_phone_has_targets_a_finger_can_hit(driver, server: str) -> None:
     assert not small, (f"on a {PHONE[0]} px phone, controls smaller than {TARGET_PX} x "
                        f"{TARGET_PX} px (book/_static/tconv.css):\n"
                        + "\n".join(sorted(set(small))))
+
+
+# the code boxes and display equations of the page that are shown (<details> stay as they are):
+# at most `arguments[0]` code boxes that scroll sideways, as many that fit, and as many of each
+# of the equations
+SCROLL_BOXES = r"""
+const most = arguments[0], seen = {}, boxes = [];
+for (const el of document.querySelectorAll(
+    'main div.highlight > pre, main mjx-container[display="true"]')) {
+  const r = el.getBoundingClientRect();
+  if (!r.width || el.closest('details:not([open])')) continue;
+  const scrolls = el.scrollWidth > el.clientWidth + 1;
+  const kind = el.tagName === 'PRE' ? 'code box' : 'equation';
+  seen[kind + scrolls] = (seen[kind + scrolls] || 0) + 1;
+  if (seen[kind + scrolls] <= most) boxes.push({el, scrolls, kind});
+}
+return boxes;
+"""
+
+
+def _edges(box, end: bool = False) -> tuple[float, float, float]:
+    """The grey level of a box's background 1 CSS px inside its left edge, in its middle and 2 px
+    inside its right edge (the lightest pixel of each column's upper half: text is darker, and a
+    scroll bar, which headless Chromium draws at the bottom, is left out), from a screenshot of
+    the box (scrolled to its end if ``end``)."""
+    import io
+
+    from PIL import Image
+
+    drv = box.parent
+    drv.execute_script("arguments[0].scrollIntoView({block: 'center'});"
+                       "arguments[0].scrollLeft = arguments[1] ? arguments[0].scrollWidth : 0;",
+                       box, end)
+    image = Image.open(io.BytesIO(box.screenshot_as_png)).convert("L")
+    width = drv.execute_script("return arguments[0].clientWidth", box)
+    scale = image.width / drv.execute_script(
+        "return arguments[0].getBoundingClientRect().width", box)
+    columns = [min(round(x * scale), image.width - 1) for x in (1, width / 2, width - 2)]
+    rows = range(round(2 * scale), image.height // 2)
+    return tuple(float(max(image.getpixel((x, y)) for y in rows)) for x in columns)
+
+
+def test_a_phone_shows_where_a_box_scrolls(driver, server: str) -> None:
+    """On a 390 px phone, whose scroll bars show only while one scrolls, a code box or display
+    equation wider than it shows has a shadow on the side where more is hidden: at its right
+    edge before it is scrolled, at its left edge scrolled to its end; one that fits has none.
+    Before, a code line longer than the box's 60 columns (about a third of the chapters' lines)
+    was cut at the box's edge with nothing to tell a cut line from a short one."""
+    problems, counted = [], {}
+    with _device(driver, PHONE):
+        for page in CHAPTERS:
+            _open(driver, server, page)
+            time.sleep(0.2)                   # tconv.js shrinks equations after MathJax's promise
+            for box in driver.execute_script(SCROLL_BOXES, 2):
+                key = f"{box['kind']}s that {'scroll' if box['scrolls'] else 'fit'}"
+                counted[key] = counted.get(key, 0) + 1
+                name = f"{page} {box['kind']} {box['el'].text[:40]!r}"
+                left, middle, right = _edges(box["el"])
+                if not box["scrolls"]:
+                    if max(abs(left - middle), abs(right - middle)) > 4:
+                        problems.append(f"{name} fits, but has a shadow (grey {left:.0f} "
+                                        f"{middle:.0f} {right:.0f})")
+                    continue
+                end_left, end_middle, end_right = _edges(box["el"], end=True)
+                if middle - right < 12 or abs(left - middle) > 4:
+                    problems.append(f"{name} scrolls, but its right edge has no shadow (grey "
+                                    f"{left:.0f} {middle:.0f} {right:.0f})")
+                if end_middle - end_left < 12 or abs(end_right - end_middle) > 4:
+                    problems.append(f"{name}, scrolled to its end, has no shadow on its left "
+                                    f"edge (grey {end_left:.0f} {end_middle:.0f} {end_right:.0f})")
+    assert len(counted) == 4 and min(counted.values()) >= 2, f"boxes checked: {counted}"
+    assert not problems, (f"on a {PHONE[0]} px phone, boxes that do not show where they scroll "
+                          f"(book/_static/tconv.css):\n" + "\n".join(problems))
