@@ -589,7 +589,8 @@ def test_a_phone_shows_figures_full_size_on_a_tap(driver, server: str,
                                                   device: tuple[int, int, int]) -> None:
     """Every figure of every chapter is readable: shown large enough that its 10-point text is at
     least 9 px, or with a "Full size" button (44 px high, inside the window) that opens it in a
-    full-screen view at its own size, which pans to every part of it, and closes again. On a
+    full-screen view at its own size, which pans to every part of it, and closes again (the
+    first two such figures of a page are opened, one by its button, one by a tap on it). On a
     phone a figure of a cell outside a note or a <details> takes the window's whole width (or its
     own, if narrower). Before, a 390 px phone showed the chapters' figures 342 px wide, their
     text at 5 to 8 px, with no way to enlarge them but pinching the page."""
@@ -600,6 +601,7 @@ def test_a_phone_shows_figures_full_size_on_a_tap(driver, server: str,
     with _device(driver, device):
         for page in CHAPTERS:
             _open(driver, server, page)
+            opened_here = 0
             for fig in driver.execute_script(FIGURES):
                 counted += 1
                 name = f"{page} {fig['name']} ({fig['natural']} px drawn, {fig['shown']:.0f} shown)"
@@ -616,6 +618,9 @@ def test_a_phone_shows_figures_full_size_on_a_tap(driver, server: str,
                 if bh < 44 or left < 0 or right > width:
                     problems.append(f"{name}: its button is {bw:.0f} x {bh:.0f} px at "
                                     f"{left:.0f}-{right:.0f}")
+                if opened_here == 2:            # the same code opens them all: two a page
+                    continue
+                opened_here += 1
                 tapped += 1                     # a tap on the button, or on the figure itself
                 target = driver.execute_script(BUTTON_OF if tapped % 2 else IMG_OF, fig["i"])
                 driver.execute_script("arguments[0].scrollIntoView({block: 'center'})", target)
@@ -843,7 +848,7 @@ def test_a_phone_shows_where_a_box_scrolls(driver, server: str) -> None:
         for page in CHAPTERS:
             _open(driver, server, page)
             time.sleep(0.2)                   # tconv.js shrinks equations after MathJax's promise
-            for box in driver.execute_script(SCROLL_BOXES, 2):
+            for box in driver.execute_script(SCROLL_BOXES, 1):
                 key = f"{box['kind']}s that {'scroll' if box['scrolls'] else 'fit'}"
                 counted[key] = counted.get(key, 0) + 1
                 name = f"{page} {box['kind']} {box['el'].text[:40]!r}"
