@@ -2,7 +2,7 @@
 
    A figure shown too small to read opens at its full size on a tap. The chapters' figures are
    drawn 470 to 900 px wide with 10-point text (about 14 px of the image), so a 390 px phone,
-   which shows them 342 to 390 px wide, shrinks that text to 5 to 8 px. A figure shown at less
+   which shows them 368 to 390 px wide, shrinks that text to 5.7 to 11.5 px. A figure shown at less
    than SMALL of its own width gets a "Full size" button under it (only then: on a tablet or a
    desktop nothing changes), and a tap on the figure or the button shows it in a full-screen
    view at one CSS pixel per image pixel, panned with a finger; its Close button, Escape or the
