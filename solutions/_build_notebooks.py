@@ -85,7 +85,8 @@ def _with_f_calls(fn, *args, watch=(), modules=None, **kwargs):
 # also sees the operator however it was reached: aten.convolution(transposed=True) through
 # torch.ops.aten, torch.convolution or torch._convolution, aten.slow_conv_transpose2d, and the
 # input gradient of a forward convolution (aten.convolution_backward: autograd,
-# torch.nn.grad), which is the transposed convolution (MISTAKES M97-M98). A test cell can also
+# torch.nn.grad), which is the transposed convolution (MISTAKES M97-M98), and JAX's
+# (jax.lax.conv_transpose, or conv_general_dilated with an lhs_dilation: M107). A test cell can also
 # name its own oracles (`oracles=`, e.g. ex5's _tf_reference): an answer that searches for the
 # result by calling them is reported as "calls the test's _tf_reference" (MISTAKES M99-). It
 # holds WATCH_CALLS, which it calls.
@@ -95,7 +96,7 @@ def _with_own_calls(fn, *args, watch=(), modules=None, library=None, oracles=(),
     (`from torch.nn.functional import conv1d`, torch.ops.aten.conv1d) and any call into the
     module `library` (tconv_lib, however imported, as "calls tconv_lib.<module>.<function>"): a
     profile hook sees every call while fn runs. With a conv_transpose* name in `watch`, any
-    transposed convolution the answer runs (_transposed_operators) is reported too, and so is
+    transposed convolution the answer runs (_transposed_operators; JAX's too) is reported, and so is
     a call of one of `oracles`, the test cell's own functions that compute the expected value
     (as "calls the test's <name>").\"\"\"
     import contextlib
@@ -120,20 +121,36 @@ def _with_own_calls(fn, *args, watch=(), modules=None, library=None, oracles=(),
 
     seen = set()
     oracle_codes = {id(f.__code__): f"the test's {f.__name__}" for f in oracles}
+    transposes = any(name.startswith("conv_transpose") for name in watch)
+
+    def in_jax(frame):
+        return frame is not None and f"{os.sep}jax{os.sep}" in frame.f_code.co_filename
+
+    def jax_transposed(frame):  # where the answer entered JAX's transposed convolution
+        name = frame.f_code.co_name
+        if not in_jax(frame) or in_jax(frame.f_back):
+            return None
+        if name == "conv_transpose":
+            return "jax.lax.conv_transpose"
+        dilation = frame.f_locals.get("lhs_dilation") if name == "conv_general_dilated" else None
+        if dilation is not None and any(d != 1 for d in dilation):
+            return "jax.lax.conv_general_dilated(lhs_dilation=...)"
+        return None
 
     def profile(frame, event, arg):
         if event == "c_call" and id(arg) in labels:
             seen.add(labels[id(arg)])
         elif event == "call" and id(frame.f_code) in oracle_codes:
             seen.add(oracle_codes[id(frame.f_code)])
+        elif event == "call" and transposes and jax_transposed(frame):
+            seen.add(jax_transposed(frame))
         elif event == "call" and folder and in_library(frame) and not in_library(frame.f_back):
             code = frame.f_code  # where the answer entered the library: module.function
             seen.add(f"{frame.f_globals.get('__name__', library.__name__)}."
                      f"{getattr(code, 'co_qualname', code.co_name)}")
 
     operators = set()
-    transposed = _transposed_operators(operators) if any(
-        name.startswith("conv_transpose") for name in watch) else None
+    transposed = _transposed_operators(operators) if transposes else None
 
     def profiled(*f_args, **f_kwargs):  # the hook sees fn only, not this watcher's own steps
         with transposed if transposed is not None else contextlib.nullcontext():
@@ -2065,7 +2082,8 @@ def ex7_subpixel() -> Book:
            hint="Task 3 computes F.conv_transpose2d by phases, with F.conv2d and your "
                 "pixel_shuffle: do not run the transposed convolution under any name "
                 "(F.conv_transpose2d, torch.convolution(..., transposed=True), torch.ops.aten, "
-                "the input gradient of a strided conv2d by autograd, tconv_lib)")
+                "the input gradient of a strided conv2d by autograd, jax.lax.conv_transpose, "
+                "tconv_lib)")
     w_k6 = torch.randn(2, 2, 6, 6, generator=gen)
     expect("s3_k6", conv_transpose_subpixel(x, w_k6, 3),
            F.conv_transpose2d(x, w_k6, stride=3),

@@ -343,6 +343,7 @@ MESSAGES = [
                                   "got 'calls tconv_lib.shapes.conv_transpose_output_size'"]),
     ("M104", "test_output_size", ["[own_code]", "got \"calls the test's _torch_size\"",
                                   "Hint:"]),
+    ("M107", "test_subpixel", ["[own_code]", "got 'calls jax.lax.conv_transpose'"]),
 ]
 
 
