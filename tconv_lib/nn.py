@@ -11,6 +11,11 @@ Because the backward is made of differentiable torch operations, second derivati
 (``torch.autograd.gradgradcheck`` passes in float64). The function has ``jvp`` and ``vmap`` rules,
 so forward-mode AD and ``torch.func`` (``grad``, ``vmap``, ``jacrev``, ``jacfwd``, ``hessian``,
 per-sample gradients as ``vmap(grad(...))``) take the modules as they take PyTorch's.
+
+PyTorch's compilers take them too: inside ``torch.compile`` (``fullgraph=True``, ``dynamic=True``)
+and ``torch.export``, and in ``torch.jit.script``, each call is one node of the custom operator
+``torch.ops.tconv.conv_transpose`` (:mod:`tconv_lib._ops`), whose output shape and backward are
+registered; eager calls keep the ``autograd.Function``.
 """
 
 from __future__ import annotations
@@ -19,7 +24,7 @@ from typing import Any
 
 import torch
 
-from . import backend, gradients, shapes
+from . import _ops, backend, gradients, shapes
 from ._args import IntOrTuple
 from .transpose import conv_transpose
 
@@ -128,6 +133,12 @@ def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     """
     from ._args import check_transpose
 
+    if torch.compiler.is_compiling():         # torch.compile, torch.export
+        if _ops.untransformed():               # one node of the custom operator
+            return _ops.conv_transpose(x, weight, bias, stride, padding, output_padding,
+                                       groups, dilation, method)
+        return torch.compiler.disable(conv_transpose_autograd)(   # torch.func: the Function,
+            x, weight, bias, stride, padding, output_padding, groups, dilation, method)  # eagerly
     x, weight, bias = backend.autocast(x, weight, bias)
     xb, geo, batched = check_transpose(x, weight, bias, stride, padding, output_padding, groups,
                                        dilation)
@@ -144,14 +155,19 @@ class _TconvMixin:
     """Replaces ``forward`` of a ``torch.nn.ConvTranspose*d`` with tconv_lib's function."""
 
     method: str = "auto"
+    __constants__ = [*torch.nn.modules.conv._ConvNd.__constants__, "method"]   # TorchScript
 
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if self.padding_mode != "zeros":
             raise ValueError(f"padding_mode must be 'zeros' for transposed convolution, got "
-                             f"padding_mode={self.padding_mode!r}")
+                             f"padding_mode='{self.padding_mode}'")
         nsp = len(self.kernel_size)
         output_padding = self._output_padding(input, output_size, self.stride, self.padding,
                                               self.kernel_size, nsp, self.dilation)
+        if torch.jit.is_scripting():              # TorchScript: the custom op, no autocast
+            return torch.ops.tconv.conv_transpose(input, self.weight, self.bias, self.stride,
+                                                  self.padding, output_padding, self.groups,
+                                                  self.dilation, self.method)
         return conv_transpose_autograd(input, self.weight, self.bias, self.stride, self.padding,
                                        tuple(output_padding), self.groups, self.dilation,
                                        self.method)
@@ -188,6 +204,13 @@ _DOC = r"""Applies a {d}D transposed convolution over an input of several input 
     ``forward(input, output_size=None)`` also takes ``output_size``, a target spatial size that
     sets ``output_padding`` by the ``output_size=`` rule of ``nn.ConvTranspose{d}d`` (see
     :func:`tconv_lib.shapes.output_size_range`, ``rule="module"``).
+
+    It compiles as ``nn.ConvTranspose{d}d`` does: ``torch.compile(model, fullgraph=True)`` (and
+    ``dynamic=True``), ``torch.export.export`` and ``torch.jit.script`` see one
+    ``torch.ops.tconv.conv_transpose`` node of known output shape and gradient, with no graph
+    break. Eager calls keep the ``autograd.Function`` whose ``jvp`` and ``vmap`` rules
+    ``torch.func`` uses; inside a compiled ``torch.func`` transform or forward-mode AD the
+    module breaks the graph and runs that Function eagerly.
 
     Shape:
         - Input: :math:`(N, C_{{in}}, {spatial_in})` or :math:`(C_{{in}}, {spatial_in})`
