@@ -354,8 +354,8 @@ def test_printed_lines_fit_the_output_box(built_book: Path, chapter: str) -> Non
 # characters of monospace text that a literalinclude box shows without scrolling, measured in
 # headless Chromium (14 px DejaVu Sans Mono): 76 at 1280 px, like the output box, and at least
 # that from 1024 px up (book/_static/tconv.css narrows the page contents at 1200-1290 px;
-# test_book_browser.py measures it); 89 from 1420 px on; 38 on a 390 px phone, where
-# library code has to scroll
+# test_book_browser.py measures it); 89 from 1420 px on; 60 on a 390 px phone (a smaller
+# font there, book/_static/tconv.css), where longer library lines scroll
 INCLUDE_COLUMNS = 76
 # a literalinclude directive of a MyST chapter: its fence, path, and options as a YAML block
 # between ``---`` lines or as ``:option: value`` lines
