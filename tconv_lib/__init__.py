@@ -5,22 +5,25 @@
 array([[[2., 4., 9., 6., 9.]]])
 
 Public API:
-    conv_transpose   the operation, ``F.conv_transpose{1,2,3}d`` semantics, any method
-    conv             the forward convolution it is the transpose of
-    conv_matrix      the sparse matrix C of a convolution (y = C x)
-    METHODS          the implementations: scatter, zero_insert, matrix, col2im, phase
-    choose_method    the method ``method="auto"`` runs for a problem
-    shapes           output sizes, valid ranges, output_padding, Dumoulin & Visin relationships
-    conventions      TensorFlow/Keras and JAX arguments as PyTorch calls
-    gradients        the gradients of conv and conv_transpose, written with tconv_lib itself
-    nn               ConvTranspose1d/2d/3d modules backed by tconv_lib (needs torch)
+    conv_transpose  the operation (``F.conv_transpose{1,2,3}d``), any method
+    conv            the forward convolution it is the transpose of
+    conv_matrix     the sparse matrix C of a convolution (y = C x)
+    METHODS         scatter, zero_insert, matrix, col2im, phase
+    choose_method   the method ``method="auto"`` runs for a problem
+    shapes          output sizes, valid ranges, output_padding, and
+                    Dumoulin & Visin's relationships
+    conventions     TensorFlow/Keras and JAX arguments as PyTorch calls
+    gradients       the gradients of conv and conv_transpose, written
+                    with tconv_lib itself
+    nn              ConvTranspose1d/2d/3d modules backed by tconv_lib
+                    (needs torch)
 
-Also imported on first use (they need torch): ``tconv_lib.artifacts`` (checkerboard overlap,
-scores and the fixes) and ``tconv_lib.unet`` (a U-Net with selectable upsampling, its shape
-plan, training).
+Also imported on first use (they need torch): ``tconv_lib.artifacts``
+(checkerboard overlap, scores and the fixes) and ``tconv_lib.unet`` (a
+U-Net with selectable upsampling, its shape plan, training).
 
-Bad input is refused before anything is computed, with a ``TypeError`` or ``ValueError`` that
-names the argument, the rule and the value.
+Bad input is refused before anything is computed, with a ``TypeError`` or
+``ValueError`` that names the argument, the rule and the value.
 """
 
 from . import conventions, gradients, shapes
