@@ -6,7 +6,7 @@ is a graph break, its Python methods would be traced op by op). Registered with
 ``torch.library.custom_op``, each operation is one opaque node of known output shape (a
 ``register_fake`` rule) and known gradient (``register_autograd``):
 
-- ``torch.ops.tconv.conv_transpose``: the forward, :func:`tconv_lib.conv_transpose` (batched);
+- ``torch.ops.tconv.conv_transpose``: the forward, :func:`tconv_lib.conv_transpose`;
 - ``torch.ops.tconv.conv_transpose_input_grad`` and ``conv_transpose_weight_grad``: its
   backward, :mod:`tconv_lib.gradients`.
 
@@ -56,9 +56,13 @@ def weight_grad_op(input: torch.Tensor, grad_output: torch.Tensor, kernel_size: 
     return g.contiguous(memory_format=backend.memory_format(input, grad_output))
 
 
-def _hint(v: Any) -> int:
-    """An int, or the example value of a symbolic size (no guard is installed)."""
-    return v if isinstance(v, int) else v.node.hint
+def _hints(a: torch.Tensor | None) -> tuple[int, ...] | None:
+    """``a``'s shape in ints: a symbolic size by its example value, read without installing a
+    guard (``None`` for a size without one, a data-dependent size)."""
+    if a is None:
+        return None
+    sizes = tuple(v if isinstance(v, int) else v.node.hint for v in a.shape)
+    return None if None in sizes else sizes
 
 
 def _empty(shape: Sequence[Any], like: torch.Tensor, *layout: torch.Tensor) -> torch.Tensor:
@@ -76,9 +80,10 @@ def _(input, weight, bias, stride, padding, output_padding, groups, dilation, me
     if method != "auto" and method not in transpose.METHODS:
         raise ValueError(f"method must be 'auto' or one of {', '.join(transpose.METHODS)}, "
                          f"got method={method!r}")
-    _, batched = _args._transpose_rules(*(None if a is None else tuple(_hint(v) for v in a.shape)
-                                          for a in (input, weight, bias)),
-                                        stride, padding, output_padding, groups, dilation)
+    shapes = [_hints(a) for a in (input, weight, bias)]
+    if None not in shapes[:2] and (bias is None or shapes[2] is not None):
+        _args._transpose_rules(*shapes, stride, padding, output_padding, groups, dilation)
+    batched = input.dim() == weight.dim()
     x = input if batched else input.unsqueeze(0)
     out = [(i - 1) * s - 2 * p + d * (k - 1) + op + 1 for i, k, s, p, op, d in zip(
         x.shape[2:], weight.shape[2:], stride, padding, output_padding, dilation, strict=True)]
