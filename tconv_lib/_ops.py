@@ -11,6 +11,8 @@ is a graph break, its Python methods would be traced op by op). Registered with
   backward, :mod:`tconv_lib.gradients`.
 
 Each one's gradient is made of the three, so they are differentiable any number of times.
+Importing :mod:`tconv_lib.nn` registers them, as loading a saved ``torch.export`` program or
+TorchScript module that holds them requires.
 Eager calls of the modules keep the ``autograd.Function``, whose ``jvp`` and ``vmap`` rules
 ``torch.func`` needs; :func:`conv_transpose` is the route the modules take while compiling.
 """

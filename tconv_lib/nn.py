@@ -208,9 +208,11 @@ _DOC = r"""Applies a {d}D transposed convolution over an input of several input 
     It compiles as ``nn.ConvTranspose{d}d`` does: ``torch.compile(model, fullgraph=True)`` (and
     ``dynamic=True``), ``torch.export.export`` and ``torch.jit.script`` see one
     ``torch.ops.tconv.conv_transpose`` node of known output shape and gradient, with no graph
-    break. Eager calls keep the ``autograd.Function`` whose ``jvp`` and ``vmap`` rules
-    ``torch.func`` uses; inside a compiled ``torch.func`` transform or forward-mode AD the
-    module breaks the graph and runs that Function eagerly.
+    break; a saved ``torch.export`` program or TorchScript module loads after
+    ``import tconv_lib.nn``, which registers the operator. Eager calls keep the
+    ``autograd.Function`` whose ``jvp`` and ``vmap`` rules ``torch.func`` uses; inside a
+    compiled ``torch.func`` transform or forward-mode AD the module breaks the graph and runs
+    that Function eagerly.
 
     Shape:
         - Input: :math:`(N, C_{{in}}, {spatial_in})` or :math:`(C_{{in}}, {spatial_in})`
