@@ -297,6 +297,36 @@ async def _interrupted(km, kc, grace: float) -> bool:
     return False
 
 
+def _is_given(cell) -> bool:
+    """A locked code cell that is not an answer: what it binds, the tests get (LockedNames)."""
+    md = _nbg(cell)
+    return cell.cell_type == "code" and bool(md.get("locked") or md.get("grade")) \
+        and not md.get("solution")
+
+
+async def _guard(client, code: str, result: str | None = None):
+    """Run ``code`` silently in the kernel (grader.testing.LockedNames's calls); the value of
+    ``result`` (a literal), or None when it fails: then the guard is off for this run."""
+    import ast
+
+    try:
+        msg_id = client.kc.execute(code, silent=True, store_history=False,
+                                   user_expressions={"r": result} if result else {})
+        reply = await client.async_wait_for_reply(msg_id)
+    except Exception:  # noqa: BLE001 - the kernel is gone: the cell's own run says so
+        return None
+    content = (reply or {}).get("content", {})
+    if content.get("status") != "ok":
+        return None
+    if not result:
+        return True
+    value = content.get("user_expressions", {}).get("r", {})
+    try:
+        return ast.literal_eval(value["data"]["text/plain"])
+    except Exception:  # noqa: BLE001 - not what the guard returns: off
+        return None
+
+
 async def _execute(nb, workdir: Path, cell_timeout: float, notebook_timeout: float,
                    progress) -> dict:
     """Run ``nb``'s code cells in order in a fresh kernel. A cell over ``cell_timeout`` is
@@ -307,11 +337,16 @@ async def _execute(nb, workdir: Path, cell_timeout: float, notebook_timeout: flo
     The kernel manager is asynchronous, so the event loop keeps running while a cell runs: the
     cell deadline fires, and SIGINT/SIGTERM (handled here) stop the run. On every way out the
     kernel is shut down (killed, if the run did not finish normally).
-    Returns ``{"runs": {index: {"status", "seconds"}}, "seconds": float}``.
+    Names the locked cells bind are put back before each test cell, as at grading
+    (:class:`grader.testing.LockedNames`); ``"rebound"`` lists ``(test cell, name, cell that
+    rebound it or -1, locked cell)``.
+    Returns ``{"runs": {index: {"status", "seconds"}}, "seconds": float, "rebound": [...]}``.
     """
     from jupyter_client.manager import AsyncKernelManager
     from nbclient import NotebookClient
     from nbclient.exceptions import CellTimeoutError, DeadKernelError
+
+    from grader.testing import top_level_stores
 
     loop = asyncio.get_running_loop()
     task = asyncio.current_task()
@@ -330,6 +365,7 @@ async def _execute(nb, workdir: Path, cell_timeout: float, notebook_timeout: flo
         except (NotImplementedError, RuntimeError, ValueError):  # Windows, not the main thread
             pass
     runs: dict[int, dict] = {}
+    rebound: list[tuple] = []
     limit = {"s": cell_timeout}
     finished = False
     t_start = t_end = 0.0
@@ -346,11 +382,25 @@ async def _execute(nb, workdir: Path, cell_timeout: float, notebook_timeout: flo
         try:
             await client.async_start_new_kernel()
             await client.async_start_new_kernel_client()
+            guard = await _guard(client, "import grader.testing as _tconv_testing\n"
+                                 "_tconv_guard = _tconv_testing.LockedNames(globals())\n"
+                                 "del _tconv_testing")
+            after = ""  # the previous cell's LockedNames.after, sent with the next call
             t_start = time.monotonic()
             count = 0
             for index, cell in enumerate(nb.cells):
                 if cell.cell_type != "code":
                     continue
+                locked = _is_given(cell)
+                if guard and _is_test(cell):
+                    stores = sorted(top_level_stores(cell.source))
+                    got = await _guard(client, after + "_tconv_guard.rebound = _tconv_guard"
+                                       f".restore({stores!r})\n_tconv_guard.before(True)",
+                                       "_tconv_guard.rebound")
+                    guard = got is not None
+                    rebound += [(index, *r) for r in got or []]
+                elif guard:
+                    guard = await _guard(client, after + f"_tconv_guard.before({locked})")
                 left = notebook_timeout - (time.monotonic() - t_start)
                 if left <= 0:
                     runs[index] = {"status": "notebook_timeout", "seconds": 0.0}
@@ -371,6 +421,7 @@ async def _execute(nb, workdir: Path, cell_timeout: float, notebook_timeout: flo
                         raise asyncio.CancelledError from None
                     status = "died"
                 runs[index] = {"status": status, "seconds": time.monotonic() - t0}
+                after = f"_tconv_guard.after({index}, {locked})\n"
                 progress.update()
                 if status in STOPS:
                     break
@@ -393,7 +444,7 @@ async def _execute(nb, workdir: Path, cell_timeout: float, notebook_timeout: flo
                     await km.shutdown_kernel(now=True)
     if stop:
         raise Stopped(stop[0])
-    return {"runs": runs, "seconds": t_end - t_start}
+    return {"runs": runs, "seconds": t_end - t_start, "rebound": rebound}
 
 
 def _run(nb, workdir: Path, cell_timeout: float, notebook_timeout: float, progress) -> dict:
@@ -548,6 +599,16 @@ def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = Tr
                  "status": run["status"] if run["status"] != "ok" else "error"}
             errors.append(e)
             entries.append({"kind": "error", **e})
+    rebinds = []
+    for _, name, by, given in ran.get("rebound", []):
+        if given >= len(nb.cells) or any(r["name"] == name and r["by"] == by for r in rebinds):
+            continue
+        who = "a cell" if by < 0 or by >= len(nb.cells) else (
+            ("answer cell " if _nbg(nb.cells[by]).get("solution") else "")
+            + _cell_name(nb.cells[by], by))
+        rebinds.append({"name": name, "by": by, "who": who,
+                        "given": _cell_name(nb.cells[given], given),
+                        "kind": "test" if _is_test(nb.cells[given]) else "given"})
     earned = sum(t["points"] for t in tests if t["passed"])
     total = sum(t["points"] for t in tests)
     # cells over half the limit; a test cell that also runs hidden tests from a quarter on, as
@@ -559,6 +620,7 @@ def check(path: Path, timeout: float = GRADING.cell_timeout, progress: bool = Tr
             if r["status"] == "ok" and r["seconds"] > timeout / (4 if hidden[i] else 2)]
     return {"tests": tests, "earned": earned, "total": total, "errors": errors,
             "entries": entries, "written": written, "changes": changes, "cells": runs,
+            "rebinds": rebinds,
             "seconds": ran["seconds"], "slow": slow,
             "limits": {"cell": timeout, "notebook": notebook_timeout},
             "stopped": stopped[1] if stopped else None}
@@ -579,6 +641,10 @@ def report(res: dict) -> list[str]:
             done = "this check ran your version (no released copy found to restore it)"
         lines.append(f"WARNING  {kind} `{c['grade_id']}` was {c['change']}: grading restores "
                      f"the original locked cells and counts the released tests; {done}")
+    for r in res.get("rebinds", []):
+        lines.append(f"WARNING  {r['who']} rebinds `{r['name']}`, which the {r['kind']} cell "
+                     f"{r['given']} defines: the tests used the {r['kind']} one, as grading "
+                     "does (and flags it); give your own helper another name")
     if not res["tests"]:
         lines.append("no test cells found (is this an exercise notebook?)")
     for e in res.get("entries", [{"kind": "test", **t} for t in res["tests"]]):

@@ -217,6 +217,36 @@ def sandbox_flag(msg: str, exposed: bool) -> str:
     return MALFORMED
 
 
+REBIND_FLAG = "rebound before a test cell: "  # the harness's form: "<by>:<locked cell>:<name>"
+_REBIND = re.compile(r"(-1|\d{1,6}):(\d{1,6}):([A-Za-z_][A-Za-z0-9_]{0,60})\Z")
+
+
+def _cell_words(cell: dict | None, index: int) -> str:
+    gid = cell.get("grade_id") if cell else None
+    return f"cell `{gid}` (#{index})" if gid else f"cell #{index}"
+
+
+def rebind_flag(text: str, by_index: dict[int, dict]) -> str:
+    """The words for the harness's report that a cell rebound a name a locked cell defines
+    (:class:`grader.testing.LockedNames`), or "malformed output". The name must be in the
+    locked cell's source (restored from the gradebook): a forged report can only name those."""
+    m = _REBIND.match(text)
+    if not m:
+        return MALFORMED
+    by, given, name = int(m.group(1)), int(m.group(2)), m.group(3)
+    locked = by_index.get(given)
+    if (locked is None or not locked.get("locked") or (by != -1 and by not in by_index)
+            or not re.search(rf"(?<![\w.]){name}\b", locked["source"])):
+        return MALFORMED
+    kind = "test" if locked.get("grade") else "given"
+    if by == -1:
+        who = "a cell"
+    else:
+        who = ("answer " if by_index[by].get("solution") else "") + _cell_words(by_index[by], by)
+    return (f"{who} rebinds `{name}`, which the {kind} {_cell_words(locked, given)} defines; "
+            f"the tests used the {kind} one")
+
+
 # ---- memory of a notebook's processes (read from /proc by the trusted parent) --------------------
 def _children_of(pid: int) -> list[int]:
     out: list[int] = []
@@ -549,6 +579,8 @@ def _code_cells(nb: Any) -> list[dict]:
         nbg = nbg if isinstance(nbg, dict) else {}
         gid = nbg.get("grade_id")
         out.append({"index": i, "source": src, "grade": bool(nbg.get("grade")),
+                    "locked": bool(nbg.get("locked") or nbg.get("grade"))
+                    and not nbg.get("solution"), "solution": bool(nbg.get("solution")),
                     "grade_id": str(gid) if gid is not None else None,
                     "hidden": HIDDEN_MARK in src})
     return out
@@ -622,7 +654,8 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
     src_r, src_w = os.pipe()  # cell sources, one at a time, parent -> harness
     os.set_blocking(src_w, False)
     job = {"t": "job", "id": job_id, "cwd": cwd, "uid": uid,
-           "cells": [{"index": c["index"], "grade": c["grade"], "grade_id": c["grade_id"]}
+           "cells": [{"index": c["index"], "grade": c["grade"], "grade_id": c["grade_id"],
+                      "locked": c["locked"]}
                      for c in cells],  # no source: each is handed over when its turn comes
            "stage": job_id, "last": kind == "per-run", "watch_files": kind != "none",
            "copy_from": "/stage" if kind == "per-run" else None,
@@ -678,6 +711,9 @@ def _run(zyg: _Zygote, kind: str, cells: list[dict], job_id: str, cwd: str, uid:
                 zyg._kill()
 
     def keep_flag(msg: str) -> None:
+        if msg.startswith(REBIND_FLAG):
+            _flag(flags, rebind_flag(msg[len(REBIND_FLAG):], by_index))
+            return
         _flag(flags, sandbox_flag(msg, exposed))
 
     def handle(frame: bytes) -> None:

@@ -26,6 +26,7 @@ The comparison rule (:func:`values_match`) is the same in both modes.
 
 from __future__ import annotations
 
+import ast
 import math
 import sys
 from collections.abc import Callable
@@ -618,3 +619,112 @@ def expect_raises(name: str, exc_type: type[BaseException], fn: Callable[..., An
         if hint:
             msg += f" Hint: {hint}"
         raise AssertionError(msg)
+
+
+# ---- names the locked cells define (one mechanism for grading and ``check``) ---------------------
+_MISSING = object()
+
+
+def _own_name(name: Any) -> bool:
+    """Names the guard never watches: dunders and IPython's history (``_``, ``_i3``, ``Out``)."""
+    if type(name) is not str or name.startswith("__"):
+        return False
+    if name in ("In", "Out", "exit", "quit", "get_ipython", "_oh", "_dh", "_ih", "_exit_code"):
+        return False
+    rest = name.lstrip("_")
+    if name.startswith("_") and (rest == "" or rest.isdigit() or rest.strip("i") == ""
+                                 or (rest[:1] == "i" and rest[1:].isdigit())):
+        return False
+    return True
+
+
+class LockedNames:
+    """The objects the locked cells (given cells, test cells) bind, kept for the tests.
+
+    The process running the notebook calls :meth:`before` and :meth:`after` around every cell
+    (``locked``: an nbgrader locked or graded cell that is not an answer) and :meth:`restore`
+    right before each test cell. A name a locked cell bound (by identity: an answer cell that
+    binds the same module or object again changes nothing) and a later cell rebound or deleted
+    is put back for the tests, and reported as ``(name, culprit cell, locked cell)``: an answer
+    cell cannot swap a given helper or the test's own watcher for one of its own. Names an answer
+    cell binds that no locked cell bound (its own functions, redefined as often as it likes) are
+    never touched. Deeper tampering (editing a function's ``__code__``, ``sys.setprofile``,
+    rewriting ``globals()`` from inside a call the test makes) is out of its reach.
+    """
+
+    def __init__(self, ns: dict, skip: tuple = ()) -> None:
+        self.ns = ns
+        self.skip = frozenset(skip)
+        self.given: dict[str, tuple[Any, int]] = {}  # name -> (object, locked cell)
+        self.culprit: dict[str, int] = {}  # name -> first cell that rebound it since
+        self._before: dict | None = None
+
+    def before(self, locked: bool) -> None:
+        self._before = dict(self.ns) if locked else None
+
+    def after(self, cell: int, locked: bool) -> None:
+        ns, given = self.ns, self.given
+        if locked and self._before is not None:
+            before, self._before = self._before, None
+            for k, v in ns.items():
+                if before.get(k, _MISSING) is not v and k not in self.skip and _own_name(k):
+                    given[k] = (v, cell)
+                    self.culprit.pop(k, None)
+            for k in [k for k in given if k in before and k not in ns]:
+                del given[k]  # the locked cell deleted it itself
+            return
+        for k, (v, _) in given.items():
+            if ns.get(k, _MISSING) is not v:
+                self.culprit.setdefault(k, cell)
+            else:
+                self.culprit.pop(k, None)
+
+    def restore(self, stores: frozenset | set = frozenset()) -> list[tuple[str, int, int]]:
+        """Put back every rebound name; report those the test cell does not bind itself."""
+        ns, out = self.ns, []
+        for k, (v, cell) in self.given.items():
+            if ns.get(k, _MISSING) is not v:
+                ns[k] = v
+                if k not in stores:
+                    out.append((k, self.culprit.get(k, -1), cell))
+                self.culprit.pop(k, None)
+        return out
+
+
+# captured at import: the harness's private copy must not depend on the ``ast`` module's
+# Python code, which runs on the builtins a notebook may have patched
+_ONLY_AST = ast.PyCF_ONLY_AST
+_DEFS = (ast.FunctionDef, ast.AsyncFunctionDef, ast.ClassDef)
+_IMPORTS = (ast.Import, ast.ImportFrom)
+_SCOPES = (ast.Lambda, ast.ListComp, ast.SetComp, ast.DictComp, ast.GeneratorExp)
+_AST, _NAME, _STORE = ast.AST, ast.Name, ast.Store
+
+
+def top_level_stores(source: str) -> frozenset:
+    """The names a cell binds at its top level (assigns, defines, imports; not inside functions,
+    classes or comprehensions): a test cell that binds a name itself needs no report of it."""
+    try:
+        tree = compile(source, "<cell>", "exec", _ONLY_AST)
+    except (SyntaxError, ValueError, TypeError):
+        return frozenset()
+    out: set = set()
+    todo = list(tree.body)
+    while todo:
+        node = todo.pop()
+        if isinstance(node, _DEFS):
+            out.add(node.name)
+            continue
+        if isinstance(node, _IMPORTS):
+            out.update((a.asname or a.name).split(".")[0] for a in node.names)
+            continue
+        if isinstance(node, _NAME) and isinstance(node.ctx, _STORE):
+            out.add(node.id)
+        if isinstance(node, _SCOPES):
+            continue
+        for field in node._fields:
+            value = getattr(node, field, None)
+            if isinstance(value, _AST):
+                todo.append(value)
+            elif isinstance(value, list):
+                todo.extend(v for v in value if isinstance(v, _AST))
+    return frozenset(out)
