@@ -264,6 +264,13 @@ def summed_in_float32(x: Any, adds_after_gemm: Callable[[], bool]) -> Any:
     return None
 
 
+def compiling(x: Any) -> bool:
+    """``x`` is a torch tensor seen by ``torch.compile`` or ``torch.export`` (Dynamo tracing)."""
+    torch = sys.modules.get("torch")
+    return (torch is not None and isinstance(x, torch.Tensor)
+            and torch.compiler.is_compiling())
+
+
 def autocast(x: Any, weight: Any, bias: Any) -> tuple[Any, Any, Any]:
     """Inside ``torch.autocast`` for ``x``'s device, the floating tensors other than float64 in
     the autocast dtype, as autocast casts the arguments of ``F.conv*d`` and

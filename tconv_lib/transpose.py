@@ -111,7 +111,9 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     On torch tensors it is differentiable as ``F.conv_transpose*d`` is: ``backward()``,
     forward-mode AD and the ``torch.func`` transforms (``grad``, ``vmap``, ``jvp``,
     ``jacrev``, ``jacfwd``). Under the last two it runs as the modules of :mod:`tconv_lib.nn`
-    do, with their jvp and vmap rules and tconv_lib's own backward. Inside ``torch.autocast``
+    do, with their jvp and vmap rules and tconv_lib's own backward. Inside ``torch.compile`` and
+    ``torch.export`` it is one node of the custom operator ``torch.ops.tconv.conv_transpose``
+    (:mod:`tconv_lib._ops`), as the modules are. Inside ``torch.autocast``
     the torch arrays other than float64 are first cast to its dtype, as PyTorch casts them.
     A float16 or bfloat16 problem on the CPU is summed in float32 and rounded once, as
     PyTorch's kernel is, so its error is no larger than PyTorch's.
@@ -154,6 +156,11 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     if method != "auto" and method not in IMPLEMENTATIONS:
         raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, "
                          f"got method={method!r}")
+    if backend.compiling(input):      # torch.compile, torch.export: one custom-op node
+        from .nn import conv_transpose_autograd
+
+        return conv_transpose_autograd(input, weight, bias, stride, padding, output_padding,
+                                       groups, dilation, method=method)
     input, weight, bias = backend.autocast(input, weight, bias)
     x, geo, batched = check_transpose(input, weight, bias, stride, padding, output_padding,
                                       groups, dilation)

@@ -202,3 +202,31 @@ def test_forward_mode_ad_inside_compile_gives_pytorchs_values() -> None:
     torch._dynamo.reset()
     got = torch.compile(lambda: run(ours), backend="aot_eager")()
     torch.testing.assert_close(got, run(theirs), rtol=1e-12, atol=1e-12)
+
+
+def test_the_function_compiles_to_one_custom_op_node() -> None:
+    """``tconv_lib.conv_transpose`` itself (not only the modules) is one
+    ``tconv.conv_transpose`` node under ``torch.compile(fullgraph=True)``, with PyTorch's
+    values and gradients. Before, Dynamo traced its Python (the method dispatch, the workspace,
+    the phase planes) into dozens of aten ops."""
+    import torch.nn.functional as F
+    from torch._dynamo.testing import CompileCounterWithBackend
+
+    import tconv_lib
+
+    def up(x: torch.Tensor, w: torch.Tensor) -> torch.Tensor:
+        return tconv_lib.conv_transpose(x, w, stride=2, padding=1, output_padding=1)
+
+    backend = CompileCounterWithBackend("aot_eager")
+    torch._dynamo.reset()
+    compiled = torch.compile(up, fullgraph=True, backend=backend)
+    x, w = _x(2, 3, 4, 5), _x(3, 2, 3, 3)
+    got, expected = [], []
+    for fn, out in ((compiled, got), (F.conv_transpose2d, expected)):
+        xx, ww = x.clone().requires_grad_(), w.clone().requires_grad_()
+        y = (fn(xx, ww) if fn is compiled
+             else fn(xx, ww, stride=2, padding=1, output_padding=1))
+        y.pow(2).sum().backward()
+        out += [y, xx.grad, ww.grad]
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    assert _tconv_nodes(backend.graphs[0].graph) == ["tconv.conv_transpose.default"]
