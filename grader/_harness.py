@@ -380,8 +380,10 @@ def _run_cells(job):
         out_of_memory = False
         try:
             if cell.get("grade"):
-                for name, by, given in guard.restore(_H.stores(src)):
-                    if _len(_H.flags) < 40:
+                rebound = guard.restore()
+                stores = _H.stores(src) if rebound else ()  # the test binds it: not reported
+                for name, by, given in rebound:
+                    if name not in stores and _len(_H.flags) < 40:
                         _H.flags.add(REBIND_FLAG + _int_repr(by) + ":" + _int_repr(given) + ":"
                                      + name)
                 ns["expect"], ns["expect_raises"] = _make_recorders(index, grade_id)

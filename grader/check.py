@@ -393,12 +393,12 @@ async def _execute(nb, workdir: Path, cell_timeout: float, notebook_timeout: flo
                     continue
                 locked = _is_given(cell)
                 if guard and _is_test(cell):
-                    stores = sorted(top_level_stores(cell.source))
                     got = await _guard(client, after + "_tconv_guard.rebound = _tconv_guard"
-                                       f".restore({stores!r})\n_tconv_guard.before(True)",
+                                       ".restore()\n_tconv_guard.before(True)",
                                        "_tconv_guard.rebound")
                     guard = got is not None
-                    rebound += [(index, *r) for r in got or []]
+                    stores = top_level_stores(cell.source) if got else ()
+                    rebound += [(index, *r) for r in got or [] if r[0] not in stores]
                 elif guard:
                     guard = await _guard(client, after + f"_tconv_guard.before({locked})")
                 left = notebook_timeout - (time.monotonic() - t_start)

@@ -679,14 +679,14 @@ class LockedNames:
             else:
                 self.culprit.pop(k, None)
 
-    def restore(self, stores: frozenset | set = frozenset()) -> list[tuple[str, int, int]]:
-        """Put back every rebound name; report those the test cell does not bind itself."""
+    def restore(self) -> list[tuple[str, int, int]]:
+        """Put back every rebound name; say which (a caller leaves out of its report the names
+        the test cell binds itself, :func:`top_level_stores`, computed only when any)."""
         ns, out = self.ns, []
         for k, (v, cell) in self.given.items():
             if ns.get(k, _MISSING) is not v:
                 ns[k] = v
-                if k not in stores:
-                    out.append((k, self.culprit.get(k, -1), cell))
+                out.append((k, self.culprit.get(k, -1), cell))
                 self.culprit.pop(k, None)
         return out
 
