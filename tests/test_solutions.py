@@ -425,6 +425,8 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
     import contextlib
     import io
 
+    from grader.testing import LockedNames
+
     out: dict[str, dict] = {}
     solution_records: dict[str, dict] = {}
     for key, variant in variants.items():
@@ -444,12 +446,19 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
         _fresh_torch_state()  # as in a fresh kernel: an earlier variant may have changed it
         namespace: dict = {"__name__": "__main__"}
         result: dict[str, bool] = {}
+        guard = LockedNames(namespace)  # as grading and check: the locked cells' names (M108)
         for cell in load(name).cells:
             if cell.cell_type != "code":
                 continue
             gid = nbg(cell).get("grade_id")
             src = variant["replace"].get(gid, cell.source)
+            locked = bool(nbg(cell).get("locked") or nbg(cell).get("grade")) \
+                and not nbg(cell).get("solution")
+            if nbg(cell).get("grade"):
+                guard.restore()
+            guard.before(locked)
             error = _run(src, namespace, f"<{name}/{gid}>", contextlib, io)
+            guard.after(0, locked)
             if nbg(cell).get("grade"):
                 result[gid] = error is None
                 result[f"{gid}#error"] = error
