@@ -818,6 +818,18 @@ return boxes;
 """
 
 
+# a copy of the page's first display equation, 900 px wide, after it (no chapter has one wider
+# than a phone shows it)
+WIDE_EQUATION = r"""
+const eq = document.querySelector('main mjx-container[display="true"]');
+const wide = eq.cloneNode(true);
+const pad = document.createElement('span');
+pad.style.cssText = 'display: inline-block; width: 900px; height: 1px';
+wide.appendChild(pad);
+eq.after(wide);
+"""
+
+
 def _edges(box, end: bool = False) -> tuple[float, float, float]:
     """The grey level of a box's background 1 CSS px inside its left edge, in its middle and 2 px
     inside its right edge (the lightest pixel of each column's upper half: text is darker, and a
@@ -845,12 +857,16 @@ def test_a_phone_shows_where_a_box_scrolls(driver, server: str) -> None:
     equation wider than it shows has a shadow on the side where more is hidden: at its right
     edge before it is scrolled, at its left edge scrolled to its end; one that fits has none.
     Before, a code line longer than the box's 60 columns (about a third of the chapters' lines)
-    was cut at the box's edge with nothing to tell a cut line from a short one."""
+    was cut at the box's edge with nothing to tell a cut line from a short one. No chapter's
+    equation scrolls (test_a_phone_fits_display_math), so the first two pages get a copy of an
+    equation made wider than the screen."""
     problems, counted = [], {}
     with _device(driver, PHONE):
         for page in CHAPTERS:
             _open(driver, server, page)
             time.sleep(0.2)                   # tconv.js shrinks equations after MathJax's promise
+            if page in CHAPTERS[:2]:
+                driver.execute_script(WIDE_EQUATION)
             for box in driver.execute_script(SCROLL_BOXES, 1):
                 key = f"{box['kind']}s that {'scroll' if box['scrolls'] else 'fit'}"
                 counted[key] = counted.get(key, 0) + 1
