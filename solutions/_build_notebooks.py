@@ -229,6 +229,22 @@ HIDDEN_BEGIN = "### BEGIN HIDDEN TESTS"
 HIDDEN_NOTICE = "# At grading this cell also runs hidden tests (edge cases)."
 
 
+# ex1's test cells: what an answer called of the references the tests compare with
+OWN_CALLS = """\
+def _own_calls(fn, *args, oracles=(), **kwargs):
+    \"\"\"\"no call", or what fn(*args, **kwargs) called of the references the tests compare
+    with: tconv_lib (however imported) and this cell's `oracles`. An error it raises is the
+    cases' business (the released stub's stops the cell).\"\"\"
+    def run():
+        try:
+            return fn(*args, **kwargs)
+        except NotImplementedError:
+            raise
+        except Exception:  # noqa: BLE001 - the cases report it
+            return None
+    return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]"""
+
+
 def _src(text: str) -> str:
     return textwrap.dedent(text).strip("\n")
 
@@ -338,7 +354,7 @@ def ex1_shapes() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_output_size", 2, "import tconv_lib\n\n\n" + WATCH_ANY_NAME + "\n\n\n"
-           + SIZE_KIND + "\n\n\n" + _src('''
+           + SIZE_KIND + "\n\n\n" + OWN_CALLS + "\n\n\n" + _src('''
     def _torch_size(i, k, stride=1, padding=0, output_padding=0, dilation=1):
         """The oracle: ask PyTorch (a float64 transposed convolution of zeros)."""
         y = F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), stride=stride,
@@ -358,19 +374,6 @@ def ex1_shapes() -> Book:
     expect("size_is_int", next((kind for kind in kinds if kind != "int"), "int"), "int",
            hint="a size is a whole number: return an int. Python's / always gives a float "
                 "(16 / 2 == 8.0); the formula needs no division (use // where one is needed)")
-
-    def _own_calls(fn, *args, oracles=(), **kwargs):
-        """"no call", or what fn(*args, **kwargs) called of the references the tests compare
-        with: tconv_lib (however imported) and this cell's `oracles`. An error it raises is the
-        cases' business (the released stub's stops the cell)."""
-        def run():
-            try:
-                return fn(*args, **kwargs)
-            except NotImplementedError:
-                raise
-            except Exception:  # noqa: BLE001 - the cases report it
-                return None
-        return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]
 
     expect("own_code", _own_calls(conv_transpose_output_size, 5, 4, stride=2, padding=1,
                                   oracles=(_torch_size,)), "no call",
@@ -460,7 +463,7 @@ if (_widgets := _jupyter_widgets()) is not None:
         return (low, low + stride - 1)
         ### END SOLUTION
     ''')
-    b.test("test_size_range", 2, SIZE_KIND + "\n\n\n" + _src('''
+    b.test("test_size_range", 2, SIZE_KIND + "\n\n\n" + OWN_CALLS + "\n\n\n" + _src('''
     def _sizes_back_to(i, k, stride=1, padding=0, dilation=1):
         """The oracle: every length whose forward F.conv1d has length i."""
         reach = dilation * (k - 1) + 1
@@ -484,19 +487,6 @@ if (_widgets := _jupyter_widgets()) is not None:
     expect("range_is_ints", next((kind for kind in kinds if kind != "int"), "int"), "int",
            hint="low and high are sizes: return two ints. Python's / always gives a float "
                 "(16 / 2 == 8.0): use // where a division is needed")
-
-    def _own_calls(fn, *args, oracles=(), **kwargs):
-        """"no call", or what fn(*args, **kwargs) called of the references the tests compare
-        with: tconv_lib (however imported) and this cell's `oracles`. An error it raises is the
-        cases' business (the released stub's stops the cell)."""
-        def run():
-            try:
-                return fn(*args, **kwargs)
-            except NotImplementedError:
-                raise
-            except Exception:  # noqa: BLE001 - the cases report it
-                return None
-        return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]
 
     expect("own_code", _own_calls(output_size_range, 4, 3, stride=2, oracles=(_sizes_back_to,)),
            "no call",
@@ -545,10 +535,8 @@ if (_widgets := _jupyter_widgets()) is not None:
         return target - smallest
         ### END SOLUTION
     ''')
-    b.test("test_output_padding", 2, '''
-    from tconv_lib.shapes import output_padding_for as _reference_op
-
-
+    b.test("test_output_padding", 2, "from tconv_lib.shapes import output_padding_for as "
+           "_reference_op\n\n\n" + OWN_CALLS + "\n\n\n" + _src('''
     def _op_or_error(i, target, k, s, p, d):
         """Your output_padding_for, or the text of the exception it raised (then the expect
         below names the case). The released stub's NotImplementedError stops the cell."""
@@ -578,25 +566,12 @@ if (_widgets := _jupyter_widgets()) is not None:
         expect(f"torch_length_{n}", _length_with(op, i, k, s, p, d), target,
                hint="PyTorch, given your output_padding, should produce the target length")
 
-    def _own_calls(fn, *args, oracles=(), **kwargs):
-        """"no call", or what fn(*args, **kwargs) called of the references the tests compare
-        with: tconv_lib (however imported) and this cell's `oracles`. An error it raises is the
-        cases' business (the released stub's stops the cell)."""
-        def run():
-            try:
-                return fn(*args, **kwargs)
-            except NotImplementedError:
-                raise
-            except Exception:  # noqa: BLE001 - the cases report it
-                return None
-        return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]
-
     expect("own_code", _own_calls(output_padding_for, 4, 8, 3, stride=2, padding=1,
                                   oracles=(_length_with,)), "no call",
            hint="target minus the smallest reachable size, in plain Python arithmetic (your "
                 "Task 1 and 2 functions may help): tconv_lib.shapes.output_padding_for and this "
                 "cell's _length_with are what the tests compare with, not part of the answer")
-    ''')
+    '''))
     b.test("test_output_padding_unreachable", 1, '''
     def _message_of(fn, *args):
         """The text of the ValueError that fn(*args) raises ('' if it raises another one or
