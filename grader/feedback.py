@@ -583,8 +583,8 @@ def feedback(course: Course, students: list[str] | None = None,
             per_student[s] = {}
     else:  # the class list: a student with nothing graded gets an index too
         nothing = [s for s in known - set(per_student)  # (results left out by ASSIGNMENT:
-                   if not any(not course.withdrawn(s, r.parent.name) for r in
-                              course.autograded.glob(f"{glob_escape(s)}/*/results.json"))]
+                   if all(course.withdrawn(s, r.parent.name) for r in
+                          course.autograded.glob(f"{glob_escape(s)}/*/results.json"))]
         for s in _plain_ids(nothing, "the gradebook's student id"):  # not asked for)
             per_student[s] = {}
     for s, scores in sorted(per_student.items()):

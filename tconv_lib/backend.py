@@ -264,6 +264,18 @@ def summed_in_float32(x: Any, adds_after_gemm: Callable[[], bool]) -> Any:
     return None
 
 
+def summed_with_bias(core: Callable[[Any, Any], Any], x: Any, weight: Any, bias: Any,
+                     adds_after_gemm: Callable[[], bool]) -> Any:
+    """``core(x, weight)`` plus the bias (per channel, axis 1), a float16 or bfloat16 CPU
+    problem summed in float32 and rounded once (:func:`summed_in_float32`; a bias is one more
+    add after the GEMM)."""
+    wide = summed_in_float32(x, lambda: bias is not None or adds_after_gemm())
+    y = core(x, weight) if wide is None else core(x.to(wide), weight.to(wide))
+    if bias is not None:
+        y = y + namespace(y).reshape(bias, (1, -1) + (1,) * (y.ndim - 2))
+    return y if wide is None else y.to(x.dtype)
+
+
 def compiling(x: Any) -> bool:
     """``x`` is a torch tensor seen by ``torch.compile`` or ``torch.export`` (Dynamo tracing)."""
     torch = sys.modules.get("torch")

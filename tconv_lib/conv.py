@@ -96,25 +96,13 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
         out = shapes.conv_output_shape(tuple(int(v) for v in x.shape[2:]), geo.kernel,
                                        geo.stride, geo.padding, geo.dilation)
         y = empty_batch(x, (0, int(weight.shape[0])) + out, x, weight)
-    else:
-        y = _summed(x, weight, bias, geo)
-        bias = None
+        if bias is not None:
+            y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
+    else:       # a half-precision CPU problem is summed in float32 (bfloat16: unless 1 tap)
+        y = backend.summed_with_bias(lambda a, b: conv_core(a, b, geo), x, weight, bias,
+                                     lambda: any(k > 1 for k in geo.kernel))
     y = backend.in_memory_format(y, backend.memory_format(x, weight))
-    if bias is not None:
-        y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
     return y if batched else y[0]
-
-
-def _summed(x: Any, weight: Any, bias: Any, geo: Geometry) -> Any:
-    """:func:`conv_core` plus the bias; a float16 or bfloat16 problem on the CPU summed in
-    float32 and rounded once (:func:`backend.summed_in_float32`: bfloat16 keeps its own GEMM
-    for a one-tap kernel without bias)."""
-    wide = backend.summed_in_float32(
-        x, lambda: bias is not None or any(k > 1 for k in geo.kernel))
-    y = conv_core(*((x, weight) if wide is None else (x.to(wide), weight.to(wide))), geo)
-    if bias is not None:
-        y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
-    return y if wide is None else y.to(x.dtype)
 
 
 def conv_core(x: Any, weight: Any, geo: Geometry) -> Any:

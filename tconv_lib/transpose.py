@@ -16,7 +16,6 @@ from .conv import empty_batch
 from .methods import IMPLEMENTATIONS
 
 METHODS: tuple[str, ...] = tuple(IMPLEMENTATIONS)
-_HALF = {"float16", "bfloat16"}
 
 
 def choose_method(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
@@ -176,26 +175,15 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
         out = shapes.conv_transpose_output_shape(tuple(x.shape[2:]), geo.kernel, geo.stride,
                                                  geo.padding, geo.output_padding, geo.dilation)
         y = empty_batch(x, (0, int(weight.shape[1]) * geo.groups) + out, x, weight)
+        if bias is not None:
+            y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
     else:
-        y = _run(name, x, weight, bias, geo)
-        bias = None
+        # a half-precision CPU problem is summed in float32; bfloat16 keeps its own GEMM where
+        # no output takes two taps and there is no bias, as nothing is added after it
+        y = backend.summed_with_bias(lambda a, b: IMPLEMENTATIONS[name](a, b, geo), x, weight,
+                                     bias, lambda: not _one_tap(geo))
     y = backend.in_memory_format(y, backend.memory_format(x, weight))
-    if bias is not None:
-        y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
     return y if batched else y[0]
-
-
-def _run(name: str, x: Any, weight: Any, bias: Any, geo: Geometry) -> Any:
-    """The method's output, plus the bias. A float16 or bfloat16 problem on the CPU is summed
-    in float32 and rounded once (:func:`backend.summed_in_float32`); bfloat16 keeps its own
-    GEMM where no output takes two taps (``dilation * (kernel - 1) < stride`` on every axis)
-    and there is no bias, as nothing is added after it."""
-    wide = backend.summed_in_float32(x, lambda: bias is not None or not _one_tap(geo))
-    y = IMPLEMENTATIONS[name](*((x, weight) if wide is None else (x.to(wide), weight.to(wide))),
-                              geo)
-    if bias is not None:
-        y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
-    return y if wide is None else y.to(x.dtype)
 
 
 def _one_tap(geo: Geometry) -> bool:
