@@ -700,6 +700,8 @@ class Summary:
     flagged: dict[tuple[str, str], list[str]] = field(default_factory=dict)
     errors: list[str] = field(default_factory=list)  # assignments that could not be graded
     absent: list[str] = field(default_factory=list)  # --student ids with nothing submitted
+    # autograded earlier (or in the gradebook), no longer under submitted/ (Course.withdrawn)
+    withdrawn: list[tuple[str, str]] = field(default_factory=list)
     seconds: float = 0.0
     unfinished: int = 0  # notebooks of the batch not graded yet (queued or running)
 
@@ -722,6 +724,24 @@ def absent_students(course: Course, missing: list[str]) -> list[str]:
         raise UsageError(unknown_students(unknown, sorted(ids),
                                           f"one with a submission under {course.submitted}"))
     return missing
+
+
+def withdrawn_submissions(course: Course, assignments: list[str] | None,
+                          students: list[str] | None) -> list[tuple[str, str]]:
+    """``(student, assignment)`` of the submissions (of those asked for) with nothing behind
+    them any more (:meth:`Course.withdrawn`): autograded earlier and gone from ``submitted/``
+    since, or, with the course's own gradebook, in it with both folders deleted. ``report``
+    scores them 0 and ``feedback`` removes their pages; the gradebook keeps their grades."""
+    pairs = {(p.parent.parent.name, p.parent.name)
+             for p in course.autograded.glob("*/*/results.json")}
+    path = sqlite_file(course.db_url)
+    if course.default_db and path is not None and path.exists():
+        with course.gradebook() as gb:
+            pairs |= {(sub.student.id, a.name) for a in gb.assignments
+                      for sub in a.submissions}
+    return sorted((s, a) for s, a in pairs
+                  if (not assignments or a in assignments) and (not students or s in students)
+                  and course.withdrawn(s, a))
 
 
 def submissions(course: Course, assignments: list[str] | None,
@@ -1056,6 +1076,7 @@ def autograde(course: Course, assignments: list[str] | None = None,
             elif state == "retry":
                 summary.retried.append((s, a))
 
+    summary.withdrawn = withdrawn_submissions(course, assignments, students)
     if not todo:
         summary.seconds = time.perf_counter() - t0
         return summary
@@ -1317,13 +1338,25 @@ def main(args) -> int:
     for s in summary.absent:
         print(f"  {s}: no submission{which} under {course.submitted / s}; nothing graded "
               f"(collect it first: `tconv-grader collect SUBMISSIONS --course {course.root}`)")
+    for s, a in summary.withdrawn[:SHOWN]:
+        print(f"  withdrawn {s}/{a}: {course.withdrawn_why(s, a)}; the gradebook keeps its "
+              "grades")
+    if len(summary.withdrawn) > SHOWN:
+        print(f"  ... and {len(summary.withdrawn) - SHOWN} more withdrawn: "
+              f"`{next_command('report', args)}` lists every one")
     for e in summary.errors:
         print(f"error: {e}", file=sys.stderr)
+    if summary.withdrawn:
+        print(f"next: the {len(summary.withdrawn)} withdrawn submission(s) above (graded "
+              f"earlier, no longer under {course.submitted}: withdrawn, or deleted by mistake) "
+              "score 0 in report (status withdrawn) and feedback removes their pages; if one "
+              "should stand, collect it again and run autograde (its grades come back)")
     nothing = not summary.graded and not summary.skipped and not summary.flagged
-    if nothing and not summary.absent:
+    # a batch that failed (errors: the solution run, say) had submissions: no warning then
+    if nothing and not summary.absent and not summary.withdrawn and not summary.errors:
         print(f"warning: no submissions{which} under {course.submitted}; collect them first "
               f"(`tconv-grader collect SUBMISSIONS --course {course.root}`)", file=sys.stderr)
-    elif not summary.errors and not nothing:
+    elif not summary.errors and (not nothing or summary.withdrawn):
         broken = [k for k, flags in summary.flagged.items()
                   if any(GRADER_ERROR in f for f in flags)]
         if broken:

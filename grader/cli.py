@@ -73,7 +73,8 @@ far. A broken submission (syntax error, endless loop, huge output, unreadable fi
 what it earns; it never stops the batch or touches another student's grade. Flagged (for
 report's flags.txt): a cell over a limit, truncated output, an edited test cell, an unreadable,
 empty or misnamed notebook. An error in the student's own code (a syntax error) is not a flag:
-the feedback page names it.
+the feedback page names it. A submission graded earlier whose folder under DIR/submitted/ is
+gone since (withdrawn) is named in the summary: report scores it 0.
 
 next: tconv-grader feedback --course DIR, then tconv-grader report --course DIR""",
     "feedback": r"""Writes DIR/feedback/<student>/<assignment>/feedback.html and, per
@@ -97,8 +98,8 @@ Run it again after grading written answers by hand: the pages then show the fina
 Upload scores.csv (one row per student) to the LMS once no total is provisional.
 
 A submission autograded earlier whose folder DIR/submitted/<student>/<assignment>/ is gone
-since (withdrawn, or collected by mistake) scores 0 with status withdrawn, and is named; to
-count it again, collect it again and run autograde.
+since (withdrawn, or collected by mistake; its autograded/ folder deleted too or not) scores 0
+with status withdrawn, and is named; to count it again, collect it again and run autograde.
 
 A student with no submission at all (none collected, or every file refused by collect) is in
 the reports only once the gradebook knows them: import the class list first, with nbgrader's

@@ -81,12 +81,29 @@ class Course:
         return self.autograded / student / assignment / "results.json"
 
     def withdrawn(self, student: str, assignment: str) -> bool:
-        """Whether a submission autograded here has left ``submitted/`` since (withdrawn, or
-        collected by mistake and deleted): its ``results.json`` is under ``autograded/`` but
-        ``submitted/<student>/<assignment>/`` is gone. Its grades stay in the gradebook; nothing
-        stands behind them. One graded elsewhere (a shared ``--db``) has no results.json here."""
-        return (self.results_path(student, assignment).exists()
-                and not (self.submitted / student / assignment).is_dir())
+        """Whether a submission of the gradebook has no submission behind it here any more
+        (:meth:`withdrawn_why`): its grades stay in the gradebook, nothing stands behind them."""
+        return self.withdrawn_why(student, assignment) is not None
+
+    def withdrawn_why(self, student: str, assignment: str) -> str | None:
+        """Why a submission is withdrawn (deleted, or collected by mistake), or ``None``:
+
+        * autograded here, and ``submitted/<student>/<assignment>/`` is gone since (its
+          ``results.json`` is still under ``autograded/``);
+        * both its ``submitted/`` folder and its ``results.json`` are gone (both folders
+          deleted), in a course whose gradebook is its own ``gradebook.db``: the gradebook
+          still has its grades (call this only for a submission the gradebook holds). With a
+          ``--db`` shared by several graders such a submission may be graded on another
+          machine: not withdrawn.
+        """
+        sub = self.submitted / student / assignment
+        if sub.is_dir():
+            return None
+        if self.results_path(student, assignment).exists():
+            return f"{sub} is gone since it was autograded"
+        if self.default_db:
+            return f"{sub} and its results.json under {self.autograded} are gone"
+        return None
 
     @property
     def default_db(self) -> bool:

@@ -129,13 +129,16 @@ def _missing_row(student: str, assignment: str, max_score: float) -> dict:
 
 
 def _withdrawn_row(course: Course, total: dict) -> dict:
-    """The totals.csv row of a submission autograded earlier that has left ``submitted/``
-    since (:meth:`Course.withdrawn`): 0 points, its earlier score named in its flags."""
+    """The totals.csv row of a submission with nothing behind it any more (:meth:`Course.
+    withdrawn`: autograded earlier and gone from ``submitted/`` since, or both its folders
+    deleted): 0 points, its score in the gradebook named in its flags."""
     s, a = total["student"], total["assignment"]
+    why = course.withdrawn_why(s, a)
+    then = "then" if why.endswith("autograded") else "in the gradebook"
     return {**total, "score": "0", "status": WITHDRAWN, "pending_manual": "0",
             "provisional": "no", UNREAD: False,
-            "flags": f"withdrawn: {course.submitted / s / a} is gone since it was autograded "
-                     f"({total['score']} / {total['max_score']} then); scored 0"}
+            "flags": f"withdrawn: {why} ({total['score']} / {total['max_score']} {then}); "
+                     "scored 0"}
 
 
 def gather(course: Course) -> tuple[list[dict], list[dict]]:

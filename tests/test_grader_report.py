@@ -473,3 +473,66 @@ def test_a_submission_withdrawn_after_autograde_scores_0_and_is_named(tmp_path, 
     assert "no longer under" not in capsys.readouterr().out
     amy = _totals(course.root / "reports")[("amy", "ex")]
     assert (amy["score"], amy["status"], amy["provisional"]) == ("2", "submitted", "yes"), amy
+
+
+def test_a_submission_with_both_folders_deleted_is_withdrawn_not_counted(tmp_path, capsys):
+    """amy's ex: both DIR/submitted/amy/ex and DIR/autograded/amy/ex deleted (the gradebook
+    keeps its grades). report counted it as a submission (2 points, provisional, no word) and
+    her feedback index said 'not graded yet' while the summary counted her among those with
+    nothing graded. Now it is withdrawn, as one whose submitted folder alone went: 0 points,
+    named with its score in the gradebook; the index says no submission was received."""
+    import shutil
+
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    shutil.rmtree(course.submitted / "amy" / "ex")
+    shutil.rmtree(course.autograded / "amy" / "ex")
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out
+    amy = _totals(course.root / "reports")[("amy", "ex")]
+    assert (amy["score"], amy["status"], amy["provisional"]) == ("0", "withdrawn", "no"), amy
+    assert amy["flags"] == (f"withdrawn: {course.submitted / 'amy' / 'ex'} and its "
+                            f"results.json under {course.autograded} are gone (2 / 5 in the "
+                            "gradebook); scored 0"), amy
+    assert "no longer under" in out and ": amy/ex. If one should stand" in out, out
+    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    assert "<li>ex: no submission received</li>" in \
+        (course.feedback / "amy" / "index.html").read_text()
+    (course.submitted / "amy" / "ex").mkdir()      # collected again, not yet autograded
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    assert _totals(course.root / "reports")[("amy", "ex")]["status"] == "submitted"
+
+
+def test_autograde_names_the_submissions_withdrawn_since_and_what_to_do(tmp_path, capsys):
+    """bo's submission was autograded, then its folder left DIR/submitted/. autograde's own
+    summary said nothing ('graded 0 submission(s), skipped 0'), though report scores it 0 and
+    feedback removes its page; now it names it, why, and what to do. Also once both its
+    folders are gone (the gradebook keeps its grades)."""
+    import shutil
+
+    from grader_class import sandbox_args
+    from test_grader_feedback import _bo_graded
+
+    from grader.cli import main
+
+    course, _, folder = _bo_graded(tmp_path)
+    shutil.rmtree(folder)
+    argv = ["autograde", "--course", str(tmp_path), "--solutions", str(course.solutions), "-q",
+            *sandbox_args()]
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert (f"  withdrawn bo/fx_scatter: {folder} is gone since it was autograded; the "
+            "gradebook keeps its grades") in out.splitlines(), out
+    assert (f"next: the 1 withdrawn submission(s) above (graded earlier, no longer under "
+            f"{course.submitted}: withdrawn, or deleted by mistake) score 0 in report (status "
+            "withdrawn) and feedback removes their pages; if one should stand, collect it again "
+            "and run autograde (its grades come back)") in out, out
+    assert "warning: no submissions" not in out and "next: tconv-grader report" in out, out
+    shutil.rmtree(course.autograded / "bo" / "fx_scatter")
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert (f"  withdrawn bo/fx_scatter: {folder} and its results.json under "
+            f"{course.autograded} are gone; the gradebook keeps its grades") in out, out
+    assert main([*argv, "--student", "bo"]) == 0            # a run for bo names it too
+    assert "withdrawn bo/fx_scatter" in capsys.readouterr().out
