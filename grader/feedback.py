@@ -39,12 +39,14 @@ text-align:left;vertical-align:top}.pass{color:#17663a}.fail{color:#a0141e}
 .flag{background:#fff4d6;padding:.5em 1em;border-left:4px solid #e0a800}"""
 
 
-#: ``(manual, blank, extra)`` of one submission: its hand grades by ``(notebook, cell)``, the
-#: cells nbgrader scored 0 on its own that nobody has graded by hand (among written answers,
-#: those left exactly as released), and formgrader's extra credit by ``(notebook, cell)``
+#: ``(manual, blank, extra, review)`` of one submission: its hand grades by ``(notebook,
+#: cell)``, the cells nbgrader scored 0 on its own that nobody has graded by hand (among written
+#: answers, those left exactly as released), formgrader's extra credit by ``(notebook, cell)``,
+#: and the test cells whose score set by hand waits to be looked at again (the tests give other
+#: points since, a resubmission: the tests' points count, and the total is not final)
 HandGrades = tuple[dict[tuple[str, str], float], set[tuple[str, str]],
-                   dict[tuple[str, str], float]]
-NO_GRADES: HandGrades = ({}, set(), {})
+                   dict[tuple[str, str], float], set[tuple[str, str]]]
+NO_GRADES: HandGrades = ({}, set(), {}, set())
 
 
 def _hand_grades_of(rows) -> HandGrades:
@@ -61,7 +63,9 @@ def _hand_grades_of(rows) -> HandGrades:
              if m is None and auto is not None and auto == 0}
     extra = {(nb, cell): float(x) for nb, cell, auto, m, _, _, x in rows
              if x and (m is not None or auto is not None) and (nb, cell) not in stale}
-    return manual, blank, extra
+    review = {(nb, cell) for nb, cell, _, _, _, kind, _ in rows
+              if (nb, cell) in stale and kind == "code"}
+    return manual, blank, extra, review
 
 
 def _stale(rows) -> set[tuple[str, str]]:
@@ -223,11 +227,13 @@ def never_read(nb: dict) -> bool:
 
 def score(record: dict, manual: dict[tuple[str, str], float],
           blank: set[tuple[str, str]] | frozenset = frozenset(),
-          extra: dict[tuple[str, str], float] | None = None) -> tuple[float, float, int]:
-    """``(points, max points, written answers still to grade)`` of one submission: the
+          extra: dict[tuple[str, str], float] | None = None,
+          review: set[tuple[str, str]] | frozenset = frozenset()) -> tuple[float, float, int]:
+    """``(points, max points, cells still waiting for the instructor)`` of one submission: the
     autograder's points, overridden by any hand grade, plus formgrader's extra credit (as
     nbgrader's own score); a written answer counts 0 until graded (and is not waiting for a
-    grade in a notebook that could not be read: there is no answer)."""
+    grade in a notebook that could not be read: there is no answer). A test cell in ``review``
+    (its score set by hand waits to be looked at again) counts the tests' points and waits."""
     extra = extra or {}
     total = max_total = 0.0
     pending = 0
@@ -242,12 +248,26 @@ def score(record: dict, manual: dict[tuple[str, str], float],
                 total += given or 0.0
             else:
                 total += (cell["points"] or 0.0) if given is None else given
+                pending += (nb_id, gid) in review
     return total, max_total, pending
 
 
-def _score_text(total: float, max_total: float, pending: int) -> str:
-    still = (f" (not final: {pending} written answer{'s' * (pending > 1)} still to be graded "
-             "by hand)" if pending else "")
+def in_review(record: dict, review: set[tuple[str, str]] | frozenset) -> int:
+    """How many test cells of ``record`` are in ``review`` (:data:`HandGrades`)."""
+    return sum(not cell["manual"] and (nb_id, gid) in review
+               for nb_id, nb in record["notebooks"].items() for gid, cell in nb["cells"].items())
+
+
+def _score_text(total: float, max_total: float, pending: int, review: int = 0) -> str:
+    """``total / max``, and while ``pending`` cells wait (``review`` of them test cells scored
+    by hand earlier, the others written answers) what keeps it from being final."""
+    written = pending - review
+    parts = ([f"{written} written answer{'s' * (written > 1)} still to be graded by hand"]
+             if written else [])
+    if review:
+        parts.append(f"{review} test cell{'s' * (review > 1)} scored by hand earlier still to "
+                     "be looked at again")
+    still = f" (not final: {' and '.join(parts)})" if parts else ""
     return f"{total:g} / {max_total:g}{still}"
 
 
@@ -255,7 +275,8 @@ def render(record: dict, manual: dict[tuple[str, str], float],
            secrets: dict[str, frozenset[str]] | None = None,
            blank: set[tuple[str, str]] | frozenset = frozenset(),
            extra: dict[tuple[str, str], float] | None = None,
-           comments: Comments = ()) -> str:
+           comments: Comments = (), review: set[tuple[str, str]] | frozenset = frozenset()
+           ) -> str:
     """The page of one submission. Formgrader's hand work is shown as the student's total
     counts it: a hand grade (on a test cell: 'set by hand', with what the tests gave), extra
     credit next to its cell's points, and the instructor's comments above the table."""
@@ -293,7 +314,10 @@ def render(record: dict, manual: dict[tuple[str, str], float],
                 continue
             points = manual.get((nb_id, gid), cell["points"] or 0.0)
             by_hand = (f" (set by hand; the tests gave {cell['points'] or 0.0:g})"
-                       if (nb_id, gid) in manual else "")
+                       if (nb_id, gid) in manual else
+                       " (the tests' points; your instructor scored this cell by hand earlier "
+                       "and will look at it again: your code changed since)"
+                       if (nb_id, gid) in review else "")
             items = []
             for passed, text in merged_messages(cell["tests"]):
                 cls = "pass" if passed else "fail"
@@ -320,10 +344,11 @@ def render(record: dict, manual: dict[tuple[str, str], float],
         flag_html += ('<div class="flag"><b>Errors in your code cells</b> (a test below that '
                       "stops with NameError or the like may come from one of these)"
                       f"<ul>{errors}</ul></div>")
+    total = _score_text(*score(record, manual, blank, extra, review), in_review(record, review))
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(a)}: feedback for {e(s)}</title><style>{CSS}</style></head><body>"
             f"<h1>{e(a)}</h1><p>Student: <b>{e(s)}</b>. Score: "
-            f"<b>{e(_score_text(*score(record, manual, blank, extra)))}</b></p>{when}{flag_html}"
+            f"<b>{e(total)}</b></p>{when}{flag_html}"
             f"<table><tr><th>Notebook</th><th>Test cell</th><th>Points</th><th>Tests</th></tr>"
             f"{''.join(rows)}</table></body></html>\n")
 
@@ -431,8 +456,9 @@ BAD_RECORD = (OSError, ValueError, KeyError, TypeError, AttributeError)
 def _score_of(record: Path, grades: dict[tuple[str, str], HandGrades]) -> str | None:
     try:
         rec = json.loads(record.read_text())
-        manual, blank, extra = grades.get((rec["student"], rec["assignment"]), NO_GRADES)
-        return _score_text(*score(rec, manual, blank, extra))
+        manual, blank, extra, review = grades.get((rec["student"], rec["assignment"]),
+                                                  NO_GRADES)
+        return _score_text(*score(rec, manual, blank, extra, review), in_review(rec, review))
     except BAD_RECORD:
         return None  # said when its own page was (not) written
 
@@ -501,7 +527,9 @@ class Run:
     ``indexes_written`` (re)written; ``absent``: students given an index with nothing graded
     behind it (on the class list but no submission, or every page removed); ``skipped``:
     damaged ``results.json`` files, no page; ``waiting``: formgrader comments left off this
-    run's pages, said of an earlier answer (``student/assignment/notebook/cell``)."""
+    run's pages, said of an earlier answer (``student/assignment/notebook/cell``); ``review``:
+    test cells of this run's pages whose score set by hand waits to be looked at again (the
+    tests give other points since: the page counts theirs, not final), named the same way."""
     pages: list[Path] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
@@ -512,6 +540,7 @@ class Run:
     absent: list[str] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    review: list[str] = field(default_factory=list)
 
     @property
     def students(self) -> list[str]:
@@ -556,12 +585,13 @@ def feedback(course: Course, students: list[str] | None = None,
         try:
             rec = json.loads(p.read_text())
             s, a = rec["student"], rec["assignment"]
-            manual, blank, extra = grades.get((s, a), NO_GRADES)
+            manual, blank, extra, review = grades.get((s, a), NO_GRADES)
             key = (a, tuple(sorted(rec.get("notebooks", {}))))
             if key not in secrets:  # the same for every student: read the source once
                 secrets[key] = _secrets(course, a, key[1])
-            page = render(rec, manual, secrets[key], blank, extra, comments.get((s, a), []))
-            points = score(rec, manual, blank, extra)
+            page = render(rec, manual, secrets[key], blank, extra, comments.get((s, a), []),
+                          review)
+            points = score(rec, manual, blank, extra, review)
         except BAD_RECORD as exc:  # one damaged record never stops the others
             print(f"feedback: skipped {p} (unreadable: {type(exc).__name__}: {exc}); "
                   "`tconv-grader autograde --force` rewrites it", file=sys.stderr)
@@ -572,8 +602,10 @@ def feedback(course: Course, students: list[str] | None = None,
         (run.written if _write_if_changed(path, page, force) else run.unchanged).append(path)
         if points[2]:
             run.provisional.append(path)
-        per_student.setdefault(s, {})[a] = _score_text(*points)
+        per_student.setdefault(s, {})[a] = _score_text(*points, in_review(rec, review))
         run.waiting += [w for w in waiting if w.startswith(f"{s}/{a}/")]
+        run.review += sorted(f"{s}/{a}/{nb}/{cell}" for nb, cell in review
+                             if cell in rec["notebooks"].get(nb, {}).get("cells", {}))
     for page in stale_pages(course, students, assignments):
         _remove_page(page)
         run.removed.append(page)
@@ -642,9 +674,15 @@ def main(args) -> int:
               f"feedback again: {_names(run.waiting)}")
     if run.provisional:
         which = _names([f"{p.parent.parent.name}/{p.parent.name}" for p in run.provisional])
-        print(f"next: {len(run.provisional)} page(s) show a score that is not final (written "
-              f"answers still to grade by hand in formgrader: {which}); after grading, run "
-              "feedback again")
+        what = ("written answers still to grade by hand, or test cells scored by hand to look "
+                "at again," if run.review else "written answers still to grade by hand")
+        print(f"next: {len(run.provisional)} page(s) show a score that is not final ({what} in "
+              f"formgrader: {which}); after grading, run feedback again")
+    if run.review:
+        print(f"next: {len(run.review)} test cell(s) you scored by hand now get other points "
+              "from the tests (a resubmission): the pages count the tests' points, not final, "
+              "until you set a score again in formgrader (needs manual grade; 'Mark graded' "
+              f"keeps the earlier score): {_names(run.review)}")
     changed = run.changed_students
     if not changed:
         print("next: nothing changed since the last run: no student needs their folder again")

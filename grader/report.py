@@ -15,12 +15,14 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
                         ``withdrawn`` and score 0 where one autograded earlier has left
                         ``submitted/`` since (its grades are left out of grades.csv, the
                         earlier score is in ``flags``);
-                        ``pending_manual`` counts the written answers still waiting for a hand
-                        grade, and while there are any the total is ``provisional`` (``yes``)
+                        ``pending_manual`` counts the cells still waiting for a hand grade
+                        (written answers, and test cells scored by hand whose tests give
+                        other points since: the tests' points count), and while there are any
+                        the total is ``provisional`` (``yes``)
 * scores.csv            the same totals one row per student, for an LMS grade import: student,
                         one column per assignment (its score; 0 without a submission), total,
-                        max_total, provisional (``yes`` while any written answer waits for a
-                        hand grade) and flagged (``yes`` when any submission has a flag)
+                        max_total, provisional (``yes`` while any cell waits for a hand grade)
+                        and flagged (``yes`` when any submission has a flag)
 * hist_<assignment>.png histogram of the assignment's total scores, every student counted (no
                         submission as 0, drawn apart), with how many are provisional
 * most_failed.txt       test cells ordered by how many submissions scored below full marks, and
@@ -104,9 +106,11 @@ def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], 
                      else float(g.score or 0.0))
             total += score
             max_total += float(g.max_score)
-            # a notebook that could not be read has no answer to wait for (see written.txt)
-            pending += regrade or (kind == "written" and g.manual_score is None
-                                   and g.auto_score is None and snb.name not in unread)
+            # a notebook that could not be read has no answer to wait for (see written.txt);
+            # a test cell's hand score of earlier code waits to be looked at again (formgrader:
+            # needs manual grade): the tests' points count, not final, as on the page
+            pending += stale or (kind == "written" and g.manual_score is None
+                                 and g.auto_score is None and snb.name not in unread)
             grades.append({
                 "student": s, "assignment": assignment, "notebook": snb.name,
                 "grade_cell": g.cell.name, "kind": kind, "auto_score": _fmt(g.auto_score),
@@ -361,8 +365,9 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     stale = [f"{r['student']}/{_cell(r)}" for r in grades if r.get(STALE)]
     if stale:
         wlines += [f"Test cells scored by hand whose tests give other points since (a "
-                   f"resubmission; formgrader: needs manual grade; the tests' points count until "
-                   f"you set a score again): {len(stale)}", *(f"  {k}" for k in stale)]
+                   f"resubmission; formgrader: needs manual grade; the tests' points count, "
+                   f"provisional, until you set a score again): {len(stale)}",
+                   *(f"  {k}" for k in stale)]
     flagged = [r for r in totals if r["flags"]]
     flag_items = [f"  {r['student']}/{r['assignment']}: {r['flags']}" for r in flagged]
     absent = [r for r in totals if r["status"] == NO_SUBMISSION]
@@ -443,10 +448,13 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                      "report and feedback again")
     if stale:
         steps.append(f"{len(stale)} test cell(s) you scored by hand now get other points from "
-                     "the tests (a resubmission), which count until you set a score again in "
-                     f"formgrader (needs manual grade): {_listed(stale)}")
-    state = (f"{provisional} student(s) in it have a provisional total (written answers still to "
-             "grade)" if provisional else "every total is final")
+                     "the tests (a resubmission), which count, provisional, until you set a "
+                     "score again in formgrader (needs manual grade; 'Mark graded' keeps the "
+                     f"earlier score): {_listed(stale)}")
+    why = ("written answers still to grade, or test cells scored by hand to look at again"
+           if stale else "written answers still to grade")
+    state = (f"{provisional} student(s) in it have a provisional total ({why})" if provisional
+             else "every total is final")
     steps.append(f"upload {out / 'scores.csv'} (one row per student) to your LMS; {state}")
     return steps
 

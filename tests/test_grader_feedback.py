@@ -758,8 +758,9 @@ def test_a_score_set_by_hand_on_a_test_cell_stands_until_the_tests_give_other_po
     """bo's test_basic (2 of 2 by the tests) is set to 1.5 by hand in formgrader. A --force
     regrade of the same code keeps it, and formgrader has nothing to grade (before: every
     regrade marked it "needs manual grade"). A resubmission whose code the tests give 0 there
-    counts the tests' 0 on the page and in the reports, and formgrader marks it "needs manual
-    grade" (before: the page and totals.csv kept 1.5 for code that fails the test)."""
+    counts the tests' 0 on the page and in the reports, provisional until it is looked at
+    again, and formgrader marks it "needs manual grade" (before: the page and totals.csv kept
+    1.5 for code that fails the test)."""
 
 
     from grader.autograde import autograde
@@ -788,8 +789,8 @@ def test_a_score_set_by_hand_on_a_test_cell_stands_until_the_tests_give_other_po
 
     _bo_resubmits_zeros(course, nb, folder)
     score, provisional, row, again = state()
-    assert (score, provisional, again) == ("1", "no", True)   # only the written answer's 1
-    assert "0 / 2" in row and "set by hand" not in row
+    assert (score, provisional, again) == ("1", "yes", True)  # only the written answer's 1
+    assert "0 / 2 (the tests' points; your instructor scored this cell by hand" in row, row
     # report names it, in written.txt and in its next steps, as formgrader lists it
     written = (tmp_path / "reports" / "written.txt").read_text()
     assert "whose tests give other points since" in written
@@ -840,3 +841,53 @@ def test_a_comment_on_code_changed_since_is_of_the_earlier_code(tmp_path, capsys
     comment(say + " Now it returns zeros: see test_basic.")
     on_page, out = shown()
     assert on_page and "comment(s) you wrote" not in out, out
+
+
+def test_a_hand_score_of_earlier_code_waits_and_every_total_says_so(tmp_path, capsys):
+    """bo's test_basic was set to 1.5 by hand and his written answer graded 1; he resubmits
+    code the tests give 0 there. Formgrader marks the cell 'needs manual grade' (its own total
+    still counts the 1.5), report's written.txt listed it as waiting, yet totals.csv and
+    scores.csv said final (provisional no, pending_manual 0), the page and index showed '1 / 6'
+    as final, report's upload step said 'every total is final' and feedback's summary did not
+    name it. Now the tests' points count and every total says it is not final, naming what
+    waits; 'Mark graded' in formgrader (the same score saved again) makes it final."""
+    import csv
+
+    from grader.cli import main
+
+    course, nb, folder = _bo_graded(tmp_path)
+    with course.gradebook() as gb:   # as formgrader's API saves them
+        for cell, points in (("test_basic", 1.5), ("explain", 1.0)):
+            g = gb.find_grade(cell, "fx_scatter", "fx_scatter", "bo")
+            g.manual_score, g.needs_manual_grade = points, False
+        gb.db.commit()
+    _bo_resubmits_zeros(course, nb, folder)
+    assert main(["report", "--course", str(tmp_path), "-q"]) == 0
+    out = capsys.readouterr().out
+    bo = _reported(tmp_path, capsys)[0]
+    assert (bo["score"], bo["pending_manual"], bo["provisional"]) == ("1", "1", "yes"), bo
+    with (tmp_path / "reports" / "scores.csv").open() as fh:
+        assert [(r["total"], r["provisional"]) for r in csv.DictReader(fh)] == [("1", "yes")]
+    assert ("next: upload " in out and "1 student(s) in it have a provisional total (written "
+            "answers still to grade, or test cells scored by hand to look at again)") in out, out
+    assert ("test cell(s) you scored by hand now get other points from the tests (a "
+            "resubmission), which count, provisional, until you set a score again") in out, out
+    assert main(["feedback", "--course", str(tmp_path), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert ("next: 1 test cell(s) you scored by hand now get other points from the tests (a "
+            "resubmission): the pages count the tests' points, not final, until you set a score "
+            "again in formgrader (needs manual grade; 'Mark graded' keeps the earlier score): "
+            "bo/fx_scatter/fx_scatter/test_basic") in out, out
+    assert "(written answers still to grade by hand, or test cells scored by hand" in out, out
+    waits = "1 / 6 (not final: 1 test cell scored by hand earlier still to be looked at again)"
+    page = (tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html").read_text()
+    assert f"Score: <b>{waits}</b>" in page, page
+    assert waits in (tmp_path / "feedback" / "bo" / "index.html").read_text()
+
+    with course.gradebook() as gb:    # formgrader's 'Mark graded': the same score saved again
+        g = gb.find_grade("test_basic", "fx_scatter", "fx_scatter", "bo")
+        g.manual_score, g.needs_manual_grade = 1.5, False
+        gb.db.commit()
+    bo, page = _reported(tmp_path, capsys)
+    assert (bo["score"], bo["provisional"]) == ("2.5", "no"), bo
+    assert "Score: <b>2.5 / 6</b>" in page
