@@ -89,8 +89,15 @@ examples:
   tconv-grader feedback ex2_scatter --course ~/tconv-2026 --student amy --student bo
   tconv-grader feedback --course ~/tconv-2026 --force     write every page again
   tconv-grader feedback --course ~/tconv-2026 --student cy   no submission: an index saying so
+  tconv-grader feedback --course ~/tconv-2026 --keep-comments bo/ex2_scatter
 
-Run it again after grading written answers by hand: the pages then show the final score.""",
+Run it again after grading written answers by hand: the pages then show the final score.
+
+A comment you wrote in formgrader on an answer the student changed since (a resubmission) is
+left off the page and named. If it still applies to the new answer as written, --keep-comments
+STUDENT/ASSIGNMENT (or STUDENT/ASSIGNMENT/NOTEBOOK/CELL) shows it again as it stands; changing
+its text in formgrader does too. A written answer's comment also waits for its hand grade:
+grade it again in formgrader ('Mark graded' keeps the earlier grade).""",
     "report": r"""examples:
   tconv-grader report --course ~/tconv-2026
   tconv-grader report --course ~/tconv-2026 -o ~/grades-2026-12-07

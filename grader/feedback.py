@@ -31,7 +31,14 @@ from dataclasses import dataclass, field
 from glob import escape as glob_escape
 from pathlib import Path
 
-from grader.gradebook import Course, UsageError, atomic_write_text, comment_hash, next_command
+from grader.gradebook import (
+    Course,
+    UsageError,
+    atomic_write_text,
+    comment_hash,
+    dump_json,
+    next_command,
+)
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:56em;margin:2em auto;padding:0 1em}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3em .5em;
@@ -90,14 +97,16 @@ def comment_waits(cell: tuple[str, str], text: str, stale: set[tuple[str, str]],
 
 def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], list[str],
                                               set[tuple[str, str]], set[str],
-                                              dict[tuple[str, str], Comments], list[str]]:
+                                              dict[tuple[str, str], Comments], list[str],
+                                              set[str]]:
     """Everything a run needs from the gradebook, in one session and one query of its grades
     (and one of its comments): ``(hand grades by (student, assignment), assignments,
     {(student, assignment)}, students, comments by (student, assignment), comments that
     wait)`` (the assignments it holds a submission of, as ``report`` lists them, every
     submission, every student: the class list once it was imported, as in ``report``'s
-    totals, the comments written in formgrader, and ``student/assignment/notebook/cell`` of
-    those left off the pages, said of an earlier answer: :func:`comment_waits`).
+    totals, the comments written in formgrader, ``student/assignment/notebook/cell`` of
+    those left off the pages, said of an earlier answer: :func:`comment_waits`, and of these
+    the ones on a written answer whose hand grade waits too).
     One connection for the class, not one per page: opening one costs more than a page."""
     from nbgrader import api
 
@@ -123,6 +132,7 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
             rows.setdefault((student, assignment), []).append(tuple(row))
         comments: dict[tuple[str, str], Comments] = {}
         waiting: list[str] = []
+        regrade: set[str] = set()  # of those, the ones whose hand grade waits too
         grades = {key: _hand_grades_of(r) for key, r in rows.items()}
         stale = {key: _stale(r) for key, r in rows.items()}
         earlier: dict[tuple[str, str], dict[tuple[str, str], str]] = {}
@@ -148,10 +158,12 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
             if comment_waits((nb, cell), text, stale.get(key, set()),
                              grades.get(key, NO_GRADES)[0], earlier[key]):
                 waiting.append(f"{student}/{assignment}/{nb}/{cell}")
+                if (nb, cell) in stale.get(key, set()):
+                    regrade.add(waiting[-1])
             else:
                 comments.setdefault(key, []).append((nb, cell, text.strip()))
     return (grades, sorted({a for _, a in subs}), subs, students,
-            {key: sorted(c) for key, c in comments.items()}, sorted(waiting))
+            {key: sorted(c) for key, c in comments.items()}, sorted(waiting), regrade)
 
 
 def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[str]]:
@@ -527,7 +539,8 @@ class Run:
     ``indexes_written`` (re)written; ``absent``: students given an index with nothing graded
     behind it (on the class list but no submission, or every page removed); ``skipped``:
     damaged ``results.json`` files, no page; ``waiting``: formgrader comments left off this
-    run's pages, said of an earlier answer (``student/assignment/notebook/cell``); ``review``:
+    run's pages, said of an earlier answer (``student/assignment/notebook/cell``), of these
+    ``regrade`` the ones on a written answer whose hand grade waits too; ``review``:
     test cells of this run's pages whose score set by hand waits to be looked at again (the
     tests give other points since: the page counts theirs, not final), named the same way."""
     pages: list[Path] = field(default_factory=list)
@@ -540,6 +553,7 @@ class Run:
     absent: list[str] = field(default_factory=list)
     skipped: list[Path] = field(default_factory=list)
     waiting: list[str] = field(default_factory=list)
+    regrade: set[str] = field(default_factory=set)
     review: list[str] = field(default_factory=list)
 
     @property
@@ -574,7 +588,7 @@ def feedback(course: Course, students: list[str] | None = None,
         course.require_gradebook()  # a --db that does not exist: say so first
     records = autograded_records(course)
     course.require_gradebook()
-    grades, roster, subs, known, comments, waiting = _gradebook_view(course)
+    grades, roster, subs, known, comments, waiting, regrade = _gradebook_view(course)
     records = [p for p in select(course, students, assignments, known, records)
                if not course.withdrawn(p.parent.parent.name, p.parent.name)]
     secrets: dict[tuple[str, tuple[str, ...]], dict[str, frozenset[str]]] = {}
@@ -604,6 +618,7 @@ def feedback(course: Course, students: list[str] | None = None,
             run.provisional.append(path)
         per_student.setdefault(s, {})[a] = _score_text(*points, in_review(rec, review))
         run.waiting += [w for w in waiting if w.startswith(f"{s}/{a}/")]
+        run.regrade |= {w for w in regrade if w.startswith(f"{s}/{a}/")}
         run.review += sorted(f"{s}/{a}/{nb}/{cell}" for nb, cell in review
                              if cell in rec["notebooks"].get(nb, {}).get("cells", {}))
     for page in stale_pages(course, students, assignments):
@@ -635,6 +650,55 @@ def feedback(course: Course, students: list[str] | None = None,
     return run
 
 
+KEEP_FORM = ("STUDENT/ASSIGNMENT or STUDENT/ASSIGNMENT/NOTEBOOK/CELL (as feedback names a "
+             "comment left off the pages)")
+
+
+def keep_comments(course: Course, values: list[str]) -> list[str]:
+    """``--keep-comments``: the instructor read the new answer and a comment said of the earlier
+    one still applies as written. Each value, ``STUDENT/ASSIGNMENT`` (all of that submission's)
+    or ``STUDENT/ASSIGNMENT/NOTEBOOK/CELL``, drops the comments from its ``results.json``'s
+    ``earlier_comments``, so the pages show them again (until the answer changes again).
+    Every value is checked before anything is written: a usage error names the argument, the
+    rule and the value. Returns ``student/assignment/notebook/cell`` of each comment kept."""
+    todo: dict[Path, tuple[dict, set[tuple[str, str]]]] = {}
+    for value in dict.fromkeys(values):
+        parts = value.strip("/").split("/")
+        if len(parts) not in (2, 4) or not all(parts) or any(p in (".", "..") for p in parts):
+            raise UsageError(f"--keep-comments must be {KEEP_FORM}; got {value!r}")
+        path = course.results_path(parts[0], parts[1])
+        if path not in todo:
+            try:
+                todo[path] = (json.loads(path.read_text()), set())
+            except FileNotFoundError:
+                raise UsageError(f"--keep-comments must name an autograded submission (its "
+                                 f"results.json under {course.autograded}); got {value!r} (no "
+                                 f"{path})") from None
+            except BAD_RECORD as exc:
+                raise UsageError(f"--keep-comments: the results.json of {value!r} is "
+                                 f"unreadable ({type(exc).__name__}: {exc}); `tconv-grader "
+                                 "autograde --force` rewrites it") from exc
+        rec, keep = todo[path]
+        said = {(nb, cell) for nb, v in rec.get("notebooks", {}).items()
+                for cell in v.get("earlier_comments", {})}
+        picked = {c for c in said if len(parts) == 2 or c == (parts[2], parts[3])}
+        if not picked:
+            waits = [f"{parts[0]}/{parts[1]}/{nb}/{cell}" for nb, cell in sorted(said)]
+            raise UsageError(f"--keep-comments must name a comment left off the pages as said "
+                             f"of an earlier answer; got {value!r} (of {parts[0]}/{parts[1]}: "
+                             f"{', '.join(waits) or 'none'})")
+        keep |= picked
+    kept = []
+    for path, (rec, keep) in todo.items():
+        for nb, cell in sorted(keep):
+            rec["notebooks"][nb]["earlier_comments"].pop(cell)
+            if not rec["notebooks"][nb]["earlier_comments"]:
+                del rec["notebooks"][nb]["earlier_comments"]
+            kept.append(f"{rec['student']}/{rec['assignment']}/{nb}/{cell}")
+        atomic_write_text(path, dump_json(rec))
+    return kept
+
+
 def _names(names: list[str], n: int = 10) -> str:
     return ", ".join(names[:n]) + (f" and {len(names) - n} more" if len(names) > n else "")
 
@@ -645,6 +709,7 @@ def main(args) -> int:
         raise UsageError(f"--solutions must be an existing folder of instructor source; got "
                          f"{solutions} (no such directory)")
     course = Course.open(args.course, args.db, solutions)
+    kept = keep_comments(course, getattr(args, "keep_comments", None) or [])
     run = feedback(course, args.student or None, [args.assignment] if args.assignment else None,
                    progress=not args.quiet, force=args.force)
     why = " (--force)" if args.force else ""
@@ -667,11 +732,25 @@ def main(args) -> int:
     if run.skipped:
         print(f"feedback: {len(run.skipped)} submission(s) skipped, their results.json "
               "unreadable (named above); `tconv-grader autograde --force` rewrites it")
+    if kept:
+        print(f"feedback: {len(kept)} comment(s) said of an earlier answer kept as they stand "
+              f"(--keep-comments): {_names(kept)}")
+        held = [k for k in kept if k in run.regrade]
+        if held:
+            print(f"feedback: {len(held)} of them still wait for their answer's hand grade (the "
+                  "written answer changed): grade it again in formgrader ('Mark graded' keeps "
+                  f"the earlier grade), then run feedback again: {_names(held)}")
     if run.waiting:
         print(f"next: {len(run.waiting)} comment(s) you wrote in formgrader are not on the pages: "
               "the student changed that answer since (a resubmission). Grade the answer again "
               "(a written answer), or change the comment, in formgrader to show it, then run "
               f"feedback again: {_names(run.waiting)}")
+        keep = [w for w in run.waiting if w not in run.regrade]
+        if keep:
+            which = keep[0] if len(keep) == 1 else "STUDENT/ASSIGNMENT/NOTEBOOK/CELL"
+            print("next: if you read the new answer and a comment still applies as written, "
+                  f"show it as it stands: {next_command('feedback', args)} --keep-comments "
+                  f"{which} (repeatable; STUDENT/ASSIGNMENT keeps all of a submission's)")
     if run.provisional:
         which = _names([f"{p.parent.parent.name}/{p.parent.name}" for p in run.provisional])
         what = ("written answers still to grade by hand, or test cells scored by hand to look "
@@ -711,6 +790,12 @@ def add_parser(sub) -> None:
     p.add_argument("--solutions", help="instructor source, to scrub hidden test text from the "
                    "pages once more (default: the repository's solutions/; the one autograde "
                    "was given)")
+    p.add_argument("--keep-comments", action="append", metavar="STUDENT/ASSIGNMENT[/NB/CELL]",
+                   help="show again, as it stands, a formgrader comment left off the pages "
+                   "because the student changed that answer since (a resubmission), when you "
+                   "read the new answer and it still applies; STUDENT/ASSIGNMENT shows all of "
+                   "the submission's (repeatable). A written answer's comment also waits for "
+                   "its hand grade: grade it again in formgrader ('Mark graded' keeps it)")
     p.add_argument("--force", action="store_true",
                    help="write every page and index again, also those already up to date "
                    "(by default a page is written only when its content changed)")

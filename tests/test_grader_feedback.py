@@ -891,3 +891,95 @@ def test_a_hand_score_of_earlier_code_waits_and_every_total_says_so(tmp_path, ca
     bo, page = _reported(tmp_path, capsys)
     assert (bo["score"], bo["provisional"]) == ("2.5", "no"), bo
     assert "Score: <b>2.5 / 6</b>" in page
+
+
+def test_keep_comments_shows_a_comment_of_earlier_code_that_still_applies(tmp_path, capsys):
+    """bo's comment on scatter_1d is left off his page after he resubmits other code. The
+    instructor reads the new code and the comment still applies: the only way to show it was
+    to edit its wording in formgrader. Now `feedback --keep-comments bo/fx_scatter` (or
+    .../NOTEBOOK/CELL) shows it as it stands, through later regrades of the same code, until
+    the code changes again; the summary offers the command; bad values are usage errors."""
+    import nbformat
+
+    from grader.autograde import autograde
+    from grader.cli import main
+
+    course, nb, folder = _bo_graded(tmp_path)
+    say = "Loop over the stride: right, but np.add.at is simpler."
+    with course.gradebook() as gb:   # as formgrader's API saves it
+        gb.find_comment("scatter_1d", "fx_scatter", "fx_scatter", "bo").manual_comment = say
+        gb.db.commit()
+    _bo_resubmits_zeros(course, nb, folder)
+    argv = ["feedback", "--course", str(tmp_path), "-q"]
+    page = tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html"
+    assert main(argv) == 0
+    out = capsys.readouterr().out
+    assert "np.add.at" not in page.read_text()
+    cell = "bo/fx_scatter/fx_scatter/scatter_1d"
+    assert ("next: if you read the new answer and a comment still applies as written, show it "
+            f"as it stands: tconv-grader feedback --course {tmp_path} --keep-comments {cell} "
+            "(repeatable; STUDENT/ASSIGNMENT keeps all of a submission's)") in out, out
+
+    for bad, why in [("bo", "--keep-comments must be STUDENT/ASSIGNMENT or "
+                            "STUDENT/ASSIGNMENT/NOTEBOOK/CELL"),
+                     ("amy/fx_scatter", "--keep-comments must name an autograded submission"),
+                     ("bo/fx_scatter/fx_scatter/explain", "--keep-comments must name a comment "
+                      "left off the pages as said of an earlier answer; got "
+                      f"'bo/fx_scatter/fx_scatter/explain' (of bo/fx_scatter: {cell})")]:
+        assert main([*argv, "--keep-comments", cell, "--keep-comments", bad]) == 2, bad
+        assert why in capsys.readouterr().err
+    assert "np.add.at" not in page.read_text()      # a bad value: nothing kept, not even cell
+
+    assert main([*argv, "--keep-comments", "bo/fx_scatter"]) == 0
+    out = capsys.readouterr().out
+    assert f"feedback: 1 comment(s) said of an earlier answer kept as they stand " \
+           f"(--keep-comments): {cell}" in out, out
+    assert f"fx_scatter, scatter_1d: {say}" in page.read_text()
+    assert "comment(s) you wrote" not in out, out
+    autograde(course, force=True, jobs=1, sandbox=False, progress=False)
+    assert main(argv) == 0                          # the same code regraded: still shown
+    assert "np.add.at" in page.read_text()
+    for c in nb.cells:                              # other code again: of the earlier code
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "scatter_1d":
+            c.source = "def scatter_1d(x, w, stride):\n    return None\n"
+    nbformat.write(nb, folder / "fx_scatter.ipynb")
+    autograde(course, jobs=1, sandbox=False, progress=False)
+    assert main(argv) == 0
+    assert "np.add.at" not in page.read_text()
+
+
+def test_a_kept_comment_on_a_changed_written_answer_waits_for_its_hand_grade(tmp_path, capsys):
+    """bo's written answer, graded with a comment, changes in a resubmission. --keep-comments
+    on it says the comment still waits for the answer's hand grade (and what to do); formgrader's
+    'Mark graded' (the same grade saved again) shows it."""
+    import nbformat
+
+    from grader.autograde import autograde
+    from grader.cli import main
+
+    course, nb, folder = _bo_graded(tmp_path)
+    with course.gradebook() as gb:   # as formgrader's API saves them
+        g = gb.find_grade("explain", "fx_scatter", "fx_scatter", "bo")
+        g.manual_score, g.needs_manual_grade = 0.5, False
+        gb.find_comment("explain", "fx_scatter", "fx_scatter", "bo").manual_comment = "Vague."
+        gb.db.commit()
+    for c in nb.cells:
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "explain":
+            c.source = "A different answer, handed in late."
+    nbformat.write(nb, folder / "fx_scatter.ipynb")
+    autograde(course, jobs=1, sandbox=False, progress=False)
+    argv = ["feedback", "--course", str(tmp_path), "-q"]
+    page = tmp_path / "feedback" / "bo" / "fx_scatter" / "feedback.html"
+    assert main(argv) == 0
+    assert "--keep-comments" not in capsys.readouterr().out   # it would not show it
+    assert main([*argv, "--keep-comments", "bo/fx_scatter/fx_scatter/explain"]) == 0
+    out = capsys.readouterr().out
+    assert ("feedback: 1 of them still wait for their answer's hand grade (the written answer "
+            "changed): grade it again in formgrader ('Mark graded' keeps the earlier grade), "
+            "then run feedback again: bo/fx_scatter/fx_scatter/explain") in out, out
+    assert "Vague." not in page.read_text()
+    with course.gradebook() as gb:    # 'Mark graded'
+        gb.find_grade("explain", "fx_scatter", "fx_scatter", "bo").needs_manual_grade = False
+        gb.db.commit()
+    assert main(argv) == 0
+    assert "fx_scatter, explain: Vague." in page.read_text()
