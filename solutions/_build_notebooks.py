@@ -1104,9 +1104,10 @@ def ex4_gradients() -> Book:
     For `y = F.conv2d(x, w, stride, padding, dilation)` and an upstream gradient
     `g = dL/dy`, the input gradient `dL/dx = C.T g` is a **transposed convolution** of `g`
     with the same weight, and the weight gradient is a correlation of `x` with `g`. Compute
-    both **without autograd**: you may use `F.conv_transpose2d` and `F.conv2d` (not the
-    ready-made gradients of `torch.nn.grad` or `tconv_lib.gradients`). The tests call your
-    functions under `torch.no_grad()` and compare with `torch.autograd`.
+    both **without automatic differentiation** (no `torch.autograd`, `torch.func` or JAX
+    `grad`/`vjp`): you may use `F.conv_transpose2d` and `F.conv2d` (not the ready-made
+    gradients of `torch.nn.grad`, `aten.convolution_backward` or `tconv_lib.gradients`). The
+    tests call your functions under `torch.no_grad()` and compare with `torch.autograd`.
     """)
     b.setup()
     b.md("""
@@ -1133,7 +1134,10 @@ def ex4_gradients() -> Book:
     ''')
     b.test("test_input_grad", 2, '''
     import inspect
+    import os
     import sys
+
+    from torch.utils._python_dispatch import TorchDispatchMode
 
     import tconv_lib.gradients
 
@@ -1157,14 +1161,50 @@ def ex4_gradients() -> Book:
                 torch.nn.grad.conv2d_input.__code__: "torch.nn.grad.conv2d_input",
                 torch.nn.grad.conv2d_weight.__code__: "torch.nn.grad.conv2d_weight"}
     _READY_MADE = tconv_lib.gradients.__file__  # any of its functions: "tconv_lib.gradients"
+    # automatic differentiation by other names: forward mode (dual numbers), torch.func's and
+    # JAX's transforms (their files, so JAX need not be imported here), as "<label>.<name>"
+    _FORWARD_AD = torch.autograd.forward_ad.__file__
+    _TRANSFORMS = {"grad", "grad_and_value", "value_and_grad", "vjp", "jvp", "jacfwd", "jacrev",
+                   "jacobian", "hessian", "linearize", "linear_transpose"}
+    _AD_FOLDERS = {"torch.func": f"{os.sep}torch{os.sep}_functorch{os.sep}",
+                   "jax": f"{os.sep}jax{os.sep}"}
     _CHANGED_INPUTS = {}  # function under test -> the tensor arguments it changed in place
+
+
+    def _autodiff(code):
+        """The automatic differentiation the code object belongs to, or None."""
+        if code.co_filename == _FORWARD_AD:
+            return "torch.autograd.forward_ad"
+        if code.co_name in _TRANSFORMS:
+            for label, folder in _AD_FOLDERS.items():
+                if folder in code.co_filename:
+                    return f"{label}.{code.co_name}"
+        return None
+
+
+    class _ReadyMadeOperators(TorchDispatchMode):
+        """Notes a convolution's backward operator (aten.convolution_backward, whatever name
+        reached it): PyTorch's gradient ready-made, which F.conv_transpose2d and F.conv2d never
+        run."""
+
+        def __init__(self, found):
+            super().__init__()
+            self.found = found
+
+        def __torch_dispatch__(self, func, types, args=(), kwargs=None):
+            name = func.overloadpacket.__name__
+            if "conv" in name and name.endswith("_backward"):
+                self.found.add(f"aten.{name}")
+            return func(*args, **(kwargs or {}))
 
 
     def _no_grad(fn, *args, **kwargs):
         """Call the function under test without autograd, and note whether it calls
         torch.autograd anyway (turning gradients back on; the oracle, under whatever name it was
-        imported) or a ready-made gradient (torch.nn.grad, tconv_lib.gradients): not an answer.
-        A profile hook sees the calls, `from torch.autograd import grad` included."""
+        imported), automatic differentiation by another name (forward mode, torch.func, JAX) or
+        a ready-made gradient (torch.nn.grad, tconv_lib.gradients, aten.convolution_backward):
+        not an answer. A profile hook sees the calls, `from torch.autograd import grad`
+        included, and a dispatch mode the backward operator."""
         used = _AUTOGRAD_CALLS.setdefault(fn.__name__, set())
         changed = _CHANGED_INPUTS.setdefault(fn.__name__, set())
         names = list(inspect.signature(fn).parameters)
@@ -1177,11 +1217,14 @@ def ex4_gradients() -> Book:
                     used.add(_ORACLES[frame.f_code])
                 elif frame.f_code.co_filename == _READY_MADE:
                     used.add("tconv_lib.gradients")
+                elif (found := _autodiff(frame.f_code)) and not any(
+                        u.startswith(found.rpartition(".")[0] + ".") for u in used):
+                    used.add(found)  # a library's first transform: not those it calls
 
         previous = sys.getprofile()
         sys.setprofile(profile)
         try:
-            with torch.no_grad():
+            with torch.no_grad(), _ReadyMadeOperators(used):
                 return fn(*args, **kwargs)
         finally:
             sys.setprofile(previous)
@@ -1191,8 +1234,10 @@ def ex4_gradients() -> Book:
 
     def _autograd_calls(name):
         """What the function `name` called of torch.autograd (or a ready-made gradient) in the
-        cases above."""
-        return " and ".join(sorted(_AUTOGRAD_CALLS.get(name, ()))) or "no call"
+        cases above; the backward operator only where nothing named ran it (autograd does)."""
+        used = _AUTOGRAD_CALLS.get(name, set())
+        named = {u for u in used if not u.startswith("aten.")} or used
+        return " and ".join(sorted(named)) or "no call"
 
 
     def _changed_inputs(name):
@@ -1225,9 +1270,11 @@ def ex4_gradients() -> Book:
                 "one (grad_out * ..., w.transpose(...))")
     expect("no_autograd", _autograd_calls("conv2d_input_grad"), "no call",
            hint="compute dL/dx with F.conv_transpose2d: torch.autograd (backward, "
-                "autograd.grad, however imported) is what the tests compare with, and "
-                "torch.nn.grad and tconv_lib.gradients have the gradient ready-made: none of "
-                "them is part of the answer")
+                "autograd.grad, forward_ad, however imported) is what the tests compare with, "
+                "torch.func's and JAX's transforms (vjp, grad, jacfwd, linear_transpose) "
+                "differentiate automatically too, and torch.nn.grad, "
+                "aten.convolution_backward and tconv_lib.gradients have the gradient "
+                "ready-made: none of them is part of the answer")
     ''')
     b.test("test_input_grad_edges", 1, '''
     gen = torch.Generator().manual_seed(105)  # this cell's own inputs, whatever ran before
@@ -1304,9 +1351,10 @@ def ex4_gradients() -> Book:
                 "leaves x as it was")
     expect("no_autograd", _autograd_calls("conv2d_weight_grad"), "no call",
            hint="compute dL/dw with F.conv2d: torch.autograd (backward, autograd.grad, "
-                "however imported) is what the tests compare with, and torch.nn.grad and "
-                "tconv_lib.gradients have the gradient ready-made: none of them is part of the "
-                "answer")
+                "forward_ad, however imported) is what the tests compare with, torch.func's "
+                "and JAX's transforms (vjp, grad, jacfwd) differentiate automatically too, and "
+                "torch.nn.grad, aten.convolution_backward and tconv_lib.gradients have the "
+                "gradient ready-made: none of them is part of the answer")
     ''')
     b.test("test_weight_grad_edges", 1, '''
     gen = torch.Generator().manual_seed(106)  # this cell's own inputs, whatever ran before

@@ -344,6 +344,9 @@ MESSAGES = [
     ("M104", "test_output_size", ["[own_code]", "got \"calls the test's _torch_size\"",
                                   "Hint:"]),
     ("M107", "test_subpixel", ["[own_code]", "got 'calls jax.lax.conv_transpose'"]),
+    ("M110", "test_input_grad", ["[no_autograd]", "got 'jax.vjp'", "Hint:", "JAX's"]),
+    ("M111", "test_input_grad", ["[no_autograd]", "torch.func.jacfwd"]),
+    ("M112", "test_input_grad", ["[no_autograd]", "got 'aten.convolution_backward'"]),
 ]
 
 
