@@ -762,6 +762,26 @@ def submissions(course: Course, assignments: list[str] | None,
     return out
 
 
+def to_grade(course: Course) -> dict[tuple[str, str], str]:
+    """The submissions under ``submitted/`` that ``autograde`` would grade now, for ``report``
+    and ``feedback`` (whose grades are not of them yet): ``"new"`` (no ``results.json``: never
+    autograded, or its autograded folder deleted) or ``"changed"`` (collected again since it
+    was graded: the gradebook holds the earlier submission's grades). Reads no gradebook."""
+    out = {}
+    for s, a in submissions(course, None, None):
+        try:
+            recorded = json.loads(course.results_path(s, a).read_text()).get("submitted_hash")
+        except FileNotFoundError:
+            out[(s, a)] = "new"
+            continue
+        except (OSError, ValueError, AttributeError):
+            continue  # damaged: report flags it, autograde grades it again
+        # (results written before the hash was recorded: cannot tell, taken as graded)
+        if recorded is not None and recorded != submitted_hash(course, s, a):
+            out[(s, a)] = "changed"
+    return out
+
+
 def submitted_hash(course: Course, student: str, assignment: str) -> str:
     """Hash of every file submitted for one assignment (names and contents): what was graded."""
     root = course.submitted / student / assignment

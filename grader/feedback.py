@@ -437,10 +437,18 @@ def _index_items(course: Course, student: str, assignments: list[str],
         elif a in scores:
             items.append(f"<li>{e(a)}: {e(scores[a])} (no feedback page yet)</li>")
         else:
-            state = ("not graded yet" if (student, a) in subs
-                     and not course.withdrawn(student, a) else NO_SUBMISSION)
+            # received: in the gradebook (not withdrawn), or collected and not autograded yet
+            state = ("not graded yet" if (course.submitted / student / a).is_dir()
+                     or ((student, a) in subs and not course.withdrawn(student, a))
+                     else NO_SUBMISSION)
             items.append(f"<li>{e(a)}: {state}</li>")
     return "".join(items)
+
+
+def _collected(course: Course, student: str) -> bool:
+    """Whether anything of ``student`` is under ``submitted/`` (collected, graded or not)."""
+    folder = course.submitted / student
+    return folder.is_dir() and any(p.is_dir() for p in folder.iterdir())
 
 
 #: an index's word for an assignment the gradebook holds no submission of from the student
@@ -453,7 +461,8 @@ def index_page(course: Course, student: str, assignments: list[str],
     line saying so when nothing of theirs was received at all (a student of the class list
     who submitted nothing)."""
     s = html.escape(student)
-    nothing = not scores and not any((student, a) in subs for a in assignments)
+    nothing = not scores and not any((student, a) in subs for a in assignments) and \
+        not _collected(course, student)
     note = ("<p>No submission of yours has been received for any assignment, so there is no "
             "feedback page yet.</p>" if nothing else "")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\"><title>Feedback "
@@ -542,7 +551,9 @@ class Run:
     run's pages, said of an earlier answer (``student/assignment/notebook/cell``), of these
     ``regrade`` the ones on a written answer whose hand grade waits too; ``review``:
     test cells of this run's pages whose score set by hand waits to be looked at again (the
-    tests give other points since: the page counts theirs, not final), named the same way."""
+    tests give other points since: the page counts theirs, not final), named the same way;
+    ``to_grade``: ``student/assignment`` of the submissions asked for that are collected but
+    not autograded yet, ``new`` (no page yet) or ``changed`` (the page is of the earlier one)."""
     pages: list[Path] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
@@ -555,6 +566,7 @@ class Run:
     waiting: list[str] = field(default_factory=list)
     regrade: set[str] = field(default_factory=set)
     review: list[str] = field(default_factory=list)
+    to_grade: dict[str, str] = field(default_factory=dict)
 
     @property
     def students(self) -> list[str]:
@@ -589,10 +601,15 @@ def feedback(course: Course, students: list[str] | None = None,
     records = autograded_records(course)
     course.require_gradebook()
     grades, roster, subs, known, comments, waiting, regrade = _gradebook_view(course)
+    from grader.autograde import to_grade
+
+    run = Run()
+    run.to_grade = {f"{s}/{a}": state for (s, a), state in sorted(to_grade(course).items())
+                    if (not students or s in students)
+                    and (not assignments or a in assignments)}
     records = [p for p in select(course, students, assignments, known, records)
                if not course.withdrawn(p.parent.parent.name, p.parent.name)]
     secrets: dict[tuple[str, tuple[str, ...]], dict[str, frozenset[str]]] = {}
-    run = Run()
     per_student: dict[str, dict[str, str]] = {}
     for p in tqdm(records, desc="feedback", unit="submission", disable=not progress,
                   file=sys.stderr):
@@ -641,7 +658,7 @@ def feedback(course: Course, students: list[str] | None = None,
                 text = _score_of(other, grades)
                 if text is not None:
                     scores[other.parent.name] = text
-        if not scores:
+        if not scores and not _collected(course, s):
             run.absent.append(s)
         index = course.feedback / s / "index.html"
         run.indexes.append(index)
@@ -729,6 +746,13 @@ def main(args) -> int:
         of = f" of {args.assignment}" if args.assignment else ""
         print(f"feedback: no autograded submission{of} from {_names(pageless)}, so no page; "
               "their index says what was received")
+    if run.to_grade:
+        which = _names([f"{k} ({'collected again' if v == 'changed' else 'new'})"
+                        for k, v in run.to_grade.items()])
+        print(f"next: {len(run.to_grade)} submission(s) collected are not autograded yet: a new "
+              "one has no page (its index says not graded yet), one collected again still has "
+              f"the page of the submission it replaces. Run `{next_command('autograde', args)}`, "
+              f"then feedback again: {which}")
     if run.skipped:
         print(f"feedback: {len(run.skipped)} submission(s) skipped, their results.json "
               "unreadable (named above); `tconv-grader autograde --force` rewrites it")

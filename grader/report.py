@@ -14,7 +14,10 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
                         ``status`` ``no submission`` and score 0 where one has none, and
                         ``withdrawn`` and score 0 where one autograded earlier has left
                         ``submitted/`` since (its grades are left out of grades.csv, the
-                        earlier score is in ``flags``);
+                        earlier score is in ``flags``), and ``not graded yet`` and score 0
+                        where one is collected but not autograded yet (provisional; one
+                        collected again since it was graded keeps the earlier grades,
+                        provisional, and a flag says so);
                         ``pending_manual`` counts the cells still waiting for a hand grade
                         (written answers, and test cells scored by hand whose tests give
                         other points since: the tests' points count), and while there are any
@@ -57,6 +60,8 @@ GRADE_FIELDS = ["student", "assignment", "notebook", "grade_cell", "kind", "auto
 TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags", "status",
                 "pending_manual", "provisional"]
 SUBMITTED, NO_SUBMISSION, WITHDRAWN = "submitted", "no submission", "withdrawn"
+NOT_GRADED = "not graded yet"  # collected, never autograded: run autograde
+TO_GRADE = "_to_grade"  # totals.csv rows' own key: "new" or "changed" (autograde.to_grade)
 #: grades.csv rows' own key (not a column): the notebook never ran (unreadable, wrong name)
 UNREAD = "_unread"
 REGRADE = "_regrade"  # a written answer's hand grade is of an earlier answer: to grade again
@@ -145,10 +150,25 @@ def _withdrawn_row(course: Course, total: dict) -> dict:
                      "scored 0"}
 
 
+def _not_graded_row(student: str, assignment: str, max_score: float, course: Course) -> dict:
+    """The totals.csv row of a submission collected but never autograded: 0 points for now,
+    provisional."""
+    return {"student": student, "assignment": assignment, "score": "0",
+            "max_score": _fmt(max_score), "status": NOT_GRADED, "pending_manual": "0",
+            "provisional": "yes", TO_GRADE: "new",
+            "flags": f"collected ({course.submitted / student / assignment}), not autograded "
+                     "yet: run autograde"}
+
+
 def gather(course: Course) -> tuple[list[dict], list[dict]]:
     """Rows of grades.csv and totals.csv, read from the gradebook: every student of the
     gradebook for every assignment it holds a submission of (no submission: score 0; one
-    withdrawn from ``submitted/`` since it was autograded: score 0, no grades.csv rows)."""
+    withdrawn from ``submitted/`` since it was autograded: score 0, no grades.csv rows; one
+    collected but not autograded yet: 0, or its earlier submission's grades when collected
+    again since, provisional either way)."""
+    from grader.autograde import to_grade
+
+    pending = to_grade(course)
     grades, totals = [], []
     with course.gradebook() as gb:
         students = {st.id for st in gb.students}
@@ -157,10 +177,19 @@ def gather(course: Course) -> tuple[list[dict], list[dict]]:
             if not subs:
                 continue  # nothing graded yet: not in the reports
             for s in sorted(students | set(subs)):
+                if s not in subs and (s, a.name) in pending:
+                    totals.append(_not_graded_row(s, a.name, float(a.max_score or 0.0), course))
+                    continue
                 if s not in subs:
                     totals.append(_missing_row(s, a.name, float(a.max_score or 0.0)))
                     continue
                 rows, total = _submission_rows(course, a.name, subs[s])
+                if (s, a.name) in pending:  # the grades are of the submission it replaces
+                    total[TO_GRADE] = pending[(s, a.name)]
+                    total["provisional"] = "yes"
+                    total["flags"] = " | ".join(filter(None, [
+                        "collected again since it was graded: these are the earlier "
+                        "submission's grades; run autograde", total["flags"]]))
                 if course.withdrawn(s, a.name):
                     totals.append(_withdrawn_row(course, total))
                     continue
@@ -389,7 +418,17 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
                                 if r.get(UNREAD)],
                                roster=roster_imported(course), stale=stale,
                                withdrawn=[f"{r['student']}/{r['assignment']}" for r in totals
-                                          if r["status"] == WITHDRAWN])}
+                                          if r["status"] == WITHDRAWN],
+                               collected=_to_grade(totals, course))}
+
+
+def _to_grade(totals: list[dict], course: Course) -> list[str]:
+    """``student/assignment`` of every submission collected but not autograded yet (new, or
+    collected again since it was graded), also of assignments not in the reports yet."""
+    from grader.autograde import to_grade
+
+    return sorted({f"{s}/{a}" for s, a in to_grade(course)}
+                  | {f"{r['student']}/{r['assignment']}" for r in totals if r.get(TO_GRADE)})
 
 
 #: list items a summary prints before "... and N more in <file>"
@@ -410,7 +449,8 @@ def _listed(names: list[str], n: int = 10) -> str:
 
 def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int,
                unread: list[str] = (), roster: bool = True,
-               stale: list[str] = (), withdrawn: list[str] = ()) -> list[str]:
+               stale: list[str] = (), withdrawn: list[str] = (),
+               collected: list[str] = ()) -> list[str]:
     """What the instructor does next, in order: import the class list when the gradebook seems
     to know only the students who submitted something (``roster`` false), look at the flagged
     submissions (those ``withdrawn`` from submitted/ since they were autograded: collect them
@@ -420,6 +460,12 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
     ``provisional`` counts the rows of scores.csv (students) whose total is provisional, not
     totals.csv's rows."""
     steps = []
+    if collected:
+        steps.append(f"{len(collected)} submission(s) collected are not autograded yet (new, or "
+                     "collected again since they were graded: their totals are 0 or the earlier "
+                     "submission's, provisional): run `tconv-grader autograde --course "
+                     f"{shlex.quote(str(course.root))}`, then report again "
+                     f"({_listed(collected)})")
     if not roster:
         steps.append("the gradebook knows only the students who submitted something: to give "
                      "every student of the class a row (0 where nothing came in), import the "
@@ -451,8 +497,9 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                      "the tests (a resubmission), which count, provisional, until you set a "
                      "score again in formgrader (needs manual grade; 'Mark graded' keeps the "
                      f"earlier score): {_listed(stale)}")
-    why = ("written answers still to grade, or test cells scored by hand to look at again"
-           if stale else "written answers still to grade")
+    why = ", or ".join(w for w, on in (
+        ("submissions to autograde", collected), ("written answers still to grade", True),
+        ("test cells scored by hand to look at again", stale)) if on)
     state = (f"{provisional} student(s) in it have a provisional total ({why})" if provisional
              else "every total is final")
     steps.append(f"upload {out / 'scores.csv'} (one row per student) to your LMS; {state}")

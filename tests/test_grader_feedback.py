@@ -354,7 +354,9 @@ def test_a_page_with_no_results_behind_it_is_removed_and_said(tmp_path, capsys):
         "bo/ex/feedback.html"]
     assert not (course.feedback / "bo" / "ex").exists()
     assert (course.feedback / "amy" / "hw" / "feedback.html").exists()   # not asked for
-    assert run.absent == ["bo", "cy"] and "bo" in run.changed_students
+    # bo's ex is still under submitted/: not graded yet (autograde grades it again), not absent
+    assert run.absent == ["cy"] and "bo" in run.changed_students
+    assert run.to_grade == {"bo/ex": "new"}         # (amy/hw too, not asked for)
     bo = _index(course, "bo")
     assert "<li>ex: not graded yet</li>" in bo and "<a href" not in bo, bo
     capsys.readouterr()

@@ -536,3 +536,66 @@ def test_autograde_names_the_submissions_withdrawn_since_and_what_to_do(tmp_path
             f"{course.autograded} are gone; the gradebook keeps its grades") in out, out
     assert main([*argv, "--student", "bo"]) == 0            # a run for bo names it too
     assert "withdrawn bo/fx_scatter" in capsys.readouterr().out
+
+
+def test_collected_but_not_autograded_is_provisional_and_named_not_missing(tmp_path, capsys):
+    """zed (on the class list) hands in late and bo resubmits; both are collected, and report
+    and feedback run before autograde. report said zed had 'no submission' (0, final) and gave
+    bo his earlier submission's grades as final; zed's feedback index told him 'no submission
+    received'. Now zed's row is 'not graded yet', bo's keeps the earlier grades but both are
+    provisional and flagged, and both are named with the autograde command; zed's index says
+    'not graded yet'. After autograde, both count as usual."""
+    import csv
+
+    import nbformat
+    from test_grader_feedback import _bo_graded
+
+    from grader.autograde import autograde
+    from grader.cli import main
+
+    course, nb, folder = _bo_graded(tmp_path)
+    with course.gradebook() as gb:   # the class list, as `nbgrader db student import` leaves it
+        gb.update_or_create_student("zed", first_name="Zed")
+        g = gb.find_grade("explain", "fx_scatter", "fx_scatter", "bo")
+        g.manual_score, g.needs_manual_grade = 1.0, False
+        gb.db.commit()
+    late = course.submitted / "zed" / "fx_scatter"
+    late.mkdir(parents=True)
+    nbformat.write(nb, late / "fx_scatter.ipynb")
+    for c in nb.cells:
+        if c.metadata.get("nbgrader", {}).get("grade_id") == "scatter_1d":
+            c.source = "def scatter_1d(x, w, stride):\n    return None\n"
+    nbformat.write(nb, folder / "fx_scatter.ipynb")        # bo's resubmission, collected
+
+    assert main(["report", "--course", str(tmp_path), "-q"]) == 0
+    out = capsys.readouterr().out
+    with (tmp_path / "reports" / "totals.csv").open() as fh:
+        rows = {r["student"]: r for r in csv.DictReader(fh)}
+    assert (rows["zed"]["status"], rows["zed"]["score"], rows["zed"]["provisional"]) == \
+        ("not graded yet", "0", "yes"), rows["zed"]
+    assert (rows["bo"]["status"], rows["bo"]["score"], rows["bo"]["provisional"]) == \
+        ("submitted", "6", "yes"), rows["bo"]
+    assert rows["bo"]["flags"].startswith("collected again since it was graded"), rows["bo"]
+    assert ("next: 2 submission(s) collected are not autograded yet (new, or collected again "
+            "since they were graded: their totals are 0 or the earlier submission's, "
+            f"provisional): run `tconv-grader autograde --course {tmp_path}`, then report again "
+            "(bo/fx_scatter, zed/fx_scatter)") in out, out
+    assert "No submission (0, scored 0 in totals.csv)" in out, out
+    assert main(["feedback", "--course", str(tmp_path), "--solutions", str(course.solutions),
+                 "-q"]) == 0
+    out = capsys.readouterr().out
+    assert "no submission was received: zed" not in out, out
+    assert ("then feedback again: bo/fx_scatter (collected again), zed/fx_scatter (new)"
+            ) in out, out
+    assert "<li>fx_scatter: not graded yet</li>" in \
+        (course.feedback / "zed" / "index.html").read_text()
+
+    autograde(course, jobs=1, sandbox=False, progress=False)
+    assert main(["report", "--course", str(tmp_path), "-q"]) == 0
+    out = capsys.readouterr().out
+    with (tmp_path / "reports" / "totals.csv").open() as fh:
+        rows = {r["student"]: r for r in csv.DictReader(fh)}
+    assert "not autograded yet" not in out, out
+    assert (rows["zed"]["status"], rows["zed"]["provisional"]) == ("submitted", "yes")
+    assert rows["bo"]["score"] == "1" and "collected again" not in rows["bo"]["flags"], \
+        rows["bo"]                                      # the tests' 0 and his hand-graded 1
