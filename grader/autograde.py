@@ -1166,13 +1166,20 @@ def _prepare(course: Course, assignments: list[str], sandbox: bool, timeout: flo
     from grader.dbretry import sync_source_shared
 
     prep: dict[str, dict] = {}
-    waits = {a: {nb_id: expected_records(course, a, nb_id, sandbox=sandbox, timeout=timeout,
-                                         submit=submit)
-                 for nb_id in notebooks_of(course.solutions, a)} for a in assignments}
+    waits: dict[str, dict | RuntimeError] = {}
+    for a in assignments:  # without a pool (--jobs 1, --scheduler) each solution runs here
+        try:
+            waits[a] = {nb_id: expected_records(course, a, nb_id, sandbox=sandbox,
+                                                timeout=timeout, submit=submit)
+                        for nb_id in notebooks_of(course.solutions, a)}
+        except RuntimeError as exc:
+            waits[a] = exc
     for a in tqdm(assignments, desc="solution runs", unit="assignment", disable=not progress,
                   file=sys.stderr):
         released_nbs = sync_source_shared(course, a)  # safe for graders sharing a gradebook
         try:
+            if isinstance(waits[a], RuntimeError):
+                raise waits[a]
             exps = {nb_id: (w() if callable(w) else w) for nb_id, w in waits[a].items()}
         except RuntimeError as exc:  # the instructor's side is broken: grade nothing of it
             summary.errors.append(str(exc))

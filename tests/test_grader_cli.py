@@ -536,3 +536,32 @@ def test_no_help_shows_a_path_of_this_machine():
                             ("--released", "exercises/")):
             if any(opt in a.option_strings and a.default for a in sub._actions):
                 assert f"the repository's {folder}" in text, (name, opt, text)
+
+
+@pytest.mark.parametrize("jobs", ["1", "2"])
+def test_a_solution_that_fails_its_own_tests_is_one_error_line(tmp_path, capsys, jobs):
+    """The instructor's solution fails its own tests (its setup cell raises). With --jobs 2 the
+    batch stopped with 'error: the solution of ... fails its own tests', then also warned 'no
+    submissions under DIR/submitted; collect them first' (there was one); with --jobs 1 (no
+    pool: the solution runs in the grader) it was a RuntimeError traceback. Now both: the error
+    line, exit 1, no such warning, nothing graded."""
+    import shutil
+
+    import nbformat
+    from grader_class import sandbox_args
+
+    solutions = tmp_path / "solutions"
+    shutil.copytree(Path(__file__).parent / "fixtures" / "grader" / "solutions", solutions)
+    path = solutions / "fx_scatter" / "fx_scatter.ipynb"
+    nb = nbformat.read(path, as_version=4)
+    (tmp_path / "course" / "submitted" / "amy" / "fx_scatter").mkdir(parents=True)
+    nbformat.write(nb, tmp_path / "course" / "submitted" / "amy" / "fx_scatter" / path.name)
+    for cell in nb.cells:
+        if cell.metadata.get("nbgrader", {}).get("grade_id") == "setup":
+            cell.source = "raise ValueError('broken setup')"
+    nbformat.write(nb, path)
+    assert main(["autograde", "--course", str(tmp_path / "course"), "--solutions",
+                 str(solutions), "-j", jobs, "-q", *sandbox_args()]) == 1
+    out, err = capsys.readouterr()
+    assert "error: the solution of fx_scatter/fx_scatter.ipynb fails its own tests: " in err, err
+    assert "no submissions" not in err and "graded 0 submission(s)" in out, (out, err)
