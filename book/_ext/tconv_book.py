@@ -20,6 +20,11 @@
    consecutive image outputs. MyST-NB wraps every output in a figure of its own, which repeats
    the caption and registers the name once per image (a duplicate-label warning); a cell that
    shows a list of recorded benchmark plots needs them under one caption.
+7. The bibliography's entries are list items to assistive technology. Docutils writes each
+   citation as ``<div role="doc-biblioentry">`` inside a ``<div role="list">``; DPUB-ARIA 1.1
+   deprecated that role (use ``listitem``), so the list had no items a screen reader counts and
+   axe reported aria-required-children (critical) on the references page. The role is
+   rewritten to ``listitem`` in each page's body (tests/test_book_a11y.py).
 """
 
 from __future__ import annotations
@@ -240,10 +245,18 @@ def _drop_thebe(app: Sphinx, env, docnames) -> None:
         builder_js[:] = [js for js in builder_js if keep(js)]
 
 
+def _citations_as_list_items(app: Sphinx, pagename: str, templatename: str, context: dict,
+                             doctree) -> None:
+    body = context.get("body")
+    if isinstance(body, str) and 'role="doc-biblioentry"' in body:
+        context["body"] = body.replace('role="doc-biblioentry"', 'role="listitem"')
+
+
 def setup(app: Sphinx) -> dict:
     app.connect("env-before-read-docs", _drop_thebe, priority=900)
     app.connect("builder-inited", _check_mathjax)
     app.connect("html-page-context", _add_ipynb_download, priority=400)
+    app.connect("html-page-context", _citations_as_list_items)
     app.connect("doctree-read", _hide_glue)
     _install_exact_stream_merge()
     _install_one_figure_per_cell()
