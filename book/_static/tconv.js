@@ -9,7 +9,11 @@
    phone's Back closes it. Every figure shown smaller than its own size opens the same way on a
    click (with a zoom-in cursor). Animations' frames are left alone: their player is their
    control. tests/test_book_browser.py::test_a_phone_shows_figures_full_size_on_a_tap measures
-   this. */
+   this. By keyboard: the button is a tab stop (Enter opens), the view opens with its Close
+   button focused, Tab moves to the figure's pane, which the arrow keys pan (it is a tab stop of
+   its own: a scroll box that only a mouse or a finger could move kept a keyboard reader to the
+   figure's top left corner), and Escape closes it, focus going back to the button.
+   tests/test_book_a11y.py::test_full_size_view_works_by_keyboard checks this. */
 (() => {
   "use strict";
   const SMALL = 0.65;              // below this a figure's 10-pt text is under 9 CSS px
@@ -33,10 +37,19 @@
     dialog.className = "tconv-zoom";
     dialog.setAttribute("aria-label", "Figure at full size");
     dialog.innerHTML = '<button type="button" class="tconv-zoom-close">Close</button>'
-      + '<div class="tconv-zoom-pane"><img alt=""></div>';
+      + '<div class="tconv-zoom-pane" tabindex="0"><img alt=""></div>';
     document.body.append(dialog);
     dialog.querySelector(".tconv-zoom-close").addEventListener("click", close);
     dialog.addEventListener("cancel", (event) => { event.preventDefault(); close(); });
+    // Escape closes it whatever has the focus: Sphinx's doctools.js takes Escape on the page
+    // (prevents its default, so no cancel) unless a button or a field has the focus, which
+    // kept the view open with its pane focused
+    dialog.addEventListener("keydown", (event) => {
+      if (event.key !== "Escape") return;
+      event.preventDefault();
+      event.stopPropagation();
+      close();
+    });
     window.addEventListener("popstate", () => { if (dialog.open) dialog.close(); });
     // the page stays where it was (focus going back to a figure's link would scroll it)
     dialog.addEventListener("close", () => window.scrollTo(...at));
