@@ -245,6 +245,33 @@ def _own_calls(fn, *args, oracles=(), **kwargs):
     return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]"""
 
 
+# ex2, ex3: whether a task's answer runs another task's function instead of its own route
+RUNS = """\
+def _runs(fn, other, *args, **kwargs):
+    \"\"\"Whether fn(*args, **kwargs) runs the function `other` (a profile hook sees the call,
+    under whatever name it was reached). An error fn raises is the cases' business (the
+    released stub's stops the cell).\"\"\"
+    import sys
+
+    ran = []
+
+    def profile(frame, event, arg):
+        if event == "call" and frame.f_code is getattr(other, "__code__", None):
+            ran.append(True)
+
+    previous = sys.getprofile()
+    sys.setprofile(profile)
+    try:
+        fn(*args, **kwargs)
+    except NotImplementedError:
+        raise
+    except Exception:  # noqa: BLE001 - the cases report it
+        pass
+    finally:
+        sys.setprofile(previous)
+    return bool(ran)"""
+
+
 def _src(text: str) -> str:
     return textwrap.dedent(text).strip("\n")
 
@@ -805,7 +832,7 @@ def ex2_scatter() -> Book:
         return np.correlate(z, w[::-1], mode="valid")
         ### END SOLUTION
     ''')
-    b.test("test_zero_insert", 2, '''
+    b.test("test_zero_insert", 2, RUNS + "\n\n\n" + _src('''
     expect("seed", zero_insert_1d(np.array([2., 3.]), np.array([1., 2., 3.]), stride=2),
            _torch_1d([2., 3.], [1., 2., 3.], stride=2),
            hint="[2, 0, 3] padded by 2 zeros, correlated with the flipped kernel [3, 2, 1], "
@@ -823,13 +850,22 @@ def ex2_scatter() -> Book:
     expect("own_code", f_calls, "no call",
            hint="slide the flipped kernel with NumPy (np.correlate or a loop), not with "
                 "F.conv1d or F.conv_transpose1d (under any name) or tconv_lib's zero insertion")
-    ''')
+    expect("not_scatter", "calls scatter_1d" if _runs(zero_insert_1d, scatter_1d, x_before.copy(),
+                                                      w_before.copy(), 2, 1) else "no call",
+           "no call",
+           hint="zero_insert_1d runs your scatter_1d: this task computes the same result the "
+                "other way, by zero insertion (stride - 1 zeros between the elements, "
+                "k - 1 - padding zeros on each side, then the flipped kernel slid along)")
+    '''))
     b.test("test_zero_insert_edges", 1, '''
     rng = np.random.default_rng(6)
     x, w = rng.standard_normal(4), rng.standard_normal(3)
     want = _torch_1d(x, w)  # before your function sees x and w
     expect("stride_1", zero_insert_1d(x, w), want,
            hint="stride 1: no zeros inserted, full padding k-1, flipped kernel")
+    want = _torch_1d(x, w, 3)
+    expect("stride_3_no_padding", zero_insert_1d(x, w, stride=3), want,
+           hint="stride 3: two zeros (stride - 1) between the input elements, not one")
     ### BEGIN HIDDEN TESTS
     expect("length_1", zero_insert_1d(x[:1], w, stride=3), _torch_1d(x[:1], w, 3),
            hint="one input element: the output is x[0] times the kernel")
@@ -1039,7 +1075,7 @@ def ex3_matrix() -> Book:
                 "(H-1)*sH - 2*pH + kH = 5 by (W-1)*sW - 2*pW + kW = 8, not H*sH by W*sW "
                 "(Keras' H*s + max(k - s, 0) is another convention)")
     ''')
-    b.test("test_via_matrix_channels", 2, '''
+    b.test("test_via_matrix_channels", 2, RUNS + "\n\n\n" + _src('''
     rng = np.random.default_rng(104)  # this cell's own inputs, whatever ran before
     x3, wt3 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2, 3, 2))
     x3_before, wt3_before = x3.copy(), wt3.copy()
@@ -1058,6 +1094,12 @@ def ex3_matrix() -> Book:
     expect("own_code", f_calls, "no call",
            hint="use your conv_matrix_2d and C.T @ x, not F.conv_transpose2d (what the tests "
                 "compare with, under any name) or tconv_lib")
+    expect("uses_conv_matrix_2d", _runs(conv_transpose_via_matrix, conv_matrix_2d, x3.copy(),
+                                        wt3.copy(), (2, 2), (1, 0)), True,
+           hint="conv_transpose_via_matrix never calls your conv_matrix_2d: build C with it "
+                "(the convolution from the output size back to (C_in, H, W), w read in the "
+                "convolution layout) and return C.T @ x; a scatter loop gets the values "
+                "without the matrix this task is about")
     ### BEGIN HIDDEN TESTS
     expect("stride_1", conv_transpose_via_matrix(x3, wt3), _torch_t2d(x3, wt3),
            hint="with stride 1 and no padding C.T is a full correlation")
@@ -1065,7 +1107,7 @@ def ex3_matrix() -> Book:
     expect("one_pixel", conv_transpose_via_matrix(xp, wt3, stride=(3, 2)),
            _torch_t2d(xp, wt3, (3, 2)), hint="a 1x1 input")
     ### END HIDDEN TESTS
-    ''')
+    '''))
     b.md("""
     ## Question (2 points, graded by hand)
 

@@ -347,6 +347,10 @@ MESSAGES = [
     ("M110", "test_input_grad", ["[no_autograd]", "got 'jax.vjp'", "Hint:", "JAX's"]),
     ("M111", "test_input_grad", ["[no_autograd]", "torch.func.jacfwd"]),
     ("M112", "test_input_grad", ["[no_autograd]", "got 'aten.convolution_backward'"]),
+    ("M114", "test_zero_insert", ["[not_scatter]", "got 'calls scatter_1d'", "Hint:"]),
+    ("M115", "test_zero_insert_edges", ["[stride_3_no_padding]", "stride - 1"]),
+    ("M116", "test_via_matrix_channels", ["[uses_conv_matrix_2d]", "expected True, got False",
+                                          "C.T @ x"]),
 ]
 
 
