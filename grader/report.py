@@ -34,7 +34,9 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
                         many were left as released (nbgrader scores those 0) and how many are
                         graded; then the test cells scored by hand whose tests give other
                         points since (a resubmission: the tests' points count)
-* flags.txt             every flagged submission with its reasons, and every missing submission
+* flags.txt             every flagged submission with its reasons (one handed in after its due
+                        date, nbgrader's ``duedate``: how late; no penalty is applied), and
+                        every missing submission
 
 An assignment enters the reports once the gradebook holds a submission of it.
 """
@@ -61,6 +63,7 @@ TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags", "status"
                 "pending_manual", "provisional"]
 SUBMITTED, NO_SUBMISSION, WITHDRAWN = "submitted", "no submission", "withdrawn"
 NOT_GRADED = "not graded yet"  # collected, never autograded: run autograde
+LATE = "_late"  # totals.csv rows' own key: handed in after the due date
 TO_GRADE = "_to_grade"  # totals.csv rows' own key: "new" or "changed" (autograde.to_grade)
 #: grades.csv rows' own key (not a column): the notebook never ran (unreadable, wrong name)
 UNREAD = "_unread"
@@ -89,10 +92,32 @@ def _flags(path: Path) -> tuple[list[str], set[str]]:
                 "autograde --force` rewrites it"], set()
 
 
+def _duration(seconds: float) -> str:
+    """``2 d 3 h``, ``3 h 5 min``, ``12 min``, ``40 s``: how late, to the unit that matters."""
+    m, sec = divmod(int(round(seconds)), 60)
+    h, m = divmod(m, 60)
+    d, h = divmod(h, 24)
+    return (f"{d} d {h} h" if d else f"{h} h {m} min" if h else f"{m} min" if m
+            else f"{sec} s")
+
+
+def late_flag(sub) -> str | None:
+    """A flag for a submission handed in after its due date (nbgrader's: the assignment's
+    ``duedate``, as ``nbgrader db assignment add --duedate`` sets it, plus the student's
+    extension), from the time ``collect`` recorded; ``None`` when on time or without a due
+    date. No penalty is applied."""
+    late = sub.total_seconds_late
+    if not late:
+        return None
+    return (f"late: handed in {sub.timestamp:%Y-%m-%d %H:%M:%S} UTC, {_duration(late)} after "
+            f"the due date {sub.duedate:%Y-%m-%d %H:%M:%S} UTC (no penalty applied)")
+
+
 def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], dict]:
     """grades.csv rows and the totals.csv row of one submission in the gradebook."""
     s = sub.student.id
     flags, unread = _flags(course.results_path(s, assignment))
+    late = late_flag(sub)
     grades = []
     total = max_total = 0.0
     pending = 0
@@ -125,7 +150,9 @@ def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], 
                 "extra_credit": _fmt(g.extra_credit),
                 UNREAD: snb.name in unread, REGRADE: regrade, STALE: stale and not regrade})
     return grades, {"student": s, "assignment": assignment, "score": _fmt(total),
-                    "max_score": _fmt(max_total), "flags": " | ".join(flags),
+                    "max_score": _fmt(max_total), "flags": " | ".join([late] * bool(late)
+                                                                      + flags),
+                    LATE: bool(late),
                     "status": SUBMITTED, "pending_manual": str(pending),
                     "provisional": "yes" if pending else "no", UNREAD: bool(unread)}
 
@@ -419,7 +446,9 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
                                roster=roster_imported(course), stale=stale,
                                withdrawn=[f"{r['student']}/{r['assignment']}" for r in totals
                                           if r["status"] == WITHDRAWN],
-                               collected=_to_grade(totals, course))}
+                               collected=_to_grade(totals, course),
+                               late=[f"{r['student']}/{r['assignment']}" for r in totals
+                                     if r.get(LATE) and r["status"] == SUBMITTED])}
 
 
 def _to_grade(totals: list[dict], course: Course) -> list[str]:
@@ -450,7 +479,7 @@ def _listed(names: list[str], n: int = 10) -> str:
 def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int,
                unread: list[str] = (), roster: bool = True,
                stale: list[str] = (), withdrawn: list[str] = (),
-               collected: list[str] = ()) -> list[str]:
+               collected: list[str] = (), late: list[str] = ()) -> list[str]:
     """What the instructor does next, in order: import the class list when the gradebook seems
     to know only the students who submitted something (``roster`` false), look at the flagged
     submissions (those ``withdrawn`` from submitted/ since they were autograded: collect them
@@ -483,6 +512,10 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                      "should stand, collect it again and run autograde (its grades come back, "
                      "hand grades of the same answers too); otherwise nothing more to do (the "
                      "gradebook keeps its grades, and formgrader still lists it)")
+    if late:
+        steps.append(f"{len(late)} submission(s) came in after their due date (flags.txt says "
+                     "how late); tconv-grader applies no penalty: take it into account by hand "
+                     f"if your rules say so ({_listed(late)})")
     if unread:
         steps.append(f"{len(unread)} submission(s) could not be graded at all (unreadable "
                      "notebook or wrong file name, see flags.txt): get the notebook again, "

@@ -599,3 +599,33 @@ def test_collected_but_not_autograded_is_provisional_and_named_not_missing(tmp_p
     assert (rows["zed"]["status"], rows["zed"]["provisional"]) == ("submitted", "yes")
     assert rows["bo"]["score"] == "1" and "collected again" not in rows["bo"]["flags"], \
         rows["bo"]                                      # the tests' 0 and his hand-graded 1
+
+
+def test_a_submission_after_the_due_date_is_flagged_with_how_late(tmp_path, capsys):
+    """ex has a due date in the gradebook (`nbgrader db assignment add ex --duedate ...`, which
+    formgrader shows), and amy's submission came in 2 h 30 min after it (collect records the
+    time). report said nothing of it: an instructor grading by report alone lost it. Now its
+    flags say how late (no penalty applied) and a next: line names it; bo, on time, and hw,
+    without a due date, are not flagged."""
+    from datetime import datetime
+
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    with course.gradebook() as gb:
+        gb.update_or_create_assignment("ex", duedate=datetime(2026, 12, 1, 10, 0))
+        gb.find_submission("ex", "amy").timestamp = datetime(2026, 12, 1, 12, 30)
+        gb.find_submission("ex", "bo").timestamp = datetime(2026, 12, 1, 9, 59)
+        gb.find_submission("hw", "amy").timestamp = datetime(2026, 12, 9)
+        gb.db.commit()
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out
+    totals = _totals(course.root / "reports")
+    assert totals[("amy", "ex")]["flags"] == (
+        "late: handed in 2026-12-01 12:30:00 UTC, 2 h 30 min after the due date 2026-12-01 "
+        "10:00:00 UTC (no penalty applied)")
+    assert totals[("amy", "ex")]["score"] == "2"
+    assert totals[("bo", "ex")]["flags"] == totals[("amy", "hw")]["flags"] == ""
+    assert ("next: 1 submission(s) came in after their due date (flags.txt says how late); "
+            "tconv-grader applies no penalty: take it into account by hand if your rules say "
+            "so (amy/ex)") in out, out
