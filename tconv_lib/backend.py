@@ -8,6 +8,7 @@ libraries or devices behind the caller's back: mixing them is an error.
 
 from __future__ import annotations
 
+import functools
 import math
 import mmap
 import sys
@@ -69,8 +70,9 @@ def dtype_name(x: Any) -> str:
 
 
 def plainly_compatible(*arrays: Any) -> bool:
-    """The common good case, recognised fast: arrays (``None`` skipped) of exactly one type,
-    ``numpy.ndarray`` or ``torch.Tensor`` (dense), one device and one allowed floating dtype.
+    """The common good case, recognised fast: arrays (``None`` skipped) of exactly one kind,
+    ``numpy.ndarray`` or ``torch.Tensor`` (dense; a ``torch.nn.Parameter`` too), one device
+    and one allowed floating dtype.
 
     When it says ``False`` the full checks (:func:`check_same_kind`,
     :func:`check_float_dtypes`) run and raise their messages; it never accepts what they
@@ -78,14 +80,17 @@ def plainly_compatible(*arrays: Any) -> bool:
     full checks alone cost about as much as launching them.
     """
     first = arrays[0]
-    kind = type(first)
     torch = sys.modules.get("torch")
-    if kind is not np.ndarray and (torch is None or kind is not torch.Tensor):
+    if type(first) is np.ndarray:
+        kinds: tuple[type, ...] = (np.ndarray,)
+    elif torch is not None and type(first) in (torch.Tensor, torch.nn.Parameter):
+        kinds = (torch.Tensor, torch.nn.Parameter)        # a module's weight is a Parameter
+    else:
         return False
     dtype = first.dtype
-    if any(a is not None and (type(a) is not kind or a.dtype != dtype) for a in arrays):
+    if any(a is not None and (type(a) not in kinds or a.dtype != dtype) for a in arrays):
         return False
-    if kind is np.ndarray:
+    if kinds[0] is np.ndarray:
         return str(dtype) in _NUMPY_FLOATS
     device, strided = first.device, torch.strided
     return dtype in (torch.float16, torch.bfloat16, torch.float32, torch.float64) and all(
@@ -200,18 +205,31 @@ def memory_format(x: Any, weight: Any) -> Any:
     (4-D) or ``torch.channels_last_3d`` (5-D) when the batched input ``x`` or the ``weight``
     has channels-last strides, as ``Tensor.suggest_memory_format()`` reads them, else
     ``torch.contiguous_format``; ``None`` for NumPy arrays (C order)."""
-    if not is_torch(x):
+    torch = sys.modules.get("torch")
+    if torch is None or not isinstance(x, torch.Tensor):
         return None
-    import torch
-    from torch._prims_common import are_strides_like_channels_last_or_false as strided_like
-
     if len(x.shape) in (4, 5):         # eager's rule, in Python (as suggest_memory_format)
         tracing = torch.jit.is_tracing()
         for a in (x, weight):          # torch.jit.trace reads sizes as 0-d tensors: as ints
             shape = tuple(int(v) for v in a.shape) if tracing else a.shape
-            if a.layout == torch.strided and strided_like(shape, a.stride()):
+            if a.layout != torch.strided:
+                continue
+            stride = a.stride()
+            try:                       # the rule is a function of sizes and strides: kept
+                like = _strides_like_channels_last(shape, stride)
+            except TypeError:          # symbolic sizes (torch.compile's fake tensors)
+                like = _strides_like_channels_last.__wrapped__(shape, stride)
+            if like:
                 return torch.channels_last if len(shape) == 4 else torch.channels_last_3d
     return torch.contiguous_format
+
+
+@functools.lru_cache(maxsize=1024)
+def _strides_like_channels_last(shape: tuple[int, ...], stride: tuple[int, ...]) -> bool:
+    """``torch._prims_common``'s channels-last stride rule (10 us a call), remembered."""
+    from torch._prims_common import are_strides_like_channels_last_or_false as strided_like
+
+    return bool(strided_like(shape, stride))
 
 
 def channels_last(memory_format: Any) -> bool:
@@ -272,7 +290,7 @@ def summed_with_bias(core: Callable[[Any, Any], Any], x: Any, weight: Any, bias:
     wide = summed_in_float32(x, lambda: bias is not None or adds_after_gemm())
     y = core(x, weight) if wide is None else core(x.to(wide), weight.to(wide))
     if bias is not None:
-        y = y + namespace(y).reshape(bias, (1, -1) + (1,) * (y.ndim - 2))
+        y = y + bias.reshape((1, -1) + (1,) * (y.ndim - 2))
     return y if wide is None else y.to(x.dtype)
 
 

@@ -6,10 +6,11 @@ number of spatial dimensions; :func:`tconv_lib.conv_transpose` is its transpose.
 
 from __future__ import annotations
 
+import functools
 import itertools
 from typing import Any
 
-from . import backend, shapes
+from . import _small, backend, shapes
 from ._args import Geometry, IntOrTuple, check_conv
 
 
@@ -99,10 +100,20 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
         if bias is not None:
             y = y + backend.namespace(y).reshape(bias, (1, -1) + (1,) * geo.ndim)
     else:       # a half-precision CPU problem is summed in float32 (bfloat16: unless 1 tap)
-        y = backend.summed_with_bias(lambda a, b: conv_core(a, b, geo), x, weight, bias,
+        core, spatial = conv_core, tuple(int(v) for v in x.shape[2:])
+        out = _output(spatial, geo)
+        if _small.applies(x, int(x.shape[0]) * int(x.shape[1]), spatial, out, geo):
+            core = functools.partial(_small.conv, out=out)   # the patches' product, one matmul
+        y = backend.summed_with_bias(lambda a, b: core(a, b, geo), x, weight, bias,
                                      lambda: any(k > 1 for k in geo.kernel))
     y = backend.in_memory_format(y, backend.memory_format(x, weight))
     return y if batched else y[0]
+
+
+def _output(spatial: tuple[int, ...], geo: Geometry) -> tuple[int, ...]:
+    """The convolution's output size, ``(i + 2p - d(k-1) - 1) // s + 1`` per axis."""
+    return tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in zip(
+        spatial, geo.kernel, geo.stride, geo.padding, geo.dilation, strict=True))
 
 
 def conv_core(x: Any, weight: Any, geo: Geometry) -> Any:
@@ -111,8 +122,7 @@ def conv_core(x: Any, weight: Any, geo: Geometry) -> Any:
     n, g = int(x.shape[0]), geo.groups
     c_out, c_in_g = int(weight.shape[0]), int(weight.shape[1])
     spatial = tuple(int(v) for v in x.shape[2:])
-    out = tuple((i + 2 * p - d * (k - 1) - 1) // s + 1 for i, k, s, p, d in zip(
-        spatial, geo.kernel, geo.stride, geo.padding, geo.dilation, strict=True))
+    out = _output(spatial, geo)
     xpad = backend.crop_or_pad(x, tuple(-p for p in geo.padding),
                                tuple(i + 2 * p for i, p in zip(spatial, geo.padding, strict=True)))
     w = xp.reshape(weight, (g, c_out // g, c_in_g, -1))

@@ -46,7 +46,7 @@ import itertools
 from collections.abc import Sequence
 from typing import Any
 
-from . import backend, shapes
+from . import _small, backend, shapes
 from ._args import Geometry, IntOrTuple, _cached, _geometry, as_int, as_tuple, positive_tuple
 from .conv import conv, empty_batch
 from .transpose import conv_transpose
@@ -252,8 +252,12 @@ def conv_weight_grad(input: Any, grad_output: Any,
     wide = backend.summed_in_float32(input, lambda: True)
     if wide is not None:
         input, grad_output = input.to(wide), grad_output.to(wide)
-    xp = backend.namespace(input, grad_output)
     out = _spatial(grad_output)
+    if _small.applies(input, int(input.shape[0]) * int(input.shape[1]), _spatial(input), out,
+                      geo):                   # a small problem: the patches' product
+        grad = _small.conv_weight_grad(input, grad_output, geo)
+        return grad if wide is None else grad.to(dtype)
+    xp = backend.namespace(input, grad_output)
     xpad = backend.crop_or_pad(
         input, tuple(-q for q in p),
         tuple(i + 2 * q for i, q in zip(_spatial(input), p, strict=True)))

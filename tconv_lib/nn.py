@@ -20,6 +20,7 @@ registered; eager calls keep the ``autograd.Function``.
 
 from __future__ import annotations
 
+import inspect
 from typing import Any
 
 import torch
@@ -113,6 +114,12 @@ class ConvTransposeFunction(torch.autograd.Function):
         y = apply(x.flatten(1, 2), w.flatten(0, 1), b, stride, padding, output_padding,
                   groups * n_map, dilation, method)
         return y.unflatten(1, (n_map, -1)), 1
+
+
+# Function.apply binds its arguments to forward's signature on every call (setup_context
+# style); inspect.signature takes a function's __signature__ when it has one, instead of
+# building it again (27 us against 1 us here, loaded; a tiny forward takes about 60 us).
+ConvTransposeFunction.forward.__signature__ = inspect.signature(ConvTransposeFunction.forward)
 
 
 def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,

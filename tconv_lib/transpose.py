@@ -8,12 +8,14 @@ result.
 
 from __future__ import annotations
 
+import functools
 from typing import Any
 
-from . import backend, shapes
+from . import _small, backend, shapes
 from ._args import Geometry, IntOrTuple, check_transpose
 from .conv import empty_batch
 from .methods import IMPLEMENTATIONS
+from .methods._canvas import output_shape
 
 METHODS: tuple[str, ...] = tuple(IMPLEMENTATIONS)
 
@@ -28,10 +30,14 @@ def choose_method(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple 
 
     ``col2im`` is the fast path on every backend: one large GEMM does every useful multiply, then
     one strided add per block of ``ceil(k/s)**D`` taps (a single pixel-shuffle copy when
-    ``k == s``). On a CUDA tensor it picks among its GPU routes by timing them on the first call
-    of each problem, as ``torch.backends.cudnn.benchmark`` does (``TCONV_AUTOTUNE=0`` turns that
-    off; see :mod:`tconv_lib._autotune`). ``python -m tconv_lib.bench`` measures it against
-    PyTorch and the GEMM bound.
+    ``k == s``). On the CPU a tiny problem (a few channels and pixels, :mod:`tconv_lib._small`)
+    runs the same GEMM and does the scatter-add as one more product, with a kept 0/1 matrix:
+    two calls into BLAS instead of hundreds of small array operations
+    (``benchmarks/small_problems.py`` times them). On a CUDA tensor it picks among its GPU
+    routes by timing them on the first call of each problem, as
+    ``torch.backends.cudnn.benchmark`` does (``TCONV_AUTOTUNE=0`` turns that off; see
+    :mod:`tconv_lib._autotune`). ``python -m tconv_lib.bench`` measures it against PyTorch and
+    the GEMM bound.
 
     Examples:
         >>> import numpy as np
@@ -180,8 +186,15 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     else:
         # a half-precision CPU problem is summed in float32; bfloat16 keeps its own GEMM where
         # no output takes two taps and there is no bias, as nothing is added after it
-        y = backend.summed_with_bias(lambda a, b: IMPLEMENTATIONS[name](a, b, geo), x, weight,
-                                     bias, lambda: not _one_tap(geo))
+        core = IMPLEMENTATIONS[name]
+        if method == "auto":      # a small CPU problem: col2im as one product (tconv_lib._small)
+            spatial = tuple(int(v) for v in x.shape[2:])
+            out = output_shape(spatial, geo)
+            if _small.applies(x, int(x.shape[0]) * int(weight.shape[1]) * geo.groups, out,
+                              spatial, geo):
+                core = functools.partial(_small.conv_transpose, out=out)
+        y = backend.summed_with_bias(lambda a, b: core(a, b, geo), x, weight, bias,
+                                     lambda: not _one_tap(geo))
     y = backend.in_memory_format(y, backend.memory_format(x, weight))
     return y if batched else y[0]
 

@@ -1,0 +1,249 @@
+"""Small problems (tconv_lib._small): the product with the cached 0/1 gather matrix that ``auto``,
+``conv`` and the weight gradient take below a work threshold gives PyTorch float64's values and
+gradients on both sides of that threshold, and the benchmark suite's shapes never take it."""
+
+from __future__ import annotations
+
+import numpy as np
+import pytest
+import torch
+import torch.nn.functional as F
+from oracle import torch_conv, torch_conv_transpose
+
+import tconv_lib
+from tconv_lib import _small, bench, gradients, nn
+from tconv_lib._args import check_transpose
+
+# (input shape, C_out, kernel, stride, padding, output_padding, groups, dilation)
+TINY = [
+    ((1, 4, 5, 5), 8, 3, 1, 0, 0, 1, 1),
+    ((1, 4, 5, 5), 8, 3, 2, 1, 1, 1, 1),
+    ((2, 4, 4, 5), 6, (2, 3), (3, 2), (1, 0), (2, 1), 2, 1),
+    ((1, 4, 5, 5), 4, 3, 2, 2, 1, 4, 2),              # depthwise, dilated
+    ((2, 3, 7), 6, 4, 3, 1, 2, 3, 1),                 # 1-D, groups
+    ((1, 2, 12), 2, 3, 2, 0, 1, 1, 2),                # 1-D, dilation sharing the stride
+    ((1, 2, 3, 3, 3), 2, 2, 2, 0, 0, 1, 1),           # 3-D, k == s
+    ((1, 2, 3, 2, 3), 4, (3, 2, 2), (2, 1, 3), 1, (1, 0, 2), 2, 1),
+]
+IDS = [f"{len(s[0]) - 2}d-" + "-".join(map(str, s[0])) + f"-k{s[2]}s{s[3]}g{s[6]}d{s[7]}"
+       for s in TINY]
+SIDES = ["small", "other route"]
+
+
+def arrays(case, dtype=torch.float64, seed=0):
+    shape, c_out, k, s, p, op, g, d = case
+    nd = len(shape) - 2
+    kernel = k if isinstance(k, tuple) else (k,) * nd
+    gen = torch.Generator().manual_seed(seed)
+    x = torch.randn(shape, generator=gen, dtype=dtype)
+    w = torch.randn((shape[1], c_out // g) + kernel, generator=gen, dtype=dtype)
+    b = torch.randn(c_out, generator=gen, dtype=dtype)
+    return x, w, b, dict(stride=s, padding=p, output_padding=op, groups=g, dilation=d)
+
+
+@pytest.fixture
+def route(request, monkeypatch):
+    """``"small"``: the real thresholds, which every TINY case is under; ``"other route"``:
+    thresholds of zero, so the same call takes the routes of larger problems. Yields the list
+    of the small route's calls (``conv_transpose``, ``conv``, ``conv_weight_grad``)."""
+    taken: list[str] = []
+    if request.param == "other route":
+        monkeypatch.setattr(_small, "MAX_WORK", 0)
+    for name in ("conv_transpose", "conv", "conv_weight_grad"):
+        real = getattr(_small, name)
+
+        def spy(*args, _real=real, _name=name, **kwargs):
+            taken.append(_name)
+            return _real(*args, **kwargs)
+        monkeypatch.setattr(_small, name, spy)
+    yield request.param, taken
+
+
+def check_route(route, taken: list[str], name: str) -> None:
+    side, _ = route
+    assert (name in taken) == (side == "small"), (side, taken)
+
+
+@pytest.mark.parametrize("route", SIDES, indirect=True)
+@pytest.mark.parametrize("case", TINY, ids=IDS)
+def test_values_match_pytorch_float64(case, route) -> None:
+    x, w, b, kw = arrays(case)
+    expected = torch_conv_transpose(x, w, b, **kw)
+    for xs, ws, bs in ((x, w, b), (x.numpy(), w.numpy(), b.numpy())):
+        route[1].clear()
+        got = tconv_lib.conv_transpose(xs, ws, bs, **kw)
+        assert type(got) is type(xs) and got.dtype == xs.dtype
+        np.testing.assert_allclose(np.asarray(got), expected, rtol=1e-12, atol=1e-12)
+        check_route(route, route[1], "conv_transpose")
+        got1 = tconv_lib.conv_transpose(xs[0], ws, bs, **kw)        # unbatched
+        np.testing.assert_allclose(np.asarray(got1), expected[0], rtol=1e-12, atol=1e-12)
+
+
+@pytest.mark.parametrize("route", SIDES, indirect=True)
+@pytest.mark.parametrize("case", TINY, ids=IDS)
+def test_float32_is_close_to_float64(case, route) -> None:
+    x, w, b, kw = arrays(case, torch.float32)
+    expected = torch_conv_transpose(x, w, b, **kw)
+    for xs, ws, bs in ((x, w, b), (x.numpy(), w.numpy(), b.numpy())):
+        got = np.asarray(tconv_lib.conv_transpose(xs, ws, bs, **kw))
+        assert got.dtype == np.float32
+        np.testing.assert_allclose(got, expected, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("route", SIDES, indirect=True)
+@pytest.mark.parametrize("case", TINY, ids=IDS)
+def test_module_forward_and_backward_match_torch_nn(case, route) -> None:
+    x, w, b, kw = arrays(case)
+    nd = x.ndim - 2
+    ours = getattr(nn, f"ConvTranspose{nd}d")(w.shape[0], w.shape[1] * kw["groups"],
+                                              tuple(w.shape[2:]), dtype=torch.float64, **kw)
+    theirs = getattr(torch.nn, f"ConvTranspose{nd}d")(w.shape[0], w.shape[1] * kw["groups"],
+                                                      tuple(w.shape[2:]), dtype=torch.float64,
+                                                      **kw)
+    with torch.no_grad():
+        for m in (ours, theirs):
+            m.weight.copy_(w)
+            m.bias.copy_(b)
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ya, yb = ours(xa), theirs(xb)
+    torch.testing.assert_close(ya, yb, rtol=1e-12, atol=1e-12)
+    g = torch.randn_like(ya)
+    ya.backward(g)
+    yb.backward(g)
+    for got, expected in ((xa.grad, xb.grad), (ours.weight.grad, theirs.weight.grad),
+                          (ours.bias.grad, theirs.bias.grad)):
+        torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+    for name in ("conv_transpose", "conv", "conv_weight_grad"):
+        check_route(route, route[1], name)
+
+
+@pytest.mark.parametrize("route", SIDES, indirect=True)
+@pytest.mark.parametrize("case", TINY[:5], ids=IDS[:5])
+def test_conv_and_its_gradients_on_numpy_match_pytorch(case, route) -> None:
+    """The forward convolution and both of its gradients, on NumPy arrays."""
+    x, w, _, kw = arrays(case)
+    y = torch.as_tensor(torch_conv_transpose(x, w, None, **kw))      # a conv's input size
+    del kw["output_padding"]
+    wc = w          # (C_in, C_out/g, *k): the layout of a convolution from C_out to C_in
+    expected = torch_conv(y, wc, None, kw["stride"], kw["padding"], kw["dilation"],
+                          kw["groups"])
+    got = tconv_lib.conv(y.numpy(), wc.numpy(), None, kw["stride"], kw["padding"],
+                         kw["dilation"], kw["groups"])
+    np.testing.assert_allclose(got, expected, rtol=1e-12, atol=1e-12)
+    yr = y.clone().requires_grad_()
+    wr = wc.clone().requires_grad_()
+    out = F.__dict__[f"conv{y.ndim - 2}d"](yr, wr, None, kw["stride"], kw["padding"],
+                                          kw["dilation"], kw["groups"])
+    g = torch.randn_like(out)
+    gy, gw = torch.autograd.grad(out, (yr, wr), g)
+    geo = (kw["stride"], kw["padding"], kw["dilation"], kw["groups"])
+    np.testing.assert_allclose(gradients.conv_weight_grad(
+        y.numpy(), g.numpy(), tuple(wc.shape[2:]), *geo), gw.numpy(), rtol=1e-12, atol=1e-12)
+    np.testing.assert_allclose(gradients.conv_input_grad(
+        g.numpy(), wc.numpy(), tuple(y.shape[2:]), *geo), gy.numpy(), rtol=1e-12, atol=1e-12)
+    check_route(route, route[1], "conv")
+    check_route(route, route[1], "conv_weight_grad")
+
+
+@pytest.mark.parametrize("route", SIDES, indirect=True)
+def test_gradgradcheck_through_the_small_route(route) -> None:
+    x, w, b, kw = arrays(((1, 2, 4), 4, 3, 2, 1, 1, 2, 1))
+    x, w, b = (t.requires_grad_() for t in (x, w, b))
+    args = tuple(kw[k] for k in ("stride", "padding", "output_padding", "groups", "dilation"))
+    assert torch.autograd.gradgradcheck(
+        lambda x, w, b: nn.conv_transpose_autograd(x, w, b, *args), (x, w, b))
+    check_route(route, route[1], "conv_transpose")
+
+
+@pytest.mark.parametrize("route", SIDES, indirect=True)
+def test_empty_batch_gives_pytorchs_shape_bias_and_zero_gradients(route) -> None:
+    x, w, b, kw = arrays(TINY[1])
+    x0 = x[:0]
+    expected = F.conv_transpose2d(x0, w, b, **kw)
+    got = tconv_lib.conv_transpose(x0.numpy(), w.numpy(), b.numpy(), **kw)
+    assert got.shape == tuple(expected.shape)
+    m = nn.ConvTranspose2d(4, 8, 3, dtype=torch.float64, **kw)
+    xg = x0.clone().requires_grad_()
+    m(xg).sum().backward()
+    assert xg.grad.shape == x0.shape and m.weight.grad.abs().sum() == 0
+
+
+def test_the_threshold_is_where_the_route_changes() -> None:
+    """A problem whose gather product is exactly MAX_WORK multiply-adds takes the small route,
+    and one with twice the channels does not; both give PyTorch's values."""
+    geo = check_transpose(np.zeros((1, 1, 4, 4)), np.zeros((1, 1, 2, 2)), None, 2, 0, 0, 1, 1)[1]
+    entries = 8 * 8 * 4 * 16                                 # (out) x taps x (in)
+    rows = _small.MAX_WORK // entries
+    assert rows * entries == _small.MAX_WORK
+    for n_rows, small in ((rows, True), (2 * rows, False)):
+        x = torch.randn(1, 2, 4, 4, dtype=torch.float64)
+        w = torch.randn(2, n_rows, 2, 2, dtype=torch.float64)
+        assert _small.applies(x, n_rows, (8, 8), (4, 4), geo) is small
+        np.testing.assert_allclose(tconv_lib.conv_transpose(x, w, stride=2).numpy(),
+                                   torch_conv_transpose(x, w, stride=2), rtol=1e-12)
+
+
+@pytest.mark.parametrize("dtype", [torch.float16, torch.bfloat16])
+def test_half_precision_is_summed_in_float32_and_rounded_once(dtype) -> None:
+    """The half-precision rule holds on the small route: the float32 result, rounded once."""
+    x, w, b, kw = arrays(TINY[1], torch.float32)
+    x, w, b = x.to(dtype), w.to(dtype), b.to(dtype)
+    wide = tconv_lib.conv_transpose(x.float(), w.float(), b.float(), **kw)
+    assert torch.equal(tconv_lib.conv_transpose(x, w, b, **kw), wide.to(dtype))
+
+
+def test_channels_last_input_gives_a_channels_last_output_like_pytorch() -> None:
+    x, w, b, kw = arrays(TINY[1])
+    x = x.contiguous(memory_format=torch.channels_last)
+    got, expected = tconv_lib.conv_transpose(x, w, b, **kw), F.conv_transpose2d(x, w, b, **kw)
+    assert got.is_contiguous(memory_format=torch.channels_last)
+    assert got.stride() == expected.stride()
+    torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
+
+
+def test_outputs_are_fresh_and_the_kept_matrix_is_never_written() -> None:
+    x, w, b, kw = arrays(TINY[1])
+    first = tconv_lib.conv_transpose(x, w, b, **kw)
+    expected = first.clone()
+    first.fill_(7.0)
+    torch.testing.assert_close(tconv_lib.conv_transpose(x, w, b, **kw), expected)
+
+
+def test_a_matrix_made_in_inference_mode_serves_a_call_with_gradients() -> None:
+    x, w, b, kw = arrays(TINY[3], seed=3)
+    _small._kept.clear()
+    with torch.inference_mode():
+        tconv_lib.conv_transpose(x, w, b, **kw)
+    xg = x.clone().requires_grad_()
+    tconv_lib.conv_transpose(xg, w, b, **kw).sum().backward()
+    expected = x.clone().requires_grad_()
+    F.conv_transpose2d(expected, w, b, **kw).sum().backward()
+    torch.testing.assert_close(xg.grad, expected.grad)
+
+
+def test_torch_func_per_sample_gradients_through_the_small_route() -> None:
+    x, w, b, kw = arrays(TINY[1])
+    x = torch.randn(3, *x.shape[1:], dtype=torch.float64)
+
+    def loss(fn, w, xi):
+        return fn(xi[None], w, b, **kw).square().sum()
+
+    ours = torch.func.vmap(torch.func.grad(lambda w, xi: loss(tconv_lib.conv_transpose, w, xi)),
+                           in_dims=(None, 0))(w, x)
+    theirs = torch.func.vmap(torch.func.grad(lambda w, xi: loss(F.conv_transpose2d, w, xi)),
+                             in_dims=(None, 0))(w, x)
+    torch.testing.assert_close(ours, theirs, rtol=1e-12, atol=1e-12)
+
+
+def test_no_benchmark_suite_shape_takes_the_small_route() -> None:
+    """The suite's shapes keep their routes: each is far over the threshold (checked on
+    zero-strided arrays of the suite's sizes, which hold no memory)."""
+    for s in bench.SUITE:
+        x = np.lib.stride_tricks.as_strided(np.zeros(1, np.float32), (s.n, s.c_in) + s.spatial,
+                                            (0,) * (2 + s.ndim))
+        w = np.zeros((s.c_in, s.c_out // s.groups) + (s.kernel,) * s.ndim, np.float32)
+        _, geo, _ = check_transpose(x, w, None, s.stride, s.padding, s.output_padding, s.groups,
+                                    s.dilation)
+        assert tconv_lib.choose_method(x, w, None, s.stride, s.padding, s.output_padding,
+                                       s.groups, s.dilation) == "col2im"
+        assert not _small.applies(x, s.n * s.c_out, s.out_spatial, s.spatial, geo), s.name
