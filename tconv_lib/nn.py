@@ -158,6 +158,12 @@ def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
     return y if batched else y[0]
 
 
+# torch.fx.symbolic_trace records each module's call as one call_function node of
+# conv_transpose_autograd (a leaf: its argument checks cannot read fx's Proxy values), which
+# the traced GraphModule then calls as the module did.
+torch.fx.wrap("conv_transpose_autograd")
+
+
 class _TconvMixin:
     """Replaces ``forward`` of a ``torch.nn.ConvTranspose*d`` with tconv_lib's function."""
 

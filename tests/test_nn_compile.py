@@ -230,3 +230,40 @@ def test_the_function_compiles_to_one_custom_op_node() -> None:
         out += [y, xx.grad, ww.grad]
     torch.testing.assert_close(got, expected, rtol=1e-12, atol=1e-12)
     assert _tconv_nodes(backend.graphs[0].graph) == ["tconv.conv_transpose.default"]
+
+
+class _TraceNet(torch.nn.Module):
+    """Net without ``output_size``: fx cannot trace a size computed from the input's Proxy
+    (torch.nn's modules are leaves of the tracer; ours are traced through to one call)."""
+
+    def __init__(self, lib) -> None:
+        super().__init__()
+        torch.manual_seed(0)
+        self.up1 = lib.ConvTranspose1d(2, 3, 3, stride=2, padding=1, output_padding=1)
+        self.up2 = lib.ConvTranspose2d(2, 4, 3, stride=2, padding=1, groups=2)
+        self.up3 = lib.ConvTranspose3d(2, 2, (1, 2, 2), stride=(1, 2, 2), bias=False)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        return (self.up1(x.flatten(-2)), torch.tanh(self.up2(x)), self.up3(x.unsqueeze(-3)))
+
+
+def test_fx_symbolic_trace_records_one_call_per_module() -> None:
+    """``torch.fx.symbolic_trace`` gives one call_function node of
+    ``tconv_lib.nn.conv_transpose_autograd`` per module, and the GraphModule computes what
+    torch.nn's modules do, forward and backward. Before, tracing failed in the argument checks
+    ('input must be a NumPy array or a torch tensor, got Proxy')."""
+    ours, theirs = _TraceNet(tnn).double(), _TraceNet(torch.nn).double()
+    ours.load_state_dict(theirs.state_dict())
+    traced = torch.fx.symbolic_trace(ours)
+    calls = [n for n in traced.graph.nodes
+             if n.op == "call_function" and n.target is tnn.conv_transpose_autograd]
+    assert len(calls) == 3, traced.graph
+    x = _x(2, 2, 3, 4)
+    names = [name for name, _ in theirs.named_parameters()]
+    got = dict(zip(["y1", "y2", "y3", "x", *names], _forward_backward(traced, x), strict=True))
+    got.update((name, p.grad) for name, p in traced.named_parameters())
+    expected = dict(zip(["y1", "y2", "y3", "x", *names], _forward_backward(theirs, x),
+                        strict=True))
+    assert got.keys() == expected.keys()
+    for key, value in expected.items():
+        torch.testing.assert_close(got[key], value, rtol=1e-12, atol=1e-12, msg=key)
