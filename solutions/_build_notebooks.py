@@ -1893,6 +1893,9 @@ def ex6_checkerboard() -> Book:
     b.test("test_is_even_edges", 1, '''
     expect("stride_1", is_even(3, 1), _lib_is_even(3, 1),
            hint="stride 1 is always even: return True")
+    expect("kernel_below_stride", is_even(2, 3), _lib_is_even(2, 3),
+           hint="k=2 < s=3: the copies do not overlap, but they leave holes: one position in "
+                "three gets no copy at all, so the interior is not even (return False)")
     ### BEGIN HIDDEN TESTS
     edge = [(1, 2), (2, 3), (9, 3), (1, 1), (7, 4), (8, 4)]
     expect("edge_pairs", [is_even(k, s) for k, s in edge],

@@ -351,6 +351,8 @@ MESSAGES = [
     ("M115", "test_zero_insert_edges", ["[stride_3_no_padding]", "stride - 1"]),
     ("M116", "test_via_matrix_channels", ["[uses_conv_matrix_2d]", "expected True, got False",
                                           "C.T @ x"]),
+    ("M117", "test_is_even_edges", ["[kernel_below_stride]", "expected False, got True",
+                                    "holes"]),
 ]
 
 
