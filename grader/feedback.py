@@ -546,7 +546,8 @@ class Run:
     ``removed``: pages deleted because no ``results.json`` is behind them any more
     (:func:`stale_pages`); ``indexes``: the students' index pages now up to date, of these
     ``indexes_written`` (re)written; ``absent``: students given an index with nothing graded
-    behind it (on the class list but no submission, or every page removed); ``skipped``:
+    behind it and nothing collected (on the class list but no submission, or every page
+    removed); ``skipped``:
     damaged ``results.json`` files, no page; ``waiting``: formgrader comments left off this
     run's pages, said of an earlier answer (``student/assignment/notebook/cell``), of these
     ``regrade`` the ones on a written answer whose hand grade waits too; ``review``:

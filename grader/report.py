@@ -404,8 +404,10 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
              "notebooks that could not be read are not counted):"]
     for a in assignments:
         n, missing, provisional = counts(totals, a)
+        waiting = sum(r["assignment"] == a and r["status"] == NOT_GRADED for r in totals)
+        ungraded = f" ({waiting} of them collected, not autograded yet)" if waiting else ""
         lines.append(f"  {a}: {n - missing} submission(s) of {n} student(s), {missing} with "
-                     f"no submission, {provisional} provisional")
+                     f"no submission{ungraded}, {provisional} provisional")
     lines += [f"  {n:4d} / {m:<4d} {k}" for k, n, m in mf if n > 0] or ["  none"]
     written = written_answers(grades)
     total = sum(written.values(), Counter())

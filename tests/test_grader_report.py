@@ -581,6 +581,8 @@ def test_collected_but_not_autograded_is_provisional_and_named_not_missing(tmp_p
             f"provisional): run `tconv-grader autograde --course {tmp_path}`, then report again "
             "(bo/fx_scatter, zed/fx_scatter)") in out, out
     assert "No submission (0, scored 0 in totals.csv)" in out, out
+    assert ("fx_scatter: 1 submission(s) of 2 student(s), 1 with no submission (1 of them "
+            "collected, not autograded yet), 2 provisional") in out, out
     assert main(["feedback", "--course", str(tmp_path), "--solutions", str(course.solutions),
                  "-q"]) == 0
     out = capsys.readouterr().out
