@@ -16,16 +16,17 @@ GEMMs instead:
       \mathbf{i} = \mathbf{j}s + \mathbf{t}d - p
 
   A convolution's patches (im2col) are :math:`X G`; a transposed convolution's col2im is
-  :math:`\text{cols}\, G^{\mathsf T}`, already cropped by ``padding`` (rows outside the input
-  do not exist) and with ``output_padding``'s extra positions as zero rows.
+  :math:`\text{cols}\, G^{\mathsf T}`, already cropped by ``padding`` (positions cropped away
+  have no row) and with ``output_padding``'s extra positions as zero rows.
 
-:math:`G` depends only on the sizes and the geometry, so it is built once (in NumPy) and kept,
-per dtype and device. The product multiplies by zeros, ``prod(out)`` times more work than the
-adds it replaces, so it is taken only while that work is small (:func:`applies`): below
-:data:`MAX_WORK` multiply-adds and :data:`MAX_ENTRIES` entries of :math:`G`, on the CPU. Every
-output is one exact sum of the same terms as the other routes (a 1 times a value, plus zeros),
-so a float16 or bfloat16 problem keeps the half-precision rule
-(:func:`tconv_lib.backend.summed_in_float32`) of the caller.
+:math:`G` depends only on the sizes and the geometry, so it is built once (in NumPy) and kept
+per dtype (:data:`KEPT_BYTES` at most, the least recently used dropped first). The product
+multiplies by zeros, ``prod(out)`` times more work than the adds it replaces, so it is taken
+only while that work is small (:func:`applies`): up to :data:`MAX_WORK` multiply-adds and
+:data:`MAX_ENTRIES` entries of :math:`G`, on the CPU. It adds the same terms as the other
+routes (each times 1; the zeros change nothing), and it runs inside the caller's
+half-precision rule (:func:`tconv_lib.backend.summed_in_float32`), which holds here as on
+the other routes.
 """
 
 from __future__ import annotations
