@@ -23,7 +23,10 @@ GEMMs instead:
 per dtype (:data:`KEPT_BYTES` at most, the least recently used dropped first). The product
 multiplies by zeros, ``prod(out)`` times more work than the adds it replaces, so it is taken
 only while that work is small (:func:`applies`): up to :data:`MAX_WORK` multiply-adds and
-:data:`MAX_ENTRIES` entries of :math:`G`, on the CPU. It adds the same terms as the other
+:data:`MAX_ENTRIES` entries of :math:`G`, on the CPU, and only for finite operands: a product
+with :math:`G` multiplies every entry by its zeros, and ``inf * 0`` or ``nan * 0`` is NaN, so one
+non-finite pixel would turn its whole output plane into NaN where PyTorch (and every other
+route) keeps it to the pixel's footprint. It adds the same terms as the other
 routes (each times 1; the zeros change nothing), and it runs inside the caller's
 half-precision rule (:func:`tconv_lib.backend.summed_in_float32`), which holds here as on
 the other routes.
@@ -52,14 +55,28 @@ MAX_ENTRIES = 1 << 20
 KEPT_BYTES = 64 << 20
 
 
-def applies(x: Any, rows: int, conv_in: tuple[int, ...], conv_out: tuple[int, ...],
-            geo: Geometry) -> bool:
+def applies(rows: int, conv_in: tuple[int, ...], conv_out: tuple[int, ...], geo: Geometry,
+            *multiplied: Any) -> bool:
     """The small route for a problem whose gather product has ``rows`` rows (batch times
-    channels) and whose convolution maps ``conv_in`` to ``conv_out`` positions: a CPU array and
-    little enough work."""
+    channels) and whose convolution maps ``conv_in`` to ``conv_out`` positions: little enough
+    work, and ``multiplied`` (the arrays whose entries meet :math:`G`'s zeros) on the CPU and
+    finite."""
     entries = math.prod(conv_in) * math.prod(geo.kernel) * math.prod(conv_out)
     return (entries <= MAX_ENTRIES and rows * entries <= MAX_WORK
-            and not backend.on_gpu(x))
+            and all(not backend.on_gpu(a) and _finite(a) for a in multiplied))
+
+
+def _finite(a: Any) -> bool:
+    """No inf or NaN in ``a``, read off its sum (one reduction, the cheapest test in PyTorch;
+    a sum that overflows counts as not finite, which only sends the call to the general
+    route). A value that cannot be read here (a tensor inside ``torch.func.vmap``) counts as
+    not finite too."""
+    try:
+        if backend.is_torch(a):
+            return math.isfinite(a.detach().sum())
+        return bool(np.isfinite(a).all())
+    except RuntimeError:
+        return False
 
 
 # A key of G: (conv_in, conv_out, kernel, stride, padding, dilation), each a tuple per axis.

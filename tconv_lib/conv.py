@@ -102,7 +102,7 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
     else:       # a half-precision CPU problem is summed in float32 (bfloat16: unless 1 tap)
         core, spatial = conv_core, tuple(int(v) for v in x.shape[2:])
         out = _output(spatial, geo)
-        if _small.applies(x, int(x.shape[0]) * int(x.shape[1]), spatial, out, geo):
+        if _small.applies(int(x.shape[0]) * int(x.shape[1]), spatial, out, geo, x):
             core = functools.partial(_small.conv, out=out)   # the patches' product, one matmul
         y = backend.summed_with_bias(lambda a, b: core(a, b, geo), x, weight, bias,
                                      lambda: any(k > 1 for k in geo.kernel))

@@ -253,8 +253,8 @@ def conv_weight_grad(input: Any, grad_output: Any,
     if wide is not None:
         input, grad_output = input.to(wide), grad_output.to(wide)
     out = _spatial(grad_output)
-    if _small.applies(input, int(input.shape[0]) * int(input.shape[1]), _spatial(input), out,
-                      geo):                   # a small problem: the patches' product
+    rows = int(input.shape[0]) * int(input.shape[1])
+    if _small.applies(rows, _spatial(input), out, geo, input):  # small: one product
         grad = _small.conv_weight_grad(input, grad_output, geo)
         return grad if wide is None else grad.to(dtype)
     xp = backend.namespace(input, grad_output)

@@ -190,8 +190,8 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
         if method == "auto":      # a small CPU problem: col2im as one product (tconv_lib._small)
             spatial = tuple(int(v) for v in x.shape[2:])
             out = output_shape(spatial, geo)
-            if _small.applies(x, int(x.shape[0]) * int(weight.shape[1]) * geo.groups, out,
-                              spatial, geo):
+            rows = int(x.shape[0]) * int(weight.shape[1]) * geo.groups
+            if _small.applies(rows, out, spatial, geo, x, weight):
                 core = functools.partial(_small.conv_transpose, out=out)
         y = backend.summed_with_bias(lambda a, b: core(a, b, geo), x, weight, bias,
                                      lambda: not _one_tap(geo))

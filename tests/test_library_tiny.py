@@ -178,7 +178,7 @@ def test_the_threshold_is_where_the_route_changes() -> None:
     for n_rows, small in ((rows, True), (2 * rows, False)):
         x = torch.randn(1, 2, 4, 4, dtype=torch.float64)
         w = torch.randn(2, n_rows, 2, 2, dtype=torch.float64)
-        assert _small.applies(x, n_rows, (8, 8), (4, 4), geo) is small
+        assert _small.applies(n_rows, (8, 8), (4, 4), geo, x) is small
         np.testing.assert_allclose(tconv_lib.conv_transpose(x, w, stride=2).numpy(),
                                    torch_conv_transpose(x, w, stride=2), rtol=1e-12)
 
@@ -246,4 +246,30 @@ def test_no_benchmark_suite_shape_takes_the_small_route() -> None:
                                     s.dilation)
         assert tconv_lib.choose_method(x, w, None, s.stride, s.padding, s.output_padding,
                                        s.groups, s.dilation) == "col2im"
-        assert not _small.applies(x, s.n * s.c_out, s.out_spatial, s.spatial, geo), s.name
+        assert not _small.applies(s.n * s.c_out, s.out_spatial, s.spatial, geo, x), s.name
+
+
+@pytest.mark.parametrize("bad", [float("nan"), float("inf")])
+@pytest.mark.parametrize("where", ["input", "weight"])
+def test_a_non_finite_entry_stays_in_its_footprint_as_in_pytorch(bad, where) -> None:
+    """A product with the gather matrix multiplies every entry by its zeros (inf * 0 is NaN),
+    so a single non-finite pixel or tap must not take the small route: the NaN/inf pattern of
+    conv_transpose, conv and the weight gradient is PyTorch's, not a whole plane of NaN."""
+    x, w, _, kw = arrays(TINY[1])
+    xc = torch.randn(1, 8, 6, 6, dtype=torch.float64)     # an input of the convolution by w
+    for a in (x, xc) if where == "input" else (w,):
+        a[0, 0, 1, 2] = bad
+    for name, a, b in (("conv_transpose", tconv_lib.conv_transpose(x, w, **kw),
+                        F.conv_transpose2d(x, w, **kw)),
+                       ("conv", tconv_lib.conv(xc, w, stride=2, padding=1),
+                        F.conv2d(xc, w, stride=2, padding=1))):
+        assert torch.equal(a.isnan(), b.isnan()), (
+            f"{name}: NaN at {int(a.isnan().sum())} entries, PyTorch at {int(b.isnan().sum())}")
+        assert torch.equal(a.isinf(), b.isinf()), (
+            f"{name}: inf at {int(a.isinf().sum())} entries, PyTorch at {int(b.isinf().sum())}")
+    if where == "input":
+        go = torch.ones(1, 8, 3, 3, dtype=torch.float64)
+        ours = gradients.conv_weight_grad(x, go, (3, 3), stride=2, padding=1)
+        theirs = torch.nn.grad.conv2d_weight(x, (8, 4, 3, 3), go, stride=2, padding=1)
+        assert torch.equal(ours.isnan(), theirs.isnan()), (int(ours.isnan().sum()),
+                                                          int(theirs.isnan().sum()))
