@@ -232,16 +232,9 @@ def test_the_function_compiles_to_one_custom_op_node() -> None:
     assert _tconv_nodes(backend.graphs[0].graph) == ["tconv.conv_transpose.default"]
 
 
-class _TraceNet(torch.nn.Module):
+class _TraceNet(Net):
     """Net without ``output_size``: fx cannot trace a size computed from the input's Proxy
     (torch.nn's modules are leaves of the tracer; ours are traced through to one call)."""
-
-    def __init__(self, lib) -> None:
-        super().__init__()
-        torch.manual_seed(0)
-        self.up1 = lib.ConvTranspose1d(2, 3, 3, stride=2, padding=1, output_padding=1)
-        self.up2 = lib.ConvTranspose2d(2, 4, 3, stride=2, padding=1, groups=2)
-        self.up3 = lib.ConvTranspose3d(2, 2, (1, 2, 2), stride=(1, 2, 2), bias=False)
 
     def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         return (self.up1(x.flatten(-2)), torch.tanh(self.up2(x)), self.up3(x.unsqueeze(-3)))
