@@ -254,7 +254,8 @@ def conv_weight_grad(input: Any, grad_output: Any,
         input, grad_output = input.to(wide), grad_output.to(wide)
     out = _spatial(grad_output)
     rows = int(input.shape[0]) * int(input.shape[1])
-    if _small.applies(rows, _spatial(input), out, geo, input):  # small: one product
+    # a small problem: one product with the gather matrix (tconv_lib._small)
+    if _small.applies(rows, _spatial(input), out, geo, input):
         grad = _small.conv_weight_grad(input, grad_output, geo)
         return grad if wide is None else grad.to(dtype)
     xp = backend.namespace(input, grad_output)
