@@ -27,7 +27,8 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
                         max_total, provisional (``yes`` while any cell waits for a hand grade)
                         and flagged (``yes`` when any submission has a flag)
 * hist_<assignment>.png histogram of the assignment's total scores, every student counted (no
-                        submission as 0, drawn apart), with how many are provisional
+                        submission as 0, drawn apart; one collected but not autograded yet
+                        apart again, in amber), with how many are provisional
 * most_failed.txt       test cells ordered by how many submissions scored below full marks, and
                         per assignment how many students had no submission (not counted there)
 * written.txt           per written answer: how many wait for a hand grade (formgrader), how
@@ -267,10 +268,12 @@ def histogram_bins(top: float) -> list[float]:
     return [top * i / 20 for i in range(21)]
 
 
-def histogram_figure(scores: list[float], top: float, title: str, missing: int = 0):
+def histogram_figure(scores: list[float], top: float, title: str, missing: int = 0,
+                     waiting: int = 0):
     """The figure of one assignment's total scores: whole students on the y axis, the median
-    of every student's total marked; ``missing`` students without a submission count as 0,
-    stacked apart in grey."""
+    of every student's total marked; ``missing`` students without a graded submission count as
+    0, stacked apart: the ``waiting`` ones among them (collected, not autograded yet) in amber,
+    the others (no submission, or withdrawn) in grey."""
     import statistics
 
     import matplotlib
@@ -282,8 +285,13 @@ def histogram_figure(scores: list[float], top: float, title: str, missing: int =
     bins = histogram_bins(top)
     fig, ax = plt.subplots(figsize=(6, 3.5), dpi=100)
     if missing:
-        ax.hist([scores, [0.0] * missing], bins=bins, stacked=True, edgecolor="white",
-                color=["#3b6ea8", "#9a9a9a"], label=["submitted", f"no submission ({missing})"])
+        groups = [(scores, "#3b6ea8", "submitted"),
+                  ([0.0] * waiting, "#d08c2b", f"collected, not graded yet ({waiting})"),
+                  ([0.0] * (missing - waiting), "#9a9a9a",
+                   f"no submission ({missing - waiting})")]
+        groups = [g for g in groups if g[0] or g[2] == "submitted"]
+        ax.hist([g[0] for g in groups], bins=bins, stacked=True, edgecolor="white",
+                color=[g[1] for g in groups], label=[g[2] for g in groups])
     else:
         ax.hist(scores, bins=bins, color="#3b6ea8", edgecolor="white")
     everyone = list(scores) + [0.0] * missing
@@ -308,10 +316,13 @@ def counts(totals: list[dict], assignment: str) -> tuple[int, int, int]:
             sum(r["provisional"] == "yes" for r in rows))
 
 
-def histogram_title(assignment: str, students: int, missing: int, provisional: int) -> str:
+def histogram_title(assignment: str, students: int, missing: int, provisional: int,
+                    waiting: int = 0) -> str:
+    absent = (f"{missing} with no submission (scored 0)" if not waiting else
+              f"{missing - waiting} with no submission, {waiting} collected but not "
+              "autograded yet (scored 0 for now)")
     return (f"{assignment}: {students} student(s), {students - missing} submission(s)\n"
-            f"{missing} with no submission (scored 0); {provisional} provisional "
-            "(written answers to grade)")
+            f"{absent}; {provisional} provisional (written answers to grade)")
 
 
 def histogram(totals: list[dict], assignment: str, path: Path) -> None:
@@ -321,8 +332,10 @@ def histogram(totals: list[dict], assignment: str, path: Path) -> None:
     scores = [float(r["score"]) for r in rows if r["status"] == SUBMITTED]
     top = max([float(r["max_score"]) for r in rows] or [1.0]) or 1.0
     n, missing, provisional = counts(totals, assignment)
-    fig = histogram_figure(scores, top, histogram_title(assignment, n, missing, provisional),
-                           missing=missing)
+    waiting = sum(r["status"] == NOT_GRADED for r in rows)
+    fig = histogram_figure(scores, top,
+                           histogram_title(assignment, n, missing, provisional, waiting),
+                           missing=missing, waiting=waiting)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata={"Software": None})
     plt.close(fig)

@@ -51,6 +51,42 @@ def test_the_figure_counts_students_without_a_submission_apart():
     plt.close(fig)
 
 
+def test_the_figure_draws_collected_but_not_graded_apart_from_no_submission():
+    """A submission collected but not autograded yet is not 'no submission': the histogram
+    stacks it apart, in its own colour and legend entry (before, both were one grey bar
+    labelled 'no submission')."""
+    import matplotlib.pyplot as plt
+
+    fig = histogram_figure([9, 10.5], 11, "ex", missing=3, waiting=1)
+    ax = fig.axes[0]
+    at_zero = {p.get_facecolor()[:3]: p.get_height() for p in ax.patches
+               if round(p.get_x() + p.get_width() / 2) == 0 and p.get_height()}
+    assert sorted(at_zero.values()) == [1, 2], at_zero
+    legend = [t.get_text() for t in ax.get_legend().get_texts()]
+    assert "collected, not graded yet (1)" in legend and "no submission (2)" in legend, legend
+    plt.close(fig)
+
+
+def test_the_histogram_counts_rows_not_graded_yet_in_title_and_figure(tmp_path, monkeypatch):
+    import grader.report
+
+    seen, real = {}, grader.report.histogram_figure
+
+    def spy(scores, top, title, missing=0, waiting=0):
+        seen.update(title=title, missing=missing, waiting=waiting)
+        return real(scores, top, title, missing, waiting)
+
+    monkeypatch.setattr(grader.report, "histogram_figure", spy)
+    rows = [{"assignment": "ex", "score": sc, "max_score": "11", "status": st,
+             "provisional": pr} for sc, st, pr in (("9", "submitted", "no"),
+                                                   ("0", "not graded yet", "yes"),
+                                                   ("0", "no submission", "no"))]
+    grader.report.histogram(rows, "ex", tmp_path / "hist_ex.png")
+    assert (seen["missing"], seen["waiting"]) == (2, 1), seen
+    assert "1 with no submission, 1 collected but not autograded yet" in seen["title"], seen
+    assert (tmp_path / "hist_ex.png").read_bytes()[:4] == b"\x89PNG"
+
+
 # -- a small class straight in an nbgrader gradebook: ex (amy, bo; cy has no submission) and hw
 #    (amy only); each notebook has a test (2 points) and a written answer (3 points)
 SUBMISSIONS = {("amy", "ex"): (2.0, None),   # written answer given: waits for a hand grade
@@ -160,9 +196,9 @@ def test_histogram_titles_count_students_missing_and_provisional(tmp_path, monke
 
     titles, real = {}, grader.report.histogram_figure
 
-    def spy(scores, top, title, missing=0):
+    def spy(scores, top, title, missing=0, **kw):
         titles[title.split(":")[0]] = (sorted(scores), missing, title)
-        return real(scores, top, title, missing)
+        return real(scores, top, title, missing, **kw)
 
     monkeypatch.setattr(grader.report, "histogram_figure", spy)
     report(small_class(tmp_path / "course"), progress=False)
