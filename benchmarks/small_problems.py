@@ -4,7 +4,8 @@
 The benchmark suite (``python -m tconv_lib.bench``) times layers of real networks, where a call
 takes milliseconds. A reader of the book calls the library on inputs of a few pixels, where
 what counts is the Python around the arithmetic. This report times both on such inputs,
-interleaved (each round runs every problem, tconv_lib then PyTorch, in the same thread count)
+interleaved (each round runs every problem's tconv_lib and PyTorch calls, in an order that
+changes from round to round, with the same thread count)
 and prints the median microseconds per call and their ratio. It records; it asserts nothing.
 
     .venv/bin/python benchmarks/small_problems.py             # every problem, 7 rounds
@@ -18,7 +19,6 @@ import json
 import os
 import statistics
 import sys
-import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -30,6 +30,7 @@ import torch.nn.functional as F
 
 import tconv_lib
 import tconv_lib.nn
+from tconv_lib import bench
 
 _TORCH = {1: F.conv_transpose1d, 2: F.conv_transpose2d, 3: F.conv_transpose3d}
 
@@ -112,46 +113,38 @@ def calls(p: Tiny) -> tuple[Callable[[], Any], Callable[[], Any]]:
     return lambda: tconv_lib.conv_transpose(x, w, b, **geo), lambda: ref(x, w, b, **geo)
 
 
-def per_call(fn: Callable[[], Any], seconds: float = 0.02) -> float:
-    """Seconds per call of ``fn``: enough back-to-back calls to last about ``seconds``."""
-    start = time.perf_counter()
-    fn()
-    first = max(time.perf_counter() - start, 1e-7)
-    n = max(3, min(2000, int(seconds / first)))
-    start = time.perf_counter()
-    for _ in range(n):
-        fn()
-    return (time.perf_counter() - start) / n
-
-
 def measure(problems: tuple[Tiny, ...], rounds: int) -> list[dict[str, Any]]:
-    """Median microseconds per call of tconv_lib and PyTorch, interleaved round by round."""
-    pairs = [calls(p) for p in problems]
-    for ours, ref in pairs:                                  # warm-up: plans, caches
-        for _ in range(3):
-            ours(), ref()
-    times: list[tuple[list[float], list[float]]] = [([], []) for _ in problems]
-    for _ in range(rounds):
-        for (ours, ref), (t_ours, t_ref) in zip(pairs, times, strict=True):
-            t_ours.append(per_call(ours))
-            t_ref.append(per_call(ref))
+    """Median microseconds per call of tconv_lib and PyTorch, interleaved round by round
+    (:func:`tconv_lib.bench.time_interleaved`, one sample = about 20 ms of back-to-back
+    calls, :func:`tconv_lib.bench.calls_per_sample`)."""
+    fns: dict[str, Callable[[], Any]] = {}
+    for p in problems:
+        fns[f"{p.name}|tconv"], fns[f"{p.name}|torch"] = calls(p)
+    n = {k: bench.calls_per_sample(fn, _no_sync, target=0.02, most=2000)
+         for k, fn in fns.items()}
+    times = bench.time_interleaved(fns, reps=rounds, warmup=1, sync=_no_sync, calls=n)
     rows = []
-    for p, (t_ours, t_ref) in zip(problems, times, strict=True):
-        us, ref_us = statistics.median(t_ours) * 1e6, statistics.median(t_ref) * 1e6
+    for p in problems:
+        us = statistics.median(times[f"{p.name}|tconv"]) * 1e6
+        ref_us = statistics.median(times[f"{p.name}|torch"]) * 1e6
         rows.append({"name": p.name, "tconv_us": us, "torch_us": ref_us, "ratio": us / ref_us})
     return rows
+
+
+def _no_sync() -> None:
+    """CPU calls return when done: nothing to wait for."""
 
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rounds", type=int, default=7, help="interleaved rounds (median)")
-    parser.add_argument("--threads", type=int, default=None, help="torch threads (default: as is)")
+    parser.add_argument("--threads", type=int, default=None,
+                        help="threads of torch, NumPy's BLAS and tconv_lib (default: as is)")
     parser.add_argument("--only", nargs="+", default=None, metavar="NAME",
                         help="problems whose name contains one of these")
     parser.add_argument("--json", type=Path, default=None, help="also write the rows here")
     args = parser.parse_args(argv)
-    if args.threads:
-        torch.set_num_threads(args.threads)
+    _blas = bench.set_threads(args.threads) if args.threads else None   # kept to the end
     problems = tuple(p for p in PROBLEMS if args.only is None
                      or any(s in p.name for s in args.only))
     rows = measure(problems, args.rounds)

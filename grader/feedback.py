@@ -270,6 +270,15 @@ def in_review(record: dict, review: set[tuple[str, str]] | frozenset) -> int:
                for nb_id, nb in record["notebooks"].items() for gid, cell in nb["cells"].items())
 
 
+def score_text(record: dict, manual: dict[tuple[str, str], float],
+               blank: set[tuple[str, str]] | frozenset = frozenset(),
+               extra: dict[tuple[str, str], float] | None = None,
+               review: set[tuple[str, str]] | frozenset = frozenset()) -> str:
+    """The score line of one submission, as its page and its index give it (:func:`score`,
+    :func:`_score_text`)."""
+    return _score_text(*score(record, manual, blank, extra, review), in_review(record, review))
+
+
 def _score_text(total: float, max_total: float, pending: int, review: int = 0) -> str:
     """``total / max``, and while ``pending`` cells wait (``review`` of them test cells scored
     by hand earlier, the others written answers) what keeps it from being final."""
@@ -356,7 +365,7 @@ def render(record: dict, manual: dict[tuple[str, str], float],
         flag_html += ('<div class="flag"><b>Errors in your code cells</b> (a test below that '
                       "stops with NameError or the like may come from one of these)"
                       f"<ul>{errors}</ul></div>")
-    total = _score_text(*score(record, manual, blank, extra, review), in_review(record, review))
+    total = score_text(record, manual, blank, extra, review)
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(a)}: feedback for {e(s)}</title><style>{CSS}</style></head><body>"
             f"<h1>{e(a)}</h1><p>Student: <b>{e(s)}</b>. Score: "
@@ -479,7 +488,7 @@ def _score_of(record: Path, grades: dict[tuple[str, str], HandGrades]) -> str | 
         rec = json.loads(record.read_text())
         manual, blank, extra, review = grades.get((rec["student"], rec["assignment"]),
                                                   NO_GRADES)
-        return _score_text(*score(rec, manual, blank, extra, review), in_review(rec, review))
+        return score_text(rec, manual, blank, extra, review)
     except BAD_RECORD:
         return None  # said when its own page was (not) written
 

@@ -181,8 +181,7 @@ def _withdrawn_row(course: Course, total: dict) -> dict:
 def _not_graded_row(student: str, assignment: str, max_score: float, course: Course) -> dict:
     """The totals.csv row of a submission collected but never autograded: 0 points for now,
     provisional."""
-    return {"student": student, "assignment": assignment, "score": "0",
-            "max_score": _fmt(max_score), "status": NOT_GRADED, "pending_manual": "0",
+    return {**_missing_row(student, assignment, max_score), "status": NOT_GRADED,
             "provisional": "yes", TO_GRADE: "new",
             "flags": f"collected ({course.submitted / student / assignment}), not autograded "
                      "yet: run autograde"}
@@ -308,11 +307,12 @@ def histogram_figure(scores: list[float], top: float, title: str, missing: int =
     return fig
 
 
-def counts(totals: list[dict], assignment: str) -> tuple[int, int, int]:
-    """``(students, without a submission (withdrawn ones too), provisional totals)`` of one
-    assignment."""
+def counts(totals: list[dict], assignment: str) -> tuple[int, int, int, int]:
+    """``(students, without a graded submission (withdrawn ones too), of those the ones
+    collected but not autograded yet, provisional totals)`` of one assignment."""
     rows = [r for r in totals if r["assignment"] == assignment]
     return (len(rows), sum(r["status"] != SUBMITTED for r in rows),
+            sum(r["status"] == NOT_GRADED for r in rows),
             sum(r["provisional"] == "yes" for r in rows))
 
 
@@ -331,8 +331,7 @@ def histogram(totals: list[dict], assignment: str, path: Path) -> None:
     rows = [r for r in totals if r["assignment"] == assignment]
     scores = [float(r["score"]) for r in rows if r["status"] == SUBMITTED]
     top = max([float(r["max_score"]) for r in rows] or [1.0]) or 1.0
-    n, missing, provisional = counts(totals, assignment)
-    waiting = sum(r["status"] == NOT_GRADED for r in rows)
+    n, missing, waiting, provisional = counts(totals, assignment)
     fig = histogram_figure(scores, top,
                            histogram_title(assignment, n, missing, provisional, waiting),
                            missing=missing, waiting=waiting)
@@ -416,8 +415,7 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     lines = ["Tests that fail most (failures / submissions; students with no submission and "
              "notebooks that could not be read are not counted):"]
     for a in assignments:
-        n, missing, provisional = counts(totals, a)
-        waiting = sum(r["assignment"] == a and r["status"] == NOT_GRADED for r in totals)
+        n, missing, waiting, provisional = counts(totals, a)
         ungraded = f" ({waiting} of them collected, not autograded yet)" if waiting else ""
         lines.append(f"  {a}: {n - missing} submission(s) of {n} student(s), {missing} with "
                      f"no submission{ungraded}, {provisional} provisional")

@@ -310,3 +310,21 @@ def test_replot_redraws_the_png_for_the_book_column(quick_report: tuple[dict, Pa
     err = capsys.readouterr().err
     assert "--replot takes results files" in err and str(other) in err, err
     assert not other.with_suffix(".png").exists()
+
+
+def test_small_problems_report_runs_and_writes_its_rows(tmp_path: Path) -> None:
+    """``benchmarks/small_problems.py`` (the per-call report of tiny problems, timed with this
+    module's interleaving) runs end to end: one row per problem asked for, each with positive
+    times and their ratio. No timing is asserted."""
+    out = tmp_path / "small.json"
+    only = ["1d-n2-c4-8-k4s3p1", "np-3d-c2-4x4x4-k3s2", "module3d-fwd-bwd-k3s2p1"]
+    done = subprocess.run([sys.executable, str(ROOT / "benchmarks" / "small_problems.py"),
+                           "--rounds", "1", "--threads", "1", "--only", *only,
+                           "--json", str(out)], capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stderr
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["name"] for r in rows] == only, rows
+    for r in rows:
+        assert r["tconv_us"] > 0 and r["torch_us"] > 0, r
+        assert math.isclose(r["ratio"], r["tconv_us"] / r["torch_us"]), r
+        assert r["name"] in done.stdout
