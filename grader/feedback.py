@@ -39,6 +39,9 @@ from grader.gradebook import (
     dump_json,
     next_command,
 )
+from grader.late import NONE as NO_PENALTY
+from grader.late import Lateness, Rule, lateness
+from grader.late import apply as apply_penalty
 
 CSS = """body{font-family:system-ui,sans-serif;max-width:56em;margin:2em auto;padding:0 1em}
 table{border-collapse:collapse;width:100%}td,th{border:1px solid #ccc;padding:.3em .5em;
@@ -98,7 +101,7 @@ def comment_waits(cell: tuple[str, str], text: str, stale: set[tuple[str, str]],
 def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], list[str],
                                               set[tuple[str, str]], set[str],
                                               dict[tuple[str, str], Comments], list[str],
-                                              set[str]]:
+                                              set[str], dict[tuple[str, str], Lateness]]:
     """Everything a run needs from the gradebook, in one session and one query of its grades
     (and one of its comments): ``(hand grades by (student, assignment), assignments,
     {(student, assignment)}, students, comments by (student, assignment), comments that
@@ -106,7 +109,8 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
     submission, every student: the class list once it was imported, as in ``report``'s
     totals, the comments written in formgrader, ``student/assignment/notebook/cell`` of
     those left off the pages, said of an earlier answer: :func:`comment_waits`, and of these
-    the ones on a written answer whose hand grade waits too).
+    the ones on a written answer whose hand grade waits too, and how late each late submission
+    was: :func:`grader.late.lateness`).
     One connection for the class, not one per page: opening one costs more than a page."""
     from nbgrader import api
 
@@ -114,7 +118,13 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
 
     rows: dict[tuple[str, str], list] = {}
     with course.gradebook() as gb:
-        subs = {(sub.student_id, a.name) for a in gb.assignments for sub in a.submissions}
+        subs, late = set(), {}
+        for a in gb.assignments:
+            for sub in a.submissions:
+                subs.add((sub.student_id, a.name))
+                when = lateness(sub)
+                if when is not None:
+                    late[(sub.student_id, a.name)] = when
         students = {st.id for st in gb.students}
         query = (gb.db.query(api.SubmittedAssignment.student_id, api.Assignment.name,
                              api.Notebook.name, api.GradeCell.name, api.Grade.auto_score,
@@ -163,7 +173,7 @@ def _gradebook_view(course: Course) -> tuple[dict[tuple[str, str], HandGrades], 
             else:
                 comments.setdefault(key, []).append((nb, cell, text.strip()))
     return (grades, sorted({a for _, a in subs}), subs, students,
-            {key: sorted(c) for key, c in comments.items()}, sorted(waiting), regrade)
+            {key: sorted(c) for key, c in comments.items()}, sorted(waiting), regrade, late)
 
 
 def _secrets(course: Course, assignment: str, notebooks) -> dict[str, frozenset[str]]:
@@ -270,18 +280,36 @@ def in_review(record: dict, review: set[tuple[str, str]] | frozenset) -> int:
                for nb_id, nb in record["notebooks"].items() for gid, cell in nb["cells"].items())
 
 
+def late_score(record: dict, manual: dict[tuple[str, str], float],
+               blank: set[tuple[str, str]] | frozenset = frozenset(),
+               extra: dict[tuple[str, str], float] | None = None,
+               review: set[tuple[str, str]] | frozenset = frozenset(),
+               late: Lateness | None = None, rule: Rule = NO_PENALTY
+               ) -> tuple[float, float, int, float]:
+    """:func:`score` after the course's late penalty (:func:`grader.late.apply`, as ``report``
+    takes it): ``(points, max points, cells waiting, points the penalty took)``."""
+    total, max_total, pending = score(record, manual, blank, extra, review)
+    total, taken = apply_penalty(total, rule, late, max_total)
+    return total, max_total, pending, taken
+
+
 def score_text(record: dict, manual: dict[tuple[str, str], float],
                blank: set[tuple[str, str]] | frozenset = frozenset(),
                extra: dict[tuple[str, str], float] | None = None,
-               review: set[tuple[str, str]] | frozenset = frozenset()) -> str:
-    """The score line of one submission, as its page and its index give it (:func:`score`,
+               review: set[tuple[str, str]] | frozenset = frozenset(),
+               late: Lateness | None = None, rule: Rule = NO_PENALTY) -> str:
+    """The score line of one submission, as its page and its index give it (:func:`late_score`,
     :func:`_score_text`)."""
-    return _score_text(*score(record, manual, blank, extra, review), in_review(record, review))
+    total, max_total, pending, taken = late_score(record, manual, blank, extra, review, late,
+                                                  rule)
+    return _score_text(total, max_total, pending, in_review(record, review), taken)
 
 
-def _score_text(total: float, max_total: float, pending: int, review: int = 0) -> str:
-    """``total / max``, and while ``pending`` cells wait (``review`` of them test cells scored
-    by hand earlier, the others written answers) what keeps it from being final."""
+def _score_text(total: float, max_total: float, pending: int, review: int = 0,
+                taken: float = 0.0) -> str:
+    """``total / max`` (``after a late penalty of N`` when one took points), and while
+    ``pending`` cells wait (``review`` of them test cells scored by hand earlier, the others
+    written answers) what keeps it from being final."""
     written = pending - review
     parts = ([f"{written} written answer{'s' * (written > 1)} still to be graded by hand"]
              if written else [])
@@ -289,18 +317,21 @@ def _score_text(total: float, max_total: float, pending: int, review: int = 0) -
         parts.append(f"{review} test cell{'s' * (review > 1)} scored by hand earlier still to "
                      "be looked at again")
     still = f" (not final: {' and '.join(parts)})" if parts else ""
-    return f"{total:g} / {max_total:g}{still}"
+    penalty = f" after a late penalty of {taken:g}" if taken else ""
+    return f"{total:g} / {max_total:g}{penalty}{still}"
 
 
 def render(record: dict, manual: dict[tuple[str, str], float],
            secrets: dict[str, frozenset[str]] | None = None,
            blank: set[tuple[str, str]] | frozenset = frozenset(),
            extra: dict[tuple[str, str], float] | None = None,
-           comments: Comments = (), review: set[tuple[str, str]] | frozenset = frozenset()
-           ) -> str:
+           comments: Comments = (), review: set[tuple[str, str]] | frozenset = frozenset(),
+           late: Lateness | None = None, rule: Rule = NO_PENALTY) -> str:
     """The page of one submission. Formgrader's hand work is shown as the student's total
     counts it: a hand grade (on a test cell: 'set by hand', with what the tests gave), extra
-    credit next to its cell's points, and the instructor's comments above the table."""
+    credit next to its cell's points, and the instructor's comments above the table. A late
+    submission (``late``) is told how late, and the course's late penalty (``rule``) what it
+    took from the score."""
     from grader.autograde import not_found, scrub_hidden
 
     secrets = secrets or {}
@@ -365,7 +396,19 @@ def render(record: dict, manual: dict[tuple[str, str], float],
         flag_html += ('<div class="flag"><b>Errors in your code cells</b> (a test below that '
                       "stops with NameError or the like may come from one of these)"
                       f"<ul>{errors}</ul></div>")
-    total = score_text(record, manual, blank, extra, review)
+    points = late_score(record, manual, blank, extra, review, late, rule)
+    total = _score_text(*points[:3], in_review(record, review), points[3])
+    if late is not None:
+        # styled in place: a page of a submission on time stays byte for byte what it was
+        told = f"<b>Late submission</b>: {e(late.text())}."
+        if not rule.none:
+            given = rule.points(late.seconds, points[1])
+            capped = (f" (the rule gives {given:g}; no more than the points you earned is taken)"
+                      if points[3] < given else "")
+            told += (f" Late penalty ({e(rule.why(late.seconds, points[1]))}): {points[3]:g} "
+                     f"point{'s' * (points[3] != 1)} taken from your score{capped}.")
+        when += ('<p style="background:#fdecea;padding:.5em 1em;border-left:4px solid #b3261e">'
+                 f"{told}</p>")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"
             f"<title>{e(a)}: feedback for {e(s)}</title><style>{CSS}</style></head><body>"
             f"<h1>{e(a)}</h1><p>Student: <b>{e(s)}</b>. Score: "
@@ -483,12 +526,14 @@ def index_page(course: Course, student: str, assignments: list[str],
 BAD_RECORD = (OSError, ValueError, KeyError, TypeError, AttributeError)
 
 
-def _score_of(record: Path, grades: dict[tuple[str, str], HandGrades]) -> str | None:
+def _score_of(record: Path, grades: dict[tuple[str, str], HandGrades],
+              late: dict[tuple[str, str], Lateness] | None = None,
+              rule: Rule = NO_PENALTY) -> str | None:
     try:
         rec = json.loads(record.read_text())
-        manual, blank, extra, review = grades.get((rec["student"], rec["assignment"]),
-                                                  NO_GRADES)
-        return score_text(rec, manual, blank, extra, review)
+        key = (rec["student"], rec["assignment"])
+        manual, blank, extra, review = grades.get(key, NO_GRADES)
+        return score_text(rec, manual, blank, extra, review, (late or {}).get(key), rule)
     except BAD_RECORD:
         return None  # said when its own page was (not) written
 
@@ -563,7 +608,9 @@ class Run:
     test cells of this run's pages whose score set by hand waits to be looked at again (the
     tests give other points since: the page counts theirs, not final), named the same way;
     ``to_grade``: ``student/assignment`` of the submissions asked for that are collected but
-    not autograded yet, ``new`` (no page yet) or ``changed`` (the page is of the earlier one)."""
+    not autograded yet, ``new`` (no page yet) or ``changed`` (the page is of the earlier one);
+    ``late``: ``student/assignment`` of this run's pages of late submissions, with the points
+    the late penalty took."""
     pages: list[Path] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
@@ -577,6 +624,7 @@ class Run:
     regrade: set[str] = field(default_factory=set)
     review: list[str] = field(default_factory=list)
     to_grade: dict[str, str] = field(default_factory=dict)
+    late: dict[str, float] = field(default_factory=dict)
 
     @property
     def students(self) -> list[str]:
@@ -598,19 +646,23 @@ class Run:
 
 def feedback(course: Course, students: list[str] | None = None,
              assignments: list[str] | None = None, progress: bool = True,
-             force: bool = False) -> Run:
+             force: bool = False, rule: Rule | None = None) -> Run:
     """Bring the pages asked for and each of their students' index up to date: each is
     rendered, and written only when it differs from the file on disk (every one with
     ``force``). Pages asked for with no ``results.json`` behind them any more are removed, and
     each student asked for (without ``students`` every student of the gradebook: the class
-    list, once imported) with nothing graded gets an index that says so."""
+    list, once imported) with nothing graded gets an index that says so. ``rule``: the late
+    penalty (the course's saved one by default, :func:`grader.late.load`)."""
     from tqdm import tqdm
+
+    from grader import late as lateness_rules
 
     if not course.default_db:
         course.require_gradebook()  # a --db that does not exist: say so first
     records = autograded_records(course)
     course.require_gradebook()
-    grades, roster, subs, known, comments, waiting, regrade = _gradebook_view(course)
+    rule = lateness_rules.load(course.root) if rule is None else rule
+    grades, roster, subs, known, comments, waiting, regrade, late = _gradebook_view(course)
     from grader.autograde import to_grade
 
     run = Run()
@@ -631,8 +683,8 @@ def feedback(course: Course, students: list[str] | None = None,
             if key not in secrets:  # the same for every student: read the source once
                 secrets[key] = _secrets(course, a, key[1])
             page = render(rec, manual, secrets[key], blank, extra, comments.get((s, a), []),
-                          review)
-            points = score(rec, manual, blank, extra, review)
+                          review, late.get((s, a)), rule)
+            points = late_score(rec, manual, blank, extra, review, late.get((s, a)), rule)
         except BAD_RECORD as exc:  # one damaged record never stops the others
             print(f"feedback: skipped {p} (unreadable: {type(exc).__name__}: {exc}); "
                   "`tconv-grader autograde --force` rewrites it", file=sys.stderr)
@@ -643,7 +695,10 @@ def feedback(course: Course, students: list[str] | None = None,
         (run.written if _write_if_changed(path, page, force) else run.unchanged).append(path)
         if points[2]:
             run.provisional.append(path)
-        per_student.setdefault(s, {})[a] = _score_text(*points, in_review(rec, review))
+        per_student.setdefault(s, {})[a] = _score_text(*points[:3], in_review(rec, review),
+                                                       points[3])
+        if (s, a) in late:
+            run.late[f"{s}/{a}"] = points[3]
         run.waiting += [w for w in waiting if w.startswith(f"{s}/{a}/")]
         run.regrade |= {w for w in regrade if w.startswith(f"{s}/{a}/")}
         run.review += sorted(f"{s}/{a}/{nb}/{cell}" for nb, cell in review
@@ -665,7 +720,7 @@ def feedback(course: Course, students: list[str] | None = None,
         for other in course.autograded.glob(f"{glob_escape(s)}/*/results.json"):
             if other.parent.name not in scores and not course.withdrawn(s, other.parent.name):
                 # left out by ASSIGNMENT: still listed
-                text = _score_of(other, grades)
+                text = _score_of(other, grades, late, rule)
                 if text is not None:
                     scores[other.parent.name] = text
         if not scores and not _collected(course, s):
@@ -736,12 +791,27 @@ def main(args) -> int:
         raise UsageError(f"--solutions must be an existing folder of instructor source; got "
                          f"{solutions} (no such directory)")
     course = Course.open(args.course, args.db, solutions)
+    from grader import late as lateness_rules
+
+    value = getattr(args, "late_penalty", None)
+    rule = lateness_rules.parse(value) if value is not None else lateness_rules.load(course.root)
+    if value is not None:  # a wrong --course or --db is said before the rule is saved
+        if not course.default_db:
+            course.require_gradebook()
+        autograded_records(course)
+        course.require_gradebook()
+    lateness_rules.set_from_args(course.root, value, "feedback")
     kept = keep_comments(course, getattr(args, "keep_comments", None) or [])
     run = feedback(course, args.student or None, [args.assignment] if args.assignment else None,
-                   progress=not args.quiet, force=args.force)
+                   progress=not args.quiet, force=args.force, rule=rule)
     why = " (--force)" if args.force else ""
     print(f"feedback: {len(run.written)} page(s) written{why}, {len(run.unchanged)} unchanged "
           f"(already up to date), for {len(run.students)} student(s) under {course.feedback}")
+    if run.late:
+        what = (f"late penalty {rule.text}: {_names([f'{k} -{v:g}' for k, v in run.late.items()])}"
+                if not rule.none else f"no late penalty set: {_names(list(run.late))}")
+        print(f"feedback: {len(run.late)} page(s) say the submission was late and by how much "
+              f"({what})")
     if run.removed:
         which = _names([f"{p.parent.parent.name}/{p.parent.name}" for p in run.removed])
         print(f"feedback: {len(run.removed)} page(s) removed, no submission behind them any "
@@ -830,6 +900,11 @@ def add_parser(sub) -> None:
                    "read the new answer and it still applies; STUDENT/ASSIGNMENT shows all of "
                    "the submission's (repeatable). A written answer's comment also waits for "
                    "its hand grade: grade it again in formgrader ('Mark graded' keeps it)")
+    p.add_argument("--late-penalty", metavar="RULE",
+                   help="set the course's late penalty (saved in <course>/late_penalty.txt; "
+                   "report and feedback apply it from then on): none, zero, P%%/day or P%%/hour "
+                   "(see `tconv-grader report --help`). A late submission's page says how late "
+                   "it was and what the penalty took")
     p.add_argument("--force", action="store_true",
                    help="write every page and index again, also those already up to date "
                    "(by default a page is written only when its content changed)")

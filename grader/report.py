@@ -10,10 +10,10 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
                         hand), auto_score, manual_score, score, max_score, flags,
                         extra_credit (formgrader's, counted in score)
 * totals.csv            one row per student and assignment (score, max_score, flags, status,
-                        pending_manual, provisional): every student of the gradebook, with
-                        ``status`` ``no submission`` and score 0 where one has none, and
-                        ``withdrawn`` and score 0 where one autograded earlier has left
-                        ``submitted/`` since (its grades are left out of grades.csv, the
+                        pending_manual, provisional, late_penalty): every student of the
+                        gradebook, with ``status`` ``no submission`` and score 0 where one
+                        has none, and ``withdrawn`` and score 0 where one autograded earlier
+                        has left ``submitted/`` since (its grades are left out of grades.csv, the
                         earlier score is in ``flags``), and ``not graded yet`` and score 0
                         where one is collected but not autograded yet (provisional; one
                         collected again since it was graded keeps the earlier grades,
@@ -21,7 +21,9 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
                         ``pending_manual`` counts the cells still waiting for a hand grade
                         (written answers, and test cells scored by hand whose tests give
                         other points since: the tests' points count), and while there are any
-                        the total is ``provisional`` (``yes``)
+                        the total is ``provisional`` (``yes``); ``late_penalty``: the points
+                        the course's late penalty took from ``score`` (``--late-penalty``;
+                        grades.csv's cell scores are before it)
 * scores.csv            the same totals one row per student, for an LMS grade import: student,
                         one column per assignment (its score; 0 without a submission), total,
                         max_total, provisional (``yes`` while any cell waits for a hand grade)
@@ -36,8 +38,9 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
                         graded; then the test cells scored by hand whose tests give other
                         points since (a resubmission: the tests' points count)
 * flags.txt             every flagged submission with its reasons (one handed in after its due
-                        date, nbgrader's ``duedate``: how late; no penalty is applied), and
-                        every missing submission
+                        date, nbgrader's ``duedate``: how late, and the late penalty taken if
+                        the course has one), headed by how many have each reason, and every
+                        missing submission
 
 An assignment enters the reports once the gradebook holds a submission of it.
 """
@@ -53,18 +56,21 @@ import tempfile
 from collections import Counter
 from pathlib import Path
 
+from grader import late
 from grader.dbretry import redact
 from grader.gradebook import Course, UsageError, atomic_write_text
+from grader.late import Rule
 
 #: new columns go at the end: consumers of the earlier ones keep working
 GRADE_FIELDS = ["student", "assignment", "notebook", "grade_cell", "kind", "auto_score",
                 "manual_score", "score", "max_score", "flags", "extra_credit"]
 #: new columns go at the end: consumers of the first five keep working
 TOTAL_FIELDS = ["student", "assignment", "score", "max_score", "flags", "status",
-                "pending_manual", "provisional"]
+                "pending_manual", "provisional", "late_penalty"]
 SUBMITTED, NO_SUBMISSION, WITHDRAWN = "submitted", "no submission", "withdrawn"
 NOT_GRADED = "not graded yet"  # collected, never autograded: run autograde
 LATE = "_late"  # totals.csv rows' own key: handed in after the due date
+AUTOFLAGS = "_autoflags"  # totals.csv rows' own key: results.json holds flags
 TO_GRADE = "_to_grade"  # totals.csv rows' own key: "new" or "changed" (autograde.to_grade)
 #: grades.csv rows' own key (not a column): the notebook never ran (unreadable, wrong name)
 UNREAD = "_unread"
@@ -93,32 +99,30 @@ def _flags(path: Path) -> tuple[list[str], set[str]]:
                 "autograde --force` rewrites it"], set()
 
 
-def _duration(seconds: float) -> str:
-    """``2 d 3 h``, ``3 h 5 min``, ``12 min``, ``40 s``: how late, to the unit that matters."""
-    m, sec = divmod(int(round(seconds)), 60)
-    h, m = divmod(m, 60)
-    d, h = divmod(h, 24)
-    return (f"{d} d {h} h" if d else f"{h} h {m} min" if h else f"{m} min" if m
-            else f"{sec} s")
-
-
-def late_flag(sub) -> str | None:
+def late_flag(sub, rule: Rule = late.NONE, max_score: float = 0.0, taken: float = 0.0
+              ) -> str | None:
     """A flag for a submission handed in after its due date (nbgrader's: the assignment's
     ``duedate``, as ``nbgrader db assignment add --duedate`` sets it, plus the student's
-    extension), from the time ``collect`` recorded; ``None`` when on time or without a due
-    date. No penalty is applied."""
-    late = sub.total_seconds_late
-    if not late:
+    extension), from the time ``collect`` recorded, with the course's late penalty
+    (:mod:`grader.late`: ``taken`` points of the score); ``None`` when on time or without a due
+    date."""
+    when = late.lateness(sub)
+    if when is None:
         return None
-    return (f"late: handed in {sub.timestamp:%Y-%m-%d %H:%M:%S} UTC, {_duration(late)} after "
-            f"the due date {sub.duedate:%Y-%m-%d %H:%M:%S} UTC (no penalty applied)")
+    if rule.none:
+        return f"late: {when.text()} (no penalty applied)"
+    given = rule.points(when.seconds, max_score)
+    capped = f" (capped at the {taken:g} earned)" if taken < given else ""
+    return (f"late: {when.text()}; late penalty {rule.text}: {rule.why(when.seconds, max_score)}"
+            f" taken{capped}")
 
 
-def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], dict]:
-    """grades.csv rows and the totals.csv row of one submission in the gradebook."""
+def _submission_rows(course: Course, assignment: str, sub, rule: Rule = late.NONE
+                     ) -> tuple[list[dict], dict]:
+    """grades.csv rows (each cell's score, before any late penalty) and the totals.csv row of
+    one submission in the gradebook (its total after the course's late penalty, ``rule``)."""
     s = sub.student.id
     flags, unread = _flags(course.results_path(s, assignment))
-    late = late_flag(sub)
     grades = []
     total = max_total = 0.0
     pending = 0
@@ -150,10 +154,12 @@ def _submission_rows(course: Course, assignment: str, sub) -> tuple[list[dict], 
                 "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags),
                 "extra_credit": _fmt(g.extra_credit),
                 UNREAD: snb.name in unread, REGRADE: regrade, STALE: stale and not regrade})
+    total, taken = late.apply(total, rule, late.lateness(sub), max_total)
+    flag = late_flag(sub, rule, max_total, taken)
     return grades, {"student": s, "assignment": assignment, "score": _fmt(total),
-                    "max_score": _fmt(max_total), "flags": " | ".join([late] * bool(late)
+                    "max_score": _fmt(max_total), "flags": " | ".join([flag] * bool(flag)
                                                                       + flags),
-                    LATE: bool(late),
+                    LATE: bool(flag), "late_penalty": _fmt(taken), AUTOFLAGS: bool(flags),
                     "status": SUBMITTED, "pending_manual": str(pending),
                     "provisional": "yes" if pending else "no", UNREAD: bool(unread)}
 
@@ -162,7 +168,7 @@ def _missing_row(student: str, assignment: str, max_score: float) -> dict:
     """The totals.csv row of a student with no submission of ``assignment``: 0 points."""
     return {"student": student, "assignment": assignment, "score": "0",
             "max_score": _fmt(max_score), "flags": "", "status": NO_SUBMISSION,
-            "pending_manual": "0", "provisional": "no"}
+            "pending_manual": "0", "provisional": "no", "late_penalty": "0"}
 
 
 def _withdrawn_row(course: Course, total: dict) -> dict:
@@ -173,7 +179,8 @@ def _withdrawn_row(course: Course, total: dict) -> dict:
     why = course.withdrawn_why(s, a)
     then = "then" if why.endswith("autograded") else "in the gradebook"
     return {**total, "score": "0", "status": WITHDRAWN, "pending_manual": "0",
-            "provisional": "no", UNREAD: False,
+            "provisional": "no", UNREAD: False, "late_penalty": "0", LATE: False,
+            AUTOFLAGS: False,
             "flags": f"withdrawn: {why} ({total['score']} / {total['max_score']} {then}); "
                      "scored 0"}
 
@@ -187,7 +194,7 @@ def _not_graded_row(student: str, assignment: str, max_score: float, course: Cou
                      "yet: run autograde"}
 
 
-def gather(course: Course) -> tuple[list[dict], list[dict]]:
+def gather(course: Course, rule: Rule = late.NONE) -> tuple[list[dict], list[dict]]:
     """Rows of grades.csv and totals.csv, read from the gradebook: every student of the
     gradebook for every assignment it holds a submission of (no submission: score 0; one
     withdrawn from ``submitted/`` since it was autograded: score 0, no grades.csv rows; one
@@ -210,7 +217,7 @@ def gather(course: Course) -> tuple[list[dict], list[dict]]:
                 if s not in subs:
                     totals.append(_missing_row(s, a.name, float(a.max_score or 0.0)))
                     continue
-                rows, total = _submission_rows(course, a.name, subs[s])
+                rows, total = _submission_rows(course, a.name, subs[s], rule)
                 if (s, a.name) in pending:  # the grades are of the submission it replaces
                     total[TO_GRADE] = pending[(s, a.name)]
                     total["provisional"] = "yes"
@@ -393,11 +400,14 @@ def roster_imported(course: Course) -> bool:
         return any(st.first_name or st.last_name or st.email for st in gb.students)
 
 
-def report(course: Course, out: Path | None = None, progress: bool = True) -> dict:
+def report(course: Course, out: Path | None = None, progress: bool = True,
+           rule: Rule | None = None) -> dict:
+    """Write every report; ``rule`` is the late penalty (the course's saved one by default)."""
     from tqdm import tqdm
 
     course.require_gradebook()
-    grades, totals = gather(course)
+    rule = late.load(course.root) if rule is None else rule
+    grades, totals = gather(course, rule)
     if not totals:
         raise UsageError(f"{course.db_arg} {redact(course.db_url)} holds no graded "
                          "submissions (run `tconv-grader autograde --course ...` first)")
@@ -441,7 +451,8 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     flag_items = [f"  {r['student']}/{r['assignment']}: {r['flags']}" for r in flagged]
     absent = [r for r in totals if r["status"] == NO_SUBMISSION]
     absent_items = [f"  {r['student']}/{r['assignment']}" for r in absent]
-    heads = (f"Flagged submissions ({len(flagged)}):",
+    reasons = flag_reasons(flagged)
+    heads = (f"Flagged submissions ({len(flagged)}{reasons}):",
              f"No submission ({len(absent)}, scored 0 in totals.csv):")
     flines = [heads[0], *(flag_items or ["  none"]), heads[1], *(absent_items or ["  none"])]
     # the terminal gets the first SHOWN of each list (a class of hundreds), the file all
@@ -453,7 +464,8 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
     return {"out": out, "grades": grades, "totals": totals, "most_failed": mf,
             "written": written, "summary": "\n".join(lines + wlines[:1] + shown),
             "next": next_steps(course, out, total["to grade"],
-                               sum(r["provisional"] == "yes" for r in scores[0]), len(flagged),
+                               sum(r["provisional"] == "yes" for r in scores[0]),
+                               sum(bool(r.get(AUTOFLAGS)) for r in totals),
                                [f"{r['student']}/{r['assignment']}" for r in totals
                                 if r.get(UNREAD)],
                                roster=roster_imported(course), stale=stale,
@@ -461,7 +473,25 @@ def report(course: Course, out: Path | None = None, progress: bool = True) -> di
                                           if r["status"] == WITHDRAWN],
                                collected=_to_grade(totals, course),
                                late=[f"{r['student']}/{r['assignment']}" for r in totals
-                                     if r.get(LATE) and r["status"] == SUBMITTED])}
+                                     if r.get(LATE) and r["status"] == SUBMITTED],
+                               rule=rule)}
+
+
+def flag_reasons(flagged: list[dict]) -> str:
+    """``: 3 flagged by the autograder, 2 late, ...``: what the flagged rows of totals.csv are
+    flagged for (a row may be counted under several reasons), or ``""`` when none."""
+    why = Counter()
+    for r in flagged:
+        why["flagged by the autograder"] += bool(r.get(AUTOFLAGS))
+        why["late"] += bool(r.get(LATE))
+        why["withdrawn"] += r["status"] == WITHDRAWN
+        why["collected, not autograded yet"] += r["status"] == NOT_GRADED
+        why["collected again since graded"] += (r.get(TO_GRADE) == "changed"
+                                                and r["status"] == SUBMITTED)
+    parts = [f"{n} {k}" for k, n in why.items() if n]
+    several = "; a submission may have several reasons" if sum(why.values()) > len(flagged) \
+        else ""
+    return f": {', '.join(parts)}{several}" if parts else ""
 
 
 def _to_grade(totals: list[dict], course: Course) -> list[str]:
@@ -492,7 +522,8 @@ def _listed(names: list[str], n: int = 10) -> str:
 def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagged: int,
                unread: list[str] = (), roster: bool = True,
                stale: list[str] = (), withdrawn: list[str] = (),
-               collected: list[str] = (), late: list[str] = ()) -> list[str]:
+               collected: list[str] = (), late: list[str] = (),
+               rule: Rule = late.NONE) -> list[str]:
     """What the instructor does next, in order: import the class list when the gradebook seems
     to know only the students who submitted something (``roster`` false), look at the flagged
     submissions (those ``withdrawn`` from submitted/ since they were autograded: collect them
@@ -515,7 +546,9 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                      f"student import --db {redact(course.db_url)} roster.csv`, then run "
                      "report again")
     if flagged:
-        steps.append(f"look at the {flagged} flagged submission(s) in {out / 'flags.txt'} (each "
+        steps.append(f"look at the {flagged} submission(s) the autograder flagged (time or "
+                     "memory limits, edited test cells, unreadable notebooks, ...) in "
+                     f"{out / 'flags.txt'} (each "
                      f"executed notebook is in {course.autograded}/<student>/<assignment>/)")
     if withdrawn:
         steps.append(f"{len(withdrawn)} submission(s) autograded earlier are no longer under "
@@ -525,10 +558,16 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                      "should stand, collect it again and run autograde (its grades come back, "
                      "hand grades of the same answers too); otherwise nothing more to do (the "
                      "gradebook keeps its grades, and formgrader still lists it)")
-    if late:
+    if late and rule.none:
         steps.append(f"{len(late)} submission(s) came in after their due date (flags.txt says "
-                     "how late); tconv-grader applies no penalty: take it into account by hand "
-                     f"if your rules say so ({_listed(late)})")
+                     "how late); no late penalty is set, so none is taken: to take one, run "
+                     f"report with --late-penalty (zero, or e.g. 10%/day: see `tconv-grader "
+                     f"report --help`), or take it into account by hand ({_listed(late)})")
+    elif late:
+        steps.append(f"{len(late)} submission(s) came in after their due date: late penalty "
+                     f"{rule.text} taken from their totals (totals.csv's late_penalty; flags.txt "
+                     "says how late and how much); `tconv-grader feedback` tells each student "
+                     f"({_listed(late)})")
     if unread:
         steps.append(f"{len(unread)} submission(s) could not be graded at all (unreadable "
                      "notebook or wrong file name, see flags.txt): get the notebook again, "
@@ -565,13 +604,20 @@ def formgrader_command(course: Course) -> str:
 
 def main(args) -> int:
     course = Course.open(args.course, args.db)
+    course.require_gradebook()  # before the rule is saved: a wrong --course changes nothing
+    before = late.load(course.root)
+    rule = late.set_from_args(course.root, args.late_penalty, "report")
     res = report(course, Path(args.output).expanduser().resolve() if args.output else None,
-                 progress=not args.quiet)
+                 progress=not args.quiet, rule=rule)
     print(res["summary"])
     print(f"wrote grades.csv, totals.csv, scores.csv, most_failed.txt, written.txt, flags.txt "
           f"and {len({r['assignment'] for r in res['totals']})} histogram(s) to {res['out']}")
     for step in res["next"]:
         print(f"next: {step}")
+    if rule != before and (course.feedback).is_dir():
+        print(f"next: the late penalty changed ({before.text} -> {rule.text}): run "
+              f"`tconv-grader feedback --course {shlex.quote(str(course.root))}` so the pages "
+              "show the same totals")
     return 0
 
 
@@ -583,5 +629,13 @@ def add_parser(sub) -> None:
     p.add_argument("--db", help="SQLAlchemy URL of the gradebook (default: "
                    "sqlite:///<course>/gradebook.db)")
     p.add_argument("--output", "-o", help="output folder (default: <course>/reports)")
+    p.add_argument("--late-penalty", metavar="RULE",
+                   help="set the course's late penalty, saved in <course>/late_penalty.txt; "
+                   "report and feedback apply it from then on: none (the default: lateness is "
+                   "flagged, nothing taken), zero (a late submission scores 0), or P%%/day or "
+                   "P%%/hour (P percent of the assignment's points per day or hour late, each "
+                   "part of one counting whole; never below 0). Lateness is nbgrader's: the "
+                   "due date (`nbgrader db assignment add ASSIGNMENT --duedate ...`) plus the "
+                   "student's extension, against the time collect recorded")
     p.add_argument("--quiet", "-q", action="store_true", help="no progress bar")
     p.set_defaults(func=main)

@@ -246,7 +246,8 @@ def test_the_summary_says_what_to_do_next(tmp_path, capsys):
     assert main(["report", "--course", str(course.root), "-q"]) == 0
     steps = [line for line in capsys.readouterr().out.splitlines() if line.startswith("next: ")]
     assert steps == [
-        f"next: look at the 1 flagged submission(s) in {reports / 'flags.txt'} (each executed "
+        f"next: look at the 1 submission(s) the autograder flagged (time or memory limits, "
+        f"edited test cells, unreadable notebooks, ...) in {reports / 'flags.txt'} (each executed "
         f"notebook is in {course.autograded}/<student>/<assignment>/)",
         "next: grade the 1 written answer(s) by hand in nbgrader's formgrader (from the "
         f"repository root with .venv active: TCONV_COURSE={course.root} jupyter lab "
@@ -665,5 +666,174 @@ def test_a_submission_after_the_due_date_is_flagged_with_how_late(tmp_path, caps
     assert totals[("amy", "ex")]["score"] == "2"
     assert totals[("bo", "ex")]["flags"] == totals[("amy", "hw")]["flags"] == ""
     assert ("next: 1 submission(s) came in after their due date (flags.txt says how late); "
-            "tconv-grader applies no penalty: take it into account by hand if your rules say "
-            "so (amy/ex)") in out, out
+            "no late penalty is set, so none is taken: to take one, run report with "
+            "--late-penalty (zero, or e.g. 10%/day: see `tconv-grader report --help`), or take "
+            "it into account by hand (amy/ex)") in out, out
+
+
+def _late_class(root) -> Course:
+    """small_class with a due date on ex: amy hands it in 2 h 30 min late (2 of 5 points, her
+    written answer waiting for a hand grade), bo on time."""
+    from datetime import datetime
+
+    course = small_class(root)
+    with course.gradebook() as gb:
+        gb.update_or_create_assignment("ex", duedate=datetime(2026, 12, 1, 10, 0))
+        gb.find_submission("ex", "amy").timestamp = datetime(2026, 12, 1, 12, 30)
+        gb.find_submission("ex", "bo").timestamp = datetime(2026, 12, 1, 9, 59)
+        gb.db.commit()
+    return course
+
+
+def _amy(course) -> tuple[str, str, str]:
+    """amy's ex: (page's score line, index's ex item, the page's late note or '')."""
+    import re
+
+    page = (course.feedback / "amy" / "ex" / "feedback.html").read_text()
+    index = (course.feedback / "amy" / "index.html").read_text()
+    note = re.search(r"<b>Late submission</b>: (.*?)</p>", page)
+    return (re.search(r"Score: <b>(.*?)</b>", page)[1],
+            re.search(r'<a href="ex/feedback.html">ex</a>: (.*?)</li>', index)[1],
+            note[1] if note else "")
+
+
+def test_a_late_penalty_is_opt_in_and_the_same_in_totals_scores_and_the_students_page(
+        tmp_path, capsys):
+    """Before, lateness was only a flag in report: no rule could take points, and amy's page
+    said nothing of it. Now `--late-penalty RULE` (on report or feedback) is saved as the
+    course's rule and both apply it: totals.csv (late_penalty column), scores.csv and amy's page
+    and index give the same total, and the page says how late and what was taken. A hand grade
+    given later is penalised by the same rule; `none` drops it."""
+    from grader.cli import main
+
+    course = _late_class(tmp_path / "course")
+    root = str(course.root)
+    assert main(["feedback", "--course", root, "-q"]) == 0      # no rule: told, nothing taken
+    capsys.readouterr()
+    assert _amy(course) == (
+        "2 / 5 (not final: 1 written answer still to be graded by hand)",
+        "2 / 5 (not final: 1 written answer still to be graded by hand)",
+        "handed in 2026-12-01 12:30:00 UTC, 2 h 30 min after the due date 2026-12-01 10:00:00 "
+        "UTC.")
+    assert "Late submission" not in (course.feedback / "bo" / "ex" / "feedback.html").read_text()
+
+    assert main(["report", "--course", root, "-q", "--late-penalty", "10%/hour"]) == 0
+    out = capsys.readouterr().out
+    assert (f"report: late penalty 10%/hour set (saved in {course.root / 'late_penalty.txt'}; "
+            "report and feedback apply it from now on)") in out, out
+    assert "next: the late penalty changed (none -> 10%/hour): run `tconv-grader feedback" in out
+    totals = _totals(course.root / "reports")
+    amy = totals[("amy", "ex")]
+    assert (amy["score"], amy["late_penalty"]) == ("0.5", "1.5"), amy
+    assert amy["flags"] == (
+        "late: handed in 2026-12-01 12:30:00 UTC, 2 h 30 min after the due date 2026-12-01 "
+        "10:00:00 UTC; late penalty 10%/hour: 10% of the 5 points per hour or part of one late, "
+        "3 hours: 1.5 points taken")
+    assert (totals[("bo", "ex")]["late_penalty"], totals[("cy", "ex")]["late_penalty"]) == \
+        ("0", "0")
+    assert "amy,0.5,2,2.5,10,yes,yes" in (course.root / "reports" / "scores.csv").read_text()
+    assert "late penalty 10%/hour taken from their totals" in out, out
+
+    assert main(["feedback", "--course", root, "-q"]) == 0      # the saved rule applies
+    out = capsys.readouterr().out
+    assert ("feedback: 1 page(s) say the submission was late and by how much (late penalty "
+            "10%/hour: amy/ex -1.5)") in out, out
+    line = "0.5 / 5 after a late penalty of 1.5 (not final: 1 written answer still to be graded " \
+        "by hand)"
+    assert _amy(course) == (line, line, (
+        "handed in 2026-12-01 12:30:00 UTC, 2 h 30 min after the due date 2026-12-01 10:00:00 "
+        "UTC. Late penalty (10% of the 5 points per hour or part of one late, 3 hours: 1.5 "
+        "points): 1.5 points taken from your score."))
+
+    with course.gradebook() as gb:                   # formgrader: amy's answer gets 3 of 3
+        g = gb.find_grade("why", "ex", "ex", "amy")
+        g.manual_score, g.needs_manual_grade = 3.0, False
+        gb.db.commit()
+    assert main(["report", "--course", root, "-q"]) == 0
+    assert main(["feedback", "--course", root, "-q"]) == 0
+    capsys.readouterr()
+    assert _totals(course.root / "reports")[("amy", "ex")]["score"] == "3.5"
+    assert _amy(course)[:2] == ("3.5 / 5 after a late penalty of 1.5",) * 2
+
+    assert main(["feedback", "--course", root, "-q", "--late-penalty", "zero"]) == 0
+    assert main(["report", "--course", root, "-q"]) == 0
+    capsys.readouterr()
+    amy = _totals(course.root / "reports")[("amy", "ex")]
+    assert (amy["score"], amy["late_penalty"]) == ("0", "5"), amy
+    assert amy["flags"].endswith("; late penalty zero: a late submission scores 0: 5 points "
+                                 "taken"), amy
+    assert _amy(course)[:2] == ("0 / 5 after a late penalty of 5",) * 2
+
+    assert main(["report", "--course", root, "-q", "--late-penalty", "none"]) == 0
+    assert not (course.root / "late_penalty.txt").exists()
+    amy = _totals(course.root / "reports")[("amy", "ex")]
+    assert (amy["score"], amy["late_penalty"]) == ("5", "0"), amy
+    assert amy["flags"].endswith("(no penalty applied)"), amy
+
+
+def test_a_penalty_takes_no_more_than_the_points_earned(tmp_path, capsys):
+    """zero on a submission that earned 2: 2 taken (not 5), the total 0, and the page says the
+    rule gave more than was earned."""
+    from grader.cli import main
+
+    course = _late_class(tmp_path / "course")
+    assert main(["report", "--course", str(course.root), "-q", "--late-penalty", "zero"]) == 0
+    amy = _totals(course.root / "reports")[("amy", "ex")]
+    assert (amy["score"], amy["late_penalty"]) == ("0", "2"), amy
+    assert amy["flags"].endswith("5 points taken (capped at the 2 earned)"), amy
+    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    capsys.readouterr()
+    assert _amy(course)[2].endswith("2 points taken from your score (the rule gives 5; no more "
+                                    "than the points you earned is taken).")
+
+
+@pytest.mark.parametrize("value", ["10/day", "10%", "0%/day", "150%/hour", "10%/week", "half"])
+def test_a_bad_late_penalty_names_the_option_the_rule_and_the_value(tmp_path, capsys, value):
+    from grader.cli import main
+
+    course = _late_class(tmp_path / "course")
+    for command in ("report", "feedback"):
+        assert main([command, "--course", str(course.root), "-q", "--late-penalty", value]) == 2
+        err = capsys.readouterr().err
+        assert (f"tconv-grader {command}: error: --late-penalty must be none, zero, or P%/day "
+                "or P%/hour with 0 < P <= 100 (P percent of the assignment's points taken per "
+                "day or hour late, each part of one counting whole); got "
+                f"{value!r}") in err, err
+    assert not (course.root / "late_penalty.txt").exists()
+
+
+def test_a_hand_edited_rule_file_that_holds_no_rule_is_named(tmp_path, capsys):
+    from grader.cli import main
+
+    course = _late_class(tmp_path / "course")
+    (course.root / "late_penalty.txt").write_text("10 percent a day\n")
+    assert main(["report", "--course", str(course.root), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert f"error: {course.root / 'late_penalty.txt'} must be none, zero, or P%/day" in err, err
+    assert "got '10 percent a day'" in err, err
+
+
+def test_each_count_of_flagged_submissions_says_what_it_counts(tmp_path, capsys):
+    """report's 'Flagged submissions (N)' counted late, withdrawn and not-yet-autograded rows
+    with the autograder's flags, and its next: line told the instructor to look at N
+    'flagged submission(s)' for the executed notebooks, though only one had anything the
+    autograder flagged. Now the header says what it counts by reason and the next: line
+    counts only those the autograder flagged."""
+    import nbformat
+
+    from grader.cli import main
+
+    course = _late_class(tmp_path / "course")            # amy/ex late
+    course.results_path("amy", "hw").write_text(          # amy/hw flagged by the autograder
+        course.results_path("amy", "hw").read_text().replace('"flags": []',
+                                                             '"flags": ["hw: timeout"]'))
+    (course.submitted / "cy" / "ex").mkdir(parents=True)  # cy/ex collected, not autograded
+    nbformat.write(nbformat.v4.new_notebook(), course.submitted / "cy" / "ex" / "ex.ipynb")
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert ("Flagged submissions (3: 1 flagged by the autograder, 1 late, 1 collected, not "
+            "autograded yet):") in out, out
+    assert (course.root / "reports" / "flags.txt").read_text().startswith(
+        "Flagged submissions (3: 1 flagged by the autograder, 1 late, 1 collected, not "
+        "autograded yet):\n")
+    assert "next: look at the 1 submission(s) the autograder flagged" in out, out
