@@ -489,9 +489,13 @@ def _index_items(course: Course, student: str, assignments: list[str],
         elif a in scores:
             items.append(f"<li>{e(a)}: {e(scores[a])} (no feedback page yet)</li>")
         else:
-            # received: in the gradebook (not withdrawn), or collected and not autograded yet
+            # received: in the gradebook (not withdrawn), or collected and not autograded yet;
+            # in a shared --db with neither folder here: graded, its page is not here
             state = ("not graded yet" if (course.submitted / student / a).is_dir()
-                     or ((student, a) in subs and not course.withdrawn(student, a))
+                     else GRADED_ELSEWHERE if (student, a) in subs
+                     and course.elsewhere_why(student, a)
+                     else "not graded yet" if (student, a) in subs
+                     and not course.withdrawn(student, a)
                      else NO_SUBMISSION)
             items.append(f"<li>{e(a)}: {state}</li>")
     return "".join(items)
@@ -505,6 +509,9 @@ def _collected(course: Course, student: str) -> bool:
 
 #: an index's word for an assignment the gradebook holds no submission of from the student
 NO_SUBMISSION = "no submission received"
+#: an index's word for a submission of a shared gradebook with nothing of it in this course
+#: directory (:meth:`Course.elsewhere_why`)
+GRADED_ELSEWHERE = "received and graded; its feedback page is not in this folder"
 
 
 def index_page(course: Course, student: str, assignments: list[str],
@@ -610,7 +617,9 @@ class Run:
     ``to_grade``: ``student/assignment`` of the submissions asked for that are collected but
     not autograded yet, ``new`` (no page yet) or ``changed`` (the page is of the earlier one);
     ``late``: ``student/assignment`` of this run's pages of late submissions, with the points
-    the late penalty took."""
+    the late penalty took; ``elsewhere``: ``student/assignment`` of the submissions asked for
+    that the gradebook (a ``--db``) holds with neither folder under this course directory
+    (:meth:`Course.elsewhere_why`): no page here."""
     pages: list[Path] = field(default_factory=list)
     written: list[Path] = field(default_factory=list)
     unchanged: list[Path] = field(default_factory=list)
@@ -625,6 +634,7 @@ class Run:
     review: list[str] = field(default_factory=list)
     to_grade: dict[str, str] = field(default_factory=dict)
     late: dict[str, float] = field(default_factory=dict)
+    elsewhere: list[str] = field(default_factory=list)
 
     @property
     def students(self) -> list[str]:
@@ -671,6 +681,10 @@ def feedback(course: Course, students: list[str] | None = None,
                     and (not assignments or a in assignments)}
     records = [p for p in select(course, students, assignments, known, records)
                if not course.withdrawn(p.parent.parent.name, p.parent.name)]
+    run.elsewhere = sorted(f"{s}/{a}" for s, a in subs
+                           if (not students or s in students)
+                           and (not assignments or a in assignments)
+                           and course.elsewhere_why(s, a))
     secrets: dict[tuple[str, tuple[str, ...]], dict[str, frozenset[str]]] = {}
     per_student: dict[str, dict[str, str]] = {}
     for p in tqdm(records, desc="feedback", unit="submission", disable=not progress,
@@ -812,6 +826,12 @@ def main(args) -> int:
                 if not rule.none else f"no late penalty set: {_names(list(run.late))}")
         print(f"feedback: {len(run.late)} page(s) say the submission was late and by how much "
               f"({what})")
+    if run.elsewhere:
+        print(f"feedback: {len(run.elsewhere)} submission(s) of the gradebook (--db) have no "
+              f"page here: neither folder is under this --course (graded by another grader "
+              "sharing --db, whose feedback has their page, or both folders deleted here: the "
+              "gradebook does not record which); their index says 'received and graded': "
+              f"{_names(run.elsewhere)}")
     if run.removed:
         which = _names([f"{p.parent.parent.name}/{p.parent.name}" for p in run.removed])
         print(f"feedback: {len(run.removed)} page(s) removed, no submission behind them any "

@@ -105,6 +105,22 @@ class Course:
             return f"{sub} and its results.json under {self.autograded} are gone"
         return None
 
+    def elsewhere_why(self, student: str, assignment: str) -> str | None:
+        """For a submission the gradebook holds, with a ``--db`` (shared by several graders):
+        why it cannot be told here whether it stands, or ``None``. Neither its ``submitted/``
+        folder nor its ``results.json`` is under this course directory: graded by another
+        grader sharing the gradebook, or both folders deleted here. The gradebook does not
+        record where a submission was graded, so nothing tells the two apart: it counts as the
+        gradebook has it, and report and feedback say so."""
+        if self.default_db:
+            return None
+        sub = self.submitted / student / assignment
+        if sub.is_dir() or self.results_path(student, assignment).exists():
+            return None
+        return (f"neither {sub} nor its results.json under {self.autograded} is here: "
+                "graded by another grader sharing --db, or both folders deleted here (the "
+                "gradebook does not record which), so it counts as the gradebook has it")
+
     @property
     def default_db(self) -> bool:
         """True when the gradebook is the course's own ``gradebook.db`` (no ``--db``)."""

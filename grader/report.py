@@ -71,6 +71,7 @@ SUBMITTED, NO_SUBMISSION, WITHDRAWN = "submitted", "no submission", "withdrawn"
 NOT_GRADED = "not graded yet"  # collected, never autograded: run autograde
 LATE = "_late"  # totals.csv rows' own key: handed in after the due date
 AUTOFLAGS = "_autoflags"  # totals.csv rows' own key: results.json holds flags
+ELSEWHERE = "_elsewhere"  # totals.csv rows' own key: Course.elsewhere_why
 TO_GRADE = "_to_grade"  # totals.csv rows' own key: "new" or "changed" (autograde.to_grade)
 #: grades.csv rows' own key (not a column): the notebook never ran (unreadable, wrong name)
 UNREAD = "_unread"
@@ -227,6 +228,11 @@ def gather(course: Course, rule: Rule = late.NONE) -> tuple[list[dict], list[dic
                 if course.withdrawn(s, a.name):
                     totals.append(_withdrawn_row(course, total))
                     continue
+                where = course.elsewhere_why(s, a.name)
+                if where:  # a shared --db: counted, and said (nothing tells graded from deleted)
+                    total[ELSEWHERE] = True
+                    total["flags"] = " | ".join(filter(None, [f"not under this --course: {where}",
+                                                              total["flags"]]))
                 grades += rows
                 totals.append(total)
     return grades, totals
@@ -474,7 +480,9 @@ def report(course: Course, out: Path | None = None, progress: bool = True,
                                collected=_to_grade(totals, course),
                                late=[f"{r['student']}/{r['assignment']}" for r in totals
                                      if r.get(LATE) and r["status"] == SUBMITTED],
-                               rule=rule)}
+                               rule=rule,
+                               elsewhere=[f"{r['student']}/{r['assignment']}" for r in totals
+                                          if r.get(ELSEWHERE)])}
 
 
 def flag_reasons(flagged: list[dict]) -> str:
@@ -488,6 +496,7 @@ def flag_reasons(flagged: list[dict]) -> str:
         why["collected, not autograded yet"] += r["status"] == NOT_GRADED
         why["collected again since graded"] += (r.get(TO_GRADE) == "changed"
                                                 and r["status"] == SUBMITTED)
+        why["not under this --course (graded elsewhere, or deleted)"] += bool(r.get(ELSEWHERE))
     parts = [f"{n} {k}" for k, n in why.items() if n]
     several = "; a submission may have several reasons" if sum(why.values()) > len(flagged) \
         else ""
@@ -523,7 +532,7 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                unread: list[str] = (), roster: bool = True,
                stale: list[str] = (), withdrawn: list[str] = (),
                collected: list[str] = (), late: list[str] = (),
-               rule: Rule = late.NONE) -> list[str]:
+               rule: Rule = late.NONE, elsewhere: list[str] = ()) -> list[str]:
     """What the instructor does next, in order: import the class list when the gradebook seems
     to know only the students who submitted something (``roster`` false), look at the flagged
     submissions (those ``withdrawn`` from submitted/ since they were autograded: collect them
@@ -558,6 +567,14 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                      "should stand, collect it again and run autograde (its grades come back, "
                      "hand grades of the same answers too); otherwise nothing more to do (the "
                      "gradebook keeps its grades, and formgrader still lists it)")
+    if elsewhere:
+        steps.append(f"{len(elsewhere)} submission(s) of the gradebook (--db) have neither "
+                     f"folder under this --course ({course.submitted}, {course.autograded}): "
+                     "graded by another grader sharing --db, or deleted here. The gradebook "
+                     "does not record where a submission was graded, so they count as it has "
+                     "them (flagged in flags.txt). If one was withdrawn: collect it again here, "
+                     "run autograde, then delete its submitted/ folder (it then scores 0, "
+                     f"withdrawn) ({_listed(elsewhere)})")
     if late and rule.none:
         steps.append(f"{len(late)} submission(s) came in after their due date (flags.txt says "
                      "how late); no late penalty is set, so none is taken: to take one, run "

@@ -837,3 +837,43 @@ def test_each_count_of_flagged_submissions_says_what_it_counts(tmp_path, capsys)
         "Flagged submissions (3: 1 flagged by the autograder, 1 late, 1 collected, not "
         "autograded yet):\n")
     assert "next: look at the 1 submission(s) the autograder flagged" in out, out
+
+
+def test_a_shared_gradebooks_submission_with_neither_folder_here_is_counted_and_said(tmp_path,
+                                                                                        capsys):
+    """With a --db shared by several graders, amy's ex has neither DIR/submitted/amy/ex nor its
+    results.json here: graded by another grader, or both folders deleted here. The gradebook
+    does not record where a submission was graded, so it cannot tell; it counted silently (no
+    flag, no word) and amy's index said 'not graded yet'. Now it still counts as the gradebook
+    has it, and report (flag, reason count, next: line) and feedback (summary, index) say it
+    cannot be told apart."""
+    import shutil
+
+    from grader.cli import main
+
+    course = small_class(tmp_path / "course")
+    shared = tmp_path / "shared.db"
+    (course.root / "gradebook.db").rename(shared)
+    db = f"sqlite:///{shared}"
+    shutil.rmtree(course.submitted / "amy" / "ex")
+    shutil.rmtree(course.autograded / "amy" / "ex")
+    assert main(["report", "--course", str(course.root), "--db", db, "-q"]) == 0
+    out = capsys.readouterr().out
+    amy = _totals(course.root / "reports")[("amy", "ex")]
+    assert (amy["score"], amy["status"]) == ("2", "submitted"), amy
+    assert amy["flags"] == (
+        f"not under this --course: neither {course.submitted / 'amy' / 'ex'} nor its "
+        f"results.json under {course.autograded} is here: graded by another grader sharing "
+        "--db, or both folders deleted here (the gradebook does not record which), so it "
+        "counts as the gradebook has it"), amy
+    assert "Flagged submissions (1: 1 not under this --course (graded elsewhere, or deleted)):" \
+        in out, out
+    assert ("next: 1 submission(s) of the gradebook (--db) have neither folder under this "
+            "--course") in out and "If one was withdrawn: collect it again here" in out, out
+    assert "look at the" not in out, out             # nothing the autograder flagged
+    assert main(["feedback", "--course", str(course.root), "--db", db, "-q"]) == 0
+    out = capsys.readouterr().out
+    assert ("feedback: 1 submission(s) of the gradebook (--db) have no page here: neither "
+            "folder is under this --course") in out and "'received and graded': amy/ex" in out, out
+    assert ("<li>ex: received and graded; its feedback page is not in this folder</li>" in
+            (course.feedback / "amy" / "index.html").read_text())
