@@ -101,6 +101,11 @@ grade it again in formgrader ('Mark graded' keeps the earlier grade).""",
     "report": r"""examples:
   tconv-grader report --course ~/tconv-2026
   tconv-grader report --course ~/tconv-2026 -o ~/grades-2026-12-07
+  tconv-grader report --course ~/tconv-2026 --late-penalty 10%/day   then run feedback again
+
+A late submission (after the due date nbgrader keeps: `nbgrader db assignment add ASSIGNMENT
+--duedate "2026-12-01 17:00:00 UTC" --db sqlite:///DIR/gradebook.db`) is flagged with how late,
+and its feedback page says so; no points are taken unless --late-penalty sets a rule.
 
 Upload scores.csv (one row per student) to the LMS once no total is provisional.
 
