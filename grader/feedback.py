@@ -822,7 +822,9 @@ def main(args) -> int:
     print(f"feedback: {len(run.written)} page(s) written{why}, {len(run.unchanged)} unchanged "
           f"(already up to date), for {len(run.students)} student(s) under {course.feedback}")
     if run.late:
-        what = (f"late penalty {rule.text}: {_names([f'{k} -{v:g}' for k, v in run.late.items()])}"
+        taken = [f"{k} -{v:g}" if v else f"{k} (nothing earned, nothing taken)"
+                 for k, v in run.late.items()]
+        what = (f"late penalty {rule.text}: {_names(taken)}"
                 if not rule.none else f"no late penalty set: {_names(list(run.late))}")
         print(f"feedback: {len(run.late)} page(s) say the submission was late and by how much "
               f"({what})")

@@ -113,9 +113,10 @@ def late_flag(sub, rule: Rule = late.NONE, max_score: float = 0.0, taken: float 
     if rule.none:
         return f"late: {when.text()} (no penalty applied)"
     given = rule.points(when.seconds, max_score)
-    capped = f" (capped at the {taken:g} earned)" if taken < given else ""
+    took = (" taken" if taken >= given else
+            f"; {taken:g} taken (no more than the points earned)")
     return (f"late: {when.text()}; late penalty {rule.text}: {rule.why(when.seconds, max_score)}"
-            f" taken{capped}")
+            f"{took}")
 
 
 def _submission_rows(course: Course, assignment: str, sub, rule: Rule = late.NONE

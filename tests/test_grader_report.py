@@ -780,11 +780,17 @@ def test_a_penalty_takes_no_more_than_the_points_earned(tmp_path, capsys):
     assert main(["report", "--course", str(course.root), "-q", "--late-penalty", "zero"]) == 0
     amy = _totals(course.root / "reports")[("amy", "ex")]
     assert (amy["score"], amy["late_penalty"]) == ("0", "2"), amy
-    assert amy["flags"].endswith("5 points taken (capped at the 2 earned)"), amy
+    assert amy["flags"].endswith("a late submission scores 0: 5 points; 2 taken (no more than "
+                                 "the points earned)"), amy
     assert main(["feedback", "--course", str(course.root), "-q"]) == 0
     capsys.readouterr()
     assert _amy(course)[2].endswith("2 points taken from your score (the rule gives 5; no more "
                                     "than the points you earned is taken).")
+    path = course.results_path("amy", "ex")           # amy's test now scores 0 too
+    path.write_text(path.read_text().replace('"points": 2.0', '"points": 0.0'))
+    assert main(["feedback", "--course", str(course.root), "-q"]) == 0
+    out = capsys.readouterr().out
+    assert ("(late penalty zero: amy/ex (nothing earned, nothing taken))") in out, out
 
 
 @pytest.mark.parametrize("value", ["10/day", "10%", "0%/day", "150%/hour", "10%/week", "half"])
