@@ -30,11 +30,23 @@ route) keeps it to the pixel's footprint. It adds the same terms as the other
 routes (each times 1; the zeros change nothing), and it runs inside the caller's
 half-precision rule (:func:`tconv_lib.backend.summed_in_float32`), which holds here as on
 the other routes.
+
+A call repeated with the same sizes (a training loop, a notebook cell run again) goes by its
+*plan* (:func:`conv_transpose_auto`, :func:`conv_auto`, :func:`conv_weight_grad_auto`): the
+argument checks, the route, the output's size and memory format are worked out on the first
+call and kept, at most :data:`MAX_PLANS` of them, keyed on the operation, the thresholds, the
+dtype, the device, every array's shape and strides, and the arguments when they are plain
+ints (anything else takes the full checks every time). A plan holds no array; :math:`G` comes
+from the kept matrices and every output is computed afresh. The finite-operand rule is then
+checked on the product instead of its operands (one reduction instead of two): a non-finite
+product sends the call back to the entry's full path, which keeps an inf or NaN operand to its
+footprint as before.
 """
 
 from __future__ import annotations
 
 import math
+import sys
 import threading
 from collections import OrderedDict
 from typing import Any
@@ -137,31 +149,47 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, out: tuple[int, ...]) -> 
     """Batched transposed convolution without bias, output spatial size ``out``: the channel
     GEMM ``(N, g, C_out/g * K, P) = W^T X``, then ``cols G^T``."""
     n, g = int(x.shape[0]), geo.groups
-    c_in, c_out_g = int(weight.shape[0]), int(weight.shape[1])
+    c_in, c_out = int(weight.shape[0]), int(weight.shape[1]) * g
     spatial = tuple(int(v) for v in x.shape[2:])
-    taps, positions = math.prod(geo.kernel), math.prod(spatial)
-    # W^T per group, (g, C_out/g * K, C_in/g)
-    w_t = weight.reshape(g, c_in // g, c_out_g * taps).swapaxes(-1, -2)
-    cols = w_t @ x.reshape(n, g, c_in // g, positions)       # (N, g, C_out/g * K, P)
-    cols = cols.reshape(n, g * c_out_g, taps * positions)
-    y = cols @ gather(x, out, spatial, geo, transposed=True)  # (N, C_out, prod(out))
-    return y.reshape((n, g * c_out_g) + out)
+    positions = math.prod(spatial)
+    if g == 1:          # one 2-D GEMM for one sample: a fraction of a batched one's time here
+        cols = weight.reshape(c_in, -1).T @ x.reshape(
+            (c_in, positions) if n == 1 else (n, c_in, positions))
+    else:
+        cols = weight.reshape(g, c_in // g, -1).swapaxes(-1, -2) @ x.reshape(
+            (g, c_in // g, positions) if n == 1 else (n, g, c_in // g, positions))
+    y = cols.reshape(n * c_out, -1) @ gather(x, out, spatial, geo, transposed=True)
+    return y.reshape((n, c_out) + out)                  # (N C_out, K P) G^T
+
+
+def _patch_rows(x: Any, geo: Geometry, out: tuple[int, ...]) -> Any:
+    """im2col of a batched ``x`` as the product ``(N C_in, K prod(out))``, tap inside
+    channel."""
+    n, c_in = int(x.shape[0]), int(x.shape[1])
+    spatial = tuple(int(v) for v in x.shape[2:])
+    return x.reshape(n * c_in, math.prod(spatial)) @ gather(x, spatial, out, geo)
 
 
 def patches(x: Any, geo: Geometry, out: tuple[int, ...]) -> Any:
     """im2col of a batched ``x``: ``(N, g, C_in/g * K, prod(out))``, tap inside channel."""
     n, c_in = int(x.shape[0]), int(x.shape[1])
-    spatial = tuple(int(v) for v in x.shape[2:])
-    p = x.reshape(n, c_in, math.prod(spatial)) @ gather(x, spatial, out, geo)
-    return p.reshape(n, geo.groups, c_in // geo.groups * math.prod(geo.kernel), math.prod(out))
+    return _patch_rows(x, geo, out).reshape(
+        n, geo.groups, c_in // geo.groups * math.prod(geo.kernel), math.prod(out))
 
 
 def conv(x: Any, weight: Any, geo: Geometry, out: tuple[int, ...]) -> Any:
     """Batched convolution without bias, output spatial size ``out``: ``W`` times the
     patches."""
     n, c_out, g = int(x.shape[0]), int(weight.shape[0]), geo.groups
-    w = weight.reshape(g, c_out // g, -1)                     # (g, C_out/g, C_in/g * K)
-    return (w @ patches(x, geo, out)).reshape((n, c_out) + out)
+    rows, positions = int(weight.shape[1]) * math.prod(geo.kernel), math.prod(out)   # C_in/g K
+    p = _patch_rows(x, geo, out)                              # (N C_in, K P)
+    if g == 1:                                                # (C_out, C_in K) (C_in K, P)
+        y = weight.reshape(c_out, -1) @ p.reshape(
+            (rows, positions) if n == 1 else (n, rows, positions))
+    else:
+        y = weight.reshape(g, c_out // g, -1) @ p.reshape(
+            (g, rows, positions) if n == 1 else (n, g, rows, positions))
+    return y.reshape((n, c_out) + out)
 
 
 def conv_weight_grad(x: Any, grad_output: Any, geo: Geometry) -> Any:
@@ -169,6 +197,190 @@ def conv_weight_grad(x: Any, grad_output: Any, geo: Geometry) -> Any:
     output gradient: the output gradient times the patches, summed over the batch."""
     n, c_out, g = int(x.shape[0]), int(grad_output.shape[1]), geo.groups
     out = tuple(int(v) for v in grad_output.shape[2:])
-    go = grad_output.reshape(n, g, c_out // g, math.prod(out))
-    grad = (go @ patches(x, geo, out).swapaxes(-1, -2)).sum(0)   # (g, C_out/g, C_in/g * K)
+    positions = math.prod(out)
+    if n == 1 and g == 1:                                       # (C_out, P) (P, C_in K)
+        rows = int(x.shape[1]) * math.prod(geo.kernel)
+        grad = grad_output.reshape(c_out, positions) @ _patch_rows(x, geo, out).reshape(
+            rows, positions).T
+    elif n == 1:
+        grad = grad_output.reshape(g, c_out // g, positions) @ patches(x, geo, out)[0].swapaxes(
+            -1, -2)
+    else:
+        grad = (grad_output.reshape(n, g, c_out // g, positions)
+                @ patches(x, geo, out).swapaxes(-1, -2)).sum(0)  # (g, C_out/g, C_in/g * K)
     return grad.reshape((c_out, int(x.shape[1]) // g) + geo.kernel)
+
+
+# Plans: what a call of ``auto`` works out from its arrays' sizes and its arguments before any
+# arithmetic (the argument checks, the route, the output's size and layout), kept per call
+# signature so that a repeated tiny call (a training loop, a unit test's cases) goes straight
+# to the products. A plan holds sizes and flags only, never an array: G is fetched from the
+# kept matrices on each call, and every output is freshly computed.
+MAX_PLANS = 512
+_plans: OrderedDict[tuple, Any] = OrderedDict()        # least recently used first
+
+
+def _plain(args: tuple[Any, ...]) -> bool:
+    """Every argument an ``int`` or a tuple of ``int`` (exactly: a ``bool``, a float or a
+    NumPy integer is not, so it never shares a key with the int it compares equal to and
+    takes the full checks and their errors)."""
+    for a in args:
+        t = type(a)
+        if not (t is int or t is tuple and all(type(v) is int for v in a)):
+            return False
+    return True
+
+
+def _eager_cpu(x: Any, weight: Any, bias: Any) -> bool:
+    """Arrays that the small route could take, as seen without a check that costs: plain
+    NumPy arrays, or torch CPU tensors outside ``torch.compile``, ``torch.autocast``,
+    ``torch.func`` transforms and forward-mode AD (the entry points' own branches handle
+    those)."""
+    if not backend.plainly_compatible(x, weight, bias):
+        return False
+    if type(x) is np.ndarray:
+        return True
+    torch = sys.modules["torch"]                # x is a torch tensor
+    return (not backend.on_gpu(x) and not torch._C._is_any_autocast_enabled()
+            and not torch.compiler.is_compiling() and not backend.transformed(x, weight, bias))
+
+
+def _key(op: str, arrays: tuple[Any, ...], args: tuple[Any, ...]) -> tuple | None:
+    """The plan key of a call: the operation, the thresholds, each array's dtype, device,
+    shape and strides (the output's layout follows them), and the arguments; ``None`` when the
+    arguments are not plain ints (:func:`_plain`)."""
+    if not _plain(args):
+        return None
+    x = arrays[0]
+    if type(x) is np.ndarray:
+        sizes = tuple(None if a is None else a.shape for a in arrays)
+        where: Any = "numpy"
+    else:
+        sizes = tuple(None if a is None else (a.shape, a.stride()) for a in arrays)
+        where = x.device
+    return (op, MAX_WORK, MAX_ENTRIES, x.dtype, where, sizes, args)
+
+
+def _plan(key: tuple, build: Any) -> Any:
+    """The kept plan of ``key``, or ``build()``'s (which checks the call and raises its
+    errors; nothing is kept for a call that raises)."""
+    try:
+        plan = _plans[key]
+    except KeyError:
+        plan = build()
+        with _lock:
+            _plans[key] = plan
+            while len(_plans) > MAX_PLANS:
+                _plans.popitem(last=False)
+        return plan
+    with _lock:
+        if key in _plans:
+            _plans.move_to_end(key)
+    return plan
+
+
+def _wide_enough(x: Any) -> bool:
+    """float32 or float64: a half-precision call takes the entry's float32 rule instead."""
+    return str(x.dtype).removeprefix("torch.") in ("float32", "float64")
+
+
+def _finished(y: Any, bias: Any, fmt: Any, batched: bool) -> Any:
+    """The batched product ``y`` ``(N, C_out, *out)`` with the bias, in the output's memory
+    format (unbatched when the input was); ``None`` when ``y`` is not finite: an inf or NaN
+    operand, which the entry then keeps to its footprint (see :func:`applies`)."""
+    if not _finite(y):
+        return None
+    if bias is not None:
+        y = y + bias.reshape((-1,) + (1,) * (y.ndim - 2))
+    if fmt is not None and backend.channels_last(fmt):
+        y = y.contiguous(memory_format=fmt)
+    return y if batched else y[0]
+
+
+def conv_transpose_auto(input: Any, weight: Any, bias: Any, args: tuple[Any, ...]) -> Any:
+    """:func:`tconv_lib.conv_transpose` with ``method="auto"`` by its kept plan: the result
+    when the call is a small problem (:func:`applies`), else ``None`` (the entry's full path
+    then runs, as for a call with an inf or NaN). ``args`` are ``(stride, padding,
+    output_padding, groups, dilation)`` as given."""
+    if not _eager_cpu(input, weight, bias):
+        return None
+    key = _key("conv_transpose", (input, weight, bias), args)
+    plan = None if key is None else _plan(key, lambda: _transpose_plan(input, weight, bias,
+                                                                       args))
+    if plan is None:
+        return None
+    geo, out, fmt, batched = plan
+    return _finished(conv_transpose(input if batched else input[None], weight, geo, out), bias,
+                     fmt, batched)
+
+
+def _transpose_plan(input: Any, weight: Any, bias: Any, args: tuple[Any, ...]) -> Any:
+    """(geometry, output size, memory format, batched) of a small transposed
+    convolution, or ``None`` when the call is not one."""
+    from ._args import check_transpose
+    from .methods._canvas import output_shape
+
+    x, geo, batched = check_transpose(input, weight, bias, *args)
+    n, spatial = int(x.shape[0]), tuple(int(v) for v in x.shape[2:])
+    out = output_shape(spatial, geo)
+    c_out = int(weight.shape[1]) * geo.groups
+    if n == 0 or not _wide_enough(x) or not applies(n * c_out, out, spatial, geo):
+        return None
+    return geo, out, backend.memory_format(x, weight), batched
+
+
+def conv_auto(input: Any, weight: Any, bias: Any, args: tuple[Any, ...]) -> Any:
+    """:func:`tconv_lib.conv` by its kept plan, as :func:`conv_transpose_auto`; ``args`` are
+    ``(stride, padding, dilation, groups)``."""
+    if not _eager_cpu(input, weight, bias):
+        return None
+    key = _key("conv", (input, weight, bias), args)
+    plan = None if key is None else _plan(key, lambda: _conv_plan(input, weight, bias, args))
+    if plan is None:
+        return None
+    geo, out, fmt, batched = plan
+    return _finished(conv(input if batched else input[None], weight, geo, out), bias, fmt,
+                     batched)
+
+
+def _conv_plan(input: Any, weight: Any, bias: Any, args: tuple[Any, ...]) -> Any:
+    """:func:`_transpose_plan` for a convolution."""
+    from ._args import check_conv
+    from .conv import _output
+
+    x, geo, batched = check_conv(input, weight, bias, *args)
+    n, spatial = int(x.shape[0]), tuple(int(v) for v in x.shape[2:])
+    out = _output(spatial, geo)
+    if n == 0 or not _wide_enough(x) or not applies(n * int(x.shape[1]), spatial, out, geo):
+        return None
+    return geo, out, backend.memory_format(x, weight), batched
+
+
+def conv_weight_grad_auto(input: Any, grad_output: Any, kernel_size: Any,
+                          args: tuple[Any, ...]) -> Any:
+    """:func:`tconv_lib.gradients.conv_weight_grad` by its kept plan, as
+    :func:`conv_transpose_auto`; ``args`` are ``(stride, padding, dilation, groups)``."""
+    if not _eager_cpu(input, grad_output, None):
+        return None
+    key = _key("conv_weight_grad", (input, grad_output), (kernel_size, *args))
+    plan = None if key is None else _plan(key, lambda: _weight_grad_plan(
+        input, grad_output, kernel_size, args))
+    if plan is None:
+        return None
+    geo, batched = plan
+    x, go = (input, grad_output) if batched else (input[None], grad_output[None])
+    grad = conv_weight_grad(x, go, geo)
+    return grad if _finite(grad) else None
+
+
+def _weight_grad_plan(input: Any, grad_output: Any, kernel_size: Any,
+                      args: tuple[Any, ...]) -> Any:
+    """(geometry, batched) of a small weight gradient, or ``None``."""
+    from .gradients import _check_weight_grad
+
+    x, go, geo = _check_weight_grad(input, grad_output, kernel_size, *args)
+    n, spatial = int(x.shape[0]), tuple(int(v) for v in x.shape[2:])
+    out = tuple(int(v) for v in go.shape[2:])
+    if n == 0 or not _wide_enough(x) or not applies(n * int(x.shape[1]), spatial, out, geo):
+        return None
+    return geo, x is input

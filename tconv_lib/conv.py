@@ -91,6 +91,9 @@ def conv(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
         >>> conv(np.ones((1, 4, 8, 8)), np.ones((6, 2, 3, 3)), padding=1, groups=2).shape
         (1, 6, 8, 8)
     """
+    y = _small.conv_auto(input, weight, bias, (stride, padding, dilation, groups))
+    if y is not None:         # a tiny CPU call seen before: its kept plan (tconv_lib._small)
+        return y
     input, weight, bias = backend.autocast(input, weight, bias)
     x, geo, batched = check_conv(input, weight, bias, stride, padding, dilation, groups)
     if int(x.shape[0]) == 0:                      # an empty batch, as PyTorch allows

@@ -239,6 +239,10 @@ def conv_weight_grad(input: Any, grad_output: Any,
     spatial axis (or is a whole weight shape, as
     ``torch.nn.grad.conv*d_weight`` takes it).
     """
+    grad = _small.conv_weight_grad_auto(input, grad_output, kernel_size,
+                                        (stride, padding, dilation, groups))
+    if grad is not None:      # a tiny CPU call seen before: its kept plan (tconv_lib._small)
+        return grad
     input, grad_output, geo = _check_weight_grad(
         input, grad_output, kernel_size, stride, padding, dilation, groups)
     s, p, d, kernel, groups = (geo.stride, geo.padding, geo.dilation,
@@ -403,8 +407,9 @@ def bias_grad(grad_output: Any, spatial_dims: int | None = None) -> Any:
     ``(C_out, *spatial)`` as well: without it an unbatched array cannot be told from a
     batched one of one dimension less, and is refused only when it has under 3 dims.
     """
-    backend.check_same_kind(grad_output=grad_output)
-    backend.check_float_dtypes(grad_output=grad_output)
+    if not backend.plainly_compatible(grad_output):
+        backend.check_same_kind(grad_output=grad_output)
+        backend.check_float_dtypes(grad_output=grad_output)
     ndim, shape = grad_output.ndim, tuple(grad_output.shape)
     if spatial_dims is None:
         if ndim < 3:

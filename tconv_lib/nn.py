@@ -120,6 +120,17 @@ class ConvTransposeFunction(torch.autograd.Function):
 # style); inspect.signature takes a function's __signature__ when it has one, instead of
 # building it again (27 us against 1 us here, loaded; a tiny forward takes about 60 us).
 ConvTransposeFunction.forward.__signature__ = inspect.signature(ConvTransposeFunction.forward)
+# Even so, binding takes longer than a tiny forward's arithmetic; with all nine arguments given
+# there is nothing to bind, and outside torch.func's transforms Function.apply only unwraps
+# dead wrappers before autograd's C++ apply, which _apply calls straight away.
+_BASE_APPLY = super(torch.autograd.Function, ConvTransposeFunction).apply
+
+
+def _apply(*args: Any) -> torch.Tensor:
+    """``ConvTransposeFunction.apply(*args)``, all nine arguments given."""
+    if torch._C._are_functorch_transforms_active():
+        return ConvTransposeFunction.apply(*args)
+    return _BASE_APPLY(*torch._functorch.utils.unwrap_dead_wrappers(args))
 
 
 def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None = None,
@@ -153,8 +164,8 @@ def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
         raise TypeError(f"x, weight and bias must be torch tensors (autograd records tensors; "
                         f"tconv_lib.conv_transpose takes NumPy arrays), got x of type "
                         f"{type(x).__module__}.{type(x).__name__}")
-    y = ConvTransposeFunction.apply(xb, weight, bias, geo.stride, geo.padding,
-                                    geo.output_padding, geo.groups, geo.dilation, method)
+    y = _apply(xb, weight, bias, geo.stride, geo.padding, geo.output_padding, geo.groups,
+               geo.dilation, method)
     return y if batched else y[0]
 
 

@@ -161,6 +161,11 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
     if method != "auto" and method not in IMPLEMENTATIONS:
         raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, "
                          f"got method={method!r}")
+    if method == "auto":      # a tiny CPU call seen before: its kept plan (tconv_lib._small)
+        y = _small.conv_transpose_auto(input, weight, bias, (stride, padding, output_padding,
+                                                             groups, dilation))
+        if y is not None:
+            return y
     if backend.compiling(input):      # torch.compile, torch.export: one custom-op node
         from .nn import conv_transpose_autograd
 

@@ -273,3 +273,92 @@ def test_a_non_finite_entry_stays_in_its_footprint_as_in_pytorch(bad, where) -> 
         theirs = torch.nn.grad.conv2d_weight(x, (8, 4, 3, 3), go, stride=2, padding=1)
         assert torch.equal(ours.isnan(), theirs.isnan()), (int(ours.isnan().sum()),
                                                           int(theirs.isnan().sum()))
+
+
+# A repeated tiny call goes by its kept plan (tconv_lib._small.conv_transpose_auto and its
+# partners): the checks, the route, the output's size and layout are worked out once per call
+# signature. What follows checks the key: nothing that changes the result may share a plan.
+
+
+def test_a_repeated_call_builds_its_plan_once_and_gives_fresh_outputs(monkeypatch) -> None:
+    builds: list[int] = []
+    real = _small._transpose_plan
+    monkeypatch.setattr(_small, "_transpose_plan",
+                        lambda *a: builds.append(1) or real(*a))
+    _small._plans.clear()
+    x, w, b, kw = arrays(TINY[1])
+    outs = [tconv_lib.conv_transpose(x, w, b, **kw) for _ in range(3)]
+    assert builds == [1]
+    expected = torch_conv_transpose(x, w, b, **kw)
+    outs[0].fill_(7.0)                         # the later outputs share nothing with it
+    for y in outs[1:]:
+        np.testing.assert_allclose(y.numpy(), expected, rtol=1e-12, atol=1e-12)
+
+
+def test_plans_are_kept_per_dtype_layout_and_batching() -> None:
+    """float32 and float64, contiguous and channels-last, batched and unbatched calls of one
+    geometry each get their own plan and PyTorch's dtype, strides and shape."""
+    x, w, b, kw = arrays(TINY[1])
+    for dtype in (torch.float64, torch.float32, torch.float64):
+        xs, ws, bs = x.to(dtype), w.to(dtype), b.to(dtype)
+        for fmt in (torch.contiguous_format, torch.channels_last, torch.contiguous_format):
+            xf = xs.contiguous(memory_format=fmt)
+            got, expected = (tconv_lib.conv_transpose(xf, ws, bs, **kw),
+                             F.conv_transpose2d(xf, ws, bs, **kw))
+            assert got.dtype == dtype and got.stride() == expected.stride()
+            torch.testing.assert_close(got, expected)
+        got1 = tconv_lib.conv_transpose(xs[0], ws, bs, **kw)
+        torch.testing.assert_close(got1, F.conv_transpose2d(xs[0], ws, bs, **kw))
+
+
+@pytest.mark.parametrize("bad", [True, 2.0, np.float64(2.0)])
+def test_an_argument_equal_to_a_planned_int_still_gets_its_error(bad) -> None:
+    """``True == 1`` and ``2.0 == 2`` hash alike: a plan made for the int must not serve them."""
+    x, w, b, _ = arrays(TINY[0])
+    tconv_lib.conv_transpose(x, w, b, stride=1)
+    tconv_lib.conv_transpose(x, w, b, stride=2)
+    with pytest.raises(TypeError, match="stride"):
+        tconv_lib.conv_transpose(x, w, b, stride=bad)
+    with pytest.raises(TypeError, match="stride"):
+        tconv_lib.conv(x, w.transpose(0, 1).contiguous(), None, stride=bad)
+
+
+def test_autocast_after_a_plan_casts_as_pytorch_does() -> None:
+    x, w, b, kw = arrays(TINY[1], torch.float32)
+    tconv_lib.conv_transpose(x, w, b, **kw)                        # the float32 plan
+    with torch.autocast("cpu", dtype=torch.bfloat16):
+        got, expected = (tconv_lib.conv_transpose(x, w, b, **kw),
+                         F.conv_transpose2d(x, w, b, **kw))
+    assert got.dtype == expected.dtype == torch.bfloat16
+    torch.testing.assert_close(got.float(), expected.float(), rtol=2e-2, atol=5e-2)
+
+
+def test_the_plan_store_is_bounded(monkeypatch) -> None:
+    monkeypatch.setattr(_small, "MAX_PLANS", 4)
+    _small._plans.clear()
+    for size in range(3, 12):
+        x = torch.randn(1, 2, size, dtype=torch.float64)
+        w = torch.randn(2, 2, 3, dtype=torch.float64)
+        np.testing.assert_allclose(tconv_lib.conv_transpose(x, w, stride=2).numpy(),
+                                   torch_conv_transpose(x, w, stride=2), rtol=1e-12)
+        assert len(_small._plans) <= 4
+    assert len(_small._plans) == 4
+
+
+def test_a_non_finite_value_after_a_finite_call_leaves_the_plan() -> None:
+    """The plan is keyed on sizes, not values: a call with a NaN after a finite one of the same
+    sizes still keeps the NaN to its footprint (conv_transpose, conv, weight gradient)."""
+    x, w, _, kw = arrays(TINY[1])
+    xc = torch.randn(1, 8, 6, 6, dtype=torch.float64)
+    go = torch.ones(1, 8, 3, 3, dtype=torch.float64)
+    for bad in (False, True):
+        if bad:
+            x[0, 0, 1, 2] = xc[0, 0, 1, 2] = float("nan")
+        pairs = ((tconv_lib.conv_transpose(x, w, **kw), F.conv_transpose2d(x, w, **kw)),
+                 (tconv_lib.conv(xc, w, stride=2, padding=1), F.conv2d(xc, w, stride=2, padding=1)),
+                 (gradients.conv_weight_grad(x, go, (3, 3), stride=2, padding=1),
+                  torch.nn.grad.conv2d_weight(x, (8, 4, 3, 3), go, stride=2, padding=1)))
+        for got, expected in pairs:
+            assert torch.equal(got.isnan(), expected.isnan())
+            torch.testing.assert_close(got, expected, equal_nan=True)
+
