@@ -175,6 +175,26 @@ def conv_transpose_autograd(x: torch.Tensor, weight: torch.Tensor, bias: torch.T
 torch.fx.wrap("conv_transpose_autograd")
 
 
+def conv_transpose_to_size(x: torch.Tensor, weight: torch.Tensor, bias: torch.Tensor | None,
+                           stride: tuple[int, ...], padding: tuple[int, ...],
+                           output_size: Any, groups: int, dilation: tuple[int, ...],
+                           method: str = "auto") -> torch.Tensor:
+    """:func:`conv_transpose_autograd` with the ``output_padding`` that ``output_size`` gives by
+    ``nn.ConvTranspose*d``'s rule (and its errors). A module's call with a size that
+    ``torch.fx.symbolic_trace`` computes (``output_size=skip.shape``) is traced as one node of
+    it, which reads the size when the GraphModule runs."""
+    kernel = [int(k) for k in weight.shape[2:]]
+    output_padding = torch.nn.modules.conv._ConvTransposeNd._output_padding(
+        None, x, [int(v) for v in output_size], list(stride), list(padding), kernel,
+        len(kernel), list(dilation))             # (self is read only without output_size)
+    return conv_transpose_autograd(x, weight, bias, stride, padding, tuple(output_padding),
+                                   groups, dilation, method)
+
+
+torch.fx.wrap("conv_transpose_to_size")
+
+
+
 class _TconvMixin:
     """Replaces ``forward`` of a ``torch.nn.ConvTranspose*d`` with tconv_lib's function."""
 
@@ -185,6 +205,10 @@ class _TconvMixin:
         if self.padding_mode != "zeros":
             raise ValueError(f"padding_mode must be 'zeros' for transposed convolution, got "
                              f"padding_mode='{self.padding_mode}'")
+        if not torch.jit.is_scripting() and self._traced(output_size):   # torch.fx: 1 node
+            return conv_transpose_to_size(input, self.weight, self.bias, self.stride,
+                                          self.padding, output_size, self.groups, self.dilation,
+                                          self.method)
         nsp = len(self.kernel_size)
         output_padding = self._output_padding(input, output_size, self.stride, self.padding,
                                               self.kernel_size, nsp, self.dilation)
@@ -195,6 +219,17 @@ class _TconvMixin:
         return conv_transpose_autograd(input, self.weight, self.bias, self.stride, self.padding,
                                        tuple(output_padding), self.groups, self.dilation,
                                        self.method)
+
+    @torch.jit.unused
+    def _traced(self, output_size: list[int] | None) -> bool:
+        """``output_size`` is, or holds, a ``torch.fx.Proxy``: a size fx's tracing computes."""
+        return isinstance(output_size, torch.fx.Proxy) or (
+            isinstance(output_size, (list, tuple))
+            and any(isinstance(v, torch.fx.Proxy) for v in output_size))
+
+    # TorchScript reads an unused method's signature off its annotations, unevaluated strings
+    # in this module (``from __future__ import annotations``): these are the types themselves
+    _traced.__annotations__ = {"output_size": list[int] | None, "return": bool}
 
 
 _DOC = r"""Applies a {d}D transposed convolution over an input of several input planes, computed

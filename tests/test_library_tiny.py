@@ -362,3 +362,39 @@ def test_a_non_finite_value_after_a_finite_call_leaves_the_plan() -> None:
             assert torch.equal(got.isnan(), expected.isnan())
             torch.testing.assert_close(got, expected, equal_nan=True)
 
+
+class _SkipNet(torch.nn.Module):
+    """A decoder step that sizes its upsampling by a skip tensor, as a U-Net does."""
+
+    def __init__(self, layers) -> None:
+        super().__init__()
+        self.down = torch.nn.Conv2d(2, 4, 3, stride=2, padding=1)
+        self.up = layers.ConvTranspose2d(4, 2, 3, stride=2, padding=1)
+        self.up1 = layers.ConvTranspose1d(2, 2, 3, stride=2, padding=1)
+
+    def forward(self, x: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+        y = self.up(self.down(x), output_size=x.shape)              # the whole shape, traced
+        row = x[:, :, 0]
+        z = self.up1(row[:, :, ::2], output_size=[row.shape[-1]])   # a list of traced sizes
+        return y + x, z
+
+
+def test_fx_traces_a_module_given_a_computed_output_size() -> None:
+    """``output_size=skip.shape`` is a Proxy while fx traces: the module records one call of
+    ``conv_transpose_to_size`` (the size is read when the GraphModule runs), and the traced
+    model matches torch.nn's, forward and backward, on both sizes the input may have. Before,
+    tracing failed (torch.nn's ``_output_padding`` took ``len`` of the Proxy)."""
+    ours, theirs = _SkipNet(nn).double(), _SkipNet(torch.nn).double()
+    ours.load_state_dict(theirs.state_dict())
+    traced = torch.fx.symbolic_trace(ours)
+    for shape in ((2, 2, 7, 8), (1, 2, 6, 5)):
+        x = torch.randn(shape, dtype=torch.float64)
+        xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+        ya, yb = traced(xa), theirs(xb)
+        for a, b in zip(ya, yb, strict=True):
+            torch.testing.assert_close(a, b, rtol=1e-12, atol=1e-12)
+        sum(t.square().sum() for t in ya).backward()
+        sum(t.square().sum() for t in yb).backward()
+        torch.testing.assert_close(xa.grad, xb.grad, rtol=1e-12, atol=1e-12)
+    for (name, a), b in zip(traced.named_parameters(), theirs.parameters(), strict=True):
+        torch.testing.assert_close(a.grad, b.grad, rtol=1e-12, atol=1e-12, msg=name)
