@@ -216,11 +216,23 @@ def _placeholders(text: str) -> str:
 CREATES_COURSE = {"collect", "release"}
 
 
+#: the folders a course directory holds, which --course is sometimes given by mistake
+COURSE_PARTS = ("submitted", "autograded", "feedback", "reports")
+
+
 def check_course(args: argparse.Namespace) -> None:
     course = getattr(args, "course", None)
-    if course is None or args.command in CREATES_COURSE:
+    if course is None:
         return
     path = Path(course).expanduser()
+    parent = path.resolve().parent
+    if (path.resolve().name in COURSE_PARTS and path.is_dir()
+            and ((parent / "gradebook.db").exists() or (parent / "submitted").is_dir())):
+        raise UsageError(f"--course must be the course directory, not a folder inside it; got "
+                         f"{course} (its {path.resolve().name}/ folder: did you mean --course "
+                         f"{parent}?)")
+    if args.command in CREATES_COURSE:
+        return
     if not path.is_dir():
         raise UsageError(f"--course must be an existing course directory; got {course} "
                          f"({'not a directory' if path.exists() else 'no such directory'}; "

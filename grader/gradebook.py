@@ -141,8 +141,12 @@ class Course:
             raise UsageError(f"--course {self.root} holds no graded submissions: its gradebook "
                              f"{path} does not exist (run `tconv-grader autograde --course "
                              f"{self.root}` first, or pass --db)")
+        relative = ""
+        if self.db_url.startswith("sqlite:///") and not self.db_url.startswith("sqlite:////"):
+            relative = (f"; three slashes make the path relative to the current folder, "
+                        f"an absolute one takes four: sqlite:////{self.db_url[10:]}")
         raise UsageError(f"--db must name an existing gradebook; got {redact(self.db_url)} "
-                         f"(no such file: {path})")
+                         f"(no such file: {path}{relative})")
 
     def gradebook(self):
         """An ``nbgrader.api.Gradebook`` on the course database (a context manager)."""

@@ -565,3 +565,33 @@ def test_a_solution_that_fails_its_own_tests_is_one_error_line(tmp_path, capsys,
     out, err = capsys.readouterr()
     assert "error: the solution of fx_scatter/fx_scatter.ipynb fails its own tests: " in err, err
     assert "no submissions" not in err and "graded 0 submission(s)" in out, (out, err)
+
+
+@pytest.mark.parametrize("command", ["report", "feedback", "autograde", "collect"])
+@pytest.mark.parametrize("part", ["submitted", "reports"])
+def test_a_folder_inside_the_course_given_as_course_names_the_course(tmp_path, capsys, command,
+                                                                      part):
+    """`--course DIR/submitted` (a tab completion too far): report said the course held no
+    gradebook and suggested running autograde on that folder; collect would have filed the
+    class under DIR/submitted/submitted/. Now every command names the course directory."""
+    course = tmp_path / "course"
+    (course / "submitted").mkdir(parents=True)
+    (course / "reports").mkdir()
+    (course / "gradebook.db").write_bytes(b"")
+    argv = {"collect": ["collect", str(tmp_path)]}.get(command, [command])
+    assert main([*argv, "--course", str(course / part), "-q"]) == 2
+    err = capsys.readouterr().err
+    assert (f"--course must be the course directory, not a folder inside it; got "
+            f"{course / part} (its {part}/ folder: did you mean --course {course}?)") in err, err
+    assert sorted(p.name for p in (course / part).iterdir()) == []
+
+
+def test_a_three_slash_sqlite_url_says_it_is_relative(tmp_path, capsys, monkeypatch):
+    """`--db sqlite:///tmp/x.db` is relative to the current folder (SQLAlchemy's rule): the
+    error named the resolved file only; now it says why and gives the four-slash URL."""
+    monkeypatch.chdir(tmp_path)
+    assert main(["report", "--course", str(tmp_path), "--db", "sqlite:///srv/gb.db"]) == 2
+    err = capsys.readouterr().err
+    assert (f"--db must name an existing gradebook; got sqlite:///srv/gb.db (no such file: "
+            f"{tmp_path / 'srv' / 'gb.db'}; three slashes make the path relative to the current "
+            "folder, an absolute one takes four: sqlite:////srv/gb.db)") in err, err
