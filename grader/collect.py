@@ -58,6 +58,9 @@ class Collected:
     pattern: str = ""             # the file-name regexp used for LMS names
     no_pattern: list[str] = field(default_factory=list)  # LMS names the pattern did not match
     underscore_ids: list[str] = field(default_factory=list)  # ... with a '_' in the student id
+    #: student/assignment whose timestamp.txt this run wrote from a file's modification time (no
+    #: time in the file name, no timestamp.txt beside it): perhaps the download's, not the hand-in's
+    file_times: list[str] = field(default_factory=list)
 
 
 @dataclass
@@ -70,6 +73,7 @@ class _Item:
     ts: str
     shown: str
     noted: bool = False  # already listed with a reason
+    file_time: bool = False  # ts is the file's (zip entry's) modification time
 
 
 def default_regexp(assignments: list[str], student: str = r"[^_/]+?") -> str:
@@ -258,6 +262,7 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                 a = parts[-2] if len(parts) >= 3 else _assignment_of(nb, nb_names)
                 ts_file = f.parent / "timestamp.txt"
                 ts = ts_file.read_text().strip() if ts_file.exists() else _fmt_ts(mtime(f))
+                file_time = not ts_file.exists()
             else:
                 # the name as shown (relative to PATH), so a --regexp may start with '^'
                 gd = plugin.collect(shown)
@@ -273,6 +278,7 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                                              f"group and the notebook {nb!r} is none of the "
                                              "released ones, so its assignment is unknown"))
                     continue
+                file_time = not gd.get("timestamp")
                 if gd.get("timestamp"):
                     try:
                         ts = _fmt_ts(_parse_ts(gd["timestamp"]))
@@ -291,7 +297,7 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                                          "(ASCII letters, digits and . _ @ + -, starting with a "
                                          "letter or digit); rename the file or pass --regexp"))
                 continue
-            items.append(_Item(s, a, nb, f, ts, shown))
+            items.append(_Item(s, a, nb, f, ts, shown, file_time=file_time))
         _resolve_redownloads(items, nb_names, course, result)
         for it in items:
             if it.notebook not in nb_names[it.assignment] and not it.noted:
@@ -343,6 +349,8 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
             shutil.copyfile(it.file, target)
             if stored < it.ts:
                 stamp.write_text(it.ts + "\n")
+                if it.file_time:
+                    result.file_times.append(f"{s}/{a}")
             result.imported.append((s, a, nb))
     return result
 
@@ -423,6 +431,18 @@ def _print_result(res: Collected, course: Course) -> None:
               f"{course.submitted}):")
         for ids in clashes:
             print(f"  {', '.join(ids)}")
+    if res.file_times:
+        which = sorted(set(res.file_times))
+        shown = ", ".join(which[:10]) + (f" and {len(which) - 10} more" if len(which) > 10
+                                         else "")
+        print(f"note: {len(which)} submission(s) had no hand-in time in their file names (no "
+              "_attempt_<YYYY-MM-DD-HH-MM-SS>_, no timestamp.txt beside them): their "
+              "timestamp.txt, which lateness is measured against, holds the file's modification "
+              "time (in a zip, the entry's time as the archive stores it: the zipping "
+              "machine's clock, no time zone, taken as UTC). If that is when you downloaded "
+              "them, not when they were handed in, correct timestamp.txt (autograde then "
+              "grades it again, with that time) before a due date or late penalty counts it: "
+              f"{shown}")
     if res.no_pattern:
         print(f"{len(res.no_pattern)} file name(s) did not match the pattern for LMS names; "
               "if your LMS names files another way, pass --regexp (the pattern now: "

@@ -305,3 +305,20 @@ def test_an_empty_file_not_imported_is_not_listed_as_an_older_copy(tmp_path, cap
     assert ("1 empty file(s) not imported (the notebook with content is kept):\n"
             "  bo_fx_scatter_attempt_2026-01-02-00-00-00_fx_scatter.ipynb: empty file (0 bytes)"
             ) in out, out
+
+
+def test_a_time_taken_from_the_files_modification_time_is_pointed_out(tmp_path, capsys):
+    """amy's LMS name carries no hand-in time, so timestamp.txt holds the zip entry's time
+    (often the download's): with a due date, report would flag her late, and a late penalty
+    would take points. collect said nothing of where the time came from; now it names the
+    submissions so timed. bo's name carries his attempt time: not named."""
+    z = tmp_path / "lms.zip"
+    with zipfile.ZipFile(z, "w") as zf:
+        zf.writestr("amy_fx_scatter_fx_scatter.ipynb", NB)
+        zf.writestr("bo_fx_scatter_attempt_2026-01-03-03-04-05_fx_scatter.ipynb", NB)
+    out = _collect(capsys, z, tmp_path / "course")
+    assert ("note: 1 submission(s) had no hand-in time in their file names (no "
+            "_attempt_<YYYY-MM-DD-HH-MM-SS>_, no timestamp.txt beside them): their timestamp.txt, "
+            "which lateness is measured against, holds the file's modification time") in out, out
+    assert out.rstrip().splitlines()[-2].endswith("late penalty counts it: amy/fx_scatter"), out
+    assert "note:" not in _collect(capsys, z, tmp_path / "course")   # nothing new: no note
