@@ -405,8 +405,9 @@ def render(record: dict, manual: dict[tuple[str, str], float],
             given = rule.points(late.seconds, points[1])
             capped = (f" (the rule gives {given:g}; no more than the points you earned is taken)"
                       if points[3] < given else "")
-            told += (f" Late penalty ({e(rule.why(late.seconds, points[1]))}): {points[3]:g} "
-                     f"point{'s' * (points[3] != 1)} taken from your score{capped}.")
+            took = (f"{points[3]:g} point{'s' * (points[3] != 1)} taken from your score"
+                    f"{capped}" if points[3] else "nothing taken, as your score is 0")
+            told += f" Late penalty ({e(rule.why(late.seconds, points[1]))}): {took}."
         when += ('<p style="background:#fdecea;padding:.5em 1em;border-left:4px solid #b3261e">'
                  f"{told}</p>")
     return (f"<!DOCTYPE html>\n<html lang=\"en\"><head><meta charset=\"utf-8\">"

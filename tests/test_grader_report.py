@@ -791,6 +791,8 @@ def test_a_penalty_takes_no_more_than_the_points_earned(tmp_path, capsys):
     assert main(["feedback", "--course", str(course.root), "-q"]) == 0
     out = capsys.readouterr().out
     assert ("(late penalty zero: amy/ex (nothing earned, nothing taken))") in out, out
+    assert _amy(course)[2].endswith("(a late submission scores 0: 5 points): nothing taken, as "
+                                    "your score is 0.")
 
 
 @pytest.mark.parametrize("value", ["10/day", "10%", "0%/day", "150%/hour", "10%/week", "half"])
