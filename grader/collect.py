@@ -293,9 +293,12 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                                          f"(known: {', '.join(known)})"))
                 continue
             if not STUDENT_RE.match(s):
+                fix = (f"rename the folder {s!r} (the student id the gradebook, the reports and "
+                       "the feedback folder will use)" if in_tree
+                       else "rename the file or pass --regexp")
                 result.unmatched.append((shown, f"student id {s!r} is not a plain identifier "
                                          "(ASCII letters, digits and . _ @ + -, starting with a "
-                                         "letter or digit); rename the file or pass --regexp"))
+                                         f"letter or digit); {fix}"))
                 continue
             items.append(_Item(s, a, nb, f, ts, shown, file_time=file_time))
         _resolve_redownloads(items, nb_names, course, result)

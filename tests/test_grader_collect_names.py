@@ -322,3 +322,21 @@ def test_a_time_taken_from_the_files_modification_time_is_pointed_out(tmp_path, 
             "which lateness is measured against, holds the file's modification time") in out, out
     assert out.rstrip().splitlines()[-2].endswith("late penalty counts it: amy/fx_scatter"), out
     assert "note:" not in _collect(capsys, z, tmp_path / "course")   # nothing new: no note
+
+
+def test_a_tree_folder_with_an_odd_student_id_is_named_with_the_fix_for_a_tree(tmp_path,
+                                                                               capsys):
+    """A folder tree `amy smith/fx_scatter/fx_scatter.ipynb`: the id is refused, and the advice
+    was 'rename the file or pass --regexp', though in a tree the folder names the student and
+    --regexp reads LMS file names only. Now it says to rename the folder."""
+    for who in ("amy smith", "zoë", "bo"):
+        d = tmp_path / "tree" / who / "fx_scatter"
+        d.mkdir(parents=True)
+        (d / "fx_scatter.ipynb").write_text(NB)
+    out = _collect(capsys, tmp_path / "tree", tmp_path / "course")
+    assert ("  amy smith/fx_scatter/fx_scatter.ipynb: student id 'amy smith' is not a plain "
+            "identifier (ASCII letters, digits and . _ @ + -, starting with a letter or digit); "
+            "rename the folder 'amy smith' (the student id the gradebook, the reports and the "
+            "feedback folder will use)") in out, out
+    assert "zoë/fx_scatter/fx_scatter.ipynb: student id 'zoë'" in out, out
+    assert _submitted(tmp_path / "course") == ["bo/fx_scatter/fx_scatter.ipynb"]
