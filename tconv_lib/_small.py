@@ -73,9 +73,33 @@ def applies(rows: int, conv_in: tuple[int, ...], conv_out: tuple[int, ...], geo:
     channels) and whose convolution maps ``conv_in`` to ``conv_out`` positions: little enough
     work, and ``multiplied`` (the arrays whose entries meet :math:`G`'s zeros) on the CPU and
     finite."""
-    entries = math.prod(conv_in) * math.prod(geo.kernel) * math.prod(conv_out)
-    return (entries <= MAX_ENTRIES and rows * entries <= MAX_WORK
-            and all(not backend.on_gpu(a) and _finite(a) for a in multiplied))
+    if by_axes(geo):
+        small = _axes_work(rows, conv_in, conv_out, geo) <= MAX_WORK
+    else:
+        entries = math.prod(conv_in) * math.prod(geo.kernel) * math.prod(conv_out)
+        small = entries <= MAX_ENTRIES and rows * entries <= MAX_WORK
+    return small and all(not backend.on_gpu(a) and _finite(a) for a in multiplied)
+
+
+def by_axes(geo: Geometry) -> bool:
+    r"""Whether :math:`G` is applied one axis at a time: in 3-D. :math:`G` is the Kronecker
+    product of the axes' own gather matrices, so the product with it is one small product per
+    axis (each of a few thousand entries, however large the volume), where the whole
+    :math:`G` of a 4x4x4 input (k=3, s=2) already has 0.9M entries and its product multiplies
+    by zeros hundreds of times more than it adds. In 1-D and 2-D one product with the whole
+    :math:`G` is the faster on these sizes (fewer calls), and it stays."""
+    return geo.ndim == 3
+
+
+def _axes_work(rows: int, conv_in: tuple[int, ...], conv_out: tuple[int, ...],
+               geo: Geometry) -> int:
+    """Multiply-adds of the axis-by-axis products, bounded above: axis ``a``'s product is
+    ``(k c) x i`` on that axis, times ``rows`` and the larger of ``k c`` and ``i`` on every
+    other axis (``c``, ``i``: the convolution's output and input sizes)."""
+    sides = [k * c for k, c in zip(geo.kernel, conv_out, strict=True)]
+    wide = [max(kc, i) for kc, i in zip(sides, conv_in, strict=True)]
+    return sum(rows * math.prod(wide[:a] + wide[a + 1:]) * sides[a] * conv_in[a]
+               for a in range(geo.ndim))
 
 
 def _finite(a: Any) -> bool:
@@ -158,8 +182,52 @@ def conv_transpose(x: Any, weight: Any, geo: Geometry, out: tuple[int, ...]) -> 
     else:
         cols = weight.reshape(g, c_in // g, -1).swapaxes(-1, -2) @ x.reshape(
             (g, c_in // g, positions) if n == 1 else (n, g, c_in // g, positions))
-    y = cols.reshape(n * c_out, -1) @ gather(x, out, spatial, geo, transposed=True)
-    return y.reshape((n, c_out) + out)                  # (N C_out, K P) G^T
+    cols = cols.reshape(n * c_out, -1)                  # (N C_out, K P)
+    y = (_col2im_by_axes(cols, spatial, out, geo) if by_axes(geo)
+         else cols @ gather(x, out, spatial, geo, transposed=True))
+    return y.reshape((n, c_out) + out)
+
+
+def _permuted(a: Any, axes: list[int]) -> Any:
+    return a.permute(axes) if backend.is_torch(a) else a.transpose(axes)
+
+
+def _axis(geo: Geometry, a: int) -> Geometry:
+    """Axis ``a`` of ``geo`` alone: its gather matrix is :math:`G`'s factor on that axis."""
+    return Geometry((geo.stride[a],), (geo.padding[a],), (geo.output_padding[a],),
+                    (geo.dilation[a],), 1, (geo.kernel[a],))
+
+
+def _col2im_by_axes(cols: Any, spatial: tuple[int, ...], out: tuple[int, ...],
+                    geo: Geometry) -> Any:
+    r"""``cols @ G^T`` one axis at a time: ``cols`` ``(R, K P)``, tap axes before position
+    axes, gives ``(R, prod(out))``. Each step brings axis ``a``'s tap and position to the end
+    and multiplies by that axis's :math:`G_a^{\mathsf T}`; its output axis joins the end."""
+    d, r = geo.ndim, int(cols.shape[0])
+    y = cols.reshape((r,) + geo.kernel + spatial)        # R, t_a.., j_a.., o_0..o_{a-1}
+    for a in range(d):
+        left = d - a
+        keep = [i for i in range(1, y.ndim) if i not in (1, 1 + left)]
+        y = _permuted(y, [0, *keep, 1, 1 + left])
+        lead = tuple(int(v) for v in y.shape[:-2])
+        g = gather(y, (out[a],), (spatial[a],), _axis(geo, a), transposed=True)
+        y = (y.reshape(-1, geo.kernel[a] * spatial[a]) @ g).reshape(lead + (out[a],))
+    return y.reshape(r, -1)
+
+
+def _im2col_by_axes(x: Any, spatial: tuple[int, ...], out: tuple[int, ...],
+                    geo: Geometry) -> Any:
+    """``x @ G`` one axis at a time: ``x`` ``(R, prod(spatial))`` gives the patches
+    ``(R, K prod(out))``, tap axes before position axes."""
+    d, r = geo.ndim, int(x.shape[0])
+    y = x.reshape((r,) + spatial)                        # R, j_a.., (t_0, o_0)..
+    for a in range(d):
+        y = _permuted(y, [0, *range(2, y.ndim), 1])
+        lead = tuple(int(v) for v in y.shape[:-1])
+        g = gather(y, (spatial[a],), (out[a],), _axis(geo, a))
+        y = (y.reshape(-1, spatial[a]) @ g).reshape(lead + (geo.kernel[a], out[a]))
+    y = _permuted(y, [0, *range(1, 2 * d, 2), *range(2, 2 * d + 1, 2)])
+    return y.reshape(r, -1)
 
 
 def _patch_rows(x: Any, geo: Geometry, out: tuple[int, ...]) -> Any:
@@ -167,7 +235,9 @@ def _patch_rows(x: Any, geo: Geometry, out: tuple[int, ...]) -> Any:
     channel."""
     n, c_in = int(x.shape[0]), int(x.shape[1])
     spatial = tuple(int(v) for v in x.shape[2:])
-    return x.reshape(n * c_in, math.prod(spatial)) @ gather(x, spatial, out, geo)
+    rows = x.reshape(n * c_in, math.prod(spatial))
+    return (_im2col_by_axes(rows, spatial, out, geo) if by_axes(geo)
+            else rows @ gather(x, spatial, out, geo))
 
 
 def patches(x: Any, geo: Geometry, out: tuple[int, ...]) -> Any:

@@ -24,6 +24,8 @@ TINY = [
     ((1, 2, 12), 2, 3, 2, 0, 1, 1, 2),                # 1-D, dilation sharing the stride
     ((1, 2, 3, 3, 3), 2, 2, 2, 0, 0, 1, 1),           # 3-D, k == s
     ((1, 2, 3, 2, 3), 4, (3, 2, 2), (2, 1, 3), 1, (1, 0, 2), 2, 1),
+    ((1, 2, 6, 6, 6), 4, 3, 2, 1, 1, 1, 1),           # 3-D past the whole G's entry bound
+    ((2, 4, 5, 4, 6), 4, 3, (2, 1, 2), (1, 0, 2), 1, 2, (1, 2, 1)),   # 3-D, groups, dilation
 ]
 IDS = [f"{len(s[0]) - 2}d-" + "-".join(map(str, s[0])) + f"-k{s[2]}s{s[3]}g{s[6]}d{s[7]}"
        for s in TINY]
@@ -118,9 +120,9 @@ def test_module_forward_and_backward_match_torch_nn(case, route) -> None:
 
 
 @pytest.mark.parametrize("route", SIDES, indirect=True)
-@pytest.mark.parametrize("case", TINY[:5], ids=IDS[:5])
+@pytest.mark.parametrize("case", TINY[:5] + TINY[-2:], ids=IDS[:5] + IDS[-2:])
 def test_conv_and_its_gradients_on_numpy_match_pytorch(case, route) -> None:
-    """The forward convolution and both of its gradients, on NumPy arrays."""
+    """The forward convolution and both of its gradients, on NumPy arrays (3-D: by axes)."""
     x, w, _, kw = arrays(case)
     y = torch.as_tensor(torch_conv_transpose(x, w, None, **kw))      # a conv's input size
     del kw["output_padding"]
