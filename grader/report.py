@@ -330,11 +330,23 @@ def counts(totals: list[dict], assignment: str) -> tuple[int, int, int, int]:
             sum(r["provisional"] == "yes" for r in rows))
 
 
+def zero_parts(missing: int, waiting: int = 0, withdrawn: int = 0) -> str:
+    """The ``missing`` students without a graded submission, each kind counted apart: ``1 with
+    no submission, 1 withdrawn, 1 collected but not autograded yet`` (the first always)."""
+    parts = [f"{missing - waiting - withdrawn} with no submission"]
+    parts += [f"{withdrawn} withdrawn"] * bool(withdrawn)
+    parts += [f"{waiting} collected but not autograded yet"] * bool(waiting)
+    return ", ".join(parts)
+
+
+def withdrawn_count(totals: list[dict], assignment: str) -> int:
+    return sum(r["assignment"] == assignment and r["status"] == WITHDRAWN for r in totals)
+
+
 def histogram_title(assignment: str, students: int, missing: int, provisional: int,
-                    waiting: int = 0) -> str:
-    absent = (f"{missing} with no submission (scored 0)" if not waiting else
-              f"{missing - waiting} with no submission, {waiting} collected but not "
-              "autograded yet (scored 0 for now)")
+                    waiting: int = 0, withdrawn: int = 0) -> str:
+    absent = zero_parts(missing, waiting, withdrawn) + (
+        " (scored 0 for now)" if waiting else " (scored 0)")
     return (f"{assignment}: {students} student(s), {students - missing} submission(s)\n"
             f"{absent}; {provisional} provisional (written answers to grade)")
 
@@ -347,7 +359,8 @@ def histogram(totals: list[dict], assignment: str, path: Path) -> None:
     top = max([float(r["max_score"]) for r in rows] or [1.0]) or 1.0
     n, missing, waiting, provisional = counts(totals, assignment)
     fig = histogram_figure(scores, top,
-                           histogram_title(assignment, n, missing, provisional, waiting),
+                           histogram_title(assignment, n, missing, provisional, waiting,
+                                           withdrawn_count(totals, assignment)),
                            missing=missing, waiting=waiting)
     path.parent.mkdir(parents=True, exist_ok=True)
     fig.savefig(path, metadata={"Software": None})
@@ -433,9 +446,9 @@ def report(course: Course, out: Path | None = None, progress: bool = True,
              "notebooks that could not be read are not counted):"]
     for a in assignments:
         n, missing, waiting, provisional = counts(totals, a)
-        ungraded = f" ({waiting} of them collected, not autograded yet)" if waiting else ""
-        lines.append(f"  {a}: {n - missing} submission(s) of {n} student(s), {missing} with "
-                     f"no submission{ungraded}, {provisional} provisional")
+        lines.append(f"  {a}: {n - missing} submission(s) of {n} student(s), "
+                     f"{zero_parts(missing, waiting, withdrawn_count(totals, a))}, "
+                     f"{provisional} provisional")
     lines += [f"  {n:4d} / {m:<4d} {k}" for k, n, m in mf if n > 0] or ["  none"]
     written = written_answers(grades)
     total = sum(written.values(), Counter())
