@@ -27,7 +27,9 @@ The comparison rule (:func:`values_match`) is the same in both modes.
 from __future__ import annotations
 
 import ast
+import builtins
 import math
+import re
 import sys
 from collections.abc import Callable
 from typing import Any
@@ -328,6 +330,19 @@ def _brief(value: Any) -> str:
     return describe(value, 120)
 
 
+# what an exercise's test cell records where the student's function raised (its ``_called``):
+# "f(arguments) raised ValueError: message (raised in f, line 3 of its cell)"
+RAISED = re.compile(r"[A-Za-z_]\w*\(.*\) raised ([A-Za-z_]\w*)", re.S)
+_BUILTIN_ERRORS = frozenset(n for n, v in vars(builtins).items()
+                            if isinstance(v, type) and issubclass(v, BaseException))
+
+
+def _raised(got: Any, expected: Any) -> bool:
+    """Whether ``got`` is a test cell's record of a raised exception, where a value of another
+    kind was expected."""
+    return type(got) is str and not isinstance(expected, str) and bool(RAISED.match(got))
+
+
 def describe_mismatch(got: Any, expected: Any, rtol: float = RTOL, atol: float = ATOL) -> str:
     """What is wrong with ``got`` (plain data, see :func:`to_plain`), in a short phrase.
 
@@ -342,6 +357,8 @@ def describe_mismatch(got: Any, expected: Any, rtol: float = RTOL, atol: float =
             f"{_brief(expected)} ({_kind(expected)})")
         return (f"expected {want}, got {got.type_name}: not plain data (only Python's, NumPy's "
                 f"and PyTorch's own types are compared); {_advice(expected, got.type_name)}")
+    if _raised(got, expected):  # the call and its error, whole: they are the answer here
+        return f"expected {_brief(expected)}, but {got if len(got) <= 500 else got[:497] + '...'}"
     kinds = _kind_mismatch(got, expected)
     if kinds:
         return kinds
@@ -566,6 +583,11 @@ def describe_unshown(got: Any, expected: Any) -> str:
             f"{_brief(expected)} ({_kind(expected)})")
         return (f"expected {want}{base}, but it is {what}: not plain data (only Python's, "
                 f"NumPy's and PyTorch's own types are compared); {_advice(expected, what)}")
+    if _raised(got, expected):  # a builtin exception's name only: the text is the answer's
+        name = RAISED.match(got).group(1)
+        what = name if name in _BUILTIN_ERRORS else "an exception"
+        return (f"expected {_brief(expected)}{base}, but your function raised {what}: run the "
+                "cell (or tconv-grader check) to see the call and its message")
     for_bool = isinstance(expected, bool) and _is_number(got)
     bool_for = isinstance(got, bool) and _is_number(expected)
     one_item = _is_number(expected) and isinstance(got, list | tuple) and len(got) == 1
