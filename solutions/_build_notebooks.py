@@ -34,7 +34,41 @@ import torch.nn.functional as F
 
 from grader.testing import expect, expect_raises  # noqa: F401
 
-torch.set_default_dtype(torch.float64)  # float64 everywhere: exact comparisons with PyTorch"""
+torch.set_default_dtype(torch.float64)  # float64 everywhere: exact comparisons with PyTorch
+
+
+def _called(fn, *args, **kwargs):
+    \"\"\"fn(*args, **kwargs), as the test cells call your functions. Where it raises, the text
+    "fn(arguments) raised Error: message (raised in f, line n of its cell)" instead: the case
+    that gets it fails saying which call failed, what it expected and the hint, and the cell's
+    other cases still run. Only the released stub's bare NotImplementedError stops the cell.\"\"\"
+    try:
+        return fn(*args, **kwargs)
+    except Exception as exc:  # noqa: BLE001 - the case reports it
+        tb = exc.__traceback__
+        while tb.tb_next is not None:
+            tb = tb.tb_next
+        if type(exc) is NotImplementedError and not exc.args and (
+                tb.tb_frame.f_code is getattr(fn, "__code__", None)
+                or getattr(exc, "released_stub", False)):  # seen so by a _called inside fn
+            exc.released_stub = True
+            raise  # the released stub, still in fn itself
+        where, tb = "", exc.__traceback__.tb_next
+        while tb is not None:  # the innermost frame of a function defined in a cell
+            if tb.tb_frame.f_globals is globals():
+                where = (f" (raised in {tb.tb_frame.f_code.co_name}, line {tb.tb_lineno} of "
+                         "its cell)")
+            tb = tb.tb_next
+
+        def shown(v):
+            if isinstance(v, torch.Tensor | np.ndarray):
+                return f"<{type(v).__name__} of shape {tuple(v.shape)}>"
+            text = repr(v)
+            return text if len(text) <= 40 else text[:37] + "..."
+
+        call = ", ".join([shown(a) for a in args] + [f"{k}={shown(v)}" for k, v in kwargs.items()])
+        return (f"{getattr(fn, '__name__', 'function')}({call}) raised {type(exc).__name__}: "
+                f"{str(exc)[:300]}{where}")"""
 
 
 # Every explore cell begins with this check: widgets only where a Jupyter kernel can show them.
@@ -157,7 +191,7 @@ def _with_own_calls(fn, *args, watch=(), modules=None, library=None, oracles=(),
             previous = sys.getprofile()
             sys.setprofile(profile)
             try:
-                return fn(*f_args, **f_kwargs)
+                return _called(fn, *f_args, **f_kwargs)  # an error: the cases report it
             finally:
                 sys.setprofile(previous)
 
@@ -202,6 +236,51 @@ def _transposed_operators(found):
                 sys.setprofile(previous)
 
     return _Seen()"""
+
+
+# A task whose function calls an earlier task's (ex1, ex3, ex6, ex7, ex8) is scored on its own
+# function: where the result with the student's earlier function is wrong, its test cells run it
+# once more with the test's reference in that function's place and record that run. One mistake
+# costs the task it is in, not every task built on it (MISTAKES.md, "charged once"). Pasted into
+# the setup cell of those exercises.
+REFERENCE = """\
+class _references_in_place:  # noqa: N801 - used like a function: with _references_in_place(...)
+    \"\"\"Within the `with` block, each function named in `references` (your functions of the
+    earlier tasks) is replaced by the test's reference one; yours are put back after it.\"\"\"
+
+    def __init__(self, references):
+        self.references, self.yours, self.missing = references, {}, object()
+
+    def __enter__(self):
+        namespace = globals()
+        self.yours = {name: namespace.get(name, self.missing) for name in self.references}
+        namespace.update(self.references)
+
+    def __exit__(self, *exc_info):
+        namespace = globals()
+        for name, fn in self.yours.items():
+            if fn is self.missing:
+                namespace.pop(name, None)
+            else:
+                namespace[name] = fn
+
+
+def _or_with_reference(call, expected, references):
+    \"\"\"call(), which runs your function with your own functions of the earlier tasks, when
+    its result matches `expected`; otherwise call() once more with each function named in
+    `references` replaced, for that call only, by the test's reference one: this task's tests
+    judge this task's function, and a mistake in an earlier task costs that task's points
+    only, not these again.\"\"\"
+    from grader.testing import to_plain, values_match
+
+    own = call()
+    try:
+        if values_match(to_plain(own), to_plain(expected)):
+            return own
+    except Exception:  # noqa: BLE001 - an odd answer is simply no match
+        pass
+    with _references_in_place(references):
+        return call()"""
 
 
 # ex1's sizes are ints: a float (8.0 from a `/`) matched an int within the tolerance and scored
@@ -363,7 +442,7 @@ def ex1_shapes() -> Book:
     formula, the range of reachable sizes, and the `output_padding` that reaches a target.
     Use plain Python arithmetic (no `tconv_lib`).
     """)
-    b.setup()
+    b.setup(REFERENCE)
     b.md("""
     ## Task 1 (3 points): the output size
 
@@ -394,7 +473,7 @@ def ex1_shapes() -> Book:
              dict(i=6, k=3, stride=2, padding=2, output_padding=1, dilation=2)]
     kinds = []
     for n, case in enumerate(cases):
-        size = conv_transpose_output_size(**case)
+        size = _called(conv_transpose_output_size, **case)
         expect(f"size_{n}", size, _torch_size(**case),
                hint=f"for {case}: (i-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1")
         kinds.append(_size_kind(size))
@@ -409,34 +488,26 @@ def ex1_shapes() -> Book:
                 "not part of the answer")
     '''))
     b.test("test_output_size_edges", 1, '''
-    def _size_or_error(*args, **kwargs):
-        """Your conv_transpose_output_size, or the text of the exception it raised (then the
-        expect below names the case). The released stub's NotImplementedError stops the cell."""
-        try:
-            return conv_transpose_output_size(*args, **kwargs)
-        except NotImplementedError:
-            raise
-        except Exception as exc:  # reported by the expect that follows, with the case
-            return f"{type(exc).__name__}: {exc}"
-
-    expect("stride_1", conv_transpose_output_size(5, 3), _torch_size(5, 3),
+    expect("stride_1", _called(conv_transpose_output_size, 5, 3), _torch_size(5, 3),
            hint="with stride 1 and no padding the output grows by k - 1")
     expect("output_padding_above_stride",
-           _size_or_error(4, 2, stride=1, output_padding=2, dilation=3),
+           _called(conv_transpose_output_size, 4, 2, stride=1, output_padding=2, dilation=3),
            _torch_size(4, 2, stride=1, output_padding=2, dilation=3),
            hint="stride 1, dilation 3, output_padding 2: F.conv_transpose1d "
                 "accepts every output_padding below max(stride, dilation), not only below the "
                 "stride, and the formula adds it whatever the stride")
     ### BEGIN HIDDEN TESTS
-    expect("edge_0", conv_transpose_output_size(1, 1), _torch_size(1, 1), hint="i=1, k=1")
-    expect("edge_1", conv_transpose_output_size(1, 4, stride=3), _torch_size(1, 4, stride=3),
+    expect("edge_0", _called(conv_transpose_output_size, 1, 1), _torch_size(1, 1), hint="i=1, k=1")
+    expect("edge_1", _called(conv_transpose_output_size, 1, 4, stride=3),
+           _torch_size(1, 4, stride=3),
            hint="one input element")
-    expect("edge_2", conv_transpose_output_size(3, 3, dilation=3),
+    expect("edge_2", _called(conv_transpose_output_size, 3, 3, dilation=3),
            _torch_size(3, 3, dilation=3), hint="dilation 3")
-    expect("edge_3", _size_or_error(3, 3, stride=1, dilation=2, output_padding=1),
+    expect("edge_3",
+           _called(conv_transpose_output_size, 3, 3, stride=1, dilation=2, output_padding=1),
            _torch_size(3, 3, stride=1, dilation=2, output_padding=1),
            hint="output_padding below the dilation")
-    expect("edge_4", conv_transpose_output_size(7, 5, 4, 2, 3), _torch_size(7, 5, 4, 2, 3),
+    expect("edge_4", _called(conv_transpose_output_size, 7, 5, 4, 2, 3), _torch_size(7, 5, 4, 2, 3),
            hint="stride 4, output_padding 3")
     ### END HIDDEN TESTS
     ''')
@@ -477,6 +548,10 @@ if (_widgets := _jupyter_widgets()) is not None:
     `k, stride, padding, dilation`. Return `(low, high)`: the smallest and the largest output
     length $o$ whose forward convolution has length $i$ again. (They are the sizes reached with
     `output_padding = 0 .. stride-1`; you may assume `low >= 1`.) Both are sizes: two `int`s.
+
+    Your Task 1 function may help. Where it does and a case's result is wrong, the case runs
+    your `output_size_range` once more with a reference Task 1 in its place and judges that
+    run, so a mistake in Task 1 costs Task 1's points only (likewise Task 3 with Tasks 1-2).
     """)
     b.solution("size_range", '''
     def output_size_range(i, k, stride=1, padding=0, dilation=1):
@@ -499,24 +574,45 @@ if (_widgets := _jupyter_widgets()) is not None:
             torch.zeros(1, 1, o), torch.zeros(1, 1, k), stride=stride, padding=padding,
             dilation=dilation).shape[-1] == i]
 
+
+    def _reference_output_size(i, k, stride=1, padding=0, output_padding=0, dilation=1):
+        """Task 1's formula, the test's: where your output_size_range is wrong with your
+        conv_transpose_output_size, the case runs it once more with this one in its place
+        (setup's _or_with_reference), so a mistake in Task 1 costs Task 1's points only."""
+        return stride * (i - 1) + dilation * (k - 1) + output_padding + 1 - 2 * padding
+
+    _TASK_1 = {"conv_transpose_output_size": _reference_output_size}
+
+
+    def _range_and_kind(**case):
+        """(your output_size_range(**case), "int" or the kind of its first value that is not
+        an int), with your Task 1 or else the test's."""
+        def run():
+            low_high = _called(output_size_range, **case)
+            kinds = [_size_kind(v) for v in low_high] if isinstance(low_high, tuple | list) else []
+            return low_high, next((kind for kind in kinds if kind != "int"), "int")
+        sizes = _sizes_back_to(**case)
+        return _or_with_reference(run, ((sizes[0], sizes[-1]), "int"), _TASK_1)
+
     cases = [dict(i=4, k=3, stride=2), dict(i=3, k=3, stride=1, padding=1),
              dict(i=5, k=4, stride=3, padding=1), dict(i=4, k=3, stride=2, dilation=2),
              dict(i=3, k=2, stride=1, dilation=3)]
     kinds = []
     for n, case in enumerate(cases):
         sizes = _sizes_back_to(**case)
-        low_high = output_size_range(**case)
+        low_high, kind = _range_and_kind(**case)
         expect(f"range_{n}", low_high, (sizes[0], sizes[-1]),
                hint=f"for {case} the forward convolution maps exactly the lengths {sizes} to "
                     f"i={case['i']}; return (smallest, largest): there are `stride` of them, "
                     "whatever the dilation")
-        kinds += [_size_kind(v) for v in low_high] if isinstance(low_high, tuple | list) else []
+        kinds.append(kind)
     expect("range_is_ints", next((kind for kind in kinds if kind != "int"), "int"), "int",
            hint="low and high are sizes: return two ints. Python's / always gives a float "
                 "(16 / 2 == 8.0): use // where a division is needed")
 
-    expect("own_code", _own_calls(output_size_range, 4, 3, stride=2, oracles=(_sizes_back_to,)),
-           "no call",
+    expect("own_code", _or_with_reference(
+               lambda: _own_calls(output_size_range, 4, 3, stride=2, oracles=(_sizes_back_to,)),
+               "no call", _TASK_1), "no call",
            hint="low from the formula, high = low + stride - 1, in plain Python arithmetic (your "
                 "Task 1 function may help): this cell's _sizes_back_to and "
                 "tconv_lib.shapes.output_size_range are what the tests compare with, not part of "
@@ -526,12 +622,13 @@ if (_widgets := _jupyter_widgets()) is not None:
         edge_sizes = _sizes_back_to(**case)
         return (edge_sizes[0], edge_sizes[-1])
 
-    expect("range_edge_0", output_size_range(1, 1), _first_and_last(i=1, k=1), hint="i=1, k=1")
-    expect("range_edge_1", output_size_range(1, 2, stride=4),
+    expect("range_edge_0", _range_and_kind(i=1, k=1)[0],
+           _first_and_last(i=1, k=1), hint="i=1, k=1")
+    expect("range_edge_1", _range_and_kind(i=1, k=2, stride=4)[0],
            _first_and_last(i=1, k=2, stride=4), hint="stride 4")
-    expect("range_edge_2", output_size_range(6, 5, stride=3, padding=2, dilation=2),
+    expect("range_edge_2", _range_and_kind(i=6, k=5, stride=3, padding=2, dilation=2)[0],
            _first_and_last(i=6, k=5, stride=3, padding=2, dilation=2), hint="everything")
-    expect("range_edge_3", output_size_range(2, 3, stride=1, dilation=3),
+    expect("range_edge_3", _range_and_kind(i=2, k=3, stride=1, dilation=3)[0],
            _first_and_last(i=2, k=3, stride=1, dilation=3), hint="dilation above the stride")
     ### END HIDDEN TESTS
     '''))
@@ -564,15 +661,33 @@ if (_widgets := _jupyter_widgets()) is not None:
     ''')
     b.test("test_output_padding", 2, "from tconv_lib.shapes import output_padding_for as "
            "_reference_op\n\n\n" + OWN_CALLS + "\n\n\n" + _src('''
+    def _reference_range(i, k, stride=1, padding=0, dilation=1):
+        """Task 2's answer, the test's (as _reference_output_size is Task 1's)."""
+        low = _reference_output_size(i, k, stride, padding, 0, dilation)
+        return low, low + stride - 1
+
+    # where the result with your Tasks 1-2 is wrong, the case runs once more with the test's
+    # (setup's _or_with_reference): a mistake in Task 1 or 2 costs that task's points only
+    _EARLIER = {**_TASK_1, "output_size_range": _reference_range}
+
+
     def _op_or_error(i, target, k, s, p, d):
-        """Your output_padding_for, or the text of the exception it raised (then the expect
-        below names the case). The released stub's NotImplementedError stops the cell."""
-        try:
-            return output_padding_for(i, target, k, stride=s, padding=p, dilation=d)
-        except NotImplementedError:
-            raise
-        except Exception as exc:  # reported by the expect that follows, with the case
-            return f"{type(exc).__name__}: {exc}"
+        """Your output_padding_for, with your Tasks 1-2 or else the test's, or the text of the
+        exception it raised (setup's _called: then the expect below names the case)."""
+        return _or_with_reference(
+            lambda: _called(output_padding_for, i, target, k, stride=s, padding=p, dilation=d),
+            _reference_op(i, target, k, s, p, d), _EARLIER)
+
+
+    def _raising(*args):
+        """output_padding_for(*args) for a case that must raise ValueError: with your Tasks 1-2
+        where that raises it, else with the test's in their place."""
+        from grader.testing import raised_as
+
+        if raised_as(ValueError, output_padding_for, *args) != "ValueError":
+            with _references_in_place(_EARLIER):
+                return output_padding_for(*args)
+        return output_padding_for(*args)
 
     def _length_with(op, i, k, s, p, d):
         """The length F.conv_transpose1d gives with your output_padding, or why it refuses
@@ -593,8 +708,9 @@ if (_widgets := _jupyter_widgets()) is not None:
         expect(f"torch_length_{n}", _length_with(op, i, k, s, p, d), target,
                hint="PyTorch, given your output_padding, should produce the target length")
 
-    expect("own_code", _own_calls(output_padding_for, 4, 8, 3, stride=2, padding=1,
-                                  oracles=(_length_with,)), "no call",
+    expect("own_code", _or_with_reference(
+               lambda: _own_calls(output_padding_for, 4, 8, 3, stride=2, padding=1,
+                                  oracles=(_length_with,)), "no call", _EARLIER), "no call",
            hint="target minus the smallest reachable size, in plain Python arithmetic (your "
                 "Task 1 and 2 functions may help): tconv_lib.shapes.output_padding_for and this "
                 "cell's _length_with are what the tests compare with, not part of the answer")
@@ -614,31 +730,34 @@ if (_widgets := _jupyter_widgets()) is not None:
         return ""
 
     message = _message_of(output_padding_for, 4, 9, 3, 2, 1)
-    expect_raises("too_large", ValueError, output_padding_for, 4, 9, 3, 2, 1,
+    if not all(v in message for v in ("9", "7", "8")):  # with the test's Tasks 1-2 (_EARLIER)
+        with _references_in_place(_EARLIER):
+            message = _message_of(output_padding_for, 4, 9, 3, 2, 1)
+    expect_raises("too_large", ValueError, _raising, 4, 9, 3, 2, 1,
                   hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
-    expect_raises("too_small", ValueError, output_padding_for, 4, 6, 3, 2, 1,
+    expect_raises("too_small", ValueError, _raising, 4, 6, 3, 2, 1,
                   hint="from i=4 (k=3, stride=2, padding=1) only 7 and 8 are reachable")
     expect("message_names_values", all(v in message for v in ("9", "7", "8")), True,
            hint=f"the message should name the target 9 and the smallest and largest reachable "
                 f"sizes, 7 and 8 (a half-open range(7, 9) does not name 8); it was {message!r}")
     ''')
     b.test("test_output_padding_edges", 1, '''
-    expect("stride_1", output_padding_for(5, 7, 3), _reference_op(5, 7, 3),
+    expect("stride_1", _op_or_error(5, 7, 3, 1, 0, 1), _reference_op(5, 7, 3),
            hint="with stride 1 exactly one size is reachable, with output_padding 0")
-    expect_raises("dilation_3_stride_1", ValueError, output_padding_for, 3, 7, 2, 1, 0, 3,
+    expect_raises("dilation_3_stride_1", ValueError, _raising, 3, 7, 2, 1, 0, 3,
                   hint="i=3, k=2, stride=1, dilation=3: only 6 is reachable. F.conv_transpose1d "
                        "accepts output_padding 1 here (it is below the dilation), but a length "
                        "7 no longer convolves back to 3: the bound is the stride alone")
     ### BEGIN HIDDEN TESTS
-    expect("size_1", output_padding_for(1, 1, 1), _reference_op(1, 1, 1),
+    expect("size_1", _op_or_error(1, 1, 1, 1, 0, 1), _reference_op(1, 1, 1),
            hint="i=1, k=1: the only size is 1")
-    expect("stride_4", output_padding_for(2, 6, 2, stride=4, padding=1),
+    expect("stride_4", _op_or_error(2, 6, 2, 4, 1, 1),
            _reference_op(2, 6, 2, 4, 1), hint="stride 4: output_padding can be up to 3")
-    expect_raises("stride_1_unreachable", ValueError, output_padding_for, 5, 8, 3,
+    expect_raises("stride_1_unreachable", ValueError, _raising, 5, 8, 3,
                   hint="with stride 1 only one size is reachable")
-    expect_raises("one_past_high", ValueError, output_padding_for, 2, 8, 2, 4, 1,
+    expect_raises("one_past_high", ValueError, _raising, 2, 8, 2, 4, 1,
                   hint="output_padding must be smaller than the stride")
-    expect_raises("dilation_above_stride", ValueError, output_padding_for, 2, 9, 3, 1, 0, 3,
+    expect_raises("dilation_above_stride", ValueError, _raising, 2, 9, 3, 1, 0, 3,
                   hint="dilation 3 > stride 1: still only output_padding 0 maps back to i")
     ### END HIDDEN TESTS
     ''')
@@ -708,7 +827,7 @@ def ex2_scatter() -> Book:
         return F.conv_transpose1d(x[None, None], w[None, None], stride=stride,
                                   padding=padding)[0, 0].numpy()
 
-    expect("seed", scatter_1d(np.array([2., 3.]), np.array([1., 2., 3.]), stride=2),
+    expect("seed", _called(scatter_1d, np.array([2., 3.]), np.array([1., 2., 3.]), stride=2),
            _torch_1d([2., 3.], [1., 2., 3.], stride=2),
            hint="2*[1,2,3] at position 0 plus 3*[1,2,3] at position 2 gives [2, 4, 9, 6, 9]: "
                 "the copies overlap at 2")
@@ -725,14 +844,15 @@ def ex2_scatter() -> Book:
     b.test("test_scatter_1d_edges", 1, '''
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal(4), rng.standard_normal(3)
-    expect("stride_1", scatter_1d(x, w), _torch_1d(x, w), hint="stride 1: copies one apart")
+    expect("stride_1", _called(scatter_1d, x, w),
+           _torch_1d(x, w), hint="stride 1: copies one apart")
     ### BEGIN HIDDEN TESTS
-    expect("length_1", scatter_1d(x[:1], w, stride=2), _torch_1d(x[:1], w, 2),
+    expect("length_1", _called(scatter_1d, x[:1], w, stride=2), _torch_1d(x[:1], w, 2),
            hint="one input element paints one copy of the kernel")
-    expect("gaps", scatter_1d(x, w[:2], stride=4), _torch_1d(x, w[:2], 4),
+    expect("gaps", _called(scatter_1d, x, w[:2], stride=4), _torch_1d(x, w[:2], 4),
            hint="stride larger than the kernel leaves zeros between the copies")
     w5 = rng.standard_normal(5)
-    expect("big_padding", scatter_1d(x, w5, stride=2, padding=3), _torch_1d(x, w5, 2, 3),
+    expect("big_padding", _called(scatter_1d, x, w5, stride=2, padding=3), _torch_1d(x, w5, 2, 3),
            hint="padding crops from both sides of the full output")
     ### END HIDDEN TESTS
     ''')
@@ -772,7 +892,7 @@ def ex2_scatter() -> Book:
 
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((1, 3, 3)), rng.standard_normal((1, 1, 2, 3))
-    expect("one_channel", scatter_2d(x, w, stride=(2, 2)), _torch_2d(x, w, (2, 2)),
+    expect("one_channel", _called(scatter_2d, x, w, stride=(2, 2)), _torch_2d(x, w, (2, 2)),
            hint="one channel, no padding: paint x[0, i, j] * w[0, 0] at (i*sH, j*sW), the "
                 "kernel as it is (scatter never flips it)")
     ''')
@@ -784,7 +904,7 @@ def ex2_scatter() -> Book:
            hint="w is (C_in, C_out, kH, kW): output channel co sums x[ci] * w[ci, co] over ci; "
                 "crop `padding` rows/columns from each side of the full canvas")
     expect("channels_output_padding",
-           scatter_2d(x, w, stride=(3, 2), padding=(1, 0), output_padding=(2, 1)),
+           _called(scatter_2d, x, w, stride=(3, 2), padding=(1, 0), output_padding=(2, 1)),
            _torch_2d(x, w, (3, 2), (1, 0), (2, 1)),
            hint="output_padding (2, 1) adds 2 rows at the bottom and 1 column at the right of the "
                 "full canvas before the crop: kernel copies reach into them (not zeros added "
@@ -797,17 +917,17 @@ def ex2_scatter() -> Book:
     b.test("test_scatter_2d_edges", 2, '''
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal((3, 2, 4)), rng.standard_normal((3, 2, 2, 3))
-    expect("non_square", scatter_2d(x, w, stride=(2, 3), padding=(1, 0)),
+    expect("non_square", _called(scatter_2d, x, w, stride=(2, 3), padding=(1, 0)),
            _torch_2d(x, w, (2, 3), (1, 0)),
            hint="different stride, padding and kernel size along H and W")
     ### BEGIN HIDDEN TESTS
-    expect("output_padding", scatter_2d(x, w, stride=(2, 3), padding=(1, 1),
+    expect("output_padding", _called(scatter_2d, x, w, stride=(2, 3), padding=(1, 1),
                                         output_padding=(1, 2)),
            _torch_2d(x, w, (2, 3), (1, 1), (1, 2)),
            hint="output_padding extends the canvas at the bottom/right before cropping")
-    expect("stride_1", scatter_2d(x, w), _torch_2d(x, w), hint="stride 1, no padding")
+    expect("stride_1", _called(scatter_2d, x, w), _torch_2d(x, w), hint="stride 1, no padding")
     x1 = rng.standard_normal((3, 1, 1))
-    expect("one_pixel", scatter_2d(x1, w, stride=(2, 2)), _torch_2d(x1, w, (2, 2)),
+    expect("one_pixel", _called(scatter_2d, x1, w, stride=(2, 2)), _torch_2d(x1, w, (2, 2)),
            hint="a 1x1 input paints one copy of each kernel")
     ### END HIDDEN TESTS
     ''')
@@ -833,7 +953,7 @@ def ex2_scatter() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_zero_insert", 2, RUNS + "\n\n\n" + _src('''
-    expect("seed", zero_insert_1d(np.array([2., 3.]), np.array([1., 2., 3.]), stride=2),
+    expect("seed", _called(zero_insert_1d, np.array([2., 3.]), np.array([1., 2., 3.]), stride=2),
            _torch_1d([2., 3.], [1., 2., 3.], stride=2),
            hint="[2, 0, 3] padded by 2 zeros, correlated with the flipped kernel [3, 2, 1], "
                 "gives [2, 4, 9, 6, 9]")
@@ -861,17 +981,17 @@ def ex2_scatter() -> Book:
     rng = np.random.default_rng(6)
     x, w = rng.standard_normal(4), rng.standard_normal(3)
     want = _torch_1d(x, w)  # before your function sees x and w
-    expect("stride_1", zero_insert_1d(x, w), want,
+    expect("stride_1", _called(zero_insert_1d, x, w), want,
            hint="stride 1: no zeros inserted, full padding k-1, flipped kernel")
     want = _torch_1d(x, w, 3)
-    expect("stride_3_no_padding", zero_insert_1d(x, w, stride=3), want,
+    expect("stride_3_no_padding", _called(zero_insert_1d, x, w, stride=3), want,
            hint="stride 3: two zeros (stride - 1) between the input elements, not one")
     ### BEGIN HIDDEN TESTS
-    expect("length_1", zero_insert_1d(x[:1], w, stride=3), _torch_1d(x[:1], w, 3),
+    expect("length_1", _called(zero_insert_1d, x[:1], w, stride=3), _torch_1d(x[:1], w, 3),
            hint="one input element: the output is x[0] times the kernel")
-    expect("max_padding", zero_insert_1d(x, w, stride=2, padding=2), _torch_1d(x, w, 2, 2),
+    expect("max_padding", _called(zero_insert_1d, x, w, stride=2, padding=2), _torch_1d(x, w, 2, 2),
            hint="padding = k - 1: the dilated input is not padded at all")
-    expect("stride_3", zero_insert_1d(x, w, stride=3, padding=1), _torch_1d(x, w, 3, 1),
+    expect("stride_3", _called(zero_insert_1d, x, w, stride=3, padding=1), _torch_1d(x, w, 3, 1),
            hint="two zeros between the input elements")
     ### END HIDDEN TESTS
     ''')
@@ -910,7 +1030,7 @@ def ex3_matrix() -> Book:
     PyTorch's "convolution" is a cross-correlation: `y[o] = sum_t x[o*stride - padding + t] * w[t]`
     (positions outside the input are zero).
     """)
-    b.setup()
+    b.setup(REFERENCE)
     b.md("""
     ## Task 1 (3 points): `C` of a 1-D convolution
 
@@ -961,21 +1081,22 @@ def ex3_matrix() -> Book:
     b.test("test_matrix_1d_edges", 1, '''
     rng = np.random.default_rng(101)  # this cell's own inputs, whatever ran before
     w = np.random.default_rng(0).standard_normal(3)  # test_matrix_1d's w, made again
-    expect("stride_1", conv_matrix_1d(w, 5), tconv_lib.conv_matrix(w[None, None], 5).toarray(),
+    expect("stride_1", _called(conv_matrix_1d, w, 5),
+           tconv_lib.conv_matrix(w[None, None], 5).toarray(),
            hint="stride 1: a banded (Toeplitz) matrix of n - k + 1 rows")
-    expect("size_floors", conv_matrix_1d(w, 8, stride=2, padding=1),
+    expect("size_floors", _called(conv_matrix_1d, w, 8, stride=2, padding=1),
            tconv_lib.conv_matrix(w[None, None], 8, 2, 1).toarray(),
            hint="n=8, k=3, stride=2, padding=1: (8 + 2 - 3) / 2 = 3.5 and the convolution "
                 "floors, o = (n + 2*padding - k) // stride + 1 = 4 rows (not 5)")
     ### BEGIN HIDDEN TESTS
-    expect("one_row", conv_matrix_1d(w, 3, stride=2),
+    expect("one_row", _called(conv_matrix_1d, w, 3, stride=2),
            tconv_lib.conv_matrix(w[None, None], 3, 2).toarray(),
            hint="n = k gives a single row")
-    expect("padding_2", conv_matrix_1d(w, 4, padding=2),
+    expect("padding_2", _called(conv_matrix_1d, w, 4, padding=2),
            tconv_lib.conv_matrix(w[None, None], 4, 1, 2).toarray(),
            hint="with padding k-1 the first and last rows hold a single tap")
     w4 = rng.standard_normal(4)
-    expect("stride_3", conv_matrix_1d(w4, 11, stride=3, padding=1),
+    expect("stride_3", _called(conv_matrix_1d, w4, 11, stride=3, padding=1),
            tconv_lib.conv_matrix(w4[None, None], 11, 3, 1).toarray(),
            hint="stride 3: consecutive rows shift by 3 columns")
     ### END HIDDEN TESTS
@@ -1022,14 +1143,14 @@ def ex3_matrix() -> Book:
     rng = np.random.default_rng(102)  # this cell's own inputs, whatever ran before
     w2 = np.random.default_rng(1).standard_normal((2, 3, 2, 3))  # test_matrix_2d's, again
     w1 = rng.standard_normal((1, 1, 3, 3))
-    expect("one_channel", conv_matrix_2d(w1, (3, 4)),
+    expect("one_channel", _called(conv_matrix_2d, w1, (3, 4)),
            tconv_lib.conv_matrix(w1, (3, 4)).toarray(), hint="one channel, stride 1")
     ### BEGIN HIDDEN TESTS
     w11 = rng.standard_normal((3, 2, 1, 1))
-    expect("kernel_1x1", conv_matrix_2d(w11, (2, 3)),
+    expect("kernel_1x1", _called(conv_matrix_2d, w11, (2, 3)),
            tconv_lib.conv_matrix(w11, (2, 3)).toarray(),
            hint="a 1x1 kernel only mixes channels")
-    expect("single_row_input", conv_matrix_2d(w2, (2, 6), stride=(1, 2), padding=(0, 1)),
+    expect("single_row_input", _called(conv_matrix_2d, w2, (2, 6), stride=(1, 2), padding=(0, 1)),
            tconv_lib.conv_matrix(w2, (2, 6), (1, 2), (0, 1)).toarray(),
            hint="non-square input, stride and padding")
     ### END HIDDEN TESTS
@@ -1042,6 +1163,10 @@ def ex3_matrix() -> Book:
     `conv_matrix_2d` and a matrix-vector product. Hint: which forward convolution maps an input
     of the transposed convolution's *output* size back to `(C_in, H, W)`, and what is its
     weight in the convolution layout?
+
+    The tests call your `conv_transpose_via_matrix` with your `conv_matrix_2d`; where that
+    result is wrong, they call it once more with a reference `C` builder in its place and judge
+    that run, so a mistake in Task 2 costs Task 2's points only.
     """)
     b.solution("via_matrix", '''
     def conv_transpose_via_matrix(x, w, stride=(1, 1), padding=(0, 0)):
@@ -1064,13 +1189,37 @@ def ex3_matrix() -> Book:
         return F.conv_transpose2d(torch.tensor(x)[None], torch.tensor(w), stride=stride,
                                   padding=padding)[0].numpy()
 
+
+    def _reference_conv_matrix_2d(w, in_size, stride=(1, 1), padding=(0, 0)):
+        """The test's C, column by column: the convolution of each unit input (NumPy)."""
+        w = np.asarray(w, dtype=float)
+        (h, wd), (sh, sw), (ph, pw) = in_size, stride, padding
+        n = w.shape[1] * h * wd
+        units = np.pad(np.eye(n).reshape(n, w.shape[1], h, wd),
+                       ((0, 0), (0, 0), (ph, ph), (pw, pw)))
+        windows = np.lib.stride_tricks.sliding_window_view(units, w.shape[2:], axis=(2, 3))
+        outputs = np.einsum("ncyxab,ocab->noyx", windows[:, :, ::sh, ::sw], w)
+        return outputs.reshape(n, -1).T
+
+
+    # where the result with your conv_matrix_2d is wrong, the case runs once more with the
+    # test's C (setup's _or_with_reference): a mistake in Task 2 costs Task 2's points only
+    _REFERENCES = {"conv_matrix_2d": _reference_conv_matrix_2d}
+
+
+    def _via_matrix(x, w, *args, **kwargs):
+        """Your conv_transpose_via_matrix(x, w, ...), with your conv_matrix_2d or the test's."""
+        return _or_with_reference(lambda: _called(conv_transpose_via_matrix, x, w, *args, **kwargs),
+                                  _torch_t2d(x, w, *args, **kwargs), _REFERENCES)
+
+
     x1, wt1 = rng.standard_normal((1, 2, 2)), rng.standard_normal((1, 1, 3, 3))
     want = _torch_t2d(x1, wt1, (2, 2))  # before your function sees x1 and wt1
-    expect("one_channel", conv_transpose_via_matrix(x1, wt1, stride=(2, 2)), want,
+    expect("one_channel", _via_matrix(x1, wt1, stride=(2, 2)), want,
            hint="C of the stride-2 convolution on the 5x5 output size, then C.T @ x")
     x2, wt2 = rng.standard_normal((1, 2, 3)), rng.standard_normal((1, 1, 2, 2))
     want = _torch_t2d(x2, wt2, (3, 3))  # before your function sees x2 and wt2
-    expect("kernel_below_stride", conv_transpose_via_matrix(x2, wt2, stride=(3, 3)), want,
+    expect("kernel_below_stride", _via_matrix(x2, wt2, stride=(3, 3)), want,
            hint="kernel 2x2, stride 3: the copies leave gaps, and the output is "
                 "(H-1)*sH - 2*pH + kH = 5 by (W-1)*sW - 2*pW + kW = 8, not H*sH by W*sW "
                 "(Keras' H*s + max(k - s, 0) is another convention)")
@@ -1079,8 +1228,10 @@ def ex3_matrix() -> Book:
     rng = np.random.default_rng(104)  # this cell's own inputs, whatever ran before
     x3, wt3 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2, 3, 2))
     x3_before, wt3_before = x3.copy(), wt3.copy()
-    got, f_calls = _with_own_calls(conv_transpose_via_matrix, x3, wt3, stride=(2, 2),
-                                   padding=(1, 0), **_LIBRARY)
+    got, f_calls = _or_with_reference(
+        lambda: _with_own_calls(conv_transpose_via_matrix, x3, wt3, stride=(2, 2),
+                                padding=(1, 0), **_LIBRARY),
+        (_torch_t2d(x3, wt3, (2, 2), (1, 0)), "no call"), _REFERENCES)
     expect("inputs_unchanged", bool(x3.shape == x3_before.shape and np.array_equal(x3, x3_before)
                                     and wt3.shape == wt3_before.shape
                                     and np.array_equal(wt3, wt3_before)), True,
@@ -1101,10 +1252,10 @@ def ex3_matrix() -> Book:
                 "convolution layout) and return C.T @ x; a scatter loop gets the values "
                 "without the matrix this task is about")
     ### BEGIN HIDDEN TESTS
-    expect("stride_1", conv_transpose_via_matrix(x3, wt3), _torch_t2d(x3, wt3),
+    expect("stride_1", _via_matrix(x3, wt3), _torch_t2d(x3, wt3),
            hint="with stride 1 and no padding C.T is a full correlation")
     xp = rng.standard_normal((3, 1, 1))
-    expect("one_pixel", conv_transpose_via_matrix(xp, wt3, stride=(3, 2)),
+    expect("one_pixel", _via_matrix(xp, wt3, stride=(3, 2)),
            _torch_t2d(xp, wt3, (3, 2)), hint="a 1x1 input")
     ### END HIDDEN TESTS
     '''))
@@ -1267,7 +1418,7 @@ def ex4_gradients() -> Book:
         sys.setprofile(profile)
         try:
             with torch.no_grad(), _ReadyMadeOperators(used):
-                return fn(*args, **kwargs)
+                return _called(fn, *args, **kwargs)  # an error: the case reports it
         finally:
             sys.setprofile(previous)
             changed.update(name for name, (arg, copy) in before.items()
@@ -1703,7 +1854,7 @@ transpose_kernel=True)`
     from tconv_lib.shapes import conv_output_size, output_padding_for
 
     for n, size in enumerate([(8, 8), (7, 9), (8, 5), (1, 2)]):
-        op = decoder_output_padding(size)
+        op = _called(decoder_output_padding, size)
         expect(f"op_{n}", op, tuple(output_padding_for(conv_output_size(s, 3, 2, 1), s, 3, 2, 1)
                                     for s in size),
                hint=f"skip size {size}: find the encoder's output size first, then how far "
@@ -1720,22 +1871,22 @@ transpose_kernel=True)`
            hint="two steps of arithmetic: tconv_lib.shapes (conv_output_size, output_padding_for, "
                 "which this cell compares with) does them ready-made and is not part of the "
                 "answer")
-    expect("k4_s2_p1", decoder_output_padding((9, 8), k=4, stride=2, padding=1),
+    expect("k4_s2_p1", _called(decoder_output_padding, (9, 8), k=4, stride=2, padding=1),
            tuple(output_padding_for(conv_output_size(m, 4, 2, 1), m, 4, 2, 1) for m in (9, 8)),
            hint="k=4, stride=2, padding=1: the same two steps with these arguments (the rule "
                 "'1 for even sizes' only holds for k=3, stride=2, padding=1)")
-    expect("k5_s3_p1", decoder_output_padding((11, 10), k=5, stride=3, padding=1),
+    expect("k5_s3_p1", _called(decoder_output_padding, (11, 10), k=5, stride=3, padding=1),
            tuple(output_padding_for(conv_output_size(m, 5, 3, 1), m, 5, 3, 1) for m in (11, 10)),
            hint="k=5, stride=3, padding=1: output_padding can be 0, 1 or 2; the padding counts "
                 "twice in the encoder's size (n + 2*padding - k) // stride + 1")
-    expect("k5_s3_p2", decoder_output_padding((13, 12), k=5, stride=3, padding=2),
+    expect("k5_s3_p2", _called(decoder_output_padding, (13, 12), k=5, stride=3, padding=2),
            tuple(output_padding_for(conv_output_size(m, 5, 3, 2), m, 5, 3, 2) for m in (13, 12)),
            hint="k=5, stride=3, padding=2: mind the signs: the convolution pads its input "
                 "(+ 2*padding), the transposed convolution crops its output (- 2*padding)")
     ### BEGIN HIDDEN TESTS
     def _decoder_case(size, k, s, p):
         """(your output_padding, the reference) for one skip size and layer."""
-        return decoder_output_padding(size, k=k, stride=s, padding=p), tuple(
+        return _called(decoder_output_padding, size, k=k, stride=s, padding=p), tuple(
             output_padding_for(conv_output_size(m, k, s, p), m, k, s, p) for m in size)
 
     expect("args_0", *_decoder_case((8, 9), 4, 2, 1), hint="k=4, stride=2, padding=1")
@@ -1779,7 +1930,7 @@ def ex6_checkerboard() -> Book:
     alone when the overlap is even, and build the usual fix, resize-convolution. NumPy and
     `torch.nn.functional` are fine; no `tconv_lib`.
     """)
-    b.setup()
+    b.setup(REFERENCE)
     b.md("""
     ## Task 1 (3 points): overlap map in 1-D
 
@@ -1809,30 +1960,33 @@ def ex6_checkerboard() -> Book:
            hint="count the copies with NumPy (or torch.nn.functional): "
                 "tconv_lib.artifacts.overlap_map, the function this task rebuilds (and this "
                 "cell compares with), is not part of the answer")
-    expect("k4_s2_n5", overlap_map_1d(4, 2, 5), _lib_overlap_map(4, 2, 5),
+    expect("k4_s2_n5", _called(overlap_map_1d, 4, 2, 5), _lib_overlap_map(4, 2, 5),
            hint="k=4, s=2, n=5: add 1 on [j*s, j*s + k) for every input position j")
-    expect("k5_s3_n4", overlap_map_1d(5, 3, 4), _lib_overlap_map(5, 3, 4),
+    expect("k5_s3_n4", _called(overlap_map_1d, 5, 3, 4), _lib_overlap_map(5, 3, 4),
            hint="k=5, s=3, n=4: add 1 on [j*s, j*s + k) for every input position j")
     '''))
     b.test("test_overlap_1d_edges", 1, '''
-    counts = overlap_map_1d(3, 1, 4)
+    counts = _called(overlap_map_1d, 3, 1, 4)
     expect("stride_1", counts, _lib_overlap_map(3, 1, 4),
            hint="stride 1: the interior is covered k times")
     expect("integer_counts", np.issubdtype(np.asarray(counts).dtype, np.integer), True,
            hint="counts are whole numbers: return an integer array (np.zeros(n) is float64, "
                 "np.zeros(n, dtype=int) is not)")
     ### BEGIN HIDDEN TESTS
-    expect("n_1", overlap_map_1d(3, 2, 1), _lib_overlap_map(3, 2, 1), hint="one copy")
-    expect("holes", overlap_map_1d(2, 3, 4), _lib_overlap_map(2, 3, 4),
+    expect("n_1", _called(overlap_map_1d, 3, 2, 1), _lib_overlap_map(3, 2, 1), hint="one copy")
+    expect("holes", _called(overlap_map_1d, 2, 3, 4), _lib_overlap_map(2, 3, 4),
            hint="stride larger than the kernel leaves positions with no copy at all")
-    expect("k_equals_s", overlap_map_1d(3, 3, 3), _lib_overlap_map(3, 3, 3),
+    expect("k_equals_s", _called(overlap_map_1d, 3, 3, 3), _lib_overlap_map(3, 3, 3),
            hint="k = s: copies tile without overlap")
     ### END HIDDEN TESTS
     ''')
     b.md("""
     ## Task 2 (2 points): overlap map in 2-D
 
-    Same in 2-D with `k = (kH, kW)`, `s = (sH, sW)`, input size `(h, w)`.
+    Same in 2-D with `k = (kH, kW)`, `s = (sH, sW)`, input size `(h, w)`. Your
+    `overlap_map_1d` may help: the tests call your `overlap_map_2d` with it and, where that
+    result is wrong, once more with a reference 1-D map in its place and judge that run, so a
+    mistake in Task 1 costs Task 1's points only.
     """)
     b.solution("overlap_2d", '''
     def overlap_map_2d(k, s, size):
@@ -1843,24 +1997,44 @@ def ex6_checkerboard() -> Book:
         ### END SOLUTION
     ''')
     b.test("test_overlap_2d", 2, '''
-    got, own_calls = _with_own_calls(overlap_map_2d, (3, 3), (2, 2), (4, 4), library=tconv_lib)
+    def _reference_map_1d(k, s, n):
+        """The test's 1-D map: n ones s apart, each spread over k outputs."""
+        starts = np.zeros((n - 1) * s + 1, dtype=np.int64)
+        starts[::s] = 1
+        return np.convolve(starts, np.ones(k, dtype=np.int64))
+
+
+    def _map_2d(*args):
+        """(your overlap_map_2d(*args), whether its counts are integers), with your
+        overlap_map_1d; where either is wrong, once more with the test's 1-D map in its place
+        (setup's _or_with_reference): a mistake in Task 1 costs Task 1's points only."""
+        def run():
+            map_2d = _called(overlap_map_2d, *args)
+            return map_2d, bool(np.issubdtype(np.asarray(map_2d).dtype, np.integer))
+        return _or_with_reference(run, (_lib_overlap_map(*args), True),
+                                  {"overlap_map_1d": _reference_map_1d})
+
+    got, own_calls = _or_with_reference(
+        lambda: _with_own_calls(overlap_map_2d, (3, 3), (2, 2), (4, 4), library=tconv_lib),
+        (_lib_overlap_map((3, 3), (2, 2), (4, 4)), "no call"),
+        {"overlap_map_1d": _reference_map_1d})
     expect("k3_s2", got, _lib_overlap_map((3, 3), (2, 2), (4, 4)),
            hint="the interior alternates 1, 2, 4 copies: a 2-D checkerboard")
     expect("own_code", own_calls, "no call",
            hint="build the 2-D map from your 1-D maps (or with NumPy / torch.nn.functional): "
                 "tconv_lib.artifacts.overlap_map, the function this task rebuilds, is not part "
                 "of the answer")
-    counts_2d = overlap_map_2d((2, 3), (1, 2), (3, 4))
+    counts_2d, integer_2d = _map_2d((2, 3), (1, 2), (3, 4))
     expect("kernel_2x3_stride_1x2", counts_2d, _lib_overlap_map((2, 3), (1, 2), (3, 4)),
            hint="k, s and size are (along H, along W) pairs: rows use k[0], s[0], size[0], "
                 "columns k[1], s[1], size[1]; the map has (h-1)*sH + kH rows")
-    expect("integer_counts_2d", np.issubdtype(np.asarray(counts_2d).dtype, np.integer), True,
+    expect("integer_counts_2d", integer_2d, True,
            hint="counts are whole numbers, in 2-D too: return an integer array (np.outer of "
                 "two integer maps is one; .astype(float) or np.zeros((h, w)) is not)")
     ### BEGIN HIDDEN TESTS
-    expect("non_square", overlap_map_2d((4, 3), (3, 2), (2, 5)),
+    expect("non_square", _map_2d((4, 3), (3, 2), (2, 5))[0],
            _lib_overlap_map((4, 3), (3, 2), (2, 5)), hint="different k and s along H and W")
-    expect("one_pixel", overlap_map_2d((2, 2), (2, 2), (1, 1)),
+    expect("one_pixel", _map_2d((2, 2), (2, 2), (1, 1))[0],
            _lib_overlap_map((2, 2), (2, 2), (1, 1)), hint="a single copy of the kernel")
     ### END HIDDEN TESTS
     ''')
@@ -1881,7 +2055,7 @@ def ex6_checkerboard() -> Book:
     ''')
     b.test("test_is_even", 1, '''
     pairs = [(3, 2), (4, 2), (5, 2), (6, 3), (4, 3), (2, 2)]
-    got, own_calls = _with_own_calls(lambda: [is_even(k, s) for k, s in pairs],
+    got, own_calls = _with_own_calls(lambda: [_called(is_even, k, s) for k, s in pairs],
                                      library=tconv_lib)
     expect("pairs", got, [_lib_is_even(k, s) for k, s in pairs],
            hint="count, for each phase r = o mod s, the taps t < k with t mod s = r; return "
@@ -1891,14 +2065,14 @@ def ex6_checkerboard() -> Book:
                 "overlap_counts), the functions this task rebuilds, are not part of the answer")
     ''')
     b.test("test_is_even_edges", 1, '''
-    expect("stride_1", is_even(3, 1), _lib_is_even(3, 1),
+    expect("stride_1", _called(is_even, 3, 1), _lib_is_even(3, 1),
            hint="stride 1 is always even: return True")
-    expect("kernel_below_stride", is_even(2, 3), _lib_is_even(2, 3),
+    expect("kernel_below_stride", _called(is_even, 2, 3), _lib_is_even(2, 3),
            hint="k=2 < s=3: the copies do not overlap, but they leave holes: one position in "
                 "three gets no copy at all, so the interior is not even (return False)")
     ### BEGIN HIDDEN TESTS
     edge = [(1, 2), (2, 3), (9, 3), (1, 1), (7, 4), (8, 4)]
-    expect("edge_pairs", [is_even(k, s) for k, s in edge],
+    expect("edge_pairs", [_called(is_even, k, s) for k, s in edge],
            [_lib_is_even(k, s) for k, s in edge],
            hint="k < s leaves holes (some phases get no copy): not even")
     ### END HIDDEN TESTS
@@ -1967,7 +2141,8 @@ if (_widgets := _jupyter_widgets()) is not None:
     ref3 = _ResizeConv(2, 1, scale=3, kernel_size=5)
     x3 = torch.randn(1, 2, 3, 2, generator=gen)
     with torch.no_grad():
-        expect("scale_3_k5", resize_conv(x3, ref3.conv.weight, ref3.conv.bias, 3), ref3(x3),
+        expect("scale_3_k5", _called(resize_conv, x3, ref3.conv.weight, ref3.conv.bias, 3),
+               ref3(x3),
                hint="scale 3 and kernel 5: use the arguments, scale_factor=scale and padding "
                     "k // 2 = 2 (output 9x6)")
     ''')
@@ -1975,19 +2150,24 @@ if (_widgets := _jupyter_widgets()) is not None:
     gen = torch.Generator().manual_seed(107)  # this cell's own inputs, whatever ran before
     ones = torch.ones(1, 1, 6, 6)
     w_pos = torch.rand(1, 1, 3, 3, generator=gen) + 0.5
-    inner = resize_conv(ones, w_pos, torch.zeros(1), 2)[0, 0, 1:-1, 1:-1]
-    expect("constant_interior", float(inner.max() - inner.min()), 0.0,
+    out = _called(resize_conv, ones, w_pos, torch.zeros(1), 2)
+    inner = out[0, 0, 1:-1, 1:-1] if isinstance(out, torch.Tensor) else None
+    expect("constant_interior", out if inner is None else float(inner.max() - inner.min()), 0.0,
            hint="a constant input must give a constant interior: no structural checkerboard")
     ### BEGIN HIDDEN TESTS
     torch.manual_seed(2)
     ref4 = _ResizeConv(1, 2, scale=4, kernel_size=1)
     x4 = torch.randn(2, 1, 2, 3, generator=gen)
-    expect("scale_4_k1", resize_conv(x4, ref4.conv.weight.detach(), ref4.conv.bias.detach(), 4),
+    expect("scale_4_k1",
+           _called(resize_conv, x4, ref4.conv.weight.detach(), ref4.conv.bias.detach(),
+                   4),
            ref4(x4).detach(), hint="scale 4, a 1x1 kernel (padding 0)")
     torch.manual_seed(3)  # the module's weights: the same whatever random numbers your code drew
     ref7 = _ResizeConv(1, 1, scale=1, kernel_size=7)
     x7 = torch.randn(1, 1, 5, 4, generator=gen)
-    expect("scale_1_k7", resize_conv(x7, ref7.conv.weight.detach(), ref7.conv.bias.detach(), 1),
+    expect("scale_1_k7",
+           _called(resize_conv, x7, ref7.conv.weight.detach(), ref7.conv.bias.detach(),
+                   1),
            ref7(x7).detach(), hint="scale 1 (no upsampling), kernel 7 (padding 3)")
     ### END HIDDEN TESTS
     ''')
@@ -2028,7 +2208,7 @@ def ex7_subpixel() -> Book:
     transposed convolution without multiplying any inserted zero. Use `torch` (`F.conv2d`,
     `F.pad`, reshapes), not `F.conv_transpose2d`, not `F.pixel_shuffle`, not `tconv_lib`.
     """)
-    b.setup()
+    b.setup(REFERENCE)
     b.md("""
     ## Task 1 (2 points): pixel shuffle
 
@@ -2057,13 +2237,13 @@ def ex7_subpixel() -> Book:
                 "any name (nor torch.pixel_shuffle or nn.PixelShuffle, the same function, nor "
                 "tconv_lib)")
     t9 = torch.randn(1, 18, 2, 3, generator=gen)
-    expect("s3_two_channels", pixel_shuffle(t9, 3), F.pixel_shuffle(t9, 3),
+    expect("s3_two_channels", _called(pixel_shuffle, t9, 3), F.pixel_shuffle(t9, 3),
            hint="s = 3: 9 channels per output channel, out 6x9; take s from the argument, not "
                 "the 2 of the example")
     ### BEGIN HIDDEN TESTS
     t3 = torch.randn(1, 9, 2, 1, generator=gen)
-    expect("s3_one_channel", pixel_shuffle(t3, 3), F.pixel_shuffle(t3, 3), hint="s = 3")
-    expect("s1", pixel_shuffle(t, 1), t, hint="s = 1 changes nothing")
+    expect("s3_one_channel", _called(pixel_shuffle, t3, 3), F.pixel_shuffle(t3, 3), hint="s = 3")
+    expect("s1", _called(pixel_shuffle, t, 1), t, hint="s = 1 changes nothing")
     ### END HIDDEN TESTS
     '''))
     b.md("""
@@ -2102,13 +2282,14 @@ def ex7_subpixel() -> Book:
                 "tconv_lib.methods.phase.axis_phases (what this cell compares with) lists them "
                 "ready-made and is not part of the answer")
     w3 = torch.randn(1, 2, 3, 3, generator=gen)
-    expect("k3_s3", sub_kernels(w3, 3), _expected_sub_kernels(w3, 3),
+    expect("k3_s3", _called(sub_kernels, w3, 3), _expected_sub_kernels(w3, 3),
            hint="s = 3: 3x3 phases (r1, r2 in range(s)), each with 1x1 taps; take s from the "
                 "argument, not the 2 of the example")
     ### BEGIN HIDDEN TESTS
     w6 = torch.randn(1, 2, 6, 6, generator=gen)
-    expect("k6_s3", sub_kernels(w6, 3), _expected_sub_kernels(w6, 3), hint="s = 3")
-    expect("k6_s1", sub_kernels(w6, 1), _expected_sub_kernels(w6, 1), hint="s = 1: one phase")
+    expect("k6_s3", _called(sub_kernels, w6, 3), _expected_sub_kernels(w6, 3), hint="s = 3")
+    expect("k6_s1", _called(sub_kernels, w6, 1),
+           _expected_sub_kernels(w6, 1), hint="s = 1: one phase")
     ### END HIDDEN TESTS
     ''')
     b.md("""
@@ -2120,6 +2301,11 @@ def ex7_subpixel() -> Book:
     `q - 1` on every side with that sub-kernel **flipped** spatially and with its two channel
     axes swapped. Stack the `s^2` phase outputs `(N, C_out, H+q-1, W+q-1)` into the channel
     order of Task 1 and pixel-shuffle.
+
+    Use your `sub_kernels` and `pixel_shuffle` (here `F.pixel_shuffle` is allowed too). The
+    tests call your `conv_transpose_subpixel` with your functions of Tasks 1 and 2; where that
+    result is wrong, they call it once more with reference ones in their place and judge that
+    run, so a mistake in Task 1 or 2 costs that task's points only.
     """)
     b.solution("subpixel", '''
     def conv_transpose_subpixel(x, w, s):
@@ -2140,9 +2326,28 @@ def ex7_subpixel() -> Book:
     gen = torch.Generator().manual_seed(109)  # this cell's own inputs, whatever ran before
     x = torch.randn(2, 2, 3, 4, generator=gen)
     w = torch.randn(2, 3, 4, 4, generator=gen)
+
+
+    def _reference_sub_kernels(w, s):
+        """The test's sub-kernels: the taps t = r (mod s) of each axis, by one reshape."""
+        c_in, c_out, k = w.shape[0], w.shape[1], w.shape[-1]
+        return w.reshape(c_in, c_out, k // s, s, k // s, s).permute(3, 5, 0, 1, 2, 4).contiguous()
+
+    # where the result with your Tasks 1-2 is wrong, the case runs once more with the test's
+    # (setup's _or_with_reference): a mistake in Task 1 or 2 costs that task's points only
+    _REFERENCES = {"pixel_shuffle": F.pixel_shuffle, "sub_kernels": _reference_sub_kernels}
+
+
+    def _subpixel(x, w, s):
+        """Your conv_transpose_subpixel(x, w, s), with your Tasks 1-2 or else the test's."""
+        return _or_with_reference(lambda: _called(conv_transpose_subpixel, x, w, s),
+                                  F.conv_transpose2d(x, w, stride=s), _REFERENCES)
+
     # conv_transpose2d under any name, and the transposed convolution however it is reached
-    got, f_calls = _with_own_calls(conv_transpose_subpixel, x, w, 2, watch=("conv_transpose2d",),
-                                   library=tconv_lib)
+    got, f_calls = _or_with_reference(
+        lambda: _with_own_calls(conv_transpose_subpixel, x, w, 2, watch=("conv_transpose2d",),
+                                library=tconv_lib),
+        (F.conv_transpose2d(x, w, stride=2), "no call"), _REFERENCES)
     expect("k4_s2", got, F.conv_transpose2d(x, w, stride=2),
            hint="each phase: conv2d of x padded by q-1 with the FLIPPED sub-kernel (channels "
                 "swapped to (C_out, C_in)); channel order c*s*s + r1*s + r2 before the shuffle")
@@ -2153,7 +2358,7 @@ def ex7_subpixel() -> Book:
                 "the input gradient of a strided conv2d by autograd, jax.lax.conv_transpose, "
                 "tconv_lib)")
     w_k6 = torch.randn(2, 2, 6, 6, generator=gen)
-    expect("s3_k6", conv_transpose_subpixel(x, w_k6, 3),
+    expect("s3_k6", _subpixel(x, w_k6, 3),
            F.conv_transpose2d(x, w_k6, stride=3),
            hint="s = 3, k = 6: q = k // s = 2 (pad x by q - 1 = 1), s*s = 9 phases; take s and q "
                 "from the arguments, not from the k=4, s=2 example")
@@ -2163,17 +2368,19 @@ def ex7_subpixel() -> Book:
     x, w = torch.randn(2, 2, 3, 4, generator=gen), torch.randn(2, 3, 4, 4, generator=gen)
     gen = torch.Generator().manual_seed(110)  # this cell's own inputs, whatever ran before
     x1 = torch.randn(1, 2, 1, 1, generator=gen)
-    expect("one_pixel", conv_transpose_subpixel(x1, w, 2), F.conv_transpose2d(x1, w, stride=2),
+    expect("one_pixel", _subpixel(x1, w, 2),
+           F.conv_transpose2d(x1, w, stride=2),
            hint="a 1x1 input gives one copy of the kernel")
     ### BEGIN HIDDEN TESTS
     w6 = torch.randn(2, 1, 6, 6, generator=gen)
-    expect("k6_s3", conv_transpose_subpixel(x, w6, 3), F.conv_transpose2d(x, w6, stride=3),
+    expect("k6_s3", _subpixel(x, w6, 3), F.conv_transpose2d(x, w6, stride=3),
            hint="s = 3, q = 2")
     w2 = torch.randn(2, 2, 2, 2, generator=gen)
-    expect("k_equals_s", conv_transpose_subpixel(x, w2, 2), F.conv_transpose2d(x, w2, stride=2),
+    expect("k_equals_s", _subpixel(x, w2, 2),
+           F.conv_transpose2d(x, w2, stride=2),
            hint="k = s: q = 1, no overlap, every phase is a 1x1 convolution")
     w3 = torch.randn(2, 2, 3, 3, generator=gen)
-    expect("stride_1", conv_transpose_subpixel(x, w3, 1), F.conv_transpose2d(x, w3),
+    expect("stride_1", _subpixel(x, w3, 1), F.conv_transpose2d(x, w3),
            hint="s = 1: a single phase, the full-padding convolution with the flipped kernel")
     ### END HIDDEN TESTS
     ''')
@@ -2211,7 +2418,7 @@ def ex8_unet() -> Book:
     upsampled decoder map: it is center-cropped before the concatenation. The up-convolution is
     a 2x2 transposed convolution with stride 2. Use `torch` only (no `tconv_lib`).
     """)
-    b.setup()
+    b.setup(REFERENCE)
     b.md("""
     ## Task 1 (3 points): center crop
 
@@ -2240,14 +2447,15 @@ def ex8_unet() -> Book:
     expect("own_code", own_calls, "no call",
            hint="slice the map yourself: tconv_lib.unet.center_crop, the function this task "
                 "rebuilds, is not part of the answer")
-    expect("non_square", center_crop(t, (6, 4)), t[..., 1:7, 3:7],
+    expect("non_square", _called(center_crop, t, (6, 4)), t[..., 1:7, 3:7],
            hint="a 6x4 target: rows follow h and H, columns w and W (10 -> 4 removes 3 "
                 "columns on each side)")
     '''))
     b.test("test_center_crop_edges", 1, '''
     # test_center_crop's map, made again (a `t` your cells define changes nothing here)
     t = torch.randn(2, 3, 9, 10, generator=torch.Generator().manual_seed(0))
-    expect("same_size", center_crop(t, (9, 10)), t, hint="cropping to the same size is a no-op")
+    expect("same_size", _called(center_crop, t, (9, 10)),
+           t, hint="cropping to the same size is a no-op")
     expect_raises("taller_than_map", ValueError, center_crop, t, (10, 6),
                   hint="10 rows cannot be cut from a 9-row map (even though 6 columns fit): "
                        "raise ValueError when h > H or w > W")
@@ -2256,8 +2464,8 @@ def ex8_unet() -> Book:
                        "compare h with H and w with W, each (a tuple comparison such as "
                        "size > t.shape[-2:] looks at w only when h == H)")
     ### BEGIN HIDDEN TESTS
-    expect("one_pixel", center_crop(t, (1, 1)), t[..., 4:5, 4:5], hint="1x1 center")
-    expect("rows_only", center_crop(t, (4, 10)), t[..., 2:6, :], hint="crop rows only")
+    expect("one_pixel", _called(center_crop, t, (1, 1)), t[..., 4:5, 4:5], hint="1x1 center")
+    expect("rows_only", _called(center_crop, t, (4, 10)), t[..., 2:6, :], hint="crop rows only")
     expect_raises("too_large", ValueError, center_crop, t, (10, 10),
                   hint="a crop cannot be larger than the map")
     expect_raises("wider_than_map", ValueError, center_crop, t, (9, 11),
@@ -2270,6 +2478,11 @@ def ex8_unet() -> Book:
     `up = conv_transpose2d(low, up_w, up_b, stride=2)` (kernel 2x2); crop `skip` to `up`'s size;
     concatenate `[cropped skip, up]` along channels (skip first); then **two** valid 3x3
     convolutions, each followed by ReLU.
+
+    The tests call your `decoder_block` with your `center_crop`; where that result is wrong,
+    they call it once more with a reference center crop in its place and judge that run, so a
+    mistake in Task 1 costs Task 1's points only (likewise Task 3's model runs with a reference
+    decoder block where yours fails).
     """)
     b.solution("decoder_block", '''
     def decoder_block(low, skip, up_w, up_b, w1, b1, w2, b2):
@@ -2290,16 +2503,29 @@ def ex8_unet() -> Book:
                 torch.randn(c_out, generator=g),
                 torch.randn(c_out, c_out, 3, 3, generator=g) / 3, torch.randn(c_out, generator=g))
 
+    def _reference_crop(t, size):
+        """The test's center crop: the extra row (column) of an odd difference at the bottom
+        (right)."""
+        dh, dw = t.shape[-2] - size[0], t.shape[-1] - size[1]
+        return t[..., dh // 2: dh // 2 + size[0], dw // 2: dw // 2 + size[1]]
+
     def _reference(low, skip, up_w, up_b, w1, b1, w2, b2):
         up = F.conv_transpose2d(low, up_w, bias=up_b, stride=2)
-        dh, dw = skip.shape[-2] - up.shape[-2], skip.shape[-1] - up.shape[-1]
-        cropped = skip[..., dh // 2: dh // 2 + up.shape[-2], dw // 2: dw // 2 + up.shape[-1]]
-        h = F.conv2d(torch.cat([cropped, up], 1), w1, b1).relu()
+        h = F.conv2d(torch.cat([_reference_crop(skip, up.shape[-2:]), up], 1), w1, b1).relu()
         return F.conv2d(h, w2, b2).relu()
+
+    def _block(*args):
+        """Your decoder_block on args, with your center_crop; where that is wrong, once more
+        with the test's center crop in its place (setup's _or_with_reference): a mistake in
+        Task 1 costs Task 1's points, not these too."""
+        return _or_with_reference(lambda: _called(decoder_block, *args), _reference(*args),
+                                  {"center_crop": _reference_crop})
 
     low, skip = torch.randn(2, 4, 6, 5, generator=gen), torch.randn(2, 3, 17, 14, generator=gen)
     ps = _params(4, 3, 2, 1)
-    got, own_calls = _with_own_calls(decoder_block, low, skip, *ps, library=tconv_lib)
+    got, own_calls = _or_with_reference(
+        lambda: _with_own_calls(decoder_block, low, skip, *ps, library=tconv_lib),
+        (_reference(low, skip, *ps), "no call"), {"center_crop": _reference_crop})
     expect("block", got, _reference(low, skip, *ps),
            hint="up is 12x10; crop the 17x14 skip to 12x10 (offsets 2 and 2), skip channels "
                 "first, then two valid 3x3 conv + ReLU: output 8x6")
@@ -2311,13 +2537,13 @@ def ex8_unet() -> Book:
     gen = torch.Generator().manual_seed(112)  # this cell's own inputs, whatever ran before
     low2, skip2 = torch.randn(1, 2, 3, 3, generator=gen), torch.randn(1, 1, 6, 6, generator=gen)
     ps2 = _params(2, 1, 1, 2)
-    expect("no_crop", decoder_block(low2, skip2, *ps2), _reference(low2, skip2, *ps2),
+    expect("no_crop", _block(low2, skip2, *ps2), _reference(low2, skip2, *ps2),
            hint="skip already has up's size, so nothing to crop: check the order of the "
                 "concatenation (cropped skip first, then up) and the two valid 3x3 conv + ReLU")
     ### BEGIN HIDDEN TESTS
     low3, skip3 = torch.randn(1, 4, 3, 4, generator=gen), torch.randn(1, 2, 11, 10, generator=gen)
     ps3 = _params(4, 2, 3, 3)
-    expect("odd_crop", decoder_block(low3, skip3, *ps3), _reference(low3, skip3, *ps3),
+    expect("odd_crop", _block(low3, skip3, *ps3), _reference(low3, skip3, *ps3),
            hint="11 -> 6 and 10 -> 8: odd differences put the extra row at the bottom")
     ### END HIDDEN TESTS
     ''')
@@ -2424,11 +2650,11 @@ def ex8_unet() -> Book:
            hint="n - 4 must be even, (n - 4)/2 - 4 must be even, and so on; then go back up "
                 "with *2 - 4 per level, and the output must be at least 1 (n = 32 pools "
                 "evenly but comes back up to -8)")
-    expect("pool_sees_odd", valid_input_size(50, 2), _smallest(50, 2),
+    expect("pool_sees_odd", _called(valid_input_size, 50, 2), _smallest(50, 2),
            hint="50 would come back up to 8, but 50 - 4 = 46 pools to 23 and 23 - 4 = 19 is odd: "
                 "the second pool would drop a row; check that every pool sees an even size, "
                 "at every level")
-    expect("depth_3", valid_input_size(60, 3), _smallest(60, 3),
+    expect("depth_3", _called(valid_input_size, 60, 3), _smallest(60, 3),
            hint="depth 3: with valid convolutions the sizes that work are not the multiples of "
                 "2**depth (the rule for 'same' convolutions): follow n - 4, then / 2, level by "
                 "level")
@@ -2438,26 +2664,38 @@ def ex8_unet() -> Book:
                 "the answer either")
     ''')
     b.test("test_valid_size_edges", 1, '''
-    expect("depth_1", valid_input_size(10, 1), _smallest(10, 1), hint="depth 1")
-    expect("min_size_works", valid_input_size(18, 1), _smallest(18, 1),
+    expect("depth_1", _called(valid_input_size, 10, 1), _smallest(10, 1), hint="depth 1")
+    expect("min_size_works", _called(valid_input_size, 18, 1), _smallest(18, 1),
            hint="18 already works for depth 1: the answer is the smallest n >= min_size, "
                 "min_size itself included")
     ### BEGIN HIDDEN TESTS
-    expect("original_unet", valid_input_size(570, 4), _smallest(570, 4),
+    expect("original_unet", _called(valid_input_size, 570, 4), _smallest(570, 4),
            hint="the original U-Net: 572 -> 388")
-    expect("tiny", valid_input_size(1, 1), _smallest(1, 1),
+    expect("tiny", _called(valid_input_size, 1, 1), _smallest(1, 1),
            hint="the smallest depth-1 input with a non-empty output")
-    expect("already_valid", valid_input_size(44, 2), _smallest(44, 2),
+    expect("already_valid", _called(valid_input_size, 44, 2), _smallest(44, 2),
            hint="44 already works for depth 2")
     ### END HIDDEN TESTS
     ''')
     b.test("test_toy_unet_runs", 1, '''
-    gen = torch.Generator().manual_seed(113)  # this cell's own inputs, whatever ran before
-    n_in, n_out = valid_input_size(30, 2)
-    out = ToyUNet(2)(torch.randn(1, 1, n_in, n_in, generator=gen))
-    expect("runs", tuple(out.shape), (1, 1, n_out, n_out),
-           hint="ToyUNet(2) (with your decoder_block) must run on your size and give your "
-                "output size")
+    sizes = _called(valid_input_size, 30, 2)
+    n_in, n_out = sizes if isinstance(sizes, tuple | list) and len(sizes) == 2 else (None, None)
+
+
+    def _toy_unet_shape():
+        """The shape ToyUNet(2) (your decoder_block) gives on your input size, or why not."""
+        gen = torch.Generator().manual_seed(113)  # this cell's own inputs, whatever ran before
+        try:
+            return tuple(ToyUNet(2)(torch.randn(1, 1, n_in, n_in, generator=gen)).shape)
+        except Exception as exc:  # the error is the answer shown
+            return (f"ToyUNet(2)(<an input of size {n_in!r:.40}>) raised {type(exc).__name__}: "
+                    f"{str(exc)[:200]}")
+
+    # with the test's decoder block where yours fails: Task 2 is charged in Task 2's cells
+    expect("runs", _or_with_reference(_toy_unet_shape, (1, 1, n_out, n_out),
+                                      {"decoder_block": _reference}), (1, 1, n_out, n_out),
+           hint="ToyUNet(2) must run on your size and give your output size (your "
+                "valid_input_size(30, 2) gave " + f"{sizes!r:.80})")
     ''')
     b.md("""
     ## Question (2 points, graded by hand)

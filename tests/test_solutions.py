@@ -200,6 +200,8 @@ def variant_results() -> dict[str, dict]:
         variants[f"correct:{c['title']}"] = {"assignment": c["assignment"],
                                              "replace": {c["cell"]: c["code"]},
                                              "compare_records": True}
+    for name, (assignment, replace, _) in CHARGED_ONCE.items():
+        variants[f"once:{name}"] = {"assignment": assignment, "replace": replace}
     proc = subprocess.run([sys.executable, __file__, "--variants"], input=json.dumps(variants),
                           capture_output=True, text=True, cwd=ROOT, env=kernel_env(),
                           timeout=600)
@@ -304,7 +306,10 @@ MESSAGES = [
     ("M10", "test_decoder_block_edges", ["[no_crop]", "order of the concatenation"]),
     ("M21", "test_tf_valid_and_edges", ["[full_mode]", "expected ValueError to be raised"]),
     ("M22", "test_tf_valid_and_edges", ["[valid_lower_k4_s2]", "your conversion (1, 0, 0)"]),
-    ("M32", "test_output_padding", ["[op_3]", "got 'ValueError: target 10", "dilation=2",
+    # a function that raises: the case, the call with its arguments, the error, where, the hint
+    ("M32", "test_output_padding", ["[op_3]", "expected 1, but output_padding_for(3, 10, 3, "
+                                    "stride=3, padding=1, dilation=2) raised ValueError: "
+                                    "target 10", "(raised in output_padding_for, line",
                                     "Hint:"]),
     ("M33", "test_zero_insert", ["[inputs_unchanged]", "in place", "Hint:"]),
     ("M35", "test_tf_valid_and_edges", ["[valid_k2_s4]", "your conversion (0, 0, 0)",
@@ -327,8 +332,12 @@ MESSAGES = [
                                  "columns w and W"]),
     ("M58", "test_decoder", ["[k5_s3_p2]", "expected (0, 2), got (2, 1)", "mind the signs"]),
     # the s = 3 cases' inputs (18 channels; a 3x3 kernel), which the answer fails on
-    ("M59", "test_pixel_shuffle", ["RuntimeError", "invalid for input of size 108"]),
-    ("M60", "test_sub_kernels", ["RuntimeError", "[1, 2, 2, 2] at entry 0 and [1, 2, 2, 1]"]),
+    ("M59", "test_pixel_shuffle", ["[s3_two_channels]", "pixel_shuffle(<Tensor of shape "
+                                   "(1, 18, 2, 3)>, 3) raised RuntimeError",
+                                   "invalid for input of size 108", "Hint: s = 3"]),
+    ("M60", "test_sub_kernels", ["[k3_s3]", "sub_kernels(<Tensor of shape (1, 2, 3, 3)>, 3) "
+                                 "raised RuntimeError", "[1, 2, 2, 2] at entry 0 and [1, 2, 2, 1]",
+                                 "Hint: s = 3"]),
     ("M61", "test_center_crop_edges", ["[wider_than_map_only]", "expected ValueError",
                                        "a tuple comparison"]),
     ("M62", "test_valid_size", ["[depth_3]", "expected (92, 4), got (96, 4)", "2**depth"]),
@@ -366,6 +375,103 @@ def test_mistake_failure_messages(number, cell, texts, variant_results) -> None:
     text = ": ".join(error)
     missing = [t for t in texts if t not in text]
     assert not missing, f"{number}/{cell}: {missing} not in {text!r}"
+
+
+# A mistake in an earlier task is charged there only (MISTAKES.md, "A mistake is charged once"):
+# a later task whose (correct) function calls the wrong earlier one is judged once more with the
+# test's reference in its place. Each variant replaces several cells: {name: (assignment,
+# {cell: code}, the cells it must fail)}. Before setup's _or_with_reference each also failed the
+# later tasks' cells.
+_ONE_SHORT = """\
+def conv_transpose_output_size(i, k, stride=1, padding=0, output_padding=0, dilation=1):
+    return (i - 1) * stride - 2 * padding + dilation * (k - 1) + output_padding  # no + 1
+"""
+_RANGE_FROM_TASK_1 = """\
+def output_size_range(i, k, stride=1, padding=0, dilation=1):
+    low = conv_transpose_output_size(i, k, stride, padding, 0, dilation)
+    return (low, low + stride - 1)
+"""
+_OP_FROM_TASK_2 = """\
+def output_padding_for(i, target, k, stride=1, padding=0, dilation=1):
+    low, high = output_size_range(i, k, stride, padding, dilation)
+    if not low <= target <= high:
+        raise ValueError(f"target {target} is not in {low}..{high}")
+    return target - low
+"""
+CHARGED_ONCE = {
+    "ex1 Task 1 one short, Tasks 2-3 built on it": (
+        "ex1_shapes", {"output_size": _ONE_SHORT, "size_range": _RANGE_FROM_TASK_1,
+                       "output_padding": _OP_FROM_TASK_2},
+        ["test_output_size", "test_output_size_edges"]),
+    "ex1 Task 1 a float, Task 2 built on it": (
+        "ex1_shapes", {"output_size": _ONE_SHORT.replace("output_padding  # no + 1",
+                                                         "output_padding + 1.0"),
+                       "size_range": _RANGE_FROM_TASK_1}, ["test_output_size"]),
+    "ex3 C without the padding, Task 3 built on it": (
+        "ex3_matrix", {"matrix_2d": """\
+def conv_matrix_2d(w, in_size, stride=(1, 1), padding=(0, 0)):
+    w = np.asarray(w, dtype=float)
+    c_out, c_in, kh, kw = w.shape
+    (h, wd), (sh, sw) = in_size, stride
+    ho, wo = (h - kh) // sh + 1, (wd - kw) // sw + 1  # the padding forgotten
+    c = np.zeros((c_out, ho, wo, c_in, h, wd))
+    for r in range(ho):
+        for q in range(wo):
+            c[:, r, q, :, r * sh: r * sh + kh, q * sw: q * sw + kw] = w
+    return c.reshape(c_out * ho * wo, c_in * h * wd)
+"""}, ["test_matrix_2d", "test_matrix_2d_edges"]),
+    "ex6 1-D map one too long, Task 2 built on it": (
+        "ex6_checkerboard", {"overlap_1d": """\
+def overlap_map_1d(k, s, n):
+    counts = np.zeros(n * s + k, dtype=np.int64)  # one stride too long
+    for j in range(n):
+        counts[j * s: j * s + k] += 1
+    return counts
+"""}, ["test_overlap_1d", "test_overlap_1d_edges"]),
+    "ex7 Task 1 a stub, Task 2 for s=2 only, Task 3 built on both": (
+        "ex7_subpixel", {"pixel_shuffle": "def pixel_shuffle(t, s):\n"
+                                          "    raise NotImplementedError()\n",
+                         "sub_kernels": """\
+def sub_kernels(w, s):
+    return torch.stack([torch.stack([w[:, :, r1::2, r2::2] for r2 in range(2)])
+                        for r1 in range(2)])
+"""}, ["test_pixel_shuffle", "test_sub_kernels"]),
+    "ex8 decoder block without the crop, the toy U-Net built on it": (
+        "ex8_unet", {"decoder_block": """\
+def decoder_block(low, skip, up_w, up_b, w1, b1, w2, b2):
+    up = F.conv_transpose2d(low, up_w, up_b, stride=2)
+    h = torch.cat([skip, up], dim=1)  # the crop forgotten
+    return torch.relu(F.conv2d(torch.relu(F.conv2d(h, w1, b1)), w2, b2))
+"""}, ["test_decoder_block", "test_decoder_block_edges"]),
+}
+
+
+@VARIANTS
+@pytest.mark.parametrize("name", CHARGED_ONCE)
+def test_a_mistake_is_charged_once(name, variant_results) -> None:
+    """A wrong earlier function fails its own task's cells only, not those of the later tasks
+    whose functions call it (and are right with a right earlier function)."""
+    assignment, _, fails = CHARGED_ONCE[name]
+    result = variant_results[f"once:{name}"]
+    failing = sorted(gid for gid in graded_test_cells(load(assignment)) if not result[gid])
+    assert failing == sorted(fails), f"{name}: fails {failing}"
+
+
+def test_a_raised_answer_is_told_as_raised() -> None:
+    """What a test cell records where the student's function raised (setup's _called) is told
+    as a raise: whole in a cell without hidden tests, and where answers are not shown only as a
+    builtin exception's name (the text, and a class the student named, are the answer's)."""
+    from grader.testing import describe_mismatch, describe_unshown
+
+    got = ("center_crop(<Tensor of shape (2, 3, 9, 10)>, (6, 4)) raised IndexError: secret 42 "
+           "(raised in center_crop, line 3 of its cell)")
+    shown = describe_mismatch(got, 7)
+    assert shown.startswith("expected 7, but center_crop(") and "secret 42" in shown
+    unshown = describe_unshown(got, 7)
+    assert "your function raised IndexError" in unshown and "secret" not in unshown
+    assert "center_crop" not in unshown
+    other = describe_unshown(got.replace("IndexError", "LeakyError"), 7)
+    assert "raised an exception" in other and "Leaky" not in other
 
 
 @VARIANTS
