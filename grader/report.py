@@ -420,6 +420,13 @@ def roster_imported(course: Course) -> bool:
         return any(st.first_name or st.last_name or st.email for st in gb.students)
 
 
+def no_duedate(course: Course, assignments: list[str]) -> list[str]:
+    """The ``assignments`` the gradebook has no due date for (a late penalty cannot apply)."""
+    with course.gradebook() as gb:
+        dated = {a.name for a in gb.assignments if a.duedate is not None}
+    return [a for a in assignments if a not in dated]
+
+
 def report(course: Course, out: Path | None = None, progress: bool = True,
            rule: Rule | None = None) -> dict:
     """Write every report; ``rule`` is the late penalty (the course's saved one by default)."""
@@ -495,6 +502,7 @@ def report(course: Course, out: Path | None = None, progress: bool = True,
                                late=[f"{r['student']}/{r['assignment']}" for r in totals
                                      if r.get(LATE) and r["status"] == SUBMITTED],
                                rule=rule,
+                               undated=no_duedate(course, assignments) if not rule.none else [],
                                elsewhere=[f"{r['student']}/{r['assignment']}" for r in totals
                                           if r.get(ELSEWHERE)])}
 
@@ -546,7 +554,8 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                unread: list[str] = (), roster: bool = True,
                stale: list[str] = (), withdrawn: list[str] = (),
                collected: list[str] = (), late: list[str] = (),
-               rule: Rule = late.NONE, elsewhere: list[str] = ()) -> list[str]:
+               rule: Rule = late.NONE, elsewhere: list[str] = (),
+               undated: list[str] = ()) -> list[str]:
     """What the instructor does next, in order: import the class list when the gradebook seems
     to know only the students who submitted something (``roster`` false), look at the flagged
     submissions (those ``withdrawn`` from submitted/ since they were autograded: collect them
@@ -599,6 +608,11 @@ def next_steps(course: Course, out: Path, to_grade: int, provisional: int, flagg
                      f"{rule.text} taken from their totals (totals.csv's late_penalty; flags.txt "
                      "says how late and how much); `tconv-grader feedback` tells each student "
                      f"({_listed(late)})")
+    if undated:
+        steps.append(f"the late penalty {rule.text} applies only to an assignment with a due "
+                     f"date, and the gradebook has none for {_listed(undated)}: set one with "
+                     f"`nbgrader db assignment add {undated[0]} --duedate \"YYYY-MM-DD HH:MM:SS "
+                     f"UTC\" --db {redact(course.db_url)}`, then run report and feedback again")
     if unread:
         steps.append(f"{len(unread)} submission(s) could not be graded at all (unreadable "
                      "notebook or wrong file name, see flags.txt): get the notebook again, "

@@ -886,3 +886,20 @@ def test_a_shared_gradebooks_submission_with_neither_folder_here_is_counted_and_
             "folder is under this --course") in out and "'received and graded': amy/ex" in out, out
     assert ("<li>ex: received and graded; its feedback page is not in this folder</li>" in
             (course.feedback / "amy" / "index.html").read_text())
+
+
+def test_a_late_penalty_names_the_assignments_it_cannot_apply_to(tmp_path, capsys):
+    """A late penalty set while hw has no due date in the gradebook took nothing from hw and
+    said nothing: the instructor believed late hw submissions were penalised. Now a next: line
+    names hw with nbgrader's command to give it a due date."""
+    from grader.cli import main
+
+    course = _late_class(tmp_path / "course")           # ex has a due date, hw none
+    assert main(["report", "--course", str(course.root), "-q"]) == 0
+    assert "applies only to an assignment with a due date" not in capsys.readouterr().out
+    assert main(["report", "--course", str(course.root), "-q", "--late-penalty", "zero"]) == 0
+    out = capsys.readouterr().out
+    assert ("next: the late penalty zero applies only to an assignment with a due date, and the "
+            "gradebook has none for hw: set one with `nbgrader db assignment add hw --duedate "
+            f"\"YYYY-MM-DD HH:MM:SS UTC\" --db sqlite:///{course.root / 'gradebook.db'}`, then "
+            "run report and feedback again") in out, out
