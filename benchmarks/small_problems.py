@@ -72,13 +72,17 @@ PROBLEMS: tuple[Tiny, ...] = (
     Tiny("1d-c4-16-k3s2", (1, 4, 16), 8, 3, 2),
     Tiny("1d-n2-c4-8-k4s3p1", (2, 4, 8), 4, 4, 3, 1),
     Tiny("3d-c2-4x4x4-k3s2p1op1", (1, 2, 4, 4, 4), 4, 3, 2, 1, 1),
+    Tiny("3d-c2-6x6x6-k3s2p1op1", (1, 2, 6, 6, 6), 4, 3, 2, 1, 1),      # past the whole G's
+    Tiny("3d-c4-8x8x8-k3s2p1op1", (1, 4, 8, 8, 8), 4, 3, 2, 1, 1),      # entry bound: by axes
     Tiny("np-2d-c4-5x5-k3s2", (1, 4, 5, 5), 8, 3, 2, kind="numpy", dtype="float64"),
     Tiny("np-2d-c4-5x5-k3s2p1op1", (1, 4, 5, 5), 8, 3, 2, 1, 1, kind="numpy"),
     Tiny("np-1d-c4-16-k3s2", (1, 4, 16), 8, 3, 2, kind="numpy", dtype="float64"),
     Tiny("np-3d-c2-4x4x4-k3s2", (1, 2, 4, 4, 4), 4, 3, 2, kind="numpy"),
+    Tiny("np-3d-c2-6x6x6-k3s2", (1, 2, 6, 6, 6), 4, 3, 2, kind="numpy"),
     Tiny("module2d-fwd-bwd-k3s2p1op1", (1, 4, 5, 5), 8, 3, 2, 1, 1, kind="module"),
     Tiny("module2d-fwd-bwd-k4s2p1-n4", (4, 8, 6, 6), 4, 4, 2, 1, kind="module"),
     Tiny("module3d-fwd-bwd-k3s2p1", (1, 2, 4, 4, 4), 4, 3, 2, 1, kind="module"),
+    Tiny("module3d-fwd-bwd-6x6x6-k3s2p1", (1, 2, 6, 6, 6), 4, 3, 2, 1, kind="module"),
 )
 
 

@@ -23,7 +23,10 @@ GEMMs instead:
 per dtype (:data:`KEPT_BYTES` at most, the least recently used dropped first). The product
 multiplies by zeros, ``prod(out)`` times more work than the adds it replaces, so it is taken
 only while that work is small (:func:`applies`): up to :data:`MAX_WORK` multiply-adds and
-:data:`MAX_ENTRIES` entries of :math:`G`, on the CPU, and only for finite operands: a product
+:data:`MAX_ENTRIES` entries of :math:`G`, on the CPU, and only for finite operands. In 3-D
+(:func:`by_axes`) :math:`G` is applied as what it is, the Kronecker product of one small 0/1
+matrix per axis: one product per axis, no entry bound, and :data:`MAX_WORK` bounds the
+multiply-adds of the three products. A product
 with :math:`G` multiplies every entry by its zeros, and ``inf * 0`` or ``nan * 0`` is NaN, so one
 non-finite pixel would turn its whole output plane into NaN where PyTorch (and every other
 route) keeps it to the pixel's footprint. It adds the same terms as the other
@@ -296,9 +299,12 @@ def _plain(args: tuple[Any, ...]) -> bool:
     takes the full checks and their errors)."""
     for a in args:
         t = type(a)
-        if not (t is int or t is tuple and all(type(v) is int for v in a)):
+        if not (t is int or t is tuple and set(map(type, a)) == _INT):
             return False
     return True
+
+
+_INT = {int}
 
 
 def _eager_cpu(x: Any, weight: Any, bias: Any) -> bool:

@@ -239,9 +239,10 @@ def conv_weight_grad(input: Any, grad_output: Any,
     spatial axis (or is a whole weight shape, as
     ``torch.nn.grad.conv*d_weight`` takes it).
     """
+    # a tiny CPU call seen before: by its kept plan (tconv_lib._small)
     grad = _small.conv_weight_grad_auto(input, grad_output, kernel_size,
                                         (stride, padding, dilation, groups))
-    if grad is not None:      # a tiny CPU call seen before: its kept plan (tconv_lib._small)
+    if grad is not None:
         return grad
     input, grad_output, geo = _check_weight_grad(
         input, grad_output, kernel_size, stride, padding, dilation, groups)
