@@ -207,3 +207,60 @@ def test_ch4_size_table_matches_pytorch(built_book: Path) -> None:
             assert cell == str(y.shape[-1]), (k, s, p, cell)
         rows += 1
     assert rows == 5
+
+
+def _ints(t: torch.Tensor) -> str:
+    return str(t.round().to(torch.int64).tolist())
+
+
+def test_ch2_worked_examples_glued_from_pytorch(built_book: Path) -> None:
+    """The 1-D and 2-D examples' numbers in chapter 2's prose, recomputed with PyTorch."""
+    g = _glued(built_book, "02_three_views")
+    x, w = torch.tensor([[[2.0, 3.0]]]), torch.tensor([[[1.0, 2.0, 3.0]]])
+    y = F.conv_transpose1d(x, w, stride=2)
+    assert g["ch2_y1"] == _ints(y[0, 0])
+    assert g["ch2_y1_p1"] == _ints(F.conv_transpose1d(x, w, stride=2, padding=1)[0, 0])
+    assert g["ch2_stroke0"] == _ints(2 * w[0, 0]) and g["ch2_stroke1"] == _ints(3 * w[0, 0])
+    assert g["ch2_overlap_sum"] == f"6 + 3 = {y[0, 0, 2].item():g}"
+    x2 = torch.tensor([[[[1.0, 2.0], [3.0, 4.0]]]])
+    k2 = torch.tensor([[[[1.0, 1.0, 1.0], [0.0, 0.0, 0.0], [-1.0, -1.0, -1.0]]]])
+    canvas = F.conv_transpose2d(x2, k2, stride=2)[0, 0]
+    out = F.conv_transpose2d(x2, k2, stride=2, padding=1)[0, 0]
+    assert (g["ch2_canvas_side"], g["ch2_out_side"]) == (str(canvas.shape[0]), str(out.shape[0]))
+    assert g["ch2_mid_row"] == _ints(out[1])
+    assert g["ch2_zi_out_op"] == "{0} × {0}".format(F.conv_transpose2d(
+        x2, k2, stride=2, padding=1, output_padding=1).shape[-1])
+    # rank of C^T C for the stride-2 convolution of 5 inputs: C read off unit vectors
+    c = _torch_conv_matrix(w, (5,), stride=2)
+    rank = np.linalg.matrix_rank(c.T @ c)
+    assert (g["ch2_rank"], g["ch2_lost"]) == (str(rank), str(5 - rank))
+
+
+def test_ch4_glued_sizes_from_pytorch(built_book: Path) -> None:
+    """Chapter 4's glued sizes, recomputed with PyTorch's layers."""
+    g = _glued(built_book, "04_shapes_padding")
+
+    def t_len(i: int, k: int, **kw) -> int:
+        return F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), **kw).shape[-1]
+
+    def c_len(i: int, k: int, **kw) -> int:
+        return F.conv1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), **kw).shape[-1]
+
+    assert g["ch4_pad_lengths"] == ", ".join(str(t_len(3, 3, stride=2, padding=p))
+                                             for p in range(3))
+    back = [n for n in range(1, 60) if c_len(n, 3, stride=2, padding=1) == 16]
+    assert g["ch4_sizes"] == " and ".join(map(str, back))
+    assert [t_len(16, 3, stride=2, padding=1, output_padding=op) for op in (0, 1)] == back
+    assert g["ch4_no_floor"] == f"{(back[-1] + 2 - 3) / 2 + 1:g}"
+    assert g["ch4_steps_out"] == str(t_len(50, 4, stride=2, padding=1))
+    assert g["ch4_fig8_right"] == f"2 → {t_len(2, 3)}"
+    assert g["ch4_fig8_wrong"] == f"4 → {t_len(4, 3, padding=2)}"
+    assert g["ch4_valid_first"] == str(t_len(4, 3, stride=2))
+    rule = [t_len(2, 3, dilation=3, output_padding=op) for op in range(3)]
+    assert g["ch4_rule_functional"] == ", ".join(map(str, rule))
+    assert g["ch4_rule_module"] == ", ".join(str(n) for n in rule if c_len(n, 3, dilation=3) == 2)
+    up = torch.nn.ConvTranspose2d(4, 6, 3, groups=2)
+    down = torch.nn.Conv2d(6, 4, 3, groups=2)
+    assert up.weight.numel() == down.weight.numel()
+    assert (g["ch4_bias_up"], g["ch4_bias_down"]) == (str(up.bias.numel()),
+                                                      str(down.bias.numel()))
