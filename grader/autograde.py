@@ -341,7 +341,9 @@ def _worker_signals(grader_pid: int | None) -> None:
     """A pool worker leaves Ctrl-C to the grader (which stops the batch) and dies with it: a
     grader killed with ``kill -9`` leaves no workers, nor their sandboxes (bwrap's
     ``--die-with-parent``), behind. The worker's parent is multiprocessing's fork server, which
-    only exits once every worker has, so a thread watches the grader's process itself."""
+    only exits once every worker has, so a thread watches the grader's process itself; a
+    worker the fork server starts after the grader was killed (the request was on its way) ends
+    at once."""
     import signal
     import threading
 
@@ -350,7 +352,9 @@ def _worker_signals(grader_pid: int | None) -> None:
         return
     try:
         fd = os.pidfd_open(grader_pid)
-    except OSError:                   # already gone, or a kernel without pidfds (< 5.3)
+    except ProcessLookupError:        # killed before the fork server started this worker
+        os.kill(os.getpid(), signal.SIGKILL)
+    except OSError:                   # a kernel without pidfds (< 5.3)
         return
 
     def watch() -> None:

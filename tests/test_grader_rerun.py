@@ -231,3 +231,17 @@ def test_ctrl_c_while_a_submission_is_committed_takes_effect_after_it():
     finally:
         signal.signal(signal.SIGINT, outer)
     assert steps == ["grades written", "counted as kept"]
+
+
+def test_a_worker_started_after_the_grader_was_killed_ends_at_once():
+    """The fork server starts a pool worker when asked, so a grader killed with kill -9 while
+    its pool starts leaves a request on its way: that worker found the grader gone and stayed,
+    with its warm sandbox, forever (seen after `kill -9` of a real batch: the fork server, one
+    worker and its bwrap sandbox still there minutes later). Now it ends at once."""
+    gone = subprocess.Popen(["true"])
+    gone.wait()                                       # a pid no process has any more
+    code = ("import sys, time\nfrom grader.autograde import _worker_signals\n"
+            f"_worker_signals({gone.pid})\ntime.sleep(20)\nprint('survived')\n")
+    proc = subprocess.run([sys.executable, "-c", code], cwd=Path(__file__).parent.parent,
+                          capture_output=True, text=True, timeout=60)
+    assert proc.returncode == -signal.SIGKILL and "survived" not in proc.stdout, proc
