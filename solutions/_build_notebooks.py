@@ -198,6 +198,9 @@ def _with_own_calls(fn, *args, watch=(), modules=None, library=None, oracles=(),
     result, called = _with_f_calls(profiled, *args, watch=watch, modules=modules, **kwargs)
     if called == "no call" and (seen or operators):  # a name the answer used, else the operator
         called = "calls " + " and ".join(sorted(seen or operators))
+    elif oracle_codes and any(s.startswith("the test's ") for s in seen):  # the oracle first
+        oracles_seen = sorted(s for s in seen if s.startswith("the test's "))
+        called = "calls " + " and ".join(oracles_seen + [called.removeprefix("calls ")])
     return result, called
 
 
@@ -310,10 +313,11 @@ HIDDEN_NOTICE = "# At grading this cell also runs hidden tests (edge cases)."
 
 # ex1's test cells: what an answer called of the references the tests compare with
 OWN_CALLS = """\
-def _own_calls(fn, *args, oracles=(), **kwargs):
+def _own_calls(fn, *args, oracles=(), watch=(), **kwargs):
     \"\"\"\"no call", or what fn(*args, **kwargs) called of the references the tests compare
-    with: tconv_lib (however imported) and this cell's `oracles`. An error it raises is the
-    cases' business (the released stub's stops the cell).\"\"\"
+    with: tconv_lib (however imported), this cell's `oracles` and the torch functions named in
+    `watch` (a transposed convolution however reached). An error it raises is the cases'
+    business (the released stub's stops the cell).\"\"\"
     def run():
         try:
             return fn(*args, **kwargs)
@@ -321,7 +325,7 @@ def _own_calls(fn, *args, oracles=(), **kwargs):
             raise
         except Exception:  # noqa: BLE001 - the cases report it
             return None
-    return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]"""
+    return _with_own_calls(run, watch=watch, library=tconv_lib, oracles=oracles)[1]"""
 
 
 # ex2, ex3: whether a task's answer runs another task's function instead of its own route
@@ -482,8 +486,11 @@ def ex1_shapes() -> Book:
                 "(16 / 2 == 8.0); the formula needs no division (use // where one is needed)")
 
     expect("own_code", _own_calls(conv_transpose_output_size, 5, 4, stride=2, padding=1,
-                                  oracles=(_torch_size,)), "no call",
-           hint="the formula, in plain Python arithmetic: this cell's _torch_size and "
+                                  oracles=(_torch_size,),
+                                  watch=("conv_transpose1d", "conv_transpose2d",
+                                         "conv_transpose3d")), "no call",
+           hint="the formula, in plain Python arithmetic: PyTorch's transposed convolution (the "
+                "length of its output, which this cell's _torch_size measures) and "
                 "tconv_lib.shapes.conv_transpose_output_size are what the tests compare with, "
                 "not part of the answer")
     '''))
@@ -1695,10 +1702,6 @@ def ex5_conventions() -> Book:
     def _check(name, i, k, stride, padding, seed):
         expect(name, *_tf_case(i, k, stride, padding, seed))
 
-    _check("same_k3_s2", 5, 3, 2, "SAME", 0)
-    _check("same_k4_s2", 5, 4, 2, "SAME", 1)
-    _check("same_k5_s2", 4, 5, 2, "same", 2)
-
     def _library_calls(convert, *args, oracles=()):
         """"no call", or the tconv_lib functions convert(*args) called (however imported) and the
         test's `oracles` (a search against them is not the arithmetic); an error it raises is
@@ -1712,6 +1715,12 @@ def ex5_conventions() -> Book:
                 return None
         return _with_own_calls(run, library=tconv_lib, oracles=oracles)[1]
 
+    # every helper above comes before the first case: in `check` a failed case stops the cell,
+    # and the later cells use them
+    _check("same_k3_s2", 5, 3, 2, "SAME", 0)
+    _check("same_k4_s2", 5, 4, 2, "SAME", 1)
+    _check("same_k5_s2", 4, 5, 2, "same", 2)
+    _check("same_k4_s3", 4, 4, 3, "SAME", 12)  # total 1 with an even k: the parity of k - s
     expect("own_code", _library_calls(tf_to_torch, 5, 3, 2, "SAME", oracles=(_tf_reference,)),
            "no call",
            hint="work the conversion out with arithmetic: tconv_lib.conventions (from_keras, "

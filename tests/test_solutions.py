@@ -277,6 +277,38 @@ def test_test_cells_make_their_own_inputs(name: str) -> None:
 
 
 @pytest.mark.parametrize("name", ASSIGNMENTS)
+def test_helpers_for_later_cells_come_before_the_first_case(name: str) -> None:
+    """A name a test cell defines for later test cells (``_library_calls``, ``_EARLIER``) is
+    bound before the cell's first case: in ``check`` a failed case stops the cell, and a later
+    cell would then fail with a NameError for a mistake in another task (ex5's tf_to_torch
+    failed test_jax so)."""
+    import ast
+
+    def calls(node, names):
+        return any(isinstance(n, ast.Call) and isinstance(n.func, ast.Name)
+                   and n.func.id in names for n in ast.walk(node))
+
+    cells = [ast.parse(c.source) for c in load(name).cells
+             if c.cell_type == "code" and nbg(c).get("grade")]
+    late: dict[str, int] = {}  # name -> index of the test cell that binds it after a case
+    for n, tree in enumerate(cells):
+        checks = {"expect", "expect_raises"}
+        checks |= {d.name for d in tree.body if isinstance(d, ast.FunctionDef)
+                   and calls(d, checks)}
+        first = next((i for i, s in enumerate(tree.body)
+                      if not isinstance(s, ast.FunctionDef) and calls(s, checks)), None)
+        for s in tree.body[first + 1 if first is not None else len(tree.body):]:
+            bound = {s.name} if isinstance(s, ast.FunctionDef | ast.ClassDef) else {
+                t.id for t in ast.walk(s) if isinstance(t, ast.Name)
+                and isinstance(t.ctx, ast.Store)} if isinstance(s, ast.Assign) else set()
+            late.update((b, n) for b in bound)
+    used = {(b, n) for n, tree in enumerate(cells) for x in ast.walk(tree)
+            if isinstance(x, ast.Name) and isinstance(x.ctx, ast.Load)
+            and (b := x.id).startswith("_") and b in late and late[b] < n}
+    assert not used, f"{name}: bound after a case and used by a later test cell: {sorted(used)}"
+
+
+@pytest.mark.parametrize("name", ASSIGNMENTS)
 def test_cells_with_hidden_tests_say_so_in_the_release(name: str) -> None:
     """The released test cell keeps a visible notice where its hidden block was stripped."""
     source = {nbg(c)["grade_id"]: c.source for c in load(name).cells if nbg(c).get("grade")}
@@ -350,8 +382,9 @@ MESSAGES = [
     ("M102", "test_size_range", ["[range_is_ints]", "got 'float (9.0)'", "Hint:"]),
     ("M103", "test_output_size", ["[own_code]",
                                   "got 'calls tconv_lib.shapes.conv_transpose_output_size'"]),
-    ("M104", "test_output_size", ["[own_code]", "got \"calls the test's _torch_size\"",
+    ("M104", "test_output_size", ["[own_code]", "got \"calls the test's _torch_size",
                                   "Hint:"]),
+    ("M118", "test_output_size", ["[own_code]", "got 'calls F.conv_transpose1d'", "Hint:"]),
     ("M107", "test_subpixel", ["[own_code]", "got 'calls jax.lax.conv_transpose'"]),
     ("M110", "test_input_grad", ["[no_autograd]", "got 'jax.vjp'", "Hint:", "JAX's"]),
     ("M111", "test_input_grad", ["[no_autograd]", "torch.func.jacfwd"]),
