@@ -127,7 +127,13 @@
    at MATH_MIN of its size or more is shrunk to fit (never below MATH_MIN: MathJax sets it at
    about 18 px on the 16 px text, so at least 14 px); a wider one keeps its size and scrolls in
    its box, as before. Measured again when the window's width changes.
-   tests/test_book_browser.py::test_a_phone_fits_display_math measures this. */
+   tests/test_book_browser.py::test_a_phone_fits_display_math measures this.
+   An equation that still scrolls is a tab stop, and one that fits is not, so that a keyboard
+   can scroll it, as the theme does for code boxes and tables. MathJax's menu used to make every
+   formula a tab stop (843 of the book's 1816); _config.yml turns that off, which left the
+   equations that scroll on a phone with no keyboard access (axe's scrollable-region-focusable,
+   serious). tests/test_book_a11y.py::test_formulas_are_not_tab_stops_and_keep_their_mathml
+   checks this. */
 (() => {
   "use strict";
   const MATH_MIN = 0.8;
@@ -147,6 +153,10 @@
         ratio *= 0.99;                                               // rounding in the layout
       }
       if (math.scrollWidth > box) math.style.fontSize = math.dataset.tconvSize;
+    }
+    for (const math of document.querySelectorAll(DISPLAY)) {
+      if (math.scrollWidth > math.clientWidth) math.tabIndex = 0;
+      else math.removeAttribute("tabindex");
     }
   }
 
