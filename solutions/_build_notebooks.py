@@ -480,7 +480,7 @@ def ex1_shapes() -> Book:
         size = _called(conv_transpose_output_size, **case)
         expect(f"size_{n}", size, _torch_size(**case),
                hint=f"for {case}: (i-1)*stride - 2*padding + dilation*(k-1) + output_padding + 1")
-        kinds.append(_size_kind(size))
+        kinds += [] if isinstance(size, str) else [_size_kind(size)]  # a raise: size_n says it
     expect("size_is_int", next((kind for kind in kinds if kind != "int"), "int"), "int",
            hint="a size is a whole number: return an int. Python's / always gives a float "
                 "(16 / 2 == 8.0); the formula needs no division (use // where one is needed)")
@@ -2533,14 +2533,16 @@ def ex8_unet() -> Book:
     low, skip = torch.randn(2, 4, 6, 5, generator=gen), torch.randn(2, 3, 17, 14, generator=gen)
     ps = _params(4, 3, 2, 1)
     got, own_calls = _or_with_reference(
-        lambda: _with_own_calls(decoder_block, low, skip, *ps, library=tconv_lib),
+        lambda: _with_own_calls(decoder_block, low, skip, *ps, library=tconv_lib,
+                                oracles=(_reference,)),
         (_reference(low, skip, *ps), "no call"), {"center_crop": _reference_crop})
     expect("block", got, _reference(low, skip, *ps),
            hint="up is 12x10; crop the 17x14 skip to 12x10 (offsets 2 and 2), skip channels "
                 "first, then two valid 3x3 conv + ReLU: output 8x6")
     expect("own_code", own_calls, "no call",
            hint="build the block from torch and your center_crop: tconv_lib.unet "
-                "(crop_and_concat, center_crop, DoubleConv) is not part of the answer")
+                "(crop_and_concat, center_crop, DoubleConv) and this cell's _reference (what "
+                "the tests compare with) are not part of the answer")
     ''')
     b.test("test_decoder_block_edges", 1, '''
     gen = torch.Generator().manual_seed(112)  # this cell's own inputs, whatever ran before
