@@ -264,3 +264,13 @@ def test_ch4_glued_sizes_from_pytorch(built_book: Path) -> None:
     assert up.weight.numel() == down.weight.numel()
     assert (g["ch4_bias_up"], g["ch4_bias_down"]) == (str(up.bias.numel()),
                                                       str(down.bias.numel()))
+
+
+def test_ch4_guide_count_and_relationships(built_book: Path) -> None:
+    """The guide's relationships the chapter counts (15) and checks (those plus 15T)."""
+    from tconv_lib import shapes
+
+    g = _glued(built_book, "04_shapes_padding")
+    assert sorted(shapes.RELATIONSHIPS) == list(range(1, 16))
+    assert g["ch4_n_guide"] == str(len(shapes.RELATIONSHIPS))
+    assert g["ch4_n_rel"] == str(len(shapes.RELATIONSHIPS) + 1)
