@@ -2380,6 +2380,10 @@ def ex7_subpixel() -> Book:
     expect("one_pixel", _subpixel(x1, w, 2),
            F.conv_transpose2d(x1, w, stride=2),
            hint="a 1x1 input gives one copy of the kernel")
+    w_q3 = torch.randn(2, 3, 6, 6, generator=torch.Generator().manual_seed(114))
+    expect("k6_s2", _subpixel(x, w_q3, 2), F.conv_transpose2d(x, w_q3, stride=2),
+           hint="k = 6, s = 2: q = 3 taps per phase, so pad x by q - 1 = 2 on every side "
+                "(q // 2 and min(q - 1, 1) agree with q - 1 only while q <= 2)")
     ### BEGIN HIDDEN TESTS
     w6 = torch.randn(2, 1, 6, 6, generator=gen)
     expect("k6_s3", _subpixel(x, w6, 3), F.conv_transpose2d(x, w6, stride=3),
