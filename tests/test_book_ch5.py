@@ -106,6 +106,10 @@ def _sources() -> dict[str, object]:
     bits = 1 - int(math.log2(eps))
     big = torch.tensor(2.0 ** bits, dtype=torch.bfloat16)
     plan = plan_shapes(572, depth=4, mode="valid", up="tconv_k2s2")
+    gpu = [json.loads(p.read_text(encoding="utf-8")) for p in sorted(RESULTS.glob("cuda-*.json"))]
+    gpu = [r for r in gpu if any(x.get("autotune_routes_s") for x in r["results"].values())]
+    tf32 = ({False: "TF32 off on both sides", True: "TF32 on"}.get(
+        gpu[-1]["machine"].get("tf32"), "TF32 not recorded") if gpu else "(not measured)")
     return {
         # chapter 5: glibc's largest mmap threshold, mallopt(3): 4 MiB * sizeof(long)
         ("05_fast", "ch5_mmap_max_mib"): 4 * ctypes.sizeof(ctypes.c_long),
@@ -123,6 +127,7 @@ def _sources() -> dict[str, object]:
         ("05_fast", "ch5_cl_layer"): (f"k = {mid.kernel}, s = {mid.stride}, "
                                       f"p = {mid.padding}, {mid.spatial[-1]} inputs, "
                                       f"{mid.out_spatial[-1]} outputs"),
+        ("05_fast", "ch5_gpu_tf32"): tf32,            # the newest GPU file's own record
         # chapter 7: the paper's tile and what plan_shapes makes of it
         ("07_unet", "ch7_in"): plan[-1].enc_in,        # level 0 is plan's last row
         ("07_unet", "ch7_tile"): f"{plan[-1].enc_in}×{plan[-1].enc_in}",
@@ -134,7 +139,7 @@ def _sources() -> dict[str, object]:
 TYPED_BEFORE = [
     ("05_fast", r"\b32 MiB"), ("05_fast", r"\b2 MiB pages"), ("05_fast", r"\b4 KiB"),
     ("05_fast", r"128→64"), ("05_fast", r"keeps 8 significant"), ("05_fast", r"next to 256"),
-    ("05_fast", r"16 inputs, 32 outputs"), ("05_fast", r"FCN's"),
+    ("05_fast", r"16 inputs, 32 outputs"), ("05_fast", r"FCN's"), ("05_fast", r"TF32 off"),
     ("07_unet", r"572 → 388"), ("07_unet", r"\b572×572\b"), ("07_unet", r"64 to 1024"),
     ("07_unet", r"maps 572\b"),
 ]
