@@ -250,21 +250,24 @@ def _shows_focus(style: dict) -> bool:
     return style["visible"] and (style["outline"] or style["ring"])
 
 
-@pytest.mark.parametrize("size", [DESKTOP, PHONE], ids=["desktop", "phone"])
-def test_keyboard_focus_is_visible(axe_driver, server: str, size) -> None:  # noqa: F811
+@pytest.mark.parametrize(("size", "mode"), [(DESKTOP, "light"), (PHONE, "light"),
+                                            (DESKTOP, "dark"), (PHONE, "dark")],
+                         ids=["desktop", "phone", "desktop-dark", "phone-dark"])
+def test_keyboard_focus_is_visible(axe_driver, server: str, size, mode: str) -> None:  # noqa: F811
     """The first ten tab stops of a chapter (skip link, header buttons, sidebar, the first
-    code box) each draw a focus ring: an outline, or the theme's ring shadow."""
+    code box) each draw a focus ring: an outline, or the theme's ring shadow; in dark mode too."""
     from selenium.webdriver.common.action_chains import ActionChains
     from selenium.webdriver.common.keys import Keys
 
     _open(axe_driver, server, "book/02_three_views.html", size)
+    _set_mode(axe_driver, mode)
     unseen = []
     for _ in range(10):
         ActionChains(axe_driver).send_keys(Keys.TAB).perform()
         style = _focus_style(axe_driver)
         if not _shows_focus(style):
             unseen.append(style["what"])
-    assert not unseen, f"at {size[0]} px these tab stops show no focus: {unseen}"
+    assert not unseen, f"at {size[0]} px, {mode} mode, these tab stops show no focus: {unseen}"
 
 
 def test_animation_player_works_by_keyboard(axe_driver, server: str) -> None:  # noqa: F811
