@@ -1813,6 +1813,8 @@ transpose_kernel=True)`
     b.test("test_jax_edges", 1, '''
     _check_jax("dilated", 4, 3, 2, 3, 4, dilation=2, seed=3)
     _check_jax("dilation_above_stride", 4, 3, 1, 2, 4, dilation=3, seed=7)
+    _check_jax("crop_2", 5, 5, 2, 4, 2, seed=8)  # high < low by 2: crop_end = low - high
+    _check_jax("negative_low", 4, 3, 2, -1, 0, seed=9)  # JAX crops the front: padding 3
     ### BEGIN HIDDEN TESTS
     expect("negative", *_jax_case(5, 3, 2, -1, -1, seed=4))
     expect("crop_two", *_jax_case(6, 4, 3, 3, 1, seed=5))
