@@ -22,6 +22,23 @@ except ImportError:  # pragma: no cover - torch is a dependency
 BOOK_HTML = ROOT / "_build" / "html"
 
 
+@pytest.fixture(autouse=True)
+def _torch_default_dtype(request):
+    """Every test starts with torch's default dtype float32, as a new process has it, whatever
+    ran before in this worker: a test that executes a notebook in-process (whose setup cell
+    sets float64) is reset after it, and a test module that sets it at import fails here,
+    naming the test it would have changed (it made PyTorch-vs-library tests elsewhere build
+    float64 modules for float32 inputs, in whatever order xdist ran them)."""
+    found = torch.get_default_dtype()
+    if found is not torch.float32:
+        torch.set_default_dtype(torch.float32)
+        pytest.fail(f"torch's default dtype was {found} when {request.node.nodeid} started; "
+                    "an earlier test module set it at import (torch.set_default_dtype): "
+                    "set it in a fixture that restores it")
+    yield
+    torch.set_default_dtype(torch.float32)
+
+
 @pytest.fixture(scope="session")
 def built_book() -> Path:
     """``_build/html``; skipped when the book is not built (``make test`` builds it first)."""

@@ -24,7 +24,13 @@ pytestmark = pytest.mark.xdist_group("book")
 ROOT = Path(__file__).resolve().parents[1]
 GLUE = ROOT / "_build" / "jupyter_execute" / "book"
 
-torch.set_default_dtype(torch.float64)
+
+@pytest.fixture(autouse=True)
+def _float64():
+    """PyTorch's default dtype float64 in this module's tests only (exact comparisons)."""
+    torch.set_default_dtype(torch.float64)
+    yield
+    torch.set_default_dtype(torch.float32)
 
 
 def _glued(built_book: Path, chapter: str) -> dict[str, str]:
