@@ -815,10 +815,11 @@ def main(args) -> int:
             course.require_gradebook()
         autograded_records(course)
         course.require_gradebook()
-    lateness_rules.set_from_args(course.root, value, "feedback")
     kept = keep_comments(course, getattr(args, "keep_comments", None) or [])
     run = feedback(course, args.student or None, [args.assignment] if args.assignment else None,
                    progress=not args.quiet, force=args.force, rule=rule)
+    # saved once the pages are written: a run that fails keeps the course's rule as it was
+    lateness_rules.set_from_args(course.root, value, "feedback")
     why = " (--force)" if args.force else ""
     print(f"feedback: {len(run.written)} page(s) written{why}, {len(run.unchanged)} unchanged "
           f"(already up to date), for {len(run.students)} student(s) under {course.feedback}")

@@ -5,8 +5,8 @@ course's late-penalty rule, the same for ``report`` (totals.csv, scores.csv) and
 nbgrader keeps the due date (``nbgrader db assignment add ASSIGNMENT --duedate ...``), each
 student's extension, and the time ``collect`` recorded; a submission's lateness is
 ``timestamp - (duedate + extension)``. The penalty is opt-in, per course: ``--late-penalty
-RULE`` on ``report`` or ``feedback`` saves the rule in ``<course>/late_penalty.txt`` and both
-apply it from then on (``--late-penalty none`` drops it). The rules, as nbgrader's
+RULE`` on ``report`` or ``feedback`` saves the rule in ``<course>/late_penalty.txt`` (once that
+run has written its reports or pages) and both apply it from then on (``--late-penalty none`` drops it). The rules, as nbgrader's
 LateSubmissionPlugin words its own (``none``, ``zero``) plus a percentage per day or hour:
 
 * ``none`` (the default): lateness is told, no points are taken;

@@ -811,6 +811,29 @@ def test_a_bad_late_penalty_names_the_option_the_rule_and_the_value(tmp_path, ca
     assert not (course.root / "late_penalty.txt").exists()
 
 
+def test_a_run_that_fails_after_its_checks_keeps_the_courses_rule(tmp_path, capsys):
+    """Before, `--late-penalty` was saved before the reports (pages) were written: a report
+    whose --output could not be written, or a feedback run with a bad --keep-comments, exited 2
+    and had still changed the course's rule. Now the rule is saved once the run has written
+    what it writes."""
+    from grader.cli import main
+
+    course = _late_class(tmp_path / "course")
+    root, rule_file = str(course.root), course.root / "late_penalty.txt"
+    (tmp_path / "a_file").write_text("")
+    assert main(["report", "--course", root, "-q", "--late-penalty", "10%/day",
+                 "-o", str(tmp_path / "a_file")]) == 2
+    assert "--output must be a folder" in capsys.readouterr().err
+    assert not rule_file.exists()
+    assert main(["feedback", "--course", root, "-q", "--late-penalty", "zero",
+                 "--keep-comments", "amy"]) == 2
+    assert "--keep-comments must be" in capsys.readouterr().err
+    assert not rule_file.exists()
+    assert main(["report", "--course", root, "-q", "--late-penalty", "10%/day"]) == 0
+    assert rule_file.read_text() == "10%/day\n"
+    assert _totals(course.root / "reports")[("amy", "ex")]["late_penalty"] == "0.5"
+
+
 def test_a_hand_edited_rule_file_that_holds_no_rule_is_named(tmp_path, capsys):
     from grader.cli import main
 
