@@ -6,8 +6,9 @@ nbgrader keeps the due date (``nbgrader db assignment add ASSIGNMENT --duedate .
 student's extension, and the time ``collect`` recorded; a submission's lateness is
 ``timestamp - (duedate + extension)``. The penalty is opt-in, per course: ``--late-penalty
 RULE`` on ``report`` or ``feedback`` saves the rule in ``<course>/late_penalty.txt`` (once that
-run has written its reports or pages) and both apply it from then on (``--late-penalty none`` drops it). The rules, as nbgrader's
-LateSubmissionPlugin words its own (``none``, ``zero``) plus a percentage per day or hour:
+run has written its reports or pages) and both apply it from then on (``--late-penalty none``
+drops it). The rules, as nbgrader's LateSubmissionPlugin words its own (``none``, ``zero``)
+plus a percentage per day or hour:
 
 * ``none`` (the default): lateness is told, no points are taken;
 * ``zero``: a late submission scores 0 (nbgrader's ``penalty_method = 'zero'``);
