@@ -809,17 +809,13 @@ def main(args) -> int:
     from grader import late as lateness_rules
 
     value = getattr(args, "late_penalty", None)
-    rule = lateness_rules.parse(value) if value is not None else lateness_rules.load(course.root)
-    if value is not None:  # a wrong --course or --db is said before the rule is saved
-        if not course.default_db:
-            course.require_gradebook()
-        autograded_records(course)
-        course.require_gradebook()
+    given = None if value is None else lateness_rules.parse(value)
+    rule = lateness_rules.load(course.root) if given is None else given
     kept = keep_comments(course, getattr(args, "keep_comments", None) or [])
     run = feedback(course, args.student or None, [args.assignment] if args.assignment else None,
                    progress=not args.quiet, force=args.force, rule=rule)
     # saved once the pages are written: a run that fails keeps the course's rule as it was
-    lateness_rules.set_from_args(course.root, value, "feedback")
+    lateness_rules.set_rule(course.root, given, "feedback")
     why = " (--force)" if args.force else ""
     print(f"feedback: {len(run.written)} page(s) written{why}, {len(run.unchanged)} unchanged "
           f"(already up to date), for {len(run.students)} student(s) under {course.feedback}")

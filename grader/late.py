@@ -143,19 +143,18 @@ def save(root: Path, rule: Rule) -> bool:
     return before != rule
 
 
-def set_from_args(root: Path, value: str | None, command: str) -> Rule:
-    """``--late-penalty``: a value is checked first (a usage error before anything is done),
-    saved as the course's rule and said; returns the rule in force."""
-    if value is None:
-        return load(root)
-    rule = parse(value)
+def set_rule(root: Path, rule: Rule | None, command: str) -> None:
+    """``--late-penalty``, once ``command`` has written what it writes: ``rule`` (parsed by
+    :func:`parse` before the run, so a bad value is a usage error before anything is done)
+    saved as the course's rule and said; ``None`` (no ``--late-penalty``) changes nothing."""
+    if rule is None:
+        return
     Path(root).mkdir(parents=True, exist_ok=True)
     changed = save(root, rule)
     where = f"saved in {path(root)}" if not rule.none else f"{path(root)} removed"
     state = "set" if changed else "unchanged"
     print(f"{command}: late penalty {rule.text} {state} ({where}; report and feedback apply "
           "it from now on)")
-    return rule
 
 
 def apply(score: float, rule: Rule, late: Lateness | None, max_score: float

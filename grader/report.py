@@ -649,14 +649,14 @@ def formgrader_command(course: Course) -> str:
 
 def main(args) -> int:
     course = Course.open(args.course, args.db)
-    course.require_gradebook()  # before the rule is saved: a wrong --course changes nothing
     before = late.load(course.root)
     # a bad value is a usage error before anything is done; the rule is saved only once the
     # reports are written, so a report that fails (e.g. an --output it cannot write) keeps the old
-    rule = before if args.late_penalty is None else late.parse(args.late_penalty)
+    given = None if args.late_penalty is None else late.parse(args.late_penalty)
+    rule = before if given is None else given
     res = report(course, Path(args.output).expanduser().resolve() if args.output else None,
                  progress=not args.quiet, rule=rule)
-    late.set_from_args(course.root, args.late_penalty, "report")
+    late.set_rule(course.root, given, "report")
     print(res["summary"])
     print(f"wrote grades.csv, totals.csv, scores.csv, most_failed.txt, written.txt, flags.txt "
           f"and {len({r['assignment'] for r in res['totals']})} histogram(s) to {res['out']}")

@@ -337,6 +337,16 @@ def _key(op: str, arrays: tuple[Any, ...], args: tuple[Any, ...]) -> tuple | Non
     return (op, MAX_WORK, MAX_ENTRIES, x.dtype, where, sizes, args)
 
 
+def _kept_plan(op: str, arrays: tuple[Any, ...], args: tuple[Any, ...], build: Any) -> Any:
+    """The plan of a call of ``op`` (kept, or ``build()``'s, which checks the call and raises its
+    errors); ``None`` when the call is not a small problem or cannot have a plan
+    (:func:`_eager_cpu`, :func:`_key`)."""
+    if not _eager_cpu(*arrays):
+        return None
+    key = _key(op, arrays, args)
+    return None if key is None else _plan(key, build)
+
+
 def _plan(key: tuple, build: Any) -> Any:
     """The kept plan of ``key``, or ``build()``'s (which checks the call and raises its
     errors; nothing is kept for a call that raises)."""
@@ -378,11 +388,8 @@ def conv_transpose_auto(input: Any, weight: Any, bias: Any, args: tuple[Any, ...
     when the call is a small problem (:func:`applies`), else ``None`` (the entry's full path
     then runs, as for a call with an inf or NaN). ``args`` are ``(stride, padding,
     output_padding, groups, dilation)`` as given."""
-    if not _eager_cpu(input, weight, bias):
-        return None
-    key = _key("conv_transpose", (input, weight, bias), args)
-    plan = None if key is None else _plan(key, lambda: _transpose_plan(input, weight, bias,
-                                                                       args))
+    plan = _kept_plan("conv_transpose", (input, weight, bias), args,
+                      lambda: _transpose_plan(input, weight, bias, args))
     if plan is None:
         return None
     geo, out, fmt, batched = plan
@@ -408,10 +415,8 @@ def _transpose_plan(input: Any, weight: Any, bias: Any, args: tuple[Any, ...]) -
 def conv_auto(input: Any, weight: Any, bias: Any, args: tuple[Any, ...]) -> Any:
     """:func:`tconv_lib.conv` by its kept plan, as :func:`conv_transpose_auto`; ``args`` are
     ``(stride, padding, dilation, groups)``."""
-    if not _eager_cpu(input, weight, bias):
-        return None
-    key = _key("conv", (input, weight, bias), args)
-    plan = None if key is None else _plan(key, lambda: _conv_plan(input, weight, bias, args))
+    plan = _kept_plan("conv", (input, weight, bias), args,
+                      lambda: _conv_plan(input, weight, bias, args))
     if plan is None:
         return None
     geo, out, fmt, batched = plan
@@ -436,11 +441,8 @@ def conv_weight_grad_auto(input: Any, grad_output: Any, kernel_size: Any,
                           args: tuple[Any, ...]) -> Any:
     """:func:`tconv_lib.gradients.conv_weight_grad` by its kept plan, as
     :func:`conv_transpose_auto`; ``args`` are ``(stride, padding, dilation, groups)``."""
-    if not _eager_cpu(input, grad_output, None):
-        return None
-    key = _key("conv_weight_grad", (input, grad_output), (kernel_size, *args))
-    plan = None if key is None else _plan(key, lambda: _weight_grad_plan(
-        input, grad_output, kernel_size, args))
+    plan = _kept_plan("conv_weight_grad", (input, grad_output, None), (kernel_size, *args),
+                      lambda: _weight_grad_plan(input, grad_output, kernel_size, args))
     if plan is None:
         return None
     geo, batched = plan

@@ -194,7 +194,6 @@ def conv_transpose_to_size(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
 torch.fx.wrap("conv_transpose_to_size")
 
 
-
 class _TconvMixin:
     """Replaces ``forward`` of a ``torch.nn.ConvTranspose*d`` with tconv_lib's function."""
 
