@@ -8,6 +8,9 @@ VENV   := .venv
 PY     := $(VENV)/bin/python
 STAMPS := .stamps
 BOOK_HTML := _build/html
+# Every Python file (ruff's own excludes and pyproject's extend-exclude apply: not the generated
+# exercises/), plus the solution notebooks, which pyproject excludes from a plain `ruff check .`.
+LINT_PATHS := . solutions
 
 .PHONY: help venv sysdeps book book-clean test test-fast lint bench bench-gpu bench-grader release validate lab clean
 
@@ -15,9 +18,10 @@ help:
 	@echo "make book        build the book into $(BOOK_HTML)/ (first run installs everything)"
 	@echo "make book-clean  rebuild the book from scratch, re-executing every notebook"
 	@echo "make test        run the whole test suite (what CI runs: .ci/run)"
-	@echo "make test-fast   pytest only, no lint or book build, skipping browser and slow tests;"
-	@echo "                 one file: make test-fast PYTEST_ARGS=tests/test_shapes.py"
-	@echo "make lint        ruff over the library, grader, tests, exercise builder and book extension"
+	@echo "make test-fast   pytest only, no lint or book build, skipping browser and slow tests, on"
+	@echo "                 2 workers (minutes); one file, in one process (seconds):"
+	@echo "                 make test-fast PYTEST_ARGS=tests/test_shapes.py"
+	@echo "make lint        ruff over every Python file and the solution notebooks (not exercises/)"
 	@echo "make bench       full performance benchmark of tconv_lib against PyTorch (torch, then NumPy"
 	@echo "                 inputs; options via BENCH_ARGS, e.g. BENCH_ARGS='--methods auto');"
 	@echo "                 writes benchmarks/results/ (the book shows it). Smoke run that does not:"
@@ -30,9 +34,14 @@ help:
 	@echo "make sysdeps     install (or name) the Debian packages: npm, chromium, bubblewrap, postgresql"
 	@echo "make clean       remove the built book, its execution cache, install stamps, test artifacts"
 
+# Debian/Ubuntu's python3 has no venv module without python3-venv (sysdeps.sh installs it when it
+# can); a venv that fails half-way is removed, or the next `make` would take it for a working one.
 $(PY):
-	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "tconv needs Python 3.10+, found " + sys.version' 
-	$(PYTHON) -m venv $(VENV)
+	@$(PYTHON) -c 'import sys; assert sys.version_info >= (3, 10), "tconv needs Python 3.10+, found " + sys.version'
+	@$(PYTHON) -c 'import ensurepip' 2>/dev/null || PYTHON=$(PYTHON) bash scripts/sysdeps.sh venv
+	@echo "$(PYTHON) -m venv $(VENV)"
+	@$(PYTHON) -m venv $(VENV) || { rm -rf $(VENV); echo "make: '$(PYTHON) -m venv $(VENV)' failed;" \
+	  "on Debian/Ubuntu install python3-venv (sudo apt-get install python3-venv), then run make again" >&2; exit 1; }
 	$(PY) -m pip install -q --upgrade pip
 
 # Re-install only when the project's dependencies change.
@@ -55,16 +64,17 @@ book-clean: venv
 	rm -rf _build .jupyter_cache
 	@bash scripts/build_book.sh
 
-test: venv sysdeps
-	$(PY) -m ruff check tconv_lib grader tests solutions book/_ext
+test: venv sysdeps lint
 	@bash scripts/build_book.sh
 	$(PY) -m pytest -n 2 --dist loadgroup $(PYTEST_ARGS)
 
+# The whole fast set on two workers, as `make test` runs it; a file named in PYTEST_ARGS in one
+# process, which starts sooner than two workers that each import torch.
 test-fast: venv
-	$(PY) -m pytest -m "not browser and not slow" $(PYTEST_ARGS)
+	$(PY) -m pytest -m "not browser and not slow" $(if $(PYTEST_ARGS),$(PYTEST_ARGS),-n 2 --dist loadgroup)
 
 lint: venv
-	$(PY) -m ruff check tconv_lib grader tests solutions book/_ext
+	$(PY) -m ruff check $(LINT_PATHS)
 
 # Both array types: torch CPU tensors, then NumPy arrays, each against the same torch reference.
 bench: venv

@@ -5,6 +5,13 @@
 # MathJax 3 is vendored into book/_static/mathjax from the npm package mathjax@3, so the built
 # site needs no network at view time.
 set -euo pipefail
+case "${1-}" in
+  "") ;;
+  -h|--help) echo "usage: scripts/build_book.sh   (what \`make book\` runs; no options)"
+             sed -n '2,6s/^# //p' "$0"; exit 0 ;;
+  *) echo "build_book: takes no arguments; got '$1'" >&2
+     echo "usage: scripts/build_book.sh   (what \`make book\` runs; no options)" >&2; exit 2 ;;
+esac
 cd "$(dirname "$0")/.."
 start=$(date +%s)
 

@@ -7,6 +7,12 @@
 #
 # It writes the benchmark's JSON and PNG, the test log and the device facts into OUTDIR.
 set -uo pipefail
+case "${1-}" in
+  -h|--help) echo "usage: bash scripts/gpu_check.sh [OUTDIR]   (what \`make bench-gpu\` runs)"
+             sed -n '2,8s/^# \{0,1\}//p' "$0"; exit 0 ;;
+  -*) echo "gpu_check: OUTDIR must be a folder, not an option; got '$1'" >&2
+      echo "usage: bash scripts/gpu_check.sh [OUTDIR]" >&2; exit 2 ;;
+esac
 PY=${PYTHON:-python3}
 OUTDIR=${1:-benchmarks/results}
 REPS=${REPS:-15}

@@ -1,11 +1,17 @@
 #!/usr/bin/env bash
 # Install the Debian packages tconv needs, or say exactly what is missing.
-#   usage: sysdeps.sh [GROUP...]   (no group: all of them)
+#   usage: scripts/sysdeps.sh [GROUP...]   (no group: book browser sandbox postgres)
 #   book     npm                        : vendors MathJax into the book once (build_book.sh)
 #   browser  chromium + chromium-driver : the browser test of the built book
 #   sandbox  bubblewrap                 : the autograder's sandbox
 #   postgres postgresql                 : the PostgreSQL gradebook tests (a throwaway server)
+#   venv     python3-venv               : `python3 -m venv` on Debian/Ubuntu (the Makefile asks
+#                                         for it before it creates .venv; $PYTHON, default python3)
+# As root (or with password-less sudo) it runs apt-get update, then apt-get install; otherwise it
+# prints the apt-get line. `make sysdeps` runs it with no group.
 set -euo pipefail
+usage() { sed -n '3,12s/^# \{0,1\}//p' "$0"; }
+if [ "${1-}" = -h ] || [ "${1-}" = --help ]; then usage; exit 0; fi
 groups=("$@")
 ((${#groups[@]})) || groups=(book browser sandbox postgres)
 need=()
@@ -16,7 +22,9 @@ for g in "${groups[@]}"; do
               command -v chromedriver >/dev/null 2>&1 || need+=(chromium-driver) ;;
     sandbox)  command -v bwrap >/dev/null 2>&1 || need+=(bubblewrap) ;;
     postgres) compgen -G '/usr/lib/postgresql/*/bin/initdb' >/dev/null || need+=(postgresql) ;;
-    *) echo "sysdeps: unknown group '$g' (expected book, browser, sandbox or postgres)" >&2
+    venv)     "${PYTHON:-python3}" -c 'import ensurepip' >/dev/null 2>&1 || need+=(python3-venv) ;;
+    *) echo "sysdeps: GROUP must be book, browser, sandbox, postgres or venv; got '$g'" >&2
+       usage >&2
        exit 2 ;;
   esac
 done

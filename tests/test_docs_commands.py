@@ -1,12 +1,15 @@
 """The contributor docs match the tree: README's "How it fits together" names paths that exist and
 every top-level folder and module, every `make` target the docs name exists and `make help`
-describes every target, and CONTRIBUTING.md's test map covers every test file."""
+describes every target, CONTRIBUTING.md's test map covers every test file, relative links reach
+a file and a heading, and the docs' own test command runs every test file that reads them."""
 
 from __future__ import annotations
 
 import fnmatch
 import re
 from pathlib import Path
+
+import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 DOCS = ("README.md", "CONTRIBUTING.md", "solutions/README.md")
@@ -155,3 +158,56 @@ def test_paths_in_contributing_exist() -> None:
     assert len(paths) > 5, paths
     missing = sorted(p for p in paths if not (ROOT / p).exists())
     assert not missing, f"CONTRIBUTING.md names paths that do not exist: {missing}"
+
+
+def test_the_readme_tree_names_every_script_benchmark_and_top_level_file() -> None:
+    block = _tree_block()
+    files = ([p for p in ROOT.iterdir() if p.is_file() and not p.name.startswith(".")
+              and p.name not in ("README.md", "CONTRIBUTING.md", "LICENSE")]
+             + sorted((ROOT / "scripts").glob("*")) + sorted((ROOT / "benchmarks").glob("*.py")))
+    unnamed = sorted(str(p.relative_to(ROOT)) for p in files
+                     if not re.search(rf"(?<![\w.]){re.escape(p.name)}(?![\w.])", block))
+    assert not unnamed, f"README.md 'How it fits together' does not name {unnamed}"
+
+
+def _github_anchors(md: Path) -> set[str]:
+    """The anchors GitHub gives a file's headings (lower case, punctuation dropped, spaces
+    to hyphens); headings inside fenced blocks are not headings."""
+    text = re.sub(r"^```.*?^```", "", md.read_text(), flags=re.S | re.M)
+    return {re.sub(r"[^\w\- ]", "", h.replace("`", "").strip().lower()).replace(" ", "-")
+            for h in re.findall(r"^#+ (.+)$", text, re.M)}
+
+
+def test_github_anchor_rule(tmp_path: Path) -> None:
+    md = tmp_path / "x.md"
+    md.write_text("# For students: exercises → check → submit\n```\n# not a heading\n```\n"
+                  "## `make` it\n")
+    assert _github_anchors(md) == {"for-students-exercises--check--submit", "make-it"}
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_relative_link_reaches_a_file_and_heading(doc: str) -> None:
+    md = ROOT / doc
+    text = re.sub(r"^```.*?^```", "", md.read_text(), flags=re.S | re.M)
+    links = [ln for ln in re.findall(r"\]\(([^)\s]+)\)", text)
+             if not re.match(r"[a-z]+:", ln)]
+    broken = []
+    for link in links:
+        path, _, anchor = link.partition("#")
+        target = (md.parent / path) if path else md
+        if not target.exists():
+            broken.append(f"{link} (no such file)")
+        elif anchor and target.suffix == ".md" and anchor not in _github_anchors(target):
+            broken.append(f"{link} (no such heading)")
+    assert not broken, f"{doc} has broken links: {broken}"
+
+
+def test_the_docs_test_command_runs_every_test_file_that_reads_the_docs() -> None:
+    """CONTRIBUTING.md: 'The last line runs every test that reads README.md or CONTRIBUTING.md'."""
+    text = (ROOT / "CONTRIBUTING.md").read_text()
+    command = next(ln for ln in text.splitlines()
+                   if ln.startswith(".venv/bin/python -m pytest") and "test_docs_commands" in ln)
+    named = set(re.findall(r"tests/(test_\w+\.py)", command))
+    readers = {p.name for p in ROOT.glob("tests/test_*.py")
+               if re.search(r"README\.md|CONTRIBUTING\.md", p.read_text())}
+    assert readers - named == set(), f"the docs test command leaves out {sorted(readers - named)}"
