@@ -436,6 +436,30 @@ def test_included_library_lines_fit_the_code_box() -> None:
                       f"{INCLUDE_COLUMNS} columns:\n" + "\n".join(wide))
 
 
+def _empty_header_cells(text: str) -> list[str]:
+    """The header rows of a Markdown source's pipe tables that have an empty cell."""
+    lines = text.splitlines()
+    found = []
+    for row, rule in zip(lines, lines[1:], strict=False):
+        if (row.lstrip().startswith("|") and re.fullmatch(r"\s*\|?(\s*:?-{3,}:?\s*\|)+\s*"
+                                                          r"(:?-{3,}:?)?\s*", rule)):
+            cells = row.strip().strip("|").split("|")
+            if any(not c.strip() for c in cells):
+                found.append(row.strip())
+    return found
+
+
+def test_table_headers_have_no_empty_cell() -> None:
+    """A table's header cell names its column for a screen reader, which announces it with
+    every cell below (axe's empty-table-header, minor: chapter 4's comparison of PyTorch,
+    TensorFlow, Keras and JAX had an empty first header)."""
+    assert _empty_header_cells("| | a |\n| --- | --- |\n| x | 1 |") == ["| | a |"]
+    assert _empty_header_cells("| k | a |\n|---|:--:|\n") == []
+    empty = [f"{md.name}: {row}" for md in sorted((ROOT / "book").glob("*.md"))
+             for row in _empty_header_cells(md.read_text(encoding="utf-8"))]
+    assert not empty, "table header rows with an empty cell:\n" + "\n".join(empty)
+
+
 def test_the_include_check_reads_what_sphinx_shows(tmp_path: Path) -> None:
     """The check resolves options as Sphinx does: the object alone, dedented, a sub-range."""
     lib = tmp_path / "lib.py"

@@ -110,7 +110,15 @@ def _sources() -> dict[str, object]:
     gpu = [r for r in gpu if any(x.get("autotune_routes_s") for x in r["results"].values())]
     tf32 = ({False: "TF32 off on both sides", True: "TF32 on"}.get(
         gpu[-1]["machine"].get("tf32"), "TF32 not recorded") if gpu else "(not measured)")
+    first = shape["dcgan-4to8"]
+    row = first.c_out * first.kernel ** first.ndim     # its weight as (C_in, C_out k^D)
     return {
+        # chapter 5: the strided weight rows of the per-block route, padded by one 64-byte
+        # cache line where they are a multiple of 256 bytes apart (_workspace.padded)
+        ("05_fast", "ch5_w_row"): row,
+        ("05_fast", "ch5_w_row_kib"): row * 4 // 1024,
+        ("05_fast", "ch5_w_row_padded"): row + 16 if row * 4 % 256 == 0 else row,
+        ("05_fast", "ch5_pad_span"): 256,
         # chapter 5: glibc's largest mmap threshold, mallopt(3): 4 MiB * sizeof(long)
         ("05_fast", "ch5_mmap_max_mib"): 4 * ctypes.sizeof(ctypes.c_long),
         ("05_fast", "ch5_huge_page_mib"): backend._HUGE_PAGE >> 20,
@@ -140,6 +148,8 @@ TYPED_BEFORE = [
     ("05_fast", r"\b32 MiB"), ("05_fast", r"\b2 MiB pages"), ("05_fast", r"\b4 KiB"),
     ("05_fast", r"128→64"), ("05_fast", r"keeps 8 significant"), ("05_fast", r"next to 256"),
     ("05_fast", r"16 inputs, 32 outputs"), ("05_fast", r"FCN's"), ("05_fast", r"TF32 off"),
+    ("05_fast", r"twice as slow"), ("05_fast", r"a fifth slower"), ("05_fast", r"\b256 bytes"),
+    ("05_fast", r"\b4096 floats"),
     ("07_unet", r"572 → 388"), ("07_unet", r"\b572×572\b"), ("07_unet", r"64 to 1024"),
     ("07_unet", r"maps 572\b"),
 ]

@@ -63,6 +63,17 @@ def test_code_that_is_not_plain_plumbing_is_shown_as_written(code):
     assert shown_source(code) == code
 
 
+def test_the_import_with_its_stand_in_is_plumbing():
+    """The chapters import ``glue`` in a ``try`` with a stand-in for plain Jupyter
+    (tests/test_book_download.py): the book shows neither."""
+    cell = ("import numpy as np\ntry:\n    from myst_nb import glue  # prose\n"
+            "except ImportError:  # plain Jupyter\n    def glue(name, value, display=True):\n"
+            "        pass\n\nx = np.arange(3)")
+    assert shown_source(cell) == "import numpy as np\n\nx = np.arange(3)"
+    other = "try:\n    from myst_nb import glue\nexcept Exception:\n    glue = print\nx = 1"
+    assert shown_source(other) == other           # anything else is shown as written
+
+
 def test_a_cell_of_plumbing_only_shows_nothing():
     assert shown_source("from myst_nb import glue\n\nglue('a', 1)\nglue('b', 2)\n") == ""
 
