@@ -211,3 +211,69 @@ def test_the_docs_test_command_runs_every_test_file_that_reads_the_docs() -> Non
     readers = {p.name for p in ROOT.glob("tests/test_*.py")
                if re.search(r"README\.md|CONTRIBUTING\.md", p.read_text())}
     assert readers - named == set(), f"the docs test command leaves out {sorted(readers - named)}"
+
+
+def _doc_commands(doc: str) -> list[str]:
+    """The shell commands of a doc: each line of its ```bash blocks (an indented block inside a
+    list too) and each inline code span that starts with `make ` or `.venv/bin/python `, split
+    at `&&`, without the trailing `# comment`."""
+    text = (ROOT / doc).read_text()
+    lines = [ln.strip() for block in re.findall(r"^ *```bash\n(.*?)^ *```", text, re.S | re.M)
+             for ln in block.splitlines()]
+    lines += re.findall(r"(?<!`)`((?:make|\.venv/bin/python) [^`]+)`", text)
+    commands = []
+    for line in lines:
+        line = re.sub(r"\s+#\s.*$", "", line)
+        commands += [c.strip() for c in line.split("&&") if c.strip()]
+    return commands
+
+
+def _problems(command: str, targets: set[str]) -> list[str]:
+    import importlib.util
+
+    words = command.split()
+    found = []
+    if words[0] == "make" and len(words) > 1 and words[1] not in targets:
+        found.append(f"no make target {words[1]!r}")
+    if re.fullmatch(r"(\.venv/bin/)?python3?", words[0]) and len(words) > 1:
+        if words[1] == "-m":
+            if importlib.util.find_spec(words[2]) is None:
+                found.append(f"no module {words[2]!r}")
+        elif not (ROOT / words[1]).exists():
+            found.append(f"no file {words[1]!r}")
+    for word in words[1:]:
+        path, _, node = word.partition("::")
+        if not re.match(r"(tests|solutions|exercises|scripts|book|benchmarks|grader|tconv_lib)/",
+                        path):
+            continue
+        matches = [m for p in _expand(path) for m in ROOT.glob(p)]
+        if not matches:
+            found.append(f"no file {path!r}")
+        elif node and not any(re.search(rf"^def {re.escape(node)}\b", m.read_text(), re.M)
+                              for m in matches):
+            found.append(f"no test {node!r} in {path}")
+    return found
+
+
+def test_doc_command_check_finds_what_does_not_exist() -> None:
+    targets = {"book", "lint"}
+    assert _problems("make lint", targets) == []
+    assert _problems("make bogus PYTEST_ARGS=x", targets) == ["no make target 'bogus'"]
+    assert _problems(".venv/bin/python -m no_such_module_here", targets) == \
+        ["no module 'no_such_module_here'"]
+    assert _problems(".venv/bin/python -m pytest tests/test_{shapes,nope}.py", targets) == []
+    assert _problems(".venv/bin/python -m pytest tests/test_nope.py", targets) == \
+        ["no file 'tests/test_nope.py'"]
+    assert _problems(".venv/bin/python -m pytest tests/test_shapes.py::test_nope", targets) == \
+        ["no test 'test_nope' in tests/test_shapes.py"]
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_command_in_the_docs_names_what_exists(doc: str) -> None:
+    """Each command a doc gives: its `make` target, `python -m` module, script, and every
+    repository path (tests/..., with {a,b} and * expanded, and a test named by `::`) exist."""
+    commands = _doc_commands(doc)
+    assert commands, doc
+    targets = _makefile_targets()
+    problems = [f"{c}: {p}" for c in commands for p in _problems(c, targets)]
+    assert not problems, f"{doc} gives commands naming what does not exist: {problems}"

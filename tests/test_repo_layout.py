@@ -196,3 +196,10 @@ def test_ci_run_installs_make_first_then_runs_exactly_make_test(tmp_path: Path) 
     assert log.read_text().splitlines() == [
         "apt-get update -qq", "apt-get install -y -qq --no-install-recommends make",
         "make test"], log.read_text()
+
+
+@pytest.mark.parametrize("target", ["validate", "bench-grader"])
+def test_grading_targets_install_only_the_sandbox(target: str) -> None:
+    """`make validate` needs bubblewrap, not Chromium, npm and a PostgreSQL server."""
+    sysdeps = [ln for ln in _make_dry_run(target) if "sysdeps.sh" in ln and "venv" not in ln]
+    assert sysdeps == ["bash scripts/sysdeps.sh sandbox"], sysdeps
