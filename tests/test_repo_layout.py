@@ -28,10 +28,18 @@ def _need(tool: str) -> str:
     return path
 
 
+def _make_env() -> dict[str, str]:
+    """This environment without what a calling make passes down: run as `make test-fast
+    PYTEST_ARGS=...`, make exports PYTEST_ARGS (and MAKEFLAGS) to every make these tests start."""
+    drop = {"MAKEFLAGS", "MFLAGS", "MAKELEVEL", "MAKEOVERRIDES", "PYTEST_ARGS", "BENCH_ARGS",
+            "PYTHON", "VENV"}
+    return {k: v for k, v in os.environ.items() if k not in drop}
+
+
 def _make_dry_run(*args: str) -> list[str]:
     """The commands `make -n ARGS` would run (printed, not run)."""
     done = subprocess.run([_need("make"), "-n", "--no-print-directory", "-C", str(ROOT), *args],
-                          capture_output=True, text=True, timeout=60)
+                          capture_output=True, text=True, timeout=60, env=_make_env())
     assert done.returncode == 0, done.stderr
     return done.stdout.splitlines()
 
@@ -138,7 +146,7 @@ def test_a_failed_venv_leaves_no_half_made_venv(tmp_path: Path) -> None:
     venv = tmp_path / "venv"
     done = subprocess.run([_need("make"), "--no-print-directory", "-C", str(ROOT),
                            f"{venv}/bin/python", f"PYTHON={fake}", f"VENV={venv}"],
-                          capture_output=True, text=True, timeout=120)
+                          capture_output=True, text=True, timeout=120, env=_make_env())
     assert done.returncode != 0, done.stdout
     assert not venv.exists(), "a failed `python -m venv` left a half-made virtualenv behind"
     assert "python3-venv" in done.stderr, done.stderr
@@ -203,3 +211,13 @@ def test_grading_targets_install_only_the_sandbox(target: str) -> None:
     """`make validate` needs bubblewrap, not Chromium, npm and a PostgreSQL server."""
     sysdeps = [ln for ln in _make_dry_run(target) if "sysdeps.sh" in ln and "venv" not in ln]
     assert sysdeps == ["bash scripts/sysdeps.sh sandbox"], sysdeps
+
+
+def test_every_module_starts_with_a_docstring() -> None:
+    """CONTRIBUTING.md: 'Every module starts with a docstring saying what it is for'."""
+    import ast
+
+    modules = sorted(p for p in _project_sources() if p.endswith(".py"))
+    assert len(modules) > 40, modules
+    bare = [p for p in modules if not ast.get_docstring(ast.parse((ROOT / p).read_text()))]
+    assert not bare, f"modules without a docstring saying what they are for: {bare}"
