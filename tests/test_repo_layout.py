@@ -50,6 +50,8 @@ GENERATED = [".venv/bin/python", ".stamps/install", "_build/html/index.html",
              "tconv.egg-info/PKG-INFO", "tconv_lib/__pycache__/transpose.cpython-311.pyc",
              ".pytest_cache/v/cache/nodeids", ".hypothesis/examples/x", ".ruff_cache/CACHEDIR.TAG",
              "test-artifacts/screenshots/a.png",
+             # `make bench-gpu` (scripts/gpu_check.sh) beside the JSON and PNG it records
+             "benchmarks/results/gpu-facts.txt", "benchmarks/results/gpu-tests.log",
              "exercises/ex1_shapes/.ipynb_checkpoints/ex1_shapes-checkpoint.ipynb"]
 
 
