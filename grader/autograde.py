@@ -49,6 +49,7 @@ from typing import Any
 import nbformat
 import numpy as np
 
+from grader import extension
 from grader.dbretry import redact
 from grader.gradebook import (
     REPO,
@@ -995,6 +996,7 @@ def commit_submission(course: Course, student: str, assignment: str, results: li
         # session: a lazy load in between would autoflush and SQLAlchemy warn (SAWarning)
         with gb.db.no_autoflush:
             sub = gb.update_or_create_submission(assignment, student, **kwargs)
+        extension.apply(sub, course.root)   # one granted before the submission was in
         for snb in sub.notebooks:
             r = by_nb.get(snb.name)
             snb.flagged = bool(r and r["flags"])

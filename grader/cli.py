@@ -12,7 +12,7 @@ import sys
 import textwrap
 from pathlib import Path
 
-from grader import autograde, check, collect, feedback, release, report, validate
+from grader import autograde, check, collect, extension, feedback, release, report, validate
 from grader.gradebook import UsageError
 
 EPILOG = """instructor workflow:
@@ -22,6 +22,7 @@ EPILOG = """instructor workflow:
   tconv-grader autograde --course DIR [--jobs N]
   tconv-grader feedback --course DIR
   tconv-grader report --course DIR
+  tconv-grader extension ASSIGNMENT --student ID --days N --course DIR
   tconv-grader migrate --from sqlite:///DIR/gradebook.db --to postgresql://...
 students:
   tconv-grader check exercises/ex1_shapes/ex1_shapes.ipynb
@@ -117,6 +118,17 @@ A student with no submission at all (none collected, or every file refused by co
 the reports only once the gradebook knows them: import the class list first, with nbgrader's
 own command (a CSV with the columns id, first_name, last_name, email):
   nbgrader db student import --db sqlite:///DIR/gradebook.db roster.csv""",
+    "extension": r"""examples:
+  tconv-grader extension ex2_scatter --student amy --days 3 --course ~/tconv-2026
+  tconv-grader extension ex2_scatter --student amy --student bo --hours 36 --course ~/tconv-2026
+  tconv-grader extension ex2_scatter --student amy --remove --course ~/tconv-2026
+  tconv-grader extension --course ~/tconv-2026            list every extension granted
+
+The due date itself is nbgrader's: `nbgrader db assignment add ASSIGNMENT --duedate
+"2026-12-01 17:00:00 UTC" --db sqlite:///DIR/gradebook.db`. A new extension replaces the
+student's earlier one for that assignment.
+
+next: tconv-grader report --course DIR, then tconv-grader feedback --course DIR""",
     "check": r"""examples:
   tconv-grader check exercises/ex1_shapes/ex1_shapes.ipynb    one notebook
   tconv-grader check exercises/*/*.ipynb                      every notebook, and a total
@@ -174,7 +186,7 @@ def build_parser() -> argparse.ArgumentParser:
                 epilog=EPILOG, formatter_class=_HelpFormatter)
     sub = p.add_subparsers(dest="command", metavar="COMMAND", parser_class=_Parser)
     sub.required = True
-    for mod in (release, validate, collect, autograde, feedback, report, check):
+    for mod in (release, validate, collect, autograde, feedback, report, extension, check):
         mod.add_parser(sub)
     try:  # optional: gradebook migration (SQLite -> PostgreSQL), owned by grader.migrate
         from grader import migrate
@@ -203,7 +215,8 @@ def build_parser() -> argparse.ArgumentParser:
 METAVARS = {"course": "DIR", "db": "URL", "solutions": "DIR", "released": "DIR",
             "output": "DIR", "jobs": "N", "timeout": "SECONDS", "cell_timeout": "SECONDS",
             "notebook_timeout": "SECONDS", "memory": "MIB", "regexp": "PATTERN",
-            "student": "ID", "scheduler": "ADDRESS", "src": "URL", "dst": "URL"}
+            "student": "ID", "days": "N", "hours": "N", "scheduler": "ADDRESS", "src": "URL",
+            "dst": "URL"}
 
 
 def _placeholders(text: str) -> str:

@@ -17,7 +17,10 @@ Each accepted notebook is written to ``<course>/submitted/<student>/<assignment>
 with ``timestamp.txt`` (from the file name, else the zip entry's or file's modification time).
 The newest copy wins and nothing is dropped without a word: of several attempts of one notebook
 the latest is kept (the others are listed), and a notebook already collected is replaced only by
-one at least as new (an older download collected later is listed and skipped). Collecting the
+one at least as new (an older download collected later is listed and skipped), times compared
+as times. A time that was a file's modification time (no hand-in time in the name or beside the
+file: perhaps the download's) is not compared with a hand-in time: a copy with a hand-in time
+collected later replaces it, and is listed as such. Collecting the
 same files again changes nothing. Files that match no assignment (or no pattern) are listed and
 skipped. A browser's or LMS's re-download name (``ex3_matrix (1).ipynb``, ``ex3_matrix(2).ipynb``)
 is stored under the expected name when it is the only candidate among the files collected; each
@@ -52,6 +55,9 @@ class Collected:
     renamed: list[tuple[str, str]] = field(default_factory=list)  # file, stored as
     attention: list[tuple[str, str]] = field(default_factory=list)  # imported; file, warning
     superseded: list[tuple[str, str]] = field(default_factory=list)  # not imported: file, why
+    #: imported over a copy whose time was a file's modification time, not a hand-in time, and
+    #: later than this one's: file, what was replaced
+    replaced: list[tuple[str, str]] = field(default_factory=list)
     empty: list[tuple[str, str]] = field(default_factory=list)  # ... empty, content kept: same
     unchanged: int = 0            # imported notebooks identical to what was already there
     same: set[tuple[str, str, str]] = field(default_factory=set)  # ... which ones
@@ -227,6 +233,8 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
     nb_names = {a: set(notebooks_of(course.solutions, a)) for a in known}
     result = Collected(pattern=regexp or default_regexp(known))
     items: list[_Item] = []
+    state = load_state(course)
+    file_times, replaced = state["file_times"], state["replaced"]
     with tempfile.TemporaryDirectory(prefix="tconv-collect-") as tmp:
         if path.is_file():
             root = Path(tmp)
@@ -313,8 +321,7 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
         latest: dict[tuple[str, str, str], _Item] = {}
         for it in items:
             key = (it.student, it.assignment, it.notebook)
-            if key not in latest or (_has_content(it), it.ts) >= (_has_content(latest[key]),
-                                                                   latest[key].ts):
+            if key not in latest or _newness(it) >= _newness(latest[key]):
                 if key in latest:
                     _supersede(latest[key], it, result)
                 latest[key] = it
@@ -333,7 +340,17 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                 result.same.add((s, a, nb))
                 result.imported.append((s, a, nb))
                 continue
-            if target.exists() and stored > it.ts:  # an older copy never replaces a newer one
+            # a file's time (perhaps the download's) kept, a hand-in time now: not comparable
+            incomparable = file_times.get(f"{s}/{a}") == stored and not it.file_time
+            older = target.exists() and _older(it.ts, stored)
+            if target.exists() and _sha(it.file) in replaced.get(f"{s}/{a}/{nb}", ()):
+                result.superseded.append(
+                    (it.shown, f"replaced on an earlier collect by the copy of {s}/{a}/{nb}"
+                     f".ipynb now kept ({stored}), which had a hand-in time where this one "
+                     f"has a file's time (to grade this file instead, delete {dest} and "
+                     "collect again)"))
+                continue
+            if older and not incomparable:  # an older copy never replaces a newer one
                 result.superseded.append(
                     (it.shown, f"older ({it.ts}) than {s}/{a}/{nb}.ipynb already collected "
                      f"({stored}), which is kept (to grade this file instead, delete "
@@ -348,17 +365,95 @@ def collect(course: Course, path: Path, regexp: str | None = None, progress: boo
                 result.attention.append(
                     (it.shown, f"{EMPTY}: imported, it scores 0 (nothing to grade); ask the "
                      "student to upload the notebook again"))
+            if older and _has_content(it):
+                replaced.setdefault(f"{s}/{a}/{nb}", []).append(_sha(target))
+                # the time kept was a file's modification time (perhaps the download's), this
+                # copy's a hand-in time or a later file time: the two cannot be compared, and
+                # this copy came in later, so it is the resubmission
+                result.replaced.append(
+                    (it.shown, f"replaces {s}/{a}/{nb}.ipynb collected earlier: its time "
+                     f"({stored}) was a file's modification time (perhaps the download's), not "
+                     f"a hand-in time, so this copy, collected later, is taken as the newer; "
+                     f"timestamp.txt now holds its hand-in time {it.ts} (if it is the earlier "
+                     f"attempt after all, delete {dest} and collect the other copy again)"))
             dest.mkdir(parents=True, exist_ok=True)
             shutil.copyfile(it.file, target)
-            if stored < it.ts:
+            if older or not _older(it.ts, stored):
                 stamp.write_text(it.ts + "\n")
                 if it.file_time:
                     result.file_times.append(f"{s}/{a}")
+                    file_times[f"{s}/{a}"] = it.ts
+                else:
+                    file_times.pop(f"{s}/{a}", None)
             result.imported.append((s, a, nb))
+    save_state(course, state)
     return result
 
 
+#: ``<course>/STATE``, what collect remembers between runs: ``"file_times"``,
+#: ``{"student/assignment": text}`` for each timestamp.txt it wrote from a file's (zip entry's)
+#: modification time, not a hand-in time (the name's ``_attempt_`` time or a timestamp.txt beside
+#: the notebook), an entry counting while timestamp.txt still holds that text (one corrected by
+#: hand is a hand-in time); ``"replaced"``, ``{"student/assignment/notebook": [sha256, ...]}``:
+#: copies such a time could not be compared with, replaced by a copy with a hand-in time (the
+#: same copy collected again is not imported again)
+STATE = ".collect.json"
+
+
+def load_state(course: Course) -> dict[str, dict]:
+    import json
+
+    try:
+        data = json.loads((course.root / STATE).read_text())
+    except (OSError, ValueError):
+        data = {}
+    data = data if isinstance(data, dict) else {}
+    return {k: dict(data.get(k) or {}) for k in ("file_times", "replaced")}
+
+
+def save_state(course: Course, state: dict[str, dict]) -> None:
+    import json
+
+    from grader.gradebook import atomic_write_text
+
+    path = course.root / STATE
+    if any(state.values()) or path.exists():
+        course.root.mkdir(parents=True, exist_ok=True)
+        atomic_write_text(path, json.dumps(state, indent=1, sort_keys=True) + "\n")
+
+
+def _sha(path: Path) -> str:
+    import hashlib
+
+    return hashlib.sha256(path.read_bytes()).hexdigest()
+
+
+def when(text: str) -> dt.datetime | None:
+    """The UTC time a timestamp (timestamp.txt, a file name's) says, as nbgrader reads it
+    (``nbgrader.utils.parse_utc``); ``None`` when it holds none."""
+    from nbgrader.utils import parse_utc
+
+    try:
+        return parse_utc(text.strip()) if text.strip() else None
+    except (ValueError, OverflowError, TypeError):
+        return None
+
+
+def _older(new: str, stored: str) -> bool:
+    """Whether the time ``new`` is before the time ``stored`` (timestamp.txt's text): compared
+    as times, so two ways of writing them (``2026-12-01 16:00:00 UTC``, ``...T16:00:00+01:00``)
+    compare right; a side that holds no time is never the older, nor is anything older than
+    it."""
+    a, b = when(new), when(stored)
+    return a is not None and b is not None and a < b
+
+
 EMPTY = "empty file (0 bytes)"
+
+
+def _newness(it: _Item) -> tuple[bool, dt.datetime]:
+    """Which of several copies of one notebook is kept: one with content, then the latest."""
+    return _has_content(it), when(it.ts) or dt.datetime.min
 
 
 def _has_content(it: _Item) -> bool:
@@ -419,6 +514,8 @@ def _print_result(res: Collected, course: Course) -> None:
             print(f"  {f}: renamed to {dest}")
     # an empty file is not imported however new it is: not under the heading of older copies
     for files, what in ((res.attention, "file(s) imported but needing attention"),
+                        (res.replaced, "file(s) imported over a copy collected earlier whose "
+                                       "time was a file's, not a hand-in time"),
                         (res.superseded, "older file(s) not imported (a newer copy is kept)"),
                         (res.empty, "empty file(s) not imported (the notebook with content is "
                                     "kept)"),

@@ -50,12 +50,15 @@ def duration(seconds: float) -> str:
 class Lateness:
     """A submission handed in after its due date (the extension included)."""
     timestamp: datetime
-    duedate: datetime
+    duedate: datetime             # the student's: the assignment's plus the extension
     seconds: float
+    extension: float = 0.0        # seconds of the student's extension (nbgrader's)
 
     def text(self) -> str:
+        ext = (f" (the assignment's plus an extension of {duration(self.extension)})"
+               if self.extension else "")
         return (f"handed in {self.timestamp:%Y-%m-%d %H:%M:%S} UTC, {duration(self.seconds)} "
-                f"after the due date {self.duedate:%Y-%m-%d %H:%M:%S} UTC")
+                f"after the due date {self.duedate:%Y-%m-%d %H:%M:%S} UTC{ext}")
 
 
 def lateness(sub) -> Lateness | None:
@@ -64,7 +67,8 @@ def lateness(sub) -> Lateness | None:
     seconds = sub.total_seconds_late
     if not seconds:
         return None
-    return Lateness(sub.timestamp, sub.duedate, float(seconds))
+    ext = sub.extension.total_seconds() if sub.extension else 0.0
+    return Lateness(sub.timestamp, sub.duedate, float(seconds), ext)
 
 
 @dataclass(frozen=True)
@@ -164,3 +168,21 @@ def apply(score: float, rule: Rule, late: Lateness | None, max_score: float
         return score, 0.0
     taken = min(max(score, 0.0), rule.points(late.seconds, max_score))
     return score - taken, taken
+
+
+def record(earned: dict, taken: float) -> bool:
+    """Write ``taken`` (the points :func:`apply` took from one submission) into the gradebook as
+    nbgrader's ``late_submission_penalty`` of its notebooks (``earned``: each
+    ``SubmittedNotebook`` and the points it counts), in notebook order, each at most its own
+    points, so ``nbgrader export`` (``score = raw_score - late_submission_penalty``) and
+    nbgrader's API give the total ``report`` gives; 0 where nothing is taken. Whether a value
+    changed (the caller commits)."""
+    changed = False
+    left = taken
+    for snb, points in earned.items():
+        given = round(min(left, max(points, 0.0)), 6)
+        left -= given
+        if (snb.late_submission_penalty or 0.0) != given:
+            snb.late_submission_penalty = given
+            changed = True
+    return changed

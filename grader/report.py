@@ -2,8 +2,9 @@
 answers to grade, flags.
 
 Everything is read back from the nbgrader gradebook through its own API (so it is what formgrader
-shows, manual grades included), plus the flags from the autograder's ``results.json``. Writes to
-``<course>/reports/`` (or ``--output``):
+shows, manual grades included), plus the flags from the autograder's ``results.json``. The one
+thing it writes back is the late penalty it takes (nbgrader's ``late_submission_penalty``), so
+``nbgrader export`` gives the same scores. Writes to ``<course>/reports/`` (or ``--output``):
 
 * grades.csv            one row per student, assignment, notebook and grade cell: its kind
                         (``test``, scored by the autograder, or ``written``, an answer graded by
@@ -27,7 +28,9 @@ shows, manual grades included), plus the flags from the autograder's ``results.j
 * scores.csv            the same totals one row per student, for an LMS grade import: student,
                         one column per assignment (its score; 0 without a submission), total,
                         max_total, provisional (``yes`` while any cell waits for a hand grade)
-                        and flagged (``yes`` when any submission has a flag)
+                        and flagged (``no``, or what the student's submissions are
+                        flagged for, each reason with its assignments: ``late (ex1_shapes);
+                        flagged by the autograder (ex2_scatter)``, as flags.txt counts them)
 * hist_<assignment>.png histogram of the assignment's total scores, every student counted (no
                         submission as 0, drawn apart; one collected but not autograded yet
                         apart again, in amber), with how many are provisional
@@ -76,6 +79,8 @@ TO_GRADE = "_to_grade"  # totals.csv rows' own key: "new" or "changed" (autograd
 #: grades.csv rows' own key (not a column): the notebook never ran (unreadable, wrong name)
 UNREAD = "_unread"
 REGRADE = "_regrade"  # a written answer's hand grade is of an earlier answer: to grade again
+#: totals.csv rows' own key: the row's late penalty changed in the gradebook (to commit)
+PENALTY_CHANGED = "_penalty_changed"
 STALE = "_stale"  # a test cell's hand score is of code the tests give other points since
 
 
@@ -128,7 +133,9 @@ def _submission_rows(course: Course, assignment: str, sub, rule: Rule = late.NON
     grades = []
     total = max_total = 0.0
     pending = 0
+    earned: dict = {}   # notebook (nbgrader SubmittedNotebook): the points it counts
     for snb in sorted(sub.notebooks, key=lambda x: x.name):
+        earned[snb] = total
         nb_flags = [f.split(": ", 1)[1] for f in flags if f.startswith(snb.name + ": ")]
         # a cell that is both graded and a solution is an answer graded by hand
         written = {c.name for c in snb.notebook.solution_cells}
@@ -156,14 +163,17 @@ def _submission_rows(course: Course, assignment: str, sub, rule: Rule = late.NON
                 "max_score": _fmt(g.max_score), "flags": " | ".join(nb_flags),
                 "extra_credit": _fmt(g.extra_credit),
                 UNREAD: snb.name in unread, REGRADE: regrade, STALE: stale and not regrade})
+        earned[snb] = total - earned[snb]
     total, taken = late.apply(total, rule, late.lateness(sub), max_total)
+    changed = late.record(earned, taken)
     flag = late_flag(sub, rule, max_total, taken)
     return grades, {"student": s, "assignment": assignment, "score": _fmt(total),
                     "max_score": _fmt(max_total), "flags": " | ".join([flag] * bool(flag)
                                                                       + flags),
                     LATE: bool(flag), "late_penalty": _fmt(taken), AUTOFLAGS: bool(flags),
                     "status": SUBMITTED, "pending_manual": str(pending),
-                    "provisional": "yes" if pending else "no", UNREAD: bool(unread)}
+                    "provisional": "yes" if pending else "no", UNREAD: bool(unread),
+                    PENALTY_CHANGED: changed}
 
 
 def _missing_row(student: str, assignment: str, max_score: float) -> dict:
@@ -236,6 +246,8 @@ def gather(course: Course, rule: Rule = late.NONE) -> tuple[list[dict], list[dic
                                                               total["flags"]]))
                 grades += rows
                 totals.append(total)
+        if any([r.pop(PENALTY_CHANGED, False) for r in totals]):   # every row's key popped
+            gb.db.commit()   # the late penalties taken changed: nbgrader export gives them too
     return grades, totals
 
 
@@ -245,14 +257,19 @@ def wide(totals: list[dict]) -> tuple[list[dict], list[str]]:
     assignments = sorted({r["assignment"] for r in totals})
     students: dict[str, dict] = {}
     maxima = {r["assignment"]: float(r["max_score"] or 0) for r in totals}
+    flagged: dict[str, dict[str, list[str]]] = {}   # student: {reason: assignments}
     for r in totals:
         row = students.setdefault(r["student"], {"student": r["student"], "provisional": "no",
                                                  "flagged": "no"})
         row[r["assignment"]] = r["score"]
         if r["provisional"] == "yes":
             row["provisional"] = "yes"
-        if r["flags"]:
-            row["flagged"] = "yes"
+        for why in (reasons_of(r) or ["flagged (see flags.txt)"]) if r["flags"] else ():
+            flagged.setdefault(r["student"], {}).setdefault(why, []).append(r["assignment"])
+    for s, why in flagged.items():   # "late (ex1, ex2); flagged by the autograder (ex2)"
+        students[s]["flagged"] = "; ".join(
+            f"{k} ({', '.join(sorted(v))})" for k, v in sorted(
+                why.items(), key=lambda kv: REASONS.index(kv[0]) if kv[0] in REASONS else 99))
     rows = []
     max_total = _fmt(sum(maxima.values()))
     for s in sorted(students):
@@ -507,19 +524,26 @@ def report(course: Course, out: Path | None = None, progress: bool = True,
                                           if r.get(ELSEWHERE)])}
 
 
+#: what a totals.csv row can be flagged for, in the order flags.txt's header and scores.csv's
+#: ``flagged`` column name them
+REASONS = ("flagged by the autograder", "late", "withdrawn", "collected, not autograded yet",
+           "collected again since graded", "not under this --course (graded elsewhere, or "
+           "deleted)")
+
+
+def reasons_of(r: dict) -> list[str]:
+    """What the totals.csv row ``r`` is flagged for (:data:`REASONS`; none when unflagged)."""
+    return [k for k, yes in zip(REASONS, (
+        bool(r.get(AUTOFLAGS)), bool(r.get(LATE)), r["status"] == WITHDRAWN,
+        r["status"] == NOT_GRADED, r.get(TO_GRADE) == "changed" and r["status"] == SUBMITTED,
+        bool(r.get(ELSEWHERE))), strict=True) if yes]
+
+
 def flag_reasons(flagged: list[dict]) -> str:
     """``: 3 flagged by the autograder, 2 late, ...``: what the flagged rows of totals.csv are
     flagged for (a row may be counted under several reasons), or ``""`` when none."""
-    why = Counter()
-    for r in flagged:
-        why["flagged by the autograder"] += bool(r.get(AUTOFLAGS))
-        why["late"] += bool(r.get(LATE))
-        why["withdrawn"] += r["status"] == WITHDRAWN
-        why["collected, not autograded yet"] += r["status"] == NOT_GRADED
-        why["collected again since graded"] += (r.get(TO_GRADE) == "changed"
-                                                and r["status"] == SUBMITTED)
-        why["not under this --course (graded elsewhere, or deleted)"] += bool(r.get(ELSEWHERE))
-    parts = [f"{n} {k}" for k, n in why.items() if n]
+    why = Counter(k for r in flagged for k in reasons_of(r))
+    parts = [f"{why[k]} {k}" for k in REASONS if why[k]]
     several = "; a submission may have several reasons" if sum(why.values()) > len(flagged) \
         else ""
     return f": {', '.join(parts)}{several}" if parts else ""

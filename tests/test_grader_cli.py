@@ -14,8 +14,8 @@ from grader.cli import build_parser, main
 
 REPO = Path(__file__).resolve().parent.parent
 FIXTURES = REPO / "tests" / "fixtures" / "grader" / "solutions"
-COMMANDS = ["release", "validate", "collect", "autograde", "feedback", "report", "check",
-            "migrate"]
+COMMANDS = ["release", "validate", "collect", "autograde", "feedback", "report", "extension",
+            "check", "migrate"]
 
 
 @pytest.mark.parametrize("command", COMMANDS)
@@ -96,7 +96,8 @@ def test_every_course_option_reads_dir_as_in_the_docs():
                 assert re.search(rf"^  --{dest} {shown} ", text, re.M), (name, text)
         with_course += [name] * ("--course DIR" in text)
         assert "COURSE" not in text and "<course>" not in text and "--db DB" not in text, text
-    assert sorted(with_course) == ["autograde", "collect", "feedback", "release", "report"]
+    assert sorted(with_course) == ["autograde", "collect", "extension", "feedback", "release",
+                                   "report"]
     docs = [(REPO / doc).read_text() for doc in ("README.md", "CONTRIBUTING.md")]
     placeholders = {m for text in [*docs, EPILOG, *EXAMPLES.values()]
                     for m in re.findall(r"--course ([A-Z][A-Z_]*)\b", text)}

@@ -490,7 +490,7 @@ def test_a_submission_withdrawn_after_autograde_scores_0_and_is_named(tmp_path, 
     assert amy["flags"] == (f"withdrawn: {course.submitted / 'amy' / 'ex'} is gone since it "
                             "was autograded (2 / 5 then); scored 0"), amy
     assert (course.root / "reports" / "scores.csv").read_text().splitlines()[1] == \
-        "amy,0,2,2,10,no,yes"
+        "amy,0,2,2,10,no,withdrawn (ex)"
     assert "amy,ex," not in (course.root / "reports" / "grades.csv").read_text()
     assert "Written answers (graded by hand in formgrader): 0 to grade" in out, out
     assert "ex: 1 submission(s) of 3 student(s), 1 with no submission, 1 withdrawn, 0 " \
@@ -732,7 +732,7 @@ def test_a_late_penalty_is_opt_in_and_the_same_in_totals_scores_and_the_students
         "3 hours: 1.5 points taken")
     assert (totals[("bo", "ex")]["late_penalty"], totals[("cy", "ex")]["late_penalty"]) == \
         ("0", "0")
-    assert "amy,0.5,2,2.5,10,yes,yes" in (course.root / "reports" / "scores.csv").read_text()
+    assert "amy,0.5,2,2.5,10,yes,late (ex)" in (course.root / "reports" / "scores.csv").read_text()
     assert "late penalty 10%/hour taken from their totals" in out, out
 
     assert main(["feedback", "--course", root, "-q"]) == 0      # the saved rule applies
