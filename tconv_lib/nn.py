@@ -27,6 +27,7 @@ import torch
 
 from . import _ops, backend, gradients, shapes
 from ._args import IntOrTuple
+from .conv import conv
 from .transpose import conv_transpose
 
 
@@ -57,19 +58,32 @@ class ConvTransposeFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
+        """:func:`tconv_lib.gradients.conv_transpose_input_grad`,
+        :func:`~tconv_lib.gradients.conv_transpose_weight_grad` and
+        :func:`~tconv_lib.gradients.bias_grad`, less their argument checks: the forward checked
+        the call, and autograd hands ``grad_out`` over in the output's shape, dtype and device.
+        What remains is their arithmetic, :func:`tconv_lib.conv` and
+        :func:`tconv_lib.gradients.conv_weight_grad` (which a repeated tiny call runs by its kept
+        plan, :mod:`tconv_lib._small`)."""
         x, weight = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.geometry
         grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:
-            grad_x = gradients.conv_transpose_input_grad(
-                grad_out, weight, tuple(x.shape[2:]), stride, padding,
-                dilation, groups)
+        if ctx.needs_input_grad[0]:     # a convolution, cropped to x (op extends it past x)
+            grad_x = conv(grad_out, weight, None, stride, padding, dilation, groups)
+            if grad_x.shape[2:] != x.shape[2:]:
+                grad_x = grad_x[(Ellipsis, *(slice(0, i) for i in x.shape[2:]))]
         if ctx.needs_input_grad[1]:
-            grad_w = gradients.conv_transpose_weight_grad(
-                x, grad_out, tuple(weight.shape[2:]), stride, padding,
-                dilation, groups)
+            kernel = tuple(weight.shape[2:])
+            output_padding = ctx.forward_args[2]
+            if all(o < s for o, s in zip(output_padding, stride, strict=True)):
+                # the convolution of grad_out has x's size: its correlation with x
+                grad_w = gradients.conv_weight_grad(grad_out, x, kernel, stride, padding,
+                                                    dilation, groups)
+            else:       # output_padding >= stride (dilation > stride): x padded with zeros
+                grad_w = gradients.conv_transpose_weight_grad(x, grad_out, kernel, stride,
+                                                              padding, dilation, groups)
         if ctx.has_bias and ctx.needs_input_grad[2]:
-            grad_b = gradients.bias_grad(grad_out)
+            grad_b = grad_out.sum((0, *range(2, grad_out.ndim)))
         return grad_x, grad_w, grad_b, None, None, None, None, None, None
 
     @staticmethod

@@ -75,14 +75,26 @@ def test_unbatched_and_state_dict_compatible() -> None:
     assert isinstance(ours, torch.nn.ConvTranspose1d)
 
 
-def test_backward_uses_tconv_lib(monkeypatch) -> None:
+def test_backward_uses_tconv_lib_without_checking_again(monkeypatch) -> None:
+    """The module's backward is tconv_lib's own arithmetic, conv (input gradient) and
+    gradients.conv_weight_grad (weight gradient), called without the checked
+    gradients.conv_transpose_* entries, whose argument checks repeated the forward's."""
     calls = []
-    real = gradients.conv_transpose_input_grad
-    monkeypatch.setattr(gradients, "conv_transpose_input_grad",
-                        lambda *a, **k: calls.append(1) or real(*a, **k))
-    ours, _, x = _pair((2, 2, 2, 3, 2, 1, 1, 1, 1))
-    ours(x.requires_grad_()).sum().backward()
-    assert calls == [1]
+    for module, name in ((nn, "conv"), (gradients, "conv_weight_grad")):
+        real = getattr(module, name)
+        monkeypatch.setattr(module, name,
+                            lambda *a, _real=real, _name=name, **k: calls.append(_name)
+                            or _real(*a, **k))
+    for name in ("conv_transpose_input_grad", "conv_transpose_weight_grad"):
+        monkeypatch.setattr(gradients, name, lambda *a, _name=name, **k: pytest.fail(_name))
+    ours, theirs, x = _pair((2, 2, 2, 3, 2, 1, 1, 1, 1))
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours(xa).square().sum().backward()
+    theirs(xb).square().sum().backward()
+    assert sorted(calls) == ["conv", "conv_weight_grad"]
+    torch.testing.assert_close(xa.grad, xb.grad)
+    torch.testing.assert_close(ours.weight.grad, theirs.weight.grad)
+    torch.testing.assert_close(ours.bias.grad, theirs.bias.grad)
 
 
 def test_conv_gradients_match_autograd() -> None:
