@@ -77,7 +77,11 @@ lint: venv
 	$(PY) -m ruff check $(LINT_PATHS)
 
 # Both array types: torch CPU tensors, then NumPy arrays, each against the same torch reference.
+# Both runs get BENCH_ARGS, so one --out would have the NumPy run overwrite the torch run's file.
 bench: venv
+	$(if $(findstring --out,$(BENCH_ARGS)),$(error BENCH_ARGS must not hold --out (make bench runs \
+	  the torch and the NumPy benchmark, which would write one file); got '$(BENCH_ARGS)': run \
+	  .venv/bin/python -m tconv_lib.bench [--backend numpy] --out FILE once per backend))
 	$(PY) -m tconv_lib.bench $(BENCH_ARGS)
 	$(PY) -m tconv_lib.bench --backend numpy $(BENCH_ARGS)
 

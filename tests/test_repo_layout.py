@@ -226,3 +226,15 @@ def test_every_module_starts_with_a_docstring() -> None:
     assert len(modules) > 40, modules
     bare = [p for p in modules if not ast.get_docstring(ast.parse((ROOT / p).read_text()))]
     assert not bare, f"modules without a docstring saying what they are for: {bare}"
+
+
+def test_make_bench_refuses_an_out_that_both_runs_would_write() -> None:
+    """`make bench` runs the torch and the NumPy benchmark with the same BENCH_ARGS: with
+    --out FILE the NumPy run overwrote the torch run's results."""
+    done = subprocess.run([_need("make"), "-n", "--no-print-directory", "-C", str(ROOT), "bench",
+                           "BENCH_ARGS=--quick --out /tmp/tconv-x.json"], capture_output=True,
+                          text=True, timeout=60, env=_make_env())
+    assert done.returncode != 0 and "tconv_lib.bench" not in done.stdout, done.stdout
+    assert "BENCH_ARGS" in done.stderr and "--out /tmp/tconv-x.json" in done.stderr, done.stderr
+    assert any("-m tconv_lib.bench --backend numpy --quick" in ln
+               for ln in _make_dry_run("bench", "BENCH_ARGS=--quick"))
