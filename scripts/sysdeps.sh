@@ -42,7 +42,8 @@ elif command -v sudo >/dev/null 2>&1 && sudo -n true 2>/dev/null && command -v a
 else
   echo "sysdeps: missing Debian packages: ${need[*]}" >&2
   echo "sysdeps: install them with:  sudo apt-get install ${need[*]}" >&2
-  echo "sysdeps: without them: npm -> the book cannot vendor MathJax; chromium -> the browser" \
+  echo "sysdeps: without them: python3-venv -> make cannot create .venv;" \
+       "npm -> the book cannot vendor MathJax; chromium -> the browser" \
        "test is skipped; bubblewrap -> sandboxed grading refuses to run and its tests skip;" \
        "postgresql -> the PostgreSQL tests skip (all of them fail instead when CI=true)" >&2
 fi

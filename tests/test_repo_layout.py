@@ -238,3 +238,27 @@ def test_make_bench_refuses_an_out_that_both_runs_would_write() -> None:
     assert "BENCH_ARGS" in done.stderr and "--out /tmp/tconv-x.json" in done.stderr, done.stderr
     assert any("-m tconv_lib.bench --backend numpy --quick" in ln
                for ln in _make_dry_run("bench", "BENCH_ARGS=--quick"))
+
+
+@pytest.mark.parametrize("uid", ["0", "1000"])
+def test_sysdeps_updates_apt_first_as_root_and_names_the_package_otherwise(
+        tmp_path: Path, uid: str) -> None:
+    """scripts/sysdeps.sh venv with a python3 that lacks ensurepip: as root, `apt-get update`
+    then `apt-get install python3-venv`; as another user without sudo, the line to run."""
+    bin_ = tmp_path / "bin"
+    bin_.mkdir()
+    log = tmp_path / "log"
+    for name, body in {"id": f"echo {uid}\n", "apt-get": f'echo "apt-get $*" >> {log}\n',
+                       "python3": '[ "$2" = "import ensurepip" ] && exit 1; exit 0\n'}.items():
+        (bin_ / name).write_text("#!/bin/sh\n" + body)
+        (bin_ / name).chmod(0o755)
+    done = subprocess.run([_need("bash"), str(ROOT / "scripts" / "sysdeps.sh"), "venv"],
+                          env={"PATH": str(bin_)}, capture_output=True, text=True, timeout=30)
+    assert done.returncode == 0, done.stderr
+    if uid == "0":
+        assert log.read_text().splitlines() == [
+            "apt-get update -qq", "apt-get install -y -qq --no-install-recommends python3-venv"]
+    else:
+        assert not log.exists()
+        assert "sudo apt-get install python3-venv" in done.stderr, done.stderr
+        assert "python3-venv -> make cannot create .venv" in done.stderr, done.stderr
