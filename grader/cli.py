@@ -6,6 +6,7 @@ the examples, the shared placeholders (:data:`METAVARS`) and the error handling.
 from __future__ import annotations
 
 import argparse
+import math
 import os
 import signal
 import sys
@@ -204,6 +205,8 @@ def build_parser() -> argparse.ArgumentParser:
         for action in parser._actions:
             if action.option_strings and action.dest in METAVARS:
                 action.metavar = METAVARS[action.dest]
+            if action.type in (int, float):
+                action.type = _number(action.type, action.metavar)
             action.help = action.help and _placeholders(action.help)
     return p
 
@@ -217,6 +220,30 @@ METAVARS = {"course": "DIR", "db": "URL", "solutions": "DIR", "released": "DIR",
             "notebook_timeout": "SECONDS", "memory": "MIB", "regexp": "PATTERN",
             "student": "ID", "days": "N", "hours": "N", "scheduler": "ADDRESS", "src": "URL",
             "dst": "URL"}
+
+
+#: what a number option's value is, by its placeholder, in argparse's error for a bad one
+NUMBER_RULES = {"SECONDS": "a number of seconds", "MIB": "a whole number of MiB",
+                "N": "a whole number"}
+
+
+def _number(kind: type, metavar: str | None):
+    """argparse's type for an ``int`` or ``float`` option: a value that is no number (or, for a
+    float, not finite: ``nan``, ``inf``) is an error naming the option, the rule and the value
+    (``argument --cell-timeout: must be a number of seconds; got 'abc'``), not argparse's
+    ``invalid float value``. The option's own checks (above 0, ...) come after."""
+    rule = NUMBER_RULES.get(metavar or "", "a whole number" if kind is int else "a number")
+
+    def parse(text: str):
+        try:
+            value = kind(text)
+        except ValueError:
+            value = None
+        if value is None or (kind is float and not math.isfinite(value)):
+            raise argparse.ArgumentTypeError(f"must be {rule}; got {text!r}")
+        return value
+    parse.__name__ = kind.__name__
+    return parse
 
 
 def _placeholders(text: str) -> str:

@@ -277,3 +277,25 @@ def test_an_extension_for_an_unknown_assignment_names_the_known_ones(tmp_path, c
     err = capsys.readouterr().err
     assert "error: ASSIGNMENT must name an assignment of the gradebook or under " in err, err
     assert "(ex, ex1_shapes, " in err and ", hw); got 'ex9'" in err, err
+
+
+@pytest.mark.parametrize("argv,needle", [
+    (["autograde", "--course", "{tmp}", "--cell-timeout", "abc"],
+     "argument --cell-timeout: must be a number of seconds; got 'abc'"),
+    (["autograde", "--course", "{tmp}", "--timeout", "nan"],
+     "argument --timeout: must be a number of seconds; got 'nan'"),
+    (["autograde", "--course", "{tmp}", "--jobs", "1.5"],
+     "argument --jobs/-j: must be a whole number; got '1.5'"),
+    (["autograde", "--course", "{tmp}", "--memory", "2GB"],
+     "argument --memory: must be a whole number of MiB; got '2GB'"),
+    (["check", "{tmp}/x.ipynb", "--timeout", "inf"],
+     "argument --timeout: must be a number of seconds; got 'inf'"),
+])
+def test_a_number_option_that_is_no_number_says_the_rule(tmp_path, capsys, argv, needle):
+    """argparse said `argument --cell-timeout: invalid float value: 'abc'` (no rule), and took
+    `--timeout nan`, a limit no cell ever reaches. Now both name the option, the rule and the
+    value."""
+    with pytest.raises(SystemExit) as exc:
+        main([a.replace("{tmp}", str(tmp_path)) for a in argv])
+    assert exc.value.code == 2
+    assert needle in capsys.readouterr().err
