@@ -1341,6 +1341,7 @@ def main(args) -> int:
     memory = getattr(args, "memory", None)
     if memory is not None and memory < 64:
         raise UsageError(f"--memory must be at least 64 (MiB per notebook); got {memory}")
+    extension.load(course.root)   # a hand-edited extensions.json that holds none: said now
     if args.db:  # an unreachable --db is one line now, not a traceback after the batch started
         with course.gradebook():
             pass

@@ -259,15 +259,14 @@ def test_an_extension_granted_before_the_hand_in_reaches_the_gradebook_at_autogr
 ])
 def test_a_bad_extension_names_the_argument_the_rule_and_the_value(tmp_path, capsys, argv,
                                                                     needle):
-    course = _late_class(tmp_path / "course")
     try:
-        code = main(["extension", "ex", *argv, "--course", str(course.root)])
+        code = main(["extension", "ex1_shapes", *argv, "--course", str(tmp_path)])
     except SystemExit as exc:       # argparse's own errors (a --days that is no number)
         code = exc.code
     assert code == 2
     err = capsys.readouterr().err
     assert needle in err, err
-    assert not (course.root / "extensions.json").exists()
+    assert sorted(tmp_path.iterdir()) == []      # nothing written, no gradebook created
 
 
 def test_an_extension_for_an_unknown_assignment_names_the_known_ones(tmp_path, capsys):
@@ -299,3 +298,15 @@ def test_a_number_option_that_is_no_number_says_the_rule(tmp_path, capsys, argv,
         main([a.replace("{tmp}", str(tmp_path)) for a in argv])
     assert exc.value.code == 2
     assert needle in capsys.readouterr().err
+
+
+def test_a_damaged_extensions_file_stops_autograde_before_it_starts(tmp_path, capsys):
+    """extensions.json is read for each submission autograde commits: one edited by hand into
+    no table is a usage error naming the file before any notebook runs, not an error mid-batch."""
+    (tmp_path / "extensions.json").write_text('{"ex1_shapes": ["amy"]}')
+    from grader_class import sandbox_args
+
+    assert main(["autograde", "--course", str(tmp_path), *sandbox_args()]) == 2
+    err = capsys.readouterr().err
+    assert (f"error: {tmp_path / 'extensions.json'} must map each assignment to "
+            "{student: seconds}; got ") in err, err
