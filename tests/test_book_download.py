@@ -94,8 +94,10 @@ def test_roles_become_their_text() -> None:
     assert "[glossary](glossary.ipynb)" in intro
     ch5 = _markdown(_converted("05_fast"))
     assert "> **Reading path**" in ch5
-    assert "ex7_subpixel.ipynb (`exercises/ex7_subpixel/ex7_subpixel.ipynb`" in ch5
+    assert "exercise\n> `exercises/ex7_subpixel/ex7_subpixel.ipynb` practises" in ch5
     assert "one GEMM plus" in ch5 and "{term}" not in ch5
+    captions = [c.source for c in _converted("01_matrix").cells if c.source.startswith("**")]
+    assert captions and captions[0].startswith("**Figure.** The convolution matrix $C$ of")
     refs = _markdown(_converted("references"))
     assert "- Andrew Aitken, Christian Ledig" in refs
 
@@ -179,6 +181,7 @@ def test_the_built_download_numbers_figures_as_the_book(built_book: Path) -> Non
                        page)
     assert number, "05_fast.html: no reference to fig-ch5-bench-newest: check broken?"
     assert f"is {number[1]};" in text
+    assert f"**{number[1]}.** The newest benchmark plot of each kind" in text   # its caption
     plots = [o for c in _download(built_book, "05_fast")["cells"] for o in c.get("outputs", [])
              if o.get("metadata", {}).get("image/png", {}).get("width") == 720]
     assert plots and all("".join(o["data"]["text/plain"]).startswith("Two bar charts from ")

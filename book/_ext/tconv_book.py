@@ -313,9 +313,9 @@ def _role(m: re.Match, glued: dict[str, str], targets: Targets) -> str:
         doc = Path(target).name
         title = text or targets.titles.get(f"book/{doc}", doc)
         return f"[{title}]({doc}.ipynb)"
-    if role == "download":
+    if role == "download":              # a file of the course's repository, by its path
         path = target.lstrip("/")
-        return f"{text or Path(path).name} (`{path}` in the course's repository)"
+        return f"`{path}`" if text in (None, Path(path).name) else f"{text} (`{path}`)"
     return m[0]
 
 
@@ -427,13 +427,21 @@ def for_jupyter(nb, targets: Targets, glued: dict[str, str] | None = None):
 
     glued = _glued(nb) if glued is None else glued
     bench = False
+    cells = []
     for cell in nb.cells:
+        cells.append(cell)
         if cell.cell_type == "markdown":
             cell.source = _markdown(cell.source, glued, targets)
         elif cell.cell_type == "code":
             bench |= "benchmarks" in cell.source
             for out in cell.get("outputs", []):
                 _image_output(out, targets.root)
+            figure = cell.metadata.get("mystnb", {}).get("figure", {})
+            if figure.get("caption"):       # Jupyter shows no cell metadata: a caption cell
+                number = targets.numref.get(figure.get("name", ""), "Figure")
+                caption = _markdown(figure["caption"].strip(), glued, targets)
+                cells.append(nbformat.v4.new_markdown_cell(f"**{number}.** {caption}"))
+    nb.cells = cells
     note = NOTE.format(extra=NOTE_BENCH if bench else "")
     nb.cells.insert(0, nbformat.v4.new_markdown_cell(note))
     return nb
