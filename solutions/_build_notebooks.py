@@ -555,6 +555,8 @@ if (_widgets := _jupyter_widgets()) is not None:
     `k, stride, padding, dilation`. Return `(low, high)`: the smallest and the largest output
     length $o$ whose forward convolution has length $i$ again. (They are the sizes reached with
     `output_padding = 0 .. stride-1`; you may assume `low >= 1`.) Both are sizes: two `int`s.
+    As in Task 1, in plain Python arithmetic: not by measuring the output of PyTorch's
+    convolutions (that is how the tests check you).
 
     Your Task 1 function may help. Where it does and a case's result is wrong, the case runs
     your `output_size_range` once more with a reference Task 1 in its place and judges that
@@ -589,6 +591,10 @@ if (_widgets := _jupyter_widgets()) is not None:
         return stride * (i - 1) + dilation * (k - 1) + output_padding + 1 - 2 * padding
 
     _TASK_1 = {"conv_transpose_output_size": _reference_output_size}
+    # PyTorch's convolutions, forward and transposed, under any name and however reached: the
+    # tests measure sizes with them, the answers compute them (Tasks 2 and 3, as Task 1)
+    _CONVOLUTIONS = ("conv_transpose1d", "conv_transpose2d", "conv_transpose3d", "conv1d",
+                     "conv2d", "conv3d", "convolution")
 
 
     def _range_and_kind(**case):
@@ -618,10 +624,11 @@ if (_widgets := _jupyter_widgets()) is not None:
                 "(16 / 2 == 8.0): use // where a division is needed")
 
     expect("own_code", _or_with_reference(
-               lambda: _own_calls(output_size_range, 4, 3, stride=2, oracles=(_sizes_back_to,)),
-               "no call", _TASK_1), "no call",
+               lambda: _own_calls(output_size_range, 4, 3, stride=2, oracles=(_sizes_back_to,),
+                                  watch=_CONVOLUTIONS), "no call", _TASK_1), "no call",
            hint="low from the formula, high = low + stride - 1, in plain Python arithmetic (your "
-                "Task 1 function may help): this cell's _sizes_back_to and "
+                "Task 1 function may help): PyTorch's convolutions (the lengths of their outputs, "
+                "which this cell's _sizes_back_to measures), _sizes_back_to itself and "
                 "tconv_lib.shapes.output_size_range are what the tests compare with, not part of "
                 "the answer")
     ### BEGIN HIDDEN TESTS
@@ -651,7 +658,9 @@ if (_widgets := _jupyter_widgets()) is not None:
     The reachable range is Task 2's: `output_padding` from 0 to `stride - 1`, the rule of
     `nn.ConvTranspose1d(...)(x, output_size=...)`, also when the dilation is larger than the
     stride. (`F.conv_transpose1d` then accepts `output_padding` up to `dilation - 1`, but those
-    longer outputs no longer convolve back to length `i`.)
+    longer outputs no longer convolve back to length `i`.) In plain Python arithmetic, as Tasks 1
+    and 2: not by trying `output_padding` values on PyTorch's transposed convolution (the tests
+    do that to check your answer).
     """)
     b.solution("output_padding", '''
     def output_padding_for(i, target, k, stride=1, padding=0, dilation=1):
@@ -699,6 +708,8 @@ if (_widgets := _jupyter_widgets()) is not None:
     def _length_with(op, i, k, s, p, d):
         """The length F.conv_transpose1d gives with your output_padding, or why it refuses
         (so that at grading a wrong answer fails this case, not the whole cell)."""
+        if isinstance(op, str):  # the text of a raise (setup's _called): op_n tells it
+            return "none (output_padding_for raised)"
         try:
             return F.conv_transpose1d(torch.zeros(1, 1, i), torch.zeros(1, 1, k), stride=s,
                                       padding=p, output_padding=op, dilation=d).shape[-1]
@@ -717,10 +728,13 @@ if (_widgets := _jupyter_widgets()) is not None:
 
     expect("own_code", _or_with_reference(
                lambda: _own_calls(output_padding_for, 4, 8, 3, stride=2, padding=1,
-                                  oracles=(_length_with,)), "no call", _EARLIER), "no call",
+                                  oracles=(_length_with,), watch=_CONVOLUTIONS), "no call",
+               _EARLIER), "no call",
            hint="target minus the smallest reachable size, in plain Python arithmetic (your "
-                "Task 1 and 2 functions may help): tconv_lib.shapes.output_padding_for and this "
-                "cell's _length_with are what the tests compare with, not part of the answer")
+                "Task 1 and 2 functions may help): tconv_lib.shapes.output_padding_for, "
+                "PyTorch's convolutions (trying output_padding values on them, as this cell's "
+                "_length_with does) and _length_with itself are what the tests compare with, not "
+                "part of the answer")
     '''))
     b.test("test_output_padding_unreachable", 1, '''
     def _message_of(fn, *args):
@@ -840,8 +854,13 @@ def ex2_scatter() -> Book:
                 "the copies overlap at 2")
     rng = np.random.default_rng(0)
     x, w = rng.standard_normal(5), rng.standard_normal(4)
+    x_before, w_before = x.copy(), w.copy()  # the expected values come from these
     got, f_calls = _with_own_calls(scatter_1d, x, w, stride=3, padding=1, **_OWN)
-    expect("stride3_padding1", got, _torch_1d(x, w, 3, 1),
+    expect("inputs_unchanged",
+           bool(np.array_equal(x, x_before) and np.array_equal(w, w_before)), True,
+           hint="scatter_1d changed the caller's x or w in place (e.g. w[:] = w[::-1], "
+                "x *= ...); the scatter only reads x and w: write into a new output array")
+    expect("stride3_padding1", got, _torch_1d(x_before, w_before, 3, 1),
            hint="paint every copy on the full output first, then crop `padding` from each side")
     expect("own_code", f_calls, "no call",
            hint="write the scatter with NumPy: F.conv_transpose1d (under any name) is what the "
@@ -851,16 +870,18 @@ def ex2_scatter() -> Book:
     b.test("test_scatter_1d_edges", 1, '''
     rng = np.random.default_rng(1)
     x, w = rng.standard_normal(4), rng.standard_normal(3)
-    expect("stride_1", _called(scatter_1d, x, w),
+    # your function gets copies: an answer that changes its inputs fails its own cases (and
+    # test_scatter_1d's inputs_unchanged), not the expected values computed after it
+    expect("stride_1", _called(scatter_1d, x.copy(), w.copy()),
            _torch_1d(x, w), hint="stride 1: copies one apart")
     ### BEGIN HIDDEN TESTS
-    expect("length_1", _called(scatter_1d, x[:1], w, stride=2), _torch_1d(x[:1], w, 2),
-           hint="one input element paints one copy of the kernel")
-    expect("gaps", _called(scatter_1d, x, w[:2], stride=4), _torch_1d(x, w[:2], 4),
+    expect("length_1", _called(scatter_1d, x[:1].copy(), w.copy(), stride=2),
+           _torch_1d(x[:1], w, 2), hint="one input element paints one copy of the kernel")
+    expect("gaps", _called(scatter_1d, x.copy(), w[:2].copy(), stride=4), _torch_1d(x, w[:2], 4),
            hint="stride larger than the kernel leaves zeros between the copies")
     w5 = rng.standard_normal(5)
-    expect("big_padding", _called(scatter_1d, x, w5, stride=2, padding=3), _torch_1d(x, w5, 2, 3),
-           hint="padding crops from both sides of the full output")
+    expect("big_padding", _called(scatter_1d, x.copy(), w5.copy(), stride=2, padding=3),
+           _torch_1d(x, w5, 2, 3), hint="padding crops from both sides of the full output")
     ### END HIDDEN TESTS
     ''')
     b.md("""
@@ -899,19 +920,30 @@ def ex2_scatter() -> Book:
 
     rng = np.random.default_rng(2)
     x, w = rng.standard_normal((1, 3, 3)), rng.standard_normal((1, 1, 2, 3))
-    expect("one_channel", _called(scatter_2d, x, w, stride=(2, 2)), _torch_2d(x, w, (2, 2)),
+    # your function gets copies: one that changes its inputs fails its own cases (and
+    # test_scatter_2d_channels' inputs_unchanged), not the expected values computed after it
+    expect("one_channel", _called(scatter_2d, x.copy(), w.copy(), stride=(2, 2)),
+           _torch_2d(x, w, (2, 2)),
            hint="one channel, no padding: paint x[0, i, j] * w[0, 0] at (i*sH, j*sW), the "
                 "kernel as it is (scatter never flips it)")
     ''')
     b.test("test_scatter_2d_channels", 2, '''
     rng = np.random.default_rng(3)
     x, w = rng.standard_normal((2, 4, 3)), rng.standard_normal((2, 3, 3, 3))
+    x_before, w_before = x.copy(), w.copy()  # the expected values come from these
     got, f_calls = _with_own_calls(scatter_2d, x, w, stride=(2, 2), padding=(1, 1), **_OWN)
+    expect("inputs_unchanged",
+           bool(np.array_equal(x, x_before) and np.array_equal(w, w_before)), True,
+           hint="scatter_2d changed the caller's x or w in place (e.g. w[...] = w[..., ::-1, "
+                "::-1], flipping the kernel, which the scatter never does); it only reads x and "
+                "w: write into a new output array")
+    x, w = x_before, w_before
     expect("channels_stride2_padding1", got, _torch_2d(x, w, (2, 2), (1, 1)),
            hint="w is (C_in, C_out, kH, kW): output channel co sums x[ci] * w[ci, co] over ci; "
                 "crop `padding` rows/columns from each side of the full canvas")
     expect("channels_output_padding",
-           _called(scatter_2d, x, w, stride=(3, 2), padding=(1, 0), output_padding=(2, 1)),
+           _called(scatter_2d, x.copy(), w.copy(), stride=(3, 2), padding=(1, 0),
+                   output_padding=(2, 1)),
            _torch_2d(x, w, (3, 2), (1, 0), (2, 1)),
            hint="output_padding (2, 1) adds 2 rows at the bottom and 1 column at the right of the "
                 "full canvas before the crop: kernel copies reach into them (not zeros added "
@@ -924,17 +956,19 @@ def ex2_scatter() -> Book:
     b.test("test_scatter_2d_edges", 2, '''
     rng = np.random.default_rng(4)
     x, w = rng.standard_normal((3, 2, 4)), rng.standard_normal((3, 2, 2, 3))
-    expect("non_square", _called(scatter_2d, x, w, stride=(2, 3), padding=(1, 0)),
+    expect("non_square", _called(scatter_2d, x.copy(), w.copy(), stride=(2, 3), padding=(1, 0)),
            _torch_2d(x, w, (2, 3), (1, 0)),
            hint="different stride, padding and kernel size along H and W")
     ### BEGIN HIDDEN TESTS
-    expect("output_padding", _called(scatter_2d, x, w, stride=(2, 3), padding=(1, 1),
-                                        output_padding=(1, 2)),
+    expect("output_padding", _called(scatter_2d, x.copy(), w.copy(), stride=(2, 3),
+                                     padding=(1, 1), output_padding=(1, 2)),
            _torch_2d(x, w, (2, 3), (1, 1), (1, 2)),
            hint="output_padding extends the canvas at the bottom/right before cropping")
-    expect("stride_1", _called(scatter_2d, x, w), _torch_2d(x, w), hint="stride 1, no padding")
+    expect("stride_1", _called(scatter_2d, x.copy(), w.copy()), _torch_2d(x, w),
+           hint="stride 1, no padding: copies one apart, nothing cropped")
     x1 = rng.standard_normal((3, 1, 1))
-    expect("one_pixel", _called(scatter_2d, x1, w, stride=(2, 2)), _torch_2d(x1, w, (2, 2)),
+    expect("one_pixel", _called(scatter_2d, x1.copy(), w.copy(), stride=(2, 2)),
+           _torch_2d(x1, w, (2, 2)),
            hint="a 1x1 input paints one copy of each kernel")
     ### END HIDDEN TESTS
     ''')
@@ -1069,7 +1103,13 @@ def ex3_matrix() -> Book:
 
     rng = np.random.default_rng(0)
     w, x = rng.standard_normal(3), rng.standard_normal(7)
+    w_before = w.copy()  # the expected values come from this
     c, f_calls = _with_own_calls(conv_matrix_1d, w, 7, stride=2, padding=1, **_LIBRARY)
+    expect("inputs_unchanged", bool(np.array_equal(w, w_before)), True,
+           hint="conv_matrix_1d changed the caller's w in place (e.g. w[:] = w[::-1]: PyTorch's "
+                "convolution does not flip the kernel, and C only reads it); build C from w as "
+                "it is")
+    w = w_before
     expect("matrix_s2_p1", c, tconv_lib.conv_matrix(w[None, None], 7, 2, 1).toarray(),
            hint="row r holds the kernel starting at column r*stride - padding "
                 "(taps that fall in the padding are dropped)")
@@ -1088,22 +1128,24 @@ def ex3_matrix() -> Book:
     b.test("test_matrix_1d_edges", 1, '''
     rng = np.random.default_rng(101)  # this cell's own inputs, whatever ran before
     w = np.random.default_rng(0).standard_normal(3)  # test_matrix_1d's w, made again
-    expect("stride_1", _called(conv_matrix_1d, w, 5),
+    # your function gets copies: one that changes w in place fails its own cases (and
+    # test_matrix_1d's inputs_unchanged), not the expected values computed after it
+    expect("stride_1", _called(conv_matrix_1d, w.copy(), 5),
            tconv_lib.conv_matrix(w[None, None], 5).toarray(),
            hint="stride 1: a banded (Toeplitz) matrix of n - k + 1 rows")
-    expect("size_floors", _called(conv_matrix_1d, w, 8, stride=2, padding=1),
+    expect("size_floors", _called(conv_matrix_1d, w.copy(), 8, stride=2, padding=1),
            tconv_lib.conv_matrix(w[None, None], 8, 2, 1).toarray(),
            hint="n=8, k=3, stride=2, padding=1: (8 + 2 - 3) / 2 = 3.5 and the convolution "
                 "floors, o = (n + 2*padding - k) // stride + 1 = 4 rows (not 5)")
     ### BEGIN HIDDEN TESTS
-    expect("one_row", _called(conv_matrix_1d, w, 3, stride=2),
+    expect("one_row", _called(conv_matrix_1d, w.copy(), 3, stride=2),
            tconv_lib.conv_matrix(w[None, None], 3, 2).toarray(),
            hint="n = k gives a single row")
-    expect("padding_2", _called(conv_matrix_1d, w, 4, padding=2),
+    expect("padding_2", _called(conv_matrix_1d, w.copy(), 4, padding=2),
            tconv_lib.conv_matrix(w[None, None], 4, 1, 2).toarray(),
            hint="with padding k-1 the first and last rows hold a single tap")
     w4 = rng.standard_normal(4)
-    expect("stride_3", _called(conv_matrix_1d, w4, 11, stride=3, padding=1),
+    expect("stride_3", _called(conv_matrix_1d, w4.copy(), 11, stride=3, padding=1),
            tconv_lib.conv_matrix(w4[None, None], 11, 3, 1).toarray(),
            hint="stride 3: consecutive rows shift by 3 columns")
     ### END HIDDEN TESTS
@@ -1137,8 +1179,14 @@ def ex3_matrix() -> Book:
     b.test("test_matrix_2d", 2, '''
     rng = np.random.default_rng(1)
     w2 = rng.standard_normal((2, 3, 2, 3))
+    w2_before = w2.copy()  # the expected values come from this
     c2, f_calls = _with_own_calls(conv_matrix_2d, w2, (5, 5), stride=(2, 1), padding=(1, 0),
                                   **_LIBRARY)
+    expect("inputs_unchanged", bool(np.array_equal(w2, w2_before)), True,
+           hint="conv_matrix_2d changed the caller's w in place (e.g. w[...] = w[..., ::-1, "
+                "::-1]: PyTorch's convolution does not flip the kernel, and C only reads it); "
+                "build C from w as it is")
+    w2 = w2_before
     expect("matrix_2d", c2, tconv_lib.conv_matrix(w2, (5, 5), (2, 1), (1, 0)).toarray(),
            hint="rows are (c_out, row, col) and columns (c_in, row, col), both row-major; "
                 "w is (C_out, C_in, kH, kW); H_out = (5 + 2 - 2) // 2 + 1 = 3 (floored)")
@@ -1150,14 +1198,19 @@ def ex3_matrix() -> Book:
     rng = np.random.default_rng(102)  # this cell's own inputs, whatever ran before
     w2 = np.random.default_rng(1).standard_normal((2, 3, 2, 3))  # test_matrix_2d's, again
     w1 = rng.standard_normal((1, 1, 3, 3))
-    expect("one_channel", _called(conv_matrix_2d, w1, (3, 4)),
-           tconv_lib.conv_matrix(w1, (3, 4)).toarray(), hint="one channel, stride 1")
+    # your function gets copies: one that changes w in place fails its own cases (and
+    # test_matrix_2d's inputs_unchanged), not the expected values computed after it
+    expect("one_channel", _called(conv_matrix_2d, w1.copy(), (3, 4)),
+           tconv_lib.conv_matrix(w1, (3, 4)).toarray(),
+           hint="one channel, stride 1, a 3x4 input: H and W (and H_out, W_out) each from "
+                "in_size and the kernel's own sizes, not one for both")
     ### BEGIN HIDDEN TESTS
     w11 = rng.standard_normal((3, 2, 1, 1))
-    expect("kernel_1x1", _called(conv_matrix_2d, w11, (2, 3)),
+    expect("kernel_1x1", _called(conv_matrix_2d, w11.copy(), (2, 3)),
            tconv_lib.conv_matrix(w11, (2, 3)).toarray(),
            hint="a 1x1 kernel only mixes channels")
-    expect("single_row_input", _called(conv_matrix_2d, w2, (2, 6), stride=(1, 2), padding=(0, 1)),
+    expect("single_row_input", _called(conv_matrix_2d, w2.copy(), (2, 6), stride=(1, 2),
+                                       padding=(0, 1)),
            tconv_lib.conv_matrix(w2, (2, 6), (1, 2), (0, 1)).toarray(),
            hint="non-square input, stride and padding")
     ### END HIDDEN TESTS
@@ -1215,9 +1268,12 @@ def ex3_matrix() -> Book:
 
 
     def _via_matrix(x, w, *args, **kwargs):
-        """Your conv_transpose_via_matrix(x, w, ...), with your conv_matrix_2d or the test's."""
-        return _or_with_reference(lambda: _called(conv_transpose_via_matrix, x, w, *args, **kwargs),
-                                  _torch_t2d(x, w, *args, **kwargs), _REFERENCES)
+        """Your conv_transpose_via_matrix(x, w, ...), with your conv_matrix_2d or the test's,
+        each run on its own copies of x and w (a conv_matrix_2d that changes w in place costs
+        Task 2's points, not this run's)."""
+        return _or_with_reference(
+            lambda: _called(conv_transpose_via_matrix, x.copy(), w.copy(), *args, **kwargs),
+            _torch_t2d(x, w, *args, **kwargs), _REFERENCES)
 
 
     x1, wt1 = rng.standard_normal((1, 2, 2)), rng.standard_normal((1, 1, 3, 3))
@@ -1235,10 +1291,19 @@ def ex3_matrix() -> Book:
     rng = np.random.default_rng(104)  # this cell's own inputs, whatever ran before
     x3, wt3 = rng.standard_normal((3, 3, 2)), rng.standard_normal((3, 2, 3, 2))
     x3_before, wt3_before = x3.copy(), wt3.copy()
-    got, f_calls = _or_with_reference(
-        lambda: _with_own_calls(conv_transpose_via_matrix, x3, wt3, stride=(2, 2),
-                                padding=(1, 0), **_LIBRARY),
-        (_torch_t2d(x3, wt3, (2, 2), (1, 0)), "no call"), _REFERENCES)
+    _inputs_of_runs = []  # each run's own x and w: the recorded run's say whether it changed them
+
+
+    def _channels_run():
+        x_run, w_run = x3_before.copy(), wt3_before.copy()
+        _inputs_of_runs.append((x_run, w_run))
+        return _with_own_calls(conv_transpose_via_matrix, x_run, w_run, stride=(2, 2),
+                               padding=(1, 0), **_LIBRARY)
+
+    got, f_calls = _or_with_reference(_channels_run,
+                                      (_torch_t2d(x3, wt3, (2, 2), (1, 0)), "no call"),
+                                      _REFERENCES)
+    x3, wt3 = _inputs_of_runs[-1]
     expect("inputs_unchanged", bool(x3.shape == x3_before.shape and np.array_equal(x3, x3_before)
                                     and wt3.shape == wt3_before.shape
                                     and np.array_equal(wt3, wt3_before)), True,
@@ -1463,7 +1528,8 @@ def ex4_gradients() -> Book:
                    groups=2)
     expect("groups_2_of_4", got, gx,
            hint="groups=2: w is (C_out, C_in/groups, kH, kW); pass groups on to "
-                "F.conv_transpose2d")
+                "F.conv_transpose2d. The kernel here is 3x2, not square: the output_padding "
+                "along H uses kH = 3, along W kW = 2")
     expect("inputs_unchanged", _changed_inputs("conv2d_input_grad"), "none",
            hint="your function changed these arguments of the caller in place (an in-place "
                 "method such as grad_out.mul_(...) or w.transpose_(...)); use the out-of-place "
@@ -1488,6 +1554,14 @@ def ex4_gradients() -> Book:
            hint="stride (3, 2), input 9x10: output_padding (2, 1), the remainder "
                 "(H + 2p - d(k-1) - 1) mod stride that the forward convolution floored away "
                 "(not the distance up to the next multiple of the stride)")
+    x, g, gx, gw = _autograd((1, 3, 10, 9), w, (3, 2), (1, 0), (2, 2), seed=8)
+    got = _no_grad(conv2d_input_grad, g, w, (10, 9), stride=(3, 2), padding=(1, 0),
+                   dilation=(2, 2))
+    expect("dilation_2_stride_3", got, gx,
+           hint="stride 3, dilation 2, k = 3, input 10: output_padding 1 along H, from the "
+                "dilated kernel's span d*(k-1) + 1 = 5 in (H + 2p - d(k-1) - 1) mod stride; "
+                "with k in its place it comes out 0 (with stride 2 the two agree, so only a "
+                "stride that does not divide (d-1)*(k-1) shows it)")
     ### BEGIN HIDDEN TESTS
     def _input_grad_case(shape, s, p, d, seed):
         """(your input gradient, autograd's) for one case."""
@@ -1833,6 +1907,10 @@ transpose_kernel=True)`
     some input sizes and crashes in `torch.cat` for others. Write `decoder_output_padding`, the
     per-axis `output_padding` that makes the upsampled map exactly `skip_size`; the test builds
     `TinyUNet(output_padding=decoder_output_padding(...))`.
+
+    The docstring's two steps are arithmetic; here (unlike Exercise 1) you may also read the
+    sizes off a trial run of PyTorch's own layers on a zero input, which is how one checks a
+    real model's shapes: the tests compare with `tconv_lib.shapes`, which stays off limits.
     """)
     b.given("tiny_unet", '''
     class TinyUNet(torch.nn.Module):

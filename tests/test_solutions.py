@@ -202,6 +202,9 @@ def variant_results() -> dict[str, dict]:
                                              "compare_records": True}
     for name, (assignment, replace, _) in CHARGED_ONCE.items():
         variants[f"once:{name}"] = {"assignment": assignment, "replace": replace}
+    for name, (assignment, replace, keys) in GRADING_RECORDS.items():
+        variants[f"graded:{name}"] = {"assignment": assignment, "replace": replace,
+                                      "record_keys": keys}
     proc = subprocess.run([sys.executable, __file__, "--variants"], input=json.dumps(variants),
                           capture_output=True, text=True, cwd=ROOT, env=kernel_env(),
                           timeout=600)
@@ -401,6 +404,15 @@ MESSAGES = [
                                           "C.T @ x"]),
     ("M117", "test_is_even_edges", ["[kernel_below_stride]", "expected False, got True",
                                     "holes"]),
+    ("M125", "test_input_grad_edges", ["[dilation_2_stride_3]", "(1, 3, 9, 9)",
+                                       "d*(k-1) + 1", "Hint:"]),
+    ("M126", "test_matrix_1d", ["[inputs_unchanged]", "expected True, got False", "in place",
+                                "does not flip"]),
+    ("M127", "test_scatter_2d_channels", ["[inputs_unchanged]", "in place", "never does"]),
+    ("M128", "test_matrix_2d", ["[inputs_unchanged]", "conv_matrix_2d changed"]),
+    ("M129", "test_size_range", ["[own_code]", "got 'calls F.conv_transpose2d'", "Hint:",
+                                 "PyTorch's convolutions"]),
+    ("M130", "test_output_padding", ["[own_code]", "got 'calls F.conv_transpose1d'", "Hint:"]),
 ]
 
 
@@ -496,6 +508,32 @@ def test_a_mistake_is_charged_once(name, variant_results) -> None:
     assert failing == sorted(fails), f"{name}: fails {failing}"
 
 
+# What grading records of some cases of a variant (expect only records there, so every case of
+# a cell runs even after a failed one): {name: (assignment, {cell: code}, [record keys])}.
+_RAISES_AT_HIGH = '''\
+def output_padding_for(i, target, k, stride=1, padding=0, dilation=1):
+    low = (i - 1) * stride - 2 * padding + dilation * (k - 1) + 1
+    if not low <= target < low + stride - 1:
+        raise ValueError(f"target {target} is not in {low}..{low + stride - 1}")
+    return target - low
+'''
+GRADING_RECORDS = {
+    "ex1 output_padding_for raises for a reachable target": (
+        "ex1_shapes", {"output_padding": _RAISES_AT_HIGH},
+        ["test_output_padding/op_0", "test_output_padding/torch_length_0"]),
+}
+
+
+@VARIANTS
+def test_a_raise_is_not_passed_on_to_pytorch(variant_results) -> None:
+    """Where output_padding_for raised (setup's _called gives the raise's text), the case that
+    gives its output_padding to PyTorch says so; it passed the text on, and grading told
+    "TypeError: ... must be tuple of ints, not str", PyTorch's complaint about the test's call."""
+    records = variant_results["graded:ex1 output_padding_for raises for a reachable target"]
+    assert "raised ValueError: target 8 is not in 7..8" in records["test_output_padding/op_0"]
+    assert records["test_output_padding/torch_length_0"] == "none (output_padding_for raised)"
+
+
 def test_a_raised_answer_is_told_as_raised() -> None:
     """What a test cell records where the student's function raised (setup's _called) is told
     as a raise: whole in a cell without hidden tests, and where answers are not shown only as a
@@ -584,6 +622,11 @@ def _run_variants(variants: dict[str, dict]) -> dict[str, dict]:
     out: dict[str, dict] = {}
     solution_records: dict[str, dict] = {}
     for key, variant in variants.items():
+        if variant.get("record_keys"):  # what grading records of these cases, as text
+            records = _record_run(variant["assignment"], contextlib, io,
+                                  replace=variant["replace"])
+            out[key] = {k: str(records.get(k)) for k in variant["record_keys"]}
+            continue
         if variant.get("record"):
             runs = [_record_run(variant["assignment"], contextlib, io)
                     for _ in range(variant["record"])]
