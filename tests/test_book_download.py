@@ -131,6 +131,17 @@ def test_glue_works_without_myst_nb(monkeypatch) -> None:
     assert checked >= 8, f"only {checked} chapters import glue: check broken?"
 
 
+def test_cells_the_book_collapses_are_collapsed_in_jupyter() -> None:
+    """The prose says "click to show" of a collapsed cell: JupyterLab and Notebook 7 collapse
+    a cell whose ``metadata.jupyter`` says so."""
+    cells = [c for c in _converted("05_fast").cells if c.cell_type == "code"]
+    for cell in cells:
+        tags, shown = set(cell.metadata.get("tags", [])), cell.metadata.get("jupyter", {})
+        assert shown.get("source_hidden", False) == bool(tags & {"hide-input", "remove-input"})
+        assert shown.get("outputs_hidden", False) == ("hide-output" in tags)
+    assert any(c.metadata.get("jupyter", {}).get("outputs_hidden") for c in cells)
+
+
 def test_an_image_output_becomes_the_image(tmp_path: Path) -> None:
     """Chapter 5 shows recorded plots as MyST ``{image}`` outputs: in the download each is the
     PNG itself with its alt text and width."""

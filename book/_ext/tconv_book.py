@@ -32,11 +32,13 @@
    value as the book shows it, a figure's number, a citation's authors and year, a link to the
    sibling notebook), the directives become Markdown (the included source lines themselves, a
    quoted admonition, the glossary and the bibliography as paragraphs), and an ``{image}``
-   output becomes the PNG itself with its alt text. A first cell says what the notebook needs
-   to run. The page's ``.md`` download stays the MyST source. Both run without MyST-NB (in the
-   ``book`` extra, not in ``pip install`` of the project): the chapters import ``glue`` in a
-   ``try`` whose ``except ImportError`` defines one that does nothing, plumbing that the book
-   does not show (item 4; tests/test_book_download.py).
+   output becomes the PNG itself with its alt text, a figure's caption a cell after it, and a
+   cell the book collapses (``hide-input``, ``hide-output``; ``remove-input``, the prose's
+   bookkeeping) is collapsed in Jupyter (``metadata.jupyter``). A first cell says what the
+   notebook needs to run. The page's ``.md`` download stays the MyST source. Both run without
+   MyST-NB (in the ``book`` extra, not in ``pip install`` of the project): the chapters import
+   ``glue`` in a ``try`` whose ``except ImportError`` defines one that does nothing, plumbing
+   that the book does not show (item 4; tests/test_book_download.py).
 """
 
 from __future__ import annotations
@@ -434,6 +436,12 @@ def for_jupyter(nb, targets: Targets, glued: dict[str, str] | None = None):
             cell.source = _markdown(cell.source, glued, targets)
         elif cell.cell_type == "code":
             bench |= "benchmarks" in cell.source
+            tags = set(cell.metadata.get("tags", []))   # collapsed in the book: in Jupyter too
+            hidden = {"source_hidden": bool(tags & {"hide-input", "remove-input", "hide-cell"}),
+                      "outputs_hidden": bool(tags & {"hide-output", "hide-cell"})}
+            if any(hidden.values()):
+                cell.metadata.setdefault("jupyter", {}).update(
+                    {k: v for k, v in hidden.items() if v})
             for out in cell.get("outputs", []):
                 _image_output(out, targets.root)
             figure = cell.metadata.get("mystnb", {}).get("figure", {})
