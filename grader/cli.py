@@ -106,8 +106,11 @@ grade it again in formgrader ('Mark graded' keeps the earlier grade).""",
   tconv-grader report --course ~/tconv-2026 --late-penalty 10%/day   then run feedback again
 
 A late submission (after the due date nbgrader keeps: `nbgrader db assignment add ASSIGNMENT
---duedate "2026-12-01 17:00:00 UTC" --db sqlite:///DIR/gradebook.db`) is flagged with how late,
-and its feedback page says so; no points are taken unless --late-penalty sets a rule.
+--duedate "2026-12-01 17:00:00 UTC" --db sqlite:///DIR/gradebook.db`, plus the student's
+extension: `tconv-grader extension --help`) is flagged with how late, and its feedback page says
+so; no points are taken unless --late-penalty sets a rule. report writes the points taken into
+the gradebook too (nbgrader's late_submission_penalty), so `nbgrader export` gives the same
+scores as scores.csv.
 
 Upload scores.csv (one row per student) to the LMS once no total is provisional.
 
