@@ -28,7 +28,7 @@ import torch
 from . import _ops, backend, gradients, shapes
 from ._args import IntOrTuple
 from .conv import conv
-from .transpose import conv_transpose
+from .transpose import METHODS, conv_transpose
 
 
 class ConvTransposeFunction(torch.autograd.Function):
@@ -214,6 +214,21 @@ class _TconvMixin:
     method: str = "auto"
     __constants__ = [*torch.nn.modules.conv._ConvNd.__constants__, "method"]   # TorchScript
 
+    def __init__(self, *args: Any, method: str = "auto", **kwargs: Any) -> None:
+        if not isinstance(method, str):
+            raise TypeError(f"method must be a str, 'auto' or one of "
+                            f"{', '.join(METHODS)}, got method={method!r}")
+        if method != "auto" and method not in METHODS:
+            raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, got "
+                             f"method={method!r}")
+        super().__init__(*args, **kwargs)
+        if method != "auto":        # else the class's default: older pickles have none
+            self.method = method
+
+    def extra_repr(self) -> str:
+        s = super().extra_repr()
+        return s if self.method == "auto" else f"{s}, method={self.method!r}"
+
     def forward(self, input: torch.Tensor, output_size: list[int] | None = None) -> torch.Tensor:
         if self.padding_mode != "zeros":
             raise ValueError(f"padding_mode must be 'zeros' for transposed convolution, got "
@@ -272,6 +287,9 @@ _DOC = r"""Applies a {d}D transposed convolution over an input of several input 
             when the module is made (PyTorch's own check), or in ``forward`` if it was changed
             afterwards. Default: ``'zeros'``
         device, dtype (optional): of the parameters, as in PyTorch.
+        method (str, optional, keyword only): the :data:`tconv_lib.METHODS` entry the forward
+            uses, or ``"auto"``; also the attribute ``method``, shown by ``repr`` when it is not
+            ``"auto"``. Default: ``"auto"``
 
     ``forward(input, output_size=None)`` also takes ``output_size``, a target spatial size that
     sets ``output_padding`` by the ``output_size=`` rule of ``nn.ConvTranspose{d}d`` (see

@@ -315,3 +315,31 @@ def test_gradcheck_forward_mode() -> None:
 
     assert torch.autograd.gradcheck(f, (x, w, b), check_forward_ad=True)
     assert torch.autograd.gradgradcheck(f, (x, w, b), check_fwd_over_rev=True)
+
+
+def test_method_is_a_checked_keyword_that_repr_shows() -> None:
+    """``method`` is given when the module is made (before, only by setting the attribute
+    afterwards: ``method=`` was a TypeError from torch's __init__), checked there with the
+    argument named, shown by ``repr`` when it is not "auto", and kept by deepcopy and
+    torch.save."""
+    import copy
+    import io
+
+    torch.manual_seed(0)
+    ours = nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1, method="phase").double()
+    theirs = torch.nn.ConvTranspose2d(2, 3, 3, stride=2, padding=1).double()
+    theirs.load_state_dict(ours.state_dict())
+    assert repr(ours) == ("ConvTranspose2d(2, 3, kernel_size=(3, 3), stride=(2, 2), "
+                          "padding=(1, 1), method='phase')")
+    assert repr(nn.ConvTranspose1d(2, 3, 3)) == repr(torch.nn.ConvTranspose1d(2, 3, 3))
+    buffer = io.BytesIO()
+    torch.save(ours, buffer)
+    buffer.seek(0)
+    for copied in (copy.deepcopy(ours), torch.load(buffer, weights_only=False)):
+        assert copied.method == "phase"
+    x = torch.randn(2, 2, 4, 4, dtype=torch.float64)
+    torch.testing.assert_close(ours(x), theirs(x))
+    for bad, exc in (("fft", ValueError), (None, TypeError)):
+        with pytest.raises(exc, match=f"method must be .*'auto' or one of scatter.*got "
+                                      f"method={bad!r}"):
+            nn.ConvTranspose3d(1, 1, 2, method=bad)
