@@ -235,7 +235,8 @@ class DoubleConv(nn.Sequential):
 class UNet(nn.Module):
     """U-Net with ``depth`` poolings and the upsampler ``up`` (see :data:`UPSAMPLERS`).
 
-    Shapes: ``(N, in_channels, H, W) -> (N, out_channels, H', W')`` with ``H' = H`` in mode
+    Shapes: ``(N, in_channels, H, W) -> (N, out_channels, H', W')`` (only a batch: any other
+    input shape is a ``ValueError`` naming it) with ``H' = H`` in mode
     ``"same"`` and ``H' = plan_shapes(H, ...)[-1].dec_out`` in mode ``"valid"``
     (572 -> 388 for the paper's ``depth=4``). The paper's network is ``UNet(1, 2, base=64,
     depth=4, mode="valid", up="tconv_k2s2")``. Each upsampler halves the channels, as in the
@@ -252,7 +253,10 @@ class UNet(nn.Module):
         if up not in UPSAMPLERS:
             raise ValueError(f"up must be one of {', '.join(UPSAMPLERS)}, got up={up!r}")
         depth, base = _count("depth", depth, 0), _count("base", base, 1)
+        in_channels = _count("in_channels", in_channels, 1)
+        out_channels = _count("out_channels", out_channels, 1)
         self.mode, self.depth, self.up_kind, self.base = mode, depth, up, base
+        self.in_channels, self.out_channels = in_channels, out_channels
         widths = [base * 2 ** level for level in range(depth + 1)]
         self.down = nn.ModuleList([DoubleConv(in_channels, widths[0], mode, norm)] + [
             DoubleConv(widths[i - 1], widths[i], mode, norm) for i in range(1, depth + 1)])
@@ -264,6 +268,9 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, return_features: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
+        if x.ndim != 4 or x.shape[1] != self.in_channels:   # (C, H, W) would be cut wrongly
+            raise ValueError(f"x must be a batch (N, C, H, W) with C = in_channels = "
+                             f"{self.in_channels}, got x.shape={tuple(x.shape)}")
         h, w = int(x.shape[-2]), int(x.shape[-1])
         plan_shapes(h, self.depth, self.mode, self.up_kind, self.base)
         if w != h:
@@ -420,16 +427,22 @@ def train(model: nn.Module, images: torch.Tensor, masks: torch.Tensor,
 
 @torch.no_grad()
 def predict(model: nn.Module, images: torch.Tensor, batch_size: int = 64) -> torch.Tensor:
-    """Logits of ``model`` in eval mode, on the CPU, computed on the model's device."""
+    """Logits of ``model`` in eval mode, on the CPU, computed on the model's device; the model
+    is left in the mode (train or eval) it had."""
     device = next(model.parameters()).device
+    was_training = model.training
     model.eval()
-    with deterministic(device):
-        return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
-                          for i in range(0, images.shape[0], batch_size)])
+    try:
+        with deterministic(device):
+            return torch.cat([model(images[i:i + batch_size].to(device)).cpu()
+                              for i in range(0, images.shape[0], batch_size)])
+    finally:
+        model.train(was_training)
 
 
 def evaluate(model: nn.Module, images: torch.Tensor, masks: torch.Tensor) -> dict[str, float]:
-    """IoU and Dice of ``logits > 0`` against the (centre-cropped) masks."""
+    """IoU and Dice of ``logits > 0`` (:func:`predict`'s, in eval mode) against the
+    (centre-cropped) masks."""
     logits = predict(model, images)
     target = center_crop(masks, logits.shape[2:])
     pred = logits > 0
