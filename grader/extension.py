@@ -108,14 +108,17 @@ def _time(unit: str):
 
 
 def _listing(course: Course, table: dict[str, dict[str, float]]) -> list[str]:
+    """One line per extension: who, which assignment, how long, and the student's due date."""
+    due = {}
+    if _gradebook_exists(course):   # none yet: no due dates (and none is created)
+        with course.gradebook() as gb:
+            due = {a.name: a.duedate for a in gb.assignments}
     lines = []
-    with course.gradebook() as gb:
-        due = {a.name: a.duedate for a in gb.assignments}
-        for a, by in sorted(table.items()):
-            for s, seconds in sorted(by.items()):
-                when = (f"; due {due[a] + dt.timedelta(seconds=seconds):%Y-%m-%d %H:%M:%S} UTC"
-                        if due.get(a) else "; the assignment has no due date in the gradebook")
-                lines.append(f"  {s}/{a}: {duration(seconds)}{when}")
+    for a, by in sorted(table.items()):
+        for s, seconds in sorted(by.items()):
+            when = (f"; due {due[a] + dt.timedelta(seconds=seconds):%Y-%m-%d %H:%M:%S} UTC"
+                    if due.get(a) else "; the assignment has no due date in the gradebook")
+            lines.append(f"  {s}/{a}: {duration(seconds)}{when}")
     return lines
 
 
@@ -137,6 +140,8 @@ def _assignments(course: Course) -> list[str]:
 def main(args) -> int:
     course = Course.open(args.course, args.db, args.solutions)
     table = load(course.root)
+    if not course.default_db:
+        course.require_gradebook()   # a --db naming no gradebook is a typo, never created
     if args.assignment is None:
         if args.student or args.days is not None or args.hours is not None or args.remove:
             raise UsageError("ASSIGNMENT must be given with --student, --days, --hours or "
@@ -145,8 +150,6 @@ def main(args) -> int:
         print(f"{len(lines)} extension(s) in {path(course.root)}" + (":" if lines else ""))
         print("\n".join(lines)) if lines else None
         return 0
-    if not course.default_db:
-        course.require_gradebook()   # a --db naming no gradebook is a typo, never created
     known = _assignments(course)
     if args.assignment not in known:
         raise UsageError(f"ASSIGNMENT must name an assignment of the gradebook or under "

@@ -310,3 +310,18 @@ def test_a_damaged_extensions_file_stops_autograde_before_it_starts(tmp_path, ca
     err = capsys.readouterr().err
     assert (f"error: {tmp_path / 'extensions.json'} must map each assignment to "
             "{student: seconds}; got ") in err, err
+
+
+def test_an_extension_before_any_gradebook_is_kept_and_listed_without_creating_one(tmp_path,
+                                                                                    capsys):
+    """Granted before anything was graded (no gradebook yet): kept in extensions.json and
+    listed, and no empty gradebook.db is left behind (nbgrader would create one on opening)."""
+    root = str(tmp_path)
+    assert main(["extension", "ex1_shapes", "--student", "amy", "--days", "2",
+                 "--course", root]) == 0
+    assert main(["extension", "--course", root]) == 0
+    out = capsys.readouterr().out
+    assert "no submission yet: amy" in out, out
+    assert ("  amy/ex1_shapes: 2 d 0 h; the assignment has no due date in the gradebook"
+            in out), out
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["extensions.json"]
