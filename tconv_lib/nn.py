@@ -214,14 +214,20 @@ class _TconvMixin:
     method: str = "auto"
     __constants__ = [*torch.nn.modules.conv._ConvNd.__constants__, "method"]   # TorchScript
 
-    def __init__(self, *args: Any, method: str = "auto", **kwargs: Any) -> None:
+    def __init__(self, in_channels: int, out_channels: int, kernel_size: IntOrTuple,
+                 stride: IntOrTuple = 1, padding: IntOrTuple = 0, output_padding: IntOrTuple = 0,
+                 groups: int = 1, bias: bool = True, dilation: IntOrTuple = 1,
+                 padding_mode: str = "zeros", device: Any = None, dtype: Any = None, *,
+                 method: str = "auto") -> None:
+        # torch.nn's parameters, named (torch.nn.utils.skip_init looks for ``device``)
         if not isinstance(method, str):
             raise TypeError(f"method must be a str, 'auto' or one of "
                             f"{', '.join(METHODS)}, got method={method!r}")
         if method != "auto" and method not in METHODS:
             raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, got "
                              f"method={method!r}")
-        super().__init__(*args, **kwargs)
+        super().__init__(in_channels, out_channels, kernel_size, stride, padding,
+                         output_padding, groups, bias, dilation, padding_mode, device, dtype)
         if method != "auto":        # else the class's default: older pickles have none
             self.method = method
 
