@@ -180,6 +180,13 @@ def test_the_built_download_reads_in_jupyter(built_book: Path, chapter: str) -> 
     left = _raw(_markdown(nb))
     assert not left, f"{chapter}.ipynb shows MyST as text in Jupyter: {left}"
     assert "".join(nb["cells"][0]["source"]).startswith("*This notebook was downloaded")
+    saved = nb["metadata"].get("widgets", {}).get(
+        "application/vnd.jupyter.widget-state+json", {}).get("state", {})
+    views = [o["data"]["application/vnd.jupyter.widget-view+json"] for c in nb["cells"]
+             for o in c.get("outputs", [])
+             if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
+    widgets = [v for v in views if v.get("model_id") not in saved]
+    assert not widgets, f"{chapter}.ipynb: widgets with no saved state ('model not found')"
     images = [o for c in nb["cells"] for o in c.get("outputs", [])
               if "{image}" in "".join(o.get("data", {}).get("text/markdown", ""))]
     assert not images, f"{chapter}.ipynb: {len(images)} plots shown as MyST text"

@@ -34,7 +34,8 @@
    quoted admonition, the glossary and the bibliography as paragraphs), and an ``{image}``
    output becomes the PNG itself with its alt text, a figure's caption a cell after it, and a
    cell the book collapses (``hide-input``, ``hide-output``; ``remove-input``, the prose's
-   bookkeeping) is collapsed in Jupyter (``metadata.jupyter``). A first cell says what the
+   bookkeeping) is collapsed in Jupyter (``metadata.jupyter``), a widget's output, whose state
+   is not saved, is left for the reader's run to make. A first cell says what the
    notebook needs to run. The page's ``.md`` download stays the MyST source. Both run without
    MyST-NB (in the ``book`` extra, not in ``pip install`` of the project): the chapters import
    ``glue`` in a ``try`` whose ``except ImportError`` defines one that does nothing, plumbing
@@ -264,6 +265,7 @@ NOTE = ("*This notebook was downloaded from the book \u201ctconv: transposed con
         "extra) hands them to the book's prose, and without it `glue` does nothing.{extra}*")
 NOTE_BENCH = (" Benchmark files and plots are read from `benchmarks/results/` of the checkout "
               "the project was installed from; without one the cells say so and skip them.")
+WIDGET = "application/vnd.jupyter.widget-view+json"
 _ROLE = re.compile(r"\{(?P<role>[a-z]+(?::[a-z]+)?)\}`(?P<body>[^`]*)`")
 _TITLED = re.compile(r"^(?P<text>.*?)\s*<(?P<target>[^<>]+)>$", re.S)
 _FENCE = re.compile(r"^(?P<fence>`{3,}|:{3,})\{(?P<name>[a-z-]+)\}\s*(?P<args>.*)$")
@@ -444,6 +446,9 @@ def for_jupyter(nb, targets: Targets, glued: dict[str, str] | None = None):
                     {k: v for k, v in hidden.items() if v})
             for out in cell.get("outputs", []):
                 _image_output(out, targets.root)
+            if "widgets" not in nb.metadata:    # a widget with no saved state: "model not
+                cell.outputs = [o for o in cell.get("outputs", [])   # found"; run the cell
+                                if WIDGET not in o.get("data", {})]
             figure = cell.metadata.get("mystnb", {}).get("figure", {})
             if figure.get("caption"):       # Jupyter shows no cell metadata: a caption cell
                 number = targets.numref.get(figure.get("name", ""), "Figure")
