@@ -192,6 +192,18 @@ def test_the_built_download_reads_in_jupyter(built_book: Path, chapter: str) -> 
     assert not images, f"{chapter}.ipynb: {len(images)} plots shown as MyST text"
 
 
+def test_the_built_download_says_how_to_see_the_animation(built_book: Path) -> None:
+    """Chapter 2's animation is HTML with a script: a downloaded notebook is not trusted, so
+    Jupyter shows it without its script, and a note under it says how to see it."""
+    from tconv_book import SCRIPTED
+
+    cells = _download(built_book, "02_three_views")["cells"]
+    scripted = [i for i, c in enumerate(cells) if any(
+        "<script" in "".join(o.get("data", {}).get("text/html", "")) for o in c.get("outputs", []))]
+    assert scripted, "02_three_views.ipynb: no scripted output: check broken?"
+    assert all("".join(cells[i + 1]["source"]) == SCRIPTED for i in scripted)
+
+
 def test_the_built_download_numbers_figures_as_the_book(built_book: Path) -> None:
     text = _markdown(_download(built_book, "05_fast"))
     page = (built_book / "book" / "05_fast.html").read_text(encoding="utf-8")

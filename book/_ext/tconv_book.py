@@ -265,6 +265,8 @@ NOTE = ("*This notebook was downloaded from the book \u201ctconv: transposed con
         "extra) hands them to the book's prose, and without it `glue` does nothing.{extra}*")
 NOTE_BENCH = (" Benchmark files and plots are read from `benchmarks/results/` of the checkout "
               "the project was installed from; without one the cells say so and skip them.")
+SCRIPTED = ("*The output above is run by its own JavaScript, which Jupyter runs only in a "
+            "notebook you trust: run the cell (or trust the notebook) to see it.*")
 WIDGET = "application/vnd.jupyter.widget-view+json"
 _ROLE = re.compile(r"\{(?P<role>[a-z]+(?::[a-z]+)?)\}`(?P<body>[^`]*)`")
 _TITLED = re.compile(r"^(?P<text>.*?)\s*<(?P<target>[^<>]+)>$", re.S)
@@ -449,6 +451,9 @@ def for_jupyter(nb, targets: Targets, glued: dict[str, str] | None = None):
             if "widgets" not in nb.metadata:    # a widget with no saved state: "model not
                 cell.outputs = [o for o in cell.get("outputs", [])   # found"; run the cell
                                 if WIDGET not in o.get("data", {})]
+            if any("<script" in "".join(o.get("data", {}).get("text/html", ""))
+                   for o in cell.get("outputs", [])):
+                cells.append(nbformat.v4.new_markdown_cell(SCRIPTED))
             figure = cell.metadata.get("mystnb", {}).get("figure", {})
             if figure.get("caption"):       # Jupyter shows no cell metadata: a caption cell
                 number = targets.numref.get(figure.get("name", ""), "Figure")
