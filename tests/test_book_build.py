@@ -460,6 +460,33 @@ def test_table_headers_have_no_empty_cell() -> None:
     assert not empty, "table header rows with an empty cell:\n" + "\n".join(empty)
 
 
+def test_ch3_names_the_calls_of_the_module_backward_it_shows() -> None:
+    """Chapter 3 introduces ``ConvTransposeFunction.backward`` (shown below its paragraph) by
+    the functions it calls: every function the paragraph names in code is one the backward
+    calls, and every ``gradients`` function it calls is named. (The paragraph said it called
+    ``gradients.bias_grad`` after the backward had come to sum the bias itself.)"""
+    import ast
+
+    tree = ast.parse((ROOT / "tconv_lib" / "nn.py").read_text(encoding="utf-8"))
+    cls = next(n for n in tree.body
+               if isinstance(n, ast.ClassDef) and n.name == "ConvTransposeFunction")
+    backward = next(n for n in cls.body
+                    if isinstance(n, ast.FunctionDef) and n.name == "backward")
+    called = {c.func.attr if isinstance(c.func, ast.Attribute) else c.func.id
+              for c in ast.walk(backward) if isinstance(c, ast.Call)
+              and isinstance(c.func, ast.Attribute | ast.Name)}
+    from_gradients = {c.func.attr for c in ast.walk(backward) if isinstance(c, ast.Call)
+                      and isinstance(c.func, ast.Attribute)
+                      and getattr(c.func.value, "id", None) == "gradients"}
+    src = (ROOT / "book" / "03_gradient.md").read_text(encoding="utf-8")
+    paragraph = src[:src.index("{literalinclude} /tconv_lib/nn.py")].split("\n\n")[-2]
+    named = {n.split(".")[-1] for n in re.findall(r"`([\w.]+)`", paragraph)}
+    functions = {n for n in named if n.islower() and "_" in n or n == "conv"} - {"output_padding"}
+    assert functions, f"no function named before the backward's listing: {paragraph!r}"
+    assert functions <= called, f"named but not called: {sorted(functions - called)}"
+    assert from_gradients <= named, f"called but not named: {sorted(from_gradients - named)}"
+
+
 def test_the_include_check_reads_what_sphinx_shows(tmp_path: Path) -> None:
     """The check resolves options as Sphinx does: the object alone, dedented, a sub-range."""
     lib = tmp_path / "lib.py"
