@@ -444,7 +444,8 @@ def ex1_shapes() -> Book:
     Because a strided *forward* convolution floors, $s$ different lengths map to the same
     forward output; `output_padding` picks one of them on the way back. You will write the
     formula, the range of reachable sizes, and the `output_padding` that reaches a target.
-    Use plain Python arithmetic (no `tconv_lib`).
+    Use plain Python arithmetic (no `tconv_lib`, and no sizes measured on PyTorch's
+    convolutions: the tests measure them to check yours).
     """)
     b.setup(REFERENCE)
     b.md("""
