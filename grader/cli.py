@@ -61,7 +61,9 @@ examples:
       --regexp '^(?P<student_id>[a-z]+)_(late_)?\d+_\d+_(?P<file_id>.+)$'
 
 Collecting again is safe: identical files change nothing, and an older copy never replaces a
-newer one. Every file not imported is listed with the reason.
+newer one. A copy kept with only a file's time (no hand-in time in its name or beside it: perhaps
+the download's) is not compared with a hand-in time: a copy with one, collected later, replaces
+it (a resubmission), and is listed. Every file not imported is listed with the reason.
 
 next: tconv-grader autograde --course DIR""",
     "autograde": r"""examples:
