@@ -148,7 +148,8 @@ def main(args) -> int:
                              "--remove (without them, extension lists the extensions); got none")
         lines = _listing(course, table) if table else []
         print(f"{len(lines)} extension(s) in {path(course.root)}" + (":" if lines else ""))
-        print("\n".join(lines)) if lines else None
+        if lines:
+            print("\n".join(lines))
         return 0
     known = _assignments(course)
     if args.assignment not in known:
@@ -222,8 +223,9 @@ def _print(course: Course, args, seconds: float, now: list[str], later: list[str
     if now:
         print(f"  in the gradebook now: {', '.join(now)}")
     if later:
-        print(f"  no submission yet: {', '.join(later)} (autograde writes it into the gradebook "
-              "when it grades the submission)")
+        print(f"  no submission yet: {', '.join(later)} "
+              + ("(nothing in the gradebook to change)" if args.remove else
+                 "(autograde writes it into the gradebook when it grades the submission)"))
     if unknown:
         print(f"warning: {', '.join(unknown)}: not a student of the gradebook and nothing "
               "collected from them yet: check the id (the class list's id)")
