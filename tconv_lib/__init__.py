@@ -15,7 +15,8 @@ Public API:
     conventions     TensorFlow/Keras and JAX arguments as PyTorch calls
     gradients       the gradients of conv and conv_transpose, written
                     with tconv_lib itself
-    nn              ConvTranspose1d/2d/3d modules backed by tconv_lib
+    nn              ConvTranspose1d/2d/3d modules backed by tconv_lib,
+                    and convert() to put them into a built model
                     (needs torch)
 
 Also imported on first use (they need torch): ``tconv_lib.artifacts``

@@ -16,6 +16,9 @@ PyTorch's compilers take them too: inside ``torch.compile`` (``fullgraph=True``,
 and ``torch.export``, and in ``torch.jit.script``, each call is one node of the custom operator
 ``torch.ops.tconv.conv_transpose`` (:mod:`tconv_lib._ops`), whose output shape and backward are
 registered; eager calls keep the ``autograd.Function``.
+
+:func:`convert` puts these modules in place of torch.nn's in a model already built, keeping its
+parameters.
 """
 
 from __future__ import annotations
@@ -208,6 +211,15 @@ def conv_transpose_to_size(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
 torch.fx.wrap("conv_transpose_to_size")
 
 
+def _check_method(method: Any) -> None:
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str, 'auto' or one of {', '.join(METHODS)}, got "
+                        f"method={method!r}")
+    if method != "auto" and method not in METHODS:
+        raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, got "
+                         f"method={method!r}")
+
+
 class _TconvMixin:
     """Replaces ``forward`` of a ``torch.nn.ConvTranspose*d`` with tconv_lib's function."""
 
@@ -220,12 +232,7 @@ class _TconvMixin:
                  padding_mode: str = "zeros", device: Any = None, dtype: Any = None, *,
                  method: str = "auto") -> None:
         # torch.nn's parameters, named (torch.nn.utils.skip_init looks for ``device``)
-        if not isinstance(method, str):
-            raise TypeError(f"method must be a str, 'auto' or one of "
-                            f"{', '.join(METHODS)}, got method={method!r}")
-        if method != "auto" and method not in METHODS:
-            raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, got "
-                             f"method={method!r}")
+        _check_method(method)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding,
                          output_padding, groups, bias, dilation, padding_mode, device, dtype)
         if method != "auto":        # else the class's default: older pickles have none
@@ -354,3 +361,51 @@ class ConvTranspose3d(_TconvMixin, torch.nn.ConvTranspose3d):
                           spatial_out=r"D_{out}, H_{out}, W_{out}", kernel=r"k_D, k_H, k_W",
                           example_in="3, 5, 5", example_out="6, 10, 10",
                           example_size="5, 9, 10")
+
+
+_FROM_TORCH = {torch.nn.ConvTranspose1d: ConvTranspose1d, torch.nn.ConvTranspose2d: ConvTranspose2d,
+               torch.nn.ConvTranspose3d: ConvTranspose3d}
+
+
+def convert(module: torch.nn.Module, method: str = "auto") -> torch.nn.Module:
+    r"""Puts tconv_lib's modules in place of every ``torch.nn.ConvTranspose{1,2,3}d`` in
+    ``module``, as ``torch.nn.SyncBatchNorm.convert_sync_batchnorm`` does for batch norm.
+
+    Each replacement has the replaced module's arguments, ``padding_mode`` and train/eval mode,
+    and holds the same ``weight`` and ``bias`` Parameter objects (an optimizer made before
+    keeps updating them; no copy, no new initialisation); hooks are not carried over.
+    Children are replaced in place; a ``module`` that is itself a ``ConvTranspose*d`` is
+    returned replaced. Modules that are already tconv_lib's, and subclasses of torch's, are
+    left alone.
+
+    Args:
+        module (torch.nn.Module): the model.
+        method (str, optional): the :data:`tconv_lib.METHODS` entry, or ``"auto"``, that the
+            new modules' forward uses. Default: ``"auto"``
+
+    Returns:
+        ``module`` (or its replacement).
+
+    Examples:
+        >>> import torch
+        >>> from tconv_lib import nn
+        >>> model = torch.nn.Sequential(torch.nn.ConvTranspose2d(4, 2, 3, stride=2),
+        ...                             torch.nn.ReLU())
+        >>> nn.convert(model)[0]
+        ConvTranspose2d(4, 2, kernel_size=(3, 3), stride=(2, 2))
+        >>> type(model[0]).__module__
+        'tconv_lib.nn'
+    """
+    _check_method(method)
+    if type(module) in _FROM_TORCH:
+        old = module
+        module = _FROM_TORCH[type(old)](
+            old.in_channels, old.out_channels, old.kernel_size, old.stride, old.padding,
+            old.output_padding, old.groups, old.bias is not None, old.dilation,
+            old.padding_mode, device="meta", method=method)      # meta: nothing initialised
+        module.weight, module.bias = old.weight, old.bias
+        module.train(old.training)
+    for name, child in module.named_children():
+        module.add_module(name, convert(child, method))
+    return module
+

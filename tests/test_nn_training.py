@@ -122,3 +122,37 @@ def test_unet_names_bad_channels_and_input_shapes(call, exc, fragments) -> None:
         call()
     for fragment in fragments:
         assert fragment in str(info.value), f"{fragment!r} missing from: {info.value}"
+
+
+def test_convert_puts_tconv_libs_modules_into_a_built_model() -> None:
+    """nn.convert: every torch.nn.ConvTranspose*d of a model replaced in place, holding the same
+    Parameter objects (an optimizer made before trains the converted model), in its mode, with
+    the given method; the result trains as the torch.nn model does."""
+    torch.manual_seed(0)
+    theirs = _generator().double()
+    model = copy.deepcopy(theirs)
+    model[3].eval()
+    params = list(model.parameters())
+    opt = torch.optim.Adam(params, lr=1e-2)
+    assert nn.convert(model, method="scatter") is model
+    assert [type(m) for m in model if isinstance(m, torch.nn.ConvTranspose2d)] == [
+        nn.ConvTranspose2d] * 3
+    assert [m.method for m in model if isinstance(m, nn.ConvTranspose2d)] == ["scatter"] * 3
+    assert all(a is b for a, b in zip(model.parameters(), params, strict=True))
+    assert not model[3].training and model[0].training
+    model[3].train()
+    opts = [opt, torch.optim.Adam(theirs.parameters(), lr=1e-2)]
+    for step in range(2):
+        for net, o in zip((model, theirs), opts, strict=True):
+            o.zero_grad()
+            net(*_inputs(2, step)).square().mean().backward()
+            o.step()
+        for a, b in zip(model.parameters(), theirs.parameters(), strict=True):
+            torch.testing.assert_close(a, b)
+    up = torch.nn.ConvTranspose3d(2, 2, 3, stride=2, bias=False, dilation=2)
+    ours = nn.convert(up)
+    assert type(ours) is nn.ConvTranspose3d and ours.weight is up.weight and ours.bias is None
+    assert repr(ours) == repr(up)
+    assert nn.convert(ours) is ours
+    with pytest.raises(ValueError, match="method must be .* got method='fast'"):
+        nn.convert(torch.nn.ReLU(), method="fast")
