@@ -242,7 +242,9 @@ class UNet(nn.Module):
     depth=4, mode="valid", up="tconv_k2s2")``. Each upsampler halves the channels, as in the
     paper; ``norm=False`` drops the BatchNorm layers as the paper does. :meth:`forward` with
     ``return_features=True`` also returns the decoder's feature maps
-    (after each upsampler), deepest first.
+    (after each upsampler), deepest first. The transposed upsamplers are
+    ``torch.nn.ConvTranspose2d``; ``tconv_lib.nn.convert(net)`` puts tconv_lib's own modules in
+    their place, with the same parameters.
     """
 
     def __init__(self, in_channels: int = 1, out_channels: int = 1, base: int = 8, depth: int = 2,
