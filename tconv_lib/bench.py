@@ -758,6 +758,44 @@ class _DefaultsFormatter(argparse.HelpFormatter):
         return text + " (default: %(default)s)"
 
 
+def _count(low: int) -> Callable[[str], int]:
+    """An argparse type: an integer of at least ``low``, else an error naming the rule."""
+
+    def parse(text: str) -> int:
+        try:
+            value = int(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be an integer, got {text!r}") from None
+        if value < low:
+            raise argparse.ArgumentTypeError(f"must be at least {low}, got {value}")
+        return value
+
+    return parse
+
+
+def _amount(positive: bool) -> Callable[[str], float]:
+    """An argparse type: a finite number above 0 (``positive``) or at least 0."""
+
+    def parse(text: str) -> float:
+        try:
+            value = float(text)
+        except ValueError:
+            raise argparse.ArgumentTypeError(f"must be a number, got {text!r}") from None
+        if not math.isfinite(value) or value < 0 or (positive and value == 0):
+            rule = "above 0" if positive else "0 or more"
+            raise argparse.ArgumentTypeError(f"must be a finite number {rule}, got {text}")
+        return value
+
+    return parse
+
+
+def _device(text: str) -> str:
+    """An argparse type: ``cpu``, ``cuda`` or ``cuda:N``."""
+    if re.fullmatch(r"cpu|cuda(:\d+)?", text) is None:
+        raise argparse.ArgumentTypeError(f"must be 'cpu', 'cuda' or 'cuda:N', got {text!r}")
+    return text
+
+
 def build_parser() -> argparse.ArgumentParser:
     p = argparse.ArgumentParser(
         prog="python -m tconv_lib.bench",
@@ -769,24 +807,25 @@ def build_parser() -> argparse.ArgumentParser:
         formatter_class=_DefaultsFormatter)
     p.add_argument("--quick", action="store_true",
                    help="CI-sized smoke run: tiny versions of the shapes, 1 warm-up, 3 rounds")
-    p.add_argument("--device", default="cpu", help="'cpu' or 'cuda' (or 'cuda:N')")
+    p.add_argument("--device", type=_device, default="cpu", help="'cpu' or 'cuda' (or 'cuda:N')")
     p.add_argument("--backend", choices=("torch", "numpy"), default="torch",
                    help="array type handed to tconv_lib; the reference is always torch")
-    p.add_argument("--threads", type=int, default=None,
+    p.add_argument("--threads", type=_count(1), default=None,
                    help="threads for torch and NumPy's BLAS (default: torch's current setting)")
     p.add_argument("--shapes", nargs="+", choices=SHAPE_NAMES, default=None, metavar="NAME",
                    help="subset of the suite (default: all)")
     p.add_argument("--methods", nargs="+", choices=ALL_METHODS, default=None, metavar="METHOD",
                    help=f"subset of {', '.join(ALL_METHODS)} (default: all)")
-    p.add_argument("--reps", type=int, default=None, help="timed rounds (default 7, quick 3)")
-    p.add_argument("--warmup", type=int, default=None, help="untimed rounds (default 2, quick 1)")
-    p.add_argument("--max-work-ratio", type=float, default=8.0,
+    p.add_argument("--reps", type=_count(1), default=None, help="timed rounds (default 7, quick 3)")
+    p.add_argument("--warmup", type=_count(0), default=None,
+                   help="untimed rounds (default 2, quick 1)")
+    p.add_argument("--max-work-ratio", type=_amount(positive=True), default=8.0,
                    help="skip a method whose estimated multiply-adds exceed this many times the "
                    "useful ones")
-    p.add_argument("--max-mem-gb", type=float, default=4.0,
+    p.add_argument("--max-mem-gb", type=_amount(positive=True), default=4.0,
                    help="skip a method whose estimated temporaries exceed this many GB")
     p.add_argument("--no-skip", action="store_true", help="run every method on every shape")
-    p.add_argument("--settle", type=float, default=None, metavar="SECONDS",
+    p.add_argument("--settle", type=_amount(positive=False), default=None, metavar="SECONDS",
                    help="untimed busy-wait before each call, so that one library's spinning "
                    "worker threads do not slow the next (default: 0.15 with --backend numpy, "
                    "whose OpenBLAS threads spin ~0.1 s after each product; 0 otherwise)")
@@ -799,6 +838,21 @@ def build_parser() -> argparse.ArgumentParser:
                    "nothing is timed")
     p.add_argument("--no-progress", action="store_true", help="no progress bar")
     return p
+
+
+def _unwritable(out: Path) -> str | None:
+    """Why the results cannot be written to ``out`` (and its PNG next to it), or None.
+
+    Checked before the run, which can take many minutes, instead of failing after it."""
+    if out.is_dir():
+        return "is a folder; give a file path such as results.json"
+    try:
+        out.parent.mkdir(parents=True, exist_ok=True)
+    except OSError as err:
+        return f"its folder cannot be made ({err.strerror})"
+    if not os.access(out.parent, os.W_OK) or (out.exists() and not os.access(out, os.W_OK)):
+        return "is not writable"
+    return None
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -831,7 +885,10 @@ def main(argv: Sequence[str] | None = None) -> int:
         shapes = [quick_version(s) for s in shapes]
     label = device_label(args.device, args.backend, threads, args.quick)
     out = args.out or Path("benchmarks/results") / f"{label}.json"
-    out.parent.mkdir(parents=True, exist_ok=True)
+    problem = _unwritable(out)
+    if problem is not None:
+        print(f"error: --out {out}: {problem}; nothing was timed", file=sys.stderr)
+        return 2
 
     copy_gbs = copy_bandwidth(args.backend, args.device, 16 if args.quick else 256)
     try:

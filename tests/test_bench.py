@@ -81,6 +81,43 @@ def test_help_lists_every_option() -> None:
         assert said.count("default") <= 1, said
 
 
+@pytest.mark.parametrize(("argv", "said"), [
+    (["--reps", "0"], "argument --reps: must be at least 1, got 0"),
+    (["--reps", "x"], "argument --reps: must be an integer, got 'x'"),
+    (["--threads", "0"], "argument --threads: must be at least 1, got 0"),
+    (["--threads", "-3"], "argument --threads: must be at least 1, got -3"),
+    (["--warmup", "-1"], "argument --warmup: must be at least 0, got -1"),
+    (["--settle", "-2"], "argument --settle: must be a finite number 0 or more, got -2"),
+    (["--settle", "nan"], "argument --settle: must be a finite number 0 or more, got nan"),
+    (["--max-mem-gb", "-1"], "argument --max-mem-gb: must be a finite number above 0, got -1"),
+    (["--max-work-ratio", "0"], "argument --max-work-ratio: must be a finite number above 0"),
+    (["--device", "tpu"], "argument --device: must be 'cpu', 'cuda' or 'cuda:N', got 'tpu'"),
+])
+def test_bad_option_values_are_refused_naming_the_option_and_the_rule(
+        argv: list[str], said: str, capsys) -> None:
+    # before: --reps 0 was replaced by 7, --threads 0 and negative amounts were taken as given,
+    # and --threads -3 or --device tpu ended in a RuntimeError traceback
+    with pytest.raises(SystemExit) as exit_:
+        bench.main(argv)
+    assert exit_.value.code == 2
+    assert said in capsys.readouterr().err
+
+
+def test_an_out_that_cannot_be_written_is_refused_before_anything_is_timed(
+        tmp_path: Path, monkeypatch, capsys) -> None:
+    # before: the run took its minutes and then failed writing, with a traceback
+    timed: list[object] = []
+    monkeypatch.setattr(bench, "bench_shape", lambda *a, **k: timed.append(a))
+    a_file = tmp_path / "a-file"
+    a_file.write_text("")
+    for out, why in ((a_file / "r.json", "its folder cannot be made"),
+                     (tmp_path, "is a folder")):
+        assert bench.main(["--quick", "--no-progress", "--out", str(out)]) == 2
+        err = capsys.readouterr().err
+        assert f"--out {out}: {why}" in err and "nothing was timed" in err, err
+    assert timed == []
+
+
 def test_suite_matches_the_issue() -> None:
     by_name = {s.name: s for s in bench.SUITE}
     assert by_name["fcn32s"].useful_flops == 2 * 21 * 21 * 64 * 64 * 16 * 16
