@@ -61,30 +61,34 @@ class ConvTransposeFunction(torch.autograd.Function):
 
     @staticmethod
     def backward(ctx: Any, grad_out: torch.Tensor) -> tuple[Any, ...]:
-        """:func:`tconv_lib.gradients.conv_transpose_input_grad`,
-        :func:`~tconv_lib.gradients.conv_transpose_weight_grad` and
-        :func:`~tconv_lib.gradients.bias_grad`, less their argument checks: the forward checked
-        the call, and autograd hands ``grad_out`` over in the output's shape, dtype and device.
-        What remains is their arithmetic, :func:`tconv_lib.conv` and
-        :func:`tconv_lib.gradients.conv_weight_grad` (which a repeated tiny call runs by its kept
-        plan, :mod:`tconv_lib._small`)."""
+        """The arithmetic of :mod:`tconv_lib.gradients`' checked entries
+        (``conv_transpose_input_grad``, ``conv_transpose_weight_grad``,
+        ``bias_grad``) without their argument checks: the forward checked
+        the call, and autograd hands ``grad_out`` over in the output's
+        shape, dtype and device. :func:`tconv_lib.conv` gives the input
+        gradient, :func:`tconv_lib.gradients.conv_weight_grad` the
+        weight's (a repeated tiny call runs by its kept plan,
+        :mod:`tconv_lib._small`)."""
         x, weight = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.geometry
         grad_x = grad_w = grad_b = None
-        if ctx.needs_input_grad[0]:     # a convolution, cropped to x (op extends it past x)
-            grad_x = conv(grad_out, weight, None, stride, padding, dilation, groups)
+        if ctx.needs_input_grad[0]:
+            # a convolution, cropped to x (output_padding extends it past x)
+            grad_x = conv(grad_out, weight, None, stride, padding, dilation,
+                          groups)
             if grad_x.shape[2:] != x.shape[2:]:
                 grad_x = grad_x[(Ellipsis, *(slice(0, i) for i in x.shape[2:]))]
         if ctx.needs_input_grad[1]:
             kernel = tuple(weight.shape[2:])
             output_padding = ctx.forward_args[2]
+            geometry = (stride, padding, dilation, groups)
             if all(o < s for o, s in zip(output_padding, stride, strict=True)):
-                # the convolution of grad_out has x's size: its correlation with x
-                grad_w = gradients.conv_weight_grad(grad_out, x, kernel, stride, padding,
-                                                    dilation, groups)
-            else:       # output_padding >= stride (dilation > stride): x padded with zeros
-                grad_w = gradients.conv_transpose_weight_grad(x, grad_out, kernel, stride,
-                                                              padding, dilation, groups)
+                # the convolution of grad_out has x's size: correlate them
+                grad_w = gradients.conv_weight_grad(grad_out, x, kernel,
+                                                    *geometry)
+            else:  # output_padding >= stride (dilation > stride): pad x
+                grad_w = gradients.conv_transpose_weight_grad(
+                    x, grad_out, kernel, *geometry)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum((0, *range(2, grad_out.ndim)))
         return grad_x, grad_w, grad_b, None, None, None, None, None, None

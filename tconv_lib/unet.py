@@ -270,9 +270,11 @@ class UNet(nn.Module):
 
     def forward(self, x: torch.Tensor, return_features: bool = False
                 ) -> torch.Tensor | tuple[torch.Tensor, list[torch.Tensor]]:
-        if x.ndim != 4 or x.shape[1] != self.in_channels:   # (C, H, W) would be cut wrongly
-            raise ValueError(f"x must be a batch (N, C, H, W) with C = in_channels = "
-                             f"{self.in_channels}, got x.shape={tuple(x.shape)}")
+        # an unbatched (C, H, W) input would be cut along the wrong axes
+        if x.ndim != 4 or x.shape[1] != self.in_channels:
+            raise ValueError(
+                "x must be a batch (N, C, H, W) with C = in_channels = "
+                f"{self.in_channels}, got x.shape={tuple(x.shape)}")
         h, w = int(x.shape[-2]), int(x.shape[-1])
         plan_shapes(h, self.depth, self.mode, self.up_kind, self.base)
         if w != h:
