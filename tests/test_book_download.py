@@ -2,7 +2,7 @@
 opened in plain Jupyter, or run with ``jupyter nbconvert --execute`` in a folder of its own.
 
 The chapters are MyST notebooks; Jupyter shows MyST's roles and directives as raw text, so the
-download is rewritten for it (book/_ext/tconv_book.py, item 8). Static checks run on the
+download is rewritten for it (book/_ext/notebook_download.py). Static checks run on the
 chapters' sources; the rest read the built book (``make book`` first) and skip without it."""
 
 from __future__ import annotations
@@ -40,7 +40,7 @@ class _AnyGlue(dict):
 def _converted(chapter: str):
     import nbformat
     from myst_nb.core.read import read_myst_markdown_notebook
-    from tconv_book import Targets, bibliography, for_jupyter
+    from notebook_download import Targets, bibliography, for_jupyter
 
     text = (ROOT / "book" / f"{chapter}.md").read_text(encoding="utf-8")
     nb = nbformat.from_dict(read_myst_markdown_notebook(text))
@@ -148,7 +148,7 @@ def test_an_image_output_becomes_the_image(tmp_path: Path) -> None:
     import base64
 
     import nbformat
-    from tconv_book import Targets, for_jupyter
+    from notebook_download import Targets, for_jupyter
 
     (tmp_path / "plots").mkdir()
     (tmp_path / "plots" / "a.png").write_bytes(b"\x89PNG fake")
@@ -195,7 +195,7 @@ def test_the_built_download_reads_in_jupyter(built_book: Path, chapter: str) -> 
 def test_the_built_download_says_how_to_see_the_animation(built_book: Path) -> None:
     """Chapter 2's animation is HTML with a script: a downloaded notebook is not trusted, so
     Jupyter shows it without its script, and a note under it says how to see it."""
-    from tconv_book import SCRIPTED
+    from notebook_download import SCRIPTED
 
     cells = _download(built_book, "02_three_views")["cells"]
     scripted = [i for i, c in enumerate(cells) if any(
