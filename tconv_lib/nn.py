@@ -31,7 +31,7 @@ import torch
 from . import _ops, backend, gradients, shapes
 from ._args import IntOrTuple
 from .conv import conv
-from .transpose import METHODS, conv_transpose
+from .transpose import check_method, conv_transpose
 
 
 class ConvTransposeFunction(torch.autograd.Function):
@@ -215,15 +215,6 @@ def conv_transpose_to_size(x: torch.Tensor, weight: torch.Tensor, bias: torch.Te
 torch.fx.wrap("conv_transpose_to_size")
 
 
-def _check_method(method: Any) -> None:
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a str, 'auto' or one of {', '.join(METHODS)}, got "
-                        f"method={method!r}")
-    if method != "auto" and method not in METHODS:
-        raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, got "
-                         f"method={method!r}")
-
-
 class _TconvMixin:
     """Replaces ``forward`` of a ``torch.nn.ConvTranspose*d`` with tconv_lib's function."""
 
@@ -236,7 +227,7 @@ class _TconvMixin:
                  padding_mode: str = "zeros", device: Any = None, dtype: Any = None, *,
                  method: str = "auto") -> None:
         # torch.nn's parameters, named (torch.nn.utils.skip_init looks for ``device``)
-        _check_method(method)
+        check_method(method)
         super().__init__(in_channels, out_channels, kernel_size, stride, padding,
                          output_padding, groups, bias, dilation, padding_mode, device, dtype)
         if method != "auto":        # else the class's default: older pickles have none
@@ -400,7 +391,7 @@ def convert(module: torch.nn.Module, method: str = "auto") -> torch.nn.Module:
         >>> type(model[0]).__module__
         'tconv_lib.nn'
     """
-    _check_method(method)
+    check_method(method)
     if type(module) in _FROM_TORCH:
         old = module
         module = _FROM_TORCH[type(old)](

@@ -20,6 +20,16 @@ from .methods._canvas import output_shape
 METHODS: tuple[str, ...] = tuple(IMPLEMENTATIONS)
 
 
+def check_method(method: Any) -> None:
+    """Refuse a ``method`` that is not ``"auto"`` or a :data:`METHODS` entry, naming it."""
+    if not isinstance(method, str):
+        raise TypeError(f"method must be a str, 'auto' or one of {', '.join(METHODS)}, "
+                        f"got method={method!r}")
+    if method != "auto" and method not in IMPLEMENTATIONS:
+        raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, "
+                         f"got method={method!r}")
+
+
 def choose_method(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple = 1,
                   padding: IntOrTuple = 0, output_padding: IntOrTuple = 0, groups: int = 1,
                   dilation: IntOrTuple = 1) -> str:
@@ -155,12 +165,7 @@ def conv_transpose(input: Any, weight: Any, bias: Any = None, stride: IntOrTuple
         ...
         ValueError: output_padding must be smaller than max(stride, dilation)...=(2, 2)...
     """
-    if not isinstance(method, str):
-        raise TypeError(f"method must be a str, 'auto' or one of {', '.join(METHODS)}, "
-                        f"got method={method!r}")
-    if method != "auto" and method not in IMPLEMENTATIONS:
-        raise ValueError(f"method must be 'auto' or one of {', '.join(METHODS)}, "
-                         f"got method={method!r}")
+    check_method(method)
     if method == "auto":      # a tiny CPU call seen before: its kept plan (tconv_lib._small)
         y = _small.conv_transpose_auto(input, weight, bias, (stride, padding, output_padding,
                                                              groups, dilation))
