@@ -277,3 +277,18 @@ def test_every_command_in_the_docs_names_what_exists(doc: str) -> None:
     targets = _makefile_targets()
     problems = [f"{c}: {p}" for c in commands for p in _problems(c, targets)]
     assert not problems, f"{doc} gives commands naming what does not exist: {problems}"
+
+
+@pytest.mark.parametrize("doc", DOCS)
+def test_every_python_example_in_the_docs_runs(doc: str) -> None:
+    """A ```python block in the docs is an example a reader pastes: it runs as written, and its
+    asserts (e.g. README's library example against torch.nn.functional in float64) hold."""
+    blocks = re.findall(r"^```python\n(.*?)^```", (ROOT / doc).read_text(), re.S | re.M)
+    if doc == "README.md":
+        assert blocks, "README.md has no python example (its 'For library users' section)"
+    for n, code in enumerate(blocks):
+        try:
+            exec(compile(code, f"{doc} python block {n + 1}", "exec"), {})  # noqa: S102
+        except Exception as exc:
+            pytest.fail(f"{doc}'s python block {n + 1} failed: {type(exc).__name__}: {exc}\n"
+                        f"{code}")
