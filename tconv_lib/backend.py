@@ -336,8 +336,10 @@ def transformed(x: Any, weight: Any, bias: Any) -> bool:
 
 def crop_or_pad(x: Any, lo: tuple[int, ...], size: tuple[int, ...]) -> Any:
     """Window ``[lo, lo + size)`` of each spatial axis; parts outside ``x`` read as zeros."""
-    xp = namespace(x)
     spatial = tuple(int(v) for v in x.shape[2:])
+    if tuple(size) == spatial and not any(lo):
+        return x
+    xp = namespace(x)
     if all(a >= 0 and a + n <= full for a, n, full in zip(lo, size, spatial, strict=True)):
         return x[(Ellipsis,) + tuple(slice(a, a + n) for a, n in zip(lo, size, strict=True))]
     if is_torch(x) and _functorch_wrapped(x):   # torch.func (vmap of a backward, say):

@@ -68,27 +68,28 @@ class ConvTransposeFunction(torch.autograd.Function):
         shape, dtype and device. :func:`tconv_lib.conv` gives the input
         gradient, :func:`tconv_lib.gradients.conv_weight_grad` the
         weight's (a repeated tiny call runs by its kept plan,
-        :mod:`tconv_lib._small`)."""
+        :mod:`tconv_lib._small`), their arrays cropped or padded to size by
+        :func:`tconv_lib.backend.crop_or_pad`."""
         x, weight = ctx.saved_tensors
         stride, padding, dilation, groups = ctx.geometry
+        kernel, x_size = tuple(weight.shape[2:]), tuple(x.shape[2:])
+        zeros = (0,) * len(x_size)
         grad_x = grad_w = grad_b = None
         if ctx.needs_input_grad[0]:
             # a convolution, cropped to x (output_padding extends it past x)
-            grad_x = conv(grad_out, weight, None, stride, padding, dilation,
-                          groups)
-            if grad_x.shape[2:] != x.shape[2:]:
-                grad_x = grad_x[(Ellipsis, *(slice(0, i) for i in x.shape[2:]))]
+            grad_x = backend.crop_or_pad(
+                conv(grad_out, weight, None, stride, padding, dilation, groups),
+                zeros, x_size)
         if ctx.needs_input_grad[1]:
-            kernel = tuple(weight.shape[2:])
+            # the correlation of grad_out with x, padded with zeros to the size
+            # of grad_out's convolution: x's plus output_padding // stride
+            # (longer only when output_padding reaches the stride)
             output_padding = ctx.forward_args[2]
-            geometry = (stride, padding, dilation, groups)
-            if all(o < s for o, s in zip(output_padding, stride, strict=True)):
-                # the convolution of grad_out has x's size: correlate them
-                grad_w = gradients.conv_weight_grad(grad_out, x, kernel,
-                                                    *geometry)
-            else:  # output_padding >= stride (dilation > stride): pad x
-                grad_w = gradients.conv_transpose_weight_grad(
-                    x, grad_out, kernel, *geometry)
+            size = tuple(i + o // s for i, o, s in
+                         zip(x_size, output_padding, stride, strict=True))
+            grad_w = gradients.conv_weight_grad(
+                grad_out, backend.crop_or_pad(x, zeros, size), kernel, stride,
+                padding, dilation, groups)
         if ctx.has_bias and ctx.needs_input_grad[2]:
             grad_b = grad_out.sum((0, *range(2, grad_out.ndim)))
         return grad_x, grad_w, grad_b, None, None, None, None, None, None
@@ -403,4 +404,3 @@ def convert(module: torch.nn.Module, method: str = "auto") -> torch.nn.Module:
     for name, child in module.named_children():
         module.add_module(name, convert(child, method))
     return module
-
