@@ -146,7 +146,10 @@ def _make(key: _Key, torch_dtype: Any, numpy_dtype: Any, transposed: bool) -> An
         return g.astype(numpy_dtype)
     import torch
 
-    with torch.inference_mode(False):      # kept for calls that autograd records, too
+    # kept for calls that autograd records, too, and made outside any torch.func transform:
+    # there it would be the transform's wrapper, which dies with it (and a later
+    # torch.jit.trace fails sizing it: 'Unsupported value kind: Tensor')
+    with torch.inference_mode(False), torch._C._DisableFuncTorch():
         return torch.from_numpy(g).to(torch_dtype)
 
 

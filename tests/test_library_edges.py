@@ -98,6 +98,30 @@ def test_modules_trace_with_torch_jit_like_pytorch(dims: int) -> None:
                                torch.autograd.grad(y_ref, ref_x3, g)[0], rtol=1e-12, atol=1e-12)
 
 
+@pytest.mark.parametrize("dims", [1, 2, 3])
+def test_a_trace_after_a_torch_func_transform_gives_pytorchs_values(dims: int) -> None:
+    """The small route's gather matrix (``tconv_lib._small``, kept between calls) is made
+    outside any ``torch.func`` transform: made inside one it was the transform's wrapper,
+    which dies with it, and a later ``torch.jit.trace`` failed sizing it ('Unsupported value
+    kind: Tensor'), so a trace's outcome hung on which tests had run before it."""
+    torch.manual_seed(1)
+    cls = {1: torch.nn.ConvTranspose1d, 2: torch.nn.ConvTranspose2d,
+           3: torch.nn.ConvTranspose3d}[dims]
+    ref = cls(2, 2, 3, stride=2, padding=1).double()
+    mod = getattr(tnn, cls.__name__)(2, 2, 3, stride=2, padding=1).double()
+    mod.load_state_dict(ref.state_dict())
+    x = torch.randn((1, 2) + (3,) * dims, dtype=torch.float64)
+    gx = torch.func.grad(lambda v: mod(v).square().sum())(x)
+    ref_x = x.clone().requires_grad_()
+    torch.testing.assert_close(gx, torch.autograd.grad(ref(ref_x).square().sum(), ref_x)[0])
+    x4 = torch.randn((1, 2) + (4,) * dims, dtype=torch.float64)
+    with warnings.catch_warnings():
+        warnings.simplefilter("ignore")           # TracerWarnings for the Python shape checks
+        traced = torch.jit.trace(mod, x4)
+    x2 = torch.randn((2, 2) + (4,) * dims, dtype=torch.float64)
+    torch.testing.assert_close(traced(x2), ref(x2), rtol=1e-12, atol=1e-12)
+
+
 JIT_WARNING = "ignore:`torch.jit.script` is deprecated:DeprecationWarning"   # torch's own,
 # on first use of forward-mode AD (torch/_decomp/decompositions_for_jvp.py), F.conv_* alike
 
